@@ -1,0 +1,434 @@
+//! `Cargo` in `nanocl.io/v1`, the storage version.
+
+use std::collections::{BTreeMap, HashMap};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::meta::{Condition, Object};
+use crate::path::FieldPath;
+use crate::quantity;
+use crate::reference;
+use crate::template;
+use crate::validation::{self, quoted, FieldErrors};
+
+/// A Cargo: `replicas` containers of one container spec, in a cluster.
+pub type Cargo = Object<CargoSpec, CargoStatus>;
+
+/// Most replicas one cargo may ask for.
+pub const MAX_REPLICAS: i32 = 1000;
+
+/// Host address ports are published on when `hostIP` is omitted: loopback, so nothing is
+/// exposed to the network by accident.
+pub const DEFAULT_HOST_IP: &str = "127.0.0.1";
+
+/// What a Cargo should be.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CargoSpec {
+    /// The Cluster (in the same namespace) this cargo runs in. Required. It may be created
+    /// later: the cargo waits for it.
+    #[serde(default)]
+    pub cluster: String,
+    /// How many containers to run (0 to 1000, default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub replicas: Option<i32>,
+    /// Networks of the same cluster to attach to; empty means the cluster's default network.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<String>,
+    /// The container every replica runs.
+    #[serde(default)]
+    pub container: ContainerSpec,
+}
+
+/// When to pull the image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ImagePullPolicy {
+    /// Pull only when the image is not on the host (the default).
+    IfNotPresent,
+    /// Pull before every container creation.
+    Always,
+    /// Never pull: the image must already be on the host.
+    Never,
+}
+
+/// Transport protocol of a port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[allow(clippy::upper_case_acronyms, reason = "the API spells protocols in capitals, as Kubernetes does")]
+pub enum Protocol {
+    /// TCP (the default).
+    TCP,
+    /// UDP.
+    UDP,
+    /// SCTP.
+    SCTP,
+}
+
+impl Protocol {
+    /// Lowercase, as Docker writes it.
+    pub fn as_docker(self) -> &'static str {
+        match self {
+            Protocol::TCP => "tcp",
+            Protocol::UDP => "udp",
+            Protocol::SCTP => "sctp",
+        }
+    }
+}
+
+/// A container port, optionally published on the host.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PortSpec {
+    /// Port inside the container (1-65535).
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 65535))]
+    pub container_port: i32,
+    /// Port on the host (1-65535). When omitted, Docker picks a free one. A fixed host port
+    /// needs `replicas` of at most 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub host_port: Option<i32>,
+    /// Host address to publish on (default `127.0.0.1`).
+    #[serde(default, rename = "hostIP", skip_serializing_if = "Option::is_none")]
+    pub host_ip: Option<String>,
+    /// `TCP` (default), `UDP` or `SCTP`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<Protocol>,
+}
+
+/// A host path or named volume mounted into the container.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VolumeMount {
+    /// An absolute host path, or the name of a Docker volume.
+    #[serde(default)]
+    pub source: String,
+    /// Absolute path inside the container.
+    #[serde(default)]
+    pub target: String,
+    /// Mount read-only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
+}
+
+/// Resource limits.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Resources {
+    /// CPUs the container may use, e.g. `0.5` (more than 0, at most 1024, 3 decimals).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<f64>,
+    /// Memory limit with a binary unit, e.g. `256Mi`, `1g` (at least `6Mi`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+}
+
+/// How Docker checks that a replica is healthy.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Healthcheck {
+    /// Command run inside the container, exec form; exit 0 means healthy. For a shell command
+    /// write `["sh", "-c", "..."]`.
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// Time between checks, e.g. `10s` (units ms, s, m, h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    /// Time a check may take before it counts as failed, e.g. `5s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Consecutive failures before the replica is unhealthy (1-100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub retries: Option<i32>,
+    /// Grace period after start during which failures do not count, e.g. `30s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_period: Option<String>,
+}
+
+/// The container every replica of a cargo runs.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContainerSpec {
+    /// Image reference, e.g. `busybox:1.36` or `registry.example.com/team/app:v2`. Required.
+    #[serde(default)]
+    pub image: String,
+    /// `IfNotPresent` (default), `Always` or `Never`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<ImagePullPolicy>,
+    /// Replaces the image's entrypoint.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// Replaces the image's default arguments (its CMD).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Environment variables. Values may reference cluster variables as `{{ vars.NAME }}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Ports of the container, published on the host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortSpec>,
+    /// Host paths and named volumes to mount.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<VolumeMount>,
+    /// Working directory inside the container (absolute path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    /// User (and optionally group) to run as, e.g. `1000` or `app:app`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Extra Docker labels on the containers (keys under `io.nanocl.` are reserved).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// CPU and memory limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
+    /// Docker health check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<Healthcheck>,
+}
+
+/// What nanocl observed of a Cargo.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CargoStatus {
+    /// The `metadata.generation` the controller last acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Containers that exist for this cargo.
+    #[serde(default)]
+    pub replicas: i32,
+    /// Containers running (and healthy, when a healthcheck is set).
+    #[serde(default)]
+    pub ready_replicas: i32,
+    /// Containers running the current spec.
+    #[serde(default)]
+    pub updated_replicas: i32,
+    /// `Ready`, `Progressing`, `Degraded`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+/// Fills in defaults: replicas 1, pull policy `IfNotPresent`, `hostIP` 127.0.0.1, protocol TCP.
+pub fn apply_defaults(cargo: &mut Cargo) {
+    let spec = &mut cargo.spec;
+    spec.replicas.get_or_insert(1);
+    let container = &mut spec.container;
+    container
+        .image_pull_policy
+        .get_or_insert(ImagePullPolicy::IfNotPresent);
+    for port in &mut container.ports {
+        port.host_ip.get_or_insert_with(|| DEFAULT_HOST_IP.to_owned());
+        port.protocol.get_or_insert(Protocol::TCP);
+    }
+}
+
+/// Checks a Cargo, collecting every problem.
+pub fn validate(cargo: &Cargo) -> FieldErrors {
+    let mut errors = FieldErrors::new();
+    cargo
+        .metadata
+        .validate(&FieldPath::keys("metadata"), true, &mut errors);
+    let spec = &cargo.spec;
+    let cluster = FieldPath::keys("spec.cluster");
+    if spec.cluster.is_empty() {
+        errors.push(cluster, "required: the cluster this cargo runs in");
+    } else {
+        errors.check(&cluster, validation::dns1123_label(&spec.cluster));
+    }
+    let replicas = spec.replicas.unwrap_or(1);
+    if !(0..=MAX_REPLICAS).contains(&replicas) {
+        errors.push(
+            FieldPath::keys("spec.replicas"),
+            format!("must be between 0 and {MAX_REPLICAS}, got {replicas}"),
+        );
+    }
+    let networks = FieldPath::keys("spec.networks");
+    for (i, network) in spec.networks.iter().enumerate() {
+        errors.check(&networks.index(i), validation::dns1123_label(network));
+        if spec.networks[..i].contains(network) {
+            errors.push(networks.index(i), format!("duplicate network {}", quoted(network)));
+        }
+    }
+    validate_container(&spec.container, replicas, &FieldPath::keys("spec.container"), &mut errors);
+    errors
+}
+
+fn validate_container(c: &ContainerSpec, replicas: i32, path: &FieldPath, errors: &mut FieldErrors) {
+    let image = path.key("image");
+    if c.image.is_empty() {
+        errors.push(image, "required: the image every replica runs");
+    } else {
+        errors.check(&image, reference::image_reference(&c.image));
+    }
+    for (field, list) in [("command", &c.command), ("args", &c.args)] {
+        for (i, arg) in list.iter().enumerate() {
+            if arg.contains('\0') {
+                errors.push(path.key(field).index(i), "must not contain a NUL character");
+            }
+        }
+    }
+    let env = path.key("env");
+    for (name, value) in &c.env {
+        let p = env.key(name.clone());
+        errors.check(&p, validation::env_name(name));
+        if value.contains('\0') {
+            errors.push(p.clone(), "must not contain a NUL character");
+        }
+        if let Err(message) = template::parse(value) {
+            errors.push(p, message);
+        }
+    }
+    validate_ports(&c.ports, replicas, &path.key("ports"), errors);
+    validate_volumes(&c.volumes, &path.key("volumes"), errors);
+    if let Some(dir) = &c.working_dir {
+        errors.check(&path.key("workingDir"), validation::absolute_path(dir));
+    }
+    if let Some(user) = &c.user {
+        let ok = !user.is_empty()
+            && user.split(':').count() <= 2
+            && user
+                .split(':')
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')));
+        if !ok {
+            errors.push(
+                path.key("user"),
+                format!("invalid user {}: expected USER or USER:GROUP, names or numeric ids", quoted(user)),
+            );
+        }
+    }
+    let labels = path.key("labels");
+    for (key, value) in &c.labels {
+        let p = labels.key(key.clone());
+        if key.starts_with("io.nanocl.") {
+            errors.push(p, "keys under \"io.nanocl.\" are reserved for nanocl");
+        } else if key.is_empty() || key.chars().any(|ch| ch.is_control() || ch.is_whitespace()) {
+            errors.push(p, format!("invalid label key {}", quoted(key)));
+        } else if value.contains('\0') {
+            errors.push(p, "must not contain a NUL character");
+        }
+    }
+    if let Some(resources) = &c.resources {
+        let p = path.key("resources");
+        if let Some(cpus) = resources.cpus {
+            errors.check(&p.key("cpus"), quantity::cpus(cpus));
+        }
+        if let Some(memory) = &resources.memory {
+            errors.check(&p.key("memory"), quantity::memory_limit(memory));
+        }
+    }
+    if let Some(hc) = &c.healthcheck {
+        let p = path.key("healthcheck");
+        if hc.command.is_empty() {
+            errors.push(p.key("command"), "required: the command that checks health");
+        }
+        for (field, value) in [("interval", &hc.interval), ("timeout", &hc.timeout), ("startPeriod", &hc.start_period)] {
+            if let Some(value) = value {
+                errors.check(&p.key(field), quantity::parse_duration_ms(value).map(|_| ()));
+            }
+        }
+        if let Some(retries) = hc.retries {
+            if !(1..=100).contains(&retries) {
+                errors.push(p.key("retries"), format!("must be between 1 and 100, got {retries}"));
+            }
+        }
+    }
+}
+
+fn validate_ports(ports: &[PortSpec], replicas: i32, path: &FieldPath, errors: &mut FieldErrors) {
+    let mut container_ports: HashMap<(i32, Protocol), usize> = HashMap::new();
+    let mut host_ports: HashMap<(String, i32, Protocol), usize> = HashMap::new();
+    for (i, port) in ports.iter().enumerate() {
+        let p = path.index(i);
+        let protocol = port.protocol.unwrap_or(Protocol::TCP);
+        if !(1..=65535).contains(&port.container_port) {
+            errors.push(
+                p.key("containerPort"),
+                format!("must be between 1 and 65535, got {}", port.container_port),
+            );
+        } else if let Some(first) = container_ports.insert((port.container_port, protocol), i) {
+            errors.push(
+                p.key("containerPort"),
+                format!(
+                    "duplicate port {}/{}: already listed at {}",
+                    port.container_port,
+                    protocol.as_docker(),
+                    path.index(first)
+                ),
+            );
+        }
+        if let Some(ip) = &port.host_ip {
+            errors.check(&p.key("hostIP"), validation::ip_address(ip));
+        }
+        if let Some(host_port) = port.host_port {
+            if !(1..=65535).contains(&host_port) {
+                errors.push(
+                    p.key("hostPort"),
+                    format!("must be between 1 and 65535, got {host_port}"),
+                );
+                continue;
+            }
+            if replicas > 1 {
+                errors.push(
+                    p.key("hostPort"),
+                    format!(
+                        "a fixed host port can serve only one replica, but replicas is {replicas}: remove hostPort to let Docker pick a port per replica, or set replicas to 1"
+                    ),
+                );
+            }
+            let ip = port.host_ip.clone().unwrap_or_else(|| DEFAULT_HOST_IP.to_owned());
+            if let Some(first) = host_ports.insert((ip.clone(), host_port, protocol), i) {
+                errors.push(
+                    p.key("hostPort"),
+                    format!(
+                        "duplicate host port {ip}:{host_port}/{}: already used at {}",
+                        protocol.as_docker(),
+                        path.index(first)
+                    ),
+                );
+            }
+        }
+    }
+}
+
+fn validate_volumes(volumes: &[VolumeMount], path: &FieldPath, errors: &mut FieldErrors) {
+    let mut targets: HashMap<&str, usize> = HashMap::new();
+    for (i, volume) in volumes.iter().enumerate() {
+        let p = path.index(i);
+        let source = p.key("source");
+        if volume.source.is_empty() {
+            errors.push(source, "required: an absolute host path or a volume name");
+        } else if volume.source.starts_with('/') {
+            errors.check(&source, validation::absolute_path(&volume.source));
+        } else {
+            let ok = volume.source.as_bytes()[0].is_ascii_alphanumeric()
+                && volume
+                    .source
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+            if !ok {
+                errors.push(
+                    source,
+                    format!(
+                        "invalid source {}: an absolute host path, or a volume name of letters, digits, '_', '.' and '-'",
+                        quoted(&volume.source)
+                    ),
+                );
+            }
+        }
+        let target = p.key("target");
+        if volume.target.is_empty() {
+            errors.push(target, "required: the absolute path inside the container");
+        } else if let Err(message) = validation::absolute_path(&volume.target) {
+            errors.push(target, message);
+        } else if volume.target == "/" {
+            errors.push(target, "cannot mount over the container's root \"/\"");
+        } else if let Some(first) = targets.insert(volume.target.as_str(), i) {
+            errors.push(
+                target,
+                format!("duplicate target {}: already mounted at {}", quoted(&volume.target), path.index(first)),
+            );
+        }
+    }
+}

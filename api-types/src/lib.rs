@@ -1,0 +1,25 @@
+//! nanocl resource types: kinds and versions, conversion, defaulting, validation, manifest
+//! decoding with `FILE:LINE:COLUMN` errors, and JSON Schemas.
+//!
+//! This crate is the bottom of the stack: no async runtime, no Docker, no store.
+
+pub mod cargo;
+pub mod cluster;
+pub mod conversion;
+pub mod manifest;
+pub mod meta;
+pub mod namespace;
+pub mod network;
+pub mod object;
+pub mod path;
+pub mod quantity;
+pub mod reference;
+pub mod schema;
+pub mod template;
+pub mod validation;
+
+pub use object::{AnyObject, Kind, ObjectKey, Version, GROUP, V1, V1ALPHA1};
+
+/// Label carried by objects written by `nanocl apply --prune` and the watch mode: the name of
+/// the set they belong to, so a later prune removes exactly that set's vanished objects.
+pub const APPLYSET_LABEL: &str = "nanocl.io/applyset";

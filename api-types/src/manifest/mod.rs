@@ -1,0 +1,303 @@
+//! Manifest decoding: multi-document YAML and JSON files into validated v1 objects, every
+//! problem reported as `FILE:LINE:COLUMN: field.path: message`.
+
+pub mod de;
+pub mod node;
+
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+
+use self::node::{Node, Pos, Value};
+use crate::object::{AnyObject, Kind, Version};
+use crate::path::{FieldPath, Segment};
+use crate::validation::{quoted, FieldErrors};
+use crate::{cargo, cluster, namespace, network};
+
+/// One object read from a manifest: converted to v1, defaulted and valid.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Manifest {
+    /// The file it came from, as given.
+    pub file: String,
+    /// Where its document starts.
+    pub pos: Pos,
+    /// The version it was written in.
+    pub version: Version,
+    /// The object in the storage version.
+    pub object: AnyObject,
+}
+
+/// A problem in a manifest, with its location.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManifestError {
+    /// The file, as given.
+    pub file: String,
+    /// Where in the file.
+    pub pos: Pos,
+    /// The field concerned, when there is one.
+    pub field: Option<FieldPath>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: ", self.file, self.pos)?;
+        match &self.field {
+            Some(field) if !field.is_root() => write!(f, "{field}: {}", self.message),
+            _ => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for ManifestError {}
+
+/// Everything read from one file: the valid objects and the errors, in document order.
+#[derive(Clone, Debug, Default)]
+pub struct Decoded {
+    /// Valid objects.
+    pub manifests: Vec<Manifest>,
+    /// Every problem found.
+    pub errors: Vec<ManifestError>,
+}
+
+/// How to decode.
+#[derive(Clone, Debug)]
+pub struct DecodeOptions {
+    /// Namespace for namespaced objects that name none.
+    pub default_namespace: String,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        DecodeOptions {
+            default_namespace: crate::meta::DEFAULT_NAMESPACE.to_owned(),
+        }
+    }
+}
+
+/// Decodes raw file content: it must be UTF-8.
+pub fn decode_bytes(file: &str, bytes: &[u8], options: &DecodeOptions) -> Decoded {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => decode_str(file, text, options),
+        Err(e) => {
+            let valid = &bytes[..e.valid_up_to()];
+            let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
+            let column = String::from_utf8_lossy(valid.rsplit(|b| *b == b'\n').next().unwrap_or(&[]))
+                .chars()
+                .count()
+                + 1;
+            Decoded {
+                manifests: Vec::new(),
+                errors: vec![ManifestError {
+                    file: file.to_owned(),
+                    pos: Pos { line, column },
+                    field: None,
+                    message: "not valid UTF-8 text".into(),
+                }],
+            }
+        }
+    }
+}
+
+/// Decodes every document of `text`, collecting the valid objects and every error.
+pub fn decode_str(file: &str, text: &str, options: &DecodeOptions) -> Decoded {
+    let mut decoded = Decoded::default();
+    let (documents, syntax_error) = node::parse_stream(text);
+    let mut any_document = false;
+    for document in documents {
+        let Some(root) = document.root else { continue };
+        if root.value == Value::Null {
+            continue;
+        }
+        any_document = true;
+        match decode_document(&root, options) {
+            Ok((version, object)) => decoded.manifests.push(Manifest {
+                file: file.to_owned(),
+                pos: document.pos,
+                version,
+                object,
+            }),
+            Err(errors) => decoded
+                .errors
+                .extend(errors.into_iter().map(|(field, pos, message)| ManifestError {
+                    file: file.to_owned(),
+                    pos,
+                    field,
+                    message,
+                })),
+        }
+    }
+    if let Some(e) = syntax_error {
+        decoded.errors.push(ManifestError {
+            file: file.to_owned(),
+            pos: e.pos,
+            field: None,
+            message: e.message,
+        });
+    } else if !any_document {
+        decoded.errors.push(ManifestError {
+            file: file.to_owned(),
+            pos: Pos { line: 1, column: 1 },
+            field: None,
+            message: "no objects found: the file is empty".into(),
+        });
+    }
+    decoded
+}
+
+type LocatedErrors = Vec<(Option<FieldPath>, Pos, String)>;
+
+/// The position of the deepest node on `path` that exists in the document.
+pub fn locate(root: &Node, path: &FieldPath) -> Pos {
+    let mut node = root;
+    for segment in path.segments() {
+        let next = match (segment, &node.value) {
+            (Segment::Key(key), Value::Map(entries)) => entries
+                .iter()
+                .find(|(k, _)| &k.key_text() == key)
+                .map(|(_, v)| v),
+            (Segment::Index(i), Value::Seq(items)) => items.get(*i),
+            _ => None,
+        };
+        match next {
+            Some(n) => node = n,
+            None => break,
+        }
+    }
+    node.pos
+}
+
+fn header_string(root: &Node, field: &str) -> Result<(String, Pos), LocatedErrors> {
+    match root.get(field) {
+        None => Err(vec![(
+            None,
+            root.pos,
+            format!("missing field `{field}`: every object needs apiVersion and kind, e.g. apiVersion: nanocl.io/v1 and kind: Cargo"),
+        )]),
+        Some(Node { value: Value::Str(s), pos }) => Ok((s.clone(), *pos)),
+        Some(other) => Err(vec![(
+            Some(FieldPath::keys(field)),
+            other.pos,
+            format!("invalid type: {}, expected a string", other.value.type_name()),
+        )]),
+    }
+}
+
+fn served_versions() -> String {
+    Version::ALL
+        .iter()
+        .map(|v| v.api_version())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn served_kinds() -> String {
+    Kind::ALL
+        .iter()
+        .map(|k| k.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn decode_document(root: &Node, options: &DecodeOptions) -> Result<(Version, AnyObject), LocatedErrors> {
+    if !matches!(root.value, Value::Map(_)) {
+        return Err(vec![(
+            None,
+            root.pos,
+            format!(
+                "expected an object (a mapping with apiVersion, kind, metadata and spec), found {}",
+                root.value.type_name()
+            ),
+        )]);
+    }
+    let (api_version, version_pos) = header_string(root, "apiVersion")?;
+    let (kind_name, kind_pos) = header_string(root, "kind")?;
+    let version = Version::from_api_version(&api_version).ok_or_else(|| {
+        let hint = if Version::ALL.iter().any(|v| v.name() == api_version) {
+            format!(" (did you mean nanocl.io/{api_version}?)")
+        } else {
+            String::new()
+        };
+        vec![(
+            Some(FieldPath::keys("apiVersion")),
+            version_pos,
+            format!(
+                "unknown apiVersion {}{hint}: served versions are {}",
+                quoted(&api_version),
+                served_versions()
+            ),
+        )]
+    })?;
+    let kind = Kind::from_kind_field(&kind_name).ok_or_else(|| {
+        let hint = Kind::ALL
+            .iter()
+            .find(|k| k.as_str().eq_ignore_ascii_case(&kind_name) || k.plural() == kind_name.to_ascii_lowercase())
+            .map(|k| format!(" (did you mean {k}?)"))
+            .unwrap_or_default();
+        vec![(
+            Some(FieldPath::keys("kind")),
+            kind_pos,
+            format!(
+                "unknown kind {}{hint} in {}: served kinds are {}",
+                quoted(&kind_name),
+                version.api_version(),
+                served_kinds()
+            ),
+        )]
+    })?;
+
+    let mut object = convert_to_v1(root, version, kind)?;
+    object.apply_defaults(&options.default_namespace);
+    let errors = object.validate();
+    if !errors.is_empty() {
+        return Err(locate_all(root, kind, version, errors));
+    }
+    Ok((version, object))
+}
+
+fn typed<T: DeserializeOwned>(root: &Node) -> Result<T, LocatedErrors> {
+    de::from_node(root, &FieldPath::root()).map_err(|e| {
+        let (path, pos) = e.location.unwrap_or_else(|| (FieldPath::root(), root.pos));
+        vec![(Some(path), pos, e.message)]
+    })
+}
+
+fn convert_to_v1(root: &Node, version: Version, kind: Kind) -> Result<AnyObject, LocatedErrors> {
+    // Conversion errors already name the fields as written in the source version.
+    let converted = |r: Result<AnyObject, FieldErrors>| {
+        r.map_err(|errors| locate_all(root, kind, Version::V1, errors))
+    };
+    match (version, kind) {
+        (Version::V1, Kind::Namespace) => Ok(AnyObject::Namespace(typed::<namespace::v1::Namespace>(root)?)),
+        (Version::V1, Kind::Cluster) => Ok(AnyObject::Cluster(typed::<cluster::v1::Cluster>(root)?)),
+        (Version::V1, Kind::Network) => Ok(AnyObject::Network(typed::<network::v1::Network>(root)?)),
+        (Version::V1, Kind::Cargo) => Ok(AnyObject::Cargo(typed::<cargo::v1::Cargo>(root)?)),
+        (Version::V1alpha1, Kind::Namespace) => Ok(AnyObject::Namespace(namespace::v1alpha1::to_v1(
+            typed::<namespace::v1alpha1::Namespace>(root)?,
+        ))),
+        (Version::V1alpha1, Kind::Network) => Ok(AnyObject::Network(network::v1alpha1::to_v1(
+            typed::<network::v1alpha1::Network>(root)?,
+        ))),
+        (Version::V1alpha1, Kind::Cluster) => converted(
+            cluster::v1alpha1::to_v1(typed::<cluster::v1alpha1::Cluster>(root)?).map(AnyObject::Cluster),
+        ),
+        (Version::V1alpha1, Kind::Cargo) => converted(
+            cargo::v1alpha1::to_v1(typed::<cargo::v1alpha1::Cargo>(root)?).map(AnyObject::Cargo),
+        ),
+    }
+}
+
+fn locate_all(root: &Node, kind: Kind, version: Version, errors: FieldErrors) -> LocatedErrors {
+    errors
+        .into_iter()
+        .map(|e| {
+            let path = AnyObject::source_path(kind, version, &e.path);
+            let pos = locate(root, &path);
+            (Some(path), pos, e.message)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

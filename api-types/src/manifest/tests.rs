@@ -1,0 +1,181 @@
+//! Tests of manifest decoding: dispatch, strictness, locations, conversion and defaults.
+
+use super::*;
+use crate::cargo::v1::{ImagePullPolicy, Protocol};
+
+fn decode(text: &str) -> Decoded {
+    decode_str("m.yaml", text, &DecodeOptions::default())
+}
+
+fn errors(text: &str) -> Vec<String> {
+    decode(text).errors.iter().map(ToString::to_string).collect()
+}
+
+const CARGO: &str = "\
+apiVersion: nanocl.io/v1
+kind: Cargo
+metadata:
+  name: web
+spec:
+  cluster: dev
+  container:
+    image: busybox:1.36
+    ports:
+      - containerPort: 80
+";
+
+#[test]
+fn decode_should_default_a_minimal_cargo() {
+    let decoded = decode(CARGO);
+    assert!(decoded.errors.is_empty(), "{:?}", decoded.errors);
+    let AnyObject::Cargo(cargo) = &decoded.manifests[0].object else {
+        panic!("not a cargo")
+    };
+    assert_eq!(cargo.metadata.namespace.as_deref(), Some("global"));
+    assert_eq!(cargo.spec.replicas, Some(1));
+    assert_eq!(cargo.spec.container.image_pull_policy, Some(ImagePullPolicy::IfNotPresent));
+    let port = &cargo.spec.container.ports[0];
+    assert_eq!(port.host_ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(port.protocol, Some(Protocol::TCP));
+    assert_eq!(decoded.manifests[0].pos, Pos { line: 1, column: 1 });
+}
+
+#[test]
+fn unknown_field_should_be_reported_at_its_key() {
+    let text = CARGO.replace("  cluster: dev\n", "  cluster: dev\n  replica: 3\n");
+    assert_eq!(
+        errors(&text),
+        vec!["m.yaml:7:3: spec.replica: unknown field `replica`, expected one of `cluster`, `replicas`, `networks`, `container`"]
+    );
+}
+
+#[test]
+fn wrong_type_should_be_reported_at_the_value() {
+    let text = CARGO.replace("  cluster: dev\n", "  cluster: dev\n  replicas: \"3\"\n");
+    assert_eq!(
+        errors(&text),
+        vec!["m.yaml:7:13: spec.replicas: invalid type: string \"3\", expected i32"]
+    );
+}
+
+#[test]
+fn validation_errors_should_all_be_listed_with_locations() {
+    let text = "\
+apiVersion: nanocl.io/v1
+kind: Cargo
+metadata:
+  name: Web_1
+spec:
+  cluster: dev
+  replicas: 2
+  container:
+    image: busybox:1.36
+    env:
+      1BAD: x
+      GOOD: \"{{ vars.X\"
+    ports:
+      - containerPort: 70000
+      - containerPort: 80
+        hostPort: 8080
+";
+    assert_eq!(
+        errors(text),
+        vec![
+            "m.yaml:4:9: metadata.name: invalid name \"Web_1\": a DNS-1123 label consists of lowercase letters, digits and '-', and starts and ends with a letter or digit (e.g. \"my-cargo\")",
+            "m.yaml:11:13: spec.container.env.1BAD: invalid name \"1BAD\": letters, digits and '_', not starting with a digit",
+            "m.yaml:12:13: spec.container.env.GOOD: unclosed placeholder in \"{{ vars.X\": expected \"{{ vars.NAME }}\"",
+            "m.yaml:14:24: spec.container.ports[0].containerPort: must be between 1 and 65535, got 70000",
+            "m.yaml:16:19: spec.container.ports[1].hostPort: a fixed host port can serve only one replica, but replicas is 2: remove hostPort to let Docker pick a port per replica, or set replicas to 1",
+        ]
+    );
+}
+
+#[test]
+fn unknown_version_and_kind_should_list_what_is_served() {
+    assert_eq!(
+        errors("apiVersion: v1\nkind: Cargo\n"),
+        vec!["m.yaml:1:13: apiVersion: unknown apiVersion \"v1\" (did you mean nanocl.io/v1?): served versions are nanocl.io/v1, nanocl.io/v1alpha1"]
+    );
+    assert_eq!(
+        errors("apiVersion: nanocl.io/v1\nkind: cargo\n"),
+        vec!["m.yaml:2:7: kind: unknown kind \"cargo\" (did you mean Cargo?) in nanocl.io/v1: served kinds are Namespace, Cluster, Network, Cargo"]
+    );
+}
+
+#[test]
+fn every_document_should_be_decoded_and_errors_kept_per_document() {
+    let text = format!("{CARGO}---\napiVersion: nanocl.io/v1\nkind: Namespace\nmetadata:\n  name: demo\n---\n# only a comment\n---\napiVersion: nanocl.io/v1\nkind: Cluster\nmetadata:\n  name: \"../x\"\n");
+    let decoded = decode(&text);
+    assert_eq!(decoded.manifests.len(), 2);
+    assert_eq!(decoded.manifests[1].pos.line, 11);
+    let errs: Vec<String> = decoded.errors.iter().map(ToString::to_string).collect();
+    assert_eq!(errs.len(), 1);
+    assert!(errs[0].starts_with("m.yaml:22:9: metadata.name: invalid name \"../x\""), "{errs:?}");
+}
+
+#[test]
+fn v1alpha1_should_convert_to_v1_and_report_flat_field_paths() {
+    let text = "\
+apiVersion: nanocl.io/v1alpha1
+kind: Cargo
+metadata:
+  name: api
+  namespace: demo
+spec:
+  cluster: dev
+  image: busybox:1.36
+  env: [\"A=1\", \"B={{ vars.DB }}\"]
+  binds: [\"/srv/data:/data:ro\"]
+  ports: [\"127.0.0.1:8080:80\"]
+";
+    let decoded = decode(text);
+    assert!(decoded.errors.is_empty(), "{:?}", decoded.errors);
+    let AnyObject::Cargo(cargo) = &decoded.manifests[0].object else {
+        panic!("not a cargo")
+    };
+    assert_eq!(decoded.manifests[0].version, Version::V1alpha1);
+    assert_eq!(cargo.api_version, "nanocl.io/v1");
+    assert_eq!(cargo.spec.container.env.get("B").map(String::as_str), Some("{{ vars.DB }}"));
+    assert!(cargo.spec.container.volumes[0].read_only);
+    assert_eq!(cargo.spec.container.ports[0].host_port, Some(8080));
+
+    let bad = text
+        .replace("busybox:1.36", "Bad Image")
+        .replace("\"A=1\"", "\"NOEQUALS\"");
+    assert_eq!(
+        errors(&bad),
+        vec!["m.yaml:9:9: spec.env[0]: expected KEY=VALUE, got \"NOEQUALS\""]
+    );
+    let bad = text.replace("busybox:1.36", "Bad:Image");
+    let errs = errors(&bad);
+    assert_eq!(errs.len(), 1);
+    assert!(errs[0].starts_with("m.yaml:8:10: spec.image: invalid image reference"), "{errs:?}");
+}
+
+#[test]
+fn empty_file_and_non_mapping_documents_should_be_errors() {
+    assert_eq!(errors(""), vec!["m.yaml:1:1: no objects found: the file is empty"]);
+    assert_eq!(errors("# nothing\n"), vec!["m.yaml:1:1: no objects found: the file is empty"]);
+    assert_eq!(
+        errors("- a\n- b\n"),
+        vec!["m.yaml:1:1: expected an object (a mapping with apiVersion, kind, metadata and spec), found a sequence"]
+    );
+}
+
+#[test]
+fn json_documents_should_decode_with_locations() {
+    let text = "{\n  \"apiVersion\": \"nanocl.io/v1\",\n  \"kind\": \"Network\",\n  \"metadata\": {\"name\": \"front\"},\n  \"spec\": {\"cluster\": \"dev\", \"internal\": \"yes\"}\n}\n";
+    assert_eq!(
+        errors(text),
+        vec!["m.yaml:5:42: spec.internal: invalid type: string \"yes\", expected a boolean"]
+    );
+}
+
+#[test]
+fn namespace_in_a_namespace_should_be_refused() {
+    let text = "apiVersion: nanocl.io/v1\nkind: Namespace\nmetadata:\n  name: demo\n  namespace: other\n";
+    assert_eq!(
+        errors(text),
+        vec!["m.yaml:5:14: metadata.namespace: a Namespace is not inside a namespace: remove this field"]
+    );
+}
