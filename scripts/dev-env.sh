@@ -32,7 +32,7 @@ readonly ETCD_PIDFILE="$STATE_DIR/etcd.pid"
 readonly ETCD_WAIT=30
 
 readonly TEST_IMAGE=nanocl-test/busybox:latest
-readonly EXAMPLE_IMAGE=busybox:1.36
+readonly EXAMPLE_IMAGE=busybox:stable
 readonly IMAGE_LABEL=io.nanocl.dev-image=true
 
 # Prefer Debian's client: /usr/local/bin/docker may be a newer, different client.

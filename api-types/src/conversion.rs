@@ -34,7 +34,10 @@ pub fn from_key_value_list(
         match entry.split_once('=') {
             Some((key, value)) if !key.is_empty() => {
                 if map.insert(key.to_owned(), value.to_owned()).is_some() {
-                    errors.push(path.index(i), format!("duplicate entry for {}", quoted(key)));
+                    errors.push(
+                        path.index(i),
+                        format!("duplicate entry for {}", quoted(key)),
+                    );
                 }
             }
             _ => errors.push(
@@ -81,14 +84,25 @@ mod tests {
 
     #[test]
     fn key_value_list_should_round_trip_and_report_bad_entries() {
-        let map = BTreeMap::from([("A".to_owned(), "1=2".to_owned()), ("B".to_owned(), String::new())]);
+        let map = BTreeMap::from([
+            ("A".to_owned(), "1=2".to_owned()),
+            ("B".to_owned(), String::new()),
+        ]);
         let list = to_key_value_list(&map).expect("representable");
         assert_eq!(list, vec!["A=1=2", "B="]);
         let mut errors = FieldErrors::new();
-        assert_eq!(from_key_value_list(&list, &FieldPath::root(), &mut errors), map);
+        assert_eq!(
+            from_key_value_list(&list, &FieldPath::root(), &mut errors),
+            map
+        );
         assert!(errors.is_empty());
 
-        let bad = vec!["NOEQ".to_owned(), "A=1".to_owned(), "A=2".to_owned(), "=x".to_owned()];
+        let bad = vec![
+            "NOEQ".to_owned(),
+            "A=1".to_owned(),
+            "A=2".to_owned(),
+            "=x".to_owned(),
+        ];
         from_key_value_list(&bad, &FieldPath::keys("spec.env"), &mut errors);
         let printed: Vec<String> = errors.iter().map(ToString::to_string).collect();
         assert_eq!(
@@ -99,6 +113,9 @@ mod tests {
                 "spec.env[3]: expected KEY=VALUE, got \"=x\"",
             ]
         );
-        assert_eq!(to_key_value_list(&BTreeMap::from([("a=b".to_owned(), String::new())])), None);
+        assert_eq!(
+            to_key_value_list(&BTreeMap::from([("a=b".to_owned(), String::new())])),
+            None
+        );
     }
 }

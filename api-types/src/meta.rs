@@ -77,9 +77,16 @@ impl ObjectMeta {
         }
         let annotations = path.key("annotations");
         for key in self.annotations.keys() {
-            errors.check(&annotations.key(key.clone()), validation::qualified_key(key));
+            errors.check(
+                &annotations.key(key.clone()),
+                validation::qualified_key(key),
+            );
         }
-        let total: usize = self.annotations.iter().map(|(k, v)| k.len() + v.len()).sum();
+        let total: usize = self
+            .annotations
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum();
         if total > 256 * 1024 {
             errors.push(
                 annotations,

@@ -143,8 +143,18 @@ pub struct ObjectKey {
 impl fmt::Display for ObjectKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.namespace {
-            Some(ns) => write!(f, "{}/{} (namespace {ns})", self.kind.as_str().to_ascii_lowercase(), self.name),
-            None => write!(f, "{}/{}", self.kind.as_str().to_ascii_lowercase(), self.name),
+            Some(ns) => write!(
+                f,
+                "{}/{} (namespace {ns})",
+                self.kind.as_str().to_ascii_lowercase(),
+                self.name
+            ),
+            None => write!(
+                f,
+                "{}/{}",
+                self.kind.as_str().to_ascii_lowercase(),
+                self.name
+            ),
         }
     }
 }
@@ -201,7 +211,11 @@ impl AnyObject {
         ObjectKey {
             kind,
             namespace: if kind.namespaced() {
-                Some(meta.namespace.clone().unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()))
+                Some(
+                    meta.namespace
+                        .clone()
+                        .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
+                )
             } else {
                 None
             },
@@ -235,7 +249,11 @@ impl AnyObject {
         // The conversion annotation only exists on v1alpha1 objects; on a v1 object it would be
         // silently ignored, which is worse than an error.
         let annotations = FieldPath::keys("metadata.annotations");
-        if self.metadata().annotations.contains_key(conversion::V1_FIELDS_ANNOTATION) {
+        if self
+            .metadata()
+            .annotations
+            .contains_key(conversion::V1_FIELDS_ANNOTATION)
+        {
             errors.push(
                 annotations.key(conversion::V1_FIELDS_ANNOTATION),
                 "reserved for conversion from nanocl.io/v1alpha1: remove it",

@@ -122,7 +122,15 @@ mod tests {
         assert_eq!(parse_memory("256m"), Ok(256 << 20));
         assert_eq!(parse_memory("1G"), Ok(1 << 30));
         assert_eq!(parse_memory("2kib"), Ok(2048));
-        for bad in ["", "Mi", "1.5G", "-1", "12 MB", "10x", "99999999999999999999"] {
+        for bad in [
+            "",
+            "Mi",
+            "1.5G",
+            "-1",
+            "12 MB",
+            "10x",
+            "99999999999999999999",
+        ] {
             assert!(parse_memory(bad).is_err(), "{bad}");
         }
         assert!(memory_limit("4m").is_err());

@@ -72,9 +72,9 @@ fn check_digest(digest: &str) -> Result<(), String> {
         .split_once(':')
         .ok_or_else(|| "a digest is written ALGORITHM:HEX, e.g. sha256:…".to_owned())?;
     let algorithm_ok = !algorithm.is_empty()
-        && algorithm
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '+' | '.' | '_' | '-'));
+        && algorithm.chars().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '+' | '.' | '_' | '-')
+        });
     let hex_ok = hex.len() >= 32 && hex.chars().all(|c| c.is_ascii_hexdigit());
     if algorithm_ok && hex_ok {
         Ok(())

@@ -10,8 +10,18 @@ fn finish<T: JsonSchema>(version: Version, kind: Kind) -> Value {
     let schema: Schema = schema_for!(T);
     let mut value = schema.to_value();
     if let Some(obj) = value.as_object_mut() {
-        obj.insert("$id".into(), json!(format!("https://nanocl.io/schemas/{}/{}.json", version.name(), kind.as_str().to_ascii_lowercase())));
-        obj.insert("title".into(), json!(format!("{} ({})", kind.as_str(), version.api_version())));
+        obj.insert(
+            "$id".into(),
+            json!(format!(
+                "https://nanocl.io/schemas/{}/{}.json",
+                version.name(),
+                kind.as_str().to_ascii_lowercase()
+            )),
+        );
+        obj.insert(
+            "title".into(),
+            json!(format!("{} ({})", kind.as_str(), version.api_version())),
+        );
         if let Some(props) = obj.get_mut("properties").and_then(Value::as_object_mut) {
             if let Some(p) = props.get_mut("apiVersion").and_then(Value::as_object_mut) {
                 p.insert("const".into(), json!(version.api_version()));
@@ -31,7 +41,9 @@ pub fn schema(version: Version, kind: Kind) -> Value {
         (Version::V1, Kind::Cluster) => finish::<cluster::v1::Cluster>(version, kind),
         (Version::V1, Kind::Network) => finish::<network::v1::Network>(version, kind),
         (Version::V1, Kind::Cargo) => finish::<cargo::v1::Cargo>(version, kind),
-        (Version::V1alpha1, Kind::Namespace) => finish::<namespace::v1alpha1::Namespace>(version, kind),
+        (Version::V1alpha1, Kind::Namespace) => {
+            finish::<namespace::v1alpha1::Namespace>(version, kind)
+        }
         (Version::V1alpha1, Kind::Cluster) => finish::<cluster::v1alpha1::Cluster>(version, kind),
         (Version::V1alpha1, Kind::Network) => finish::<network::v1alpha1::Network>(version, kind),
         (Version::V1alpha1, Kind::Cargo) => finish::<cargo::v1alpha1::Cargo>(version, kind),
@@ -44,7 +56,11 @@ pub fn all() -> Vec<(String, Value)> {
     for version in Version::ALL {
         for kind in Kind::ALL {
             out.push((
-                format!("schemas/{}/{}.json", version.name(), kind.as_str().to_ascii_lowercase()),
+                format!(
+                    "schemas/{}/{}.json",
+                    version.name(),
+                    kind.as_str().to_ascii_lowercase()
+                ),
                 schema(version, kind),
             ));
         }

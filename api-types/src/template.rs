@@ -36,7 +36,8 @@ pub fn parse(value: &str) -> Result<Vec<Part<'_>>, String> {
                 quoted(value)
             )
         })?;
-        variable_name(name).map_err(|e| format!("invalid placeholder in {}: {e}", quoted(value)))?;
+        variable_name(name)
+            .map_err(|e| format!("invalid placeholder in {}: {e}", quoted(value)))?;
         parts.push(Part::Var(name));
         rest = &after[close + 2..];
     }
@@ -84,7 +85,9 @@ pub fn variable_name(name: &str) -> Result<(), String> {
     let ok = bytes
         .first()
         .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_')
-        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_');
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'_');
     if ok {
         Ok(())
     } else {

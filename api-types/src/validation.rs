@@ -140,7 +140,10 @@ pub fn dns1123_label(value: &str) -> Result<(), String> {
 /// A DNS-1123 subdomain: dot-separated labels, at most 253 characters.
 pub fn dns1123_subdomain(value: &str) -> Result<(), String> {
     if value.len() > 253 {
-        return Err(format!("must be at most 253 characters, got {}", value.len()));
+        return Err(format!(
+            "must be at most 253 characters, got {}",
+            value.len()
+        ));
     }
     for label in value.split('.') {
         dns1123_label(label).map_err(|_| {
@@ -206,7 +209,9 @@ pub fn env_name(value: &str) -> Result<(), String> {
     let ok = bytes
         .first()
         .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_')
-        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_');
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'_');
     if ok {
         Ok(())
     } else {
@@ -278,7 +283,16 @@ mod tests {
             assert_eq!(dns1123_label(ok), Ok(()), "{ok}");
         }
         for bad in [
-            "", "-a", "a-", "A", "a_b", "a.b", "../x", "a/b", "a\0b", &"a".repeat(64),
+            "",
+            "-a",
+            "a-",
+            "A",
+            "a_b",
+            "a.b",
+            "../x",
+            "a/b",
+            "a\0b",
+            &"a".repeat(64),
         ] {
             assert!(dns1123_label(bad).is_err(), "{bad:?}");
         }
@@ -289,7 +303,15 @@ mod tests {
         for ok in ["app", "nanocl.io/applyset", "a.b-c_d", "example.com/Role"] {
             assert_eq!(qualified_key(ok), Ok(()), "{ok}");
         }
-        for bad in ["", "/a", "a/", "Example.com/a", "a b", "-a", &"a".repeat(64)] {
+        for bad in [
+            "",
+            "/a",
+            "a/",
+            "Example.com/a",
+            "a b",
+            "-a",
+            &"a".repeat(64),
+        ] {
             assert!(qualified_key(bad).is_err(), "{bad:?}");
         }
     }

@@ -55,7 +55,10 @@ pub enum ImagePullPolicy {
 
 /// Transport protocol of a port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-#[allow(clippy::upper_case_acronyms, reason = "the API spells protocols in capitals, as Kubernetes does")]
+#[allow(
+    clippy::upper_case_acronyms,
+    reason = "the API spells protocols in capitals, as Kubernetes does"
+)]
 pub enum Protocol {
     /// TCP (the default).
     TCP,
@@ -219,7 +222,8 @@ pub fn apply_defaults(cargo: &mut Cargo) {
         .image_pull_policy
         .get_or_insert(ImagePullPolicy::IfNotPresent);
     for port in &mut container.ports {
-        port.host_ip.get_or_insert_with(|| DEFAULT_HOST_IP.to_owned());
+        port.host_ip
+            .get_or_insert_with(|| DEFAULT_HOST_IP.to_owned());
         port.protocol.get_or_insert(Protocol::TCP);
     }
 }
@@ -248,14 +252,27 @@ pub fn validate(cargo: &Cargo) -> FieldErrors {
     for (i, network) in spec.networks.iter().enumerate() {
         errors.check(&networks.index(i), validation::dns1123_label(network));
         if spec.networks[..i].contains(network) {
-            errors.push(networks.index(i), format!("duplicate network {}", quoted(network)));
+            errors.push(
+                networks.index(i),
+                format!("duplicate network {}", quoted(network)),
+            );
         }
     }
-    validate_container(&spec.container, replicas, &FieldPath::keys("spec.container"), &mut errors);
+    validate_container(
+        &spec.container,
+        replicas,
+        &FieldPath::keys("spec.container"),
+        &mut errors,
+    );
     errors
 }
 
-fn validate_container(c: &ContainerSpec, replicas: i32, path: &FieldPath, errors: &mut FieldErrors) {
+fn validate_container(
+    c: &ContainerSpec,
+    replicas: i32,
+    path: &FieldPath,
+    errors: &mut FieldErrors,
+) {
     let image = path.key("image");
     if c.image.is_empty() {
         errors.push(image, "required: the image every replica runs");
@@ -288,13 +305,18 @@ fn validate_container(c: &ContainerSpec, replicas: i32, path: &FieldPath, errors
     if let Some(user) = &c.user {
         let ok = !user.is_empty()
             && user.split(':').count() <= 2
-            && user
-                .split(':')
-                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')));
+            && user.split(':').all(|p| {
+                !p.is_empty()
+                    && p.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+            });
         if !ok {
             errors.push(
                 path.key("user"),
-                format!("invalid user {}: expected USER or USER:GROUP, names or numeric ids", quoted(user)),
+                format!(
+                    "invalid user {}: expected USER or USER:GROUP, names or numeric ids",
+                    quoted(user)
+                ),
             );
         }
     }
@@ -323,14 +345,24 @@ fn validate_container(c: &ContainerSpec, replicas: i32, path: &FieldPath, errors
         if hc.command.is_empty() {
             errors.push(p.key("command"), "required: the command that checks health");
         }
-        for (field, value) in [("interval", &hc.interval), ("timeout", &hc.timeout), ("startPeriod", &hc.start_period)] {
+        for (field, value) in [
+            ("interval", &hc.interval),
+            ("timeout", &hc.timeout),
+            ("startPeriod", &hc.start_period),
+        ] {
             if let Some(value) = value {
-                errors.check(&p.key(field), quantity::parse_duration_ms(value).map(|_| ()));
+                errors.check(
+                    &p.key(field),
+                    quantity::parse_duration_ms(value).map(|_| ()),
+                );
             }
         }
         if let Some(retries) = hc.retries {
             if !(1..=100).contains(&retries) {
-                errors.push(p.key("retries"), format!("must be between 1 and 100, got {retries}"));
+                errors.push(
+                    p.key("retries"),
+                    format!("must be between 1 and 100, got {retries}"),
+                );
             }
         }
     }
@@ -377,7 +409,10 @@ fn validate_ports(ports: &[PortSpec], replicas: i32, path: &FieldPath, errors: &
                     ),
                 );
             }
-            let ip = port.host_ip.clone().unwrap_or_else(|| DEFAULT_HOST_IP.to_owned());
+            let ip = port
+                .host_ip
+                .clone()
+                .unwrap_or_else(|| DEFAULT_HOST_IP.to_owned());
             if let Some(first) = host_ports.insert((ip.clone(), host_port, protocol), i) {
                 errors.push(
                     p.key("hostPort"),
@@ -427,7 +462,11 @@ fn validate_volumes(volumes: &[VolumeMount], path: &FieldPath, errors: &mut Fiel
         } else if let Some(first) = targets.insert(volume.target.as_str(), i) {
             errors.push(
                 target,
-                format!("duplicate target {}: already mounted at {}", quoted(&volume.target), path.index(first)),
+                format!(
+                    "duplicate target {}: already mounted at {}",
+                    quoted(&volume.target),
+                    path.index(first)
+                ),
             );
         }
     }

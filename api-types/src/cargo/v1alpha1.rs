@@ -113,9 +113,9 @@ pub fn parse_port(value: &str) -> Result<PortSpec, String> {
         None => (value, None),
     };
     let (host_ip, rest) = if let Some(bracketed) = addr.strip_prefix('[') {
-        let (ip, rest) = bracketed
-            .split_once("]:")
-            .ok_or_else(|| bad("an IPv6 host address is written [ADDRESS]:HOST_PORT:CONTAINER_PORT"))?;
+        let (ip, rest) = bracketed.split_once("]:").ok_or_else(|| {
+            bad("an IPv6 host address is written [ADDRESS]:HOST_PORT:CONTAINER_PORT")
+        })?;
         (Some(ip.to_owned()), rest)
     } else {
         match addr.matches(':').count() {
@@ -124,7 +124,11 @@ pub fn parse_port(value: &str) -> Result<PortSpec, String> {
                 (Some(ip.to_owned()), rest)
             }
             0 | 1 => (None, addr),
-            _ => return Err(bad("expected [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/PROTOCOL]")),
+            _ => {
+                return Err(bad(
+                    "expected [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/PROTOCOL]",
+                ))
+            }
         }
     };
     let number = |s: &str| {
@@ -346,7 +350,10 @@ mod tests {
         assert_eq!(p.container_port, 80);
         assert_eq!(p.protocol, Some(Protocol::UDP));
         let p = parse_port("8080:80").expect("valid");
-        assert_eq!((p.host_ip, p.host_port, p.container_port), (None, Some(8080), 80));
+        assert_eq!(
+            (p.host_ip, p.host_port, p.container_port),
+            (None, Some(8080), 80)
+        );
         let p = parse_port("[::1]::80").expect("valid");
         assert_eq!((p.host_ip.as_deref(), p.host_port), (Some("::1"), None));
         assert_eq!(format_port(&p), "[::1]::80");

@@ -132,7 +132,9 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'_> {
         visitor: V,
     ) -> Result<V::Value, DeError> {
         let (path, pos) = (self.path, self.node.pos);
-        visitor.visit_newtype_struct(self).map_err(|e| e.at(path, pos))
+        visitor
+            .visit_newtype_struct(self)
+            .map_err(|e| e.at(path, pos))
     }
 
     fn deserialize_enum<V: Visitor<'de>>(
@@ -227,12 +229,18 @@ impl<'a> MapAccess<'a> {
 impl<'de> de::MapAccess<'de> for MapAccess<'_> {
     type Error = DeError;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, DeError> {
         match self.entries.next() {
             None => Ok(None),
             Some((key, value)) => {
                 let path = self.path.key(key.key_text());
-                let k = seed.deserialize(NodeDeserializer { node: key, path: &path })?;
+                let k = seed.deserialize(NodeDeserializer {
+                    node: key,
+                    path: &path,
+                })?;
                 self.value = Some((value, path));
                 Ok(Some(k))
             }

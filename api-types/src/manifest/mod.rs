@@ -66,12 +66,15 @@ pub struct Decoded {
 pub struct DecodeOptions {
     /// Namespace for namespaced objects that name none.
     pub default_namespace: String,
+    /// When set (`nanocl -n NS`), a namespaced object naming another namespace is an error.
+    pub required_namespace: Option<String>,
 }
 
 impl Default for DecodeOptions {
     fn default() -> Self {
         DecodeOptions {
             default_namespace: crate::meta::DEFAULT_NAMESPACE.to_owned(),
+            required_namespace: None,
         }
     }
 }
@@ -83,10 +86,11 @@ pub fn decode_bytes(file: &str, bytes: &[u8], options: &DecodeOptions) -> Decode
         Err(e) => {
             let valid = &bytes[..e.valid_up_to()];
             let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
-            let column = String::from_utf8_lossy(valid.rsplit(|b| *b == b'\n').next().unwrap_or(&[]))
-                .chars()
-                .count()
-                + 1;
+            let column =
+                String::from_utf8_lossy(valid.rsplit(|b| *b == b'\n').next().unwrap_or(&[]))
+                    .chars()
+                    .count()
+                    + 1;
             Decoded {
                 manifests: Vec::new(),
                 errors: vec![ManifestError {
@@ -118,14 +122,20 @@ pub fn decode_str(file: &str, text: &str, options: &DecodeOptions) -> Decoded {
                 version,
                 object,
             }),
-            Err(errors) => decoded
-                .errors
-                .extend(errors.into_iter().map(|(field, pos, message)| ManifestError {
-                    file: file.to_owned(),
-                    pos,
-                    field,
-                    message,
-                })),
+            Err(errors) => {
+                decoded
+                    .errors
+                    .extend(
+                        errors
+                            .into_iter()
+                            .map(|(field, pos, message)| ManifestError {
+                                file: file.to_owned(),
+                                pos,
+                                field,
+                                message,
+                            }),
+                    )
+            }
         }
     }
     if let Some(e) = syntax_error {
@@ -200,7 +210,10 @@ fn served_kinds() -> String {
         .join(", ")
 }
 
-fn decode_document(root: &Node, options: &DecodeOptions) -> Result<(Version, AnyObject), LocatedErrors> {
+fn decode_document(
+    root: &Node,
+    options: &DecodeOptions,
+) -> Result<(Version, AnyObject), LocatedErrors> {
     if !matches!(root.value, Value::Map(_)) {
         return Err(vec![(
             None,
@@ -232,7 +245,10 @@ fn decode_document(root: &Node, options: &DecodeOptions) -> Result<(Version, Any
     let kind = Kind::from_kind_field(&kind_name).ok_or_else(|| {
         let hint = Kind::ALL
             .iter()
-            .find(|k| k.as_str().eq_ignore_ascii_case(&kind_name) || k.plural() == kind_name.to_ascii_lowercase())
+            .find(|k| {
+                k.as_str().eq_ignore_ascii_case(&kind_name)
+                    || k.plural() == kind_name.to_ascii_lowercase()
+            })
             .map(|k| format!(" (did you mean {k}?)"))
             .unwrap_or_default();
         vec![(
@@ -249,7 +265,19 @@ fn decode_document(root: &Node, options: &DecodeOptions) -> Result<(Version, Any
 
     let mut object = convert_to_v1(root, version, kind)?;
     object.apply_defaults(&options.default_namespace);
-    let errors = object.validate();
+    let mut errors = object.validate();
+    if let (Some(required), Some(actual)) = (&options.required_namespace, &object.key().namespace) {
+        if required != actual {
+            errors.push(
+                FieldPath::keys("metadata.namespace"),
+                format!(
+                    "the object is in namespace {} but the command was given --namespace {}",
+                    quoted(actual),
+                    quoted(required)
+                ),
+            );
+        }
+    }
     if !errors.is_empty() {
         return Err(locate_all(root, kind, version, errors));
     }
@@ -269,18 +297,33 @@ fn convert_to_v1(root: &Node, version: Version, kind: Kind) -> Result<AnyObject,
         r.map_err(|errors| locate_all(root, kind, Version::V1, errors))
     };
     match (version, kind) {
-        (Version::V1, Kind::Namespace) => Ok(AnyObject::Namespace(typed::<namespace::v1::Namespace>(root)?)),
-        (Version::V1, Kind::Cluster) => Ok(AnyObject::Cluster(typed::<cluster::v1::Cluster>(root)?)),
-        (Version::V1, Kind::Network) => Ok(AnyObject::Network(typed::<network::v1::Network>(root)?)),
+        (Version::V1, Kind::Namespace) => Ok(AnyObject::Namespace(typed::<
+            namespace::v1::Namespace,
+        >(root)?)),
+        (Version::V1, Kind::Cluster) => {
+            Ok(AnyObject::Cluster(typed::<cluster::v1::Cluster>(root)?))
+        }
+        (Version::V1, Kind::Network) => {
+            Ok(AnyObject::Network(typed::<network::v1::Network>(root)?))
+        }
         (Version::V1, Kind::Cargo) => Ok(AnyObject::Cargo(typed::<cargo::v1::Cargo>(root)?)),
-        (Version::V1alpha1, Kind::Namespace) => Ok(AnyObject::Namespace(namespace::v1alpha1::to_v1(
-            typed::<namespace::v1alpha1::Namespace>(root)?,
-        ))),
-        (Version::V1alpha1, Kind::Network) => Ok(AnyObject::Network(network::v1alpha1::to_v1(
-            typed::<network::v1alpha1::Network>(root)?,
-        ))),
+        (Version::V1alpha1, Kind::Namespace) => {
+            Ok(AnyObject::Namespace(namespace::v1alpha1::to_v1(typed::<
+                namespace::v1alpha1::Namespace,
+            >(
+                root
+            )?)))
+        }
+        (Version::V1alpha1, Kind::Network) => {
+            Ok(AnyObject::Network(network::v1alpha1::to_v1(typed::<
+                network::v1alpha1::Network,
+            >(
+                root
+            )?)))
+        }
         (Version::V1alpha1, Kind::Cluster) => converted(
-            cluster::v1alpha1::to_v1(typed::<cluster::v1alpha1::Cluster>(root)?).map(AnyObject::Cluster),
+            cluster::v1alpha1::to_v1(typed::<cluster::v1alpha1::Cluster>(root)?)
+                .map(AnyObject::Cluster),
         ),
         (Version::V1alpha1, Kind::Cargo) => converted(
             cargo::v1alpha1::to_v1(typed::<cargo::v1alpha1::Cargo>(root)?).map(AnyObject::Cargo),

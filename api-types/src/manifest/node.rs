@@ -135,13 +135,20 @@ pub struct SyntaxError {
     pub message: String,
 }
 
+/// Whether `text`, written as a plain (unquoted) scalar, would read back as a string.
+pub fn plain_reads_as_string(text: &str) -> bool {
+    matches!(resolve_plain(text), Value::Str(_))
+}
+
 /// Resolves a plain scalar with the YAML 1.2 core schema.
 fn resolve_plain(text: &str) -> Value {
     match text {
         "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
         "true" | "True" | "TRUE" => return Value::Bool(true),
         "false" | "False" | "FALSE" => return Value::Bool(false),
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Value::Float(f64::INFINITY),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+            return Value::Float(f64::INFINITY)
+        }
         "-.inf" | "-.Inf" | "-.INF" => return Value::Float(f64::NEG_INFINITY),
         ".nan" | ".NaN" | ".NAN" => return Value::Float(f64::NAN),
         _ => {}
@@ -155,12 +162,14 @@ fn resolve_plain(text: &str) -> Value {
     }
     if let Some(octal) = text.strip_prefix("0o") {
         if !octal.is_empty() && octal.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
-            return i64::from_str_radix(octal, 8).map_or_else(|_| Value::BigInt(text.to_owned()), Value::Int);
+            return i64::from_str_radix(octal, 8)
+                .map_or_else(|_| Value::BigInt(text.to_owned()), Value::Int);
         }
     }
     if let Some(hex) = text.strip_prefix("0x") {
         if !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return i64::from_str_radix(hex, 16).map_or_else(|_| Value::BigInt(text.to_owned()), Value::Int);
+            return i64::from_str_radix(hex, 16)
+                .map_or_else(|_| Value::BigInt(text.to_owned()), Value::Int);
         }
     }
     if is_core_float(text) {
@@ -217,7 +226,10 @@ impl ByteOffsets<'_> {
             return char_index;
         }
         while self.chars < char_index && self.bytes < self.text.len() {
-            let step = self.text[self.bytes..].chars().next().map_or(1, char::len_utf8);
+            let step = self.text[self.bytes..]
+                .chars()
+                .next()
+                .map_or(1, char::len_utf8);
             self.bytes += step;
             self.chars += 1;
         }
@@ -308,7 +320,10 @@ impl<'a> Builder<'a> {
 
     fn on_event(&mut self, event: Event<'_>, span: &Span) -> Result<Option<Document>, SyntaxError> {
         let pos = Pos::from(span);
-        if !matches!(event, Event::StreamStart | Event::StreamEnd | Event::DocumentStart(_)) {
+        if !matches!(
+            event,
+            Event::StreamStart | Event::StreamEnd | Event::DocumentStart(_)
+        ) {
             let end = self.offsets.byte_at(span.end.index());
             if end.saturating_sub(self.doc_start_byte) > MAX_DOCUMENT_BYTES {
                 return Err(SyntaxError {
@@ -343,7 +358,10 @@ impl<'a> Builder<'a> {
                 })?;
                 let count = node.count();
                 self.add_nodes(count, pos)?;
-                self.push_node(Node { value: node.value, pos })?;
+                self.push_node(Node {
+                    value: node.value,
+                    pos,
+                })?;
             }
             Event::Scalar(text, style, anchor, tag) => {
                 self.add_nodes(1, pos)?;
@@ -393,28 +411,44 @@ impl<'a> Builder<'a> {
                         message: format!("nesting is deeper than the limit of {MAX_DEPTH} levels"),
                     });
                 }
-                self.stack.push(if matches!(event, Event::SequenceStart(..)) {
-                    Frame::Seq {
-                        pos,
-                        anchor,
-                        items: Vec::new(),
-                    }
-                } else {
-                    Frame::Map {
-                        pos,
-                        anchor,
-                        entries: Vec::new(),
-                        pending_key: None,
-                        seen: HashMap::new(),
-                    }
-                });
+                self.stack
+                    .push(if matches!(event, Event::SequenceStart(..)) {
+                        Frame::Seq {
+                            pos,
+                            anchor,
+                            items: Vec::new(),
+                        }
+                    } else {
+                        Frame::Map {
+                            pos,
+                            anchor,
+                            entries: Vec::new(),
+                            pending_key: None,
+                            seen: HashMap::new(),
+                        }
+                    });
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 let node = match self.stack.pop() {
-                    Some(Frame::Seq { pos, anchor, items }) => (Node { value: Value::Seq(items), pos }, anchor),
-                    Some(Frame::Map { pos, anchor, entries, .. }) => {
-                        (Node { value: Value::Map(entries), pos }, anchor)
-                    }
+                    Some(Frame::Seq { pos, anchor, items }) => (
+                        Node {
+                            value: Value::Seq(items),
+                            pos,
+                        },
+                        anchor,
+                    ),
+                    Some(Frame::Map {
+                        pos,
+                        anchor,
+                        entries,
+                        ..
+                    }) => (
+                        Node {
+                            value: Value::Map(entries),
+                            pos,
+                        },
+                        anchor,
+                    ),
                     None => {
                         return Err(SyntaxError {
                             pos,
@@ -466,7 +500,10 @@ impl<'a> Builder<'a> {
                     if let Some(first) = seen.get(&text) {
                         return Err(SyntaxError {
                             pos: node.pos,
-                            message: format!("duplicate key {text:?} (first defined at line {}, column {})", first.line, first.column),
+                            message: format!(
+                                "duplicate key {text:?} (first defined at line {}, column {})",
+                                first.line, first.column
+                            ),
                         });
                     }
                     seen.insert(text, node.pos);
@@ -491,8 +528,12 @@ mod tests {
 
     #[test]
     fn scalars_should_resolve_with_the_core_schema() {
-        let node = one("[1, -2, 0x1f, 0o17, 1.5, .inf, true, null, ~, yes, '3', \"x\", 99999999999999999999]");
-        let Value::Seq(items) = node.value else { panic!("not a sequence") };
+        let node = one(
+            "[1, -2, 0x1f, 0o17, 1.5, .inf, true, null, ~, yes, '3', \"x\", 99999999999999999999]",
+        );
+        let Value::Seq(items) = node.value else {
+            panic!("not a sequence")
+        };
         let values: Vec<Value> = items.into_iter().map(|n| n.value).collect();
         assert_eq!(
             values,
@@ -526,7 +567,9 @@ mod tests {
         let (_, err) = parse_stream("a: 1\nb: 2\na: 3\n");
         let err = err.expect("an error");
         assert_eq!(err.pos, Pos { line: 3, column: 1 });
-        assert!(err.message.contains("duplicate key \"a\" (first defined at line 1, column 1)"));
+        assert!(err
+            .message
+            .contains("duplicate key \"a\" (first defined at line 1, column 1)"));
     }
 
     #[test]
@@ -539,7 +582,10 @@ mod tests {
             prev = name;
         }
         let (_, err) = parse_stream(&bomb);
-        assert!(err.expect("refused").message.contains("expands to more than"));
+        assert!(err
+            .expect("refused")
+            .message
+            .contains("expands to more than"));
     }
 
     #[test]
@@ -548,7 +594,13 @@ mod tests {
         let deep = "[".repeat(10_000) + &"]".repeat(10_000);
         let (_, err) = parse_stream(&deep);
         let err = err.expect("refused");
-        assert_eq!(err.pos, Pos { line: 1, column: 256 });
+        assert_eq!(
+            err.pos,
+            Pos {
+                line: 1,
+                column: 256
+            }
+        );
         assert_eq!(err.message, "nesting is too deep: more than 255 levels");
         // Block collections are bounded by the builder.
         let mut block = String::new();
@@ -558,7 +610,13 @@ mod tests {
         }
         let (_, err) = parse_stream(&block);
         let err = err.expect("refused");
-        assert_eq!(err.pos, Pos { line: 65, column: 65 });
+        assert_eq!(
+            err.pos,
+            Pos {
+                line: 65,
+                column: 65
+            }
+        );
         assert_eq!(err.message, "nesting is deeper than the limit of 64 levels");
     }
 }

@@ -8,7 +8,11 @@ fn decode(text: &str) -> Decoded {
 }
 
 fn errors(text: &str) -> Vec<String> {
-    decode(text).errors.iter().map(ToString::to_string).collect()
+    decode(text)
+        .errors
+        .iter()
+        .map(ToString::to_string)
+        .collect()
 }
 
 const CARGO: &str = "\
@@ -33,7 +37,10 @@ fn decode_should_default_a_minimal_cargo() {
     };
     assert_eq!(cargo.metadata.namespace.as_deref(), Some("global"));
     assert_eq!(cargo.spec.replicas, Some(1));
-    assert_eq!(cargo.spec.container.image_pull_policy, Some(ImagePullPolicy::IfNotPresent));
+    assert_eq!(
+        cargo.spec.container.image_pull_policy,
+        Some(ImagePullPolicy::IfNotPresent)
+    );
     let port = &cargo.spec.container.ports[0];
     assert_eq!(port.host_ip.as_deref(), Some("127.0.0.1"));
     assert_eq!(port.protocol, Some(Protocol::TCP));
@@ -110,7 +117,10 @@ fn every_document_should_be_decoded_and_errors_kept_per_document() {
     assert_eq!(decoded.manifests[1].pos.line, 11);
     let errs: Vec<String> = decoded.errors.iter().map(ToString::to_string).collect();
     assert_eq!(errs.len(), 1);
-    assert!(errs[0].starts_with("m.yaml:22:9: metadata.name: invalid name \"../x\""), "{errs:?}");
+    assert!(
+        errs[0].starts_with("m.yaml:22:9: metadata.name: invalid name \"../x\""),
+        "{errs:?}"
+    );
 }
 
 #[test]
@@ -135,7 +145,10 @@ spec:
     };
     assert_eq!(decoded.manifests[0].version, Version::V1alpha1);
     assert_eq!(cargo.api_version, "nanocl.io/v1");
-    assert_eq!(cargo.spec.container.env.get("B").map(String::as_str), Some("{{ vars.DB }}"));
+    assert_eq!(
+        cargo.spec.container.env.get("B").map(String::as_str),
+        Some("{{ vars.DB }}")
+    );
     assert!(cargo.spec.container.volumes[0].read_only);
     assert_eq!(cargo.spec.container.ports[0].host_port, Some(8080));
 
@@ -149,13 +162,22 @@ spec:
     let bad = text.replace("busybox:1.36", "Bad:Image");
     let errs = errors(&bad);
     assert_eq!(errs.len(), 1);
-    assert!(errs[0].starts_with("m.yaml:8:10: spec.image: invalid image reference"), "{errs:?}");
+    assert!(
+        errs[0].starts_with("m.yaml:8:10: spec.image: invalid image reference"),
+        "{errs:?}"
+    );
 }
 
 #[test]
 fn empty_file_and_non_mapping_documents_should_be_errors() {
-    assert_eq!(errors(""), vec!["m.yaml:1:1: no objects found: the file is empty"]);
-    assert_eq!(errors("# nothing\n"), vec!["m.yaml:1:1: no objects found: the file is empty"]);
+    assert_eq!(
+        errors(""),
+        vec!["m.yaml:1:1: no objects found: the file is empty"]
+    );
+    assert_eq!(
+        errors("# nothing\n"),
+        vec!["m.yaml:1:1: no objects found: the file is empty"]
+    );
     assert_eq!(
         errors("- a\n- b\n"),
         vec!["m.yaml:1:1: expected an object (a mapping with apiVersion, kind, metadata and spec), found a sequence"]
@@ -173,7 +195,8 @@ fn json_documents_should_decode_with_locations() {
 
 #[test]
 fn namespace_in_a_namespace_should_be_refused() {
-    let text = "apiVersion: nanocl.io/v1\nkind: Namespace\nmetadata:\n  name: demo\n  namespace: other\n";
+    let text =
+        "apiVersion: nanocl.io/v1\nkind: Namespace\nmetadata:\n  name: demo\n  namespace: other\n";
     assert_eq!(
         errors(text),
         vec!["m.yaml:5:14: metadata.namespace: a Namespace is not inside a namespace: remove this field"]

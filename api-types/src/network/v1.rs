@@ -69,9 +69,11 @@ pub fn validate(network: &Network) -> FieldErrors {
     if let Some(driver) = &spec.driver {
         let ok = !driver.is_empty()
             && driver.len() <= 128
-            && driver
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.' | b'/' | b':'));
+            && driver.bytes().all(|b| {
+                b.is_ascii_lowercase()
+                    || b.is_ascii_digit()
+                    || matches!(b, b'-' | b'_' | b'.' | b'/' | b':')
+            });
         if !ok {
             errors.push(
                 FieldPath::keys("spec.driver"),

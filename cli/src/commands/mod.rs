@@ -1,0 +1,65 @@
+//! One module per command, plus what several of them share.
+
+pub mod apply;
+pub mod convert;
+pub mod version;
+
+use std::io::Write;
+
+use nanocl_api_types::manifest::DecodeOptions;
+use nanocl_api_types::meta::DEFAULT_NAMESPACE;
+use serde_json::Value;
+
+use crate::args::{Cli, Output};
+
+/// Decoding options from the global flags: `-n` sets and enforces the namespace.
+pub fn decode_options(cli: &Cli) -> DecodeOptions {
+    DecodeOptions {
+        default_namespace: cli
+            .namespace
+            .clone()
+            .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
+        required_namespace: cli.namespace.clone(),
+    }
+}
+
+/// `kind/name`, as kubectl prints objects.
+pub fn object_name(value: &Value) -> String {
+    let kind = value["kind"]
+        .as_str()
+        .unwrap_or("object")
+        .to_ascii_lowercase();
+    let name = value["metadata"]["name"].as_str().unwrap_or("");
+    format!("{kind}/{name}")
+}
+
+/// Prints objects as YAML documents, JSON (one object, or a `List`), or names.
+pub fn print_objects(values: &[Value], output: Output, out: &mut impl Write) -> anyhow::Result<()> {
+    match output {
+        Output::Yaml => {
+            for (i, value) in values.iter().enumerate() {
+                if i > 0 {
+                    writeln!(out, "---")?;
+                }
+                write!(out, "{}", crate::yaml::to_string(value))?;
+            }
+        }
+        Output::Json => {
+            let doc = match values {
+                [one] => one.clone(),
+                many => serde_json::json!({
+                    "apiVersion": "nanocl.io/v1",
+                    "kind": "List",
+                    "items": many,
+                }),
+            };
+            writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+        }
+        Output::Name => {
+            for value in values {
+                writeln!(out, "{}", object_name(value))?;
+            }
+        }
+    }
+    Ok(())
+}
