@@ -28,10 +28,31 @@ impl std::error::Error for DeError {}
 impl de::Error for DeError {
     fn custom<T: fmt::Display>(msg: T) -> Self {
         DeError {
-            message: msg.to_string(),
+            message: humanize(&msg.to_string()),
             location: None,
         }
     }
+}
+
+/// Rewrites serde's Rust type names (`i32`, `a map`) into the words of YAML users.
+fn humanize(message: &str) -> String {
+    const INTEGERS: [&str; 8] = ["i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64"];
+    if let Some(rest) = message.strip_prefix("invalid value: integer `") {
+        if let Some((number, expected)) = rest.split_once("`, expected ") {
+            if INTEGERS.contains(&expected) {
+                return format!("integer {number} is out of range");
+            }
+        }
+    }
+    for ty in INTEGERS {
+        if let Some(head) = message.strip_suffix(&format!("expected {ty}")) {
+            return format!("{head}expected an integer");
+        }
+    }
+    message
+        .replace("expected f64", "expected a number")
+        .replace("expected a map", "expected a mapping")
+        .replace("invalid type: map,", "invalid type: mapping,")
 }
 
 impl DeError {

@@ -61,7 +61,7 @@ fn wrong_type_should_be_reported_at_the_value() {
     let text = CARGO.replace("  cluster: dev\n", "  cluster: dev\n  replicas: \"3\"\n");
     assert_eq!(
         errors(&text),
-        vec!["m.yaml:7:13: spec.replicas: invalid type: string \"3\", expected i32"]
+        vec!["m.yaml:7:13: spec.replicas: invalid type: string \"3\", expected an integer"]
     );
 }
 
