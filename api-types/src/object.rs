@@ -162,6 +162,10 @@ impl fmt::Display for ObjectKey {
 /// One object of any kind, in the storage version (v1).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "objects are decoded once and moved rarely; boxing would burden every match"
+)]
 pub enum AnyObject {
     /// A Namespace.
     Namespace(namespace::v1::Namespace),

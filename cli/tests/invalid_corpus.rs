@@ -28,7 +28,11 @@ fn every_invalid_manifest_should_be_refused_with_its_expected_errors() {
         .filter(|n| !n.ends_with(".err"))
         .collect();
     names.sort();
-    assert!(names.len() >= 30, "the corpus has only {} manifests", names.len());
+    assert!(
+        names.len() >= 30,
+        "the corpus has only {} manifests",
+        names.len()
+    );
     let mut failures = Vec::new();
     for name in &names {
         let out = nanocl(&dir, &["apply", "--dry-run=client", "-f", name]);
@@ -49,7 +53,9 @@ fn every_invalid_manifest_should_be_refused_with_its_expected_errors() {
             ));
         }
         if stderr != expected {
-            failures.push(format!("{name}:\n--- expected\n{expected}--- got\n{stderr}"));
+            failures.push(format!(
+                "{name}:\n--- expected\n{expected}--- got\n{stderr}"
+            ));
         }
         assert!(
             stderr.ends_with("nothing was applied\n"),
@@ -81,11 +87,17 @@ fn one_bad_file_among_good_ones_should_apply_nothing_and_list_every_error() {
     assert!(out.stdout.is_empty(), "nothing may be reported as applied");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
-        stderr.lines().filter(|l| l.starts_with("bad-env-names.yaml:")).count(),
+        stderr
+            .lines()
+            .filter(|l| l.starts_with("bad-env-names.yaml:"))
+            .count(),
         2
     );
     assert_eq!(
-        stderr.lines().filter(|l| l.starts_with("bad-volumes.yaml:")).count(),
+        stderr
+            .lines()
+            .filter(|l| l.starts_with("bad-volumes.yaml:"))
+            .count(),
         4
     );
     assert!(
@@ -106,7 +118,10 @@ fn a_10_mib_document_should_be_refused_at_the_size_limit() {
         i += 1;
     }
     std::fs::write(dir.path().join("huge.yaml"), &text).expect("write");
-    let out = nanocl(dir.path(), &["apply", "--dry-run=client", "-f", "huge.yaml"]);
+    let out = nanocl(
+        dir.path(),
+        &["apply", "--dry-run=client", "-f", "huge.yaml"],
+    );
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),

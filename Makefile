@@ -1,0 +1,48 @@
+# nanocl developer commands. `make run` and `make test` work on a fresh Debian machine: they
+# install and start what they need (scripts/dev-env.sh says what it does).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+CARGO ?= cargo
+DEV_ENV := scripts/dev-env.sh
+ENV_FILE := target/dev-env/env
+# Loads the addresses of the dev services (etcd on loopback, the offline test image).
+WITH_ENV := set -a; . $(ENV_FILE); set +a;
+
+.PHONY: run test lint fmt schemas bench dev-env dev-env-down build help
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+dev-env: ## Install packages, start dockerd and etcd, build the offline images
+	bash $(DEV_ENV) up
+
+dev-env-down: ## Stop the dev etcd (dockerd is left running)
+	bash $(DEV_ENV) down
+
+build: dev-env ## Build every crate
+	$(CARGO) build --workspace --release
+
+run: build ## Build, then validate the examples (the daemon arrives with its issue)
+	@echo "== validating examples/ (client-side dry run)"
+	./target/release/nanocl apply --dry-run=client -R -f examples/
+	@echo
+	@echo "Every example is valid. Try:"
+	@echo "  ./target/release/nanocl convert -f examples/getting-started/04-web.yaml --output-version nanocl.io/v1alpha1"
+	@echo "  ./target/release/nanocl apply --dry-run=client -o yaml -f examples/getting-started/"
+
+lint: ## cargo fmt --check and clippy with warnings as errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+test: dev-env lint ## Everything: lint, unit, property, corpus and real-service tests
+	$(WITH_ENV) $(CARGO) test --workspace --no-fail-fast
+
+schemas: ## Regenerate manifests/schemas from the types
+	NANOCL_UPDATE_SCHEMAS=1 $(CARGO) test -p nanocl-api-types --test schemas
+
+bench: dev-env ## Benchmarks (criterion); results in target/criterion
+	$(WITH_ENV) $(CARGO) bench --workspace
