@@ -44,5 +44,6 @@ test: dev-env lint ## Everything: lint, unit, property, corpus and real-service 
 schemas: ## Regenerate manifests/schemas from the types
 	NANOCL_UPDATE_SCHEMAS=1 $(CARGO) test -p nanocl-api-types --test schemas
 
-bench: dev-env ## Benchmarks (criterion); results in target/criterion
+bench: dev-env ## Benchmarks (criterion, medians in target/criterion) and peak memory
 	$(WITH_ENV) $(CARGO) bench --workspace
+	bash scripts/bench-decode-memory.sh

@@ -14,6 +14,9 @@ pub const MAX_DEPTH: usize = 64;
 /// "billion laughs" documents that are small on disk and huge in memory.
 pub const MAX_NODES: usize = 100_000;
 
+/// Mappings with fewer entries than this are checked for duplicate keys by a linear scan.
+const SCAN_LIMIT: usize = 16;
+
 /// A position in a file, 1-based.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Pos {
@@ -248,7 +251,7 @@ enum Frame {
         anchor: usize,
         entries: Vec<(Node, Node)>,
         pending_key: Option<Node>,
-        seen: HashMap<String, Pos>,
+        seen: Option<HashMap<String, Pos>>,
     },
 }
 
@@ -424,7 +427,7 @@ impl<'a> Builder<'a> {
                             anchor,
                             entries: Vec::new(),
                             pending_key: None,
-                            seen: HashMap::new(),
+                            seen: None,
                         }
                     });
             }
@@ -496,17 +499,36 @@ impl<'a> Builder<'a> {
                             message: "mapping keys must be scalars".into(),
                         });
                     }
-                    let text = node.key_text();
-                    if let Some(first) = seen.get(&text) {
+                    // Small mappings (nearly all of them) are checked by a scan, which costs
+                    // less than hashing; large ones get an index once they grow.
+                    let first = if entries.len() < SCAN_LIMIT {
+                        entries
+                            .iter()
+                            .find(|(k, _)| k.value == node.value)
+                            .map(|(k, _)| k.pos)
+                    } else {
+                        let index = seen.get_or_insert_with(|| {
+                            entries.iter().map(|(k, _)| (k.key_text(), k.pos)).collect()
+                        });
+                        match index.entry(node.key_text()) {
+                            std::collections::hash_map::Entry::Occupied(e) => Some(*e.get()),
+                            std::collections::hash_map::Entry::Vacant(e) => {
+                                e.insert(node.pos);
+                                None
+                            }
+                        }
+                    };
+                    if let Some(first) = first {
                         return Err(SyntaxError {
                             pos: node.pos,
                             message: format!(
-                                "duplicate key {text:?} (first defined at line {}, column {})",
-                                first.line, first.column
+                                "duplicate key {:?} (first defined at line {}, column {})",
+                                node.key_text(),
+                                first.line,
+                                first.column
                             ),
                         });
                     }
-                    seen.insert(text, node.pos);
                     *pending_key = Some(node);
                 }
                 Some(key) => entries.push((key, node)),
