@@ -20,8 +20,8 @@ dev-env: ## Install packages, start dockerd and etcd, build the offline images
 dev-env-down: ## Stop the dev etcd (dockerd is left running)
 	bash $(DEV_ENV) down
 
-build: dev-env ## Build every crate
-	$(CARGO) build --workspace --release
+build: dev-env ## Build nanocl and nanocld (release)
+	$(CARGO) build --release -p nanocl-cli -p nanocl-controller
 
 run: build ## Build, then validate the examples (the daemon arrives with its issue)
 	@echo "== validating examples/ (client-side dry run)"

@@ -1,0 +1,5 @@
+//! nanocld: the store backends today; the API server, reconcile runtime, controllers and the
+//! Docker adapter as their issues land.
+
+pub mod backoff;
+pub mod store;

@@ -1,0 +1,716 @@
+//! The embedded backend: one crash-safe redb file with the semantics of etcd.
+//!
+//! Each write and its watch event commit in one redb transaction (fsync'd before the call
+//! returns), under one global revision counter. The last `history` events stay in the file so
+//! that a watch can resume; older revisions answer `Gone`. A lock file next to the store names
+//! the process holding it, so a second nanocld gets a clear error rather than a corrupt file.
+
+use std::fs::{File, TryLockError};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use redb::backends::InMemoryBackend;
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use tokio::sync::{broadcast, mpsc};
+
+use super::{
+    with_deadline, Deleted, KeyValue, ListResult, Revision, Store, StoreError, WatchEvent,
+    WatchStream,
+};
+
+const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
+const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// The last revision written.
+const META_REVISION: &str = "revision";
+/// Every event at or below this revision is gone from the history.
+const META_COMPACTED: &str = "compacted";
+
+/// Tuning of the embedded store.
+#[derive(Clone, Debug)]
+pub struct EmbeddedOptions {
+    /// How many past events are kept for watches to resume from.
+    pub history: usize,
+    /// Deadline of each call.
+    pub timeout: Duration,
+    /// How often an idle watch gets a progress event (bookmark).
+    pub progress_interval: Duration,
+}
+
+impl Default for EmbeddedOptions {
+    fn default() -> Self {
+        EmbeddedOptions {
+            history: 10_000,
+            timeout: Duration::from_secs(5),
+            progress_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The embedded store. Cheap to clone; clones share the file.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Database,
+    /// Serializes writers so that events are published in revision order.
+    writer: Mutex<()>,
+    events: broadcast::Sender<WatchEvent>,
+    /// The last revision whose event has been published.
+    published: AtomicI64,
+    options: EmbeddedOptions,
+    path: Option<PathBuf>,
+    /// Held for the life of the store: the lock file other processes see.
+    _lock: Option<File>,
+}
+
+impl std::fmt::Debug for EmbeddedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedStore")
+            .field("path", &self.inner.path)
+            .field("options", &self.inner.options)
+            .finish()
+    }
+}
+
+fn db_error<E: Into<redb::Error>>(op: &'static str) -> impl FnOnce(E) -> StoreError {
+    move |e| StoreError::EmbeddedTransactionFailed {
+        op,
+        source: e.into(),
+    }
+}
+
+fn lock_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+/// Takes the lock file next to `path`, or says who has it.
+fn take_lock(path: &Path) -> Result<File, StoreError> {
+    let lock = lock_path(path);
+    let open_failed = |source| StoreError::StoreOpenFailed {
+        path: lock.display().to_string(),
+        source,
+    };
+    let mut file = File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock)
+        .map_err(open_failed)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let pid = holder.trim();
+            let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            return Err(StoreError::StoreLocked {
+                path: path.display().to_string(),
+                holder: if pid.is_empty() {
+                    "another process".to_owned()
+                } else if name.trim().is_empty() {
+                    format!("process {pid}")
+                } else {
+                    format!("process {pid} ({})", name.trim())
+                },
+            });
+        }
+        Err(TryLockError::Error(e)) => return Err(open_failed(e)),
+    }
+    file.set_len(0).map_err(open_failed)?;
+    file.rewind().map_err(open_failed)?;
+    write!(file, "{}", std::process::id()).map_err(open_failed)?;
+    file.sync_all().map_err(open_failed)?;
+    Ok(file)
+}
+
+impl EmbeddedStore {
+    /// Opens (creating if needed) the store file at `path`.
+    pub fn open(path: &Path, options: EmbeddedOptions) -> Result<Self, StoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| StoreError::StoreOpenFailed {
+                path: path.display().to_string(),
+                source,
+            })?;
+        }
+        let lock = take_lock(path)?;
+        let db = Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::StoreLocked {
+                path: path.display().to_string(),
+                holder: "another process".to_owned(),
+            },
+            other => db_error("open")(other),
+        })?;
+        Self::with_database(db, options, Some(path.to_owned()), Some(lock))
+    }
+
+    /// A store in memory, with the same code and semantics: the fake for fast tests.
+    pub fn in_memory(options: EmbeddedOptions) -> Result<Self, StoreError> {
+        let db = Database::builder()
+            .create_with_backend(InMemoryBackend::new())
+            .map_err(db_error("open"))?;
+        Self::with_database(db, options, None, None)
+    }
+
+    fn with_database(
+        db: Database,
+        options: EmbeddedOptions,
+        path: Option<PathBuf>,
+        lock: Option<File>,
+    ) -> Result<Self, StoreError> {
+        let txn = db.begin_write().map_err(db_error("open"))?;
+        let revision = {
+            txn.open_table(KV).map_err(db_error("open"))?;
+            txn.open_table(EVENTS).map_err(db_error("open"))?;
+            let meta = txn.open_table(META).map_err(db_error("open"))?;
+            let revision = meta
+                .get(META_REVISION)
+                .map_err(db_error("open"))?
+                .map(|g| g.value());
+            revision.unwrap_or(0)
+        };
+        txn.commit().map_err(db_error("open"))?;
+        let (events, _) = broadcast::channel(4096);
+        Ok(EmbeddedStore {
+            inner: Arc::new(Inner {
+                db,
+                writer: Mutex::new(()),
+                events,
+                published: AtomicI64::new(to_revision(revision)),
+                options,
+                path,
+                _lock: lock,
+            }),
+        })
+    }
+
+    /// The store file, unless in memory.
+    pub fn path(&self) -> Option<&Path> {
+        self.inner.path.as_deref()
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.inner.clone();
+        with_deadline(op, self.inner.options.timeout, async move {
+            tokio::task::spawn_blocking(move || f(&inner))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(StoreError::RecordCorrupt {
+                        what: format!("{op}: the worker thread panicked"),
+                    })
+                })
+        })
+        .await
+    }
+}
+
+fn to_revision(r: u64) -> Revision {
+    Revision::try_from(r).unwrap_or(Revision::MAX)
+}
+
+// --- record encoding -------------------------------------------------------------------------
+
+fn encode_kv(out: &mut Vec<u8>, kv: &KeyValue) {
+    out.extend_from_slice(&kv.create_revision.to_le_bytes());
+    out.extend_from_slice(&kv.mod_revision.to_le_bytes());
+    out.extend_from_slice(&(kv.value.len() as u64).to_le_bytes());
+    out.extend_from_slice(&kv.value);
+}
+
+struct Cursor<'a>(&'a [u8]);
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, tail) = self.0.split_at(n);
+        self.0 = tail;
+        Some(head)
+    }
+    fn i64(&mut self) -> Option<i64> {
+        Some(i64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+    fn u8(&mut self) -> Option<u8> {
+        Some(self.take(1)?[0])
+    }
+    fn kv(&mut self, key: &str) -> Option<KeyValue> {
+        let create_revision = self.i64()?;
+        let mod_revision = self.i64()?;
+        let len = usize::try_from(self.u64()?).ok()?;
+        Some(KeyValue {
+            key: key.to_owned(),
+            value: self.take(len)?.to_vec(),
+            create_revision,
+            mod_revision,
+        })
+    }
+}
+
+fn decode_kv(key: &str, bytes: &[u8]) -> Result<KeyValue, StoreError> {
+    Cursor(bytes)
+        .kv(key)
+        .ok_or_else(|| StoreError::RecordCorrupt {
+            what: format!("key {key}"),
+        })
+}
+
+fn encode_event(event: &WatchEvent) -> Vec<u8> {
+    let mut out = Vec::new();
+    let (tag, key, prev) = match event {
+        WatchEvent::Put { kv, prev } => (0u8, kv.key.as_str(), prev),
+        WatchEvent::Delete { key, prev, .. } => (1u8, key.as_str(), prev),
+        WatchEvent::Progress { .. } => return out,
+    };
+    out.push(tag);
+    out.extend_from_slice(&(key.len() as u64).to_le_bytes());
+    out.extend_from_slice(key.as_bytes());
+    match prev {
+        Some(p) => {
+            out.push(1);
+            encode_kv(&mut out, p);
+        }
+        None => out.push(0),
+    }
+    if let WatchEvent::Put { kv, .. } = event {
+        encode_kv(&mut out, kv);
+    }
+    out
+}
+
+fn decode_event(revision: u64, bytes: &[u8]) -> Result<WatchEvent, StoreError> {
+    let corrupt = || StoreError::RecordCorrupt {
+        what: format!("event at revision {revision}"),
+    };
+    let mut c = Cursor(bytes);
+    let tag = c.u8().ok_or_else(corrupt)?;
+    let key_len = c
+        .u64()
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or_else(corrupt)?;
+    let key = std::str::from_utf8(c.take(key_len).ok_or_else(corrupt)?)
+        .map_err(|_| corrupt())?
+        .to_owned();
+    let prev = match c.u8().ok_or_else(corrupt)? {
+        0 => None,
+        _ => Some(c.kv(&key).ok_or_else(corrupt)?),
+    };
+    match tag {
+        0 => Ok(WatchEvent::Put {
+            kv: c.kv(&key).ok_or_else(corrupt)?,
+            prev,
+        }),
+        1 => Ok(WatchEvent::Delete {
+            key,
+            revision: to_revision(revision),
+            prev,
+        }),
+        _ => Err(corrupt()),
+    }
+}
+
+// --- transactions ----------------------------------------------------------------------------
+
+type KvTable<'t> = redb::Table<'t, &'static str, &'static [u8]>;
+
+impl Inner {
+    /// Runs one write: `change` sees the kv table and the new revision and returns the call's
+    /// result and the event to record. Commits (fsync) before publishing the event.
+    fn write<T>(
+        &self,
+        op: &'static str,
+        change: impl FnOnce(&mut KvTable<'_>, Revision) -> Result<(T, WatchEvent), StoreError>,
+    ) -> Result<T, StoreError> {
+        let _writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let txn = self.db.begin_write().map_err(db_error(op))?;
+        let (result, event) = {
+            let mut meta = txn.open_table(META).map_err(db_error(op))?;
+            let revision = meta
+                .get(META_REVISION)
+                .map_err(db_error(op))?
+                .map_or(0, |g| g.value())
+                + 1;
+            let mut kv = txn.open_table(KV).map_err(db_error(op))?;
+            let (result, event) = change(&mut kv, to_revision(revision))?;
+            let mut events = txn.open_table(EVENTS).map_err(db_error(op))?;
+            events
+                .insert(revision, encode_event(&event).as_slice())
+                .map_err(db_error(op))?;
+            meta.insert(META_REVISION, revision).map_err(db_error(op))?;
+            let excess = events
+                .len()
+                .map_err(db_error(op))?
+                .saturating_sub(self.options.history as u64);
+            let mut compacted = None;
+            for _ in 0..excess {
+                if let Some((k, _)) = events.pop_first().map_err(db_error(op))? {
+                    compacted = Some(k.value());
+                }
+            }
+            if let Some(c) = compacted {
+                meta.insert(META_COMPACTED, c).map_err(db_error(op))?;
+            }
+            (result, event)
+        };
+        txn.commit().map_err(db_error(op))?;
+        let revision = event.revision();
+        // No receiver is fine: nobody is watching.
+        let _ = self.events.send(event);
+        self.published.store(revision, Ordering::SeqCst);
+        Ok(result)
+    }
+
+    fn read_kv(&self, op: &'static str, key: &str) -> Result<Option<KeyValue>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_error(op))?;
+        let table = txn.open_table(KV).map_err(db_error(op))?;
+        let value = table.get(key).map_err(db_error(op))?;
+        value.map(|v| decode_kv(key, v.value())).transpose()
+    }
+
+    /// Events under `prefix` after `after`, and the revision they run up to.
+    fn history(
+        &self,
+        prefix: &str,
+        after: Revision,
+    ) -> Result<(Vec<WatchEvent>, Revision), StoreError> {
+        let op = "watch";
+        let txn = self.db.begin_read().map_err(db_error(op))?;
+        let meta = txn.open_table(META).map_err(db_error(op))?;
+        let current = to_revision(
+            meta.get(META_REVISION)
+                .map_err(db_error(op))?
+                .map_or(0, |g| g.value()),
+        );
+        let compacted = to_revision(
+            meta.get(META_COMPACTED)
+                .map_err(db_error(op))?
+                .map_or(0, |g| g.value()),
+        );
+        if after < compacted && after < current {
+            return Err(StoreError::Gone {
+                requested: after,
+                oldest: compacted,
+            });
+        }
+        let events = txn.open_table(EVENTS).map_err(db_error(op))?;
+        let start = u64::try_from(after.max(0)).unwrap_or(0) + 1;
+        let mut out = Vec::new();
+        for entry in events.range(start..).map_err(db_error(op))? {
+            let (rev, bytes) = entry.map_err(db_error(op))?;
+            let event = decode_event(rev.value(), bytes.value())?;
+            if event_key(&event).is_some_and(|k| k.starts_with(prefix)) {
+                out.push(event);
+            }
+        }
+        Ok((out, current.max(after)))
+    }
+}
+
+fn event_key(event: &WatchEvent) -> Option<&str> {
+    match event {
+        WatchEvent::Put { kv, .. } => Some(&kv.key),
+        WatchEvent::Delete { key, .. } => Some(key),
+        WatchEvent::Progress { .. } => None,
+    }
+}
+
+impl Store for EmbeddedStore {
+    async fn create(&self, key: &str, value: Vec<u8>) -> Result<KeyValue, StoreError> {
+        let key = key.to_owned();
+        self.blocking("create", move |inner| {
+            inner.write("create", |table, revision| {
+                if let Some(existing) = table.get(key.as_str()).map_err(db_error("create"))? {
+                    return Err(StoreError::AlreadyExists {
+                        key: key.clone(),
+                        current: Box::new(decode_kv(&key, existing.value())?),
+                    });
+                }
+                let kv = KeyValue {
+                    key: key.clone(),
+                    value,
+                    create_revision: revision,
+                    mod_revision: revision,
+                };
+                let mut record = Vec::with_capacity(kv.value.len() + 24);
+                encode_kv(&mut record, &kv);
+                table
+                    .insert(key.as_str(), record.as_slice())
+                    .map_err(db_error("create"))?;
+                Ok((kv.clone(), WatchEvent::Put { kv, prev: None }))
+            })
+        })
+        .await
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
+        let key = key.to_owned();
+        self.blocking("get", move |inner| inner.read_kv("get", &key))
+            .await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<ListResult, StoreError> {
+        let prefix = prefix.to_owned();
+        self.blocking("list", move |inner| {
+            let op = "list";
+            let txn = inner.db.begin_read().map_err(db_error(op))?;
+            let meta = txn.open_table(META).map_err(db_error(op))?;
+            let revision = to_revision(
+                meta.get(META_REVISION)
+                    .map_err(db_error(op))?
+                    .map_or(0, |g| g.value()),
+            );
+            let table = txn.open_table(KV).map_err(db_error(op))?;
+            let mut items = Vec::new();
+            for entry in table.range(prefix.as_str()..).map_err(db_error(op))? {
+                let (key, value) = entry.map_err(db_error(op))?;
+                if !key.value().starts_with(prefix.as_str()) {
+                    break;
+                }
+                items.push(decode_kv(key.value(), value.value())?);
+            }
+            Ok(ListResult { items, revision })
+        })
+        .await
+    }
+
+    async fn update(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        expected: Revision,
+    ) -> Result<KeyValue, StoreError> {
+        let key = key.to_owned();
+        self.blocking("update", move |inner| {
+            inner.write("update", |table, revision| {
+                let prev = match table.get(key.as_str()).map_err(db_error("update"))? {
+                    None => return Err(StoreError::NotFound { key: key.clone() }),
+                    Some(bytes) => decode_kv(&key, bytes.value())?,
+                };
+                if prev.mod_revision != expected {
+                    return Err(StoreError::Conflict {
+                        key: key.clone(),
+                        expected,
+                        current: Some(Box::new(prev)),
+                    });
+                }
+                let kv = KeyValue {
+                    key: key.clone(),
+                    value,
+                    create_revision: prev.create_revision,
+                    mod_revision: revision,
+                };
+                let mut record = Vec::with_capacity(kv.value.len() + 24);
+                encode_kv(&mut record, &kv);
+                table
+                    .insert(key.as_str(), record.as_slice())
+                    .map_err(db_error("update"))?;
+                Ok((
+                    kv.clone(),
+                    WatchEvent::Put {
+                        kv,
+                        prev: Some(prev),
+                    },
+                ))
+            })
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<Deleted, StoreError> {
+        let key = key.to_owned();
+        self.blocking("delete", move |inner| {
+            inner.write("delete", |table, revision| {
+                let prev = match table.get(key.as_str()).map_err(db_error("delete"))? {
+                    None => return Err(StoreError::NotFound { key: key.clone() }),
+                    Some(bytes) => decode_kv(&key, bytes.value())?,
+                };
+                if expected.is_some_and(|e| e != prev.mod_revision) {
+                    return Err(StoreError::Conflict {
+                        key: key.clone(),
+                        expected: expected.unwrap_or_default(),
+                        current: Some(Box::new(prev)),
+                    });
+                }
+                table.remove(key.as_str()).map_err(db_error("delete"))?;
+                let deleted = Deleted {
+                    prev: prev.clone(),
+                    revision,
+                };
+                Ok((
+                    deleted,
+                    WatchEvent::Delete {
+                        key: key.clone(),
+                        revision,
+                        prev: Some(prev),
+                    },
+                ))
+            })
+        })
+        .await
+    }
+
+    async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream, StoreError> {
+        // Subscribe before reading the history so that nothing falls between the two.
+        let mut live = self.inner.events.subscribe();
+        let owned = prefix.to_owned();
+        let (backlog, mut last) = self
+            .blocking("watch", move |inner| inner.history(&owned, after))
+            .await?;
+        let (tx, rx) = mpsc::channel::<Result<WatchEvent, StoreError>>(256);
+        let inner = self.inner.clone();
+        let prefix = prefix.to_owned();
+        tokio::spawn(async move {
+            for event in backlog {
+                if tx.send(Ok(event)).await.is_err() {
+                    return;
+                }
+            }
+            let mut ticker = tokio::time::interval(inner.options.progress_interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticker.tick().await;
+            loop {
+                tokio::select! {
+                    received = live.recv() => match received {
+                        Ok(event) => {
+                            if event.revision() <= last {
+                                continue;
+                            }
+                            last = event.revision();
+                            if event_key(&event).is_some_and(|k| k.starts_with(prefix.as_str())) && tx.send(Ok(event)).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(broadcast::error::RecvError::Lagged(_)) => {
+                            // Too slow for the live feed: catch up from the file, or say Gone.
+                            let from = last;
+                            let p = prefix.clone();
+                            let inner2 = inner.clone();
+                            let caught_up = tokio::task::spawn_blocking(move || inner2.history(&p, from)).await;
+                            match caught_up {
+                                Ok(Ok((events, upto))) => {
+                                    for event in events {
+                                        if tx.send(Ok(event)).await.is_err() {
+                                            return;
+                                        }
+                                    }
+                                    last = upto;
+                                }
+                                Ok(Err(e)) => {
+                                    let _ = tx.send(Err(e)).await;
+                                    return;
+                                }
+                                Err(_) => return,
+                            }
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    },
+                    _ = ticker.tick() => {
+                        // Events are published before `published` moves, so with nothing
+                        // queued every event up to it has been seen.
+                        let published = inner.published.load(Ordering::SeqCst);
+                        if live.is_empty() && published >= last {
+                            last = published;
+                            if tx.send(Ok(WatchEvent::Progress { revision: published })).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    () = tx.closed() => return,
+                }
+            }
+        });
+        Ok(tokio_stream_from(rx))
+    }
+
+    async fn compact(&self, revision: Revision) -> Result<(), StoreError> {
+        self.blocking("compact", move |inner| {
+            let op = "compact";
+            let _writer = inner
+                .writer
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let txn = inner.db.begin_write().map_err(db_error(op))?;
+            {
+                let upto = u64::try_from(revision.max(0)).unwrap_or(0);
+                let mut events = txn.open_table(EVENTS).map_err(db_error(op))?;
+                loop {
+                    let first = events
+                        .first()
+                        .map_err(db_error(op))?
+                        .map(|(k, _)| k.value());
+                    match first {
+                        Some(k) if k <= upto => {
+                            events.remove(k).map_err(db_error(op))?;
+                        }
+                        _ => break,
+                    }
+                }
+                let mut meta = txn.open_table(META).map_err(db_error(op))?;
+                let compacted = meta
+                    .get(META_COMPACTED)
+                    .map_err(db_error(op))?
+                    .map_or(0, |g| g.value());
+                meta.insert(META_COMPACTED, compacted.max(upto))
+                    .map_err(db_error(op))?;
+            }
+            txn.commit().map_err(db_error(op))
+        })
+        .await
+    }
+}
+
+/// A watch stream over an mpsc receiver.
+pub(crate) fn tokio_stream_from(
+    mut rx: mpsc::Receiver<Result<WatchEvent, StoreError>>,
+) -> WatchStream {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_should_encode_and_decode() {
+        let kv = KeyValue {
+            key: "cargoes/global/web".into(),
+            value: b"{}".to_vec(),
+            create_revision: 3,
+            mod_revision: 7,
+        };
+        let put = WatchEvent::Put {
+            kv: kv.clone(),
+            prev: Some(KeyValue {
+                mod_revision: 3,
+                ..kv.clone()
+            }),
+        };
+        assert_eq!(decode_event(7, &encode_event(&put)).ok(), Some(put));
+        let delete = WatchEvent::Delete {
+            key: kv.key.clone(),
+            revision: 8,
+            prev: Some(kv),
+        };
+        assert_eq!(decode_event(8, &encode_event(&delete)).ok(), Some(delete));
+        assert!(decode_event(9, &[0, 1]).is_err());
+    }
+}

@@ -1,0 +1,525 @@
+//! The etcd backend: keys `{prefix}/{key}`, values as given; transactions compare
+//! `mod_revision` (or absence) so that a lost update is impossible; watches resume after a
+//! broken stream from the last delivered revision, with no gap and no duplicate.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use etcd_client::{
+    Client, CompactionOptions, Compare, CompareOp, ConnectOptions, DeleteOptions, EventType,
+    GetOptions, PutOptions, Txn, TxnOp, TxnOpResponse, TxnResponse, WatchOptions,
+};
+use tokio::sync::mpsc;
+
+use super::embedded::tokio_stream_from;
+use super::{
+    with_deadline, Deleted, KeyValue, ListResult, Revision, Store, StoreError, WatchEvent,
+    WatchStream,
+};
+use crate::backoff::Backoff;
+
+/// How to reach etcd.
+#[derive(Clone, Debug)]
+pub struct EtcdOptions {
+    /// `host:port` endpoints.
+    pub endpoints: Vec<String>,
+    /// Prefix of every key (`--store-prefix`, default `/nanocl`).
+    pub prefix: String,
+    /// Deadline of each call.
+    pub timeout: Duration,
+    /// How often a watch asks etcd for a progress event (bookmark).
+    pub progress_interval: Duration,
+    /// Entries fetched per page when listing.
+    pub page_size: i64,
+}
+
+impl EtcdOptions {
+    /// Options for `endpoints` with the defaults.
+    pub fn new(endpoints: Vec<String>) -> Self {
+        EtcdOptions {
+            endpoints,
+            prefix: "/nanocl".to_owned(),
+            timeout: Duration::from_secs(5),
+            progress_interval: Duration::from_secs(10),
+            page_size: 500,
+        }
+    }
+}
+
+/// The etcd store. Cheap to clone; clones share the connection.
+#[derive(Clone)]
+pub struct EtcdStore {
+    client: Client,
+    options: Arc<EtcdOptions>,
+}
+
+impl std::fmt::Debug for EtcdStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdStore")
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+fn etcd_error(op: &'static str) -> impl FnOnce(etcd_client::Error) -> StoreError {
+    move |source| StoreError::EtcdRequestFailed { op, source }
+}
+
+/// The first key after every key starting with `prefix`.
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+impl EtcdStore {
+    /// Connects to etcd. The connection is re-established by itself when lost; calls made
+    /// meanwhile fail at their deadline.
+    pub async fn connect(options: EtcdOptions) -> Result<Self, StoreError> {
+        let connect = ConnectOptions::new()
+            .with_connect_timeout(options.timeout)
+            .with_timeout(options.timeout)
+            .with_keep_alive(Duration::from_secs(5), options.timeout)
+            .with_keep_alive_while_idle(true);
+        let client = with_deadline("connect", options.timeout, async {
+            Client::connect(&options.endpoints, Some(connect))
+                .await
+                .map_err(etcd_error("connect"))
+        })
+        .await?;
+        Ok(EtcdStore {
+            client,
+            options: Arc::new(EtcdOptions {
+                prefix: options.prefix.trim_end_matches('/').to_owned(),
+                ..options
+            }),
+        })
+    }
+
+    fn full_key(&self, key: &str) -> String {
+        format!("{}/{key}", self.options.prefix)
+    }
+
+    fn convert(&self, kv: &etcd_client::KeyValue) -> Result<KeyValue, StoreError> {
+        let full = kv.key_str().map_err(|_| StoreError::RecordCorrupt {
+            what: format!("a key under {} that is not UTF-8", self.options.prefix),
+        })?;
+        let key = full
+            .strip_prefix(&self.options.prefix)
+            .and_then(|k| k.strip_prefix('/'))
+            .ok_or_else(|| StoreError::RecordCorrupt {
+                what: format!("key {full} outside the prefix {}", self.options.prefix),
+            })?;
+        Ok(KeyValue {
+            key: key.to_owned(),
+            value: kv.value().to_vec(),
+            create_revision: kv.create_revision(),
+            mod_revision: kv.mod_revision(),
+        })
+    }
+
+    async fn txn(&self, op: &'static str, txn: Txn) -> Result<TxnResponse, StoreError> {
+        let mut client = self.client.clone();
+        with_deadline(op, self.options.timeout, async move {
+            client.txn(txn).await.map_err(etcd_error(op))
+        })
+        .await
+    }
+
+    /// The value read by the `or_else` get of a failed transaction.
+    fn failed_get(&self, resp: &TxnResponse) -> Result<Option<KeyValue>, StoreError> {
+        for op in resp.op_responses() {
+            if let TxnOpResponse::Get(get) = op {
+                return get.kvs().first().map(|kv| self.convert(kv)).transpose();
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn header_revision(resp: &TxnResponse) -> Revision {
+    resp.header().map_or(0, |h| h.revision())
+}
+
+impl Store for EtcdStore {
+    async fn create(&self, key: &str, value: Vec<u8>) -> Result<KeyValue, StoreError> {
+        let full = self.full_key(key);
+        let txn = Txn::new()
+            .when([Compare::version(full.clone(), CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(full.clone(), value.clone(), None)])
+            .or_else([TxnOp::get(full, None)]);
+        let resp = self.txn("create", txn).await?;
+        if resp.succeeded() {
+            let revision = header_revision(&resp);
+            return Ok(KeyValue {
+                key: key.to_owned(),
+                value,
+                create_revision: revision,
+                mod_revision: revision,
+            });
+        }
+        match self.failed_get(&resp)? {
+            Some(current) => Err(StoreError::AlreadyExists {
+                key: key.to_owned(),
+                current: Box::new(current),
+            }),
+            // Deleted between the compare and the get: still "it existed".
+            None => Err(StoreError::Conflict {
+                key: key.to_owned(),
+                expected: 0,
+                current: None,
+            }),
+        }
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
+        let mut client = self.client.clone();
+        let full = self.full_key(key);
+        let resp = with_deadline("get", self.options.timeout, async move {
+            client.get(full, None).await.map_err(etcd_error("get"))
+        })
+        .await?;
+        resp.kvs().first().map(|kv| self.convert(kv)).transpose()
+    }
+
+    async fn list(&self, prefix: &str) -> Result<ListResult, StoreError> {
+        let full = self.full_key(prefix);
+        let end = prefix_end(full.as_bytes());
+        let mut items = Vec::new();
+        let mut start = full.into_bytes();
+        let mut revision = 0;
+        // Pages read at the first page's revision: one consistent snapshot, in bounded messages.
+        loop {
+            let mut options = GetOptions::new()
+                .with_range(end.clone())
+                .with_limit(self.options.page_size);
+            if revision > 0 {
+                options = options.with_revision(revision);
+            }
+            let mut client = self.client.clone();
+            let key = start.clone();
+            let resp = with_deadline("list", self.options.timeout, async move {
+                client
+                    .get(key, Some(options))
+                    .await
+                    .map_err(etcd_error("list"))
+            })
+            .await?;
+            if revision == 0 {
+                revision = resp.header().map_or(0, |h| h.revision());
+            }
+            for kv in resp.kvs() {
+                items.push(self.convert(kv)?);
+            }
+            match resp.kvs().last() {
+                Some(last) if resp.more() => {
+                    start = last.key().to_vec();
+                    start.push(0);
+                }
+                _ => break,
+            }
+        }
+        Ok(ListResult { items, revision })
+    }
+
+    async fn update(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        expected: Revision,
+    ) -> Result<KeyValue, StoreError> {
+        let full = self.full_key(key);
+        let txn = Txn::new()
+            .when([Compare::mod_revision(
+                full.clone(),
+                CompareOp::Equal,
+                expected,
+            )])
+            .and_then([TxnOp::put(
+                full.clone(),
+                value.clone(),
+                Some(PutOptions::new().with_prev_key()),
+            )])
+            .or_else([TxnOp::get(full, None)]);
+        let resp = self.txn("update", txn).await?;
+        if resp.succeeded() {
+            let revision = header_revision(&resp);
+            let mut create_revision = revision;
+            for op in resp.op_responses() {
+                if let TxnOpResponse::Put(put) = op {
+                    if let Some(prev) = put.prev_key() {
+                        create_revision = prev.create_revision();
+                    }
+                }
+            }
+            return Ok(KeyValue {
+                key: key.to_owned(),
+                value,
+                create_revision,
+                mod_revision: revision,
+            });
+        }
+        match self.failed_get(&resp)? {
+            None => Err(StoreError::NotFound {
+                key: key.to_owned(),
+            }),
+            Some(current) => Err(StoreError::Conflict {
+                key: key.to_owned(),
+                expected,
+                current: Some(Box::new(current)),
+            }),
+        }
+    }
+
+    async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<Deleted, StoreError> {
+        let full = self.full_key(key);
+        let compare = match expected {
+            Some(e) => Compare::mod_revision(full.clone(), CompareOp::Equal, e),
+            None => Compare::version(full.clone(), CompareOp::Greater, 0),
+        };
+        let txn = Txn::new()
+            .when([compare])
+            .and_then([TxnOp::delete(
+                full.clone(),
+                Some(DeleteOptions::new().with_prev_key()),
+            )])
+            .or_else([TxnOp::get(full, None)]);
+        let resp = self.txn("delete", txn).await?;
+        if resp.succeeded() {
+            let revision = header_revision(&resp);
+            for op in resp.op_responses() {
+                if let TxnOpResponse::Delete(delete) = op {
+                    if let Some(prev) = delete.prev_kvs().first() {
+                        return Ok(Deleted {
+                            prev: self.convert(prev)?,
+                            revision,
+                        });
+                    }
+                }
+            }
+            return Err(StoreError::NotFound {
+                key: key.to_owned(),
+            });
+        }
+        match self.failed_get(&resp)? {
+            None => Err(StoreError::NotFound {
+                key: key.to_owned(),
+            }),
+            Some(current) => Err(StoreError::Conflict {
+                key: key.to_owned(),
+                expected: expected.unwrap_or_default(),
+                current: Some(Box::new(current)),
+            }),
+        }
+    }
+
+    async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream, StoreError> {
+        let (tx, rx) = mpsc::channel(256);
+        let store = self.clone();
+        let full = self.full_key(prefix);
+        // The first connection is made here so that a bad start (etcd down, compacted
+        // revision) is the caller's error, not a silent retry loop.
+        let stream = store.open_watch(&full, after + 1).await?;
+        tokio::spawn(async move { store.run_watch(full, after, stream, tx).await });
+        Ok(tokio_stream_from(rx))
+    }
+
+    async fn compact(&self, revision: Revision) -> Result<(), StoreError> {
+        let mut client = self.client.clone();
+        with_deadline("compact", self.options.timeout, async move {
+            client
+                .compact(revision, Some(CompactionOptions::new().with_physical()))
+                .await
+                .map(|_| ())
+                .map_err(etcd_error("compact"))
+        })
+        .await
+    }
+}
+
+type Sender = mpsc::Sender<Result<WatchEvent, StoreError>>;
+
+impl EtcdStore {
+    async fn open_watch(
+        &self,
+        full_prefix: &str,
+        start: Revision,
+    ) -> Result<etcd_client::WatchStream, StoreError> {
+        let mut client = self.client.clone();
+        let options = WatchOptions::new()
+            .with_prefix()
+            .with_prev_key()
+            .with_progress_notify()
+            .with_start_revision(start);
+        let key = full_prefix.to_owned();
+        let mut stream = with_deadline("watch", self.options.timeout, async move {
+            client
+                .watch(key, Some(options))
+                .await
+                .map_err(etcd_error("watch"))
+        })
+        .await?;
+        // etcd answers a compacted start revision with a cancel right after the creation.
+        let first = with_deadline("watch", self.options.timeout, async {
+            stream.message().await.map_err(etcd_error("watch"))
+        })
+        .await?;
+        if let Some(resp) = first {
+            if resp.canceled() {
+                return Err(gone(start - 1, resp.compact_revision()));
+            }
+        }
+        Ok(stream)
+    }
+
+    /// Forwards events, reconnecting from the last delivered revision whenever the stream
+    /// breaks, until the receiver goes away or the history is gone.
+    async fn run_watch(
+        self,
+        full: String,
+        after: Revision,
+        first: etcd_client::WatchStream,
+        tx: Sender,
+    ) {
+        let mut last = after;
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+        let mut stream = Some(first);
+        loop {
+            if let Some(s) = stream.take() {
+                match self.pump(s, &mut last, &tx, &mut backoff).await {
+                    Pump::ReceiverGone => return,
+                    Pump::Gone(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                    Pump::Broken => {}
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(backoff.next_delay()) => {}
+                () = tx.closed() => return,
+            }
+            match self.open_watch(&full, last + 1).await {
+                Ok(s) => stream = Some(s),
+                Err(e @ StoreError::Gone { .. }) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, prefix = %full, "etcd watch reconnect failed; retrying")
+                }
+            }
+        }
+    }
+
+    async fn pump(
+        &self,
+        mut stream: etcd_client::WatchStream,
+        last: &mut Revision,
+        tx: &Sender,
+        backoff: &mut Backoff,
+    ) -> Pump {
+        let mut ticker = tokio::time::interval(self.options.progress_interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await;
+        loop {
+            let resp = tokio::select! {
+                resp = stream.message() => resp,
+                _ = ticker.tick() => {
+                    if stream.request_progress().await.is_err() {
+                        return Pump::Broken;
+                    }
+                    continue;
+                }
+                () = tx.closed() => return Pump::ReceiverGone,
+            };
+            let resp = match resp {
+                Ok(Some(resp)) => resp,
+                Ok(None) | Err(_) => return Pump::Broken,
+            };
+            backoff.reset();
+            if resp.canceled() {
+                if resp.compact_revision() > 0 {
+                    return Pump::Gone(gone(*last, resp.compact_revision()));
+                }
+                return Pump::Broken;
+            }
+            let events = resp.events();
+            if events.is_empty() {
+                let revision = resp.header().map_or(0, |h| h.revision());
+                if !resp.created() && revision > *last {
+                    *last = revision;
+                    if tx
+                        .send(Ok(WatchEvent::Progress { revision }))
+                        .await
+                        .is_err()
+                    {
+                        return Pump::ReceiverGone;
+                    }
+                }
+                continue;
+            }
+            let mut highest = *last;
+            for event in events {
+                let Some(kv) = event.kv() else { continue };
+                let revision = kv.mod_revision();
+                // After a reconnect etcd may repeat what was already delivered.
+                if revision <= *last {
+                    continue;
+                }
+                let prev = match event.prev_kv().map(|p| self.convert(p)).transpose() {
+                    Ok(prev) => prev,
+                    Err(e) => return Pump::Gone(e),
+                };
+                let converted = match event.event_type() {
+                    EventType::Put => self.convert(kv).map(|kv| WatchEvent::Put { kv, prev }),
+                    EventType::Delete => self.convert(kv).map(|kv| WatchEvent::Delete {
+                        key: kv.key,
+                        revision,
+                        prev,
+                    }),
+                };
+                match converted {
+                    Ok(e) => {
+                        if tx.send(Ok(e)).await.is_err() {
+                            return Pump::ReceiverGone;
+                        }
+                    }
+                    Err(e) => return Pump::Gone(e),
+                }
+                highest = highest.max(revision);
+            }
+            *last = highest;
+        }
+    }
+}
+
+enum Pump {
+    ReceiverGone,
+    Broken,
+    Gone(StoreError),
+}
+
+fn gone(after: Revision, compact_revision: Revision) -> StoreError {
+    StoreError::Gone {
+        requested: after,
+        oldest: compact_revision.saturating_sub(1).max(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_end_should_be_the_next_key_range_bound() {
+        assert_eq!(prefix_end(b"/nanocl/"), b"/nanocl0".to_vec());
+        assert_eq!(prefix_end(b"a\xff"), b"b".to_vec());
+        assert_eq!(prefix_end(b"\xff"), vec![0]);
+    }
+}

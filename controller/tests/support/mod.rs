@@ -1,0 +1,194 @@
+//! Test support: private etcd processes for tests that compact, pause or kill etcd, and the
+//! re-exec trick that lets a test run part of itself in a child process.
+
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the support module"
+)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use nanocl_controller::store::{EtcdOptions, EtcdStore, Store};
+
+/// A free TCP port on loopback (bound then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// An etcd of this test's own, on loopback, in a temp dir, killed on drop.
+pub struct EtcdProcess {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    pub client_port: u16,
+    peer_port: u16,
+}
+
+impl EtcdProcess {
+    /// Starts etcd and waits until it answers.
+    pub async fn start() -> EtcdProcess {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut etcd = EtcdProcess {
+            child: None,
+            dir,
+            client_port: free_port(),
+            peer_port: free_port(),
+        };
+        etcd.spawn().await;
+        etcd
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    async fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("etcd.log"))
+            .expect("etcd log");
+        let client = format!("http://127.0.0.1:{}", self.client_port);
+        let peer = format!("http://127.0.0.1:{}", self.peer_port);
+        let mut command = Command::new("etcd");
+        command
+            .args(["--name", "t", "--data-dir"])
+            .arg(self.data_dir())
+            .args([
+                "--listen-client-urls",
+                &client,
+                "--advertise-client-urls",
+                &client,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
+            .args(["--initial-cluster", &format!("t={peer}")])
+            .stdout(Stdio::null())
+            .stderr(log);
+        if std::env::consts::ARCH == "aarch64" {
+            command.env("ETCD_UNSUPPORTED_ARCH", "arm64");
+        }
+        self.child = Some(
+            command
+                .spawn()
+                .expect("etcd starts (is etcd-server installed? `make dev-env`)"),
+        );
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(store) = EtcdStore::connect(self.options("/probe")).await {
+                if store.get("probe").await.is_ok() {
+                    return;
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "etcd did not start; log:\n{}",
+                std::fs::read_to_string(self.dir.path().join("etcd.log")).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Store options for this etcd under `prefix`, with short deadlines.
+    pub fn options(&self, prefix: &str) -> EtcdOptions {
+        EtcdOptions {
+            prefix: prefix.to_owned(),
+            timeout: Duration::from_secs(2),
+            progress_interval: Duration::from_millis(200),
+            ..EtcdOptions::new(vec![format!("127.0.0.1:{}", self.client_port)])
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).expect("running")
+    }
+
+    /// Sends a signal by name (`STOP`, `CONT`, `KILL`) with kill(1): no unsafe code needed.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// kill -9, and reap.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts again on the same ports and data.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.spawn().await;
+    }
+}
+
+impl Drop for EtcdProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Options for the dev environment's etcd under a prefix unique to this test.
+pub fn dev_etcd_options(test: &str) -> EtcdOptions {
+    EtcdOptions {
+        prefix: format!("/{}", nanocl_e2e::unique_prefix(test)),
+        timeout: Duration::from_secs(5),
+        progress_interval: Duration::from_millis(200),
+        ..EtcdOptions::new(vec![nanocl_e2e::etcd_endpoint()])
+    }
+}
+
+/// Removes every key under the store's prefix when dropped (best effort, on a runtime of its own).
+pub struct PrefixCleanup(pub EtcdStore);
+
+impl Drop for PrefixCleanup {
+    fn drop(&mut self) {
+        let store = self.0.clone();
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                if let Ok(list) = store.list("").await {
+                    for kv in list.items {
+                        let _ = store.delete(&kv.key, None).await;
+                    }
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Environment variable that turns a test binary into a helper child process.
+pub const CHILD_ROLE: &str = "NANOCL_TEST_CHILD_ROLE";
+
+/// Runs this test binary again, only the test `test_name`, with `role` and `arg` in its environment.
+pub fn spawn_child(test_name: &str, role: &str, arg: &Path) -> Child {
+    Command::new(std::env::current_exe().expect("test binary path"))
+        .args(["--exact", test_name, "--nocapture", "--test-threads", "1"])
+        .env(CHILD_ROLE, role)
+        .env("NANOCL_TEST_CHILD_ARG", arg)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("child test process starts")
+}
