@@ -359,13 +359,11 @@ pub async fn idle_watch_should_get_progress_events<S: Store>(store: &S) {
     let kv = store.create("p/a", v("1")).await.expect("create");
     let mut stream = store.watch("p/", kv.mod_revision).await.expect("watch");
     let progress = tokio::time::timeout(EVENT_TIMEOUT, async {
-        loop {
-            match stream.next().await {
-                Some(Ok(WatchEvent::Progress { revision })) => return revision,
-                Some(Ok(other)) => panic!("unexpected change {other:?}"),
-                Some(Err(e)) => panic!("watch failed: {e}"),
-                None => panic!("watch ended"),
-            }
+        match stream.next().await {
+            Some(Ok(WatchEvent::Progress { revision })) => revision,
+            Some(Ok(other)) => panic!("unexpected change {other:?}"),
+            Some(Err(e)) => panic!("watch failed: {e}"),
+            None => panic!("watch ended"),
         }
     })
     .await

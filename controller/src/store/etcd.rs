@@ -49,7 +49,8 @@ impl EtcdOptions {
 /// The etcd store. Cheap to clone; clones share the connection.
 #[derive(Clone)]
 pub struct EtcdStore {
-    client: Client,
+    // Boxed: the client is several KiB, and stores are moved into tasks and enums.
+    client: Box<Client>,
     options: Arc<EtcdOptions>,
 }
 
@@ -93,7 +94,7 @@ impl EtcdStore {
         })
         .await?;
         Ok(EtcdStore {
-            client,
+            client: Box::new(client),
             options: Arc::new(EtcdOptions {
                 prefix: options.prefix.trim_end_matches('/').to_owned(),
                 ..options
@@ -124,7 +125,7 @@ impl EtcdStore {
     }
 
     async fn txn(&self, op: &'static str, txn: Txn) -> Result<TxnResponse, StoreError> {
-        let mut client = self.client.clone();
+        let mut client = (*self.client).clone();
         with_deadline(op, self.options.timeout, async move {
             client.txn(txn).await.map_err(etcd_error(op))
         })
@@ -178,7 +179,7 @@ impl Store for EtcdStore {
     }
 
     async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
-        let mut client = self.client.clone();
+        let mut client = (*self.client).clone();
         let full = self.full_key(key);
         let resp = with_deadline("get", self.options.timeout, async move {
             client.get(full, None).await.map_err(etcd_error("get"))
@@ -201,7 +202,7 @@ impl Store for EtcdStore {
             if revision > 0 {
                 options = options.with_revision(revision);
             }
-            let mut client = self.client.clone();
+            let mut client = (*self.client).clone();
             let key = start.clone();
             let resp = with_deadline("list", self.options.timeout, async move {
                 client
@@ -330,7 +331,7 @@ impl Store for EtcdStore {
     }
 
     async fn compact(&self, revision: Revision) -> Result<(), StoreError> {
-        let mut client = self.client.clone();
+        let mut client = (*self.client).clone();
         with_deadline("compact", self.options.timeout, async move {
             client
                 .compact(revision, Some(CompactionOptions::new().with_physical()))
@@ -350,7 +351,7 @@ impl EtcdStore {
         full_prefix: &str,
         start: Revision,
     ) -> Result<etcd_client::WatchStream, StoreError> {
-        let mut client = self.client.clone();
+        let mut client = (*self.client).clone();
         let options = WatchOptions::new()
             .with_prefix()
             .with_prev_key()

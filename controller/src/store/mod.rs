@@ -9,6 +9,7 @@
 pub mod conformance;
 pub mod embedded;
 pub mod etcd;
+pub mod keys;
 
 use std::future::Future;
 use std::time::Duration;
