@@ -7,7 +7,7 @@ mod support;
 use std::io::{BufRead, BufReader};
 use std::time::Duration;
 
-use nanocl_controller::store::conformance::{self, ModelOp};
+use nanocl_controller::store::conformance;
 use nanocl_controller::store::{EmbeddedOptions, EmbeddedStore, Store, StoreError};
 use proptest::prelude::*;
 
@@ -118,22 +118,11 @@ async fn a_reopened_file_should_keep_data_revision_and_history() {
     );
 }
 
-fn model_ops() -> impl Strategy<Value = Vec<ModelOp>> {
-    let op = prop_oneof![
-        (0u8..4, any::<u8>()).prop_map(|(k, v)| ModelOp::Create(k, v)),
-        (0u8..4, any::<u8>(), any::<bool>()).prop_map(|(k, v, f)| ModelOp::Update(k, v, f)),
-        (0u8..4, proptest::option::of(any::<bool>())).prop_map(|(k, f)| ModelOp::Delete(k, f)),
-        (0u8..4).prop_map(ModelOp::Get),
-        Just(ModelOp::List),
-    ];
-    proptest::collection::vec(op, 1..40)
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
-    fn random_operations_should_match_the_model(ops in model_ops()) {
+    fn random_operations_should_match_the_model(ops in support::model_ops(40)) {
         let rt = tokio::runtime::Runtime::new().expect("runtime");
         rt.block_on(async {
             let (store, _dir) = on_disk().await;

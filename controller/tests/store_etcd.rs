@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use futures::StreamExt;
-use nanocl_controller::store::conformance::{self, ModelOp};
+use nanocl_controller::store::conformance;
 use nanocl_controller::store::{EtcdStore, Store, StoreError, WatchEvent};
 use proptest::prelude::*;
 use support::{dev_etcd_options, EtcdProcess, PrefixCleanup};
@@ -218,22 +218,11 @@ async fn progress_events_should_not_run_ahead_of_changes() {
     panic!("no progress event within 10 s");
 }
 
-fn model_ops() -> impl Strategy<Value = Vec<ModelOp>> {
-    let op = prop_oneof![
-        (0u8..4, any::<u8>()).prop_map(|(k, v)| ModelOp::Create(k, v)),
-        (0u8..4, any::<u8>(), any::<bool>()).prop_map(|(k, v, f)| ModelOp::Update(k, v, f)),
-        (0u8..4, proptest::option::of(any::<bool>())).prop_map(|(k, f)| ModelOp::Delete(k, f)),
-        (0u8..4).prop_map(ModelOp::Get),
-        Just(ModelOp::List),
-    ];
-    proptest::collection::vec(op, 1..30)
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
-    fn random_operations_should_match_the_model(ops in model_ops()) {
+    fn random_operations_should_match_the_model(ops in support::model_ops(30)) {
         let rt = tokio::runtime::Runtime::new().expect("runtime");
         rt.block_on(async {
             let (store, _cleanup) = dev_etcd().await;

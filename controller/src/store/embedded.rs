@@ -86,6 +86,18 @@ fn db_error<E: Into<redb::Error>>(op: &'static str) -> impl FnOnce(E) -> StoreEr
     }
 }
 
+/// A counter of the `meta` table (0 when never written).
+fn read_meta(
+    meta: &impl ReadableTable<&'static str, u64>,
+    name: &str,
+    op: &'static str,
+) -> Result<u64, StoreError> {
+    Ok(meta
+        .get(name)
+        .map_err(db_error(op))?
+        .map_or(0, |g| g.value()))
+}
+
 fn lock_path(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(".lock");
@@ -172,11 +184,7 @@ impl EmbeddedStore {
             txn.open_table(KV).map_err(db_error("open"))?;
             txn.open_table(EVENTS).map_err(db_error("open"))?;
             let meta = txn.open_table(META).map_err(db_error("open"))?;
-            let revision = meta
-                .get(META_REVISION)
-                .map_err(db_error("open"))?
-                .map(|g| g.value());
-            revision.unwrap_or(0)
+            read_meta(&meta, META_REVISION, "open")?
         };
         txn.commit().map_err(db_error("open"))?;
         let (events, _) = broadcast::channel(4096);
@@ -344,11 +352,7 @@ impl Inner {
         let txn = self.db.begin_write().map_err(db_error(op))?;
         let (result, event) = {
             let mut meta = txn.open_table(META).map_err(db_error(op))?;
-            let revision = meta
-                .get(META_REVISION)
-                .map_err(db_error(op))?
-                .map_or(0, |g| g.value())
-                + 1;
+            let revision = read_meta(&meta, META_REVISION, op)? + 1;
             let mut kv = txn.open_table(KV).map_err(db_error(op))?;
             let (result, event) = change(&mut kv, to_revision(revision))?;
             let mut events = txn.open_table(EVENTS).map_err(db_error(op))?;
@@ -395,16 +399,8 @@ impl Inner {
         let op = "watch";
         let txn = self.db.begin_read().map_err(db_error(op))?;
         let meta = txn.open_table(META).map_err(db_error(op))?;
-        let current = to_revision(
-            meta.get(META_REVISION)
-                .map_err(db_error(op))?
-                .map_or(0, |g| g.value()),
-        );
-        let compacted = to_revision(
-            meta.get(META_COMPACTED)
-                .map_err(db_error(op))?
-                .map_or(0, |g| g.value()),
-        );
+        let current = to_revision(read_meta(&meta, META_REVISION, op)?);
+        let compacted = to_revision(read_meta(&meta, META_COMPACTED, op)?);
         if after < compacted && after < current {
             return Err(StoreError::Gone {
                 requested: after,
@@ -473,11 +469,7 @@ impl Store for EmbeddedStore {
             let op = "list";
             let txn = inner.db.begin_read().map_err(db_error(op))?;
             let meta = txn.open_table(META).map_err(db_error(op))?;
-            let revision = to_revision(
-                meta.get(META_REVISION)
-                    .map_err(db_error(op))?
-                    .map_or(0, |g| g.value()),
-            );
+            let revision = to_revision(read_meta(&meta, META_REVISION, op)?);
             let table = txn.open_table(KV).map_err(db_error(op))?;
             let mut items = Vec::new();
             for entry in table.range(prefix.as_str()..).map_err(db_error(op))? {
@@ -665,10 +657,7 @@ impl Store for EmbeddedStore {
                     }
                 }
                 let mut meta = txn.open_table(META).map_err(db_error(op))?;
-                let compacted = meta
-                    .get(META_COMPACTED)
-                    .map_err(db_error(op))?
-                    .map_or(0, |g| g.value());
+                let compacted = read_meta(&meta, META_COMPACTED, op)?;
                 meta.insert(META_COMPACTED, compacted.max(upto))
                     .map_err(db_error(op))?;
             }

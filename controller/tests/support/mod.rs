@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use nanocl_controller::store::conformance::ModelOp;
 use nanocl_controller::store::{EtcdOptions, EtcdStore, Store};
+use proptest::prelude::*;
 
 /// A free TCP port on loopback (bound then released).
 pub fn free_port() -> u16 {
@@ -191,4 +193,16 @@ pub fn spawn_child(test_name: &str, role: &str, arg: &Path) -> Child {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("child test process starts")
+}
+
+/// Random operation sequences for the model-based test, over four keys.
+pub fn model_ops(max_len: usize) -> impl Strategy<Value = Vec<ModelOp>> {
+    let op = prop_oneof![
+        (0u8..4, any::<u8>()).prop_map(|(k, v)| ModelOp::Create(k, v)),
+        (0u8..4, any::<u8>(), any::<bool>()).prop_map(|(k, v, f)| ModelOp::Update(k, v, f)),
+        (0u8..4, proptest::option::of(any::<bool>())).prop_map(|(k, f)| ModelOp::Delete(k, f)),
+        (0u8..4).prop_map(ModelOp::Get),
+        Just(ModelOp::List),
+    ];
+    proptest::collection::vec(op, 1..max_len)
 }
