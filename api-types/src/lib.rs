@@ -15,6 +15,7 @@ pub mod path;
 pub mod quantity;
 pub mod reference;
 pub mod schema;
+pub mod selector;
 pub mod template;
 pub mod validation;
 

@@ -293,6 +293,28 @@ impl AnyObject {
         }
     }
 
+    /// Reads an object stored as v1 JSON (trusted: written by the server after validation).
+    pub fn from_stored(bytes: &[u8]) -> Result<AnyObject, serde_json::Error> {
+        let value: serde_json::Value = serde_json::from_slice(bytes)?;
+        Self::from_v1_value(value)
+    }
+
+    /// Reads a v1 object from JSON, dispatching on its `kind`.
+    pub fn from_v1_value(value: serde_json::Value) -> Result<AnyObject, serde_json::Error> {
+        use serde::de::Error;
+        let kind = value
+            .get("kind")
+            .and_then(serde_json::Value::as_str)
+            .and_then(Kind::from_kind_field)
+            .ok_or_else(|| serde_json::Error::custom("stored object has no known kind"))?;
+        Ok(match kind {
+            Kind::Namespace => AnyObject::Namespace(serde_json::from_value(value)?),
+            Kind::Cluster => AnyObject::Cluster(serde_json::from_value(value)?),
+            Kind::Network => AnyObject::Network(serde_json::from_value(value)?),
+            Kind::Cargo => AnyObject::Cargo(serde_json::from_value(value)?),
+        })
+    }
+
     /// Where a v1 field path of this object was written in a document of `version`.
     pub fn source_path(kind: Kind, version: Version, v1_path: &FieldPath) -> FieldPath {
         match (kind, version) {

@@ -67,3 +67,152 @@ pub fn all() -> Vec<(String, Value)> {
     }
     out
 }
+
+/// Replaces `#/$defs/NAME` references with `#/components/schemas/{prefix}.NAME`.
+fn rewrite_refs(value: &mut Value, prefix: &str) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(r)) = map.get_mut("$ref") {
+                if let Some(name) = r.strip_prefix("#/$defs/") {
+                    *r = format!("#/components/schemas/{prefix}.{name}");
+                }
+            }
+            for v in map.values_mut() {
+                rewrite_refs(v, prefix);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| rewrite_refs(v, prefix)),
+        _ => {}
+    }
+}
+
+fn status_response() -> Value {
+    json!({
+        "description": "Failure: a Status object with code, reason, message and field causes",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Status"}}}
+    })
+}
+
+fn object_response(reference: &str, description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": reference}}}
+    })
+}
+
+/// The OpenAPI 3.1 document served at `/openapi/v3` and written to `manifests/openapi.json`.
+pub fn openapi() -> Value {
+    let mut schemas = serde_json::Map::new();
+    let mut paths = serde_json::Map::new();
+    schemas.insert(
+        "Status".into(),
+        json!({
+            "type": "object",
+            "description": "An error: `{kind: Status, status: Failure, code, reason, message, details.causes[]}`.",
+            "properties": {
+                "kind": {"const": "Status"},
+                "apiVersion": {"type": "string"},
+                "status": {"const": "Failure"},
+                "code": {"type": "integer"},
+                "reason": {"type": "string", "description": "BadRequest, NotFound, AlreadyExists, Conflict, Expired, RequestEntityTooLarge, UnsupportedMediaType, Invalid, ServiceUnavailable, InternalError"},
+                "message": {"type": "string"},
+                "details": {"type": "object", "properties": {
+                    "name": {"type": "string"}, "kind": {"type": "string"},
+                    "causes": {"type": "array", "items": {"type": "object", "properties": {
+                        "field": {"type": "string"}, "message": {"type": "string"}, "reason": {"type": "string"}
+                    }}}
+                }}
+            }
+        }),
+    );
+    let common_params = json!([
+        {"name": "dryRun", "in": "query", "schema": {"enum": ["All"]}, "description": "Validate and default without storing (writes only)."}
+    ]);
+    let list_params = json!([
+        {"name": "labelSelector", "in": "query", "schema": {"type": "string"}, "description": "e.g. app=web,tier!=db"},
+        {"name": "watch", "in": "query", "schema": {"type": "boolean"}, "description": "Stream newline-delimited JSON events {type, object}."},
+        {"name": "resourceVersion", "in": "query", "schema": {"type": "string"}, "description": "With watch: the revision to resume after; 410 Gone when it is too old."}
+    ]);
+    for version in Version::ALL {
+        for kind in Kind::ALL {
+            let mut schema = self::schema(version, kind);
+            let prefix = version.name();
+            if let Some(defs) = schema.as_object_mut().and_then(|o| o.remove("$defs")) {
+                if let Value::Object(defs) = defs {
+                    for (name, mut def) in defs {
+                        rewrite_refs(&mut def, prefix);
+                        schemas.insert(format!("{prefix}.{name}"), def);
+                    }
+                }
+            }
+            if let Some(obj) = schema.as_object_mut() {
+                obj.remove("$schema");
+                obj.remove("$id");
+            }
+            rewrite_refs(&mut schema, prefix);
+            let name = format!("{prefix}.{}", kind.as_str());
+            schemas.insert(name.clone(), schema);
+            let reference = format!("#/components/schemas/{name}");
+            let base = format!("/apis/nanocl.io/{}", version.name());
+            let (collection, item) = if kind.namespaced() {
+                (
+                    format!("{base}/namespaces/{{namespace}}/{}", kind.plural()),
+                    format!("{base}/namespaces/{{namespace}}/{}/{{name}}", kind.plural()),
+                )
+            } else {
+                (
+                    format!("{base}/{}", kind.plural()),
+                    format!("{base}/{}/{{name}}", kind.plural()),
+                )
+            };
+            let tag = format!("{} {}", kind.as_str(), version.name());
+            let body = json!({"required": true, "content": {"application/json": {"schema": {"$ref": reference}}}});
+            paths.insert(
+                collection,
+                json!({
+                    "get": {"tags": [tag], "summary": format!("List or watch {}", kind.plural()), "parameters": list_params,
+                            "responses": {"200": {"description": "A list ({kind}List) or, with watch=true, a stream of events"}, "default": status_response()}},
+                    "post": {"tags": [tag], "summary": format!("Create a {}", kind.as_str()), "parameters": common_params, "requestBody": body,
+                             "responses": {"201": object_response(&reference, "Created"), "default": status_response()}}
+                }),
+            );
+            paths.insert(
+                item.clone(),
+                json!({
+                    "get": {"tags": [tag], "summary": format!("Read a {}", kind.as_str()),
+                            "responses": {"200": object_response(&reference, "The object"), "default": status_response()}},
+                    "put": {"tags": [tag], "summary": format!("Replace a {} (metadata.resourceVersion must be current)", kind.as_str()), "parameters": common_params, "requestBody": body,
+                            "responses": {"200": object_response(&reference, "Replaced"), "default": status_response()}},
+                    "delete": {"tags": [tag], "summary": format!("Delete a {} (finalizers run first)", kind.as_str()), "parameters": common_params,
+                               "responses": {"200": object_response(&reference, "Deleted, or marked for deletion"), "default": status_response()}}
+                }),
+            );
+            paths.insert(
+                format!("{item}/status"),
+                json!({
+                    "get": {"tags": [tag], "summary": format!("Read a {} with its status", kind.as_str()),
+                            "responses": {"200": object_response(&reference, "The object"), "default": status_response()}},
+                    "put": {"tags": [tag], "summary": format!("Replace the status of a {}", kind.as_str()), "requestBody": body,
+                            "responses": {"200": object_response(&reference, "Updated"), "default": status_response()}}
+                }),
+            );
+            if kind.namespaced() {
+                paths.insert(
+                    format!("{base}/{}", kind.plural()),
+                    json!({"get": {"tags": [tag], "summary": format!("List or watch {} in every namespace", kind.plural()), "parameters": list_params,
+                                   "responses": {"200": {"description": "A list, or a stream of events"}, "default": status_response()}}}),
+                );
+            }
+        }
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "nanocl API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Served by nanocld on its unix socket (and optional loopback TCP). Group nanocl.io, versions v1 (storage) and v1alpha1."
+        },
+        "paths": paths,
+        "components": {"schemas": schemas}
+    })
+}

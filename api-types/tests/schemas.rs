@@ -11,7 +11,12 @@ fn manifests_dir() -> PathBuf {
 fn committed_schemas_should_match_the_types() {
     let update = std::env::var_os("NANOCL_UPDATE_SCHEMAS").is_some();
     let mut stale = Vec::new();
-    for (relative, schema) in nanocl_api_types::schema::all() {
+    let mut documents = nanocl_api_types::schema::all();
+    documents.push((
+        "openapi.json".to_owned(),
+        nanocl_api_types::schema::openapi(),
+    ));
+    for (relative, schema) in documents {
         let path = manifests_dir().join(&relative);
         let fresh = serde_json::to_string_pretty(&schema).expect("schema serializes") + "\n";
         if update {

@@ -1,5 +1,6 @@
 //! nanocld: the store backends today; the API server, reconcile runtime, controllers and the
 //! Docker adapter as their issues land.
 
+pub mod apiserver;
 pub mod backoff;
 pub mod store;

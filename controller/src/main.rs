@@ -1,22 +1,198 @@
-//! `nanocld`, the nanocl daemon. For now it only reports its version: the store, the API
-//! server and the controllers arrive with their issues.
+//! `nanocld`, the nanocl daemon: parses its configuration and runs the library.
 
-use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
 
-/// nanocld: keeps Docker matching the objects stored in nanocl.
+use anyhow::Context;
+use clap::{Parser, ValueEnum};
+use nanocl_controller::apiserver::listen::{self, ListenUrl};
+use nanocl_controller::apiserver::{self, App};
+use nanocl_controller::store::{
+    AnyStore, EmbeddedOptions, EmbeddedStore, EtcdOptions, EtcdStore, StoreUrl,
+};
+use tracing_subscriber::EnvFilter;
+
+/// nanocld: stores nanocl objects and serves the nanocl API.
 #[derive(Debug, Parser)]
-#[command(name = "nanocld", version)]
-struct Args {}
+#[command(name = "nanocld", version, max_term_width = 100)]
+struct Args {
+    /// Where objects are stored: embedded:PATH (one file) or etcd://HOST:PORT[,HOST:PORT...].
+    /// Default: embedded:STATE_DIR/store.redb.
+    #[arg(long, value_name = "URL", env = "NANOCL_STORE")]
+    store: Option<String>,
 
-fn main() {
-    let _args = Args::parse();
-    println!(
-        "nanocld {}: serves {} (the API server and controllers are not built yet)",
-        env!("CARGO_PKG_VERSION"),
-        nanocl_api_types::Version::ALL
-            .iter()
-            .map(|v| v.api_version())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    /// Prefix of every etcd key.
+    #[arg(long, value_name = "PREFIX", default_value = "/nanocl")]
+    store_prefix: String,
+
+    /// Directory for nanocld's own files. Default: /var/lib/nanocl as root, else
+    /// $XDG_STATE_HOME/nanocl (or ~/.local/state/nanocl).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+
+    /// Where to listen: unix:///PATH or tcp://127.0.0.1:PORT. Repeatable. Without any unix://
+    /// address the default socket is used: /run/nanocl/nanocl.sock as root, else
+    /// $XDG_RUNTIME_DIR/nanocl/nanocl.sock.
+    #[arg(long, value_name = "URL")]
+    listen: Vec<ListenUrl>,
+
+    /// Log format; the level comes from NANOCL_LOG (RUST_LOG syntax, default info).
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    /// Readable lines.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+fn default_state_dir() -> PathBuf {
+    let is_root = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
+    if is_root {
+        return PathBuf::from("/var/lib/nanocl");
+    }
+    match (std::env::var_os("XDG_STATE_HOME"), std::env::var_os("HOME")) {
+        (Some(dir), _) => PathBuf::from(dir).join("nanocl"),
+        (None, Some(home)) => PathBuf::from(home).join(".local/state/nanocl"),
+        (None, None) => PathBuf::from("/var/lib/nanocl"),
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("NANOCL_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn open_store(
+    args: &Args,
+    state_dir: &std::path::Path,
+) -> anyhow::Result<(AnyStore, &'static str)> {
+    let url = match &args.store {
+        Some(url) => url.parse::<StoreUrl>()?,
+        None => StoreUrl::Embedded(state_dir.join("store.redb")),
+    };
+    Ok(match url {
+        StoreUrl::Embedded(path) => {
+            let store = EmbeddedStore::open(&path, EmbeddedOptions::default())
+                .with_context(|| format!("cannot open the embedded store {}", path.display()))?;
+            tracing::info!(path = %path.display(), "store: embedded");
+            (AnyStore::Embedded(store), "embedded")
+        }
+        StoreUrl::Etcd(endpoints) => {
+            let options = EtcdOptions {
+                prefix: args.store_prefix.clone(),
+                ..EtcdOptions::new(endpoints.clone())
+            };
+            let store = EtcdStore::connect(options)
+                .await
+                .with_context(|| format!("cannot connect to etcd at {}", endpoints.join(",")))?;
+            tracing::info!(endpoints = %endpoints.join(","), prefix = %args.store_prefix, "store: etcd");
+            (AnyStore::Etcd(store), "etcd")
+        }
+    })
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
+    let (store, store_kind) = open_store(&args, &state_dir).await?;
+    apiserver::ensure_default_namespace(&store)
+        .await
+        .context("cannot create the global namespace")?;
+
+    let mut unix_paths: Vec<PathBuf> = args
+        .listen
+        .iter()
+        .filter_map(|l| match l {
+            ListenUrl::Unix(p) => Some(p.clone()),
+            ListenUrl::Tcp(_) => None,
+        })
+        .collect();
+    if unix_paths.is_empty() {
+        unix_paths.push(listen::default_socket());
+    }
+    let mut unix = Vec::new();
+    for path in &unix_paths {
+        unix.push(listen::bind_unix(path)?);
+        tracing::info!(url = %format!("unix://{}", path.display()), "listening");
+    }
+    let mut tcp = Vec::new();
+    for l in &args.listen {
+        if let ListenUrl::Tcp(addr) = l {
+            tcp.push(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on tcp://{addr}"))?,
+            );
+            tracing::info!(url = %l, "listening");
+        }
+    }
+
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        let _ = stop.send(true);
+    });
+    let app = Arc::new(App {
+        store,
+        metrics: Default::default(),
+        shutdown: shutdown.clone(),
+        store_kind,
+    });
+    let result = apiserver::serve(apiserver::router(app), unix, tcp, shutdown).await;
+    for path in &unix_paths {
+        let _ = std::fs::remove_file(path);
+    }
+    result.context("the API server failed")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging(args.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("nanocld: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("nanocld: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

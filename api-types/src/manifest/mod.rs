@@ -38,6 +38,17 @@ pub struct ManifestError {
     pub field: Option<FieldPath>,
     /// What is wrong.
     pub message: String,
+    /// Whether the document could not be read, or was read and is invalid.
+    pub class: ErrorClass,
+}
+
+/// The two kinds of manifest problems, which the API answers with 400 and 422.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Not readable as an object of a served kind: syntax, types, unknown fields or kinds.
+    Malformed,
+    /// A well-formed object that fails validation.
+    Invalid,
 }
 
 impl fmt::Display for ManifestError {
@@ -98,6 +109,7 @@ pub fn decode_bytes(file: &str, bytes: &[u8], options: &DecodeOptions) -> Decode
                     pos: Pos { line, column },
                     field: None,
                     message: "not valid UTF-8 text".into(),
+                    class: ErrorClass::Malformed,
                 }],
             }
         }
@@ -128,11 +140,12 @@ pub fn decode_str(file: &str, text: &str, options: &DecodeOptions) -> Decoded {
                     .extend(
                         errors
                             .into_iter()
-                            .map(|(field, pos, message)| ManifestError {
+                            .map(|(field, pos, message, class)| ManifestError {
                                 file: file.to_owned(),
                                 pos,
                                 field,
                                 message,
+                                class,
                             }),
                     )
             }
@@ -144,6 +157,7 @@ pub fn decode_str(file: &str, text: &str, options: &DecodeOptions) -> Decoded {
             pos: e.pos,
             field: None,
             message: e.message,
+            class: ErrorClass::Malformed,
         });
     } else if !any_document {
         decoded.errors.push(ManifestError {
@@ -151,12 +165,13 @@ pub fn decode_str(file: &str, text: &str, options: &DecodeOptions) -> Decoded {
             pos: Pos { line: 1, column: 1 },
             field: None,
             message: "no objects found: the file is empty".into(),
+            class: ErrorClass::Malformed,
         });
     }
     decoded
 }
 
-type LocatedErrors = Vec<(Option<FieldPath>, Pos, String)>;
+type LocatedErrors = Vec<(Option<FieldPath>, Pos, String, ErrorClass)>;
 
 /// The position of the deepest node on `path` that exists in the document.
 pub fn locate(root: &Node, path: &FieldPath) -> Pos {
@@ -183,14 +198,12 @@ fn header_string(root: &Node, field: &str) -> Result<(String, Pos), LocatedError
         None => Err(vec![(
             None,
             root.pos,
-            format!("missing field `{field}`: every object needs apiVersion and kind, e.g. apiVersion: nanocl.io/v1 and kind: Cargo"),
-        )]),
+            format!("missing field `{field}`: every object needs apiVersion and kind, e.g. apiVersion: nanocl.io/v1 and kind: Cargo"), ErrorClass::Malformed)]),
         Some(Node { value: Value::Str(s), pos }) => Ok((s.clone(), *pos)),
         Some(other) => Err(vec![(
             Some(FieldPath::keys(field)),
             other.pos,
-            format!("invalid type: {}, expected a string", other.value.type_name()),
-        )]),
+            format!("invalid type: {}, expected a string", other.value.type_name()), ErrorClass::Malformed)]),
     }
 }
 
@@ -222,6 +235,7 @@ fn decode_document(
                 "expected an object (a mapping with apiVersion, kind, metadata and spec), found {}",
                 root.value.type_name()
             ),
+            ErrorClass::Malformed,
         )]);
     }
     let (api_version, version_pos) = header_string(root, "apiVersion")?;
@@ -240,6 +254,7 @@ fn decode_document(
                 quoted(&api_version),
                 served_versions()
             ),
+            ErrorClass::Malformed,
         )]
     })?;
     let kind = Kind::from_kind_field(&kind_name).ok_or_else(|| {
@@ -260,6 +275,7 @@ fn decode_document(
                 version.api_version(),
                 served_kinds()
             ),
+            ErrorClass::Malformed,
         )]
     })?;
 
@@ -287,7 +303,7 @@ fn decode_document(
 fn typed<T: DeserializeOwned>(root: &Node) -> Result<T, LocatedErrors> {
     de::from_node(root, &FieldPath::root()).map_err(|e| {
         let (path, pos) = e.location.unwrap_or_else(|| (FieldPath::root(), root.pos));
-        vec![(Some(path), pos, e.message)]
+        vec![(Some(path), pos, e.message, ErrorClass::Malformed)]
     })
 }
 
@@ -337,7 +353,7 @@ fn locate_all(root: &Node, kind: Kind, version: Version, errors: FieldErrors) ->
         .map(|e| {
             let path = AnyObject::source_path(kind, version, &e.path);
             let pos = locate(root, &path);
-            (Some(path), pos, e.message)
+            (Some(path), pos, e.message, ErrorClass::Invalid)
         })
         .collect()
 }

@@ -1,0 +1,552 @@
+//! The resource verbs: get, list, create, replace, replace status, delete (watch is in
+//! `watch.rs`). Server-side decoding, defaulting and validation are the CLI's own code.
+
+use std::time::SystemTime;
+
+use axum::body::{Body, Bytes};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
+use nanocl_api_types::manifest::{self, DecodeOptions};
+use nanocl_api_types::meta::DEFAULT_NAMESPACE;
+use nanocl_api_types::selector::Selector;
+use nanocl_api_types::{AnyObject, Kind, ObjectKey, Version};
+use serde_json::{json, Value};
+
+use super::objects::{self, Stored};
+use super::path::{query_decode, Target};
+use super::status::{ApiError, Cause};
+use super::App;
+use crate::store::{keys, Store, StoreError};
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+
+/// The query parameters the API understands.
+#[derive(Clone, Debug, Default)]
+pub struct Query {
+    /// `watch=true`.
+    pub watch: bool,
+    /// `resourceVersion=N`.
+    pub resource_version: Option<String>,
+    /// `labelSelector=...`.
+    pub selector: Selector,
+    /// `dryRun=All`.
+    pub dry_run: bool,
+}
+
+/// Parses the query string; unknown parameters are an error, not silently ignored.
+pub fn parse_query(raw: Option<&str>) -> Result<Query, ApiError> {
+    let mut query = Query::default();
+    for pair in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = query_decode(value)?;
+        match name {
+            "watch" => {
+                query.watch = match value.as_str() {
+                    "true" | "1" | "" => true,
+                    "false" | "0" => false,
+                    other => return Err(ApiError::bad_request(format!("watch must be true or false, got {other:?}"))),
+                }
+            }
+            "resourceVersion" => query.resource_version = Some(value),
+            "labelSelector" => query.selector = Selector::parse(&value).map_err(ApiError::bad_request)?,
+            "dryRun" => {
+                if value != "All" {
+                    return Err(ApiError::bad_request(format!("dryRun must be All, got {value:?}")));
+                }
+                query.dry_run = true;
+            }
+            "allowWatchBookmarks" => {}
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter {other:?}: known are watch, resourceVersion, labelSelector, dryRun"
+                )))
+            }
+        }
+    }
+    Ok(query)
+}
+
+/// Now, as RFC 3339 (seconds), for timestamps.
+pub fn now() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+/// A JSON response of `object` in the path's version.
+pub fn object_response(
+    code: StatusCode,
+    object: &AnyObject,
+    version: Version,
+) -> Result<Response, ApiError> {
+    let value = object
+        .to_version(version)
+        .map_err(|e| ApiError::internal(format!("cannot convert to {version}: {e}")))?;
+    Ok((
+        code,
+        [(header::CONTENT_TYPE, "application/json")],
+        value.to_string() + "\n",
+    )
+        .into_response())
+}
+
+fn object_key(target: &Target, name: &str) -> ObjectKey {
+    ObjectKey {
+        kind: target.kind,
+        namespace: target.namespace.clone(),
+        name: name.to_owned(),
+    }
+}
+
+fn described(target: &Target, name: &str) -> String {
+    match &target.namespace {
+        Some(ns) => format!(
+            "{} {name:?} in namespace {ns:?}",
+            target.kind.as_str().to_ascii_lowercase()
+        ),
+        None => format!("{} {name:?}", target.kind.as_str().to_ascii_lowercase()),
+    }
+}
+
+/// Reads a JSON body of at most 3 MiB.
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    if media != "application/json" {
+        return Err(ApiError::unsupported_media_type(format!(
+            "content type {content_type:?} is not supported: send application/json"
+        )));
+    }
+    let too_large = || {
+        ApiError::too_large(format!(
+            "the request body is larger than the {} MiB limit",
+            MAX_BODY_BYTES >> 20
+        ))
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+        return Err(too_large());
+    }
+    match http_body_util::Limited::new(body, MAX_BODY_BYTES)
+        .collect()
+        .await
+    {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(too_large())
+        }
+        Err(e) => Err(ApiError::bad_request(format!(
+            "cannot read the request body: {e}"
+        ))),
+    }
+}
+
+/// Decodes, defaults and validates a body for `target`: one object of the path's version and
+/// kind, in the path's namespace.
+async fn decode_body(
+    target: &Target,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<AnyObject, ApiError> {
+    let bytes = read_body(headers, body).await?;
+    let options = DecodeOptions {
+        default_namespace: target
+            .namespace
+            .clone()
+            .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
+        required_namespace: None,
+    };
+    let decoded = manifest::decode_bytes("body", &bytes, &options);
+    if !decoded.errors.is_empty() {
+        return Err(ApiError::from_manifest_errors(&decoded.errors));
+    }
+    let mut manifests = decoded.manifests;
+    if manifests.len() != 1 {
+        return Err(ApiError::bad_request(format!(
+            "the request body must hold exactly one object, found {}",
+            manifests.len()
+        )));
+    }
+    let manifest = manifests.remove(0);
+    if manifest.version != target.version {
+        return Err(ApiError::bad_request(format!(
+            "the body is {} but the path is for {}: send it to /apis/nanocl.io/{}/...",
+            manifest.version,
+            target.version,
+            manifest.version.name()
+        )));
+    }
+    let object = manifest.object;
+    if object.kind() != target.kind {
+        return Err(ApiError::bad_request(format!(
+            "the body is a {} but the path is for {}",
+            object.kind(),
+            target.kind.plural()
+        )));
+    }
+    if let (Some(path_ns), Some(body_ns)) = (&target.namespace, &object.metadata().namespace) {
+        if path_ns != body_ns {
+            return Err(ApiError::bad_request(format!(
+                "the body's metadata.namespace {body_ns:?} does not match the namespace {path_ns:?} in the path"
+            )));
+        }
+    }
+    Ok(object)
+}
+
+fn spec_of(object: &AnyObject) -> Result<Value, ApiError> {
+    let value = serde_json::to_value(object).map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(value.get("spec").cloned().unwrap_or(Value::Null))
+}
+
+/// GET one object.
+pub async fn get<S: Store>(
+    app: &App<S>,
+    target: &Target,
+    name: &str,
+) -> Result<Response, ApiError> {
+    let stored = objects::read(&app.store, &object_key(target, name))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("{} not found", described(target, name))))?;
+    object_response(StatusCode::OK, &stored.object, target.version)
+}
+
+/// GET a collection.
+pub async fn list<S: Store>(
+    app: &App<S>,
+    target: &Target,
+    query: &Query,
+) -> Result<Response, ApiError> {
+    let prefix = keys::kind_prefix(target.kind, target.namespace.as_deref());
+    let listed = app.store.list(&prefix).await?;
+    let mut items = Vec::new();
+    for kv in &listed.items {
+        let stored = objects::decode(kv)?;
+        if query.selector.matches(&stored.object.metadata().labels) {
+            items.push(
+                stored
+                    .object
+                    .to_version(target.version)
+                    .map_err(|e| ApiError::internal(e.to_string()))?,
+            );
+        }
+    }
+    let list = json!({
+        "apiVersion": target.version.api_version(),
+        "kind": format!("{}List", target.kind.as_str()),
+        "metadata": {"resourceVersion": listed.revision.to_string()},
+        "items": items,
+    });
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        list.to_string() + "\n",
+    )
+        .into_response())
+}
+
+/// Fails unless the namespace exists and is not being deleted.
+async fn require_namespace<S: Store>(app: &App<S>, namespace: &str) -> Result<(), ApiError> {
+    let key = ObjectKey {
+        kind: Kind::Namespace,
+        namespace: None,
+        name: namespace.to_owned(),
+    };
+    match objects::read(&app.store, &key).await? {
+        None => Err(ApiError::not_found(format!(
+            "namespace {namespace:?} not found: create it first (apply orders namespaces first)"
+        ))),
+        Some(ns) if ns.object.metadata().deletion_timestamp.is_some() => {
+            Err(ApiError::conflict(format!(
+                "namespace {namespace:?} is being deleted: no new objects can be created in it"
+            )))
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+/// POST: create.
+pub async fn create<S: Store>(
+    app: &App<S>,
+    target: &Target,
+    query: &Query,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    if target.kind.namespaced() && target.namespace.is_none() {
+        return Err(ApiError::method_not_allowed(format!(
+            "create {} inside a namespace: POST /apis/nanocl.io/{}/namespaces/NAMESPACE/{}",
+            target.kind.plural(),
+            target.version.name(),
+            target.kind.plural()
+        )));
+    }
+    let mut object = decode_body(target, headers, body).await?;
+    if let Some(ns) = &target.namespace {
+        require_namespace(app, ns).await?;
+    }
+    let meta = object.metadata_mut();
+    meta.uid = Some(uuid::Uuid::new_v4().to_string());
+    meta.creation_timestamp = Some(now());
+    meta.generation = Some(1);
+    meta.resource_version = None;
+    meta.deletion_timestamp = None;
+    clear_status(&mut object)?;
+    let key = object.key();
+    if query.dry_run {
+        if objects::read(&app.store, &key).await?.is_some() {
+            return Err(ApiError::already_exists(format!(
+                "{} already exists",
+                described(target, &key.name)
+            )));
+        }
+        return object_response(StatusCode::CREATED, &object, target.version);
+    }
+    match app
+        .store
+        .create(&keys::object_key(&key), objects::encode(&object)?)
+        .await
+    {
+        Ok(kv) => object_response(
+            StatusCode::CREATED,
+            &objects::decode(&kv)?.object,
+            target.version,
+        ),
+        Err(StoreError::AlreadyExists { .. }) => Err(ApiError::already_exists(format!(
+            "{} already exists",
+            described(target, &key.name)
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn clear_status(object: &mut AnyObject) -> Result<(), ApiError> {
+    let mut value =
+        serde_json::to_value(&*object).map_err(|e| ApiError::internal(e.to_string()))?;
+    if let Some(map) = value.as_object_mut() {
+        map.remove("status");
+    }
+    *object = AnyObject::from_v1_value(value).map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(())
+}
+
+fn with_status_of(object: &AnyObject, source: &AnyObject) -> Result<AnyObject, ApiError> {
+    let mut value = serde_json::to_value(object).map_err(|e| ApiError::internal(e.to_string()))?;
+    let status = serde_json::to_value(source)
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .get("status")
+        .cloned();
+    if let Some(map) = value.as_object_mut() {
+        match status {
+            Some(s) => map.insert("status".into(), s),
+            None => map.remove("status"),
+        };
+    }
+    AnyObject::from_v1_value(value).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+fn required_revision(object: &AnyObject) -> Result<i64, ApiError> {
+    let rv = object
+        .metadata()
+        .resource_version
+        .as_deref()
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "metadata.resourceVersion is required to replace an object: read it first",
+                vec![Cause {
+                    field: "metadata.resourceVersion".into(),
+                    message: "required".into(),
+                }],
+            )
+        })?;
+    rv.parse::<i64>().map_err(|_| {
+        ApiError::bad_request(format!(
+            "metadata.resourceVersion {rv:?} is not one this server issued"
+        ))
+    })
+}
+
+/// PUT: replace the object (not its status), if `metadata.resourceVersion` is current.
+pub async fn replace<S: Store>(
+    app: &App<S>,
+    target: &Target,
+    name: &str,
+    query: &Query,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let object = decode_body(target, headers, body).await?;
+    if object.metadata().name != name {
+        return Err(ApiError::bad_request(format!(
+            "the body's metadata.name {:?} does not match the name {name:?} in the path",
+            object.metadata().name
+        )));
+    }
+    let expected = required_revision(&object)?;
+    let key = object_key(target, name);
+    let current = objects::read(&app.store, &key)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("{} not found", described(target, name))))?;
+    if current.revision != expected {
+        return Err(ApiError::conflict(format!(
+            "{} has been modified (resourceVersion {} is current, the request had {expected}); read it again and retry",
+            described(target, name),
+            current.revision
+        )));
+    }
+    let mut next = with_status_of(&object, &current.object)?;
+    let spec_changed = spec_of(&next)? != spec_of(&current.object)?;
+    {
+        let old = current.object.metadata();
+        let meta = next.metadata_mut();
+        meta.uid = old.uid.clone();
+        meta.creation_timestamp = old.creation_timestamp.clone();
+        meta.deletion_timestamp = old.deletion_timestamp.clone();
+        meta.generation = Some(old.generation.unwrap_or(1) + i64::from(spec_changed));
+        meta.resource_version = Some(current.revision.to_string());
+    }
+    if next == current.object {
+        return object_response(StatusCode::OK, &current.object, target.version);
+    }
+    if next.metadata().deletion_timestamp.is_some() && next.metadata().finalizers.is_empty() {
+        // The last finalizer is gone: the object goes now.
+        if !query.dry_run {
+            app.store
+                .delete(&keys::object_key(&key), Some(expected))
+                .await?;
+        }
+        return object_response(StatusCode::OK, &next, target.version);
+    }
+    if query.dry_run {
+        return object_response(StatusCode::OK, &next, target.version);
+    }
+    let kv = app
+        .store
+        .update(&keys::object_key(&key), objects::encode(&next)?, expected)
+        .await?;
+    object_response(
+        StatusCode::OK,
+        &objects::decode(&kv)?.object,
+        target.version,
+    )
+}
+
+/// PUT /status: replace the status only; never bumps `generation`.
+pub async fn replace_status<S: Store>(
+    app: &App<S>,
+    target: &Target,
+    name: &str,
+    query: &Query,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let object = decode_body(target, headers, body).await?;
+    if object.metadata().name != name {
+        return Err(ApiError::bad_request(format!(
+            "the body's metadata.name {:?} does not match the name {name:?} in the path",
+            object.metadata().name
+        )));
+    }
+    let key = object_key(target, name);
+    let current = objects::read(&app.store, &key)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("{} not found", described(target, name))))?;
+    let expected = match &object.metadata().resource_version {
+        Some(_) => required_revision(&object)?,
+        None => current.revision,
+    };
+    if current.revision != expected {
+        return Err(ApiError::conflict(format!(
+            "{} has been modified (resourceVersion {} is current, the request had {expected})",
+            described(target, name),
+            current.revision
+        )));
+    }
+    let next = with_status_of(&current.object, &object)?;
+    if next == current.object || query.dry_run {
+        return object_response(StatusCode::OK, &next, target.version);
+    }
+    let kv = app
+        .store
+        .update(&keys::object_key(&key), objects::encode(&next)?, expected)
+        .await?;
+    object_response(
+        StatusCode::OK,
+        &objects::decode(&kv)?.object,
+        target.version,
+    )
+}
+
+/// Counts what a namespace still holds.
+async fn namespace_contents<S: Store>(
+    app: &App<S>,
+    namespace: &str,
+) -> Result<Vec<String>, ApiError> {
+    let mut held = Vec::new();
+    for kind in Kind::ALL.into_iter().filter(|k| k.namespaced()) {
+        let n = app
+            .store
+            .list(&keys::kind_prefix(kind, Some(namespace)))
+            .await?
+            .items
+            .len();
+        if n > 0 {
+            held.push(format!("{n} {}", kind.plural()));
+        }
+    }
+    Ok(held)
+}
+
+/// DELETE: with finalizers, marks the object (`deletionTimestamp`) and leaves it to its
+/// controller; without, removes it.
+pub async fn delete<S: Store>(
+    app: &App<S>,
+    target: &Target,
+    name: &str,
+    query: &Query,
+) -> Result<Response, ApiError> {
+    let key = object_key(target, name);
+    let Stored { object, revision } = objects::read(&app.store, &key)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("{} not found", described(target, name))))?;
+    if target.kind == Kind::Namespace {
+        let held = namespace_contents(app, name).await?;
+        if !held.is_empty() {
+            return Err(ApiError::conflict(format!(
+                "namespace {name:?} still holds {}: delete them first",
+                held.join(", ")
+            )));
+        }
+    }
+    if !object.metadata().finalizers.is_empty() {
+        if object.metadata().deletion_timestamp.is_some() || query.dry_run {
+            return object_response(StatusCode::OK, &object, target.version);
+        }
+        let mut marked = object.clone();
+        marked.metadata_mut().deletion_timestamp = Some(now());
+        let kv = app
+            .store
+            .update(&keys::object_key(&key), objects::encode(&marked)?, revision)
+            .await?;
+        return object_response(
+            StatusCode::OK,
+            &objects::decode(&kv)?.object,
+            target.version,
+        );
+    }
+    if !query.dry_run {
+        app.store
+            .delete(&keys::object_key(&key), Some(revision))
+            .await?;
+    }
+    object_response(StatusCode::OK, &object, target.version)
+}

@@ -1,0 +1,88 @@
+//! Where nanocld listens: its unix socket (stale sockets replaced, live ones refused) and
+//! optional loopback TCP.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+
+/// A listening address from `--listen`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ListenUrl {
+    /// `unix:///path/to.sock`
+    Unix(PathBuf),
+    /// `tcp://127.0.0.1:PORT`
+    Tcp(std::net::SocketAddr),
+}
+
+impl std::str::FromStr for ListenUrl {
+    type Err = String;
+
+    fn from_str(url: &str) -> Result<Self, String> {
+        if let Some(path) = url.strip_prefix("unix://") {
+            if !path.starts_with('/') {
+                return Err(format!("{url:?}: a unix socket URL needs an absolute path, e.g. unix:///run/nanocl/nanocl.sock"));
+            }
+            return Ok(ListenUrl::Unix(path.into()));
+        }
+        if let Some(addr) = url.strip_prefix("tcp://") {
+            let addr: std::net::SocketAddr = addr.parse().map_err(|_| {
+                format!("{url:?}: expected tcp://IP:PORT, e.g. tcp://127.0.0.1:8585")
+            })?;
+            if !addr.ip().is_loopback() {
+                return Err(format!(
+                    "{url:?}: the TCP API has no authentication yet, so it only listens on loopback (127.0.0.1 or [::1])"
+                ));
+            }
+            return Ok(ListenUrl::Tcp(addr));
+        }
+        Err(format!(
+            "{url:?}: expected unix:///PATH or tcp://127.0.0.1:PORT"
+        ))
+    }
+}
+
+impl std::fmt::Display for ListenUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListenUrl::Unix(p) => write!(f, "unix://{}", p.display()),
+            ListenUrl::Tcp(a) => write!(f, "tcp://{a}"),
+        }
+    }
+}
+
+/// The default socket: `/run/nanocl/nanocl.sock` for root, else under `$XDG_RUNTIME_DIR`.
+pub fn default_socket() -> PathBuf {
+    let is_root = std::env::var("USER").map(|u| u == "root").unwrap_or(false)
+        || std::fs::metadata("/proc/self")
+            .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+            .unwrap_or(false);
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(dir) if !is_root => PathBuf::from(dir).join("nanocl/nanocl.sock"),
+        _ => PathBuf::from("/run/nanocl/nanocl.sock"),
+    }
+}
+
+/// Binds the unix socket at `path` with mode 0660. A socket file nobody answers on (left by a
+/// killed nanocld) is replaced; one a live process answers on is an error.
+pub fn bind_unix(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    if path.exists() {
+        match std::os::unix::net::UnixStream::connect(path) {
+            Ok(_) => bail!(
+                "another nanocld is already listening on {}; stop it first, or give this one another --listen",
+                path.display()
+            ),
+            Err(_) => std::fs::remove_file(path)
+                .with_context(|| format!("cannot remove the stale socket {}", path.display()))?,
+        }
+    }
+    let listener = tokio::net::UnixListener::bind(path)
+        .with_context(|| format!("cannot listen on {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+        .with_context(|| format!("cannot set the mode of {}", path.display()))?;
+    Ok(listener)
+}

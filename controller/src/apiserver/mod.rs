@@ -1,0 +1,226 @@
+//! The API server: DESIGN §5 over axum, on a unix socket and optional loopback TCP.
+//!
+//! `serve(listeners, app)` takes its listeners and shutdown signal from the caller, so tests
+//! start a real server in-process on a temp socket (the mini-redis shape).
+
+pub mod handlers;
+pub mod listen;
+pub mod metrics;
+pub mod objects;
+pub mod path;
+pub mod status;
+pub mod watch;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use nanocl_api_types::{Kind, ObjectKey, Version};
+use serde_json::json;
+use tokio::sync::watch as signal;
+use tracing::Instrument;
+
+use self::metrics::Metrics;
+use self::path::Subresource;
+use self::status::ApiError;
+use crate::store::{keys, Store, StoreError};
+
+/// Shared state of the server.
+#[derive(Debug)]
+pub struct App<S> {
+    /// The store.
+    pub store: S,
+    /// Request counters.
+    pub metrics: Metrics,
+    /// Flips to `true` on shutdown; long-lived watches end then.
+    pub shutdown: signal::Receiver<bool>,
+    /// `etcd` or `embedded`, for `/version` and `/metrics`.
+    pub store_kind: &'static str,
+}
+
+/// Makes sure the `global` namespace exists.
+pub async fn ensure_default_namespace<S: Store>(store: &S) -> Result<(), StoreError> {
+    let key = ObjectKey {
+        kind: Kind::Namespace,
+        namespace: None,
+        name: nanocl_api_types::meta::DEFAULT_NAMESPACE.to_owned(),
+    };
+    if store.get(&keys::object_key(&key)).await?.is_some() {
+        return Ok(());
+    }
+    let mut ns: nanocl_api_types::namespace::v1::Namespace = nanocl_api_types::meta::Object::new(
+        nanocl_api_types::V1,
+        "Namespace",
+        key.name.clone(),
+        None,
+        Default::default(),
+    );
+    ns.metadata.uid = Some(uuid::Uuid::new_v4().to_string());
+    ns.metadata.creation_timestamp = Some(handlers::now());
+    ns.metadata.generation = Some(1);
+    let bytes = objects::encode(&nanocl_api_types::AnyObject::Namespace(ns))
+        .map_err(|e| StoreError::RecordCorrupt { what: e.message })?;
+    match store.create(&keys::object_key(&key), bytes).await {
+        Ok(_) | Err(StoreError::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The router of every endpoint.
+pub fn router<S: Store + Clone>(app: Arc<App<S>>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz::<S>))
+        .route("/version", get(version::<S>))
+        .route("/metrics", get(metrics_text::<S>))
+        .route("/openapi/v3", get(openapi))
+        .fallback(resource::<S>)
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            log_request::<S>,
+        ))
+        .with_state(app)
+}
+
+/// One span per request with method, path and status; counts requests.
+async fn log_request<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let span = tracing::info_span!("request", method = %method, path = %path);
+    let started = Instant::now();
+    let response = next.run(request).instrument(span.clone()).await;
+    let code = response.status().as_u16();
+    app.metrics.record(method.as_str(), code);
+    span.in_scope(|| {
+        tracing::info!(
+            status = code,
+            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "answered"
+        );
+    });
+    response
+}
+
+async fn readyz<S: Store>(State(app): State<Arc<App<S>>>) -> Response {
+    match app.store.get("namespaces/global").await {
+        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
+        Err(e) => ApiError::unavailable(format!(
+            "the store is not ready: {}",
+            status::error_chain(&e)
+        ))
+        .into_response(),
+    }
+}
+
+async fn version<S: Store>(State(app): State<Arc<App<S>>>) -> Response {
+    let body = json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "apiVersions": Version::ALL.iter().map(|v| v.api_version()).collect::<Vec<_>>(),
+        "store": app.store_kind,
+    });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string() + "\n",
+    )
+        .into_response()
+}
+
+async fn metrics_text<S: Store>(State(app): State<Arc<App<S>>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(app.store_kind),
+    )
+        .into_response()
+}
+
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        nanocl_api_types::schema::openapi().to_string(),
+    )
+        .into_response()
+}
+
+async fn resource<S: Store + Clone>(State(app): State<Arc<App<S>>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    match route(app, &parts, body).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn route<S: Store + Clone>(
+    app: Arc<App<S>>,
+    parts: &axum::http::request::Parts,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let target = path::parse(parts.uri.path())?;
+    let query = handlers::parse_query(parts.uri.query())?;
+    let name = target.name.clone();
+    match (&parts.method, name.as_deref(), target.subresource) {
+        (&Method::GET, None, _) if query.watch => watch::serve(app, target, query).await,
+        (&Method::GET, None, _) => handlers::list(&app, &target, &query).await,
+        (&Method::POST, None, _) => {
+            handlers::create(&app, &target, &query, &parts.headers, body).await
+        }
+        (&Method::GET, Some(name), _) => handlers::get(&app, &target, name).await,
+        (&Method::PUT, Some(name), None) => {
+            handlers::replace(&app, &target, name, &query, &parts.headers, body).await
+        }
+        (&Method::PUT, Some(name), Some(Subresource::Status)) => {
+            handlers::replace_status(&app, &target, name, &query, &parts.headers, body).await
+        }
+        (&Method::DELETE, Some(name), None) => handlers::delete(&app, &target, name, &query).await,
+        (method, _, _) => Err(ApiError::method_not_allowed(format!(
+            "{method} is not allowed on {}",
+            parts.uri.path()
+        ))),
+    }
+}
+
+/// Serves `router` on every listener until `shutdown` flips, then lets in-flight requests
+/// finish.
+pub async fn serve(
+    router: Router,
+    unix: Vec<tokio::net::UnixListener>,
+    tcp: Vec<tokio::net::TcpListener>,
+    shutdown: signal::Receiver<bool>,
+) -> std::io::Result<()> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for listener in unix {
+        let mut rx = shutdown.clone();
+        let r = router.clone();
+        tasks.spawn(async move {
+            axum::serve(listener, r)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.wait_for(|stop| *stop).await;
+                })
+                .await
+        });
+    }
+    for listener in tcp {
+        let mut rx = shutdown.clone();
+        let r = router.clone();
+        tasks.spawn(async move {
+            axum::serve(listener, r)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.wait_for(|stop| *stop).await;
+                })
+                .await
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.map_err(std::io::Error::other)??;
+    }
+    Ok(())
+}
