@@ -137,12 +137,12 @@ pub fn openapi() -> Value {
         for kind in Kind::ALL {
             let mut schema = self::schema(version, kind);
             let prefix = version.name();
-            if let Some(defs) = schema.as_object_mut().and_then(|o| o.remove("$defs")) {
-                if let Value::Object(defs) = defs {
-                    for (name, mut def) in defs {
-                        rewrite_refs(&mut def, prefix);
-                        schemas.insert(format!("{prefix}.{name}"), def);
-                    }
+            if let Some(Value::Object(defs)) =
+                schema.as_object_mut().and_then(|o| o.remove("$defs"))
+            {
+                for (name, mut def) in defs {
+                    rewrite_refs(&mut def, prefix);
+                    schemas.insert(format!("{prefix}.{name}"), def);
                 }
             }
             if let Some(obj) = schema.as_object_mut() {
