@@ -24,3 +24,15 @@ pub use object::{AnyObject, Kind, ObjectKey, Version, GROUP, V1, V1ALPHA1};
 /// Label carried by objects written by `nanocl apply --prune` and the watch mode: the name of
 /// the set they belong to, so a later prune removes exactly that set's vanished objects.
 pub const APPLYSET_LABEL: &str = "nanocl.io/applyset";
+
+/// Where nanocld listens by default, and so where the CLI looks: `/run/nanocl/nanocl.sock` for
+/// root, `$XDG_RUNTIME_DIR/nanocl/nanocl.sock` for other users.
+pub fn default_socket_path() -> std::path::PathBuf {
+    let is_root = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(dir) if !is_root => std::path::PathBuf::from(dir).join("nanocl/nanocl.sock"),
+        _ => std::path::PathBuf::from("/run/nanocl/nanocl.sock"),
+    }
+}

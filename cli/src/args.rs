@@ -45,6 +45,16 @@ pub enum Command {
     /// Every document of every file is decoded and validated first: if any is invalid, nothing
     /// is applied and every problem is listed as FILE:LINE:COLUMN: field: message.
     Apply(ApplyArgs),
+    /// Show what `apply` would change: a unified diff of live objects against the files.
+    ///
+    /// Exit status: 0 no differences, 1 differences, 2 or more on error, so a CI job can branch.
+    Diff(DiffArgs),
+    /// List objects, or show one.
+    Get(GetArgs),
+    /// Show one object in detail: spec summary, status and conditions.
+    Describe(DescribeArgs),
+    /// Delete objects by name, or every object of some files.
+    Delete(DeleteArgs),
     /// Rewrite manifests in another API version (nanocl.io/v1 or nanocl.io/v1alpha1).
     Convert(ConvertArgs),
     /// Print the client version.
@@ -105,6 +115,112 @@ pub struct ApplyArgs {
     /// Print the objects as they would be applied (defaults filled in) instead of a summary.
     #[arg(short = 'o', long = "output", value_enum)]
     pub output: Option<Output>,
+
+    #[command(flatten)]
+    pub prune: PruneArgs,
+}
+
+/// Pruning: deleting the objects of a set that are no longer in the input.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Delete the objects of the applyset that are no longer in the input. Objects applied
+    /// with --prune carry the label nanocl.io/applyset=NAME.
+    #[arg(long)]
+    pub prune: bool,
+
+    /// The applyset's name (default: derived from the first -f path, e.g. `deploy` for
+    /// `-f deploy/`).
+    #[arg(long, value_name = "NAME", requires = "prune")]
+    pub applyset: Option<String>,
+}
+
+/// `nanocl diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    #[command(flatten)]
+    pub files: FileArgs,
+
+    #[command(flatten)]
+    pub prune: PruneArgs,
+}
+
+/// Output formats of `get`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum GetOutput {
+    /// A table.
+    Table,
+    /// A table with more columns.
+    Wide,
+    /// YAML documents.
+    Yaml,
+    /// JSON.
+    Json,
+    /// kind/name, one per line.
+    Name,
+}
+
+/// `nanocl get`.
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// The kind: namespace(s)/ns, cluster(s)/cl, network(s)/net, cargo(es)/cg.
+    pub kind: String,
+
+    /// One object's name; all objects when omitted.
+    pub name: Option<String>,
+
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
+    pub output: GetOutput,
+
+    /// After listing, keep printing changes.
+    #[arg(short = 'w', long = "watch")]
+    pub watch: bool,
+
+    /// Every namespace.
+    #[arg(short = 'A', long = "all-namespaces")]
+    pub all_namespaces: bool,
+
+    /// Only objects whose labels match, e.g. app=web,tier!=db.
+    #[arg(short = 'l', long = "selector", value_name = "SELECTOR")]
+    pub selector: Option<String>,
+}
+
+/// `nanocl describe`.
+#[derive(Debug, Args)]
+pub struct DescribeArgs {
+    /// The kind.
+    pub kind: String,
+
+    /// The object's name.
+    pub name: String,
+}
+
+/// `nanocl delete`.
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// The kind (with NAME), when not deleting from files.
+    #[arg(required_unless_present = "files", conflicts_with = "files")]
+    pub kind: Option<String>,
+
+    /// The object's name.
+    #[arg(requires = "kind")]
+    pub name: Option<String>,
+
+    /// Delete every object defined in these files or directories.
+    #[arg(short = 'f', long = "filename", value_name = "PATH")]
+    pub files: Vec<PathBuf>,
+
+    /// Read subdirectories of -f directories.
+    #[arg(short = 'R', long = "recursive", requires = "files")]
+    pub recursive: bool,
+
+    /// Wait until the objects are gone (their finalizers have run).
+    #[arg(long)]
+    pub wait: bool,
+
+    /// How long --wait waits, e.g. 60s or 2m.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
 }
 
 /// `nanocl convert`.

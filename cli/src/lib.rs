@@ -1,8 +1,10 @@
 //! The nanocl client: argument parsing, manifest input, and the commands.
 
 pub mod args;
+pub mod client;
 pub mod commands;
 pub mod input;
+pub mod remote;
 pub mod yaml;
 
 use std::io::Write;
@@ -18,6 +20,8 @@ use crate::args::{Cli, Command};
 pub enum Outcome {
     /// Everything done.
     Success,
+    /// `diff` found differences (exit 1).
+    Differences,
     /// The command failed; its messages are already printed.
     Failed,
 }
@@ -34,26 +38,46 @@ pub fn main() -> ExitCode {
                 | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
                     ExitCode::SUCCESS
                 }
+                // diff's errors are 2 or more, so that 1 always means "differences".
+                _ if std::env::args().nth(1).as_deref() == Some("diff") => ExitCode::from(2),
                 _ => ExitCode::from(1),
             };
         }
     };
-    match run(cli) {
+    let is_diff = matches!(cli.command, Command::Diff(_));
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(if is_diff { 2 } else { 1 });
+        }
+    };
+    // diff: 0 same, 1 differences, 2 errors; everything else: 0 success, 1 error.
+    let failed = if is_diff { 2 } else { 1 };
+    match runtime.block_on(run(cli)) {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
-        Ok(Outcome::Failed) => ExitCode::from(1),
+        Ok(Outcome::Differences) => ExitCode::from(1),
+        Ok(Outcome::Failed) => ExitCode::from(failed),
         Err(e) => {
             let _ = std::io::stdout().flush();
             eprintln!("error: {e:#}");
-            ExitCode::from(1)
+            ExitCode::from(failed)
         }
     }
 }
 
 /// Runs one parsed command.
-pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
+pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let mut stdout = std::io::stdout().lock();
     match &cli.command {
-        Command::Apply(args) => commands::apply::run(&cli, args, &mut stdout),
+        Command::Apply(args) => commands::apply::run(&cli, args, &mut stdout).await,
+        Command::Diff(args) => commands::diff::run(&cli, args, &mut stdout).await,
+        Command::Get(args) => commands::get::run(&cli, args, &mut stdout).await,
+        Command::Describe(args) => commands::describe::run(&cli, args, &mut stdout).await,
+        Command::Delete(args) => commands::delete::run(&cli, args, &mut stdout).await,
         Command::Convert(args) => commands::convert::run(&cli, args, &mut stdout),
         Command::Version(args) => commands::version::run(args, &mut stdout),
         Command::Completion(args) => {

@@ -122,7 +122,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         })
         .collect();
     if unix_paths.is_empty() {
-        unix_paths.push(listen::default_socket());
+        unix_paths.push(nanocl_api_types::default_socket_path());
     }
     let mut unix = Vec::new();
     for path in &unix_paths {

@@ -1,47 +1,220 @@
-//! `nanocl apply`: validate everything first, then create or update.
+//! `nanocl apply`: validate everything first, then create or update each object, then prune.
 
+use std::collections::HashSet;
 use std::io::Write;
 
-use anyhow::Context;
-use nanocl_api_types::Version;
+use anyhow::{bail, Context};
+use hyper::{Method, StatusCode};
+use nanocl_api_types::manifest::Manifest;
+use nanocl_api_types::{ObjectKey, Version, APPLYSET_LABEL};
 
 use crate::args::{ApplyArgs, Cli, DryRun};
+use crate::client::{Client, Host};
 use crate::commands::{decode_options, print_objects};
+use crate::remote::{self, display_key};
 use crate::{input, Outcome};
 
-/// Runs `apply`. Only the client-side dry run exists until nanocld serves the API.
-pub fn run(cli: &Cli, args: &ApplyArgs, out: &mut impl Write) -> anyhow::Result<Outcome> {
+/// What happened to one object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// It did not exist.
+    Created,
+    /// It existed and differed.
+    Configured,
+    /// It existed as written.
+    Unchanged,
+}
+
+impl Applied {
+    fn word(self) -> &'static str {
+        match self {
+            Applied::Created => "created",
+            Applied::Configured => "configured",
+            Applied::Unchanged => "unchanged",
+        }
+    }
+}
+
+/// Conflicts (someone else wrote in between) are retried against the fresh object this often.
+const ATTEMPTS: usize = 10;
+
+/// Creates or updates one object; a 409 is retried against the fresh live object.
+pub async fn apply_one(
+    client: &Client,
+    manifest: &Manifest,
+    dry_run: bool,
+) -> anyhow::Result<Applied> {
+    let key = manifest.object.key();
+    let suffix = if dry_run { "?dryRun=All" } else { "" };
+    for _ in 0..ATTEMPTS {
+        let live = remote::get_live(client, &key).await?;
+        let desired = remote::desired(&manifest.object, live.as_ref())?;
+        let answer = match &live {
+            None => {
+                let path = remote::collection_path(key.kind, key.namespace.as_deref()) + suffix;
+                let answer = client.request(Method::POST, &path, Some(&desired)).await?;
+                if answer.status == StatusCode::CREATED {
+                    return Ok(Applied::Created);
+                }
+                answer
+            }
+            Some(live) => {
+                if remote::without_server_fields(&desired) == remote::without_server_fields(live) {
+                    return Ok(Applied::Unchanged);
+                }
+                let path = remote::item_path(&key) + suffix;
+                let answer = client.request(Method::PUT, &path, Some(&desired)).await?;
+                if answer.status == StatusCode::OK {
+                    return Ok(Applied::Configured);
+                }
+                answer
+            }
+        };
+        // Created, changed or deleted by someone else meanwhile: read again and retry.
+        let retry = match answer.status {
+            StatusCode::CONFLICT => answer
+                .json()
+                .is_ok_and(|v| v["reason"] == "AlreadyExists" || v["reason"] == "Conflict"),
+            StatusCode::NOT_FOUND => live.is_some(),
+            _ => false,
+        };
+        if !retry {
+            bail!("{}", answer.error_message());
+        }
+    }
+    bail!("gave up after {ATTEMPTS} conflicting writes; another writer keeps changing it")
+}
+
+/// Deletes the applyset's live objects that are not in `applied`.
+pub async fn prune(
+    client: &Client,
+    applyset: &str,
+    applied: &HashSet<ObjectKey>,
+    dry_run: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<bool> {
+    let mut ok = true;
+    for live in remote::applyset_members(client, applyset).await? {
+        let Some(key) = remote::key_of(&live) else {
+            continue;
+        };
+        if applied.contains(&key) {
+            continue;
+        }
+        let suffix = if dry_run { "?dryRun=All" } else { "" };
+        let answer = client
+            .request(Method::DELETE, &(remote::item_path(&key) + suffix), None)
+            .await?;
+        match answer.status {
+            StatusCode::OK | StatusCode::NOT_FOUND => {
+                writeln!(
+                    out,
+                    "{} pruned{}",
+                    display_key(&key),
+                    if dry_run { " (server dry run)" } else { "" }
+                )?;
+            }
+            _ => {
+                eprintln!(
+                    "error: pruning {}: {}",
+                    display_key(&key),
+                    answer.error_message()
+                );
+                ok = false;
+            }
+        }
+    }
+    Ok(ok)
+}
+
+/// Runs `apply`.
+pub async fn run(cli: &Cli, args: &ApplyArgs, out: &mut impl Write) -> anyhow::Result<Outcome> {
     let loaded = input::load(&args.files, &decode_options(cli));
     if !loaded.errors.is_empty() {
         loaded.report_errors("nothing was applied");
         return Ok(Outcome::Failed);
     }
-    match args.dry_run {
-        DryRun::Client => {}
-        DryRun::None | DryRun::Server => {
-            anyhow::bail!(
-                "this nanocl has no API server to apply to yet; validate with --dry-run=client"
-            );
-        }
-    }
     // Apply order: namespaces, clusters, networks, then cargoes, so references exist as early
     // as possible (they are level-triggered, so order is a courtesy, not a requirement).
     let mut manifests = loaded.manifests;
     manifests.sort_by_key(|m| m.object.kind());
-    match args.output {
-        Some(output) => {
-            let values = manifests
-                .iter()
-                .map(|m| m.object.to_version(Version::V1))
-                .collect::<Result<Vec<_>, _>>()
-                .context("failed to serialize an object")?;
-            print_objects(&values, output, out)?;
+    let applyset = if args.prune.prune {
+        let name = remote::applyset_name(
+            args.prune.applyset.as_deref(),
+            args.files.files.first().map(|p| p.as_path()),
+        )?;
+        for m in &mut manifests {
+            m.object
+                .metadata_mut()
+                .labels
+                .insert(APPLYSET_LABEL.to_owned(), name.clone());
         }
-        None => {
-            for m in &manifests {
-                writeln!(out, "{} valid (dry run: nothing applied)", m.object.key())?;
+        Some(name)
+    } else {
+        None
+    };
+
+    if args.dry_run == DryRun::Client {
+        match args.output {
+            Some(output) => {
+                let values = manifests
+                    .iter()
+                    .map(|m| m.object.to_version(Version::V1))
+                    .collect::<Result<Vec<_>, _>>()
+                    .context("failed to serialize an object")?;
+                print_objects(&values, output, out)?;
+            }
+            None => {
+                for m in &manifests {
+                    writeln!(
+                        out,
+                        "{} valid (dry run: nothing applied)",
+                        display_key(&m.object.key())
+                    )?;
+                }
+            }
+        }
+        return Ok(Outcome::Success);
+    }
+
+    let client = Client::new(Host::parse(cli.host.as_deref())?);
+    let dry_run = args.dry_run == DryRun::Server;
+    let mut ok = true;
+    let mut applied = HashSet::new();
+    for m in &manifests {
+        let key = m.object.key();
+        match apply_one(&client, m, dry_run).await {
+            Ok(result) => {
+                writeln!(
+                    out,
+                    "{} {}{}",
+                    display_key(&key),
+                    result.word(),
+                    if dry_run { " (server dry run)" } else { "" }
+                )?;
+                applied.insert(key);
+            }
+            Err(e) => {
+                if e.to_string().starts_with("cannot reach nanocld") {
+                    return Err(e);
+                }
+                eprintln!("error: {} ({}:{}): {e:#}", display_key(&key), m.file, m.pos);
+                ok = false;
+                // Never prune what failed to apply.
+                applied.insert(key);
             }
         }
     }
-    Ok(Outcome::Success)
+    if let Some(name) = applyset {
+        if ok {
+            ok = prune(&client, &name, &applied, dry_run, out).await?;
+        } else {
+            eprintln!("error: some objects failed to apply: nothing was pruned");
+        }
+    }
+    Ok(if ok {
+        Outcome::Success
+    } else {
+        Outcome::Failed
+    })
 }

@@ -2,6 +2,10 @@
 
 pub mod apply;
 pub mod convert;
+pub mod delete;
+pub mod describe;
+pub mod diff;
+pub mod get;
 pub mod version;
 
 use std::io::Write;

@@ -51,18 +51,6 @@ impl std::fmt::Display for ListenUrl {
     }
 }
 
-/// The default socket: `/run/nanocl/nanocl.sock` for root, else under `$XDG_RUNTIME_DIR`.
-pub fn default_socket() -> PathBuf {
-    let is_root = std::env::var("USER").map(|u| u == "root").unwrap_or(false)
-        || std::fs::metadata("/proc/self")
-            .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-            .unwrap_or(false);
-    match std::env::var_os("XDG_RUNTIME_DIR") {
-        Some(dir) if !is_root => PathBuf::from(dir).join("nanocl/nanocl.sock"),
-        _ => PathBuf::from("/run/nanocl/nanocl.sock"),
-    }
-}
-
 /// Binds the unix socket at `path` with mode 0660. A socket file nobody answers on (left by a
 /// killed nanocld) is replaced; one a live process answers on is an error.
 pub fn bind_unix(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {

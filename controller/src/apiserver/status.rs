@@ -64,6 +64,11 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, "Conflict", message)
     }
 
+    /// 409, reason NamespaceTerminating: no new objects in a namespace being deleted.
+    pub fn namespace_terminating(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "NamespaceTerminating", message)
+    }
+
     /// 410: the requested revision is too old.
     pub fn gone(message: impl Into<String>) -> Self {
         Self::new(StatusCode::GONE, "Expired", message)

@@ -1,0 +1,251 @@
+//! A small HTTP/1.1 client for nanocld's API over its unix socket or loopback TCP.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+
+/// Where nanocld is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Host {
+    /// A unix socket.
+    Unix(PathBuf),
+    /// `host:port` over TCP.
+    Tcp(String),
+}
+
+impl Host {
+    /// From `-H`/`NANOCL_HOST` (`unix:///PATH`, `tcp://HOST:PORT`, `http://HOST:PORT`), or
+    /// the default socket.
+    pub fn parse(value: Option<&str>) -> anyhow::Result<Host> {
+        let Some(value) = value.filter(|v| !v.is_empty()) else {
+            return Ok(Host::Unix(nanocl_api_types::default_socket_path()));
+        };
+        if let Some(path) = value.strip_prefix("unix://") {
+            return Ok(Host::Unix(path.into()));
+        }
+        if let Some(addr) = value
+            .strip_prefix("tcp://")
+            .or_else(|| value.strip_prefix("http://"))
+        {
+            return Ok(Host::Tcp(addr.trim_end_matches('/').to_owned()));
+        }
+        bail!("invalid host {value:?}: expected unix:///PATH or tcp://HOST:PORT")
+    }
+}
+
+impl std::fmt::Display for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Host::Unix(p) => write!(f, "unix://{}", p.display()),
+            Host::Tcp(a) => write!(f, "tcp://{a}"),
+        }
+    }
+}
+
+/// An answer: status and body.
+#[derive(Debug)]
+pub struct Answer {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// The body.
+    pub body: Bytes,
+}
+
+impl Answer {
+    /// The body as JSON.
+    pub fn json(&self) -> anyhow::Result<Value> {
+        serde_json::from_slice(&self.body)
+            .context("nanocld answered with something that is not JSON")
+    }
+
+    /// The `Status` message of an error answer, or the raw body.
+    pub fn error_message(&self) -> String {
+        match serde_json::from_slice::<Value>(&self.body) {
+            Ok(v) if v["kind"] == "Status" => {
+                let mut message = v["message"].as_str().unwrap_or("").to_owned();
+                if let Some(causes) = v["details"]["causes"].as_array() {
+                    for cause in causes {
+                        message.push_str(&format!(
+                            "\n  {}: {}",
+                            cause["field"].as_str().unwrap_or(""),
+                            cause["message"].as_str().unwrap_or("")
+                        ));
+                    }
+                }
+                message
+            }
+            _ => String::from_utf8_lossy(&self.body).trim().to_owned(),
+        }
+    }
+}
+
+/// The API client.
+#[derive(Clone, Debug)]
+pub struct Client {
+    host: Host,
+    timeout: Duration,
+}
+
+/// A body of events being streamed.
+pub type EventBody = Incoming;
+
+impl Client {
+    /// A client for `host`.
+    pub fn new(host: Host) -> Self {
+        Client {
+            host,
+            timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// The host, for messages.
+    pub fn host(&self) -> &Host {
+        &self.host
+    }
+
+    async fn connect(
+        &self,
+    ) -> anyhow::Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
+        let unreachable = |e: std::io::Error| {
+            let hint = match &self.host {
+                Host::Unix(p) if !p.exists() => format!(
+                    "no socket at {}: is nanocld running? Start it with `nanocld` (or `make run`), or point -H / NANOCL_HOST at it",
+                    p.display()
+                ),
+                _ => "is nanocld running? Start it with `nanocld` (or `make run`), or point -H / NANOCL_HOST at it".to_owned(),
+            };
+            anyhow!("cannot reach nanocld at {}: {e}; {hint}", self.host)
+        };
+        macro_rules! handshake {
+            ($stream:expr) => {{
+                let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new($stream))
+                    .await
+                    .with_context(|| {
+                        format!("HTTP handshake with nanocld at {} failed", self.host)
+                    })?;
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+                Ok(sender)
+            }};
+        }
+        match &self.host {
+            Host::Unix(path) => {
+                let stream = tokio::net::UnixStream::connect(path)
+                    .await
+                    .map_err(unreachable)?;
+                handshake!(stream)
+            }
+            Host::Tcp(addr) => {
+                let stream = tokio::net::TcpStream::connect(addr)
+                    .await
+                    .map_err(unreachable)?;
+                handshake!(stream)
+            }
+        }
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<hyper::Response<Incoming>> {
+        let mut sender = self.connect().await?;
+        let mut request = Request::builder()
+            .method(method.clone())
+            .uri(path)
+            .header(hyper::header::HOST, "nanocld");
+        let bytes = match body {
+            Some(v) => {
+                request = request.header(hyper::header::CONTENT_TYPE, "application/json");
+                Bytes::from(serde_json::to_vec(v)?)
+            }
+            None => Bytes::new(),
+        };
+        let request = request.body(Full::new(bytes))?;
+        tokio::time::timeout(self.timeout, sender.send_request(request))
+            .await
+            .map_err(|_| {
+                anyhow!(
+                    "nanocld did not answer {method} {path} within {:?}",
+                    self.timeout
+                )
+            })?
+            .with_context(|| format!("{method} {path} failed"))
+    }
+
+    /// Sends a request and reads the whole answer.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Answer> {
+        let response = self.send(method.clone(), path, body).await?;
+        let status = response.status();
+        let body = tokio::time::timeout(self.timeout, response.into_body().collect())
+            .await
+            .map_err(|_| anyhow!("nanocld did not finish answering {method} {path}"))?
+            .with_context(|| format!("reading the answer to {method} {path}"))?
+            .to_bytes();
+        Ok(Answer { status, body })
+    }
+
+    /// Opens a watch: the answer's body is newline-delimited JSON events.
+    pub async fn stream(&self, path: &str) -> anyhow::Result<Result<EventBody, Answer>> {
+        let response = self.send(Method::GET, path, None).await?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(Ok(response.into_body()));
+        }
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok(Err(Answer { status, body }))
+    }
+}
+
+/// Reads newline-delimited JSON values from a streaming body.
+#[derive(Debug)]
+pub struct Lines {
+    body: EventBody,
+    buffer: Vec<u8>,
+}
+
+impl Lines {
+    /// Wraps a streaming body.
+    pub fn new(body: EventBody) -> Self {
+        Lines {
+            body,
+            buffer: Vec::new(),
+        }
+    }
+
+    /// The next JSON line, or `None` at the end of the stream.
+    pub async fn next(&mut self) -> anyhow::Result<Option<Value>> {
+        loop {
+            if let Some(pos) = self.buffer.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buffer.drain(..=pos).collect();
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                return Ok(Some(
+                    serde_json::from_slice(&line).context("a watch event is not JSON")?,
+                ));
+            }
+            match self.body.frame().await {
+                None => return Ok(None),
+                Some(frame) => {
+                    if let Ok(data) = frame.context("the watch stream broke")?.into_data() {
+                        self.buffer.extend_from_slice(&data);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! `nanocl describe`: one object for people: identity, spec, status and conditions.
+
+use std::io::Write;
+
+use anyhow::bail;
+use hyper::{Method, StatusCode};
+use nanocl_api_types::meta::DEFAULT_NAMESPACE;
+use serde_json::Value;
+
+use crate::args::{Cli, DescribeArgs};
+use crate::client::{Client, Host};
+use crate::commands::get::{age, parse_kind, print_table};
+use crate::{remote, yaml, Outcome};
+
+fn pairs(map: &Value) -> String {
+    match map.as_object() {
+        Some(m) if !m.is_empty() => m
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+            .collect::<Vec<_>>()
+            .join("\n              "),
+        _ => "<none>".into(),
+    }
+}
+
+fn indented(value: &Value) -> String {
+    yaml::to_string(value)
+        .lines()
+        .map(|l| format!("  {l}\n"))
+        .collect()
+}
+
+/// Runs `describe`.
+pub async fn run(cli: &Cli, args: &DescribeArgs, out: &mut impl Write) -> anyhow::Result<Outcome> {
+    let kind = parse_kind(&args.kind)?;
+    let client = Client::new(Host::parse(cli.host.as_deref())?);
+    let namespace = cli
+        .namespace
+        .clone()
+        .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
+    let path = format!(
+        "{}/{}",
+        remote::collection_path(kind, Some(&namespace)),
+        args.name
+    );
+    let answer = client.request(Method::GET, &path, None).await?;
+    if answer.status != StatusCode::OK {
+        bail!("{}", answer.error_message());
+    }
+    let o = answer.json()?;
+    let meta = &o["metadata"];
+    let s = |v: &Value| v.as_str().unwrap_or("").to_owned();
+    writeln!(out, "Name:         {}", s(&meta["name"]))?;
+    if kind.namespaced() {
+        writeln!(out, "Namespace:    {}", s(&meta["namespace"]))?;
+    }
+    writeln!(
+        out,
+        "Kind:         {} ({})",
+        s(&o["kind"]),
+        s(&o["apiVersion"])
+    )?;
+    writeln!(out, "Labels:       {}", pairs(&meta["labels"]))?;
+    writeln!(out, "Annotations:  {}", pairs(&meta["annotations"]))?;
+    writeln!(
+        out,
+        "Created:      {} ({} ago)",
+        s(&meta["creationTimestamp"]),
+        age(meta["creationTimestamp"].as_str())
+    )?;
+    if let Some(deleting) = meta["deletionTimestamp"].as_str() {
+        writeln!(
+            out,
+            "Deleting:     since {deleting}, waiting for finalizers {}",
+            meta["finalizers"]
+        )?;
+    }
+    let observed = o["status"]["observedGeneration"]
+        .as_i64()
+        .map_or("not yet observed".to_owned(), |g| format!("observed {g}"));
+    writeln!(
+        out,
+        "Generation:   {} ({observed})",
+        meta["generation"].as_i64().unwrap_or(0)
+    )?;
+    writeln!(out, "Version:      {}", s(&meta["resourceVersion"]))?;
+    writeln!(out, "Spec:")?;
+    write!(out, "{}", indented(&o["spec"]))?;
+    let mut status = o["status"].clone();
+    let conditions = status
+        .as_object_mut()
+        .and_then(|m| m.remove("conditions"))
+        .and_then(|c| c.as_array().cloned())
+        .unwrap_or_default();
+    if status.as_object().is_some_and(|m| !m.is_empty()) {
+        writeln!(out, "Status:")?;
+        write!(out, "{}", indented(&status))?;
+    } else {
+        writeln!(out, "Status:       <none yet>")?;
+    }
+    if conditions.is_empty() {
+        writeln!(out, "Conditions:   <none>")?;
+    } else {
+        writeln!(out, "Conditions:")?;
+        let rows: Vec<Vec<String>> = conditions
+            .iter()
+            .map(|c| {
+                vec![
+                    format!("  {}", s(&c["type"])),
+                    s(&c["status"]),
+                    s(&c["reason"]),
+                    age(c["lastTransitionTime"].as_str()),
+                    s(&c["message"]),
+                ]
+            })
+            .collect();
+        print_table(
+            &["  TYPE", "STATUS", "REASON", "SINCE", "MESSAGE"],
+            &rows,
+            out,
+        )?;
+    }
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,124 @@
+//! `nanocl diff`: what `apply` would change, as a unified diff of live objects against the
+//! files (server-set fields left out). Exit 0 none, 1 differences, 2 errors.
+
+use std::collections::HashSet;
+use std::io::{IsTerminal, Write};
+
+use nanocl_api_types::{ObjectKey, APPLYSET_LABEL};
+use serde_json::Value;
+use similar::TextDiff;
+
+use crate::args::{Cli, DiffArgs};
+use crate::client::{Client, Host};
+use crate::commands::decode_options;
+use crate::remote;
+use crate::{input, yaml, Outcome};
+
+fn path_label(key: &ObjectKey) -> String {
+    match &key.namespace {
+        Some(ns) => format!("{}/{ns}/{}", key.kind.plural(), key.name),
+        None => format!("{}/{}", key.kind.plural(), key.name),
+    }
+}
+
+/// Writes the unified diff of `live` → `desired` (either may be absent); true if they differ.
+fn write_diff(
+    key: &ObjectKey,
+    live: Option<&Value>,
+    desired: Option<&Value>,
+    color: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<bool> {
+    let old = live
+        .map(|v| yaml::to_string(&remote::without_server_fields(v)))
+        .unwrap_or_default();
+    let new = desired
+        .map(|v| yaml::to_string(&remote::without_server_fields(v)))
+        .unwrap_or_default();
+    if old == new {
+        return Ok(false);
+    }
+    let label = path_label(key);
+    let diff = TextDiff::from_lines(&old, &new);
+    let text = diff
+        .unified_diff()
+        .context_radius(3)
+        .header(
+            &if live.is_some() {
+                format!("live/{label}")
+            } else {
+                "/dev/null".to_owned()
+            },
+            &if desired.is_some() {
+                format!("files/{label}")
+            } else {
+                "/dev/null".to_owned()
+            },
+        )
+        .to_string();
+    for line in text.lines() {
+        let painted = match (color, line.chars().next()) {
+            (true, Some('+')) if !line.starts_with("+++") => format!("\x1b[32m{line}\x1b[0m"),
+            (true, Some('-')) if !line.starts_with("---") => format!("\x1b[31m{line}\x1b[0m"),
+            (true, Some('@')) => format!("\x1b[36m{line}\x1b[0m"),
+            (true, _) if line.starts_with("+++") || line.starts_with("---") => {
+                format!("\x1b[1m{line}\x1b[0m")
+            }
+            _ => line.to_owned(),
+        };
+        writeln!(out, "{painted}")?;
+    }
+    Ok(true)
+}
+
+/// Runs `diff`.
+pub async fn run(cli: &Cli, args: &DiffArgs, out: &mut impl Write) -> anyhow::Result<Outcome> {
+    let loaded = input::load(&args.files, &decode_options(cli));
+    if !loaded.errors.is_empty() {
+        loaded.report_errors("nothing was compared");
+        return Ok(Outcome::Failed);
+    }
+    let mut manifests = loaded.manifests;
+    manifests.sort_by_key(|m| m.object.kind());
+    let applyset = if args.prune.prune {
+        let name = remote::applyset_name(
+            args.prune.applyset.as_deref(),
+            args.files.files.first().map(|p| p.as_path()),
+        )?;
+        for m in &mut manifests {
+            m.object
+                .metadata_mut()
+                .labels
+                .insert(APPLYSET_LABEL.to_owned(), name.clone());
+        }
+        Some(name)
+    } else {
+        None
+    };
+    let client = Client::new(Host::parse(cli.host.as_deref())?);
+    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let mut differs = false;
+    let mut keys = HashSet::new();
+    for m in &manifests {
+        let key = m.object.key();
+        let live = remote::get_live(&client, &key).await?;
+        let desired = remote::desired(&m.object, live.as_ref())?;
+        differs |= write_diff(&key, live.as_ref(), Some(&desired), color, out)?;
+        keys.insert(key);
+    }
+    if let Some(name) = applyset {
+        for live in remote::applyset_members(&client, &name).await? {
+            let Some(key) = remote::key_of(&live) else {
+                continue;
+            };
+            if !keys.contains(&key) {
+                differs |= write_diff(&key, Some(&live), None, color, out)?;
+            }
+        }
+    }
+    Ok(if differs {
+        Outcome::Differences
+    } else {
+        Outcome::Success
+    })
+}

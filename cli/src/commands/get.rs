@@ -1,0 +1,335 @@
+//! `nanocl get`: tables, YAML, JSON or names; `-w` keeps printing changes.
+
+use std::io::Write;
+use std::time::SystemTime;
+
+use anyhow::{anyhow, bail};
+use hyper::{Method, StatusCode};
+use nanocl_api_types::meta::DEFAULT_NAMESPACE;
+use nanocl_api_types::Kind;
+use serde_json::Value;
+
+use crate::args::{Cli, GetArgs, GetOutput, Output};
+use crate::client::{Client, Host, Lines};
+use crate::commands::{object_name, print_objects};
+use crate::remote;
+use crate::Outcome;
+
+/// The kind named on the command line, or an error listing the accepted names.
+pub fn parse_kind(value: &str) -> anyhow::Result<Kind> {
+    Kind::from_cli(value).ok_or_else(|| {
+        anyhow!(
+            "unknown kind {value:?}: use {}",
+            Kind::ALL
+                .iter()
+                .map(|k| format!(
+                    "{} ({}, {})",
+                    k.as_str().to_ascii_lowercase(),
+                    k.plural(),
+                    k.short()
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })
+}
+
+/// `5s`, `12m`, `3h`, `4d` since an RFC 3339 time.
+pub fn age(timestamp: Option<&str>) -> String {
+    let Some(t) = timestamp.and_then(|t| humantime::parse_rfc3339(t).ok()) else {
+        return "<unknown>".into();
+    };
+    let secs = SystemTime::now()
+        .duration_since(t)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 120 * 60 => format!("{}m", s / 60),
+        s if s < 48 * 3600 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86400),
+    }
+}
+
+fn condition<'a>(object: &'a Value, type_: &str) -> Option<&'a Value> {
+    object["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+}
+
+fn header(kind: Kind, wide: bool, all_namespaces: bool) -> Vec<&'static str> {
+    let mut h = Vec::new();
+    if all_namespaces && kind.namespaced() {
+        h.push("NAMESPACE");
+    }
+    h.push("NAME");
+    match kind {
+        Kind::Namespace => h.push("STATUS"),
+        Kind::Cluster => h.extend(["VARIABLES", "READY"]),
+        Kind::Network => {
+            h.extend(["CLUSTER", "DRIVER"]);
+            if wide {
+                h.extend(["INTERNAL", "SUBNET"]);
+            }
+        }
+        Kind::Cargo => {
+            h.extend(["CLUSTER", "READY", "UP-TO-DATE"]);
+            if wide {
+                h.extend(["IMAGE", "NETWORKS"]);
+            }
+        }
+    }
+    h.push("AGE");
+    h
+}
+
+fn row(kind: Kind, o: &Value, wide: bool, all_namespaces: bool) -> Vec<String> {
+    let s = |v: &Value| v.as_str().unwrap_or("").to_owned();
+    let meta = &o["metadata"];
+    let mut r = Vec::new();
+    if all_namespaces && kind.namespaced() {
+        r.push(s(&meta["namespace"]));
+    }
+    r.push(s(&meta["name"]));
+    let ready = |o: &Value| condition(o, "Ready").map_or("Unknown".to_owned(), |c| s(&c["status"]));
+    match kind {
+        Kind::Namespace => r.push(if meta.get("deletionTimestamp").is_some() {
+            "Terminating".into()
+        } else {
+            o["status"]["phase"].as_str().unwrap_or("Active").to_owned()
+        }),
+        Kind::Cluster => {
+            r.push(
+                o["spec"]["variables"]
+                    .as_object()
+                    .map_or(0, |m| m.len())
+                    .to_string(),
+            );
+            r.push(ready(o));
+        }
+        Kind::Network => {
+            r.push(s(&o["spec"]["cluster"]));
+            r.push(s(&o["spec"]["driver"]));
+            if wide {
+                r.push(o["spec"]["internal"].as_bool().unwrap_or(false).to_string());
+                r.push(o["spec"]["subnet"].as_str().unwrap_or("<auto>").to_owned());
+            }
+        }
+        Kind::Cargo => {
+            r.push(s(&o["spec"]["cluster"]));
+            let desired = o["spec"]["replicas"].as_i64().unwrap_or(1);
+            r.push(format!(
+                "{}/{desired}",
+                o["status"]["readyReplicas"].as_i64().unwrap_or(0)
+            ));
+            r.push(
+                o["status"]["updatedReplicas"]
+                    .as_i64()
+                    .unwrap_or(0)
+                    .to_string(),
+            );
+            if wide {
+                r.push(s(&o["spec"]["container"]["image"]));
+                let nets: Vec<String> = o["spec"]["networks"]
+                    .as_array()
+                    .map(|a| a.iter().map(s).collect())
+                    .unwrap_or_default();
+                r.push(if nets.is_empty() {
+                    "<default>".into()
+                } else {
+                    nets.join(",")
+                });
+            }
+        }
+    }
+    r.push(age(meta["creationTimestamp"].as_str()));
+    r
+}
+
+/// Prints rows aligned under the header, kubectl style.
+pub fn print_table(
+    header: &[&str],
+    rows: &[Vec<String>],
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (w, cell) in widths.iter_mut().zip(r) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let last = cells.len().saturating_sub(1);
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if i == last {
+                    c.clone()
+                } else {
+                    format!("{c:<w$}", w = widths[i])
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("   ")
+    };
+    writeln!(
+        out,
+        "{}",
+        line(header.iter().map(|h| (*h).to_owned()).collect())
+    )?;
+    for r in rows {
+        writeln!(out, "{}", line(r.clone()))?;
+    }
+    Ok(())
+}
+
+fn print(
+    kind: Kind,
+    objects: &[Value],
+    args: &GetArgs,
+    all: bool,
+    with_header: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    match args.output {
+        GetOutput::Table | GetOutput::Wide => {
+            let wide = args.output == GetOutput::Wide;
+            let rows: Vec<Vec<String>> = objects.iter().map(|o| row(kind, o, wide, all)).collect();
+            if with_header {
+                print_table(&header(kind, wide, all), &rows, out)
+            } else {
+                // Rows of a watch: aligned on their own, without repeating the header.
+                for r in rows {
+                    writeln!(out, "{}", r.join("   "))?;
+                }
+                Ok(())
+            }
+        }
+        GetOutput::Yaml => print_objects(objects, Output::Yaml, out),
+        GetOutput::Json => print_objects(objects, Output::Json, out),
+        GetOutput::Name => {
+            for o in objects {
+                writeln!(out, "{}", object_name(o))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Runs `get`.
+pub async fn run(cli: &Cli, args: &GetArgs, out: &mut impl Write) -> anyhow::Result<Outcome> {
+    let kind = parse_kind(&args.kind)?;
+    let client = Client::new(Host::parse(cli.host.as_deref())?);
+    let all = args.all_namespaces && kind.namespaced();
+    let namespace = if all {
+        None
+    } else {
+        Some(
+            cli.namespace
+                .clone()
+                .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
+        )
+    };
+    let collection = remote::collection_path(kind, namespace.as_deref());
+    let mut query = Vec::new();
+    if let Some(selector) = &args.selector {
+        nanocl_api_types::selector::Selector::parse(selector).map_err(|e| anyhow!("-l: {e}"))?;
+        query.push(format!("labelSelector={}", encode(selector)));
+    }
+    let (objects, revision) = if let Some(name) = &args.name {
+        let answer = client
+            .request(Method::GET, &format!("{collection}/{name}"), None)
+            .await?;
+        match answer.status {
+            StatusCode::OK => (vec![answer.json()?], None),
+            _ => bail!("{}", answer.error_message()),
+        }
+    } else {
+        let path = if query.is_empty() {
+            collection.clone()
+        } else {
+            format!("{collection}?{}", query.join("&"))
+        };
+        let answer = client.request(Method::GET, &path, None).await?;
+        if answer.status != StatusCode::OK {
+            bail!("{}", answer.error_message());
+        }
+        let list = answer.json()?;
+        let items = list["items"].as_array().cloned().unwrap_or_default();
+        (
+            items,
+            list["metadata"]["resourceVersion"]
+                .as_str()
+                .map(str::to_owned),
+        )
+    };
+    if objects.is_empty() && !args.watch {
+        match &namespace {
+            Some(ns) if kind.namespaced() => {
+                eprintln!("No {} found in namespace {ns}.", kind.plural())
+            }
+            _ => eprintln!("No {} found.", kind.plural()),
+        }
+        return Ok(Outcome::Success);
+    }
+    print(kind, &objects, args, all, true, out)?;
+    if !args.watch {
+        return Ok(Outcome::Success);
+    }
+    out.flush()?;
+    query.push("watch=true".into());
+    let rv = match revision {
+        Some(rv) => rv,
+        None => objects
+            .first()
+            .and_then(|o| o["metadata"]["resourceVersion"].as_str())
+            .unwrap_or("0")
+            .to_owned(),
+    };
+    query.push(format!("resourceVersion={rv}"));
+    let body = match client
+        .stream(&format!("{collection}?{}", query.join("&")))
+        .await?
+    {
+        Ok(body) => body,
+        Err(answer) => bail!("{}", answer.error_message()),
+    };
+    let mut lines = Lines::new(body);
+    while let Some(event) = lines.next().await? {
+        match event["type"].as_str() {
+            Some("ADDED" | "MODIFIED" | "DELETED") => {
+                let object = &event["object"];
+                if args
+                    .name
+                    .as_deref()
+                    .is_some_and(|n| object["metadata"]["name"] != n)
+                {
+                    continue;
+                }
+                print(kind, std::slice::from_ref(object), args, all, false, out)?;
+                out.flush()?;
+            }
+            Some("ERROR") => bail!(
+                "the watch ended: {}",
+                event["object"]["message"].as_str().unwrap_or("")
+            ),
+            _ => {}
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+/// Percent-encodes a query value.
+pub fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -1,0 +1,158 @@
+//! Objects on the server: paths, reading live objects, what `apply` would write, and the
+//! fields the server owns (left out of comparisons).
+
+use anyhow::bail;
+use hyper::{Method, StatusCode};
+use nanocl_api_types::{AnyObject, Kind, ObjectKey, APPLYSET_LABEL};
+use serde_json::Value;
+
+use crate::client::Client;
+
+/// `/apis/nanocl.io/v1/...` for one object.
+pub fn item_path(key: &ObjectKey) -> String {
+    match &key.namespace {
+        Some(ns) if key.kind.namespaced() => {
+            format!(
+                "/apis/nanocl.io/v1/namespaces/{ns}/{}/{}",
+                key.kind.plural(),
+                key.name
+            )
+        }
+        _ => format!("/apis/nanocl.io/v1/{}/{}", key.kind.plural(), key.name),
+    }
+}
+
+/// The collection of `kind`, in one namespace or all of them.
+pub fn collection_path(kind: Kind, namespace: Option<&str>) -> String {
+    match namespace {
+        Some(ns) if kind.namespaced() => {
+            format!("/apis/nanocl.io/v1/namespaces/{ns}/{}", kind.plural())
+        }
+        _ => format!("/apis/nanocl.io/v1/{}", kind.plural()),
+    }
+}
+
+/// `kind/name`, with the namespace when it is not `global`.
+pub fn display_key(key: &ObjectKey) -> String {
+    let kind = key.kind.as_str().to_ascii_lowercase();
+    match &key.namespace {
+        Some(ns) if ns != nanocl_api_types::meta::DEFAULT_NAMESPACE => {
+            format!("{kind}/{} (namespace {ns})", key.name)
+        }
+        _ => format!("{kind}/{}", key.name),
+    }
+}
+
+/// The key of a JSON object from the server.
+pub fn key_of(value: &Value) -> Option<ObjectKey> {
+    let kind = Kind::from_kind_field(value["kind"].as_str()?)?;
+    Some(ObjectKey {
+        kind,
+        namespace: value["metadata"]["namespace"].as_str().map(str::to_owned),
+        name: value["metadata"]["name"].as_str()?.to_owned(),
+    })
+}
+
+/// The live object, or `None` when it does not exist.
+pub async fn get_live(client: &Client, key: &ObjectKey) -> anyhow::Result<Option<Value>> {
+    let answer = client.request(Method::GET, &item_path(key), None).await?;
+    match answer.status {
+        StatusCode::OK => Ok(Some(answer.json()?)),
+        StatusCode::NOT_FOUND => Ok(None),
+        _ => bail!("reading {}: {}", display_key(key), answer.error_message()),
+    }
+}
+
+/// Fields the server sets, left out when comparing what the user wrote with what is live.
+pub fn without_server_fields(value: &Value) -> Value {
+    let mut value = value.clone();
+    if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+        for field in [
+            "uid",
+            "resourceVersion",
+            "generation",
+            "creationTimestamp",
+            "deletionTimestamp",
+        ] {
+            meta.remove(field);
+        }
+    }
+    if let Some(map) = value.as_object_mut() {
+        map.remove("status");
+    }
+    value
+}
+
+/// What `apply` sends for `object`: the object as the files say, with the live object's
+/// `resourceVersion` (the update's precondition) and finalizers (owned by controllers).
+pub fn desired(object: &AnyObject, live: Option<&Value>) -> anyhow::Result<Value> {
+    let mut value = serde_json::to_value(object)?;
+    if let Some(live) = live {
+        let meta = &mut value["metadata"];
+        meta["resourceVersion"] = live["metadata"]["resourceVersion"].clone();
+        match live["metadata"].get("finalizers") {
+            Some(f) => meta["finalizers"] = f.clone(),
+            None => {
+                if let Some(m) = meta.as_object_mut() {
+                    m.remove("finalizers");
+                }
+            }
+        }
+    }
+    Ok(value)
+}
+
+/// Every live object carrying `nanocl.io/applyset=NAME`, namespaced kinds first.
+pub async fn applyset_members(client: &Client, name: &str) -> anyhow::Result<Vec<Value>> {
+    let mut members = Vec::new();
+    for kind in Kind::ALL.into_iter().rev() {
+        let path = format!(
+            "{}?labelSelector={}%3D{}",
+            collection_path(kind, None),
+            APPLYSET_LABEL.replace('/', "%2F"),
+            name
+        );
+        let answer = client.request(Method::GET, &path, None).await?;
+        if answer.status != StatusCode::OK {
+            bail!("listing the applyset {name:?}: {}", answer.error_message());
+        }
+        if let Some(items) = answer.json()?["items"].as_array() {
+            members.extend(items.iter().cloned());
+        }
+    }
+    Ok(members)
+}
+
+/// The applyset name: `--applyset`, or the first input's name made a DNS label.
+pub fn applyset_name(
+    explicit: Option<&str>,
+    first_path: Option<&std::path::Path>,
+) -> anyhow::Result<String> {
+    if let Some(name) = explicit {
+        nanocl_api_types::validation::label_value(name)
+            .map_err(|e| anyhow::anyhow!("--applyset: {e}"))?;
+        return Ok(name.to_owned());
+    }
+    let base = first_path
+        .and_then(|p| {
+            let p = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_owned());
+            p.file_stem().map(|s| s.to_string_lossy().into_owned())
+        })
+        .unwrap_or_default();
+    let mut name: String = base
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    name = name
+        .trim_matches('-')
+        .chars()
+        .take(63)
+        .collect::<String>()
+        .trim_matches('-')
+        .to_owned();
+    if name.is_empty() {
+        bail!("cannot derive an applyset name from the input: give one with --applyset NAME");
+    }
+    Ok(name)
+}
