@@ -28,3 +28,167 @@ pub fn unique_prefix(test: &str) -> String {
 /// What to say when a service is missing: how to bring the dev environment up.
 pub const HOW_TO_START: &str =
     "start the dev services with `make dev-env` (or run the whole suite with `make test`)";
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The workspace's target directory for this build profile, where `nanocl` and `nanocld` are.
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    // target/debug/deps/cli_online-HASH → target/debug
+    exe.parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// A built binary of the workspace, or a panic saying how to build it.
+pub fn binary(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run the tests with `cargo test --workspace` (or `make test`)",
+        path.display()
+    );
+    path
+}
+
+/// Which store a test daemon uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreKind {
+    /// `embedded:` in the daemon's temp dir.
+    Embedded,
+    /// The dev environment's etcd, under a unique prefix removed afterwards.
+    Etcd,
+}
+
+/// A real `nanocld` on a temp unix socket, stopped with SIGTERM on drop.
+#[derive(Debug)]
+pub struct Daemon {
+    child: Option<Child>,
+    /// Its temp dir (state, socket, log).
+    pub dir: tempfile::TempDir,
+    /// `unix://...` for `NANOCL_HOST`.
+    pub host: String,
+    /// The etcd prefix, for the etcd store.
+    pub etcd_prefix: Option<String>,
+}
+
+impl Daemon {
+    /// Starts nanocld and waits until its socket answers.
+    pub fn start(store: StoreKind) -> Daemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = dir.path().join("nanocl.sock");
+        let mut command = Command::new(binary("nanocld"));
+        command
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .arg("--listen")
+            .arg(format!("unix://{}", socket.display()))
+            .env("NANOCL_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("nanocld.log")).expect("log file"));
+        let etcd_prefix = match store {
+            StoreKind::Embedded => None,
+            StoreKind::Etcd => {
+                let prefix = format!("/{}", unique_prefix("cli"));
+                command
+                    .arg("--store")
+                    .arg(format!("etcd://{}", etcd_endpoint()))
+                    .arg("--store-prefix")
+                    .arg(&prefix);
+                Some(prefix)
+            }
+        };
+        let child = command.spawn().expect("nanocld starts");
+        let daemon = Daemon {
+            child: Some(child),
+            host: format!("unix://{}", socket.display()),
+            dir,
+            etcd_prefix,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "nanocld did not start; log:\n{}",
+                daemon.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        daemon
+    }
+
+    /// What nanocld logged.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("nanocld.log")).unwrap_or_default()
+    }
+
+    /// Runs `nanocl ARGS` against this daemon.
+    pub fn nanocl(&self, args: &[&str]) -> Output {
+        self.nanocl_in(args, None)
+    }
+
+    /// Runs `nanocl ARGS` in `dir` against this daemon.
+    pub fn nanocl_in(&self, args: &[&str], dir: Option<&Path>) -> Output {
+        let mut command = Command::new(binary("nanocl"));
+        command
+            .args(args)
+            .env("NANOCL_HOST", &self.host)
+            .env("NO_COLOR", "1");
+        if let Some(dir) = dir {
+            command.current_dir(dir);
+        }
+        command.output().expect("nanocl runs")
+    }
+
+    /// Stops nanocld with SIGTERM and waits for it.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return child.wait().ok();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+        if let Some(prefix) = self.etcd_prefix.clone() {
+            let _ = Command::new("etcdctl")
+                .env("ETCDCTL_API", "3")
+                .args([
+                    "--endpoints",
+                    &etcd_endpoint(),
+                    "del",
+                    "--prefix",
+                    &format!("{prefix}/"),
+                ])
+                .stdout(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// stdout as text.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// stderr as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}

@@ -1,0 +1,534 @@
+//! The CLI end to end against a real `nanocld`, on the embedded store and on etcd:
+//! apply → get → diff → edit → diff → apply → delete, v1alpha1 in and v1 out, concurrent
+//! writers, prune, the bad-input corpus against a live server, and socket handling.
+
+use std::path::{Path, PathBuf};
+
+use hyper::{Method, StatusCode};
+use nanocl_cli::client::{Client, Host};
+use nanocl_e2e::{stderr, stdout, Daemon, StoreKind};
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn examples() -> String {
+    repo()
+        .join("examples/getting-started")
+        .display()
+        .to_string()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
+    }
+}
+
+macro_rules! per_store {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(#[test] fn $name() { super::$name(nanocl_e2e::StoreKind::Embedded) })*
+        }
+        mod etcd {
+            $(#[test] fn $name() { super::$name(nanocl_e2e::StoreKind::Etcd) })*
+        }
+    };
+}
+
+per_store!(
+    apply_get_diff_edit_delete_should_round_trip,
+    v1alpha1_should_go_in_and_v1_come_out,
+    two_concurrent_writers_should_never_lose_an_acknowledged_write,
+    prune_should_delete_exactly_the_vanished_objects,
+    the_bad_input_corpus_should_change_nothing_on_a_live_server,
+    server_dry_run_should_store_nothing,
+);
+
+fn apply_get_diff_edit_delete_should_round_trip(store: StoreKind) {
+    let d = Daemon::start(store);
+    let ex = examples();
+    let out = d.nanocl(&["apply", "-R", "-f", &ex]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "namespace/getting-started created\n\
+         cluster/dev (namespace getting-started) created\n\
+         network/front (namespace getting-started) created\n\
+         network/back (namespace getting-started) created\n\
+         cargo/backend (namespace getting-started) created\n\
+         cargo/web (namespace getting-started) created\n"
+    );
+    let again = d.nanocl(&["apply", "-R", "-f", &ex]);
+    assert_eq!(
+        stdout(&again).matches(" unchanged\n").count(),
+        6,
+        "{}",
+        stdout(&again)
+    );
+
+    let get = d.nanocl(&["-n", "getting-started", "get", "cargoes", "-o", "name"]);
+    assert_eq!(stdout(&get), "cargo/backend\ncargo/web\n");
+    let table = d.nanocl(&["get", "cg", "-A"]);
+    let table = stdout(&table);
+    let lines: Vec<&str> = table.lines().map(str::trim_end).collect();
+    assert!(lines[0].starts_with("NAMESPACE"), "{lines:?}");
+    assert!(
+        lines[1].starts_with("getting-started   backend   dev       0/2"),
+        "{lines:?}"
+    );
+
+    let diff = d.nanocl(&["diff", "-R", "-f", &ex]);
+    assert_eq!(
+        diff.status.code(),
+        Some(0),
+        "no differences: {}{}",
+        stdout(&diff),
+        stderr(&diff)
+    );
+    assert_eq!(stdout(&diff), "");
+
+    let edited = d.dir.path().join("edited");
+    copy_dir(Path::new(&ex), &edited);
+    let backend = edited.join("03-backend.yaml");
+    let text = std::fs::read_to_string(&backend)
+        .expect("read")
+        .replace("replicas: 2", "replicas: 3");
+    std::fs::write(&backend, text).expect("write");
+    let edited = edited.display().to_string();
+    let diff = d.nanocl(&["diff", "-f", &edited]);
+    assert_eq!(
+        diff.status.code(),
+        Some(1),
+        "differences: {}",
+        stderr(&diff)
+    );
+    let shown = stdout(&diff);
+    assert!(
+        shown.starts_with(
+            "--- live/cargoes/getting-started/backend\n+++ files/cargoes/getting-started/backend\n"
+        ),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("\n-  replicas: 2\n+  replicas: 3\n"),
+        "{shown}"
+    );
+    assert_eq!(
+        shown.matches("\n+").count(),
+        2,
+        "only the replica line changes: {shown}"
+    );
+
+    let before = live_json(
+        &d,
+        &[
+            "-n",
+            "getting-started",
+            "get",
+            "cargo",
+            "backend",
+            "-o",
+            "json",
+        ],
+    );
+    let out = d.nanocl(&["apply", "-f", &edited]);
+    assert!(
+        stdout(&out).contains("cargo/backend (namespace getting-started) configured\n"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(stdout(&out).matches(" unchanged\n").count(), 5);
+    let after = live_json(
+        &d,
+        &[
+            "-n",
+            "getting-started",
+            "get",
+            "cargo",
+            "backend",
+            "-o",
+            "json",
+        ],
+    );
+    assert_eq!(
+        after["metadata"]["generation"], 2,
+        "a spec change bumps generation"
+    );
+    assert_eq!(after["metadata"]["uid"], before["metadata"]["uid"]);
+    assert_ne!(
+        after["metadata"]["resourceVersion"],
+        before["metadata"]["resourceVersion"]
+    );
+    let diff = d.nanocl(&["diff", "-f", &edited]);
+    assert_eq!(diff.status.code(), Some(0), "{}", stdout(&diff));
+
+    let out = d.nanocl(&["delete", "-f", &edited, "--wait"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out).lines().count(), 6);
+    assert!(
+        stdout(&out).starts_with("cargo/"),
+        "cargoes go first: {}",
+        stdout(&out)
+    );
+    let out = d.nanocl(&["get", "ns", "-o", "name"]);
+    assert_eq!(stdout(&out), "namespace/global\n");
+    let out = d.nanocl(&["-n", "getting-started", "get", "cargo", "backend"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("not found"), "{}", stderr(&out));
+}
+
+fn live_json(d: &Daemon, args: &[&str]) -> Value {
+    let out = d.nanocl(args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+fn v1alpha1_should_go_in_and_v1_come_out(store: StoreKind) {
+    let d = Daemon::start(store);
+    let file = d.dir.path().join("legacy.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: nanocl.io/v1alpha1\nkind: Cargo\nmetadata:\n  name: legacy\nspec:\n  cluster: dev\n  image: busybox:stable\n  env: [\"A=1\"]\n  binds: [\"/srv:/data:ro\"]\n  ports: [\"127.0.0.1:8080:80\"]\n",
+    )
+    .expect("write");
+    let f = file.display().to_string();
+    let out = d.nanocl(&["apply", "-f", &f]);
+    assert_eq!(stdout(&out), "cargo/legacy created\n", "{}", stderr(&out));
+    let live = live_json(&d, &["get", "cargo", "legacy", "-o", "json"]);
+    assert_eq!(live["apiVersion"], "nanocl.io/v1");
+    assert_eq!(live["spec"]["container"]["image"], "busybox:stable");
+    assert_eq!(live["spec"]["container"]["env"]["A"], "1");
+    assert_eq!(live["spec"]["container"]["volumes"][0]["readOnly"], true);
+    assert_eq!(live["spec"]["container"]["ports"][0]["hostPort"], 8080);
+    // Applying the same v1alpha1 file again changes nothing, and diff agrees.
+    assert_eq!(
+        stdout(&d.nanocl(&["apply", "-f", &f])),
+        "cargo/legacy unchanged\n"
+    );
+    assert_eq!(d.nanocl(&["diff", "-f", &f]).status.code(), Some(0));
+    // And back: the v1alpha1 view of the live object holds the flat fields.
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let legacy = rt.block_on(async {
+        let client = Client::new(Host::parse(Some(&d.host)).expect("host"));
+        client
+            .request(
+                Method::GET,
+                "/apis/nanocl.io/v1alpha1/namespaces/global/cargoes/legacy",
+                None,
+            )
+            .await
+            .expect("get")
+            .json()
+            .expect("json")
+    });
+    assert_eq!(legacy["apiVersion"], "nanocl.io/v1alpha1");
+    assert_eq!(legacy["spec"]["image"], "busybox:stable");
+    assert_eq!(legacy["spec"]["env"], serde_json::json!(["A=1"]));
+    assert_eq!(
+        legacy["spec"]["binds"],
+        serde_json::json!(["/srv:/data:ro"])
+    );
+    assert_eq!(
+        legacy["spec"]["ports"],
+        serde_json::json!(["127.0.0.1:8080:80/tcp"])
+    );
+}
+
+fn two_concurrent_writers_should_never_lose_an_acknowledged_write(store: StoreKind) {
+    let d = Daemon::start(store);
+    let file = d.dir.path().join("c.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: nanocl.io/v1\nkind: Cluster\nmetadata:\n  name: shared\n",
+    )
+    .expect("write");
+    assert_eq!(
+        d.nanocl(&["apply", "-f", &file.display().to_string()])
+            .status
+            .code(),
+        Some(0)
+    );
+    let host = d.host.clone();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let (acks, conflicts) = rt.block_on(async move {
+        let mut tasks = Vec::new();
+        for writer in ["a", "b"] {
+            let client = Client::new(Host::parse(Some(&host)).expect("host"));
+            tasks.push(tokio::spawn(async move {
+                let path = "/apis/nanocl.io/v1/namespaces/global/clusters/shared";
+                let mut acks = Vec::new();
+                let mut conflicts = 0;
+                for i in 0..100 {
+                    let mut object = client
+                        .request(Method::GET, path, None)
+                        .await
+                        .expect("get")
+                        .json()
+                        .expect("json");
+                    object["spec"]["variables"]["WRITER"] = Value::String(format!("{writer}-{i}"));
+                    let answer = client
+                        .request(Method::PUT, path, Some(&object))
+                        .await
+                        .expect("put");
+                    match answer.status {
+                        StatusCode::OK => {
+                            let written = answer.json().expect("json");
+                            let rv: i64 = written["metadata"]["resourceVersion"]
+                                .as_str()
+                                .expect("rv")
+                                .parse()
+                                .expect("number");
+                            acks.push((rv, format!("{writer}-{i}")));
+                        }
+                        StatusCode::CONFLICT => conflicts += 1,
+                        other => panic!("unexpected {other}: {}", answer.error_message()),
+                    }
+                }
+                (acks, conflicts)
+            }));
+        }
+        let mut acks = Vec::new();
+        let mut conflicts = 0;
+        for t in tasks {
+            let (a, c) = t.await.expect("writer");
+            acks.extend(a);
+            conflicts += c;
+        }
+        (acks, conflicts)
+    });
+    assert_eq!(
+        acks.len() + conflicts,
+        200,
+        "every write either succeeded or got 409"
+    );
+    let mut revisions: Vec<i64> = acks.iter().map(|(rv, _)| *rv).collect();
+    revisions.sort_unstable();
+    revisions.dedup();
+    assert_eq!(
+        revisions.len(),
+        acks.len(),
+        "every acknowledged write has its own resourceVersion"
+    );
+    let last = acks
+        .iter()
+        .max_by_key(|(rv, _)| *rv)
+        .expect("some writes succeeded");
+    let live = live_json(&d, &["get", "cluster", "shared", "-o", "json"]);
+    assert_eq!(
+        live["spec"]["variables"]["WRITER"],
+        last.1.as_str(),
+        "the final object is the last acknowledged write"
+    );
+    assert_eq!(live["metadata"]["resourceVersion"], last.0.to_string());
+}
+
+fn prune_should_delete_exactly_the_vanished_objects(store: StoreKind) {
+    let d = Daemon::start(store);
+    let set = d.dir.path().join("deploy");
+    std::fs::create_dir_all(&set).expect("mkdir");
+    let cargo = |name: &str| {
+        format!("apiVersion: nanocl.io/v1\nkind: Cargo\nmetadata:\n  name: {name}\nspec:\n  cluster: dev\n  container:\n    image: busybox:stable\n")
+    };
+    for name in ["a", "b", "c"] {
+        std::fs::write(set.join(format!("{name}.yaml")), cargo(name)).expect("write");
+    }
+    let other = d.dir.path().join("other.yaml");
+    std::fs::write(&other, cargo("unrelated")).expect("write");
+    let dir = set.display().to_string();
+    assert_eq!(
+        d.nanocl(&["apply", "-f", &other.display().to_string()])
+            .status
+            .code(),
+        Some(0)
+    );
+    let out = d.nanocl(&["apply", "--prune", "-f", &dir]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let live = live_json(&d, &["get", "cargo", "a", "-o", "json"]);
+    assert_eq!(
+        live["metadata"]["labels"]["nanocl.io/applyset"], "deploy",
+        "the applyset is named after the directory"
+    );
+
+    std::fs::remove_file(set.join("b.yaml")).expect("rm");
+    let diff = d.nanocl(&["diff", "--prune", "-f", &dir]);
+    assert_eq!(diff.status.code(), Some(1));
+    assert!(
+        stdout(&diff).starts_with("--- live/cargoes/global/b\n+++ /dev/null\n"),
+        "{}",
+        stdout(&diff)
+    );
+
+    // A file that does not parse: nothing is applied and nothing is pruned.
+    std::fs::write(
+        set.join("broken.yaml"),
+        "apiVersion: nanocl.io/v1\nkind: Cargo\nmetadata: [",
+    )
+    .expect("write");
+    let out = d.nanocl(&["apply", "--prune", "-f", &dir]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+    assert_eq!(
+        stdout(&d.nanocl(&["get", "cargoes", "-o", "name"])),
+        "cargo/a\ncargo/b\ncargo/c\ncargo/unrelated\n"
+    );
+
+    std::fs::remove_file(set.join("broken.yaml")).expect("rm");
+    let out = d.nanocl(&["apply", "--prune", "-f", &dir]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "cargo/a unchanged\ncargo/c unchanged\ncargo/b pruned\n"
+    );
+    assert_eq!(
+        stdout(&d.nanocl(&["get", "cargoes", "-o", "name"])),
+        "cargo/a\ncargo/c\ncargo/unrelated\n"
+    );
+}
+
+/// Everything the server holds, for before/after comparisons.
+fn snapshot(d: &Daemon) -> String {
+    ["ns", "cl", "net", "cg"]
+        .iter()
+        .map(|k| stdout(&d.nanocl(&["get", k, "-A", "-o", "json"])))
+        .collect()
+}
+
+fn the_bad_input_corpus_should_change_nothing_on_a_live_server(store: StoreKind) {
+    let d = Daemon::start(store);
+    let corpus = repo().join("tests/fixtures/invalid");
+    let before = snapshot(&d);
+    let mut names: Vec<String> = std::fs::read_dir(&corpus)
+        .expect("corpus")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| !n.ends_with(".err"))
+        .collect();
+    names.sort();
+    for name in &names {
+        let out = d.nanocl_in(&["apply", "-f", name], Some(&corpus));
+        let expected =
+            std::fs::read_to_string(corpus.join(format!("{name}.err"))).expect("expected errors");
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        assert_eq!(stderr(&out), expected, "{name}");
+        assert!(
+            stdout(&out).is_empty(),
+            "{name} applied something: {}",
+            stdout(&out)
+        );
+    }
+    assert_eq!(snapshot(&d), before, "the corpus changed the server");
+}
+
+fn server_dry_run_should_store_nothing(store: StoreKind) {
+    let d = Daemon::start(store);
+    let ex = examples();
+    let out = d.nanocl(&[
+        "apply",
+        "--dry-run=server",
+        "-f",
+        &repo()
+            .join("examples/getting-started/00-namespace.yaml")
+            .display()
+            .to_string(),
+    ]);
+    assert_eq!(
+        stdout(&out),
+        "namespace/getting-started created (server dry run)\n",
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        stdout(&d.nanocl(&["get", "ns", "-o", "name"])),
+        "namespace/global\n"
+    );
+    // Objects in a namespace that does not exist yet are refused by the server, not half-applied.
+    let out = d.nanocl(&["apply", "--dry-run=server", "-R", "-f", &ex]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("namespace \"getting-started\" not found"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        stdout(&d.nanocl(&["get", "ns", "-o", "name"])),
+        "namespace/global\n"
+    );
+}
+
+#[test]
+fn a_stale_socket_should_be_replaced_and_a_live_one_refused() {
+    let d = Daemon::start(StoreKind::Embedded);
+    let socket = d.host.trim_start_matches("unix://").to_owned();
+    let second = std::process::Command::new(nanocl_e2e::binary("nanocld"))
+        .args([
+            "--state-dir",
+            &d.dir.path().join("other-state").display().to_string(),
+            "--listen",
+            &d.host,
+        ])
+        .output()
+        .expect("second nanocld runs");
+    assert_eq!(second.status.code(), Some(1));
+    assert!(
+        stderr(&second).contains(&format!("another nanocld is already listening on {socket}")),
+        "{}",
+        stderr(&second)
+    );
+    drop(d);
+
+    // A socket file left behind with nobody listening is replaced.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("stale.sock");
+    drop(std::os::unix::net::UnixListener::bind(&path).expect("bind"));
+    assert!(path.exists(), "the stale socket file stays behind");
+    let mut child = std::process::Command::new(nanocl_e2e::binary("nanocld"))
+        .args([
+            "--state-dir",
+            &dir.path().join("state").display().to_string(),
+            "--listen",
+            &format!("unix://{}", path.display()),
+        ])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("nanocld starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::os::unix::net::UnixStream::connect(&path).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nanocld did not take over the stale socket"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let status = child.wait().expect("exits");
+    assert!(status.success(), "SIGTERM is a clean shutdown: {status:?}");
+    assert!(!path.exists(), "the socket is removed on shutdown");
+}
+
+#[test]
+fn the_cli_should_say_how_to_start_nanocld_when_it_is_not_running() {
+    let out = std::process::Command::new(nanocl_e2e::binary("nanocl"))
+        .args(["get", "ns"])
+        .env("NANOCL_HOST", "unix:///nonexistent/nanocl.sock")
+        .output()
+        .expect("nanocl runs");
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("cannot reach nanocld at unix:///nonexistent/nanocl.sock"),
+        "{err}"
+    );
+    assert!(err.contains("is nanocld running?"), "{err}");
+    let diff = std::process::Command::new(nanocl_e2e::binary("nanocl"))
+        .args(["diff", "-f", &examples()])
+        .env("NANOCL_HOST", "unix:///nonexistent/nanocl.sock")
+        .output()
+        .expect("nanocl runs");
+    assert_eq!(diff.status.code(), Some(2), "diff errors exit 2");
+}
