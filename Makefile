@@ -45,5 +45,6 @@ schemas: ## Regenerate manifests/schemas from the types
 	NANOCL_UPDATE_SCHEMAS=1 $(CARGO) test -p nanocl-api-types --test schemas
 
 bench: dev-env ## Benchmarks (criterion, medians in target/criterion) and peak memory
+	$(CARGO) build --release -p nanocl-cli -p nanocl-controller
 	$(WITH_ENV) $(CARGO) bench --workspace
 	bash scripts/bench-decode-memory.sh
