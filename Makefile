@@ -23,13 +23,8 @@ dev-env-down: ## Stop the dev etcd (dockerd is left running)
 build: dev-env ## Build nanocl and nanocld (release)
 	$(CARGO) build --release -p nanocl-cli -p nanocl-controller
 
-run: build ## Build, then validate the examples (the daemon arrives with its issue)
-	@echo "== validating examples/ (client-side dry run)"
-	./target/release/nanocl apply --dry-run=client -R -f examples/
-	@echo
-	@echo "Every example is valid. Try:"
-	@echo "  ./target/release/nanocl convert -f examples/getting-started/04-web.yaml --output-version nanocl.io/v1alpha1"
-	@echo "  ./target/release/nanocl apply --dry-run=client -o yaml -f examples/getting-started/"
+run: build ## nanocld on the embedded store, with examples/ applied (Ctrl-C stops it)
+	bash scripts/run.sh
 
 lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check

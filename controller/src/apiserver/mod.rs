@@ -104,7 +104,7 @@ async fn log_request<S: Store>(
     span.in_scope(|| {
         tracing::info!(
             status = code,
-            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            elapsed = %format!("{:.3}ms", started.elapsed().as_secs_f64() * 1000.0),
             "answered"
         );
     });

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# `make run`: nanocld on the embedded store in the foreground, with examples/ applied once it
+# answers. Ctrl-C stops it (state is kept in target/run/ for the next run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=target/release
+state=${NANOCL_RUN_STATE:-target/run}
+mkdir -p "$state"
+if [[ -n "${NANOCL_HOST:-}" ]]; then
+  socket=${NANOCL_HOST#unix://}
+else
+  socket=$(if [[ $(id -u) == 0 ]]; then echo /run/nanocl/nanocl.sock; else echo "${XDG_RUNTIME_DIR:-/tmp}/nanocl/nanocl.sock"; fi)
+fi
+export NANOCL_HOST="unix://$socket"
+
+echo "run: starting nanocld (store: embedded:$state/store.redb, socket: $socket)"
+NANOCL_LOG="${NANOCL_LOG:-warn,nanocld=info}" "$bin/nanocld" --state-dir "$state" --listen "unix://$socket" &
+daemon=$!
+trap 'kill -TERM $daemon 2>/dev/null || true; wait $daemon 2>/dev/null || true' INT TERM EXIT
+
+for _ in $(seq 1 200); do
+  [[ -S $socket ]] && "$bin/nanocl" version >/dev/null 2>&1 && break
+  kill -0 $daemon 2>/dev/null || { echo "run: nanocld exited; see the messages above" >&2; exit 1; }
+  sleep 0.05
+done
+
+echo "run: applying examples/"
+"$bin/nanocl" apply -R -f examples/
+cat <<MSG
+
+run: nanocld is running in the foreground (Ctrl-C stops it). In another shell:
+  export NANOCL_HOST=$NANOCL_HOST
+  $bin/nanocl get cargoes -A
+  $bin/nanocl -n getting-started describe cargo web
+  $bin/nanocl diff -R -f examples/        # exit 0: nothing to change
+Containers are started by the controllers, which arrive with their issue.
+MSG
+wait $daemon
