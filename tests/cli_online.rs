@@ -532,3 +532,101 @@ fn the_cli_should_say_how_to_start_nanocld_when_it_is_not_running() {
         .expect("nanocl runs");
     assert_eq!(diff.status.code(), Some(2), "diff errors exit 2");
 }
+
+#[test]
+fn get_watch_should_print_changes_as_they_happen() {
+    use std::io::{BufRead, BufReader};
+    let d = Daemon::start(StoreKind::Embedded);
+    let mut child = std::process::Command::new(nanocl_e2e::binary("nanocl"))
+        .args(["get", "clusters", "-w", "-o", "name"])
+        .env("NANOCL_HOST", &d.host)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("nanocl get -w runs");
+    let stdout = child.stdout.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    // Let the watch open, then create and delete a cluster.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let file = d.dir.path().join("c.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: nanocl.io/v1\nkind: Cluster\nmetadata:\n  name: watched\n",
+    )
+    .expect("write");
+    let f = file.display().to_string();
+    assert_eq!(d.nanocl(&["apply", "-f", &f]).status.code(), Some(0));
+    assert_eq!(d.nanocl(&["delete", "-f", &f]).status.code(), Some(0));
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        match rx.recv_timeout(std::time::Duration::from_secs(10)) {
+            Ok(line) => seen.push(line),
+            Err(_) => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        seen,
+        vec!["cluster/watched", "cluster/watched"],
+        "the create and the delete"
+    );
+}
+
+#[test]
+fn json_logs_should_be_one_object_per_line_with_the_request_span() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("n.sock");
+    let log = dir.path().join("log");
+    let mut child = std::process::Command::new(nanocl_e2e::binary("nanocld"))
+        .args([
+            "--state-dir",
+            &dir.path().join("s").display().to_string(),
+            "--listen",
+            &format!("unix://{}", socket.display()),
+            "--log-format",
+            "json",
+        ])
+        .env("NANOCL_LOG", "info")
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("nanocld starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nanocld did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = std::process::Command::new(nanocl_e2e::binary("nanocl"))
+        .args(["get", "ns"])
+        .env("NANOCL_HOST", format!("unix://{}", socket.display()))
+        .output()
+        .expect("nanocl runs");
+    assert!(out.status.success());
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log).expect("log");
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let request = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "answered")
+        .expect("a request was logged");
+    assert_eq!(request["fields"]["status"], 200);
+    assert_eq!(request["span"]["method"], "GET");
+    assert_eq!(request["span"]["path"], "/apis/nanocl.io/v1/namespaces");
+}
