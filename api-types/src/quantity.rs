@@ -5,10 +5,11 @@ use crate::validation::quoted;
 /// Docker refuses memory limits below 6 MiB.
 pub const MIN_MEMORY_BYTES: u64 = 6 * 1024 * 1024;
 
-/// Parses a memory size: a whole number with an optional binary unit, case-insensitive:
-/// `b`, `k`/`kb`/`ki`/`kib`, `m`/`mb`/`mi`/`mib`, `g`..., `t`... (all powers of 1024, as Docker
-/// reads them). Decimal SI units are deliberately not accepted: `512M` means MiB in Docker and
-/// 10^6 in Kubernetes, and a limit must not depend on which one the reader assumed.
+/// Parses a memory size: a whole number with an optional unit, case-insensitive: `b`,
+/// `k`/`kb`/`ki`/`kib`, `m`/`mb`/`mi`/`mib`, `g`..., `t`... Every unit is a power of 1024, the
+/// way Docker reads `--memory 512m`: nanocl runs Docker containers, so a limit means what it
+/// means to `docker run`. (Kubernetes reads `512M` as 10^6 bytes; here it is 512 MiB, which the
+/// docs say plainly.) Fractions (`1.5G`) are refused rather than rounded.
 pub fn parse_memory(value: &str) -> Result<u64, String> {
     let bad = || {
         format!(

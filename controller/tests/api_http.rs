@@ -1105,6 +1105,17 @@ async fn finalizers(ctx: Ctx) {
         json!(["example.com/cleanup"])
     );
 
+    // A dry-run DELETE shows the mark it would set, and sets none.
+    let shown = ctx
+        .delete(&format!("{path}?dryRun=All"))
+        .await
+        .expect(200, "dry-run DELETE with finalizer");
+    assert!(
+        shown["metadata"]["deletionTimestamp"].is_string(),
+        "{shown}"
+    );
+    assert_eq!(ctx.read(&path).await, created, "a dry run changes nothing");
+
     // DELETE marks it and leaves it.
     let marked = ctx.delete(&path).await.expect(200, "DELETE with finalizer");
     let when = marked["metadata"]["deletionTimestamp"].clone();
@@ -2291,6 +2302,48 @@ fn corpus(web: &Value) -> Vec<Case> {
             "namespace \"bad\" still holds 1 cargoes",
         ),
         case(
+            "delete the global namespace",
+            request("DELETE", &format!("{V1}/namespaces/global"), None, None),
+            403,
+            "Forbidden",
+            None,
+            "cannot be deleted",
+        ),
+        case(
+            "a watch from a negative resourceVersion",
+            request(
+                "GET",
+                &format!("{collection}?watch=true&resourceVersion=-5"),
+                None,
+                None,
+            ),
+            400,
+            "BadRequest",
+            None,
+            "not one this server issued",
+        ),
+        case(
+            "a list with a resourceVersion that is not a number",
+            request(
+                "GET",
+                &format!("{collection}?resourceVersion=abc"),
+                None,
+                None,
+            ),
+            400,
+            "BadRequest",
+            None,
+            "not one this server issued",
+        ),
+        case(
+            "watch on a single object",
+            request("GET", &format!("{web_path}?watch=true"), None, None),
+            400,
+            "BadRequest",
+            None,
+            "watch is served on collections",
+        ),
+        case(
             "a Namespace with metadata.namespace",
             json_request("POST", &format!("{V1}/namespaces"), &{
                 let mut ns = namespace("inner");
@@ -2336,4 +2389,15 @@ async fn bad_input_corpus(ctx: Ctx) {
     let mut next = web.clone();
     next["spec"]["replicas"] = json!(2);
     ctx.replace(&cargo_path("bad", "web"), &next).await;
+    // Media types are case-insensitive (RFC 9110 §8.3.1).
+    let body = cargo("bad", "cased").to_string();
+    let response = ctx
+        .send(request(
+            "POST",
+            &cargoes("bad"),
+            Some("Application/JSON; charset=utf-8"),
+            Some(body.as_bytes()),
+        ))
+        .await;
+    response.expect(201, "a POST with Content-Type Application/JSON");
 }

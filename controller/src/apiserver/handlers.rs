@@ -49,7 +49,14 @@ pub fn parse_query(raw: Option<&str>) -> Result<Query, ApiError> {
                     other => return Err(ApiError::bad_request(format!("watch must be true or false, got {other:?}"))),
                 }
             }
-            "resourceVersion" => query.resource_version = Some(value),
+            "resourceVersion" => {
+                if !value.is_empty() && value.parse::<u64>().is_err() {
+                    return Err(ApiError::bad_request(format!(
+                        "resourceVersion {value:?} is not one this server issued (a non-negative integer)"
+                    )));
+                }
+                query.resource_version = Some(value);
+            }
             "labelSelector" => query.selector = Selector::parse(&value).map_err(ApiError::bad_request)?,
             "dryRun" => {
                 if value != "All" {
@@ -115,7 +122,7 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let media = content_type.split(';').next().unwrap_or("").trim();
-    if media != "application/json" {
+    if !media.eq_ignore_ascii_case("application/json") {
         return Err(ApiError::unsupported_media_type(format!(
             "content type {content_type:?} is not supported: send application/json"
         )));
@@ -518,6 +525,11 @@ pub async fn delete<S: Store>(
     let Stored { object, revision } = objects::read(&app.store, &key)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("{} not found", described(target, name))))?;
+    if target.kind == Kind::Namespace && name == DEFAULT_NAMESPACE {
+        return Err(ApiError::forbidden(format!(
+            "namespace {DEFAULT_NAMESPACE:?} is where objects without a namespace go; it cannot be deleted"
+        )));
+    }
     if target.kind == Kind::Namespace {
         let held = namespace_contents(app, name).await?;
         if !held.is_empty() {
@@ -528,11 +540,14 @@ pub async fn delete<S: Store>(
         }
     }
     if !object.metadata().finalizers.is_empty() {
-        if object.metadata().deletion_timestamp.is_some() || query.dry_run {
+        if object.metadata().deletion_timestamp.is_some() {
             return object_response(StatusCode::OK, &object, target.version);
         }
         let mut marked = object.clone();
         marked.metadata_mut().deletion_timestamp = Some(now());
+        if query.dry_run {
+            return object_response(StatusCode::OK, &marked, target.version);
+        }
         let kv = app
             .store
             .update(&keys::object_key(&key), objects::encode(&marked)?, revision)

@@ -169,6 +169,9 @@ async fn route<S: Store + Clone>(
     let name = target.name.clone();
     match (&parts.method, name.as_deref(), target.subresource) {
         (&Method::GET, None, _) if query.watch => watch::serve(app, target, query).await,
+        (_, Some(name), _) if query.watch => Err(ApiError::bad_request(format!(
+            "watch is served on collections: watch the collection and look for {name:?}"
+        ))),
         (&Method::GET, None, _) => handlers::list(&app, &target, &query).await,
         (&Method::POST, None, _) => {
             handlers::create(&app, &target, &query, &parts.headers, body).await

@@ -561,6 +561,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream, StoreError> {
+        let after = after.max(0);
         // Subscribe before reading the history so that nothing falls between the two.
         let mut live = self.inner.events.subscribe();
         let owned = prefix.to_owned();

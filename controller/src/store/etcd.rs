@@ -320,6 +320,8 @@ impl Store for EtcdStore {
     }
 
     async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream, StoreError> {
+        // Revisions start at 1; "after a negative revision" is "from the beginning".
+        let after = after.max(0);
         let (tx, rx) = mpsc::channel(256);
         let store = self.clone();
         let full = self.full_key(prefix);
