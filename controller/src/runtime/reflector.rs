@@ -29,7 +29,9 @@ impl<T> Clone for Reader<T> {
 
 impl<T> std::fmt::Debug for Reader<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Reader").field("ready", &*self.ready.borrow()).finish()
+        f.debug_struct("Reader")
+            .field("ready", &*self.ready.borrow())
+            .finish()
     }
 }
 
@@ -66,7 +68,10 @@ pub fn cache<T>(decode: Decode<T>) -> (Reader<T>, Writer<T>) {
 impl<T> Writer<T> {
     /// Applies one watcher event.
     pub fn apply(&self, event: &Event) {
-        let mut objects = self.objects.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut objects = self
+            .objects
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match event {
             Event::Restarted(items) => {
                 *objects = items
@@ -141,7 +146,11 @@ mod tests {
 
     #[tokio::test]
     async fn reflector_should_follow_restart_apply_and_delete() {
-        let decode: Decode<String> = Arc::new(|kv: &KeyValue| String::from_utf8(kv.value.clone()).ok().filter(|s| s != "skip"));
+        let decode: Decode<String> = Arc::new(|kv: &KeyValue| {
+            String::from_utf8(kv.value.clone())
+                .ok()
+                .filter(|s| s != "skip")
+        });
         let (mut reader, writer) = cache(decode);
         writer.apply(&Event::Restarted(vec![kv("a", "1"), kv("b", "skip")]));
         reader.wait_ready().await;
@@ -149,9 +158,16 @@ mod tests {
         assert_eq!(reader.get("b"), None, "undecodable values are not cached");
         writer.apply(&Event::Applied(kv("a", "2")));
         assert_eq!(reader.get("a").as_deref(), Some(&"2".to_owned()));
-        writer.apply(&Event::Deleted { key: "a".into(), prev: None });
+        writer.apply(&Event::Deleted {
+            key: "a".into(),
+            prev: None,
+        });
         assert!(reader.keys().is_empty());
         writer.apply(&Event::Restarted(vec![kv("c", "3")]));
-        assert_eq!(reader.keys(), vec!["c".to_owned()], "a restart replaces everything");
+        assert_eq!(
+            reader.keys(),
+            vec!["c".to_owned()],
+            "a restart replaces everything"
+        );
     }
 }
