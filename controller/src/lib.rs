@@ -3,5 +3,6 @@
 
 pub mod apiserver;
 pub mod backoff;
+pub mod docker;
 pub mod runtime;
 pub mod store;

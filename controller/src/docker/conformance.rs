@@ -1,0 +1,242 @@
+//! The conformance suite every `Docker` must pass: run by `controller/tests/docker.rs` against
+//! the real engine (with the offline test image) and against `FakeDocker`.
+//!
+//! Every object a check creates is named and labelled with its `prefix` and removed at the end.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::StreamExt;
+
+use super::{ContainerSpec, Docker, DockerError, NetworkSpec, PortBinding, State};
+
+/// The label every test object carries; its value is the check's unique prefix.
+pub const TEST_LABEL: &str = "io.nanocl.test";
+
+fn labels(prefix: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([(TEST_LABEL.to_owned(), prefix.to_owned())])
+}
+
+fn filter(prefix: &str) -> Vec<String> {
+    vec![format!("{TEST_LABEL}={prefix}")]
+}
+
+/// A long-running container spec from `image`.
+pub fn sleeper(prefix: &str, name: &str, image: &str) -> ContainerSpec {
+    ContainerSpec {
+        name: format!("{prefix}-{name}"),
+        image: image.to_owned(),
+        cmd: vec!["sleep".into(), "300".into()],
+        labels: labels(prefix),
+        ..ContainerSpec::default()
+    }
+}
+
+/// Removes every container and network labelled with `prefix`.
+pub async fn cleanup<D: Docker>(docker: &D, prefix: &str) {
+    if let Ok(containers) = docker.list_containers(&filter(prefix)).await {
+        for c in containers {
+            let _ = docker.remove_container(&c.id).await;
+        }
+    }
+    if let Ok(networks) = docker.list_networks(&filter(prefix)).await {
+        for n in networks {
+            let _ = docker.remove_network(&n.id).await;
+        }
+    }
+}
+
+/// Create → inspect → start → list → stop → remove, with labels and states as Docker has them.
+pub async fn container_lifecycle<D: Docker>(docker: &D, prefix: &str, image: &str) {
+    let spec = sleeper(prefix, "life", image);
+    let id = docker.create_container(&spec).await.expect("create");
+    let created = docker
+        .inspect_container(&spec.name)
+        .await
+        .expect("inspect")
+        .expect("exists");
+    assert_eq!(created.id, id);
+    assert_eq!(created.name, spec.name);
+    assert_eq!(created.state, State::Created);
+    assert_eq!(
+        created.labels.get(TEST_LABEL).map(String::as_str),
+        Some(prefix)
+    );
+    docker.start_container(&id).await.expect("start");
+    docker
+        .start_container(&id)
+        .await
+        .expect("starting a running container is fine");
+    let running = docker
+        .inspect_container(&id)
+        .await
+        .expect("inspect")
+        .expect("exists");
+    assert_eq!(running.state, State::Running);
+    assert_eq!(running.exit_code, None);
+    let listed = docker.list_containers(&filter(prefix)).await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (
+            listed[0].id.as_str(),
+            listed[0].name.as_str(),
+            listed[0].state
+        ),
+        (id.as_str(), spec.name.as_str(), State::Running)
+    );
+    assert_eq!(
+        docker
+            .list_containers(&[format!("{TEST_LABEL}={prefix}-other")])
+            .await
+            .expect("list"),
+        vec![]
+    );
+    docker.stop_container(&id, 1).await.expect("stop");
+    let stopped = docker
+        .inspect_container(&id)
+        .await
+        .expect("inspect")
+        .expect("exists");
+    assert_eq!(stopped.state, State::Exited);
+    assert!(
+        stopped.exit_code.is_some(),
+        "a stopped container has an exit code"
+    );
+    docker.remove_container(&id).await.expect("remove");
+    assert_eq!(docker.inspect_container(&id).await.expect("inspect"), None);
+    docker
+        .remove_container(&id)
+        .await
+        .expect("removing a missing container is fine");
+}
+
+/// A second container of the same name is a `NameConflict`; a missing image is `NotFound`.
+pub async fn create_should_refuse_name_conflicts_and_missing_images<D: Docker>(
+    docker: &D,
+    prefix: &str,
+    image: &str,
+) {
+    let spec = sleeper(prefix, "dup", image);
+    docker.create_container(&spec).await.expect("create");
+    match docker.create_container(&spec).await {
+        Err(DockerError::NameConflict { name }) => assert_eq!(name, spec.name),
+        other => panic!("expected NameConflict, got {other:?}"),
+    }
+    assert!(docker.image_present(image).await.expect("image_present"));
+    let missing = "nanocl-test/never-built:nope";
+    assert!(!docker.image_present(missing).await.expect("image_present"));
+    let mut ghost = sleeper(prefix, "ghost", image);
+    ghost.image = missing.into();
+    assert!(matches!(
+        docker.create_container(&ghost).await,
+        Err(DockerError::NotFound { .. })
+    ));
+}
+
+/// Two containers publishing one host port: the second fails to start, with Docker's reason.
+pub async fn a_taken_host_port_should_fail_the_start<D: Docker>(
+    docker: &D,
+    prefix: &str,
+    image: &str,
+    port: u16,
+) {
+    let mut first = sleeper(prefix, "p1", image);
+    let binding = PortBinding {
+        container_port: 80,
+        protocol: "tcp".into(),
+        host_ip: "127.0.0.1".into(),
+        host_port: Some(port),
+    };
+    first.ports.push(binding.clone());
+    let mut second = sleeper(prefix, "p2", image);
+    second.ports.push(binding);
+    let a = docker.create_container(&first).await.expect("create");
+    let b = docker.create_container(&second).await.expect("create");
+    docker.start_container(&a).await.expect("start the first");
+    match docker.start_container(&b).await {
+        Err(DockerError::StartFailed { message, .. }) => {
+            assert!(message.contains("already allocated"), "{message}")
+        }
+        other => panic!("expected StartFailed, got {other:?}"),
+    }
+}
+
+/// Networks: create with labels, attach containers, refuse removal while in use.
+pub async fn networks_should_hold_containers_and_refuse_removal_in_use<D: Docker>(
+    docker: &D,
+    prefix: &str,
+    image: &str,
+) {
+    let net = NetworkSpec {
+        name: format!("{prefix}-net"),
+        driver: "bridge".into(),
+        internal: true,
+        subnet: None,
+        labels: labels(prefix),
+    };
+    let id = docker.create_network(&net).await.expect("create network");
+    assert!(matches!(
+        docker.create_network(&net).await,
+        Err(DockerError::NameConflict { .. })
+    ));
+    let listed = docker.list_networks(&filter(prefix)).await.expect("list");
+    assert_eq!(
+        listed.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(),
+        vec![net.name.as_str()]
+    );
+    let mut spec = sleeper(prefix, "on-net", image);
+    spec.networks = vec![net.name.clone()];
+    spec.aliases = vec!["svc".into()];
+    let c = docker
+        .create_container(&spec)
+        .await
+        .expect("create on the network");
+    docker.start_container(&c).await.expect("start");
+    assert!(
+        docker.remove_network(&id).await.is_err(),
+        "a network in use is not removed"
+    );
+    docker.remove_container(&c).await.expect("remove container");
+    docker.remove_network(&id).await.expect("remove network");
+    assert_eq!(
+        docker.list_networks(&filter(prefix)).await.expect("list"),
+        vec![]
+    );
+    docker
+        .remove_network(&id)
+        .await
+        .expect("removing a missing network is fine");
+}
+
+/// Events of labelled containers arrive: start, die on kill/stop, destroy on removal.
+pub async fn events_should_report_labelled_container_changes<D: Docker>(
+    docker: &D,
+    prefix: &str,
+    image: &str,
+) {
+    let mut events = docker.events(&filter(prefix));
+    // Give the event subscription a moment to be in place on a real engine.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let spec = sleeper(prefix, "ev", image);
+    let id = docker.create_container(&spec).await.expect("create");
+    docker.start_container(&id).await.expect("start");
+    docker.remove_container(&id).await.expect("remove");
+    let mut actions = Vec::new();
+    while !actions.contains(&"destroy".to_owned()) {
+        match tokio::time::timeout(Duration::from_secs(10), events.next()).await {
+            Ok(Some(Ok(e))) => {
+                if e.kind == "container" && e.id == id {
+                    assert_eq!(e.labels.get(TEST_LABEL).map(String::as_str), Some(prefix));
+                    actions.push(e.action);
+                }
+            }
+            other => panic!("events ended or stalled after {actions:?}: {other:?}"),
+        }
+    }
+    for expected in ["create", "start", "die", "destroy"] {
+        assert!(
+            actions.iter().any(|a| a == expected),
+            "{expected} missing from {actions:?}"
+        );
+    }
+}

@@ -1,0 +1,427 @@
+//! The real Docker engine, over bollard (API version negotiated: Debian's 20.10 speaks 1.41).
+
+use std::collections::{BTreeMap, HashMap};
+
+use ::bollard::errors::Error as BollardError;
+use ::bollard::models::{
+    ContainerCreateBody, EndpointSettings, HealthConfig, HostConfig, Ipam, IpamConfig,
+    NetworkConnectRequest, NetworkCreateRequest, NetworkingConfig, PortBinding as BollardPort,
+};
+use ::bollard::query_parameters::{
+    CreateContainerOptions, CreateImageOptions, EventsOptions, InspectContainerOptions,
+    ListContainersOptions, ListNetworksOptions, RemoveContainerOptions, StopContainerOptions,
+};
+use futures::stream::BoxStream;
+use futures::StreamExt;
+
+use super::{Container, ContainerSpec, Docker, DockerError, Event, Network, NetworkSpec, State};
+
+/// The Docker engine at `DOCKER_HOST` (default: the local socket).
+#[derive(Clone, Debug)]
+pub struct Engine {
+    docker: ::bollard::Docker,
+}
+
+fn failed(op: &'static str) -> impl Fn(BollardError) -> DockerError {
+    move |e| match e {
+        BollardError::DockerResponseServerError {
+            status_code: 404,
+            message,
+        } => DockerError::NotFound { what: message },
+        BollardError::DockerResponseServerError { message, .. } => {
+            DockerError::RequestFailed { op, message }
+        }
+        other => DockerError::Unreachable {
+            message: format!("{op}: {other}"),
+        },
+    }
+}
+
+fn labels_of(map: Option<HashMap<String, String>>) -> BTreeMap<String, String> {
+    map.unwrap_or_default().into_iter().collect()
+}
+
+fn label_filters(labels: &[String]) -> Option<HashMap<String, Vec<String>>> {
+    if labels.is_empty() {
+        None
+    } else {
+        Some(HashMap::from([("label".to_owned(), labels.to_vec())]))
+    }
+}
+
+impl Engine {
+    /// Connects to the local engine and negotiates the API version.
+    pub async fn connect() -> Result<Engine, DockerError> {
+        let docker = ::bollard::Docker::connect_with_local_defaults().map_err(failed("connect"))?;
+        let docker = docker
+            .negotiate_version()
+            .await
+            .map_err(failed("version negotiation"))?;
+        Ok(Engine { docker })
+    }
+}
+
+impl Docker for Engine {
+    async fn list_containers(&self, labels: &[String]) -> Result<Vec<Container>, DockerError> {
+        let found = self
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: label_filters(labels),
+                ..Default::default()
+            }))
+            .await
+            .map_err(failed("list containers"))?;
+        Ok(found
+            .into_iter()
+            .map(|c| Container {
+                id: c.id.unwrap_or_default(),
+                name: c
+                    .names
+                    .and_then(|n| n.into_iter().next())
+                    .map(|n| n.trim_start_matches('/').to_owned())
+                    .unwrap_or_default(),
+                image: c.image.unwrap_or_default(),
+                labels: labels_of(c.labels),
+                state: State::parse(&c.state.map(|s| s.to_string()).unwrap_or_default()),
+                exit_code: None,
+                oom_killed: false,
+                health: None,
+            })
+            .collect())
+    }
+
+    async fn inspect_container(&self, name: &str) -> Result<Option<Container>, DockerError> {
+        let inspected = match self
+            .docker
+            .inspect_container(name, None::<InspectContainerOptions>)
+            .await
+        {
+            Ok(i) => i,
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => return Ok(None),
+            Err(e) => return Err(failed("inspect container")(e)),
+        };
+        let state = inspected.state.unwrap_or_default();
+        let config = inspected.config.unwrap_or_default();
+        let status = state.status.map(|s| s.to_string()).unwrap_or_default();
+        let parsed = State::parse(&status);
+        Ok(Some(Container {
+            id: inspected.id.unwrap_or_default(),
+            name: inspected
+                .name
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_owned(),
+            image: config.image.unwrap_or_default(),
+            labels: labels_of(config.labels),
+            state: parsed,
+            exit_code: (parsed == State::Exited || parsed == State::Dead)
+                .then_some(state.exit_code.unwrap_or(0)),
+            oom_killed: state.oom_killed.unwrap_or(false),
+            health: state
+                .health
+                .and_then(|h| h.status)
+                .map(|s| s.to_string())
+                .filter(|s| !s.is_empty() && s != "none"),
+        }))
+    }
+
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<String, DockerError> {
+        let mut port_bindings: HashMap<String, Option<Vec<BollardPort>>> = HashMap::new();
+        for p in &spec.ports {
+            port_bindings
+                .entry(format!("{}/{}", p.container_port, p.protocol))
+                .or_insert_with(|| Some(Vec::new()))
+                .get_or_insert_with(Vec::new)
+                .push(BollardPort {
+                    host_ip: Some(p.host_ip.clone()),
+                    host_port: Some(p.host_port.map(|h| h.to_string()).unwrap_or_default()),
+                });
+        }
+        let endpoint = |aliases: &[String]| EndpointSettings {
+            aliases: (!aliases.is_empty()).then(|| aliases.to_vec()),
+            ..Default::default()
+        };
+        let networking_config = spec.networks.first().map(|first| NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(first.clone(), endpoint(&spec.aliases))])),
+        });
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            entrypoint: (!spec.entrypoint.is_empty()).then(|| spec.entrypoint.clone()),
+            cmd: (!spec.cmd.is_empty()).then(|| spec.cmd.clone()),
+            env: Some(spec.env.clone()),
+            labels: Some(spec.labels.clone().into_iter().collect()),
+            exposed_ports: Some(port_bindings.keys().cloned().collect()),
+            working_dir: spec.working_dir.clone(),
+            user: spec.user.clone(),
+            healthcheck: spec.healthcheck.as_ref().map(|h| HealthConfig {
+                test: Some([vec!["CMD".to_owned()], h.command.clone()].concat()),
+                interval: h.interval_ns,
+                timeout: h.timeout_ns,
+                retries: h.retries,
+                start_period: h.start_period_ns,
+                ..Default::default()
+            }),
+            host_config: Some(HostConfig {
+                port_bindings: Some(port_bindings),
+                binds: (!spec.binds.is_empty()).then(|| spec.binds.clone()),
+                nano_cpus: spec.nano_cpus,
+                memory: spec.memory,
+                network_mode: spec.networks.first().cloned(),
+                ..Default::default()
+            }),
+            networking_config,
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: Some(spec.name.clone()),
+                    ..Default::default()
+                }),
+                body,
+            )
+            .await
+            .map_err(|e| match e {
+                BollardError::DockerResponseServerError {
+                    status_code: 409, ..
+                } => DockerError::NameConflict {
+                    name: spec.name.clone(),
+                },
+                other => failed("create container")(other),
+            })?;
+        for network in spec.networks.iter().skip(1) {
+            self.docker
+                .connect_network(
+                    network,
+                    NetworkConnectRequest {
+                        container: created.id.clone(),
+                        endpoint_config: Some(endpoint(&spec.aliases)),
+                    },
+                )
+                .await
+                .map_err(failed("connect network"))?;
+        }
+        Ok(created.id)
+    }
+
+    async fn start_container(&self, id: &str) -> Result<(), DockerError> {
+        match self
+            .docker
+            .start_container(
+                id,
+                None::<::bollard::query_parameters::StartContainerOptions>,
+            )
+            .await
+        {
+            Ok(()) => Ok(()),
+            // 304: already running.
+            Err(BollardError::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404,
+                message,
+            }) => Err(DockerError::NotFound { what: message }),
+            Err(BollardError::DockerResponseServerError { message, .. }) => {
+                Err(DockerError::StartFailed {
+                    name: id.to_owned(),
+                    message,
+                })
+            }
+            Err(e) => Err(failed("start container")(e)),
+        }
+    }
+
+    async fn stop_container(&self, id: &str, timeout_secs: i32) -> Result<(), DockerError> {
+        match self
+            .docker
+            .stop_container(
+                id,
+                Some(StopContainerOptions {
+                    t: Some(timeout_secs),
+                    signal: None,
+                }),
+            )
+            .await
+        {
+            Ok(())
+            | Err(BollardError::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(e) => Err(failed("stop container")(e)),
+        }
+    }
+
+    async fn remove_container(&self, id: &str) -> Result<(), DockerError> {
+        match self
+            .docker
+            .remove_container(
+                id,
+                Some(RemoveContainerOptions {
+                    force: true,
+                    v: false,
+                    link: false,
+                }),
+            )
+            .await
+        {
+            Ok(())
+            | Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(e) => Err(failed("remove container")(e)),
+        }
+    }
+
+    async fn list_networks(&self, labels: &[String]) -> Result<Vec<Network>, DockerError> {
+        let found = self
+            .docker
+            .list_networks(Some(ListNetworksOptions {
+                filters: label_filters(labels),
+            }))
+            .await
+            .map_err(failed("list networks"))?;
+        Ok(found
+            .into_iter()
+            .map(|n| Network {
+                id: n.id.unwrap_or_default(),
+                name: n.name.unwrap_or_default(),
+                labels: labels_of(n.labels),
+            })
+            .collect())
+    }
+
+    async fn create_network(&self, spec: &NetworkSpec) -> Result<String, DockerError> {
+        let request = NetworkCreateRequest {
+            name: spec.name.clone(),
+            driver: Some(spec.driver.clone()),
+            internal: Some(spec.internal),
+            labels: Some(spec.labels.clone().into_iter().collect()),
+            ipam: spec.subnet.as_ref().map(|s| Ipam {
+                config: Some(vec![IpamConfig {
+                    subnet: Some(s.clone()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        // Docker 20.10 (API 1.41) creates a second network of the same name unless asked to
+        // check, and API 1.44+ removed the flag (it always checks): check here, so names stay
+        // unique on every engine. Networks are created by one controller, one at a time.
+        let filters = HashMap::from([("name".to_owned(), vec![format!("^{}$", spec.name)])]);
+        let same_name = self
+            .docker
+            .list_networks(Some(ListNetworksOptions {
+                filters: Some(filters),
+            }))
+            .await
+            .map_err(failed("list networks"))?;
+        if same_name
+            .iter()
+            .any(|n| n.name.as_deref() == Some(spec.name.as_str()))
+        {
+            return Err(DockerError::NameConflict {
+                name: spec.name.clone(),
+            });
+        }
+        match self.docker.create_network(request).await {
+            Ok(created) => Ok(created.id),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Err(DockerError::NameConflict {
+                name: spec.name.clone(),
+            }),
+            Err(e) => Err(failed("create network")(e)),
+        }
+    }
+
+    async fn remove_network(&self, id: &str) -> Result<(), DockerError> {
+        match self.docker.remove_network(id).await {
+            Ok(())
+            | Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(e) => Err(failed("remove network")(e)),
+        }
+    }
+
+    async fn image_present(&self, image: &str) -> Result<bool, DockerError> {
+        match self.docker.inspect_image(image).await {
+            Ok(_) => Ok(true),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(false),
+            Err(e) => Err(failed("inspect image")(e)),
+        }
+    }
+
+    async fn pull_image(&self, image: &str) -> Result<(), DockerError> {
+        let mut progress = self.docker.create_image(
+            Some(CreateImageOptions {
+                from_image: Some(image.to_owned()),
+                ..Default::default()
+            }),
+            None,
+            None,
+        );
+        while let Some(step) = progress.next().await {
+            if let Err(e) = step {
+                return Err(DockerError::PullFailed {
+                    image: image.to_owned(),
+                    message: e.to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn events(&self, labels: &[String]) -> BoxStream<'static, Result<Event, DockerError>> {
+        let mut filters = label_filters(labels).unwrap_or_default();
+        filters.insert(
+            "type".to_owned(),
+            vec!["container".to_owned(), "network".to_owned()],
+        );
+        let mut upstream = self
+            .docker
+            .events(Some(EventsOptions {
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .map(|e| {
+                let e = e.map_err(failed("events"))?;
+                let actor = e.actor.unwrap_or_default();
+                Ok(Event {
+                    kind: e.typ.map(|t| t.to_string()).unwrap_or_default(),
+                    action: e.action.unwrap_or_default(),
+                    id: actor.id.unwrap_or_default(),
+                    labels: labels_of(actor.attributes),
+                })
+            })
+            .boxed();
+        // bollard's stream sends its request on the first poll; drive it now, so the
+        // subscription starts when `events` is called, not when the caller first reads.
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    next = upstream.next() => match next {
+                        Some(item) => {
+                            let end = item.is_err();
+                            if tx.send(item).await.is_err() || end {
+                                return;
+                            }
+                        }
+                        None => return,
+                    },
+                    () = tx.closed() => return,
+                }
+            }
+        });
+        futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
+    }
+}

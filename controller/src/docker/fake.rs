@@ -1,0 +1,390 @@
+//! An in-memory Docker for fast tests: same semantics as the engine (names, labels, states,
+//! port conflicts, events), records every call, and fails on demand.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use tokio::sync::broadcast;
+
+use super::{Container, ContainerSpec, Docker, DockerError, Event, Network, NetworkSpec, State};
+
+#[derive(Debug, Default)]
+struct World {
+    containers: BTreeMap<String, (ContainerSpec, Container)>,
+    networks: BTreeMap<String, (NetworkSpec, Network)>,
+    images: HashSet<String>,
+    pullable: HashSet<String>,
+    next_id: u64,
+    calls: Vec<String>,
+    failures: HashMap<&'static str, String>,
+}
+
+/// The fake. Clones share one world.
+#[derive(Clone, Debug)]
+pub struct FakeDocker {
+    world: Arc<Mutex<World>>,
+    events: broadcast::Sender<Event>,
+}
+
+impl Default for FakeDocker {
+    fn default() -> Self {
+        FakeDocker {
+            world: Arc::default(),
+            events: broadcast::channel(1024).0,
+        }
+    }
+}
+
+fn matches(labels: &BTreeMap<String, String>, filters: &[String]) -> bool {
+    filters.iter().all(|f| match f.split_once('=') {
+        Some((k, v)) => labels.get(k).is_some_and(|l| l == v),
+        None => labels.contains_key(f),
+    })
+}
+
+impl FakeDocker {
+    /// A fake with these images present.
+    pub fn with_images(images: &[&str]) -> Self {
+        let fake = FakeDocker::default();
+        for image in images {
+            fake.add_image(image);
+        }
+        fake
+    }
+
+    fn world(&self) -> std::sync::MutexGuard<'_, World> {
+        self.world
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Makes an image present, as `docker import` would.
+    pub fn add_image(&self, image: &str) {
+        self.world().images.insert(image.to_owned());
+    }
+
+    /// Lets `pull_image` succeed for `image`.
+    pub fn make_pullable(&self, image: &str) {
+        self.world().pullable.insert(image.to_owned());
+    }
+
+    /// Every call so far, as `op name`.
+    pub fn calls(&self) -> Vec<String> {
+        self.world().calls.clone()
+    }
+
+    /// Makes the next call of `op` (e.g. `"create_container"`) fail with `message`.
+    pub fn fail_next(&self, op: &'static str, message: &str) {
+        self.world().failures.insert(op, message.to_owned());
+    }
+
+    /// Stops a running container as if its process died with `exit_code` (as `docker kill`).
+    pub fn kill(&self, name: &str, exit_code: i64) {
+        let event = {
+            let mut world = self.world();
+            let Some((_, c)) = world
+                .containers
+                .values_mut()
+                .find(|(_, c)| c.name == name || c.id == name)
+            else {
+                return;
+            };
+            c.state = State::Exited;
+            c.exit_code = Some(exit_code);
+            Event {
+                kind: "container".into(),
+                action: "die".into(),
+                id: c.id.clone(),
+                labels: c.labels.clone(),
+            }
+        };
+        let _ = self.events.send(event);
+    }
+
+    fn enter(
+        &self,
+        op: &'static str,
+        what: &str,
+    ) -> Result<std::sync::MutexGuard<'_, World>, DockerError> {
+        let mut world = self.world();
+        world.calls.push(format!("{op} {what}"));
+        if let Some(message) = world.failures.remove(op) {
+            return Err(DockerError::RequestFailed { op, message });
+        }
+        Ok(world)
+    }
+
+    fn emit(&self, kind: &str, action: &str, id: &str, labels: &BTreeMap<String, String>) {
+        let _ = self.events.send(Event {
+            kind: kind.into(),
+            action: action.into(),
+            id: id.into(),
+            labels: labels.clone(),
+        });
+    }
+}
+
+fn find<'a>(world: &'a mut World, name: &str) -> Option<&'a mut (ContainerSpec, Container)> {
+    world
+        .containers
+        .values_mut()
+        .find(|(_, c)| c.name == name || c.id == name)
+}
+
+impl Docker for FakeDocker {
+    async fn list_containers(&self, labels: &[String]) -> Result<Vec<Container>, DockerError> {
+        let world = self.enter("list_containers", &labels.join(","))?;
+        Ok(world
+            .containers
+            .values()
+            .filter(|(_, c)| matches(&c.labels, labels))
+            .map(|(_, c)| Container {
+                // Like `docker ps`: no exit code, OOM flag or health in a listing.
+                exit_code: None,
+                oom_killed: false,
+                health: None,
+                ..c.clone()
+            })
+            .collect())
+    }
+
+    async fn inspect_container(&self, name: &str) -> Result<Option<Container>, DockerError> {
+        let mut world = self.enter("inspect_container", name)?;
+        Ok(find(&mut world, name).map(|(_, c)| c.clone()))
+    }
+
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<String, DockerError> {
+        let mut world = self.enter("create_container", &spec.name)?;
+        if world.containers.values().any(|(_, c)| c.name == spec.name) {
+            return Err(DockerError::NameConflict {
+                name: spec.name.clone(),
+            });
+        }
+        if !world.images.contains(&spec.image) {
+            return Err(DockerError::NotFound {
+                what: format!("No such image: {}", spec.image),
+            });
+        }
+        for network in &spec.networks {
+            if !world
+                .networks
+                .values()
+                .any(|(_, n)| &n.name == network || &n.id == network)
+            {
+                return Err(DockerError::NotFound {
+                    what: format!("network {network} not found"),
+                });
+            }
+        }
+        world.next_id += 1;
+        let id = format!("{:064x}", world.next_id);
+        let container = Container {
+            id: id.clone(),
+            name: spec.name.clone(),
+            image: spec.image.clone(),
+            labels: spec.labels.clone(),
+            state: State::Created,
+            exit_code: None,
+            oom_killed: false,
+            health: None,
+        };
+        world
+            .containers
+            .insert(id.clone(), (spec.clone(), container));
+        drop(world);
+        self.emit("container", "create", &id, &spec.labels);
+        Ok(id)
+    }
+
+    async fn start_container(&self, id: &str) -> Result<(), DockerError> {
+        let mut world = self.enter("start_container", id)?;
+        let (spec, c) = find(&mut world, id)
+            .map(|(s, c)| (s.clone(), c.clone()))
+            .ok_or_else(|| DockerError::NotFound {
+                what: format!("No such container: {id}"),
+            })?;
+        if c.state == State::Running {
+            return Ok(());
+        }
+        let taken: HashSet<(String, u16, String)> = world
+            .containers
+            .values()
+            .filter(|(_, other)| other.state == State::Running && other.id != c.id)
+            .flat_map(|(s, _)| {
+                s.ports.iter().filter_map(|p| {
+                    p.host_port
+                        .map(|h| (p.host_ip.clone(), h, p.protocol.clone()))
+                })
+            })
+            .collect();
+        for p in &spec.ports {
+            if let Some(h) = p.host_port {
+                if taken.contains(&(p.host_ip.clone(), h, p.protocol.clone())) {
+                    return Err(DockerError::StartFailed {
+                        name: c.name.clone(),
+                        message: format!(
+                            "Bind for {}:{h} failed: port is already allocated",
+                            p.host_ip
+                        ),
+                    });
+                }
+            }
+        }
+        if let Some((_, c)) = find(&mut world, id) {
+            c.state = State::Running;
+            c.exit_code = None;
+        }
+        drop(world);
+        self.emit("container", "start", &c.id, &c.labels);
+        Ok(())
+    }
+
+    async fn stop_container(&self, id: &str, _timeout_secs: i32) -> Result<(), DockerError> {
+        let mut world = self.enter("stop_container", id)?;
+        let (_, c) = find(&mut world, id).ok_or_else(|| DockerError::NotFound {
+            what: format!("No such container: {id}"),
+        })?;
+        let was_running = c.state == State::Running;
+        c.state = State::Exited;
+        if was_running {
+            c.exit_code = Some(0);
+        }
+        let (cid, labels) = (c.id.clone(), c.labels.clone());
+        drop(world);
+        if was_running {
+            self.emit("container", "die", &cid, &labels);
+            self.emit("container", "stop", &cid, &labels);
+        }
+        Ok(())
+    }
+
+    async fn remove_container(&self, id: &str) -> Result<(), DockerError> {
+        let mut world = self.enter("remove_container", id)?;
+        let Some(key) = world
+            .containers
+            .iter()
+            .find(|(_, (_, c))| c.name == id || c.id == id)
+            .map(|(k, _)| k.clone())
+        else {
+            return Ok(());
+        };
+        let Some((_, c)) = world.containers.remove(&key) else {
+            return Ok(());
+        };
+        drop(world);
+        if c.state == State::Running {
+            self.emit("container", "die", &c.id, &c.labels);
+        }
+        self.emit("container", "destroy", &c.id, &c.labels);
+        Ok(())
+    }
+
+    async fn list_networks(&self, labels: &[String]) -> Result<Vec<Network>, DockerError> {
+        let world = self.enter("list_networks", &labels.join(","))?;
+        Ok(world
+            .networks
+            .values()
+            .filter(|(_, n)| matches(&n.labels, labels))
+            .map(|(_, n)| n.clone())
+            .collect())
+    }
+
+    async fn create_network(&self, spec: &NetworkSpec) -> Result<String, DockerError> {
+        let mut world = self.enter("create_network", &spec.name)?;
+        if world.networks.values().any(|(_, n)| n.name == spec.name) {
+            return Err(DockerError::NameConflict {
+                name: spec.name.clone(),
+            });
+        }
+        world.next_id += 1;
+        let id = format!("{:064x}", world.next_id);
+        world.networks.insert(
+            id.clone(),
+            (
+                spec.clone(),
+                Network {
+                    id: id.clone(),
+                    name: spec.name.clone(),
+                    labels: spec.labels.clone(),
+                },
+            ),
+        );
+        drop(world);
+        self.emit("network", "create", &id, &spec.labels);
+        Ok(id)
+    }
+
+    async fn remove_network(&self, id: &str) -> Result<(), DockerError> {
+        let mut world = self.enter("remove_network", id)?;
+        let Some((key, name)) = world
+            .networks
+            .iter()
+            .find(|(_, (_, n))| n.name == id || n.id == id)
+            .map(|(k, (_, n))| (k.clone(), n.name.clone()))
+        else {
+            return Ok(());
+        };
+        let in_use = world
+            .containers
+            .values()
+            .any(|(s, _)| s.networks.iter().any(|n| n == &name || n == &key));
+        if in_use {
+            return Err(DockerError::RequestFailed {
+                op: "remove network",
+                message: format!(
+                    "error while removing network: network {name} id {key} has active endpoints"
+                ),
+            });
+        }
+        if let Some((_, n)) = world.networks.remove(&key) {
+            drop(world);
+            self.emit("network", "destroy", &n.id, &n.labels);
+        }
+        Ok(())
+    }
+
+    async fn image_present(&self, image: &str) -> Result<bool, DockerError> {
+        let world = self.enter("image_present", image)?;
+        Ok(world.images.contains(image))
+    }
+
+    async fn pull_image(&self, image: &str) -> Result<(), DockerError> {
+        let mut world = self.enter("pull_image", image)?;
+        if world.pullable.contains(image) {
+            world.images.insert(image.to_owned());
+            Ok(())
+        } else {
+            Err(DockerError::PullFailed {
+                image: image.to_owned(),
+                message: "no registry is reachable".into(),
+            })
+        }
+    }
+
+    fn events(&self, labels: &[String]) -> BoxStream<'static, Result<Event, DockerError>> {
+        let filters = labels.to_vec();
+        let mut rx = self.events.subscribe();
+        let (tx, mut out) = tokio::sync::mpsc::channel(1024);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    received = rx.recv() => match received {
+                        Ok(e) if matches(&e.labels, &filters) => {
+                            if tx.send(Ok(e)).await.is_err() {
+                                return;
+                            }
+                        }
+                        Ok(_) => {}
+                        // Lagged: events were missed. Like a broken event stream, it ends,
+                        // and the consumer re-lists.
+                        Err(_) => return,
+                    },
+                    () = tx.closed() => return,
+                }
+            }
+        });
+        futures::stream::poll_fn(move |cx| out.poll_recv(cx)).boxed()
+    }
+}

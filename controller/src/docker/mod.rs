@@ -1,0 +1,276 @@
+//! The Docker adapter: what the controllers need from Docker, behind one trait, with the real
+//! engine (bollard) and an in-memory fake that records calls and injects failures. Both pass
+//! one conformance suite (`conformance.rs`).
+
+pub mod conformance;
+pub mod engine;
+pub mod fake;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use futures::stream::BoxStream;
+
+pub use self::engine::Engine;
+pub use self::fake::FakeDocker;
+
+/// A published port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortBinding {
+    /// Port inside the container.
+    pub container_port: u16,
+    /// `tcp`, `udp` or `sctp`.
+    pub protocol: String,
+    /// Host address.
+    pub host_ip: String,
+    /// Host port; `None` lets Docker choose.
+    pub host_port: Option<u16>,
+}
+
+/// A container health check, in Docker's terms.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Healthcheck {
+    /// Exec-form command.
+    pub command: Vec<String>,
+    /// Nanoseconds between checks.
+    pub interval_ns: Option<i64>,
+    /// Nanoseconds a check may take.
+    pub timeout_ns: Option<i64>,
+    /// Failures before unhealthy.
+    pub retries: Option<i64>,
+    /// Nanoseconds of grace after start.
+    pub start_period_ns: Option<i64>,
+}
+
+/// Everything needed to create one container.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ContainerSpec {
+    /// The container's name.
+    pub name: String,
+    /// The image reference.
+    pub image: String,
+    /// Entrypoint override.
+    pub entrypoint: Vec<String>,
+    /// Command (arguments) override.
+    pub cmd: Vec<String>,
+    /// `KEY=VALUE` entries.
+    pub env: Vec<String>,
+    /// Docker labels.
+    pub labels: BTreeMap<String, String>,
+    /// Published ports.
+    pub ports: Vec<PortBinding>,
+    /// `SOURCE:TARGET[:ro]` mounts.
+    pub binds: Vec<String>,
+    /// Networks to attach, by name: the first at creation, the others right after.
+    pub networks: Vec<String>,
+    /// DNS aliases on every network (e.g. the cargo's name).
+    pub aliases: Vec<String>,
+    /// Working directory.
+    pub working_dir: Option<String>,
+    /// User.
+    pub user: Option<String>,
+    /// CPU limit in billionths of a CPU.
+    pub nano_cpus: Option<i64>,
+    /// Memory limit in bytes.
+    pub memory: Option<i64>,
+    /// Health check.
+    pub healthcheck: Option<Healthcheck>,
+}
+
+/// The lifecycle state of a container.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Created, never started.
+    Created,
+    /// Running.
+    Running,
+    /// Paused.
+    Paused,
+    /// Restarting (a Docker restart policy; nanocl sets none).
+    Restarting,
+    /// Stopped or died.
+    Exited,
+    /// Dead (failed removal).
+    Dead,
+    /// Being removed.
+    Removing,
+}
+
+impl State {
+    /// From Docker's word for it.
+    pub fn parse(state: &str) -> State {
+        match state {
+            "created" => State::Created,
+            "running" => State::Running,
+            "paused" => State::Paused,
+            "restarting" => State::Restarting,
+            "dead" => State::Dead,
+            "removing" => State::Removing,
+            _ => State::Exited,
+        }
+    }
+}
+
+/// What is known of one container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Container {
+    /// Its id.
+    pub id: String,
+    /// Its name, without the leading `/`.
+    pub name: String,
+    /// The image it was created from, as given.
+    pub image: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// Its state.
+    pub state: State,
+    /// Exit code of the last run, when it has stopped.
+    pub exit_code: Option<i64>,
+    /// Whether the last run was killed for using too much memory (inspect only).
+    pub oom_killed: bool,
+    /// `starting`, `healthy` or `unhealthy`, when it has a health check (inspect only).
+    pub health: Option<String>,
+}
+
+/// Everything needed to create one network.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NetworkSpec {
+    /// The network's name.
+    pub name: String,
+    /// Driver, e.g. `bridge`.
+    pub driver: String,
+    /// No route outside the network.
+    pub internal: bool,
+    /// Subnet in CIDR notation.
+    pub subnet: Option<String>,
+    /// Docker labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// What is known of one network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Network {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Something that happened in Docker, as a trigger (not a log: events can be missed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// `container` or `network`.
+    pub kind: String,
+    /// e.g. `start`, `die`, `destroy`, `create`.
+    pub action: String,
+    /// The object's id.
+    pub id: String,
+    /// The object's labels (containers) or attributes.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Why a Docker call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DockerError {
+    /// The container, network or image does not exist.
+    #[error("{what} not found")]
+    NotFound {
+        /// What was looked for.
+        what: String,
+    },
+    /// A container or network of that name exists already.
+    #[error("the name {name:?} is already in use")]
+    NameConflict {
+        /// The name.
+        name: String,
+    },
+    /// Docker refused to start the container (a port in use, a missing mount source...).
+    #[error("starting container {name} failed: {message}")]
+    StartFailed {
+        /// The container.
+        name: String,
+        /// Docker's message.
+        message: String,
+    },
+    /// The image could not be pulled.
+    #[error("pulling image {image} failed: {message}")]
+    PullFailed {
+        /// The image.
+        image: String,
+        /// Docker's message.
+        message: String,
+    },
+    /// Any other failed request.
+    #[error("docker {op} failed: {message}")]
+    RequestFailed {
+        /// The operation.
+        op: &'static str,
+        /// Docker's message.
+        message: String,
+    },
+    /// dockerd is not reachable.
+    #[error("dockerd is not reachable: {message}")]
+    Unreachable {
+        /// Why.
+        message: String,
+    },
+}
+
+impl DockerError {
+    /// Whether retrying later may help.
+    pub fn is_transient(&self) -> bool {
+        !matches!(self, DockerError::NameConflict { .. })
+    }
+}
+
+/// Filters objects by labels: `key=value` or just `key`.
+pub type LabelFilter = Vec<String>;
+
+/// What the controllers need from Docker.
+pub trait Docker: Clone + Send + Sync + 'static {
+    /// Every container (running or not) matching all the label filters.
+    fn list_containers(
+        &self,
+        labels: &[String],
+    ) -> impl Future<Output = Result<Vec<Container>, DockerError>> + Send;
+    /// One container by name or id.
+    fn inspect_container(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Container>, DockerError>> + Send;
+    /// Creates a container (not started) and attaches its networks; returns its id.
+    fn create_container(
+        &self,
+        spec: &ContainerSpec,
+    ) -> impl Future<Output = Result<String, DockerError>> + Send;
+    /// Starts a container.
+    fn start_container(&self, id: &str) -> impl Future<Output = Result<(), DockerError>> + Send;
+    /// Stops a container, waiting up to `timeout_secs` before killing it.
+    fn stop_container(
+        &self,
+        id: &str,
+        timeout_secs: i32,
+    ) -> impl Future<Output = Result<(), DockerError>> + Send;
+    /// Removes a container, stopping it if needed; a missing one is fine.
+    fn remove_container(&self, id: &str) -> impl Future<Output = Result<(), DockerError>> + Send;
+    /// Every network matching all the label filters.
+    fn list_networks(
+        &self,
+        labels: &[String],
+    ) -> impl Future<Output = Result<Vec<Network>, DockerError>> + Send;
+    /// Creates a network; returns its id.
+    fn create_network(
+        &self,
+        spec: &NetworkSpec,
+    ) -> impl Future<Output = Result<String, DockerError>> + Send;
+    /// Removes a network; a missing one is fine.
+    fn remove_network(&self, id: &str) -> impl Future<Output = Result<(), DockerError>> + Send;
+    /// Whether the image is on the host.
+    fn image_present(&self, image: &str) -> impl Future<Output = Result<bool, DockerError>> + Send;
+    /// Pulls an image.
+    fn pull_image(&self, image: &str) -> impl Future<Output = Result<(), DockerError>> + Send;
+    /// Container and network events of objects matching the label filters, from now on.
+    fn events(&self, labels: &[String]) -> BoxStream<'static, Result<Event, DockerError>>;
+}
