@@ -3,6 +3,7 @@
 
 pub mod apiserver;
 pub mod backoff;
+pub mod controllers;
 pub mod docker;
 pub mod runtime;
 pub mod store;

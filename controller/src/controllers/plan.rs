@@ -1,0 +1,532 @@
+//! The pure heart of the Cargo controller: render the desired container from the Cargo and
+//! its Cluster, then `plan(desired, observed) -> Vec<Op>`. No I/O here; tested hardest.
+
+use std::collections::BTreeMap;
+
+use nanocl_api_types::cargo::v1::{Cargo, Protocol};
+use nanocl_api_types::cluster::v1::Cluster;
+use nanocl_api_types::{quantity, template};
+
+use crate::docker::{Container, ContainerSpec, Healthcheck, PortBinding, State};
+
+/// Label keys of DESIGN §6.
+pub mod labels {
+    /// Every object nanocl creates: `true`.
+    pub const MANAGED: &str = "io.nanocl.managed";
+    /// The namespace of the owner.
+    pub const NAMESPACE: &str = "io.nanocl.namespace";
+    /// The cluster.
+    pub const CLUSTER: &str = "io.nanocl.cluster";
+    /// The owning Cargo.
+    pub const CARGO: &str = "io.nanocl.cargo";
+    /// The owning Network.
+    pub const NETWORK: &str = "io.nanocl.network";
+    /// The replica ordinal.
+    pub const SLOT: &str = "io.nanocl.slot";
+    /// Hash of the fully rendered container config.
+    pub const SPEC_HASH: &str = "io.nanocl.spec-hash";
+    /// Which store (nanocld instance) owns the object, so that two nanocld on one Docker host
+    /// never collect each other's containers.
+    pub const INSTANCE: &str = "io.nanocl.instance";
+}
+
+/// Why a cargo cannot be rendered yet: a status reason and a message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotReady {
+    /// CamelCase reason, e.g. `ClusterNotFound`.
+    pub reason: &'static str,
+    /// For people.
+    pub message: String,
+}
+
+/// The container every replica runs, minus the per-slot name and labels.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Desired {
+    /// Replicas wanted.
+    pub replicas: u32,
+    /// Hash of the rendered config (`io.nanocl.spec-hash`).
+    pub hash: String,
+    /// The rendered container (name and slot label filled per slot).
+    pub template: ContainerSpec,
+    /// Whether a port is pinned to a host port (a replacement must stop the old one first).
+    pub fixed_host_port: bool,
+}
+
+/// Docker network name of a cluster's default network.
+pub fn default_network_name(cluster: &str, namespace: &str) -> String {
+    format!("{cluster}.{namespace}")
+}
+
+/// Docker network name of a Network object.
+pub fn network_name(network: &str, cluster: &str, namespace: &str) -> String {
+    format!("{network}.{cluster}.{namespace}")
+}
+
+/// Container name of one replica.
+pub fn container_name(
+    cargo: &str,
+    slot: u32,
+    hash: &str,
+    cluster: &str,
+    namespace: &str,
+) -> String {
+    format!(
+        "{cargo}-{slot}-{}.{cluster}.{namespace}",
+        &hash[..hash.len().min(6)]
+    )
+}
+
+/// FNV-1a, 64 bits: stable across runs and versions (unlike `DefaultHasher`).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+fn duration_ns(value: &Option<String>) -> Option<i64> {
+    value
+        .as_deref()
+        .and_then(|v| quantity::parse_duration_ms(v).ok())
+        .map(|ms| i64::try_from(ms).unwrap_or(i64::MAX / 1_000_000) * 1_000_000)
+}
+
+/// Renders the desired container of `cargo`: cluster variables substituted into the env, the
+/// networks resolved to Docker names, limits converted.
+pub fn render(
+    cargo: &Cargo,
+    cluster: Option<&Cluster>,
+    instance: &str,
+) -> Result<Desired, NotReady> {
+    let namespace = cargo.metadata.namespace.clone().unwrap_or_default();
+    let spec = &cargo.spec;
+    let cluster = cluster.ok_or_else(|| NotReady {
+        reason: "ClusterNotFound",
+        message: format!(
+            "cluster {:?} does not exist in namespace {namespace:?} (yet)",
+            spec.cluster
+        ),
+    })?;
+    let c = &spec.container;
+    let mut env = Vec::new();
+    for (name, value) in &c.env {
+        let rendered = template::render(value, &cluster.spec.variables).map_err(|e| NotReady {
+            reason: "VariableNotDefined",
+            message: format!("env {name}: {e} in cluster {:?}", spec.cluster),
+        })?;
+        env.push(format!("{name}={rendered}"));
+    }
+    let networks = if spec.networks.is_empty() {
+        vec![default_network_name(&spec.cluster, &namespace)]
+    } else {
+        spec.networks
+            .iter()
+            .map(|n| network_name(n, &spec.cluster, &namespace))
+            .collect()
+    };
+    let ports: Vec<PortBinding> = c
+        .ports
+        .iter()
+        .map(|p| PortBinding {
+            container_port: u16::try_from(p.container_port).unwrap_or(0),
+            protocol: p.protocol.unwrap_or(Protocol::TCP).as_docker().to_owned(),
+            host_ip: p.host_ip.clone().unwrap_or_else(|| "127.0.0.1".to_owned()),
+            host_port: p.host_port.and_then(|h| u16::try_from(h).ok()),
+        })
+        .collect();
+    let mut labels: BTreeMap<String, String> = c.labels.clone();
+    labels.insert(labels::MANAGED.into(), "true".into());
+    labels.insert(labels::NAMESPACE.into(), namespace.clone());
+    labels.insert(labels::CLUSTER.into(), spec.cluster.clone());
+    labels.insert(labels::CARGO.into(), cargo.metadata.name.clone());
+    labels.insert(labels::INSTANCE.into(), instance.to_owned());
+    let resources = c.resources.clone().unwrap_or_default();
+    let mut template = ContainerSpec {
+        name: String::new(),
+        image: c.image.clone(),
+        entrypoint: c.command.clone(),
+        cmd: c.args.clone(),
+        env,
+        labels,
+        ports,
+        binds: c
+            .volumes
+            .iter()
+            .map(|v| {
+                format!(
+                    "{}:{}{}",
+                    v.source,
+                    v.target,
+                    if v.read_only { ":ro" } else { "" }
+                )
+            })
+            .collect(),
+        networks,
+        aliases: vec![cargo.metadata.name.clone()],
+        working_dir: c.working_dir.clone(),
+        user: c.user.clone(),
+        nano_cpus: resources.cpus.map(|cpus| (cpus * 1e9).round() as i64),
+        memory: resources
+            .memory
+            .as_deref()
+            .and_then(|m| quantity::parse_memory(m).ok())
+            .and_then(|b| i64::try_from(b).ok()),
+        healthcheck: c.healthcheck.as_ref().map(|h| Healthcheck {
+            command: h.command.clone(),
+            interval_ns: duration_ns(&h.interval),
+            timeout_ns: duration_ns(&h.timeout),
+            retries: h.retries.map(i64::from),
+            start_period_ns: duration_ns(&h.start_period),
+        }),
+    };
+    // The hash covers everything that makes a container differ, and nothing per slot.
+    let hash = format!("{:016x}", fnv1a(format!("{template:?}").as_bytes()));
+    template
+        .labels
+        .insert(labels::SPEC_HASH.into(), hash.clone());
+    Ok(Desired {
+        replicas: u32::try_from(spec.replicas.unwrap_or(1)).unwrap_or(0),
+        fixed_host_port: template.ports.iter().any(|p| p.host_port.is_some()),
+        hash,
+        template,
+    })
+}
+
+/// One step toward the desired state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// Create and start the container of `slot` with the current spec.
+    Create {
+        /// The replica ordinal.
+        slot: u32,
+    },
+    /// Start a container of the current spec that is not running.
+    Start {
+        /// The container.
+        id: String,
+        /// Its slot.
+        slot: u32,
+    },
+    /// Remove a container (outdated, surplus, or not ours to keep).
+    Remove {
+        /// The container.
+        id: String,
+    },
+}
+
+fn slot_of(c: &Container) -> Option<u32> {
+    c.labels.get(labels::SLOT)?.parse().ok()
+}
+
+fn is_current(c: &Container, desired: &Desired) -> bool {
+    c.labels.get(labels::SPEC_HASH) == Some(&desired.hash)
+}
+
+/// What to do to get from `observed` (this cargo's containers) to `desired`.
+///
+/// - Slots `0..replicas`; surplus slots are removed, highest first.
+/// - A missing replica is created at once (scaling up is not rate-limited).
+/// - An outdated replica is replaced one slot at a time: the new container is created next to
+///   the old one, and the old one goes only once the new one runs — so a cargo with more than
+///   one replica never drops to zero. With a pinned host port the two cannot run together, so
+///   the old one goes first (that slot is briefly down; the others are not).
+/// - A stopped container of the current spec is started again.
+pub fn plan(desired: &Desired, observed: &[Container]) -> Vec<Op> {
+    let mut ops = Vec::new();
+    let mut slots: BTreeMap<u32, Vec<&Container>> = BTreeMap::new();
+    for c in observed {
+        match slot_of(c) {
+            Some(slot) => slots.entry(slot).or_default().push(c),
+            None => ops.push(Op::Remove { id: c.id.clone() }),
+        }
+    }
+    for (_, containers) in slots.range(desired.replicas..).rev() {
+        for c in containers {
+            ops.push(Op::Remove { id: c.id.clone() });
+        }
+    }
+    // A slot is mid-replacement when it has a current container next to outdated ones.
+    let mut replacing = slots.range(..desired.replicas).any(|(_, cs)| {
+        cs.iter().any(|c| is_current(c, desired)) && cs.iter().any(|c| !is_current(c, desired))
+    });
+    for slot in 0..desired.replicas {
+        let containers = slots.get(&slot).map(Vec::as_slice).unwrap_or(&[]);
+        let mut current = containers.iter().filter(|c| is_current(c, desired));
+        let first = current.next();
+        for extra in current {
+            ops.push(Op::Remove {
+                id: extra.id.clone(),
+            });
+        }
+        let outdated: Vec<&&Container> = containers
+            .iter()
+            .filter(|c| !is_current(c, desired))
+            .collect();
+        match first {
+            Some(c) => {
+                if c.state != State::Running {
+                    ops.push(Op::Start {
+                        id: c.id.clone(),
+                        slot,
+                    });
+                } else {
+                    for old in &outdated {
+                        ops.push(Op::Remove { id: old.id.clone() });
+                    }
+                }
+            }
+            None if outdated.is_empty() => ops.push(Op::Create { slot }),
+            None => {
+                let serving = outdated.iter().any(|c| c.state == State::Running);
+                if serving && replacing {
+                    // One slot at a time; this one waits.
+                    continue;
+                }
+                if !serving || desired.fixed_host_port {
+                    for old in &outdated {
+                        ops.push(Op::Remove { id: old.id.clone() });
+                    }
+                }
+                ops.push(Op::Create { slot });
+                replacing |= serving;
+            }
+        }
+    }
+    ops
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nanocl_api_types::manifest::{decode_str, DecodeOptions};
+    use nanocl_api_types::AnyObject;
+
+    fn objects(yaml: &str) -> Vec<AnyObject> {
+        let decoded = decode_str("t.yaml", yaml, &DecodeOptions::default());
+        assert!(decoded.errors.is_empty(), "{:?}", decoded.errors);
+        decoded.manifests.into_iter().map(|m| m.object).collect()
+    }
+
+    fn cargo_and_cluster(replicas: i32, env: &str, ports: &str) -> (Cargo, Cluster) {
+        let objs = objects(&format!(
+            "apiVersion: nanocl.io/v1\nkind: Cluster\nmetadata: {{name: dev}}\nspec:\n  variables: {{DB: db.local}}\n---\n\
+             apiVersion: nanocl.io/v1\nkind: Cargo\nmetadata: {{name: web}}\nspec:\n  cluster: dev\n  replicas: {replicas}\n  container:\n    image: busybox:stable\n    env: {{URL: \"{env}\"}}\n{ports}"
+        ));
+        match (&objs[0], &objs[1]) {
+            (AnyObject::Cluster(cl), AnyObject::Cargo(c)) => (c.clone(), cl.clone()),
+            _ => panic!("unexpected objects"),
+        }
+    }
+
+    fn desired(replicas: i32) -> Desired {
+        let (cargo, cluster) = cargo_and_cluster(replicas, "http://{{ vars.DB }}", "");
+        render(&cargo, Some(&cluster), "i1").expect("renders")
+    }
+
+    fn container(slot: u32, hash: &str, state: State) -> Container {
+        Container {
+            id: format!("{slot}-{hash}"),
+            name: format!("web-{slot}-{hash}"),
+            image: "busybox:stable".into(),
+            labels: BTreeMap::from([
+                (labels::SLOT.to_owned(), slot.to_string()),
+                (labels::SPEC_HASH.to_owned(), hash.to_owned()),
+            ]),
+            state,
+            exit_code: None,
+            oom_killed: false,
+            health: None,
+        }
+    }
+
+    #[test]
+    fn render_should_substitute_variables_and_label_everything() {
+        let d = desired(2);
+        assert_eq!(d.template.env, vec!["URL=http://db.local"]);
+        assert_eq!(d.template.networks, vec!["dev.global"]);
+        assert_eq!(d.template.aliases, vec!["web"]);
+        for (k, v) in [
+            (labels::MANAGED, "true"),
+            (labels::NAMESPACE, "global"),
+            (labels::CLUSTER, "dev"),
+            (labels::CARGO, "web"),
+            (labels::INSTANCE, "i1"),
+        ] {
+            assert_eq!(d.template.labels.get(k).map(String::as_str), Some(v), "{k}");
+        }
+        assert_eq!(d.template.labels.get(labels::SPEC_HASH), Some(&d.hash));
+        assert_eq!(
+            container_name("web", 1, &d.hash, "dev", "global"),
+            format!("web-1-{}.dev.global", &d.hash[..6])
+        );
+    }
+
+    #[test]
+    fn render_should_say_why_it_cannot() {
+        let (cargo, cluster) = cargo_and_cluster(1, "{{ vars.MISSING }}", "");
+        assert_eq!(
+            render(&cargo, None, "i").expect_err("no cluster").reason,
+            "ClusterNotFound"
+        );
+        let err = render(&cargo, Some(&cluster), "i").expect_err("unknown variable");
+        assert_eq!(err.reason, "VariableNotDefined");
+        assert!(
+            err.message.contains("\"MISSING\" is not defined"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn the_hash_should_change_with_the_spec_and_variables_only() {
+        let a = desired(1);
+        assert_eq!(
+            desired(3).hash,
+            a.hash,
+            "replicas are not part of a container"
+        );
+        let (cargo, mut cluster) = cargo_and_cluster(1, "http://{{ vars.DB }}", "");
+        cluster
+            .spec
+            .variables
+            .insert("DB".into(), "db.other".into());
+        assert_ne!(
+            render(&cargo, Some(&cluster), "i1").expect("renders").hash,
+            a.hash,
+            "a variable change rolls"
+        );
+    }
+
+    #[test]
+    fn plan_should_create_missing_replicas_at_once() {
+        let d = desired(3);
+        assert_eq!(
+            plan(&d, &[]),
+            vec![
+                Op::Create { slot: 0 },
+                Op::Create { slot: 1 },
+                Op::Create { slot: 2 }
+            ]
+        );
+        let running = [container(0, &d.hash, State::Running)];
+        assert_eq!(
+            plan(&d, &running),
+            vec![Op::Create { slot: 1 }, Op::Create { slot: 2 }]
+        );
+    }
+
+    #[test]
+    fn plan_should_restart_stopped_replicas_and_remove_surplus_highest_first() {
+        let d = desired(2);
+        let observed = [
+            container(0, &d.hash, State::Exited),
+            container(1, &d.hash, State::Running),
+            container(2, &d.hash, State::Running),
+            container(3, &d.hash, State::Running),
+        ];
+        assert_eq!(
+            plan(&d, &observed),
+            vec![
+                Op::Remove {
+                    id: format!("3-{}", d.hash)
+                },
+                Op::Remove {
+                    id: format!("2-{}", d.hash)
+                },
+                Op::Start {
+                    id: format!("0-{}", d.hash),
+                    slot: 0
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn plan_should_replace_one_slot_at_a_time_new_before_old() {
+        let d = desired(2);
+        let old = [
+            container(0, "old", State::Running),
+            container(1, "old", State::Running),
+        ];
+        assert_eq!(
+            plan(&d, &old),
+            vec![Op::Create { slot: 0 }],
+            "one slot at a time, old kept"
+        );
+        let mid = [
+            container(0, "old", State::Running),
+            container(0, &d.hash, State::Created),
+            container(1, "old", State::Running),
+        ];
+        assert_eq!(
+            plan(&d, &mid),
+            vec![Op::Start {
+                id: format!("0-{}", d.hash),
+                slot: 0
+            }],
+            "slot 1 waits"
+        );
+        let slot0_done = [
+            container(0, "old", State::Running),
+            container(0, &d.hash, State::Running),
+            container(1, "old", State::Running),
+        ];
+        assert_eq!(
+            plan(&d, &slot0_done),
+            vec![Op::Remove { id: "0-old".into() }],
+            "slot 1 waits until slot 0 is clean"
+        );
+        let next = [
+            container(0, &d.hash, State::Running),
+            container(1, "old", State::Running),
+        ];
+        assert_eq!(plan(&d, &next), vec![Op::Create { slot: 1 }]);
+    }
+
+    #[test]
+    fn plan_should_recreate_in_place_with_a_pinned_host_port_and_replace_dead_replicas_at_once() {
+        let (cargo, cluster) =
+            cargo_and_cluster(1, "x", "    ports: [{containerPort: 80, hostPort: 8080}]\n");
+        let d = render(&cargo, Some(&cluster), "i").expect("renders");
+        assert!(d.fixed_host_port);
+        assert_eq!(
+            plan(&d, &[container(0, "old", State::Running)]),
+            vec![Op::Remove { id: "0-old".into() }, Op::Create { slot: 0 }]
+        );
+        let d = desired(2);
+        let dead = [
+            container(0, "old", State::Exited),
+            container(1, "old", State::Exited),
+        ];
+        assert_eq!(
+            plan(&d, &dead),
+            vec![
+                Op::Remove { id: "0-old".into() },
+                Op::Create { slot: 0 },
+                Op::Remove { id: "1-old".into() },
+                Op::Create { slot: 1 },
+            ],
+            "a dead replica serves nobody: replace it without waiting"
+        );
+    }
+
+    #[test]
+    fn plan_should_remove_containers_without_a_slot_and_duplicates() {
+        let d = desired(1);
+        let mut stray = container(0, &d.hash, State::Running);
+        stray.labels.remove(labels::SLOT);
+        stray.id = "stray".into();
+        let mut dup = container(0, &d.hash, State::Running);
+        dup.id = "dup".into();
+        let observed = [stray, container(0, &d.hash, State::Running), dup];
+        assert_eq!(
+            plan(&d, &observed),
+            vec![
+                Op::Remove { id: "stray".into() },
+                Op::Remove { id: "dup".into() }
+            ]
+        );
+    }
+}
