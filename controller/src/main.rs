@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use nanocl_controller::apiserver::listen::{self, ListenUrl};
 use nanocl_controller::apiserver::{self, App};
+use nanocl_controller::docker::Engine;
 use nanocl_controller::store::{
     AnyStore, EmbeddedOptions, EmbeddedStore, EtcdOptions, EtcdStore, StoreUrl,
 };
@@ -37,9 +38,21 @@ struct Args {
     #[arg(long, value_name = "URL")]
     listen: Vec<ListenUrl>,
 
+    /// Run the controllers that converge Docker (`all`), or serve the API only (`none`).
+    #[arg(long, value_enum, default_value = "all")]
+    controllers: Controllers,
+
     /// Log format; the level comes from NANOCL_LOG (RUST_LOG syntax, default info).
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Controllers {
+    /// Every controller.
+    All,
+    /// None: the API server alone.
+    None,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -147,6 +160,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = stop.send(true);
     });
+    if args.controllers == Controllers::All {
+        let store = store.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move { run_controllers(store, shutdown).await });
+    }
     let app = Arc::new(App {
         store,
         metrics: Default::default(),
@@ -160,6 +178,29 @@ async fn run(args: Args) -> anyhow::Result<()> {
     result.context("the API server failed")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Connects to Docker (retrying while it is not there) and runs the controllers.
+async fn run_controllers(store: AnyStore, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let mut backoff = nanocl_controller::backoff::Backoff::new(
+        std::time::Duration::from_millis(500),
+        std::time::Duration::from_secs(30),
+    );
+    let docker = loop {
+        match Engine::connect().await {
+            Ok(d) => break d,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot reach Docker; the controllers wait for it");
+                tokio::select! {
+                    () = tokio::time::sleep(backoff.next_delay()) => {}
+                    _ = shutdown.wait_for(|v| *v) => return,
+                }
+            }
+        }
+    };
+    if let Err(e) = nanocl_controller::controllers::run(store, docker, shutdown).await {
+        tracing::error!(error = %e, "the controllers stopped");
+    }
 }
 
 async fn wait_for_signal() {

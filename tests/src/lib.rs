@@ -73,51 +73,83 @@ pub struct Daemon {
     pub host: String,
     /// The etcd prefix, for the etcd store.
     pub etcd_prefix: Option<String>,
+    args: Vec<String>,
 }
 
 impl Daemon {
-    /// Starts nanocld and waits until its socket answers.
+    /// Starts nanocld serving the API only (`--controllers none`): no Docker objects.
     pub fn start(store: StoreKind) -> Daemon {
+        Self::start_with(store, &["--controllers", "none"])
+    }
+
+    /// Starts nanocld with its controllers: it creates Docker objects, labelled with its
+    /// instance id; `docker_cleanup` removes them.
+    pub fn start_with_controllers(store: StoreKind) -> Daemon {
+        Self::start_with(store, &[])
+    }
+
+    /// Starts nanocld with extra arguments and waits until its socket answers.
+    pub fn start_with(store: StoreKind, extra: &[&str]) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
         let socket = dir.path().join("nanocl.sock");
-        let mut command = Command::new(binary("nanocld"));
-        command
-            .arg("--state-dir")
-            .arg(dir.path().join("state"))
-            .arg("--listen")
-            .arg(format!("unix://{}", socket.display()))
-            .env("NANOCL_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("nanocld.log")).expect("log file"));
+        let mut args = vec![
+            "--state-dir".to_owned(),
+            dir.path().join("state").display().to_string(),
+            "--listen".to_owned(),
+            format!("unix://{}", socket.display()),
+        ];
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
         let etcd_prefix = match store {
             StoreKind::Embedded => None,
             StoreKind::Etcd => {
                 let prefix = format!("/{}", unique_prefix("cli"));
-                command
-                    .arg("--store")
-                    .arg(format!("etcd://{}", etcd_endpoint()))
-                    .arg("--store-prefix")
-                    .arg(&prefix);
+                args.extend([
+                    "--store".to_owned(),
+                    format!("etcd://{}", etcd_endpoint()),
+                    "--store-prefix".to_owned(),
+                    prefix.clone(),
+                ]);
                 Some(prefix)
             }
         };
-        let child = command.spawn().expect("nanocld starts");
-        let daemon = Daemon {
-            child: Some(child),
+        let mut daemon = Daemon {
+            child: None,
             host: format!("unix://{}", socket.display()),
             dir,
             etcd_prefix,
+            args,
         };
+        daemon.spawn();
+        daemon
+    }
+
+    fn socket(&self) -> PathBuf {
+        PathBuf::from(self.host.trim_start_matches("unix://"))
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("nanocld.log"))
+            .expect("log file");
+        let child = Command::new(binary("nanocld"))
+            .args(&self.args)
+            .env("NANOCL_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("nanocld starts");
+        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+        while std::os::unix::net::UnixStream::connect(self.socket()).is_err() {
             assert!(
                 Instant::now() < deadline,
                 "nanocld did not start; log:\n{}",
-                daemon.log()
+                self.log()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        daemon
     }
 
     /// What nanocld logged.
@@ -141,6 +173,20 @@ impl Daemon {
             command.current_dir(dir);
         }
         command.output().expect("nanocl runs")
+    }
+
+    /// `kill -9`, as a crash would.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again with the same state, store and socket (the stale socket is replaced).
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
     }
 
     /// Stops nanocld with SIGTERM and waits for it.

@@ -530,7 +530,9 @@ pub async fn delete<S: Store>(
             "namespace {DEFAULT_NAMESPACE:?} is where objects without a namespace go; it cannot be deleted"
         )));
     }
-    if target.kind == Kind::Namespace {
+    // With its finalizer (set by the namespace controller) a namespace is marked and its
+    // contents deleted by the controller; without one, only an empty namespace goes.
+    if target.kind == Kind::Namespace && object.metadata().finalizers.is_empty() {
         let held = namespace_contents(app, name).await?;
         if !held.is_empty() {
             return Err(ApiError::conflict(format!(

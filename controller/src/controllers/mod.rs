@@ -1,3 +1,170 @@
 //! The controllers: they converge Docker toward the objects in the store.
+//!
+//! One cache per kind (watcher → reflector), a hub that tells every controller what changed,
+//! and one runner per kind. Docker events and related objects are triggers; a periodic
+//! resync and a garbage collector cover anything a trigger missed.
 
+pub mod cargo;
+pub mod cluster;
+pub mod hub;
+pub mod namespace;
+pub mod network;
 pub mod plan;
+pub mod write;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use nanocl_api_types::{AnyObject, Kind};
+use tokio::sync::watch;
+
+use self::hub::Hub;
+use crate::docker::{Docker, DockerError};
+use crate::runtime::runner::{self, Action, Transient};
+use crate::store::{Store, StoreError};
+
+/// Finalizer every controlled object carries until its Docker objects are gone.
+pub const FINALIZER: &str = "nanocl.io/controller";
+
+/// Why a reconcile failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// Docker failed.
+    #[error("docker: {0}")]
+    Docker(#[from] DockerError),
+}
+
+impl Transient for ReconcileError {
+    fn is_transient(&self) -> bool {
+        match self {
+            ReconcileError::Store(e) => {
+                e.is_transient() || matches!(e, StoreError::Conflict { .. })
+            }
+            ReconcileError::Docker(e) => e.is_transient(),
+        }
+    }
+}
+
+/// What every reconcile shares.
+pub struct Shared<S, D> {
+    /// The store.
+    pub store: S,
+    /// Docker.
+    pub docker: D,
+    /// This nanocld's store identity, on every Docker object it creates.
+    pub instance: String,
+    /// The caches and change feed.
+    pub hub: Hub,
+    /// Crash-loop bookkeeping of the cargo controller.
+    pub restarts: cargo::Restarts,
+}
+
+impl<S, D> std::fmt::Debug for Shared<S, D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("instance", &self.instance)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The store's identity: created once, kept forever (`meta/instance`).
+pub async fn instance_id<S: Store>(store: &S) -> Result<String, StoreError> {
+    if let Some(kv) = store.get("meta/instance").await? {
+        return Ok(String::from_utf8_lossy(&kv.value).into_owned());
+    }
+    let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+    match store.create("meta/instance", id.clone().into_bytes()).await {
+        Ok(_) => Ok(id),
+        Err(StoreError::AlreadyExists { current, .. }) => {
+            Ok(String::from_utf8_lossy(&current.value).into_owned())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Runner settings for the controllers.
+pub fn runner_config() -> runner::Config {
+    runner::Config {
+        concurrency: 16,
+        backoff_initial: Duration::from_millis(200),
+        backoff_max: Duration::from_secs(30),
+        resync: Some(Duration::from_secs(60)),
+    }
+}
+
+/// Runs every controller until `shutdown` flips.
+pub async fn run<S: Store + Clone, D: Docker>(
+    store: S,
+    docker: D,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), StoreError> {
+    let instance = instance_id(&store).await?;
+    tracing::info!(%instance, "controllers starting");
+    let hub = Hub::start(store.clone(), shutdown.clone());
+    hub.wait_ready().await;
+    let shared = Arc::new(Shared {
+        store,
+        docker,
+        instance,
+        hub,
+        restarts: cargo::Restarts::default(),
+    });
+    let stop = {
+        let s = shutdown.clone();
+        move || {
+            let mut s = s.clone();
+            async move {
+                let _ = s.wait_for(|v| *v).await;
+            }
+        }
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    for kind in Kind::ALL {
+        let shared = shared.clone();
+        let done = stop();
+        tasks.spawn(async move {
+            let triggers =
+                shared
+                    .hub
+                    .triggers(kind, shared.docker.clone(), shared.instance.clone());
+            let keys = {
+                let shared = shared.clone();
+                move || shared.hub.reader(kind).keys()
+            };
+            let reconcile = move |key: String| {
+                let shared = shared.clone();
+                async move {
+                    let result: Result<Action, ReconcileError> = match kind {
+                        Kind::Namespace => namespace::reconcile(&shared, &key).await,
+                        Kind::Cluster => cluster::reconcile(&shared, &key).await,
+                        Kind::Network => network::reconcile(&shared, &key).await,
+                        Kind::Cargo => cargo::reconcile(&shared, &key).await,
+                    };
+                    result
+                }
+            };
+            runner::run(triggers, keys, reconcile, runner_config(), done).await;
+        });
+    }
+    {
+        let shared = shared.clone();
+        let done = stop();
+        tasks.spawn(async move { cargo::collect_garbage_until(&shared, done).await });
+    }
+    let _ = shutdown.wait_for(|v| *v).await;
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// The object of `key` in its cache, if any.
+pub fn cached(hub: &Hub, kind: Kind, key: &str) -> Option<Arc<AnyObject>> {
+    hub.reader(kind).get(key)
+}
+
+/// Docker's "network has active endpoints": the network is still in use.
+pub fn in_use(e: &DockerError) -> bool {
+    e.to_string().contains("active endpoints")
+}

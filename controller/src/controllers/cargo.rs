@@ -1,0 +1,499 @@
+//! The Cargo controller: every Cargo runs exactly its replicas, with the current spec, and
+//! comes back when a container is killed, stopped or removed.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use nanocl_api_types::cargo::v1::{Cargo, CargoStatus, ImagePullPolicy};
+use nanocl_api_types::{AnyObject, Kind};
+use tokio::time::Instant;
+
+use super::plan::{self, container_name, labels, Desired, NotReady, Op};
+use super::write::{self, condition};
+use super::{cached, ReconcileError, Shared};
+use crate::docker::{Container, Docker, DockerError, State};
+use crate::runtime::runner::Action;
+use crate::store::Store;
+
+/// Restarts of each slot, to tell a replica that died once from one crash-looping.
+#[derive(Debug, Default)]
+pub struct Restarts(Mutex<HashMap<(String, u32), (u32, Instant)>>);
+
+/// Restarts within this window count toward a crash loop.
+const CRASH_WINDOW: Duration = Duration::from_secs(30);
+/// Free restarts before backing off.
+const FREE_RESTARTS: u32 = 3;
+/// Longest wait between restarts of a crash-looping replica.
+const MAX_CRASH_BACKOFF: Duration = Duration::from_secs(60);
+
+impl Restarts {
+    /// When slot `slot` of `key` may restart, recording the restart if it may now.
+    fn admit(&self, key: &str, slot: u32) -> Result<(), Duration> {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        let entry = map.entry((key.to_owned(), slot)).or_insert((0, now));
+        if now.duration_since(entry.1) > CRASH_WINDOW + MAX_CRASH_BACKOFF {
+            *entry = (0, now);
+        }
+        if entry.0 >= FREE_RESTARTS {
+            let exp = (entry.0 - FREE_RESTARTS).min(6);
+            let wait = Duration::from_secs(1 << exp).min(MAX_CRASH_BACKOFF);
+            let allowed = entry.1 + wait;
+            if now < allowed {
+                return Err(allowed - now);
+            }
+        }
+        *entry = (entry.0 + 1, now);
+        Ok(())
+    }
+
+    fn forget(&self, key: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|(k, _), _| k != key);
+    }
+}
+
+/// A problem on one replica, for the status.
+struct Problem {
+    reason: &'static str,
+    message: String,
+}
+
+fn owned_filter(namespace: &str, cargo: &str, instance: &str) -> Vec<String> {
+    vec![
+        format!("{}=true", labels::MANAGED),
+        format!("{}={namespace}", labels::NAMESPACE),
+        format!("{}={cargo}", labels::CARGO),
+        format!("{}={instance}", labels::INSTANCE),
+    ]
+}
+
+/// Reconciles one Cargo (`cargoes/{ns}/{name}`).
+pub async fn reconcile<S: Store + Clone, D: Docker>(
+    shared: &Shared<S, D>,
+    key: &str,
+) -> Result<Action, ReconcileError> {
+    let Some(object) = cached(&shared.hub, Kind::Cargo, key) else {
+        shared.restarts.forget(key);
+        return Ok(Action::AwaitChange);
+    };
+    let AnyObject::Cargo(cargo) = &*object else {
+        return Ok(Action::AwaitChange);
+    };
+    let namespace = cargo.metadata.namespace.clone().unwrap_or_default();
+    let filter = owned_filter(&namespace, &cargo.metadata.name, &shared.instance);
+    if cargo.metadata.deletion_timestamp.is_some() {
+        for c in shared.docker.list_containers(&filter).await? {
+            shared.docker.remove_container(&c.id).await?;
+        }
+        shared.restarts.forget(key);
+        write::release(&shared.store, &object).await?;
+        return Ok(Action::AwaitChange);
+    }
+    if write::ensure_finalizer(&shared.store, &object).await? {
+        return Ok(Action::AwaitChange);
+    }
+    let cluster_key = format!("clusters/{namespace}/{}", cargo.spec.cluster);
+    let cluster = cached(&shared.hub, Kind::Cluster, &cluster_key);
+    let cluster = cluster.as_deref().and_then(|c| match c {
+        AnyObject::Cluster(cl) => Some(cl),
+        _ => None,
+    });
+    let desired = match plan::render(cargo, cluster, &shared.instance) {
+        Ok(d) => d,
+        Err(not_ready) => {
+            write_status(shared, &object, cargo, &[], None, Some(&not_ready), &[]).await?;
+            return Ok(Action::AwaitChange);
+        }
+    };
+    // The cluster's and network controllers create the Docker networks; wait for them.
+    let present: Vec<String> = shared
+        .docker
+        .list_networks(&[
+            format!("{}=true", labels::MANAGED),
+            format!("{}={namespace}", labels::NAMESPACE),
+        ])
+        .await?
+        .into_iter()
+        .map(|n| n.name)
+        .collect();
+    if let Some(missing) = desired
+        .template
+        .networks
+        .iter()
+        .find(|n| !present.contains(n))
+    {
+        let why = NotReady {
+            reason: "NetworkNotReady",
+            message: format!(
+                "Docker network {missing} does not exist yet (is its Network object applied?)"
+            ),
+        };
+        write_status(shared, &object, cargo, &[], Some(&desired), Some(&why), &[]).await?;
+        return Ok(Action::Requeue(Duration::from_secs(1)));
+    }
+    if let Err(problem) = ensure_image(shared, cargo, &desired).await {
+        write_status(
+            shared,
+            &object,
+            cargo,
+            &[],
+            Some(&desired),
+            None,
+            &[problem],
+        )
+        .await?;
+        return Err(ReconcileError::Docker(DockerError::PullFailed {
+            image: desired.template.image.clone(),
+            message: "see the cargo's status".into(),
+        }));
+    }
+
+    let observed = shared.docker.list_containers(&filter).await?;
+    let ops = plan::plan(&desired, &observed);
+    tracing::debug!(?ops, observed = ?observed.iter().map(|c| (c.name.as_str(), c.state)).collect::<Vec<_>>(), "planned");
+    let mut problems = Vec::new();
+    let mut wait: Option<Duration> = None;
+    for op in &ops {
+        match op {
+            Op::Create { slot } => {
+                create_and_start(shared, cargo, &desired, *slot, &mut problems).await?
+            }
+            Op::Start { id, slot } => {
+                let last = shared.docker.inspect_container(id).await?;
+                // Killed or stopped from outside (SIGKILL without OOM, SIGTERM): not a crash;
+                // back at once. Anything else counts toward a crash loop.
+                let external = last
+                    .as_ref()
+                    .is_some_and(|c| !c.oom_killed && matches!(c.exit_code, Some(137 | 143)));
+                match if external {
+                    Ok(())
+                } else {
+                    shared.restarts.admit(key, *slot)
+                } {
+                    Ok(()) => {
+                        if let Err(e) = shared.docker.start_container(id).await {
+                            problems.push(start_problem(e)?);
+                        }
+                    }
+                    Err(after) => {
+                        let detail = match last {
+                            Some(c) if c.oom_killed => {
+                                "was killed for using too much memory (OOMKilled)".to_owned()
+                            }
+                            Some(Container {
+                                exit_code: Some(code),
+                                ..
+                            }) => format!("exited with code {code}"),
+                            _ => "keeps stopping".to_owned(),
+                        };
+                        problems.push(Problem {
+                            reason: "CrashLoopBackOff",
+                            message: format!(
+                                "replica {slot} {detail}; restarting in {}s",
+                                after.as_secs().max(1)
+                            ),
+                        });
+                        wait = Some(wait.map_or(after, |w| w.min(after)));
+                    }
+                }
+            }
+            Op::Remove { id } => shared.docker.remove_container(id).await?,
+        }
+    }
+    let observed = if ops.is_empty() {
+        observed
+    } else {
+        shared.docker.list_containers(&filter).await?
+    };
+    let observed = with_health(shared, &desired, observed).await?;
+    write_status(
+        shared,
+        &object,
+        cargo,
+        &observed,
+        Some(&desired),
+        None,
+        &problems,
+    )
+    .await?;
+    Ok(match wait {
+        Some(after) => Action::Requeue(after),
+        None if !ops.is_empty() => Action::Requeue(Duration::from_millis(500)),
+        // With a health check, readiness changes without a Docker event we listen to.
+        None if desired.template.healthcheck.is_some() => Action::Requeue(Duration::from_secs(5)),
+        None => Action::AwaitChange,
+    })
+}
+
+fn start_problem(e: DockerError) -> Result<Problem, ReconcileError> {
+    match e {
+        DockerError::StartFailed { message, .. } => Ok(Problem {
+            reason: if message.contains("already allocated")
+                || message.contains("address already in use")
+            {
+                "PortInUse"
+            } else {
+                "StartFailed"
+            },
+            message,
+        }),
+        other => Err(other.into()),
+    }
+}
+
+async fn create_and_start<S: Store + Clone, D: Docker>(
+    shared: &Shared<S, D>,
+    cargo: &Cargo,
+    desired: &Desired,
+    slot: u32,
+    problems: &mut Vec<Problem>,
+) -> Result<(), ReconcileError> {
+    let namespace = cargo.metadata.namespace.clone().unwrap_or_default();
+    let mut spec = desired.template.clone();
+    spec.name = container_name(
+        &cargo.metadata.name,
+        slot,
+        &desired.hash,
+        &cargo.spec.cluster,
+        &namespace,
+    );
+    spec.labels.insert(labels::SLOT.into(), slot.to_string());
+    let id = match shared.docker.create_container(&spec).await {
+        Ok(id) => id,
+        Err(DockerError::NameConflict { name }) => {
+            // Deterministic names: a crash between create and record leaves our own container
+            // behind under this name; adopt it. Anything else is not ours to touch.
+            match shared.docker.inspect_container(&name).await? {
+                Some(c)
+                    if c.labels.get(labels::MANAGED).map(String::as_str) == Some("true")
+                        && c.labels.get(labels::CARGO) == Some(&cargo.metadata.name)
+                        && c.labels.get(labels::NAMESPACE) == Some(&namespace) =>
+                {
+                    c.id
+                }
+                _ => {
+                    problems.push(Problem {
+                        reason: "NameConflict",
+                        message: format!("a container named {name} exists and is not managed by nanocl; it is left alone"),
+                    });
+                    return Ok(());
+                }
+            }
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if let Err(e) = shared.docker.start_container(&id).await {
+        problems.push(start_problem(e)?);
+    }
+    Ok(())
+}
+
+async fn ensure_image<S: Store + Clone, D: Docker>(
+    shared: &Shared<S, D>,
+    cargo: &Cargo,
+    desired: &Desired,
+) -> Result<(), Problem> {
+    let image = &desired.template.image;
+    let policy = cargo
+        .spec
+        .container
+        .image_pull_policy
+        .unwrap_or(ImagePullPolicy::IfNotPresent);
+    let present = shared
+        .docker
+        .image_present(image)
+        .await
+        .map_err(|e| Problem {
+            reason: "ImageCheckFailed",
+            message: e.to_string(),
+        })?;
+    match (policy, present) {
+        (ImagePullPolicy::IfNotPresent | ImagePullPolicy::Never, true) => Ok(()),
+        (ImagePullPolicy::Never, false) => Err(Problem {
+            reason: "ImageNotPresent",
+            message: format!("image {image} is not on this host and imagePullPolicy is Never"),
+        }),
+        (ImagePullPolicy::Always, _) | (ImagePullPolicy::IfNotPresent, false) => {
+            shared.docker.pull_image(image).await.map_err(|e| Problem {
+                reason: "ImagePullBackOff",
+                message: e.to_string(),
+            })
+        }
+    }
+}
+
+/// Running containers of the current spec count as ready only when healthy, if they have a
+/// health check: inspect them for it (a listing does not say).
+async fn with_health<S: Store + Clone, D: Docker>(
+    shared: &Shared<S, D>,
+    desired: &Desired,
+    observed: Vec<Container>,
+) -> Result<Vec<Container>, ReconcileError> {
+    if desired.template.healthcheck.is_none() {
+        return Ok(observed);
+    }
+    let mut out = Vec::with_capacity(observed.len());
+    for c in observed {
+        if c.state == State::Running {
+            if let Some(inspected) = shared.docker.inspect_container(&c.id).await? {
+                out.push(inspected);
+                continue;
+            }
+        }
+        out.push(c);
+    }
+    Ok(out)
+}
+
+async fn write_status<S: Store + Clone, D: Docker>(
+    shared: &Shared<S, D>,
+    object: &AnyObject,
+    cargo: &Cargo,
+    observed: &[Container],
+    desired: Option<&Desired>,
+    not_ready: Option<&NotReady>,
+    problems: &[Problem],
+) -> Result<(), ReconcileError> {
+    let previous = cargo.status.clone().unwrap_or_default();
+    let generation = cargo.metadata.generation;
+    let want = u32::try_from(cargo.spec.replicas.unwrap_or(1)).unwrap_or(0);
+    let current =
+        |c: &&Container| desired.is_some_and(|d| c.labels.get(labels::SPEC_HASH) == Some(&d.hash));
+    let updated = observed.iter().filter(current).count();
+    let ready = observed
+        .iter()
+        .filter(current)
+        .filter(|c| c.state == State::Running && c.health.as_deref().is_none_or(|h| h == "healthy"))
+        .count();
+    let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
+    let all_ready = not_ready.is_none()
+        && ready == want as usize
+        && updated == want as usize
+        && observed.len() == want as usize;
+    let (ready_reason, ready_message) = match (not_ready, problems.first()) {
+        (Some(nr), _) => (nr.reason, nr.message.clone()),
+        (None, Some(p)) if !all_ready => (p.reason, p.message.clone()),
+        _ if all_ready => ("ReplicasReady", format!("{ready}/{want} replicas ready")),
+        _ => (
+            "ReplicasNotReady",
+            format!("{ready}/{want} replicas ready, {updated} up to date"),
+        ),
+    };
+    let progressing = !all_ready && not_ready.is_none() && problems.is_empty();
+    let conditions = vec![
+        condition(
+            "Ready",
+            all_ready,
+            ready_reason,
+            ready_message,
+            generation,
+            &previous.conditions,
+        ),
+        condition(
+            "Progressing",
+            progressing,
+            if progressing {
+                "ReplicasUpdating"
+            } else {
+                "Stable"
+            },
+            if progressing {
+                format!("{updated}/{want} replicas up to date")
+            } else {
+                String::new()
+            },
+            generation,
+            &previous.conditions,
+        ),
+        condition(
+            "Degraded",
+            !problems.is_empty(),
+            problems.first().map_or("AsExpected", |p| p.reason),
+            problems
+                .iter()
+                .map(|p| p.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; "),
+            generation,
+            &previous.conditions,
+        ),
+    ];
+    let status = CargoStatus {
+        observed_generation: generation,
+        replicas: count(observed.len()),
+        ready_replicas: count(ready),
+        updated_replicas: count(updated),
+        conditions,
+    };
+    let value = serde_json::to_value(&status).unwrap_or_default();
+    write::set_status(&shared.store, object, value).await?;
+    Ok(())
+}
+
+/// Removes managed containers and networks of this nanocld whose owner object is gone, on
+/// start and every 30 s, until `done`.
+pub async fn collect_garbage_until<S: Store + Clone, D: Docker>(
+    shared: &Shared<S, D>,
+    done: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(done);
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        tokio::select! {
+            () = &mut done => return,
+            _ = tick.tick() => {
+                if let Err(e) = collect_garbage(shared).await {
+                    tracing::warn!(error = %e, "garbage collection failed");
+                }
+            }
+        }
+    }
+}
+
+/// One garbage-collection pass.
+pub async fn collect_garbage<S: Store + Clone, D: Docker>(
+    shared: &Shared<S, D>,
+) -> Result<(), ReconcileError> {
+    let ours = [
+        format!("{}=true", labels::MANAGED),
+        format!("{}={}", labels::INSTANCE, shared.instance),
+    ];
+    for c in shared.docker.list_containers(&ours).await? {
+        let (Some(ns), Some(cargo)) =
+            (c.labels.get(labels::NAMESPACE), c.labels.get(labels::CARGO))
+        else {
+            continue;
+        };
+        if cached(&shared.hub, Kind::Cargo, &format!("cargoes/{ns}/{cargo}")).is_none() {
+            tracing::info!(container = %c.name, "removing a managed container whose cargo no longer exists");
+            shared.docker.remove_container(&c.id).await?;
+        }
+    }
+    for n in shared.docker.list_networks(&ours).await? {
+        let Some(ns) = n.labels.get(labels::NAMESPACE) else {
+            continue;
+        };
+        let owner = match (n.labels.get(labels::NETWORK), n.labels.get(labels::CLUSTER)) {
+            (Some(net), _) => cached(&shared.hub, Kind::Network, &format!("networks/{ns}/{net}")),
+            (None, Some(cluster)) => cached(
+                &shared.hub,
+                Kind::Cluster,
+                &format!("clusters/{ns}/{cluster}"),
+            ),
+            _ => continue,
+        };
+        if owner.is_none() {
+            tracing::info!(network = %n.name, "removing a managed network whose owner no longer exists");
+            // Still in use: the next pass tries again.
+            let _ = shared.docker.remove_network(&n.id).await;
+        }
+    }
+    Ok(())
+}

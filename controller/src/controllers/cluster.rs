@@ -1,0 +1,134 @@
+//! The Cluster controller: each cluster's default Docker network, removed after the cluster's
+//! cargoes and networks are gone.
+
+use std::time::Duration;
+
+use nanocl_api_types::cluster::v1::ClusterStatus;
+use nanocl_api_types::{AnyObject, Kind};
+
+use super::plan::{default_network_name, labels};
+use super::write::{self, condition};
+use super::{cached, in_use, ReconcileError, Shared};
+use crate::docker::{Docker, DockerError, NetworkSpec};
+use crate::runtime::runner::Action;
+use crate::store::Store;
+
+/// Reconciles one Cluster (`clusters/{ns}/{name}`).
+pub async fn reconcile<S: Store + Clone, D: Docker>(
+    shared: &Shared<S, D>,
+    key: &str,
+) -> Result<Action, ReconcileError> {
+    let Some(object) = cached(&shared.hub, Kind::Cluster, key) else {
+        return Ok(Action::AwaitChange);
+    };
+    let AnyObject::Cluster(cluster) = &*object else {
+        return Ok(Action::AwaitChange);
+    };
+    let namespace = cluster.metadata.namespace.clone().unwrap_or_default();
+    let name = cluster.metadata.name.clone();
+    let docker_name = default_network_name(&name, &namespace);
+    let ours = vec![
+        format!("{}=true", labels::MANAGED),
+        format!("{}={namespace}", labels::NAMESPACE),
+        format!("{}={name}", labels::CLUSTER),
+        format!("{}={}", labels::INSTANCE, shared.instance),
+    ];
+    let previous = cluster.status.clone().unwrap_or_default().conditions;
+    if cluster.metadata.deletion_timestamp.is_some() {
+        let children = shared
+            .hub
+            .reader(Kind::Cargo)
+            .list()
+            .iter()
+            .chain(shared.hub.reader(Kind::Network).list().iter())
+            .any(|o| {
+                o.metadata().namespace.as_deref() == Some(&namespace)
+                    && match &**o {
+                        AnyObject::Cargo(c) => c.spec.cluster == name,
+                        AnyObject::Network(n) => n.spec.cluster == name,
+                        _ => false,
+                    }
+            });
+        if children {
+            return Ok(Action::Requeue(Duration::from_secs(1)));
+        }
+        for n in shared.docker.list_networks(&ours).await? {
+            if n.name == docker_name && !n.labels.contains_key(labels::NETWORK) {
+                if let Err(e) = shared.docker.remove_network(&n.id).await {
+                    if in_use(&e) {
+                        return Ok(Action::Requeue(Duration::from_secs(1)));
+                    }
+                    return Err(e.into());
+                }
+            }
+        }
+        write::release(&shared.store, &object).await?;
+        return Ok(Action::AwaitChange);
+    }
+    if write::ensure_finalizer(&shared.store, &object).await? {
+        return Ok(Action::AwaitChange);
+    }
+    let exists = shared
+        .docker
+        .list_networks(&ours)
+        .await?
+        .iter()
+        .any(|n| n.name == docker_name);
+    let outcome = if exists {
+        Ok(())
+    } else {
+        let mut labels_map = std::collections::BTreeMap::new();
+        labels_map.insert(labels::MANAGED.to_owned(), "true".to_owned());
+        labels_map.insert(labels::NAMESPACE.to_owned(), namespace.clone());
+        labels_map.insert(labels::CLUSTER.to_owned(), name.clone());
+        labels_map.insert(labels::INSTANCE.to_owned(), shared.instance.clone());
+        shared
+            .docker
+            .create_network(&NetworkSpec {
+                name: docker_name.clone(),
+                driver: "bridge".into(),
+                internal: false,
+                subnet: None,
+                labels: labels_map,
+            })
+            .await
+            .map(|_| ())
+    };
+    let (ready, reason, message) = match outcome {
+        Ok(()) => (true, "NetworkReady", format!("default network {docker_name} exists")),
+        Err(DockerError::NameConflict { .. }) => (
+            false,
+            "NameConflict",
+            format!("a Docker network named {docker_name} exists and is not managed by nanocl; it is left alone"),
+        ),
+        Err(e) => return Err(e.into()),
+    };
+    let status = ClusterStatus {
+        observed_generation: cluster.metadata.generation,
+        conditions: vec![
+            condition(
+                "Ready",
+                ready,
+                reason,
+                message.clone(),
+                cluster.metadata.generation,
+                &previous,
+            ),
+            condition(
+                "Degraded",
+                !ready,
+                if ready { "AsExpected" } else { reason },
+                if ready { String::new() } else { message },
+                cluster.metadata.generation,
+                &previous,
+            ),
+        ],
+    };
+    write::set_status(
+        &shared.store,
+        &object,
+        serde_json::to_value(&status).unwrap_or_default(),
+    )
+    .await?;
+    Ok(Action::AwaitChange)
+}

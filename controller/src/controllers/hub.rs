@@ -1,0 +1,264 @@
+//! The hub: one watcher-fed cache per kind, and a feed of changes from which each controller
+//! derives the keys to reconcile (its own objects, related objects, Docker events).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use nanocl_api_types::{AnyObject, Kind};
+use tokio::sync::{broadcast, mpsc, watch};
+
+use super::plan::labels;
+use crate::apiserver::objects;
+use crate::backoff::Backoff;
+use crate::docker::Docker;
+use crate::runtime::reflector::{self, Reader};
+use crate::runtime::watcher::{self, Event};
+use crate::store::{keys, KeyValue, Store};
+
+/// Something changed in a cache.
+#[derive(Clone, Debug)]
+pub struct Change {
+    /// The kind.
+    pub kind: Kind,
+    /// The store key.
+    pub key: String,
+    /// The object now (`None`: deleted).
+    pub object: Option<Arc<AnyObject>>,
+    /// Only `status` (and the resourceVersion) changed: the object's own controller wrote it
+    /// and needs no new reconcile for it.
+    pub status_only: bool,
+}
+
+/// The caches and the change feed.
+#[derive(Clone)]
+pub struct Hub {
+    readers: HashMap<Kind, Reader<AnyObject>>,
+    changes: broadcast::Sender<Change>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub").finish_non_exhaustive()
+    }
+}
+
+fn without_status(object: &AnyObject) -> serde_json::Value {
+    let mut value = serde_json::to_value(object).unwrap_or_default();
+    if let Some(map) = value.as_object_mut() {
+        map.remove("status");
+        if let Some(meta) = map
+            .get_mut("metadata")
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            meta.remove("resourceVersion");
+        }
+    }
+    value
+}
+
+impl Hub {
+    /// Starts a watcher and cache per kind.
+    pub fn start<S: Store + Clone>(store: S, shutdown: watch::Receiver<bool>) -> Hub {
+        let (changes, _) = broadcast::channel(4096);
+        let mut readers = HashMap::new();
+        for kind in Kind::ALL {
+            let decode: reflector::Decode<AnyObject> =
+                Arc::new(|kv: &KeyValue| objects::decode(kv).ok().map(|s| s.object));
+            let (reader, writer) = reflector::cache(decode);
+            readers.insert(kind, reader.clone());
+            let changes = changes.clone();
+            let mut shutdown = shutdown.clone();
+            let mut events = watcher::watcher(store.clone(), keys::kind_prefix(kind, None));
+            tokio::spawn(async move {
+                loop {
+                    let event = tokio::select! {
+                        e = events.next() => match e { Some(e) => e, None => return },
+                        _ = shutdown.wait_for(|v| *v) => return,
+                    };
+                    let touched: Vec<(String, Option<Arc<AnyObject>>)> = match &event {
+                        Event::Restarted(items) => {
+                            let mut keys: Vec<String> = reader.keys();
+                            keys.extend(items.iter().map(|kv| kv.key.clone()));
+                            keys.sort();
+                            keys.dedup();
+                            keys.into_iter().map(|k| (k, None)).collect()
+                        }
+                        Event::Applied(kv) => vec![(kv.key.clone(), reader.get(&kv.key))],
+                        Event::Deleted { key, .. } => vec![(key.clone(), reader.get(key))],
+                    };
+                    writer.apply(&event);
+                    for (key, before) in touched {
+                        let object = reader.get(&key);
+                        let status_only = match (&before, &object) {
+                            (Some(b), Some(a)) => without_status(b) == without_status(a),
+                            _ => false,
+                        };
+                        let _ = changes.send(Change {
+                            kind,
+                            key,
+                            object,
+                            status_only,
+                        });
+                    }
+                }
+            });
+        }
+        Hub { readers, changes }
+    }
+
+    /// The cache of `kind`.
+    pub fn reader(&self, kind: Kind) -> Reader<AnyObject> {
+        self.readers.get(&kind).cloned().unwrap_or_else(|| {
+            // Every kind has a cache; an empty one is a safe answer for the impossible case.
+            let decode: reflector::Decode<AnyObject> = Arc::new(|_: &KeyValue| None);
+            reflector::cache(decode).0
+        })
+    }
+
+    /// Waits until every cache holds its first list.
+    pub async fn wait_ready(&self) {
+        for reader in self.readers.values() {
+            let mut r = reader.clone();
+            r.wait_ready().await;
+        }
+    }
+
+    /// Keys of `kind` whose object satisfies `pick`.
+    fn keys_where(&self, kind: Kind, pick: impl Fn(&AnyObject) -> bool) -> Vec<String> {
+        let reader = self.reader(kind);
+        reader
+            .keys()
+            .into_iter()
+            .filter(|k| reader.get(k).is_some_and(|o| pick(&o)))
+            .collect()
+    }
+
+    /// The keys `kind`'s controller should reconcile, as changes happen.
+    pub fn triggers<D: Docker>(
+        &self,
+        kind: Kind,
+        docker: D,
+        instance: String,
+    ) -> BoxStream<'static, String> {
+        let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+        let mut feed = self.changes.subscribe();
+        let hub = self.clone();
+        let sender = tx.clone();
+        tokio::spawn(async move {
+            loop {
+                let change = match feed.recv().await {
+                    Ok(c) => c,
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        for key in hub.reader(kind).keys() {
+                            let _ = sender.send(key);
+                        }
+                        continue;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                for key in hub.related(kind, &change) {
+                    if sender.send(key).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        if kind == Kind::Cargo {
+            let hub = self.clone();
+            tokio::spawn(async move { forward_docker_events(hub, docker, instance, tx).await });
+        }
+        futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
+    }
+
+    /// Which keys of `kind` a change concerns.
+    fn related(&self, kind: Kind, change: &Change) -> Vec<String> {
+        if change.kind == kind {
+            return if change.status_only {
+                Vec::new()
+            } else {
+                vec![change.key.clone()]
+            };
+        }
+        let Some(object) = change.object.as_ref() else {
+            // Deletions of other kinds matter to parents waiting for their children.
+            return match (kind, change.key.split('/').collect::<Vec<_>>().as_slice()) {
+                (Kind::Namespace, [_, ns, _]) => vec![format!("namespaces/{ns}")],
+                _ => Vec::new(),
+            };
+        };
+        if change.status_only {
+            return Vec::new();
+        }
+        let ns = object.metadata().namespace.clone().unwrap_or_default();
+        match (kind, &**object) {
+            (Kind::Cargo, AnyObject::Cluster(cl)) => {
+                let name = cl.metadata.name.clone();
+                self.keys_where(Kind::Cargo, |o| matches!(o, AnyObject::Cargo(c) if c.spec.cluster == name && c.metadata.namespace.as_deref() == Some(&ns)))
+            }
+            (Kind::Cargo, AnyObject::Network(n)) => {
+                let cluster = n.spec.cluster.clone();
+                self.keys_where(Kind::Cargo, |o| matches!(o, AnyObject::Cargo(c) if c.spec.cluster == cluster && c.metadata.namespace.as_deref() == Some(&ns)))
+            }
+            (Kind::Network, AnyObject::Cluster(cl)) => {
+                let name = cl.metadata.name.clone();
+                self.keys_where(Kind::Network, |o| matches!(o, AnyObject::Network(n) if n.spec.cluster == name && n.metadata.namespace.as_deref() == Some(&ns)))
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Docker events are triggers: each maps to its Cargo by label. After any gap (the stream
+/// ended) every cargo is reconciled, since events may have been missed.
+async fn forward_docker_events<D: Docker>(
+    hub: Hub,
+    docker: D,
+    instance: String,
+    tx: mpsc::UnboundedSender<String>,
+) {
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+    let filters = vec![
+        format!("{}=true", labels::MANAGED),
+        format!("{}={instance}", labels::INSTANCE),
+    ];
+    loop {
+        let mut events = docker.events(&filters);
+        for key in hub.reader(Kind::Cargo).keys() {
+            if tx.send(key).is_err() {
+                return;
+            }
+        }
+        while let Some(event) = events.next().await {
+            let Ok(event) = event else { break };
+            tracing::debug!(action = %event.action, id = %event.id, "docker event");
+            backoff.reset();
+            if let (Some(ns), Some(cargo)) = (
+                event.labels.get(labels::NAMESPACE),
+                event.labels.get(labels::CARGO),
+            ) {
+                let key = format!("cargoes/{ns}/{cargo}");
+                if tx.send(key.clone()).is_err() {
+                    return;
+                }
+                // Docker announces `die` a moment before its container list says "exited":
+                // look again shortly after, so a dead replica is not taken for a live one.
+                if matches!(event.action.as_str(), "die" | "kill" | "stop" | "oom") {
+                    let tx = tx.clone();
+                    tokio::spawn(async move {
+                        for delay in [20, 100, 500, 2000] {
+                            tokio::time::sleep(Duration::from_millis(delay)).await;
+                            if tx.send(key.clone()).is_err() {
+                                return;
+                            }
+                        }
+                    });
+                }
+            }
+        }
+        tracing::warn!("the Docker event stream ended; re-listing and subscribing again");
+        tokio::time::sleep(backoff.next_delay()).await;
+    }
+}

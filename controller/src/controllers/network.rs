@@ -1,0 +1,163 @@
+//! The Network controller: the Docker network `{network}.{cluster}.{namespace}`; removal waits
+//! until the containers on it are gone.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use nanocl_api_types::network::v1::NetworkStatus;
+use nanocl_api_types::{AnyObject, Kind};
+
+use super::plan::{labels, network_name};
+use super::write::{self, condition};
+use super::{cached, in_use, ReconcileError, Shared};
+use crate::docker::{Docker, DockerError, NetworkSpec};
+use crate::runtime::runner::Action;
+use crate::store::Store;
+
+/// Reconciles one Network (`networks/{ns}/{name}`).
+pub async fn reconcile<S: Store + Clone, D: Docker>(
+    shared: &Shared<S, D>,
+    key: &str,
+) -> Result<Action, ReconcileError> {
+    let Some(object) = cached(&shared.hub, Kind::Network, key) else {
+        return Ok(Action::AwaitChange);
+    };
+    let AnyObject::Network(network) = &*object else {
+        return Ok(Action::AwaitChange);
+    };
+    let namespace = network.metadata.namespace.clone().unwrap_or_default();
+    let name = network.metadata.name.clone();
+    let cluster = network.spec.cluster.clone();
+    let docker_name = network_name(&name, &cluster, &namespace);
+    let ours = vec![
+        format!("{}=true", labels::MANAGED),
+        format!("{}={namespace}", labels::NAMESPACE),
+        format!("{}={name}", labels::NETWORK),
+        format!("{}={}", labels::INSTANCE, shared.instance),
+    ];
+    let previous = network.status.clone().unwrap_or_default();
+    let generation = network.metadata.generation;
+    let status_of =
+        |ready: bool, reason: &str, message: String, id: Option<String>| NetworkStatus {
+            observed_generation: generation,
+            network_id: id,
+            conditions: vec![
+                condition(
+                    "Ready",
+                    ready,
+                    reason,
+                    message.clone(),
+                    generation,
+                    &previous.conditions,
+                ),
+                condition(
+                    "Degraded",
+                    !ready && reason != "WaitingForContainers" && reason != "ClusterNotFound",
+                    if ready { "AsExpected" } else { reason },
+                    if ready { String::new() } else { message },
+                    generation,
+                    &previous.conditions,
+                ),
+            ],
+        };
+    if network.metadata.deletion_timestamp.is_some() {
+        for n in shared.docker.list_networks(&ours).await? {
+            if let Err(e) = shared.docker.remove_network(&n.id).await {
+                if in_use(&e) {
+                    let status = status_of(
+                        false,
+                        "WaitingForContainers",
+                        format!("{docker_name} still has containers attached"),
+                        Some(n.id.clone()),
+                    );
+                    write::set_status(
+                        &shared.store,
+                        &object,
+                        serde_json::to_value(&status).unwrap_or_default(),
+                    )
+                    .await?;
+                    return Ok(Action::Requeue(Duration::from_secs(1)));
+                }
+                return Err(e.into());
+            }
+        }
+        write::release(&shared.store, &object).await?;
+        return Ok(Action::AwaitChange);
+    }
+    if write::ensure_finalizer(&shared.store, &object).await? {
+        return Ok(Action::AwaitChange);
+    }
+    if cached(
+        &shared.hub,
+        Kind::Cluster,
+        &format!("clusters/{namespace}/{cluster}"),
+    )
+    .is_none()
+    {
+        let status = status_of(
+            false,
+            "ClusterNotFound",
+            format!("cluster {cluster:?} does not exist in namespace {namespace:?} (yet)"),
+            None,
+        );
+        write::set_status(
+            &shared.store,
+            &object,
+            serde_json::to_value(&status).unwrap_or_default(),
+        )
+        .await?;
+        return Ok(Action::AwaitChange);
+    }
+    let existing = shared
+        .docker
+        .list_networks(&ours)
+        .await?
+        .into_iter()
+        .find(|n| n.name == docker_name);
+    let status = match existing {
+        Some(n) => status_of(
+            true,
+            "NetworkReady",
+            format!("Docker network {docker_name} exists"),
+            Some(n.id),
+        ),
+        None => {
+            let labels_map = BTreeMap::from([
+                (labels::MANAGED.to_owned(), "true".to_owned()),
+                (labels::NAMESPACE.to_owned(), namespace.clone()),
+                (labels::CLUSTER.to_owned(), cluster.clone()),
+                (labels::NETWORK.to_owned(), name.clone()),
+                (labels::INSTANCE.to_owned(), shared.instance.clone()),
+            ]);
+            let spec = NetworkSpec {
+                name: docker_name.clone(),
+                driver: network
+                    .spec
+                    .driver
+                    .clone()
+                    .unwrap_or_else(|| "bridge".into()),
+                internal: network.spec.internal,
+                subnet: network.spec.subnet.clone(),
+                labels: labels_map,
+            };
+            match shared.docker.create_network(&spec).await {
+                Ok(id) => status_of(true, "NetworkReady", format!("Docker network {docker_name} created"), Some(id)),
+                Err(DockerError::NameConflict { .. }) => status_of(
+                    false,
+                    "NameConflict",
+                    format!("a Docker network named {docker_name} exists and is not managed by nanocl; it is left alone"),
+                    None,
+                ),
+                Err(DockerError::RequestFailed { message, .. }) => status_of(false, "CreateFailed", message, None),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    write::set_status(
+        &shared.store,
+        &object,
+        serde_json::to_value(&status).unwrap_or_default(),
+    )
+    .await?;
+    Ok(Action::AwaitChange)
+}

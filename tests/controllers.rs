@@ -1,0 +1,401 @@
+//! The controllers against the real dockerd: containers appear with the right labels, env and
+//! networks; killed, removed and stopped replicas come back; scaling is exact; a spec change
+//! rolls; deletion removes exactly what nanocl made; foreign containers are never touched;
+//! a crash of nanocld doubles nothing.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use nanocl_e2e::{stderr, stdout, test_image, Daemon, StoreKind};
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker runs");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// (name, state) of the containers matching every label filter.
+fn containers(labels: &[String]) -> Vec<(String, String)> {
+    let mut args = vec![
+        "ps".to_owned(),
+        "-a".to_owned(),
+        "--format".to_owned(),
+        "{{.Names}}\t{{.State}}".to_owned(),
+    ];
+    for l in labels {
+        args.push("--filter".into());
+        args.push(format!("label={l}"));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut found: Vec<(String, String)> = docker(&args)
+        .lines()
+        .filter_map(|l| {
+            l.split_once('\t')
+                .map(|(n, s)| (n.to_owned(), s.to_owned()))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+fn running(labels: &[String]) -> Vec<String> {
+    containers(labels)
+        .into_iter()
+        .filter(|(_, s)| s == "running")
+        .map(|(n, _)| n)
+        .collect()
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + TIMEOUT;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn labels_of(name: &str) -> BTreeMap<String, String> {
+    let json = docker(&["inspect", "-f", "{{json .Config.Labels}}", name]);
+    serde_json::from_str(&json).unwrap_or_default()
+}
+
+/// A namespace of this test's own; everything Docker holds for it is removed on drop.
+struct Scope {
+    ns: String,
+}
+
+impl Scope {
+    fn new(test: &str) -> Scope {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default();
+        Scope {
+            ns: format!("t{}-{test}", nanos % 100_000_000),
+        }
+    }
+
+    fn label(&self) -> String {
+        format!("io.nanocl.namespace={}", self.ns)
+    }
+
+    fn cargo(&self, cargo: &str) -> Vec<String> {
+        vec![
+            "io.nanocl.managed=true".into(),
+            self.label(),
+            format!("io.nanocl.cargo={cargo}"),
+        ]
+    }
+}
+
+impl Drop for Scope {
+    fn drop(&mut self) {
+        let ids = docker(&["ps", "-aq", "--filter", &format!("label={}", self.label())]);
+        for id in ids.lines() {
+            docker(&["rm", "-f", id]);
+        }
+        let nets = docker(&[
+            "network",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("label={}", self.label()),
+        ]);
+        for id in nets.lines() {
+            docker(&["network", "rm", id]);
+        }
+    }
+}
+
+fn apply(d: &Daemon, yaml: &str) {
+    let file = d
+        .dir
+        .path()
+        .join(format!("m-{}.yaml", Instant::now().elapsed().as_nanos()));
+    std::fs::write(&file, yaml).expect("write manifest");
+    let out = d.nanocl(&["apply", "-f", &file.display().to_string()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "apply failed: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
+fn base(ns: &str) -> String {
+    format!(
+        "apiVersion: nanocl.io/v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\n\
+         apiVersion: nanocl.io/v1\nkind: Cluster\nmetadata: {{name: dev, namespace: {ns}}}\nspec:\n  variables: {{GREETING: hello}}\n---\n\
+         apiVersion: nanocl.io/v1\nkind: Network\nmetadata: {{name: back, namespace: {ns}}}\nspec: {{cluster: dev}}\n"
+    )
+}
+
+fn cargo(ns: &str, name: &str, replicas: u32, message: &str, image: &str) -> String {
+    format!(
+        "apiVersion: nanocl.io/v1\nkind: Cargo\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  cluster: dev\n  replicas: {replicas}\n  networks: [back]\n  container:\n    image: {image}\n    command: [sleep, \"300\"]\n    env:\n      MSG: \"{message} {{{{ vars.GREETING }}}}\"\n"
+    )
+}
+
+fn status(d: &Daemon, ns: &str, name: &str) -> serde_json::Value {
+    let out = d.nanocl(&["-n", ns, "get", "cargo", name, "-o", "json"]);
+    serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_default()["status"].clone()
+}
+
+fn condition(status: &serde_json::Value, type_: &str) -> (String, String) {
+    status["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == type_))
+        .map(|c| {
+            (
+                c["status"].as_str().unwrap_or("").to_owned(),
+                c["reason"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn replicas_should_converge_heal_scale_roll_and_go() {
+    let scope = Scope::new("life");
+    let ns = scope.ns.clone();
+    let d = Daemon::start_with_controllers(StoreKind::Embedded);
+    apply(
+        &d,
+        &format!(
+            "{}---\n{}",
+            base(&ns),
+            cargo(&ns, "app", 2, "v1", &test_image())
+        ),
+    );
+    let app = scope.cargo("app");
+    wait_until("2 running replicas", || running(&app).len() == 2);
+
+    let names = running(&app);
+    let labels = labels_of(&names[0]);
+    for (k, v) in [
+        ("io.nanocl.managed", "true"),
+        ("io.nanocl.namespace", ns.as_str()),
+        ("io.nanocl.cluster", "dev"),
+        ("io.nanocl.cargo", "app"),
+    ] {
+        assert_eq!(
+            labels.get(k).map(String::as_str),
+            Some(v),
+            "{k} on {}",
+            names[0]
+        );
+    }
+    assert!(labels.contains_key("io.nanocl.spec-hash") && labels.contains_key("io.nanocl.slot"));
+    assert!(names[0].ends_with(&format!(".dev.{ns}")), "{}", names[0]);
+    let env = docker(&["inspect", "-f", "{{json .Config.Env}}", &names[0]]);
+    assert!(
+        env.contains("\"MSG=v1 hello\""),
+        "env rendered from the cluster variable: {env}"
+    );
+    let nets = docker(&[
+        "inspect",
+        "-f",
+        "{{json .NetworkSettings.Networks}}",
+        &names[0],
+    ]);
+    assert!(nets.contains(&format!("\"back.dev.{ns}\"")), "{nets}");
+    wait_until("Ready=True", || {
+        condition(&status(&d, &ns, "app"), "Ready").0 == "True"
+    });
+
+    // Self-healing: kill, remove, stop.
+    docker(&["kill", &names[0]]);
+    wait_until("the killed replica back", || {
+        running(&app).contains(&names[0])
+    });
+    docker(&["rm", "-f", &names[1]]);
+    wait_until("the removed replica back", || running(&app).len() == 2);
+    docker(&["stop", "-t", "1", &names[0]]);
+    wait_until("the stopped replica running again", || {
+        running(&app).contains(&names[0])
+    });
+
+    // Scaling is exact, highest slots go first.
+    apply(&d, &cargo(&ns, "app", 5, "v1", &test_image()));
+    wait_until("5 replicas", || {
+        running(&app).len() == 5 && containers(&app).len() == 5
+    });
+    apply(&d, &cargo(&ns, "app", 2, "v1", &test_image()));
+    wait_until("2 replicas", || {
+        containers(&app).len() == 2 && running(&app).len() == 2
+    });
+    let slots: Vec<String> = running(&app)
+        .iter()
+        .map(|n| labels_of(n)["io.nanocl.slot"].clone())
+        .collect();
+    assert_eq!(
+        {
+            let mut s = slots.clone();
+            s.sort();
+            s
+        },
+        vec!["0", "1"]
+    );
+
+    // A spec change rolls every replica to the new spec.
+    let before = running(&app);
+    apply(&d, &cargo(&ns, "app", 2, "v2", &test_image()));
+    wait_until("2 new replicas and no old one", || {
+        let now = running(&app);
+        containers(&app).len() == 2 && now.len() == 2 && now.iter().all(|n| !before.contains(n))
+    });
+    let env = docker(&["inspect", "-f", "{{json .Config.Env}}", &running(&app)[0]]);
+    assert!(env.contains("\"MSG=v2 hello\""), "{env}");
+
+    // Deleting the namespace removes everything nanocl made for it.
+    let out = d.nanocl(&["delete", "ns", &ns, "--wait", "--timeout", "60s"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        containers(&[scope.label()]).is_empty(),
+        "containers left: {:?}",
+        containers(&[scope.label()])
+    );
+    let nets = docker(&[
+        "network",
+        "ls",
+        "-q",
+        "--filter",
+        &format!("label={}", scope.label()),
+    ]);
+    assert!(nets.is_empty(), "networks left: {nets}");
+}
+
+#[test]
+fn foreign_names_strays_and_missing_images_should_be_handled_without_touching_others() {
+    let scope = Scope::new("own");
+    let ns = scope.ns.clone();
+    let mut d = Daemon::start_with_controllers(StoreKind::Embedded);
+    apply(
+        &d,
+        &format!(
+            "{}---\n{}",
+            base(&ns),
+            cargo(&ns, "solo", 1, "x", &test_image())
+        ),
+    );
+    let solo = scope.cargo("solo");
+    wait_until("the replica", || running(&solo).len() == 1);
+    let name = running(&solo)[0].clone();
+    let instance = labels_of(&name)["io.nanocl.instance"].clone();
+    let out = d.nanocl(&["-n", &ns, "delete", "cargo", "solo", "--wait"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    wait_until("the replica removed", || containers(&solo).is_empty());
+
+    // A container of the same name that nanocl does not manage: left alone, reason on status.
+    let foreign = docker(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--label",
+        &scope.label(),
+        &test_image(),
+        "sleep",
+        "300",
+    ]);
+    assert!(!foreign.is_empty());
+    apply(&d, &cargo(&ns, "solo", 1, "x", &test_image()));
+    wait_until("NameConflict on the status", || {
+        condition(&status(&d, &ns, "solo"), "Degraded") == ("True".into(), "NameConflict".into())
+    });
+    assert_eq!(
+        docker(&["inspect", "-f", "{{.State.Running}}", &name]),
+        "true",
+        "the foreign container keeps running"
+    );
+    assert_eq!(
+        labels_of(&name).get("io.nanocl.managed"),
+        None,
+        "and stays unlabelled"
+    );
+    docker(&["rm", "-f", &name]);
+    wait_until("the replica once the name is free", || {
+        running(&solo).len() == 1
+    });
+
+    // A stray labelled as this nanocld's, whose cargo does not exist: collected.
+    let stray = docker(&[
+        "run",
+        "-d",
+        "--label",
+        "io.nanocl.managed=true",
+        "--label",
+        &scope.label(),
+        "--label",
+        "io.nanocl.cargo=ghost",
+        "--label",
+        &format!("io.nanocl.instance={instance}"),
+        &test_image(),
+        "sleep",
+        "300",
+    ]);
+    d.restart();
+    wait_until("the stray removed", || {
+        docker(&["ps", "-aq", "--filter", &format!("id={stray}")]).is_empty()
+    });
+    assert_eq!(running(&solo).len(), 1, "the owned replica stays");
+
+    // A missing image: a reason, then convergence once the image exists.
+    let missing = format!("nanocl-test/missing-{}:v1", scope.ns);
+    apply(&d, &cargo(&ns, "late", 1, "x", &missing));
+    wait_until("ImagePullBackOff", || {
+        condition(&status(&d, &ns, "late"), "Degraded")
+            == ("True".into(), "ImagePullBackOff".into())
+    });
+    docker(&["tag", &test_image(), &missing]);
+    wait_until("the replica once the image exists", || {
+        running(&scope.cargo("late")).len() == 1
+    });
+    let out = d.nanocl(&["delete", "ns", &ns, "--wait", "--timeout", "60s"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    docker(&["rmi", &missing]);
+}
+
+#[test]
+fn a_crash_of_nanocld_while_creating_should_double_nothing() {
+    let scope = Scope::new("crash");
+    let ns = scope.ns.clone();
+    let mut d = Daemon::start_with_controllers(StoreKind::Embedded);
+    apply(
+        &d,
+        &format!(
+            "{}---\n{}",
+            base(&ns),
+            cargo(&ns, "many", 20, "x", &test_image())
+        ),
+    );
+    let many = scope.cargo("many");
+    wait_until("some replicas created", || !containers(&many).is_empty());
+    d.kill9();
+    let at_crash = containers(&many).len();
+    d.restart();
+    wait_until("exactly 20 running", || {
+        running(&many).len() == 20 && containers(&many).len() == 20
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let all = containers(&many);
+    assert_eq!(
+        all.len(),
+        20,
+        "still exactly 20 after settling (had {at_crash} at the crash)"
+    );
+    let mut slots: Vec<u32> = all
+        .iter()
+        .map(|(n, _)| labels_of(n)["io.nanocl.slot"].parse().unwrap_or(99))
+        .collect();
+    slots.sort_unstable();
+    assert_eq!(slots, (0..20).collect::<Vec<_>>());
+    let out = d.nanocl(&["delete", "ns", &ns, "--wait", "--timeout", "60s"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
