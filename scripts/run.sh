@@ -24,15 +24,17 @@ for _ in $(seq 1 200); do
   sleep 0.05
 done
 
-echo "run: applying examples/"
-"$bin/nanocl" apply -R -f examples/
+echo "run: applying examples/ and waiting until everything is Ready"
+"$bin/nanocl" apply -R -f examples/ --wait --timeout 3m
 cat <<MSG
 
 run: nanocld is running in the foreground (Ctrl-C stops it). In another shell:
   export NANOCL_HOST=$NANOCL_HOST
-  $bin/nanocl get cargoes -A
+  $bin/nanocl get cargoes -A -o wide
+  curl http://127.0.0.1:18080/cgi-bin/index    # the web cargo asks the backend cargo
+  docker rm -f \$(docker ps -q --filter label=io.nanocl.cargo=backend | head -1)   # and watch it come back
+  $bin/nanocl -n getting-started scale cargo backend --replicas 4
   $bin/nanocl -n getting-started describe cargo web
-  $bin/nanocl diff -R -f examples/        # exit 0: nothing to change
-Containers are started by the controllers, which arrive with their issue.
+  $bin/nanocl diff -R -f examples/        # exit 1 after the scale: the files say 2
 MSG
 wait $daemon

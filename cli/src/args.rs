@@ -55,6 +55,8 @@ pub enum Command {
     Describe(DescribeArgs),
     /// Delete objects by name, or every object of some files.
     Delete(DeleteArgs),
+    /// Set a cargo's replica count.
+    Scale(ScaleArgs),
     /// Rewrite manifests in another API version (nanocl.io/v1 or nanocl.io/v1alpha1).
     Convert(ConvertArgs),
     /// Print the client version.
@@ -118,6 +120,28 @@ pub struct ApplyArgs {
 
     #[command(flatten)]
     pub prune: PruneArgs,
+
+    /// After applying, wait until every applied object is Ready.
+    #[arg(long)]
+    pub wait: bool,
+
+    /// How long --wait waits, e.g. 90s or 5m.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration, requires = "wait")]
+    pub timeout: std::time::Duration,
+}
+
+/// `nanocl scale`.
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    /// The kind: only `cargo` scales.
+    pub kind: String,
+
+    /// The cargo's name.
+    pub name: String,
+
+    /// The replica count (0 to 1000).
+    #[arg(long, value_name = "N")]
+    pub replicas: i32,
 }
 
 /// Pruning: deleting the objects of a set that are no longer in the input.

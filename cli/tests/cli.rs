@@ -257,12 +257,17 @@ fn usage_errors_should_exit_one_and_help_zero() {
 }
 
 #[test]
-fn apply_without_dry_run_should_fail_clearly_until_the_server_exists() {
-    let out = nanocl(&["apply", "-R", "-f", "examples"], None);
+fn apply_without_a_daemon_should_say_where_it_looked_and_apply_nothing() {
+    let out = Command::new(env!("CARGO_BIN_EXE_nanocl"))
+        .args(["apply", "-R", "-f", "examples"])
+        .current_dir(repo())
+        .env("NANOCL_HOST", "unix:///nonexistent/nanocl.sock")
+        .output()
+        .expect("nanocl runs");
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout(&out).is_empty());
     assert!(
-        stderr(&out).contains("--dry-run=client"),
+        stderr(&out).contains("cannot reach nanocld at unix:///nonexistent/nanocl.sock"),
         "{}",
         stderr(&out)
     );

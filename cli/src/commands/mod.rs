@@ -6,7 +6,9 @@ pub mod delete;
 pub mod describe;
 pub mod diff;
 pub mod get;
+pub mod scale;
 pub mod version;
+pub mod wait;
 
 use std::io::Write;
 
