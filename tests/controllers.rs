@@ -223,7 +223,12 @@ fn replicas_should_converge_heal_scale_roll_and_go() {
 
     // Scaling is exact, highest slots go first.
     let out = d.nanocl(&["-n", &ns, "scale", "cargo", "app", "--replicas", "5"]);
-    assert_eq!(stdout(&out), format!("cargo/app (namespace {ns}) scaled to 5\n"), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        format!("cargo/app (namespace {ns}) scaled to 5\n"),
+        "{}",
+        stderr(&out)
+    );
     wait_until("5 replicas", || {
         running(&app).len() == 5 && containers(&app).len() == 5
     });
