@@ -531,6 +531,39 @@ fn the_cli_should_say_how_to_start_nanocld_when_it_is_not_running() {
         .output()
         .expect("nanocl runs");
     assert_eq!(diff.status.code(), Some(2), "diff errors exit 2");
+    let usage = std::process::Command::new(nanocl_e2e::binary("nanocl"))
+        .args(["-n", "x", "diff", "--bogus"])
+        .output()
+        .expect("nanocl runs");
+    assert_eq!(
+        usage.status.code(),
+        Some(2),
+        "a diff usage error after global options exits 2 too"
+    );
+}
+
+#[test]
+fn nanocld_should_refuse_to_replace_a_file_that_is_not_a_socket() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("important.txt");
+    std::fs::write(&file, "keep me").expect("write");
+    let out = std::process::Command::new(nanocl_e2e::binary("nanocld"))
+        .args([
+            "--state-dir",
+            &dir.path().join("s").display().to_string(),
+            "--controllers",
+            "none",
+            "--listen",
+            &format!("unix://{}", file.display()),
+        ])
+        .output()
+        .expect("nanocld runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("is not a socket"), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(&file).expect("still there"),
+        "keep me"
+    );
 }
 
 #[test]

@@ -39,7 +39,7 @@ pub fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 // diff's errors are 2 or more, so that 1 always means "differences".
-                _ if std::env::args().nth(1).as_deref() == Some("diff") => ExitCode::from(2),
+                _ if subcommand_name().as_deref() == Some("diff") => ExitCode::from(2),
                 _ => ExitCode::from(1),
             };
         }
@@ -67,6 +67,21 @@ pub fn main() -> ExitCode {
             ExitCode::from(failed)
         }
     }
+}
+
+/// The subcommand named on the command line, skipping global options and their values.
+fn subcommand_name() -> Option<String> {
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "-H" | "--host" | "-n" | "--namespace" => {
+                args.next();
+            }
+            a if a.starts_with('-') => {}
+            a => return Some(a.to_owned()),
+        }
+    }
+    None
 }
 
 /// Runs one parsed command.

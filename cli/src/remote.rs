@@ -102,8 +102,56 @@ pub fn desired(object: &AnyObject, live: Option<&Value>) -> anyhow::Result<Value
     Ok(value)
 }
 
-/// Every live object carrying `nanocl.io/applyset=NAME`, namespaced kinds first.
-pub async fn applyset_members(client: &Client, name: &str) -> anyhow::Result<Vec<Value>> {
+/// Which live objects a prune may consider.
+#[derive(Clone, Debug, Default)]
+pub struct PruneScope {
+    /// Namespaces the input mentions (objects in them, Namespace objects, `-n`): namespaced
+    /// objects elsewhere are never pruned, so two projects that share an applyset name but not
+    /// a namespace cannot delete each other's objects.
+    pub namespaces: std::collections::BTreeSet<String>,
+    /// Whether Namespace objects of the set may be pruned: only with an explicit
+    /// `--applyset`, since deleting a namespace deletes everything in it.
+    pub namespaces_kind: bool,
+}
+
+impl PruneScope {
+    /// The scope of an input.
+    pub fn of(
+        objects: &[&AnyObject],
+        extra_namespace: Option<&str>,
+        explicit_applyset: bool,
+    ) -> PruneScope {
+        let mut namespaces: std::collections::BTreeSet<String> = objects
+            .iter()
+            .map(|o| match o {
+                AnyObject::Namespace(ns) => ns.metadata.name.clone(),
+                other => other.key().namespace.unwrap_or_default(),
+            })
+            .collect();
+        if let Some(ns) = extra_namespace {
+            namespaces.insert(ns.to_owned());
+        }
+        PruneScope {
+            namespaces,
+            namespaces_kind: explicit_applyset,
+        }
+    }
+
+    fn contains(&self, key: &ObjectKey) -> bool {
+        match (&key.namespace, key.kind) {
+            (_, Kind::Namespace) => self.namespaces_kind,
+            (Some(ns), _) => self.namespaces.contains(ns),
+            (None, _) => false,
+        }
+    }
+}
+
+/// Every live object carrying `nanocl.io/applyset=NAME` within `scope`, namespaced kinds first.
+pub async fn applyset_members(
+    client: &Client,
+    name: &str,
+    scope: &PruneScope,
+) -> anyhow::Result<Vec<Value>> {
     let mut members = Vec::new();
     for kind in Kind::ALL.into_iter().rev() {
         let path = format!(
@@ -117,7 +165,12 @@ pub async fn applyset_members(client: &Client, name: &str) -> anyhow::Result<Vec
             bail!("listing the applyset {name:?}: {}", answer.error_message());
         }
         if let Some(items) = answer.json()?["items"].as_array() {
-            members.extend(items.iter().cloned());
+            members.extend(
+                items
+                    .iter()
+                    .filter(|o| key_of(o).is_some_and(|k| scope.contains(&k)))
+                    .cloned(),
+            );
         }
     }
     Ok(members)

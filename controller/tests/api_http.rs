@@ -1194,7 +1194,7 @@ async fn namespace_finalizer(ctx: Ctx) {
         &ctx.post(&cargoes("closing"), &cargo("closing", "web"))
             .await,
         409,
-        "Conflict",
+        "NamespaceTerminating",
         None,
         "is being deleted",
         "create in a terminating namespace",

@@ -98,6 +98,16 @@ impl Node {
         }
     }
 
+    /// Levels of collections below and including this node (a scalar is 0). Trees built
+    /// here are at most `MAX_DEPTH` deep, which bounds this recursion.
+    fn depth(&self) -> usize {
+        match &self.value {
+            Value::Seq(items) => 1 + items.iter().map(Node::depth).max().unwrap_or(0),
+            Value::Map(entries) => 1 + entries.iter().map(|(_, v)| v.depth()).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+
     fn count(&self) -> usize {
         1 + match &self.value {
             Value::Seq(items) => items.iter().map(Node::count).sum(),
@@ -297,7 +307,8 @@ struct Builder<'a> {
     doc_start_byte: usize,
     stack: Vec<Frame>,
     root: Option<Node>,
-    anchors: HashMap<usize, Node>,
+    /// Anchored nodes with their depth, so an alias cannot nest past `MAX_DEPTH`.
+    anchors: HashMap<usize, (Node, usize)>,
     nodes: usize,
     finished: bool,
 }
@@ -355,10 +366,16 @@ impl<'a> Builder<'a> {
                 }));
             }
             Event::Alias(id) => {
-                let node = self.anchors.get(&id).cloned().ok_or_else(|| SyntaxError {
+                let (node, depth) = self.anchors.get(&id).cloned().ok_or_else(|| SyntaxError {
                     pos,
                     message: "alias refers to an unknown anchor".into(),
                 })?;
+                if self.stack.len() + depth > MAX_DEPTH {
+                    return Err(SyntaxError {
+                        pos,
+                        message: format!("nesting is deeper than the limit of {MAX_DEPTH} levels (through aliases)"),
+                    });
+                }
                 let count = node.count();
                 self.add_nodes(count, pos)?;
                 self.push_node(Node {
@@ -392,7 +409,7 @@ impl<'a> Builder<'a> {
                 };
                 let node = Node { value, pos };
                 if anchor > 0 {
-                    self.anchors.insert(anchor, node.clone());
+                    self.anchors.insert(anchor, (node.clone(), 0));
                 }
                 self.push_node(node)?;
             }
@@ -461,7 +478,8 @@ impl<'a> Builder<'a> {
                 };
                 let (node, anchor) = node;
                 if anchor > 0 {
-                    self.anchors.insert(anchor, node.clone());
+                    let depth = node.depth();
+                    self.anchors.insert(anchor, (node.clone(), depth));
                 }
                 self.push_node(node)?;
             }
@@ -608,6 +626,26 @@ mod tests {
             .expect("refused")
             .message
             .contains("expands to more than"));
+    }
+
+    #[test]
+    fn aliases_should_not_nest_past_the_depth_limit() {
+        // Each anchor nests the previous one 40 levels deeper: small on disk, thousands of
+        // levels once expanded, which would overflow a recursive walk of the tree.
+        let mut text = String::new();
+        let mut prev: Option<String> = None;
+        for i in 0..10 {
+            let inner = prev.map_or_else(|| "x".to_owned(), |p| format!("*{p}"));
+            text.push_str(&format!(
+                "a{i}: &a{i} {}{inner}{}\n",
+                "[".repeat(40),
+                "]".repeat(40)
+            ));
+            prev = Some(format!("a{i}"));
+        }
+        let (_, err) = parse_stream(&text);
+        let err = err.expect("refused");
+        assert!(err.message.contains("through aliases"), "{}", err.message);
     }
 
     #[test]

@@ -89,12 +89,13 @@ pub async fn apply_one(
 pub async fn prune(
     client: &Client,
     applyset: &str,
+    scope: &remote::PruneScope,
     applied: &HashSet<ObjectKey>,
     dry_run: bool,
     out: &mut impl Write,
 ) -> anyhow::Result<bool> {
     let mut ok = true;
-    for live in remote::applyset_members(client, applyset).await? {
+    for live in remote::applyset_members(client, applyset, scope).await? {
         let Some(key) = remote::key_of(&live) else {
             continue;
         };
@@ -207,7 +208,13 @@ pub async fn run(cli: &Cli, args: &ApplyArgs, out: &mut impl Write) -> anyhow::R
     }
     if let Some(name) = applyset {
         if ok {
-            ok = prune(&client, &name, &applied, dry_run, out).await?;
+            let objects: Vec<_> = manifests.iter().map(|m| &m.object).collect();
+            let scope = remote::PruneScope::of(
+                &objects,
+                cli.namespace.as_deref(),
+                args.prune.applyset.is_some(),
+            );
+            ok = prune(&client, &name, &scope, &applied, dry_run, out).await?;
         } else {
             eprintln!("error: some objects failed to apply: nothing was pruned");
         }

@@ -107,7 +107,13 @@ pub async fn run(cli: &Cli, args: &DiffArgs, out: &mut impl Write) -> anyhow::Re
         keys.insert(key);
     }
     if let Some(name) = applyset {
-        for live in remote::applyset_members(&client, &name).await? {
+        let objects: Vec<_> = manifests.iter().map(|m| &m.object).collect();
+        let scope = remote::PruneScope::of(
+            &objects,
+            cli.namespace.as_deref(),
+            args.prune.applyset.is_some(),
+        );
+        for live in remote::applyset_members(&client, &name, &scope).await? {
             let Some(key) = remote::key_of(&live) else {
                 continue;
             };

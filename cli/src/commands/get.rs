@@ -280,13 +280,20 @@ pub async fn run(cli: &Cli, args: &GetArgs, out: &mut impl Write) -> anyhow::Res
     }
     out.flush()?;
     query.push("watch=true".into());
+    // Watch from the collection's revision, never from the object's own: an object that has
+    // not changed for a while has a revision older than the history.
     let rv = match revision {
         Some(rv) => rv,
-        None => objects
-            .first()
-            .and_then(|o| o["metadata"]["resourceVersion"].as_str())
-            .unwrap_or("0")
-            .to_owned(),
+        None => {
+            let answer = client.request(Method::GET, &collection, None).await?;
+            if answer.status != StatusCode::OK {
+                bail!("{}", answer.error_message());
+            }
+            answer.json()?["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap_or("0")
+                .to_owned()
+        }
     };
     query.push(format!("resourceVersion={rv}"));
     let body = match client

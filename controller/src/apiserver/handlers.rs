@@ -22,6 +22,9 @@ use crate::store::{keys, Store, StoreError};
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 
+/// Longest wait for a request body: a stalled client must not hold a handler (or shutdown).
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The query parameters the API understands.
 #[derive(Clone, Debug, Default)]
 pub struct Query {
@@ -140,10 +143,17 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
     if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
         return Err(too_large());
     }
-    match http_body_util::Limited::new(body, MAX_BODY_BYTES)
-        .collect()
-        .await
-    {
+    let read = tokio::time::timeout(
+        BODY_TIMEOUT,
+        http_body_util::Limited::new(body, MAX_BODY_BYTES).collect(),
+    );
+    let Ok(read) = read.await else {
+        return Err(ApiError::bad_request(format!(
+            "the request body did not arrive within {}s",
+            BODY_TIMEOUT.as_secs()
+        )));
+    };
+    match read {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e)
             if e.downcast_ref::<http_body_util::LengthLimitError>()
@@ -273,7 +283,7 @@ async fn require_namespace<S: Store>(app: &App<S>, namespace: &str) -> Result<()
             "namespace {namespace:?} not found: create it first (apply orders namespaces first)"
         ))),
         Some(ns) if ns.object.metadata().deletion_timestamp.is_some() => {
-            Err(ApiError::conflict(format!(
+            Err(ApiError::namespace_terminating(format!(
                 "namespace {namespace:?} is being deleted: no new objects can be created in it"
             )))
         }
@@ -514,56 +524,110 @@ async fn namespace_contents<S: Store>(
 }
 
 /// DELETE: with finalizers, marks the object (`deletionTimestamp`) and leaves it to its
-/// controller; without, removes it.
+/// controller; without, removes it. The request carries no precondition, so a write that
+/// lands between our read and our write (a controller's status) is retried here, not
+/// reported as a conflict.
 pub async fn delete<S: Store>(
     app: &App<S>,
     target: &Target,
     name: &str,
     query: &Query,
 ) -> Result<Response, ApiError> {
+    for _ in 0..5 {
+        match delete_once(app, target, name, query).await {
+            Err(Retry) => continue,
+            Ok(answer) => return answer,
+        }
+    }
+    Err(ApiError::conflict(format!(
+        "{} keeps changing; try again",
+        described(target, name)
+    )))
+}
+
+/// The object changed between read and write.
+struct Retry;
+
+fn retry_on_conflict<T>(result: Result<T, StoreError>) -> Result<Result<T, ApiError>, Retry> {
+    match result {
+        Err(StoreError::Conflict { .. }) => Err(Retry),
+        other => Ok(other.map_err(ApiError::from)),
+    }
+}
+
+async fn delete_once<S: Store>(
+    app: &App<S>,
+    target: &Target,
+    name: &str,
+    query: &Query,
+) -> Result<Result<Response, ApiError>, Retry> {
     let key = object_key(target, name);
-    let Stored { object, revision } = objects::read(&app.store, &key)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("{} not found", described(target, name))))?;
+    let answer = async {
+        let read = objects::read(&app.store, &key).await?;
+        Ok::<_, ApiError>(read)
+    }
+    .await;
+    let Stored { object, revision } = match answer {
+        Ok(Some(stored)) => stored,
+        Ok(None) => {
+            return Ok(Err(ApiError::not_found(format!(
+                "{} not found",
+                described(target, name)
+            ))))
+        }
+        Err(e) => return Ok(Err(e)),
+    };
     if target.kind == Kind::Namespace && name == DEFAULT_NAMESPACE {
-        return Err(ApiError::forbidden(format!(
+        return Ok(Err(ApiError::forbidden(format!(
             "namespace {DEFAULT_NAMESPACE:?} is where objects without a namespace go; it cannot be deleted"
-        )));
+        ))));
     }
     // With its finalizer (set by the namespace controller) a namespace is marked and its
     // contents deleted by the controller; without one, only an empty namespace goes.
     if target.kind == Kind::Namespace && object.metadata().finalizers.is_empty() {
-        let held = namespace_contents(app, name).await?;
+        let held = match namespace_contents(app, name).await {
+            Ok(held) => held,
+            Err(e) => return Ok(Err(e)),
+        };
         if !held.is_empty() {
-            return Err(ApiError::conflict(format!(
+            return Ok(Err(ApiError::conflict(format!(
                 "namespace {name:?} still holds {}: delete them first",
                 held.join(", ")
-            )));
+            ))));
         }
     }
     if !object.metadata().finalizers.is_empty() {
         if object.metadata().deletion_timestamp.is_some() {
-            return object_response(StatusCode::OK, &object, target.version);
+            return Ok(object_response(StatusCode::OK, &object, target.version));
         }
         let mut marked = object.clone();
         marked.metadata_mut().deletion_timestamp = Some(now());
         if query.dry_run {
-            return object_response(StatusCode::OK, &marked, target.version);
+            return Ok(object_response(StatusCode::OK, &marked, target.version));
         }
-        let kv = app
-            .store
-            .update(&keys::object_key(&key), objects::encode(&marked)?, revision)
-            .await?;
-        return object_response(
-            StatusCode::OK,
-            &objects::decode(&kv)?.object,
-            target.version,
-        );
+        let bytes = match objects::encode(&marked) {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(e)),
+        };
+        let kv = match retry_on_conflict(
+            app.store
+                .update(&keys::object_key(&key), bytes, revision)
+                .await,
+        )? {
+            Ok(kv) => kv,
+            Err(e) => return Ok(Err(e)),
+        };
+        return Ok(objects::decode(&kv)
+            .and_then(|s| object_response(StatusCode::OK, &s.object, target.version)));
     }
     if !query.dry_run {
-        app.store
-            .delete(&keys::object_key(&key), Some(revision))
-            .await?;
+        if let Err(e) = retry_on_conflict(
+            app.store
+                .delete(&keys::object_key(&key), Some(revision))
+                .await,
+        )? {
+            return Ok(Err(e));
+        }
     }
-    object_response(StatusCode::OK, &object, target.version)
+    Ok(object_response(StatusCode::OK, &object, target.version))
 }

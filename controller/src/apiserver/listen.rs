@@ -58,14 +58,23 @@ pub fn bind_unix(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
-    if path.exists() {
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        use std::os::unix::fs::FileTypeExt;
+        if !meta.file_type().is_socket() {
+            bail!(
+                "{} exists and is not a socket; refusing to replace it",
+                path.display()
+            );
+        }
         match std::os::unix::net::UnixStream::connect(path) {
             Ok(_) => bail!(
                 "another nanocld is already listening on {}; stop it first, or give this one another --listen",
                 path.display()
             ),
-            Err(_) => std::fs::remove_file(path)
+            // Nobody answers: a socket left by a killed nanocld.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => std::fs::remove_file(path)
                 .with_context(|| format!("cannot remove the stale socket {}", path.display()))?,
+            Err(e) => bail!("cannot tell whether {} is in use ({e}); refusing to replace it", path.display()),
         }
     }
     let listener = tokio::net::UnixListener::bind(path)

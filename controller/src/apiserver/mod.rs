@@ -222,8 +222,27 @@ pub async fn serve(
                 .await
         });
     }
-    while let Some(done) = tasks.join_next().await {
-        done.map_err(std::io::Error::other)??;
+    // In-flight requests get a grace period after shutdown starts; then connections close.
+    let mut stopping = shutdown.clone();
+    let grace = async move {
+        let _ = stopping.wait_for(|stop| *stop).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::pin!(grace);
+    loop {
+        tokio::select! {
+            done = tasks.join_next() => match done {
+                Some(done) => done.map_err(std::io::Error::other)??,
+                None => return Ok(()),
+            },
+            () = &mut grace => {
+                tracing::warn!("requests still running after {}s of shutdown; closing them", SHUTDOWN_GRACE.as_secs());
+                tasks.abort_all();
+                return Ok(());
+            }
+        }
     }
-    Ok(())
 }
+
+/// How long in-flight requests may run once shutdown starts.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);

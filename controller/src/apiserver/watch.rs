@@ -124,8 +124,9 @@ pub async fn serve<S: Store + Clone>(
         let app = task_app;
         'serve: {
             for l in initial {
-                if tx.send(Ok(l)).await.is_err() {
-                    break 'serve;
+                tokio::select! {
+                    sent = tx.send(Ok(l)) => if sent.is_err() { break 'serve },
+                    _ = shutdown.changed() => break 'serve,
                 }
             }
             loop {
@@ -146,8 +147,10 @@ pub async fn serve<S: Store + Clone>(
                         break 'serve;
                     }
                 };
-                if tx.send(Ok(out)).await.is_err() {
-                    break 'serve;
+                // A client that stops reading must not hold the task (or shutdown).
+                tokio::select! {
+                    sent = tx.send(Ok(out)) => if sent.is_err() { break 'serve },
+                    _ = shutdown.changed() => break 'serve,
                 }
             }
         }

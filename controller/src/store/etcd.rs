@@ -235,12 +235,12 @@ impl Store for EtcdStore {
         expected: Revision,
     ) -> Result<KeyValue, StoreError> {
         let full = self.full_key(key);
+        // A missing key's mod_revision is 0: require the key too, or update would create it.
         let txn = Txn::new()
-            .when([Compare::mod_revision(
-                full.clone(),
-                CompareOp::Equal,
-                expected,
-            )])
+            .when([
+                Compare::version(full.clone(), CompareOp::Greater, 0),
+                Compare::mod_revision(full.clone(), CompareOp::Equal, expected),
+            ])
             .and_then([TxnOp::put(
                 full.clone(),
                 value.clone(),
@@ -367,17 +367,60 @@ impl EtcdStore {
                 .map_err(etcd_error("watch"))
         })
         .await?;
-        // etcd answers a compacted start revision with a cancel right after the creation.
-        let first = with_deadline("watch", self.options.timeout, async {
-            stream.message().await.map_err(etcd_error("watch"))
-        })
-        .await?;
-        if let Some(resp) = first {
-            if resp.canceled() {
-                return Err(gone(start - 1, resp.compact_revision()));
+        // etcd answers a compacted start revision with a cancel, but only after the watch's
+        // "created" answer; a read at the start revision tells at once whether that cancel is
+        // coming, so the caller gets Gone from `watch` itself rather than from the stream.
+        let compacted = start > 1 && self.revision_compacted(full_prefix, start).await?;
+        for _ in 0..2 {
+            let next = with_deadline("watch", self.options.timeout, async {
+                stream.message().await.map_err(etcd_error("watch"))
+            })
+            .await?;
+            match next {
+                Some(resp) if resp.canceled() => {
+                    return Err(gone(start - 1, resp.compact_revision()))
+                }
+                Some(_) if compacted => continue,
+                _ => break,
             }
         }
         Ok(stream)
+    }
+
+    /// Whether `revision` is older than etcd's compaction point.
+    async fn revision_compacted(
+        &self,
+        full_prefix: &str,
+        revision: Revision,
+    ) -> Result<bool, StoreError> {
+        let mut client = (*self.client).clone();
+        let key = full_prefix.to_owned();
+        let probe = with_deadline("watch", self.options.timeout, async move {
+            client
+                .get(
+                    key,
+                    Some(
+                        GetOptions::new()
+                            .with_prefix()
+                            .with_revision(revision)
+                            .with_count_only(),
+                    ),
+                )
+                .await
+                .map_err(etcd_error("watch"))
+        })
+        .await;
+        match probe {
+            Err(StoreError::EtcdRequestFailed { source, .. })
+                if source.to_string().contains("compacted") =>
+            {
+                Ok(true)
+            }
+            // A future revision (watching from the head) is fine; so is anything else here:
+            // the watch itself reports real trouble.
+            Ok(_) | Err(StoreError::EtcdRequestFailed { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Forwards events, reconnecting from the last delivered revision whenever the stream
