@@ -6,13 +6,13 @@ use std::io::Write;
 use anyhow::{bail, Context};
 use hyper::{Method, StatusCode};
 use nanocl_api_types::manifest::Manifest;
-use nanocl_api_types::{ObjectKey, Version, APPLYSET_LABEL};
+use nanocl_api_types::{ObjectKey, Version};
 
 use crate::args::{ApplyArgs, Cli, DryRun};
 use crate::client::{Client, Host};
-use crate::commands::{decode_options, print_objects};
+use crate::commands::print_objects;
 use crate::remote::{self, display_key};
-use crate::{input, Outcome};
+use crate::Outcome;
 
 /// What happened to one object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,29 +130,12 @@ pub async fn prune(
 
 /// Runs `apply`.
 pub async fn run(cli: &Cli, args: &ApplyArgs, out: &mut impl Write) -> anyhow::Result<Outcome> {
-    let loaded = input::load(&args.files, &decode_options(cli));
-    if !loaded.errors.is_empty() {
-        loaded.report_errors("nothing was applied");
+    let Some(crate::commands::Desired {
+        manifests,
+        applyset,
+    }) = crate::commands::load_desired(cli, &args.files, &args.prune, "nothing was applied")?
+    else {
         return Ok(Outcome::Failed);
-    }
-    // Apply order: namespaces, clusters, networks, then cargoes, so references exist as early
-    // as possible (they are level-triggered, so order is a courtesy, not a requirement).
-    let mut manifests = loaded.manifests;
-    manifests.sort_by_key(|m| m.object.kind());
-    let applyset = if args.prune.prune {
-        let name = remote::applyset_name(
-            args.prune.applyset.as_deref(),
-            args.files.files.first().map(|p| p.as_path()),
-        )?;
-        for m in &mut manifests {
-            m.object
-                .metadata_mut()
-                .labels
-                .insert(APPLYSET_LABEL.to_owned(), name.clone());
-        }
-        Some(name)
-    } else {
-        None
     };
 
     if args.dry_run == DryRun::Client {

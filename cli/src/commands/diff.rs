@@ -4,15 +4,14 @@
 use std::collections::HashSet;
 use std::io::{IsTerminal, Write};
 
-use nanocl_api_types::{ObjectKey, APPLYSET_LABEL};
+use nanocl_api_types::ObjectKey;
 use serde_json::Value;
 use similar::TextDiff;
 
 use crate::args::{Cli, DiffArgs};
 use crate::client::{Client, Host};
-use crate::commands::decode_options;
 use crate::remote;
-use crate::{input, yaml, Outcome};
+use crate::{yaml, Outcome};
 
 fn path_label(key: &ObjectKey) -> String {
     match &key.namespace {
@@ -73,27 +72,12 @@ fn write_diff(
 
 /// Runs `diff`.
 pub async fn run(cli: &Cli, args: &DiffArgs, out: &mut impl Write) -> anyhow::Result<Outcome> {
-    let loaded = input::load(&args.files, &decode_options(cli));
-    if !loaded.errors.is_empty() {
-        loaded.report_errors("nothing was compared");
+    let Some(crate::commands::Desired {
+        manifests,
+        applyset,
+    }) = crate::commands::load_desired(cli, &args.files, &args.prune, "nothing was compared")?
+    else {
         return Ok(Outcome::Failed);
-    }
-    let mut manifests = loaded.manifests;
-    manifests.sort_by_key(|m| m.object.kind());
-    let applyset = if args.prune.prune {
-        let name = remote::applyset_name(
-            args.prune.applyset.as_deref(),
-            args.files.files.first().map(|p| p.as_path()),
-        )?;
-        for m in &mut manifests {
-            m.object
-                .metadata_mut()
-                .labels
-                .insert(APPLYSET_LABEL.to_owned(), name.clone());
-        }
-        Some(name)
-    } else {
-        None
     };
     let client = Client::new(Host::parse(cli.host.as_deref())?);
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();

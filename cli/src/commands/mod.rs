@@ -16,7 +16,9 @@ use nanocl_api_types::manifest::DecodeOptions;
 use nanocl_api_types::meta::DEFAULT_NAMESPACE;
 use serde_json::Value;
 
-use crate::args::{Cli, Output};
+use crate::args::{Cli, FileArgs, Output, PruneArgs};
+use nanocl_api_types::manifest::Manifest;
+use nanocl_api_types::APPLYSET_LABEL;
 
 /// Decoding options from the global flags: `-n` sets and enforces the namespace.
 pub fn decode_options(cli: &Cli) -> DecodeOptions {
@@ -68,4 +70,52 @@ pub fn print_objects(values: &[Value], output: Output, out: &mut impl Write) -> 
         }
     }
     Ok(())
+}
+
+/// What `apply` and `diff` work from: the decoded objects in apply order (namespaces,
+/// clusters, networks, cargoes), labelled with the applyset when pruning, and its name.
+#[derive(Debug)]
+pub struct Desired {
+    /// The objects.
+    pub manifests: Vec<Manifest>,
+    /// The applyset, with `--prune`.
+    pub applyset: Option<String>,
+}
+
+/// Loads the inputs for `apply`/`diff`; `None` (after reporting every error, ending with
+/// "`nothing_done`") when any input is invalid.
+pub fn load_desired(
+    cli: &Cli,
+    files: &FileArgs,
+    prune: &PruneArgs,
+    nothing_done: &str,
+) -> anyhow::Result<Option<Desired>> {
+    let loaded = crate::input::load(files, &decode_options(cli));
+    if !loaded.errors.is_empty() {
+        loaded.report_errors(nothing_done);
+        return Ok(None);
+    }
+    // Apply order: namespaces, clusters, networks, then cargoes, so references exist as early
+    // as possible (they are level-triggered, so order is a courtesy, not a requirement).
+    let mut manifests = loaded.manifests;
+    manifests.sort_by_key(|m| m.object.kind());
+    let applyset = if prune.prune {
+        let name = crate::remote::applyset_name(
+            prune.applyset.as_deref(),
+            files.files.first().map(|p| p.as_path()),
+        )?;
+        for m in &mut manifests {
+            m.object
+                .metadata_mut()
+                .labels
+                .insert(APPLYSET_LABEL.to_owned(), name.clone());
+        }
+        Some(name)
+    } else {
+        None
+    };
+    Ok(Some(Desired {
+        manifests,
+        applyset,
+    }))
 }

@@ -199,28 +199,29 @@ pub async fn serve(
     tcp: Vec<tokio::net::TcpListener>,
     shutdown: signal::Receiver<bool>,
 ) -> std::io::Result<()> {
-    let mut tasks = tokio::task::JoinSet::new();
-    for listener in unix {
+    fn spawn<L: axum::serve::Listener>(
+        tasks: &mut tokio::task::JoinSet<std::io::Result<()>>,
+        listener: L,
+        router: Router,
+        shutdown: &signal::Receiver<bool>,
+    ) where
+        L::Addr: std::fmt::Debug,
+    {
         let mut rx = shutdown.clone();
-        let r = router.clone();
         tasks.spawn(async move {
-            axum::serve(listener, r)
+            axum::serve(listener, router)
                 .with_graceful_shutdown(async move {
                     let _ = rx.wait_for(|stop| *stop).await;
                 })
                 .await
         });
     }
+    let mut tasks = tokio::task::JoinSet::new();
+    for listener in unix {
+        spawn(&mut tasks, listener, router.clone(), &shutdown);
+    }
     for listener in tcp {
-        let mut rx = shutdown.clone();
-        let r = router.clone();
-        tasks.spawn(async move {
-            axum::serve(listener, r)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.wait_for(|stop| *stop).await;
-                })
-                .await
-        });
+        spawn(&mut tasks, listener, router.clone(), &shutdown);
     }
     // In-flight requests get a grace period after shutdown starts; then connections close.
     let mut stopping = shutdown.clone();

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use futures::StreamExt;
 use nanocl_api_types::cargo::v1::{Cargo, CargoStatus, ImagePullPolicy};
 use nanocl_api_types::{AnyObject, Kind};
 use tokio::time::Instant;
@@ -136,7 +137,9 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
             ),
         };
         write_status(shared, &object, cargo, &[], Some(&desired), Some(&why), &[]).await?;
-        return Ok(Action::Requeue(Duration::from_secs(1)));
+        // The network's controller's status write triggers this cargo; the requeue is a
+        // fallback.
+        return Ok(Action::Requeue(Duration::from_millis(500)));
     }
     if let Err(problem) = ensure_image(shared, cargo, &desired).await {
         write_status(
@@ -160,11 +163,28 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
     tracing::debug!(?ops, observed = ?observed.iter().map(|c| (c.name.as_str(), c.state)).collect::<Vec<_>>(), "planned");
     let mut problems = Vec::new();
     let mut wait: Option<Duration> = None;
-    for op in &ops {
-        match op {
-            Op::Create { slot } => {
-                create_and_start(shared, cargo, &desired, *slot, &mut problems).await?
+    // Consecutive creations are independent replicas: run them side by side (Docker takes
+    // several at once far faster than one after the other); everything else in order.
+    let mut creating: Vec<u32> = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        if let Op::Create { slot } = op {
+            creating.push(*slot);
+            if matches!(ops.get(i + 1), Some(Op::Create { .. })) {
+                continue;
             }
+            let results: Vec<Result<Option<Problem>, ReconcileError>> =
+                futures::stream::iter(creating.drain(..))
+                    .map(|slot| create_and_start(shared, cargo, &desired, slot))
+                    .buffer_unordered(CREATE_CONCURRENCY)
+                    .collect()
+                    .await;
+            for result in results {
+                problems.extend(result?);
+            }
+            continue;
+        }
+        match op {
+            Op::Create { .. } => {}
             Op::Start { id, slot } => {
                 let last = shared.docker.inspect_container(id).await?;
                 // Killed or stopped from outside (SIGKILL without OOM, SIGTERM): not a crash;
@@ -248,13 +268,15 @@ fn start_problem(e: DockerError) -> Result<Problem, ReconcileError> {
     }
 }
 
+/// Replicas created at once by one reconcile.
+const CREATE_CONCURRENCY: usize = 8;
+
 async fn create_and_start<S: Store + Clone, D: Docker>(
     shared: &Shared<S, D>,
     cargo: &Cargo,
     desired: &Desired,
     slot: u32,
-    problems: &mut Vec<Problem>,
-) -> Result<(), ReconcileError> {
+) -> Result<Option<Problem>, ReconcileError> {
     let namespace = cargo.metadata.namespace.clone().unwrap_or_default();
     let mut spec = desired.template.clone();
     spec.name = container_name(
@@ -279,20 +301,19 @@ async fn create_and_start<S: Store + Clone, D: Docker>(
                     c.id
                 }
                 _ => {
-                    problems.push(Problem {
+                    return Ok(Some(Problem {
                         reason: "NameConflict",
                         message: format!("a container named {name} exists and is not managed by nanocl; it is left alone"),
-                    });
-                    return Ok(());
+                    }));
                 }
             }
         }
         Err(e) => return Err(e.into()),
     };
-    if let Err(e) = shared.docker.start_container(&id).await {
-        problems.push(start_problem(e)?);
+    match shared.docker.start_container(&id).await {
+        Ok(()) => Ok(None),
+        Err(e) => start_problem(e).map(Some),
     }
-    Ok(())
 }
 
 async fn ensure_image<S: Store + Clone, D: Docker>(

@@ -189,9 +189,8 @@ impl Hub {
                 _ => Vec::new(),
             };
         };
-        if change.status_only {
-            return Vec::new();
-        }
+        // Across kinds a status change matters: a cluster whose network became ready is what
+        // its cargoes were waiting for.
         let ns = object.metadata().namespace.clone().unwrap_or_default();
         match (kind, &**object) {
             (Kind::Cargo, AnyObject::Cluster(cl)) => {
