@@ -405,3 +405,55 @@ fn a_crash_of_nanocld_while_creating_should_double_nothing() {
     let out = d.nanocl(&["delete", "ns", &ns, "--wait", "--timeout", "60s"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+#[test]
+fn a_rolling_replacement_should_keep_a_replica_running_at_every_instant() {
+    let scope = Scope::new("roll");
+    let ns = scope.ns.clone();
+    let d = Daemon::start_with_controllers(StoreKind::Embedded);
+    apply(
+        &d,
+        &format!(
+            "{}---\n{}",
+            base(&ns),
+            cargo(&ns, "web", 2, "v1", &test_image())
+        ),
+    );
+    let web = scope.cargo("web");
+    wait_until("2 replicas", || running(&web).len() == 2);
+    let before = running(&web);
+
+    // A probe samples the running replicas while the spec changes.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let probe = {
+        let stop = stop.clone();
+        let web = web.clone();
+        std::thread::spawn(move || {
+            let mut samples = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                samples.push(running(&web).len());
+                std::thread::sleep(Duration::from_millis(30));
+            }
+            samples
+        })
+    };
+    apply(&d, &cargo(&ns, "web", 2, "v2", &test_image()));
+    wait_until("both replicas replaced", || {
+        let now = running(&web);
+        containers(&web).len() == 2 && now.len() == 2 && now.iter().all(|n| !before.contains(n))
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let samples = probe.join().expect("probe");
+    assert!(
+        samples.len() > 5,
+        "the probe sampled the rollout: {samples:?}"
+    );
+    assert!(
+        samples.iter().all(|n| *n >= 1),
+        "a moment without any running replica: {samples:?}"
+    );
+    assert!(
+        samples.iter().all(|n| *n <= 3),
+        "one slot at a time: at most one extra replica: {samples:?}"
+    );
+}
