@@ -457,3 +457,47 @@ fn a_rolling_replacement_should_keep_a_replica_running_at_every_instant() {
         "one slot at a time: at most one extra replica: {samples:?}"
     );
 }
+
+#[test]
+fn logs_should_show_every_replica_prefixed() {
+    let scope = Scope::new("logs");
+    let ns = scope.ns.clone();
+    let d = Daemon::start_with_controllers(StoreKind::Embedded);
+    let talk = format!(
+        "apiVersion: nanocl.io/v1\nkind: Cargo\nmetadata: {{name: talk, namespace: {ns}}}\nspec:\n  cluster: dev\n  replicas: 2\n  container:\n    image: {}\n    command: [sh, -c, \"echo first; echo second; sleep 300\"]\n",
+        test_image()
+    );
+    apply(&d, &format!("{}---\n{talk}", base(&ns)));
+    wait_until("2 replicas", || running(&scope.cargo("talk")).len() == 2);
+    let mut lines = Vec::new();
+    wait_until("4 log lines", || {
+        let out = d.nanocl(&["-n", &ns, "logs", "cargo", "talk"]);
+        lines = stdout(&out).lines().map(str::to_owned).collect();
+        lines.len() >= 4
+    });
+    assert_eq!(
+        lines,
+        vec![
+            "[talk-0] first",
+            "[talk-0] second",
+            "[talk-1] first",
+            "[talk-1] second"
+        ]
+    );
+    let out = d.nanocl(&["-n", &ns, "logs", "cargo", "talk", "--tail", "1"]);
+    assert_eq!(
+        stdout(&out),
+        "[talk-0] second\n[talk-1] second\n",
+        "{}",
+        stderr(&out)
+    );
+    let out = d.nanocl(&["-n", &ns, "logs", "cargo", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("cargo \"nope\" not found"),
+        "{}",
+        stderr(&out)
+    );
+    let out = d.nanocl(&["delete", "ns", &ns, "--wait", "--timeout", "60s"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}

@@ -196,6 +196,17 @@ pub fn openapi() -> Value {
                             "responses": {"200": object_response(&reference, "Updated"), "default": status_response()}}
                 }),
             );
+            if kind == Kind::Cargo {
+                paths.insert(
+                    format!("{item}/log"),
+                    json!({"get": {"tags": [tag], "summary": "The output of every replica, each line prefixed with its replica ([web-0] ...)",
+                                   "parameters": [
+                                       {"name": "follow", "in": "query", "schema": {"type": "boolean"}, "description": "Keep streaming new output."},
+                                       {"name": "tailLines", "in": "query", "schema": {"type": "integer", "minimum": 0}, "description": "Only the last N lines of each replica."}
+                                   ],
+                                   "responses": {"200": {"description": "Text lines", "content": {"text/plain": {}}}, "default": status_response()}}}),
+                );
+            }
             if kind.namespaced() {
                 paths.insert(
                     format!("{base}/{}", kind.plural()),

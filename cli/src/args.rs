@@ -57,6 +57,8 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Set a cargo's replica count.
     Scale(ScaleArgs),
+    /// Print a cargo's output, every replica's lines prefixed with the replica.
+    Logs(LogsArgs),
     /// Rewrite manifests in another API version (nanocl.io/v1 or nanocl.io/v1alpha1).
     Convert(ConvertArgs),
     /// Print the client version.
@@ -128,6 +130,24 @@ pub struct ApplyArgs {
     /// How long --wait waits, e.g. 90s or 5m.
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration, requires = "wait")]
     pub timeout: std::time::Duration,
+}
+
+/// `nanocl logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The kind: only `cargo` has logs.
+    pub kind: String,
+
+    /// The cargo's name.
+    pub name: String,
+
+    /// Keep printing new output until interrupted.
+    #[arg(short = 'f', long = "follow")]
+    pub follow: bool,
+
+    /// Only the last N lines of each replica.
+    #[arg(long, value_name = "N")]
+    pub tail: Option<u32>,
 }
 
 /// `nanocl scale`.

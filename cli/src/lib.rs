@@ -94,6 +94,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Describe(args) => commands::describe::run(&cli, args, &mut stdout).await,
         Command::Delete(args) => commands::delete::run(&cli, args, &mut stdout).await,
         Command::Scale(args) => commands::scale::run(&cli, args, &mut stdout).await,
+        Command::Logs(args) => commands::logs::run(&cli, args, &mut stdout).await,
         Command::Convert(args) => commands::convert::run(&cli, args, &mut stdout),
         Command::Version(args) => commands::version::run(args, &mut stdout),
         Command::Completion(args) => {

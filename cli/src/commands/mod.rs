@@ -6,6 +6,7 @@ pub mod delete;
 pub mod describe;
 pub mod diff;
 pub mod get;
+pub mod logs;
 pub mod scale;
 pub mod version;
 pub mod wait;

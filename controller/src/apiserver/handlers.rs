@@ -36,6 +36,10 @@ pub struct Query {
     pub selector: Selector,
     /// `dryRun=All`.
     pub dry_run: bool,
+    /// `follow=true` (logs).
+    pub follow: bool,
+    /// `tailLines=N` (logs).
+    pub tail_lines: Option<u32>,
 }
 
 /// Parses the query string; unknown parameters are an error, not silently ignored.
@@ -68,9 +72,15 @@ pub fn parse_query(raw: Option<&str>) -> Result<Query, ApiError> {
                 query.dry_run = true;
             }
             "allowWatchBookmarks" => {}
+            "follow" => query.follow = matches!(value.as_str(), "true" | "1" | ""),
+            "tailLines" => {
+                query.tail_lines = Some(value.parse().map_err(|_| {
+                    ApiError::bad_request(format!("tailLines must be a non-negative integer, got {value:?}"))
+                })?)
+            }
             other => {
                 return Err(ApiError::bad_request(format!(
-                    "unknown query parameter {other:?}: known are watch, resourceVersion, labelSelector, dryRun"
+                    "unknown query parameter {other:?}: known are watch, resourceVersion, labelSelector, dryRun, follow, tailLines"
                 )))
             }
         }

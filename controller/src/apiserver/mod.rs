@@ -5,6 +5,7 @@
 
 pub mod handlers;
 pub mod listen;
+pub mod logs;
 pub mod metrics;
 pub mod objects;
 pub mod path;
@@ -175,6 +176,9 @@ async fn route<S: Store + Clone>(
         (&Method::GET, None, _) => handlers::list(&app, &target, &query).await,
         (&Method::POST, None, _) => {
             handlers::create(&app, &target, &query, &parts.headers, body).await
+        }
+        (&Method::GET, Some(name), Some(Subresource::Log)) => {
+            logs::serve(app.clone(), &target, name, &query).await
         }
         (&Method::GET, Some(name), _) => handlers::get(&app, &target, name).await,
         (&Method::PUT, Some(name), None) => {

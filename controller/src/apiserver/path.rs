@@ -9,6 +9,8 @@ use super::status::ApiError;
 pub enum Subresource {
     /// `/status`: read or replace the status only.
     Status,
+    /// `/log`: a cargo's container output.
+    Log,
 }
 
 /// What a path addresses.
@@ -114,8 +116,9 @@ pub fn parse(path: &str) -> Result<Target, ApiError> {
     };
     let sub = |s: &str| match s {
         "status" => Ok(Subresource::Status),
+        "log" => Ok(Subresource::Log),
         other => Err(ApiError::not_found(format!(
-            "no subresource {other:?}: served is status"
+            "no subresource {other:?}: served are status and log"
         ))),
     };
     Ok(match rest {

@@ -9,7 +9,8 @@ use ::bollard::models::{
 };
 use ::bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, EventsOptions, InspectContainerOptions,
-    ListContainersOptions, ListNetworksOptions, RemoveContainerOptions, StopContainerOptions,
+    ListContainersOptions, ListNetworksOptions, LogsOptions, RemoveContainerOptions,
+    StopContainerOptions,
 };
 use futures::stream::BoxStream;
 use futures::StreamExt;
@@ -423,5 +424,24 @@ impl Docker for Engine {
             }
         });
         futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
+    }
+
+    fn logs(
+        &self,
+        id: &str,
+        follow: bool,
+        tail: Option<u32>,
+    ) -> BoxStream<'static, Result<String, DockerError>> {
+        let options = LogsOptions {
+            follow,
+            stdout: true,
+            stderr: true,
+            tail: tail.map_or_else(|| "all".to_owned(), |t| t.to_string()),
+            ..Default::default()
+        };
+        self.docker
+            .logs(id, Some(options))
+            .map(|chunk| chunk.map(|c| c.to_string()).map_err(failed("logs")))
+            .boxed()
     }
 }

@@ -19,6 +19,7 @@ struct World {
     next_id: u64,
     calls: Vec<String>,
     failures: HashMap<&'static str, String>,
+    logs: HashMap<String, Vec<String>>,
 }
 
 /// The fake. Clones share one world.
@@ -68,6 +69,15 @@ impl FakeDocker {
     /// Lets `pull_image` succeed for `image`.
     pub fn make_pullable(&self, image: &str) {
         self.world().pullable.insert(image.to_owned());
+    }
+
+    /// Makes `name` have printed `line`.
+    pub fn print(&self, name: &str, line: &str) {
+        self.world()
+            .logs
+            .entry(name.to_owned())
+            .or_default()
+            .push(format!("{line}\n"));
     }
 
     /// Every call so far, as `op name`.
@@ -386,5 +396,20 @@ impl Docker for FakeDocker {
             }
         });
         futures::stream::poll_fn(move |cx| out.poll_recv(cx)).boxed()
+    }
+
+    fn logs(
+        &self,
+        id: &str,
+        _follow: bool,
+        tail: Option<u32>,
+    ) -> BoxStream<'static, Result<String, DockerError>> {
+        let mut world = self.world();
+        let name = find(&mut world, id)
+            .map(|(_, c)| c.name.clone())
+            .unwrap_or_else(|| id.to_owned());
+        let lines = world.logs.get(&name).cloned().unwrap_or_default();
+        let skip = tail.map_or(0, |t| lines.len().saturating_sub(t as usize));
+        futures::stream::iter(lines.into_iter().skip(skip).map(Ok)).boxed()
     }
 }

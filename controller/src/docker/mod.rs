@@ -273,4 +273,12 @@ pub trait Docker: Clone + Send + Sync + 'static {
     fn pull_image(&self, image: &str) -> impl Future<Output = Result<(), DockerError>> + Send;
     /// Container and network events of objects matching the label filters, from now on.
     fn events(&self, labels: &[String]) -> BoxStream<'static, Result<Event, DockerError>>;
+    /// A container's output, stdout and stderr, as chunks of text: the last `tail` lines (all
+    /// when `None`), then, with `follow`, whatever comes until the container stops.
+    fn logs(
+        &self,
+        id: &str,
+        follow: bool,
+        tail: Option<u32>,
+    ) -> BoxStream<'static, Result<String, DockerError>>;
 }
