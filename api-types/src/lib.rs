@@ -6,6 +6,7 @@
 pub mod cargo;
 pub mod cluster;
 pub mod conversion;
+pub mod event;
 pub mod manifest;
 pub mod meta;
 pub mod namespace;

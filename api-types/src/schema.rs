@@ -216,6 +216,23 @@ pub fn openapi() -> Value {
             }
         }
     }
+    for version in Version::ALL {
+        let get = |summary: &str| {
+            json!({"get": {"tags": ["Event"], "summary": summary, "parameters": list_params,
+                           "responses": {"200": {"description": "An EventList, or with watch=true a stream of events"}, "default": status_response()}}})
+        };
+        paths.insert(
+            format!(
+                "/apis/nanocl.io/{}/namespaces/{{namespace}}/events",
+                version.name()
+            ),
+            get("What the controllers did in a namespace (read-only)"),
+        );
+        paths.insert(
+            format!("/apis/nanocl.io/{}/events", version.name()),
+            get("What the controllers did, in every namespace (read-only)"),
+        );
+    }
     json!({
         "openapi": "3.1.0",
         "info": {

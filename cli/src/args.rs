@@ -59,6 +59,8 @@ pub enum Command {
     Scale(ScaleArgs),
     /// Print a cargo's output, every replica's lines prefixed with the replica.
     Logs(LogsArgs),
+    /// Show what the controllers did and what went wrong.
+    Events(EventsArgs),
     /// Rewrite manifests in another API version (nanocl.io/v1 or nanocl.io/v1alpha1).
     Convert(ConvertArgs),
     /// Print the client version.
@@ -130,6 +132,18 @@ pub struct ApplyArgs {
     /// How long --wait waits, e.g. 90s or 5m.
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration, requires = "wait")]
     pub timeout: std::time::Duration,
+}
+
+/// `nanocl events`.
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// After listing, keep printing new events.
+    #[arg(short = 'w', long = "watch")]
+    pub watch: bool,
+
+    /// Every namespace.
+    #[arg(short = 'A', long = "all-namespaces")]
+    pub all_namespaces: bool,
 }
 
 /// `nanocl logs`.

@@ -95,6 +95,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Delete(args) => commands::delete::run(&cli, args, &mut stdout).await,
         Command::Scale(args) => commands::scale::run(&cli, args, &mut stdout).await,
         Command::Logs(args) => commands::logs::run(&cli, args, &mut stdout).await,
+        Command::Events(args) => commands::events::run(&cli, args, &mut stdout).await,
         Command::Convert(args) => commands::convert::run(&cli, args, &mut stdout),
         Command::Version(args) => commands::version::run(args, &mut stdout),
         Command::Completion(args) => {

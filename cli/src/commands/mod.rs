@@ -5,6 +5,7 @@ pub mod convert;
 pub mod delete;
 pub mod describe;
 pub mod diff;
+pub mod events;
 pub mod get;
 pub mod logs;
 pub mod scale;

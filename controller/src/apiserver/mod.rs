@@ -3,6 +3,7 @@
 //! `serve(listeners, app)` takes its listeners and shutdown signal from the caller, so tests
 //! start a real server in-process on a temp socket (the mini-redis shape).
 
+pub mod events;
 pub mod handlers;
 pub mod listen;
 pub mod logs;
@@ -165,6 +166,15 @@ async fn route<S: Store + Clone>(
     parts: &axum::http::request::Parts,
     body: Body,
 ) -> Result<Response, ApiError> {
+    if let Some(namespace) = events::parse(parts.uri.path()) {
+        let query = handlers::parse_query(parts.uri.query())?;
+        if parts.method != Method::GET {
+            return Err(ApiError::method_not_allowed(
+                "events are read-only: GET them",
+            ));
+        }
+        return events::serve(app, namespace, &query).await;
+    }
     let target = path::parse(parts.uri.path())?;
     let query = handlers::parse_query(parts.uri.query())?;
     let name = target.name.clone();

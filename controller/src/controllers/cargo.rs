@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use super::plan::{self, container_name, labels, Desired, NotReady, Op};
 use super::write::{self, condition};
-use super::{cached, ReconcileError, Shared};
+use super::{cached, events, ReconcileError, Shared};
 use crate::docker::{Container, Docker, DockerError, State};
 use crate::runtime::runner::Action;
 use crate::store::Store;
@@ -142,6 +142,14 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
         return Ok(Action::Requeue(Duration::from_millis(500)));
     }
     if let Err(problem) = ensure_image(shared, cargo, &desired).await {
+        events::record(
+            &shared.store,
+            &object,
+            true,
+            problem.reason,
+            problem.message.clone(),
+        )
+        .await;
         write_status(
             shared,
             &object,
@@ -172,8 +180,9 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
             if matches!(ops.get(i + 1), Some(Op::Create { .. })) {
                 continue;
             }
+            let slots: Vec<u32> = std::mem::take(&mut creating);
             let results: Vec<Result<Option<Problem>, ReconcileError>> =
-                futures::stream::iter(creating.drain(..))
+                futures::stream::iter(slots.clone())
                     .map(|slot| create_and_start(shared, cargo, &desired, slot))
                     .buffer_unordered(CREATE_CONCURRENCY)
                     .collect()
@@ -181,6 +190,19 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
             for result in results {
                 problems.extend(result?);
             }
+            let list = slots
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ");
+            events::record(
+                &shared.store,
+                &object,
+                false,
+                "ReplicasCreated",
+                format!("created replica(s) {list}"),
+            )
+            .await;
             continue;
         }
         match op {
@@ -200,6 +222,23 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
                     Ok(()) => {
                         if let Err(e) = shared.docker.start_container(id).await {
                             problems.push(start_problem(e)?);
+                        } else {
+                            let why = match &last {
+                                Some(c) if c.oom_killed => "after it was OOMKilled".to_owned(),
+                                Some(Container {
+                                    exit_code: Some(code),
+                                    ..
+                                }) => format!("after it exited with code {code}"),
+                                _ => "after it stopped".to_owned(),
+                            };
+                            events::record(
+                                &shared.store,
+                                &object,
+                                !external,
+                                "ReplicaRestarted",
+                                format!("restarted replica {slot} {why}"),
+                            )
+                            .await;
                         }
                     }
                     Err(after) => {
@@ -224,8 +263,32 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
                     }
                 }
             }
-            Op::Remove { id } => shared.docker.remove_container(id).await?,
+            Op::Remove { id } => {
+                shared.docker.remove_container(id).await?;
+                let name = observed
+                    .iter()
+                    .find(|c| &c.id == id)
+                    .map_or(id.as_str(), |c| c.name.as_str());
+                events::record(
+                    &shared.store,
+                    &object,
+                    false,
+                    "ReplicaRemoved",
+                    format!("removed container {name}"),
+                )
+                .await;
+            }
         }
+    }
+    for problem in &problems {
+        events::record(
+            &shared.store,
+            &object,
+            true,
+            problem.reason,
+            problem.message.clone(),
+        )
+        .await;
     }
     let observed = if ops.is_empty() {
         observed

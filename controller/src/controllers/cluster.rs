@@ -94,6 +94,16 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
             .await
             .map(|_| ())
     };
+    if outcome.is_ok() && !exists {
+        super::events::record(
+            &shared.store,
+            &object,
+            false,
+            "NetworkCreated",
+            format!("created default network {docker_name}"),
+        )
+        .await;
+    }
     let (ready, reason, message) = match outcome {
         Ok(()) => (true, "NetworkReady", format!("default network {docker_name} exists")),
         Err(DockerError::NameConflict { .. }) => (

@@ -141,7 +141,10 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
                 labels: labels_map,
             };
             match shared.docker.create_network(&spec).await {
-                Ok(id) => status_of(true, "NetworkReady", format!("Docker network {docker_name} created"), Some(id)),
+                Ok(id) => {
+                    super::events::record(&shared.store, &object, false, "NetworkCreated", format!("created Docker network {docker_name}")).await;
+                    status_of(true, "NetworkReady", format!("Docker network {docker_name} created"), Some(id))
+                }
                 Err(DockerError::NameConflict { .. }) => status_of(
                     false,
                     "NameConflict",
