@@ -501,3 +501,36 @@ fn logs_should_show_every_replica_prefixed() {
     let out = d.nanocl(&["delete", "ns", &ns, "--wait", "--timeout", "60s"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+#[test]
+fn a_crash_loop_should_back_off_and_say_why() {
+    let scope = Scope::new("crashy");
+    let ns = scope.ns.clone();
+    let d = Daemon::start_with_controllers(StoreKind::Embedded);
+    let crashy = format!(
+        "apiVersion: nanocl.io/v1\nkind: Cargo\nmetadata: {{name: crashy, namespace: {ns}}}\nspec:\n  cluster: dev\n  container:\n    image: {}\n    command: [sh, -c, \"exit 3\"]\n",
+        test_image()
+    );
+    apply(&d, &format!("{}---\n{crashy}", base(&ns)));
+    wait_until("CrashLoopBackOff on the status", || {
+        let status = status(&d, &ns, "crashy");
+        condition(&status, "Degraded") == ("True".into(), "CrashLoopBackOff".into())
+            && condition(&status, "Ready").0 == "False"
+    });
+    let status = status(&d, &ns, "crashy");
+    let degraded = status["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "Degraded"))
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        degraded["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("exited with code 3"),
+        "{degraded}"
+    );
+    // The back-off schedule itself is unit-tested with paused time (cargo::tests).
+    let out = d.nanocl(&["delete", "ns", &ns, "--wait", "--timeout", "60s"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}

@@ -581,3 +581,36 @@ pub async fn collect_garbage<S: Store + Clone, D: Docker>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn restarts_should_be_free_three_times_then_back_off_and_forget_after_a_quiet_while() {
+        let restarts = Restarts::default();
+        for _ in 0..FREE_RESTARTS {
+            assert_eq!(restarts.admit("k", 0), Ok(()));
+        }
+        let wait = restarts.admit("k", 0).expect_err("a crash loop waits");
+        assert_eq!(wait, Duration::from_secs(1));
+        assert!(restarts.admit("k", 1).is_ok(), "slots are counted apart");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(restarts.admit("k", 0), Ok(()));
+        assert_eq!(
+            restarts.admit("k", 0),
+            Err(Duration::from_secs(2)),
+            "the wait doubles"
+        );
+        tokio::time::advance(CRASH_WINDOW + MAX_CRASH_BACKOFF + Duration::from_secs(1)).await;
+        assert_eq!(
+            restarts.admit("k", 0),
+            Ok(()),
+            "a quiet while resets the count"
+        );
+        restarts.forget("k");
+        for _ in 0..FREE_RESTARTS {
+            assert_eq!(restarts.admit("k", 0), Ok(()));
+        }
+    }
+}
