@@ -165,16 +165,47 @@ fn replicas_should_converge_heal_scale_roll_and_go() {
     let scope = Scope::new("life");
     let ns = scope.ns.clone();
     let d = Daemon::start_with_controllers(StoreKind::Embedded);
-    apply(
-        &d,
-        &format!(
-            "{}---\n{}",
-            base(&ns),
-            cargo(&ns, "app", 2, "v1", &test_image())
-        ),
+    let file = d.dir.path().join("app.yaml");
+    let manifest = format!(
+        "{}---\n{}",
+        base(&ns),
+        cargo(&ns, "app", 2, "v1", &test_image())
     );
+    std::fs::write(&file, manifest).expect("write");
+    let out = d.nanocl(&[
+        "apply",
+        "-f",
+        &file.display().to_string(),
+        "--wait",
+        "--timeout",
+        "60s",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "apply --wait: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let printed = stdout(&out);
+    assert!(
+        printed.contains("waiting for 4 objects to be ready..."),
+        "{printed}"
+    );
+    for object in ["namespace/", "cluster/dev", "network/back", "cargo/app"] {
+        assert!(
+            printed
+                .lines()
+                .any(|l| l.starts_with(object) && l.ends_with(" ready")),
+            "{object} ready: {printed}"
+        );
+    }
     let app = scope.cargo("app");
-    wait_until("2 running replicas", || running(&app).len() == 2);
+    assert_eq!(
+        running(&app).len(),
+        2,
+        "apply --wait returned once both replicas ran"
+    );
 
     let names = running(&app);
     let labels = labels_of(&names[0]);

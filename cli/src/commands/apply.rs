@@ -202,6 +202,10 @@ pub async fn run(cli: &Cli, args: &ApplyArgs, out: &mut impl Write) -> anyhow::R
             eprintln!("error: some objects failed to apply: nothing was pruned");
         }
     }
+    if ok && args.wait && !dry_run {
+        let keys: Vec<ObjectKey> = manifests.iter().map(|m| m.object.key()).collect();
+        ok = crate::commands::wait::until_ready(&client, &keys, args.timeout, out).await?;
+    }
     Ok(if ok {
         Outcome::Success
     } else {
