@@ -288,6 +288,8 @@ fn main() {
     }
     if we_started_swarm {
         docker(&["swarm", "leave", "--force"]);
+        // Swarm leaves its gateway bridge behind; it was made for this benchmark.
+        docker(&["network", "rm", "docker_gwbridge"]);
     }
 
     println!("\n== self-heal (median of 10; from the Docker API kill/remove call to the replacement's start event)");
