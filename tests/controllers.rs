@@ -565,3 +565,28 @@ fn a_crash_loop_should_back_off_and_say_why() {
     let out = d.nanocl(&["delete", "ns", &ns, "--wait", "--timeout", "60s"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+#[test]
+fn objects_stored_before_the_controllers_start_should_converge_at_start() {
+    let scope = Scope::new("late");
+    let ns = scope.ns.clone();
+    let mut d = Daemon::start(StoreKind::Embedded);
+    apply(
+        &d,
+        &format!(
+            "{}---\n{}",
+            base(&ns),
+            cargo(&ns, "app", 2, "x", &test_image())
+        ),
+    );
+    assert!(
+        containers(&scope.cargo("app")).is_empty(),
+        "no controllers yet, no containers"
+    );
+    d.restart_with_controllers();
+    wait_until("2 replicas once the controllers run", || {
+        running(&scope.cargo("app")).len() == 2
+    });
+    let out = d.nanocl(&["delete", "ns", &ns, "--wait", "--timeout", "60s"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}

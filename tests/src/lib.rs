@@ -183,6 +183,15 @@ impl Daemon {
         }
     }
 
+    /// Starts it again with its controllers (same state, store and socket).
+    pub fn restart_with_controllers(&mut self) {
+        self.stop();
+        if let Some(i) = self.args.iter().position(|a| a == "--controllers") {
+            self.args.drain(i..i + 2);
+        }
+        self.spawn();
+    }
+
     /// Starts it again with the same state, store and socket (the stale socket is replaced).
     pub fn restart(&mut self) {
         self.stop();

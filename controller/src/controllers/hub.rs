@@ -145,6 +145,12 @@ impl Hub {
     ) -> BoxStream<'static, String> {
         let (tx, mut rx) = mpsc::unbounded_channel::<String>();
         let mut feed = self.changes.subscribe();
+        // Everything that exists now, first: a controller that starts after its objects (a
+        // restarted nanocld) must not wait for a change or the periodic resync. Subscribed
+        // above, so nothing falls between.
+        for key in self.reader(kind).keys() {
+            let _ = tx.send(key);
+        }
         let hub = self.clone();
         let sender = tx.clone();
         tokio::spawn(async move {
