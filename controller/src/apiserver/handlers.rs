@@ -230,6 +230,23 @@ async fn decode_body(
     Ok(object)
 }
 
+/// Decodes a PUT body, which must name the object of the path.
+async fn decode_named_body(
+    target: &Target,
+    name: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<AnyObject, ApiError> {
+    let object = decode_body(target, headers, body).await?;
+    if object.metadata().name != name {
+        return Err(ApiError::bad_request(format!(
+            "the body's metadata.name {:?} does not match the name {name:?} in the path",
+            object.metadata().name
+        )));
+    }
+    Ok(object)
+}
+
 fn spec_of(object: &AnyObject) -> Result<Value, ApiError> {
     let value = serde_json::to_value(object).map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(value.get("spec").cloned().unwrap_or(Value::Null))
@@ -411,13 +428,7 @@ pub async fn replace<S: Store>(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let object = decode_body(target, headers, body).await?;
-    if object.metadata().name != name {
-        return Err(ApiError::bad_request(format!(
-            "the body's metadata.name {:?} does not match the name {name:?} in the path",
-            object.metadata().name
-        )));
-    }
+    let object = decode_named_body(target, name, headers, body).await?;
     let expected = required_revision(&object)?;
     let key = object_key(target, name);
     let current = objects::read(&app.store, &key)
@@ -476,13 +487,7 @@ pub async fn replace_status<S: Store>(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let object = decode_body(target, headers, body).await?;
-    if object.metadata().name != name {
-        return Err(ApiError::bad_request(format!(
-            "the body's metadata.name {:?} does not match the name {name:?} in the path",
-            object.metadata().name
-        )));
-    }
+    let object = decode_named_body(target, name, headers, body).await?;
     let key = object_key(target, name);
     let current = objects::read(&app.store, &key)
         .await?
