@@ -74,6 +74,7 @@ pub struct Daemon {
     /// The etcd prefix, for the etcd store.
     pub etcd_prefix: Option<String>,
     args: Vec<String>,
+    envs: Vec<(String, String)>,
 }
 
 impl Daemon {
@@ -118,8 +119,20 @@ impl Daemon {
             dir,
             etcd_prefix,
             args,
+            envs: Vec::new(),
         };
         daemon.spawn();
+        daemon
+    }
+
+    /// Starts nanocld with its controllers on another Docker engine (`DOCKER_HOST`).
+    pub fn start_on_docker(docker_host: &str) -> Daemon {
+        let mut daemon = Self::start_with(StoreKind::Embedded, &["--controllers", "none"]);
+        daemon.stop();
+        daemon
+            .envs
+            .push(("DOCKER_HOST".to_owned(), docker_host.to_owned()));
+        daemon.restart_with_controllers();
         daemon
     }
 
@@ -135,6 +148,7 @@ impl Daemon {
             .expect("log file");
         let child = Command::new(binary("nanocld"))
             .args(&self.args)
+            .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("NANOCL_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(log)
