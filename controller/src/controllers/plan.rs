@@ -512,6 +512,82 @@ mod tests {
         );
     }
 
+    fn arbitrary_observed(
+        hash: String,
+    ) -> impl proptest::strategy::Strategy<Value = Vec<Container>> {
+        use proptest::prelude::*;
+        let state = prop_oneof![
+            Just(State::Running),
+            Just(State::Exited),
+            Just(State::Created)
+        ];
+        let which = prop_oneof![Just(hash), Just("old1".to_owned()), Just("old2".to_owned())];
+        proptest::collection::vec((0u32..7, which, state), 0..10).prop_map(|cs| {
+            cs.into_iter()
+                .enumerate()
+                .map(|(i, (slot, h, st))| {
+                    let mut c = container(slot, &h, st);
+                    c.id = format!("c{i}");
+                    c
+                })
+                .collect()
+        })
+    }
+
+    /// Applies `ops` the way Docker would (a new container starts at once).
+    fn simulate(desired: &Desired, state: &mut Vec<Container>, ops: &[Op], next_id: &mut usize) {
+        for op in ops {
+            match op {
+                Op::Create { slot } => {
+                    *next_id += 1;
+                    let mut c = container(*slot, &desired.hash, State::Running);
+                    c.id = format!("n{next_id}");
+                    state.push(c);
+                }
+                Op::Start { id, .. } => {
+                    if let Some(c) = state.iter_mut().find(|c| &c.id == id) {
+                        c.state = State::Running;
+                    }
+                }
+                Op::Remove { id } => state.retain(|c| &c.id != id),
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn plan_should_converge_to_exactly_the_replicas_and_never_drop_to_zero(
+            replicas in 0i32..5,
+            observed in arbitrary_observed(desired(1).hash),
+        ) {
+            let d = desired(replicas);
+            let mut state = observed;
+            let serving_at_start = state.iter().any(|c| c.state == State::Running);
+            let mut next_id = 0;
+            let mut steps = 0;
+            loop {
+                let ops = plan(&d, &state);
+                if ops.is_empty() {
+                    break;
+                }
+                simulate(&d, &mut state, &ops, &mut next_id);
+                steps += 1;
+                proptest::prop_assert!(steps < 30, "no convergence: {state:?}");
+                if serving_at_start && replicas > 1 {
+                    proptest::prop_assert!(
+                        state.iter().any(|c| c.state == State::Running),
+                        "every replica down at step {steps}: {state:?}"
+                    );
+                }
+            }
+            proptest::prop_assert_eq!(state.len(), replicas as usize);
+            let mut slots: Vec<u32> = state.iter().filter_map(slot_of).collect();
+            slots.sort_unstable();
+            proptest::prop_assert_eq!(slots, (0..replicas as u32).collect::<Vec<_>>());
+            proptest::prop_assert!(state.iter().all(|c| c.state == State::Running && is_current(c, &d)));
+        }
+    }
+
     #[test]
     fn plan_should_remove_containers_without_a_slot_and_duplicates() {
         let d = desired(1);
