@@ -1,6 +1,7 @@
 //! dockerd restarted under a running nanocld: the replicas come back, exactly as many as the
-//! spec says. The test runs its own dockerd (own socket, data root and exec root, no bridge,
-//! no iptables) so that restarting it touches nothing else on the host.
+//! spec says. The test runs its own dockerd (own socket, data root, exec root and default
+//! bridge interface, no iptables) so that restarting it touches nothing else on the host.
+//! (`--bridge none` would not do: dockerd then deletes the host's `docker0`.)
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -19,6 +20,15 @@ fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
 struct PrivateDocker {
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// Its default bridge, created for it and deleted after it.
+    bridge: String,
+}
+
+fn ip(args: &[&str]) -> bool {
+    Command::new("ip")
+        .args(args)
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 impl PrivateDocker {
@@ -42,9 +52,17 @@ impl PrivateDocker {
     }
 
     fn start() -> PrivateDocker {
+        let bridge = format!("nclt{}", std::process::id() % 100_000);
+        assert!(
+            ip(&["link", "add", &bridge, "type", "bridge"]),
+            "creating bridge {bridge}"
+        );
+        ip(&["addr", "add", "10.213.0.1/24", "dev", &bridge]);
+        ip(&["link", "set", &bridge, "up"]);
         let mut d = PrivateDocker {
             dir: tempfile::tempdir().expect("tempdir"),
             child: None,
+            bridge,
         };
         d.spawn();
         // The offline test image, copied from the main engine: no registry involved.
@@ -85,7 +103,12 @@ impl PrivateDocker {
             .arg(p.join("exec"))
             .arg("--pidfile")
             .arg(p.join("docker.pid"))
-            .args(["--bridge", "none", "--iptables=false", "--ip-masq=false"])
+            .args([
+                "--bridge",
+                &self.bridge,
+                "--iptables=false",
+                "--ip-masq=false",
+            ])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -122,8 +145,14 @@ impl Drop for PrivateDocker {
             for id in ids.lines() {
                 self.docker(&["rm", "-f", id]);
             }
+            // Its networks' bridge interfaces live in the host's kernel: remove them with it.
+            let (_, nets) = self.docker(&["network", "ls", "-q", "--filter", "type=custom"]);
+            for id in nets.lines() {
+                self.docker(&["network", "rm", id]);
+            }
         }
         self.stop();
+        ip(&["link", "del", &self.bridge]);
     }
 }
 
