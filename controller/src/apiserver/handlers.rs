@@ -467,9 +467,20 @@ pub async fn replace<S: Store>(
     if query.dry_run {
         return object_response(StatusCode::OK, &next, target.version);
     }
+    write_and_respond(app, target, &key, &next, expected).await
+}
+
+/// Stores `next` if `expected` is still current, and answers with what was stored.
+async fn write_and_respond<S: Store>(
+    app: &App<S>,
+    target: &Target,
+    key: &ObjectKey,
+    next: &AnyObject,
+    expected: i64,
+) -> Result<Response, ApiError> {
     let kv = app
         .store
-        .update(&keys::object_key(&key), objects::encode(&next)?, expected)
+        .update(&keys::object_key(key), objects::encode(next)?, expected)
         .await?;
     object_response(
         StatusCode::OK,
@@ -507,15 +518,7 @@ pub async fn replace_status<S: Store>(
     if next == current.object || query.dry_run {
         return object_response(StatusCode::OK, &next, target.version);
     }
-    let kv = app
-        .store
-        .update(&keys::object_key(&key), objects::encode(&next)?, expected)
-        .await?;
-    object_response(
-        StatusCode::OK,
-        &objects::decode(&kv)?.object,
-        target.version,
-    )
+    write_and_respond(app, target, &key, &next, expected).await
 }
 
 /// Counts what a namespace still holds.
