@@ -61,6 +61,15 @@ pub enum Command {
     Logs(LogsArgs),
     /// Show what the controllers did and what went wrong.
     Events(EventsArgs),
+    /// Keep a directory of manifests applied: sync it now, then after every change.
+    ///
+    /// DIR is read recursively (*.yaml, *.yml, *.json; hidden files and folders such as .git,
+    /// editor swap and backup files are ignored). Changes are debounced, so a save or a `git
+    /// pull` is one sync, and each sync prints one summary line. An invalid file is reported
+    /// and skipped, its objects left as they are; an object defined in two files is applied
+    /// from neither. Objects are labelled with the applyset, so with --prune the objects of a
+    /// deleted file are deleted. Stop with Ctrl-C.
+    Watch(WatchArgs),
     /// Rewrite manifests in another API version (nanocl.io/v1 or nanocl.io/v1alpha1).
     Convert(ConvertArgs),
     /// Print the client version.
@@ -310,4 +319,39 @@ pub struct CompletionArgs {
     /// The shell.
     #[arg(value_enum)]
     pub shell: Shell,
+}
+
+/// `nanocl watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// The deploy directory.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+
+    /// Delete objects whose definition left the directory (a file deleted, an object removed
+    /// from its file). Without it they stay, and a line says so.
+    #[arg(long)]
+    pub prune: bool,
+
+    /// The applyset: every object gets the label nanocl.io/applyset=NAME. Default: the
+    /// directory's name. Naming it also lets --prune delete Namespace objects.
+    #[arg(long, value_name = "NAME")]
+    pub applyset: Option<String>,
+
+    /// Quiet period after a change before syncing, e.g. 400ms.
+    #[arg(long, value_name = "DURATION", default_value = "400ms", value_parser = humantime::parse_duration)]
+    pub debounce: std::time::Duration,
+
+    /// Sync this often even without changes, undoing edits made behind the files' back; 0s
+    /// disables it.
+    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = humantime::parse_duration)]
+    pub resync: std::time::Duration,
+
+    /// Sync once and exit: 0 when everything applied, 1 otherwise.
+    #[arg(long)]
+    pub once: bool,
+
+    /// Also print a line per object created, configured or pruned.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
 }

@@ -3,12 +3,14 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{bail, Context};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
+
+use crate::transport::{Transport, Unavailable};
 
 /// Where nanocld is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -120,14 +122,20 @@ impl Client {
                 ),
                 _ => "is nanocld running? Start it with `nanocld` (or `make run`), or point -H / NANOCL_HOST at it".to_owned(),
             };
-            anyhow!("cannot reach nanocld at {}: {e}; {hint}", self.host)
+            anyhow::Error::new(Unavailable(format!(
+                "cannot reach nanocld at {}: {e}; {hint}",
+                self.host
+            )))
         };
         macro_rules! handshake {
             ($stream:expr) => {{
                 let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new($stream))
                     .await
-                    .with_context(|| {
-                        format!("HTTP handshake with nanocld at {} failed", self.host)
+                    .map_err(|e| {
+                        anyhow::Error::new(Unavailable(format!(
+                            "HTTP handshake with nanocld at {} failed: {e}",
+                            self.host
+                        )))
                     })?;
                 tokio::spawn(async move {
                     let _ = conn.await;
@@ -173,12 +181,12 @@ impl Client {
         tokio::time::timeout(self.timeout, sender.send_request(request))
             .await
             .map_err(|_| {
-                anyhow!(
+                anyhow::Error::new(Unavailable(format!(
                     "nanocld did not answer {method} {path} within {:?}",
                     self.timeout
-                )
+                )))
             })?
-            .with_context(|| format!("{method} {path} failed"))
+            .map_err(|e| anyhow::Error::new(Unavailable(format!("{method} {path} failed: {e}"))))
     }
 
     /// Sends a request and reads the whole answer.
@@ -192,7 +200,11 @@ impl Client {
         let status = response.status();
         let body = tokio::time::timeout(self.timeout, response.into_body().collect())
             .await
-            .map_err(|_| anyhow!("nanocld did not finish answering {method} {path}"))?
+            .map_err(|_| {
+                anyhow::Error::new(Unavailable(format!(
+                    "nanocld did not finish answering {method} {path}"
+                )))
+            })?
             .with_context(|| format!("reading the answer to {method} {path}"))?
             .to_bytes();
         Ok(Answer { status, body })
@@ -247,5 +259,16 @@ impl Lines {
                 }
             }
         }
+    }
+}
+
+impl Transport for Client {
+    async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Answer> {
+        Client::request(self, method, path, body).await
     }
 }

@@ -3,8 +3,10 @@
 pub mod args;
 pub mod client;
 pub mod commands;
+pub mod deploy;
 pub mod input;
 pub mod remote;
+pub mod transport;
 pub mod yaml;
 
 use std::io::Write;
@@ -96,6 +98,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Scale(args) => commands::scale::run(&cli, args, &mut stdout).await,
         Command::Logs(args) => commands::logs::run(&cli, args, &mut stdout).await,
         Command::Events(args) => commands::events::run(&cli, args, &mut stdout).await,
+        Command::Watch(args) => commands::watch::run(&cli, args, &mut stdout).await,
         Command::Convert(args) => commands::convert::run(&cli, args, &mut stdout),
         Command::Version(args) => commands::version::run(args, &mut stdout),
         Command::Completion(args) => {

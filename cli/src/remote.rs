@@ -6,7 +6,8 @@ use hyper::{Method, StatusCode};
 use nanocl_api_types::{AnyObject, Kind, ObjectKey, APPLYSET_LABEL};
 use serde_json::Value;
 
-use crate::client::Client;
+use crate::client::Answer;
+use crate::transport::{Transport, Unavailable};
 
 /// `/apis/nanocl.io/v1/...` for one object.
 pub fn item_path(key: &ObjectKey) -> String {
@@ -54,12 +55,41 @@ pub fn key_of(value: &Value) -> Option<ObjectKey> {
 }
 
 /// The live object, or `None` when it does not exist.
-pub async fn get_live(client: &Client, key: &ObjectKey) -> anyhow::Result<Option<Value>> {
+pub async fn get_live(client: &impl Transport, key: &ObjectKey) -> anyhow::Result<Option<Value>> {
     let answer = client.request(Method::GET, &item_path(key), None).await?;
     match answer.status {
         StatusCode::OK => Ok(Some(answer.json()?)),
         StatusCode::NOT_FOUND => Ok(None),
-        _ => bail!("reading {}: {}", display_key(key), answer.error_message()),
+        _ => Err(answer_error(
+            &answer,
+            format!("reading {}", display_key(key)),
+        )),
+    }
+}
+
+/// The error for an unexpected answer: [`Unavailable`] for a 5xx (worth retrying), else the
+/// server's message.
+pub fn answer_error(answer: &Answer, doing: String) -> anyhow::Error {
+    let message = format!("{doing}: {}", answer.error_message());
+    if answer.status.is_server_error() {
+        anyhow::Error::new(Unavailable(message))
+    } else {
+        anyhow::anyhow!(message)
+    }
+}
+
+/// Deletes one object; gone already counts as deleted.
+pub async fn delete(client: &impl Transport, key: &ObjectKey, dry_run: bool) -> anyhow::Result<()> {
+    let suffix = if dry_run { "?dryRun=All" } else { "" };
+    let answer = client
+        .request(Method::DELETE, &(item_path(key) + suffix), None)
+        .await?;
+    match answer.status {
+        StatusCode::OK | StatusCode::NOT_FOUND => Ok(()),
+        _ => Err(answer_error(
+            &answer,
+            format!("pruning {}", display_key(key)),
+        )),
     }
 }
 
@@ -137,7 +167,8 @@ impl PruneScope {
         }
     }
 
-    fn contains(&self, key: &ObjectKey) -> bool {
+    /// Whether a prune may consider `key`.
+    pub fn contains(&self, key: &ObjectKey) -> bool {
         match (&key.namespace, key.kind) {
             (_, Kind::Namespace) => self.namespaces_kind,
             (Some(ns), _) => self.namespaces.contains(ns),
@@ -148,10 +179,18 @@ impl PruneScope {
 
 /// Every live object carrying `nanocl.io/applyset=NAME` within `scope`, namespaced kinds first.
 pub async fn applyset_members(
-    client: &Client,
+    client: &impl Transport,
     name: &str,
     scope: &PruneScope,
 ) -> anyhow::Result<Vec<Value>> {
+    let mut members = applyset_list(client, name).await?;
+    members.retain(|o| key_of(o).is_some_and(|k| scope.contains(&k)));
+    Ok(members)
+}
+
+/// Every live object carrying `nanocl.io/applyset=NAME`, in any namespace, namespaced kinds
+/// first.
+pub async fn applyset_list(client: &impl Transport, name: &str) -> anyhow::Result<Vec<Value>> {
     let mut members = Vec::new();
     for kind in Kind::ALL.into_iter().rev() {
         let path = format!(
@@ -162,15 +201,13 @@ pub async fn applyset_members(
         );
         let answer = client.request(Method::GET, &path, None).await?;
         if answer.status != StatusCode::OK {
-            bail!("listing the applyset {name:?}: {}", answer.error_message());
+            return Err(answer_error(
+                &answer,
+                format!("listing the applyset {name:?}"),
+            ));
         }
         if let Some(items) = answer.json()?["items"].as_array() {
-            members.extend(
-                items
-                    .iter()
-                    .filter(|o| key_of(o).is_some_and(|k| scope.contains(&k)))
-                    .cloned(),
-            );
+            members.extend(items.iter().cloned());
         }
     }
     Ok(members)

@@ -4,6 +4,7 @@
 pub mod apiserver;
 pub mod backoff;
 pub mod controllers;
+pub mod deploy;
 pub mod docker;
 pub mod runtime;
 pub mod store;

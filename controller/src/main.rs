@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use nanocl_controller::apiserver::listen::{self, ListenUrl};
 use nanocl_controller::apiserver::{self, App};
+use nanocl_controller::deploy;
 use nanocl_controller::docker::Engine;
 use nanocl_controller::store::{
     AnyStore, EmbeddedOptions, EmbeddedStore, EtcdOptions, EtcdStore, StoreUrl,
@@ -41,6 +42,20 @@ struct Args {
     /// Run the controllers that converge Docker (`all`), or serve the API only (`none`).
     #[arg(long, value_enum, default_value = "all")]
     controllers: Controllers,
+
+    /// Keep the manifests under DIR applied, as `nanocl watch DIR` does: an initial sync, then
+    /// one after every change. Repeatable; each directory's applyset is its name.
+    #[arg(long, value_name = "DIR")]
+    deploy_dir: Vec<PathBuf>,
+
+    /// With --deploy-dir: delete objects whose definition left the directory. Without it they
+    /// stay and the log says so. Namespace objects are never pruned by the daemon.
+    #[arg(long, requires = "deploy_dir")]
+    deploy_prune: bool,
+
+    /// With --deploy-dir: quiet period after a change before syncing.
+    #[arg(long, value_name = "DURATION", default_value = "400ms", value_parser = humantime::parse_duration)]
+    deploy_debounce: std::time::Duration,
 
     /// Log format; the level comes from NANOCL_LOG (RUST_LOG syntax, default info).
     #[arg(long, value_enum, default_value = "text")]
@@ -121,6 +136,12 @@ async fn open_store(
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
+    let deploy = deploy::Options {
+        dirs: args.deploy_dir.clone(),
+        prune: args.deploy_prune,
+        debounce: args.deploy_debounce,
+    };
+    let syncers = deploy::syncers(&deploy)?;
     let (store, store_kind) = open_store(&args, &state_dir).await?;
     apiserver::ensure_default_namespace(&store)
         .await
@@ -171,7 +192,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         shutdown: shutdown.clone(),
         store_kind,
     });
-    let result = apiserver::serve(apiserver::router(app), unix, tcp, shutdown).await;
+    let router = apiserver::router(app.clone());
+    for syncer in syncers {
+        let api = deploy::InProcess::new(router.clone());
+        let (app, shutdown) = (app.clone(), shutdown.clone());
+        tokio::spawn(deploy::run(syncer, api, app, deploy.debounce, shutdown));
+    }
+    let result = apiserver::serve(router, unix, tcp, shutdown).await;
     for path in &unix_paths {
         let _ = std::fs::remove_file(path);
     }

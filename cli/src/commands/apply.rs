@@ -12,6 +12,7 @@ use crate::args::{ApplyArgs, Cli, DryRun};
 use crate::client::{Client, Host};
 use crate::commands::print_objects;
 use crate::remote::{self, display_key};
+use crate::transport::Transport;
 use crate::Outcome;
 
 /// What happened to one object.
@@ -26,7 +27,8 @@ pub enum Applied {
 }
 
 impl Applied {
-    fn word(self) -> &'static str {
+    /// As printed: `created`, `configured`, `unchanged`.
+    pub fn word(self) -> &'static str {
         match self {
             Applied::Created => "created",
             Applied::Configured => "configured",
@@ -40,7 +42,7 @@ const ATTEMPTS: usize = 10;
 
 /// Creates or updates one object; a 409 is retried against the fresh live object.
 pub async fn apply_one(
-    client: &Client,
+    client: &impl Transport,
     manifest: &Manifest,
     dry_run: bool,
 ) -> anyhow::Result<Applied> {
@@ -79,7 +81,12 @@ pub async fn apply_one(
             _ => false,
         };
         if !retry {
-            bail!("{}", answer.error_message());
+            let message = answer.error_message();
+            return Err(if answer.status.is_server_error() {
+                crate::transport::Unavailable(message).into()
+            } else {
+                anyhow::anyhow!(message)
+            });
         }
     }
     bail!("gave up after {ATTEMPTS} conflicting writes; another writer keeps changing it")
@@ -87,7 +94,7 @@ pub async fn apply_one(
 
 /// Deletes the applyset's live objects that are not in `applied`.
 pub async fn prune(
-    client: &Client,
+    client: &impl Transport,
     applyset: &str,
     scope: &remote::PruneScope,
     applied: &HashSet<ObjectKey>,
@@ -102,12 +109,8 @@ pub async fn prune(
         if applied.contains(&key) {
             continue;
         }
-        let suffix = if dry_run { "?dryRun=All" } else { "" };
-        let answer = client
-            .request(Method::DELETE, &(remote::item_path(&key) + suffix), None)
-            .await?;
-        match answer.status {
-            StatusCode::OK | StatusCode::NOT_FOUND => {
+        match remote::delete(client, &key, dry_run).await {
+            Ok(()) => {
                 writeln!(
                     out,
                     "{} pruned{}",
@@ -115,12 +118,9 @@ pub async fn prune(
                     if dry_run { " (server dry run)" } else { "" }
                 )?;
             }
-            _ => {
-                eprintln!(
-                    "error: pruning {}: {}",
-                    display_key(&key),
-                    answer.error_message()
-                );
+            Err(e) if crate::transport::is_unavailable(&e) => return Err(e),
+            Err(e) => {
+                eprintln!("error: {e:#}");
                 ok = false;
             }
         }
@@ -179,7 +179,7 @@ pub async fn run(cli: &Cli, args: &ApplyArgs, out: &mut impl Write) -> anyhow::R
                 applied.insert(key);
             }
             Err(e) => {
-                if e.to_string().starts_with("cannot reach nanocld") {
+                if crate::transport::is_unavailable(&e) {
                     return Err(e);
                 }
                 eprintln!("error: {} ({}:{}): {e:#}", display_key(&key), m.file, m.pos);

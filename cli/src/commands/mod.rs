@@ -11,6 +11,7 @@ pub mod logs;
 pub mod scale;
 pub mod version;
 pub mod wait;
+pub mod watch;
 
 use std::io::Write;
 
@@ -120,4 +121,20 @@ pub fn load_desired(
         manifests,
         applyset,
     }))
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn wait_for_interrupt() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }

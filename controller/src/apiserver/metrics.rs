@@ -11,9 +11,71 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<(String, u16), u64>>,
     /// Open watch streams.
     pub watchers: AtomicI64,
+    deploy: Mutex<BTreeMap<String, DeployDir>>,
+}
+
+/// What one deploy-directory sync did, for `/metrics`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DeploySync {
+    /// Objects created.
+    pub created: usize,
+    /// Objects changed.
+    pub configured: usize,
+    /// Objects already as written.
+    pub unchanged: usize,
+    /// Objects deleted.
+    pub pruned: usize,
+    /// Invalid files and refused objects.
+    pub invalid: usize,
+    /// Objects left in place although their definition is gone.
+    pub kept: usize,
+    /// How long it took.
+    pub seconds: f64,
+}
+
+#[derive(Debug, Default)]
+struct DeployDir {
+    syncs: u64,
+    failures: u64,
+    last: Option<(DeploySync, f64)>,
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+fn escape_label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 impl Metrics {
+    /// Records a finished sync of a deploy directory.
+    pub fn record_deploy_sync(&self, dir: &str, sync: DeploySync) {
+        let mut deploy = self
+            .deploy
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = deploy.entry(dir.to_owned()).or_default();
+        entry.syncs += 1;
+        entry.last = Some((sync, unix_now()));
+    }
+
+    /// Records a sync of a deploy directory that could not finish (nanocld's store
+    /// unavailable, the directory missing).
+    pub fn record_deploy_failure(&self, dir: &str) {
+        let mut deploy = self
+            .deploy
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        deploy.entry(dir.to_owned()).or_default().failures += 1;
+    }
+
     /// Counts one answered request.
     pub fn record(&self, method: &str, code: u16) {
         let mut requests = self
@@ -55,6 +117,92 @@ impl Metrics {
             "nanocl_apiserver_watchers {}",
             self.watchers.load(Ordering::Relaxed)
         );
+        self.render_deploy(&mut out);
         out
+    }
+
+    fn render_deploy(&self, out: &mut String) {
+        let deploy = self
+            .deploy
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if deploy.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "# HELP nanocl_deploy_syncs_total Finished syncs of each deploy directory."
+        );
+        let _ = writeln!(out, "# TYPE nanocl_deploy_syncs_total counter");
+        for (dir, d) in deploy.iter() {
+            let _ = writeln!(
+                out,
+                "nanocl_deploy_syncs_total{{dir=\"{}\"}} {}",
+                escape_label(dir),
+                d.syncs
+            );
+        }
+        let _ = writeln!(out, "# HELP nanocl_deploy_sync_failures_total Syncs that could not finish (store unavailable, directory missing).");
+        let _ = writeln!(out, "# TYPE nanocl_deploy_sync_failures_total counter");
+        for (dir, d) in deploy.iter() {
+            let _ = writeln!(
+                out,
+                "nanocl_deploy_sync_failures_total{{dir=\"{}\"}} {}",
+                escape_label(dir),
+                d.failures
+            );
+        }
+        let _ = writeln!(out, "# HELP nanocl_deploy_last_sync_timestamp_seconds When the last sync finished (Unix time).");
+        let _ = writeln!(
+            out,
+            "# TYPE nanocl_deploy_last_sync_timestamp_seconds gauge"
+        );
+        for (dir, d) in deploy.iter() {
+            if let Some((_, at)) = d.last {
+                let _ = writeln!(
+                    out,
+                    "nanocl_deploy_last_sync_timestamp_seconds{{dir=\"{}\"}} {at:.3}",
+                    escape_label(dir)
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP nanocl_deploy_last_sync_duration_seconds How long the last sync took."
+        );
+        let _ = writeln!(out, "# TYPE nanocl_deploy_last_sync_duration_seconds gauge");
+        for (dir, d) in deploy.iter() {
+            if let Some((sync, _)) = d.last {
+                let _ = writeln!(
+                    out,
+                    "nanocl_deploy_last_sync_duration_seconds{{dir=\"{}\"}} {:.6}",
+                    escape_label(dir),
+                    sync.seconds
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP nanocl_deploy_last_sync_objects Objects of the last sync, by result."
+        );
+        let _ = writeln!(out, "# TYPE nanocl_deploy_last_sync_objects gauge");
+        for (dir, d) in deploy.iter() {
+            if let Some((sync, _)) = d.last {
+                for (result, n) in [
+                    ("created", sync.created),
+                    ("configured", sync.configured),
+                    ("unchanged", sync.unchanged),
+                    ("pruned", sync.pruned),
+                    ("invalid", sync.invalid),
+                    ("kept", sync.kept),
+                ] {
+                    let _ = writeln!(
+                        out,
+                        "nanocl_deploy_last_sync_objects{{dir=\"{}\",result=\"{result}\"}} {n}",
+                        escape_label(dir)
+                    );
+                }
+            }
+        }
     }
 }
