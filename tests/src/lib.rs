@@ -261,3 +261,114 @@ pub fn stdout(out: &Output) -> String {
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// A running `nanocl watch DIR`, its output collected line by line; killed on drop.
+#[derive(Debug)]
+pub struct WatchProcess {
+    child: Child,
+    stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stderr: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+fn collect_lines(
+    reader: impl std::io::Read + Send + 'static,
+) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+    use std::io::BufRead;
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(reader).lines() {
+            let Ok(line) = line else { break };
+            sink.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(line);
+        }
+    });
+    lines
+}
+
+impl WatchProcess {
+    /// Starts `nanocl watch ARGS` against `daemon`.
+    pub fn start(daemon: &Daemon, args: &[&str]) -> WatchProcess {
+        let mut child = Command::new(binary("nanocl"))
+            .arg("watch")
+            .args(args)
+            .env("NANOCL_HOST", &daemon.host)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("nanocl watch starts");
+        let stdout = collect_lines(child.stdout.take().expect("stdout"));
+        let stderr = collect_lines(child.stderr.take().expect("stderr"));
+        WatchProcess {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Every stdout line so far.
+    pub fn stdout(&self) -> Vec<String> {
+        self.stdout
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Every stderr line so far.
+    pub fn stderr(&self) -> Vec<String> {
+        self.stderr
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The summary lines (`synced DIR: ...`) so far.
+    pub fn syncs(&self) -> Vec<String> {
+        self.stdout()
+            .into_iter()
+            .filter(|l| l.starts_with("synced "))
+            .collect()
+    }
+
+    /// Waits until there are `n` summary lines and returns the `n`th; panics with the whole
+    /// output after `timeout`.
+    pub fn wait_sync(&self, n: usize, timeout: Duration) -> String {
+        self.wait_stdout(timeout, |_| self.syncs().len() >= n);
+        self.syncs()[n - 1].clone()
+    }
+
+    /// Waits until a stdout line satisfies `found`.
+    pub fn wait_stdout(&self, timeout: Duration, found: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + timeout;
+        while !self.stdout().iter().any(|l| found(l)) {
+            assert!(Instant::now() < deadline, "timed out; {}", self.output());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until a stderr line satisfies `found`.
+    pub fn wait_stderr(&self, timeout: Duration, found: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + timeout;
+        while !self.stderr().iter().any(|l| found(l)) {
+            assert!(Instant::now() < deadline, "timed out; {}", self.output());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Both streams, for failure messages.
+    pub fn output(&self) -> String {
+        format!(
+            "nanocl watch stdout:\n{}\nstderr:\n{}",
+            self.stdout().join("\n"),
+            self.stderr().join("\n")
+        )
+    }
+}
+
+impl Drop for WatchProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
