@@ -63,7 +63,10 @@ impl Setup {
         let tmp = tempfile::tempdir().expect("tempdir");
         let setup = Setup { daemon, ns, tmp };
         write(&setup.dir().join("base.yaml"), &base(&setup.ns));
-        write(&setup.dir().join("web.yaml"), &cargo(&setup.ns, "web", "100"));
+        write(
+            &setup.dir().join("web.yaml"),
+            &cargo(&setup.ns, "web", "100"),
+        );
         setup
     }
 
@@ -191,7 +194,9 @@ fn a_half_written_file_is_kept_out_until_it_is_complete() {
     );
     let file = s.dir().join("web.yaml").display().to_string();
     assert!(
-        w.stderr().iter().any(|l| l.starts_with(&format!("{file}:10:15: invalid YAML"))),
+        w.stderr()
+            .iter()
+            .any(|l| l.starts_with(&format!("{file}:10:15: invalid YAML"))),
         "the error names the file and line: {}",
         w.output()
     );
@@ -202,7 +207,10 @@ fn a_half_written_file_is_kept_out_until_it_is_complete() {
     );
     write(&s.dir().join("web.yaml"), &text);
     let third = w.wait_sync(3, TIMEOUT);
-    assert!(third.contains(" 1 configured, 2 unchanged, 0 pruned, 0 invalid"), "{third}");
+    assert!(
+        third.contains(" 1 configured, 2 unchanged, 0 pruned, 0 invalid"),
+        "{third}"
+    );
     assert_eq!(command_arg(&s.get("cargo", "web").expect("web")), "400");
 }
 
@@ -234,7 +242,10 @@ fn an_invalid_file_never_prunes_its_objects_even_after_a_restart() {
     let w = s.watch(&["--prune"]);
     let first = &w.syncs()[0];
     assert!(first.contains(" 0 pruned, 1 invalid"), "{first}");
-    assert!(s.get("cargo", "web").is_some(), "web was pruned after a restart");
+    assert!(
+        s.get("cargo", "web").is_some(),
+        "web was pruned after a restart"
+    );
 
     // Deleting the file (with --prune) does prune it.
     std::fs::remove_file(s.dir().join("web.yaml")).expect("rm");
@@ -257,7 +268,10 @@ fn a_deleted_file_is_pruned_only_with_prune() {
         s.ns
     );
     assert!(w.stdout().contains(&kept), "{}", w.output());
-    assert!(s.get("cargo", "api").is_some(), "api was deleted without --prune");
+    assert!(
+        s.get("cargo", "api").is_some(),
+        "api was deleted without --prune"
+    );
     drop(w);
 
     let w = s.watch(&["--prune"]);
@@ -291,7 +305,12 @@ fn an_object_defined_in_two_files_is_applied_from_neither() {
     let web_error = w
         .stderr()
         .into_iter()
-        .find(|l| l.contains(&format!("cargo/web (namespace {}) is defined more than once", s.ns)))
+        .find(|l| {
+            l.contains(&format!(
+                "cargo/web (namespace {}) is defined more than once",
+                s.ns
+            ))
+        })
         .unwrap_or_else(|| panic!("no duplicate error for web: {}", w.output()));
     assert!(
         web_error.starts_with(&format!("{dir}/copy.yaml:1:1: "))
@@ -390,7 +409,10 @@ fn watch_once_reports_and_exits() {
     let out = s.daemon.nanocl(&["watch", &dir, "--once"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("{dir}/bad.yaml:2:1: invalid YAML")), "{err}");
+    assert!(
+        err.contains(&format!("{dir}/bad.yaml:2:1: invalid YAML")),
+        "{err}"
+    );
     let missing = s.tmp.path().join("nope").display().to_string();
     let out = s.daemon.nanocl(&["watch", &missing, "--once"]);
     assert_eq!(out.status.code(), Some(1));

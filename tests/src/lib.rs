@@ -3,6 +3,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub mod docker;
+
 /// Label put on every Docker object a test creates; its value is the test's unique prefix.
 pub const TEST_LABEL: &str = "io.nanocl.test";
 
@@ -148,8 +150,8 @@ impl Daemon {
             .expect("log file");
         let child = Command::new(binary("nanocld"))
             .args(&self.args)
-            .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("NANOCL_LOG", "warn")
+            .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -195,6 +197,12 @@ impl Daemon {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Sets an environment variable for the next (re)start.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.envs.retain(|(k, _)| k != key);
+        self.envs.push((key.to_owned(), value.to_owned()));
     }
 
     /// Starts it again with its controllers (same state, store and socket).
