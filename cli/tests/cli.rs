@@ -47,11 +47,14 @@ fn apply_dry_run_should_validate_the_examples_in_apply_order() {
         lines,
         vec![
             "namespace/getting-started valid (dry run: nothing applied)",
+            "namespace/shop valid (dry run: nothing applied)",
             "cluster/dev (namespace getting-started) valid (dry run: nothing applied)",
+            "cluster/prod (namespace shop) valid (dry run: nothing applied)",
             "network/front (namespace getting-started) valid (dry run: nothing applied)",
             "network/back (namespace getting-started) valid (dry run: nothing applied)",
             "cargo/backend (namespace getting-started) valid (dry run: nothing applied)",
             "cargo/web (namespace getting-started) valid (dry run: nothing applied)",
+            "cargo/storefront (namespace shop) valid (dry run: nothing applied)",
         ]
     );
 }
@@ -134,7 +137,7 @@ fn convert_should_round_trip_through_v1alpha1() {
             "convert",
             "-R",
             "-f",
-            "examples",
+            "examples/getting-started",
             "--output-version",
             "nanocl.io/v1alpha1",
         ],
@@ -169,7 +172,7 @@ fn convert_should_round_trip_through_v1alpha1() {
             "yaml",
             "-R",
             "-f",
-            "examples",
+            "examples/getting-started",
         ],
         None,
     );

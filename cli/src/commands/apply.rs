@@ -100,6 +100,7 @@ pub async fn prune(
     applied: &HashSet<ObjectKey>,
     dry_run: bool,
     out: &mut impl Write,
+    pruned: &mut Vec<ObjectKey>,
 ) -> anyhow::Result<bool> {
     let mut ok = true;
     for live in remote::applyset_members(client, applyset, scope).await? {
@@ -117,6 +118,7 @@ pub async fn prune(
                     display_key(&key),
                     if dry_run { " (server dry run)" } else { "" }
                 )?;
+                pruned.push(key);
             }
             Err(e) if crate::transport::is_unavailable(&e) => return Err(e),
             Err(e) => {
@@ -165,6 +167,7 @@ pub async fn run(cli: &Cli, args: &ApplyArgs, out: &mut impl Write) -> anyhow::R
     let dry_run = args.dry_run == DryRun::Server;
     let mut ok = true;
     let mut applied = HashSet::new();
+    let mut pruned = Vec::new();
     for m in &manifests {
         let key = m.object.key();
         match apply_one(&client, m, dry_run).await {
@@ -197,14 +200,21 @@ pub async fn run(cli: &Cli, args: &ApplyArgs, out: &mut impl Write) -> anyhow::R
                 cli.namespace.as_deref(),
                 args.prune.applyset.is_some(),
             );
-            ok = prune(&client, &name, &scope, &applied, dry_run, out).await?;
+            ok = prune(&client, &name, &scope, &applied, dry_run, out, &mut pruned).await?;
         } else {
             eprintln!("error: some objects failed to apply: nothing was pruned");
         }
     }
     if ok && args.wait && !dry_run {
         let keys: Vec<ObjectKey> = manifests.iter().map(|m| m.object.key()).collect();
+        let started = tokio::time::Instant::now();
         ok = crate::commands::wait::until_ready(&client, &keys, args.timeout, out).await?;
+        if ok && !pruned.is_empty() {
+            // Like kubectl: --wait also waits for what was pruned to be gone (its containers
+            // removed by the controllers' finalizer).
+            let left = args.timeout.saturating_sub(started.elapsed());
+            ok = crate::commands::wait::until_gone(&client, &pruned, left, out).await?;
+        }
     }
     Ok(if ok {
         Outcome::Success

@@ -96,3 +96,45 @@ pub async fn until_ready(
         }
     }
 }
+
+/// Polls until every object is gone or `timeout` passes; prints each as it goes.
+pub async fn until_gone(
+    client: &Client,
+    keys: &[ObjectKey],
+    timeout: Duration,
+    out: &mut impl Write,
+) -> anyhow::Result<bool> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut pending: Vec<ObjectKey> = keys.to_vec();
+    writeln!(
+        out,
+        "waiting for {} pruned object{} to be gone...",
+        pending.len(),
+        if pending.len() == 1 { "" } else { "s" }
+    )?;
+    loop {
+        let mut still = Vec::new();
+        for key in pending {
+            match remote::get_live(client, &key).await? {
+                None => writeln!(out, "{} gone", display_key(&key))?,
+                Some(_) => still.push(key),
+            }
+        }
+        out.flush()?;
+        pending = still;
+        if pending.is_empty() {
+            return Ok(true);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            for key in &pending {
+                eprintln!(
+                    "error: {} still there after {}: its finalizers have not finished",
+                    display_key(key),
+                    humantime::format_duration(timeout)
+                );
+            }
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
