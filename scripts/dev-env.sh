@@ -12,7 +12,7 @@ readonly SCRIPT_DIR REPO
 readonly STATE_DIR="${NANOCL_DEV_STATE:-$REPO/target/dev-env}"
 readonly ENV_FILE="$STATE_DIR/env"
 
-readonly PACKAGES=(docker.io etcd-server etcd-client protobuf-compiler busybox-static time)
+readonly PACKAGES=(docker.io etcd-server etcd-client protobuf-compiler busybox-static time git)
 
 readonly DOCKER_SOCK=/var/run/docker.sock
 readonly DOCKER_HOST_URL="unix://$DOCKER_SOCK"

@@ -36,5 +36,7 @@ run: nanocld is running in the foreground (Ctrl-C stops it). In another shell:
   $bin/nanocl -n getting-started scale cargo backend --replicas 4
   $bin/nanocl -n getting-started describe cargo web
   $bin/nanocl diff -R -f examples/        # exit 1 after the scale: the files say 2
+  $bin/nanocl watch examples/gitops/deploy -v   # edit a file there and save: synced within ~0.5 s
+  # GitOps: examples/gitops/README.md walks through ci-deploy.sh on a git repository of your own
 MSG
 wait $daemon
