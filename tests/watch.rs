@@ -363,9 +363,14 @@ fn the_directory_removed_and_recreated_prunes_nothing_then_applies() {
     assert!(s.get("cargo", "web").is_some(), "web was pruned");
     assert!(s.get("namespace", &s.ns).is_some());
 
+    // Re-created the way a slow checkout does it: the folder, then its files one by one. The
+    // folder is watched as soon as it appears, so the files extend the quiet period and the
+    // first sync sees them all (without that, the cluster would look deleted).
     std::fs::create_dir(s.dir()).expect("re-create");
-    std::fs::copy(moved.join("base.yaml"), s.dir().join("base.yaml")).expect("copy");
+    std::thread::sleep(Duration::from_millis(150));
     write(&s.dir().join("web.yaml"), &cargo(&s.ns, "web", "500"));
+    std::thread::sleep(Duration::from_millis(150));
+    std::fs::copy(moved.join("base.yaml"), s.dir().join("base.yaml")).expect("copy");
     let next = w.wait_sync(2, TIMEOUT);
     assert!(
         next.contains(": 0 created, 1 configured, 2 unchanged, 0 pruned, 0 invalid"),
@@ -419,5 +424,34 @@ fn watch_once_reports_and_exits() {
     assert!(
         String::from_utf8_lossy(&out.stderr).contains(&format!("error: {missing}: No such file")),
         "{out:?}"
+    );
+}
+
+#[test]
+fn an_object_also_in_an_invalid_file_waits_for_that_file_whatever_the_order() {
+    let s = Setup::new("wheld");
+    let w = s.watch(&["--prune"]);
+    let before = s.get("cargo", "web").expect("web");
+    // web.yaml breaks while a.yaml (sorted first) takes a copy of web: web waits.
+    write(
+        &s.dir().join("web.yaml"),
+        &cargo(&s.ns, "web", "100").replace("cluster: dev", "cluster: [dev"),
+    );
+    write(&s.dir().join("a.yaml"), &cargo(&s.ns, "web", "700"));
+    let second = w.wait_sync(2, TIMEOUT);
+    assert!(
+        second.contains(" 0 configured, 2 unchanged, 0 pruned, 2 invalid"),
+        "{second}"
+    );
+    let dir = s.dir().display().to_string();
+    assert!(
+        w.stderr().iter().any(|l| l.starts_with(&format!("{dir}/a.yaml:1:1: cargo/web (namespace {}) is also defined by {dir}/web.yaml, which is invalid", s.ns))),
+        "{}",
+        w.output()
+    );
+    let after = s.get("cargo", "web").expect("web");
+    assert_eq!(
+        after["metadata"]["resourceVersion"],
+        before["metadata"]["resourceVersion"]
     );
 }

@@ -223,10 +223,26 @@ pub fn applyset_name(
             .map_err(|e| anyhow::anyhow!("--applyset: {e}"))?;
         return Ok(name.to_owned());
     }
+    // A directory's whole name (`apps.prod` and `apps.staging` must not share a set), a
+    // file's name without its extension; `.` and `..` are resolved, symlinks are not (a
+    // `current -> releases/v42` link keeps its set when it flips).
     let base = first_path
         .and_then(|p| {
-            let p = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_owned());
-            p.file_stem().map(|s| s.to_string_lossy().into_owned())
+            let named = matches!(
+                p.components().next_back(),
+                Some(std::path::Component::Normal(_))
+            );
+            let p = if named {
+                p.to_owned()
+            } else {
+                std::fs::canonicalize(p).unwrap_or_else(|_| p.to_owned())
+            };
+            if p.is_dir() {
+                p.file_name()
+            } else {
+                p.file_stem()
+            }
+            .map(|s| s.to_string_lossy().into_owned())
         })
         .unwrap_or_default();
     let mut name: String = base
@@ -245,4 +261,29 @@ pub fn applyset_name(
         bail!("cannot derive an applyset name from the input: give one with --applyset NAME");
     }
     Ok(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::applyset_name;
+
+    #[test]
+    fn applyset_names_come_from_whole_directory_names_and_file_stems() -> anyhow::Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let prod = tmp.path().join("apps.prod");
+        let staging = tmp.path().join("apps.staging");
+        std::fs::create_dir(&prod)?;
+        std::fs::create_dir(&staging)?;
+        std::fs::write(prod.join("web.yaml"), "")?;
+        assert_eq!(applyset_name(None, Some(&prod))?, "apps-prod");
+        assert_eq!(applyset_name(None, Some(&staging))?, "apps-staging");
+        assert_eq!(applyset_name(None, Some(&prod.join("web.yaml")))?, "web");
+        assert_eq!(applyset_name(None, Some(&prod.join(".")))?, "apps-prod");
+        // A symlink keeps its own name, whatever it points to.
+        let current = tmp.path().join("current");
+        std::os::unix::fs::symlink(&prod, &current)?;
+        assert_eq!(applyset_name(None, Some(&current))?, "current");
+        assert_eq!(applyset_name(Some("mine"), Some(&current))?, "mine");
+        Ok(())
+    }
 }

@@ -87,6 +87,17 @@ fn walk(root: &Path, rel: &Path, entries: std::fs::ReadDir, depth: usize, scan: 
             }
             Ok(_) if is_manifest(name) => scan.files.push(child),
             Ok(_) => {}
+            // A dangling symlink: what it pointed to is unknown, so this scan cannot prune.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    && std::fs::symlink_metadata(&path).is_ok()
+                    && is_manifest(name) =>
+            {
+                scan.errors.push(format!(
+                    "{}: a symlink to nothing: not read, and nothing is pruned",
+                    path.display()
+                ));
+            }
             // Removed between listing and looking: it is simply not there.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) if is_manifest(name) => {
@@ -220,6 +231,13 @@ mod tests {
             ]
         );
         assert!(scan.errors.is_empty());
+
+        // A dangling symlink is not a deleted file: the scan says it is incomplete.
+        std::os::unix::fs::symlink(root.join("nowhere.yaml"), root.join("link.yaml"))?;
+        let scan = super::scan(root)?;
+        assert_eq!(scan.errors.len(), 1, "{:?}", scan.errors);
+        assert!(scan.errors[0]
+            .ends_with("link.yaml: a symlink to nothing: not read, and nothing is pruned"));
         Ok(())
     }
 }

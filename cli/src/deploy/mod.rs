@@ -72,6 +72,9 @@ pub struct SyncReport {
     pub notices: Vec<String>,
     /// How long the sync took.
     pub elapsed: Duration,
+    /// Something is pending (an object still being deleted, a prune held back): sync again
+    /// soon even without a change.
+    pub again: bool,
 }
 
 impl SyncReport {
@@ -102,6 +105,15 @@ impl SyncReport {
     pub fn eventful(&self) -> bool {
         self.created + self.configured + self.pruned + self.invalid > 0 || !self.notices.is_empty()
     }
+}
+
+/// Whether a sync may prune now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PruneGate {
+    /// Yes.
+    Open,
+    /// Not yet, and why; the next sync will.
+    Wait(String),
 }
 
 /// Why a sync did not happen.
@@ -153,9 +165,27 @@ impl Syncer {
 
     /// Reads the directory and makes nanocld match it.
     pub async fn sync(&mut self, api: &impl Transport) -> Result<SyncReport, SyncError> {
+        self.sync_guarded(api, || PruneGate::Open).await
+    }
+
+    /// [`sync`](Self::sync), asking `gate` just before pruning whether pruning is safe now (the
+    /// watcher says no when files changed during the sync: the next sync prunes).
+    pub async fn sync_guarded(
+        &mut self,
+        api: &impl Transport,
+        gate: impl Fn() -> PruneGate,
+    ) -> Result<SyncReport, SyncError> {
         let started = Instant::now();
         let mut report = SyncReport::default();
-        let scan = files::scan(&self.config.dir).map_err(SyncError::Missing)?;
+        let scan = files::scan(&self.config.dir).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory => {
+                SyncError::Missing(e)
+            }
+            _ => SyncError::Retry(anyhow::anyhow!(
+                "cannot read {}: {e}",
+                self.config.dir.display()
+            )),
+        })?;
         let mut incomplete = !scan.errors.is_empty();
         report.problems.extend(scan.errors.iter().cloned());
         report.files = scan.files.len();
@@ -227,6 +257,17 @@ impl Syncer {
             .collect();
         let mut desired: Vec<Manifest> = Vec::new();
         let mut produced: BTreeMap<PathBuf, Vec<ObjectKey>> = BTreeMap::new();
+        // What invalid files produced when they were last valid stays untouched, whatever the
+        // order of the files.
+        let mut held: HashMap<ObjectKey, String> = HashMap::new();
+        for (rel, state) in &states {
+            if let (FileState::Invalid, Some(keys)) = (state, self.last_keys.get(rel)) {
+                for key in keys {
+                    held.insert(key.clone(), self.file_name(rel));
+                }
+                produced.insert(rel.clone(), keys.clone());
+            }
+        }
         for (rel, state) in states {
             match state {
                 FileState::Valid(manifests) => {
@@ -236,6 +277,16 @@ impl Syncer {
                     );
                     for mut m in manifests {
                         if protected.contains(&m.object.key()) {
+                            continue;
+                        }
+                        if let Some(other) = held.get(&m.object.key()) {
+                            report.problems.push(format!(
+                                "{}:{}: {} is also defined by {other}, which is invalid: not applied until it is fixed",
+                                m.file,
+                                m.pos,
+                                m.object.key()
+                            ));
+                            report.invalid += 1;
                             continue;
                         }
                         let meta = m.object.metadata_mut();
@@ -248,15 +299,10 @@ impl Syncer {
                         desired.push(m);
                     }
                 }
-                FileState::Invalid => {
-                    // What it produced when it was last valid stays untouched.
-                    if let Some(keys) = self.last_keys.get(&rel) {
-                        protected.extend(keys.iter().cloned());
-                        produced.insert(rel, keys.clone());
-                    }
-                }
+                FileState::Invalid => {}
             }
         }
+        protected.extend(held.into_keys());
         desired.sort_by_key(|m| m.object.kind());
 
         // What the set holds now.
@@ -271,6 +317,19 @@ impl Syncer {
         // Apply.
         for m in &desired {
             let key = m.object.key();
+            if live
+                .get(&key)
+                .is_some_and(|v| !v["metadata"]["deletionTimestamp"].is_null())
+            {
+                // Being deleted (pruned, or deleted by hand): an update would not stop that.
+                // It is created again by a sync once it is gone.
+                report.notices.push(format!(
+                    "{} is being deleted; it is created again once it is gone",
+                    display_key(&key)
+                ));
+                report.again = true;
+                continue;
+            }
             let unchanged = live.get(&key).is_some_and(|v| {
                 remote::desired(&m.object, Some(v)).is_ok_and(|d| {
                     remote::without_server_fields(&d) == remote::without_server_fields(v)
@@ -330,10 +389,28 @@ impl Syncer {
             let Some(key) = remote::key_of(member) else {
                 continue;
             };
-            if wanted.contains(&key) || protected.contains(&key) || !scope.contains(&key) {
+            if wanted.contains(&key) || protected.contains(&key) {
                 continue;
             }
             let source = member["metadata"]["annotations"][SOURCE_ANNOTATION].as_str();
+            if !scope.contains(&key) {
+                // Not ours to prune (a Namespace without an explicit applyset, or a namespace
+                // the directory no longer mentions), but if it came from a deploy directory,
+                // say so once.
+                if source.is_some() && self.announced.insert(key.clone()) {
+                    report.notices.push(format!(
+                        "{} kept: no file defines it any more, and {}; delete it yourself if it should go",
+                        display_key(&key),
+                        if key.kind == Kind::Namespace {
+                            "Namespace objects are pruned only with an explicit --applyset"
+                        } else {
+                            "its namespace is not mentioned by the directory any more"
+                        }
+                    ));
+                }
+                kept_now.insert(key.clone());
+                continue;
+            }
             if source.is_some_and(|s| invalid_files.contains(s)) {
                 continue;
             }
@@ -344,7 +421,12 @@ impl Syncer {
                 Some(s) => format!("its file {} was deleted", self.file_name(Path::new(s))),
                 None => "no file defines it".to_owned(),
             };
-            let safe = !incomplete && !scan.files.is_empty();
+            let gate = if incomplete || scan.files.is_empty() {
+                PruneGate::Open
+            } else {
+                gate()
+            };
+            let safe = !incomplete && !scan.files.is_empty() && gate == PruneGate::Open;
             if self.config.prune && safe {
                 match remote::delete(api, &key, false).await {
                     Ok(()) => {
@@ -361,11 +443,16 @@ impl Syncer {
                 }
                 continue;
             }
+            if self.config.prune && gate != PruneGate::Open {
+                report.again = true;
+            }
             report.kept += 1;
             kept_now.insert(key.clone());
             if self.announced.insert(key.clone()) {
                 let advice = if !self.config.prune {
                     "run with --prune to delete it".to_owned()
+                } else if let PruneGate::Wait(why) = &gate {
+                    format!("not pruned yet: {why}")
                 } else if scan.files.is_empty() {
                     format!(
                         "{} holds no manifest, so nothing is pruned",

@@ -8,6 +8,8 @@
 //! so the last content is always the one applied.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -15,7 +17,7 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::{files, SyncError, SyncReport, Syncer};
+use super::{files, PruneGate, SyncError, SyncReport, Syncer};
 use crate::transport::Transport;
 
 /// Timing of the loop.
@@ -88,10 +90,22 @@ pub async fn run(
         )
     })?;
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut watcher = notify::recommended_watcher(move |event| {
-        let _ = tx.send(event);
-    })
-    .context("cannot start watching files")?;
+    // Relevant changes seen, counted as they happen: a sync compares the count before and
+    // after, and does not prune if files changed meanwhile.
+    let changes = Arc::new(AtomicU64::new(0));
+    let mut watcher = {
+        let (root, changes) = (root.clone(), changes.clone());
+        notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            if event
+                .as_ref()
+                .map_or(true, |e| files::is_relevant(&root, e))
+            {
+                changes.fetch_add(1, Ordering::SeqCst);
+            }
+            let _ = tx.send(event);
+        })
+        .context("cannot start watching files")?
+    };
     let mut root_watched = false;
     let mut parent_watched = false;
     let mut missing_reported = false;
@@ -105,6 +119,7 @@ pub async fn run(
     loop {
         if let Some(why) = trigger {
             if debounce {
+                ensure_watch(&mut watcher, &root, &mut root_watched, &mut report);
                 let first = Instant::now();
                 let mut last = first;
                 loop {
@@ -114,6 +129,9 @@ pub async fn run(
                             Some(event) => {
                                 if relevant(&root, event, &mut root_watched, &mut report) {
                                     last = Instant::now();
+                                    // The directory came back: watch it now, so the files
+                                    // arriving in it extend this quiet period.
+                                    ensure_watch(&mut watcher, &root, &mut root_watched, &mut report);
                                 }
                             }
                             None => break,
@@ -132,25 +150,32 @@ pub async fn run(
                     parent_watched = watcher.watch(parent, RecursiveMode::NonRecursive).is_ok();
                 }
             }
-            if !root_watched && root.is_dir() {
-                let _ = watcher.unwatch(&root);
-                match watcher.watch(&root, RecursiveMode::Recursive) {
-                    Ok(()) => {}
-                    Err(e) => report(Report::WatchError(format!(
-                        "cannot watch {}: {e}; changes are picked up by the periodic sync",
-                        root.display()
-                    ))),
-                }
-                // Even when watching failed: the poll then only looks for a removal.
-                root_watched = true;
-            }
+            ensure_watch(&mut watcher, &root, &mut root_watched, &mut report);
             trigger = None;
             debounce = false;
-            match syncer.sync(api).await {
+            let before = changes.load(Ordering::SeqCst);
+            let came_back = missing_reported;
+            let gate = || {
+                if came_back {
+                    PruneGate::Wait("the directory just came back; the next sync prunes".into())
+                } else if changes.load(Ordering::SeqCst) != before {
+                    PruneGate::Wait("files changed during the sync; the next sync prunes".into())
+                } else {
+                    PruneGate::Open
+                }
+            };
+            let result = syncer.sync_guarded(api, gate).await;
+            next_resync = resync_deadline(timing);
+            match result {
                 Ok(sync) => {
                     missing_reported = false;
                     retry_delay = timing.retry;
                     report(Report::Synced(why, &sync));
+                    if sync.again {
+                        // Something is pending: look again soon.
+                        next_resync =
+                            Some(Instant::now() + timing.debounce.max(Duration::from_secs(1)));
+                    }
                 }
                 Err(SyncError::Missing(e)) => {
                     root_watched = false;
@@ -170,7 +195,6 @@ pub async fn run(
                     continue;
                 }
             }
-            next_resync = resync_deadline(timing);
         }
 
         tokio::select! {
@@ -203,6 +227,27 @@ pub async fn run(
             trigger = None;
         }
     }
+}
+
+/// Watches the directory (again) if it exists and is not watched.
+fn ensure_watch(
+    watcher: &mut impl Watcher,
+    root: &Path,
+    root_watched: &mut bool,
+    report: &mut impl FnMut(Report<'_>),
+) {
+    if *root_watched || !root.is_dir() {
+        return;
+    }
+    let _ = watcher.unwatch(root);
+    if let Err(e) = watcher.watch(root, RecursiveMode::Recursive) {
+        report(Report::WatchError(format!(
+            "cannot watch {}: {e}; changes are picked up by the periodic sync",
+            root.display()
+        )));
+    }
+    // Even when watching failed: the poll then only looks for a removal.
+    *root_watched = true;
 }
 
 /// Resolves once shutdown is asked for (or its sender is gone).
