@@ -160,3 +160,55 @@ fn two_deploy_dirs_with_the_same_name_are_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn a_file_restored_right_after_its_prune_brings_the_cargo_back() {
+    let scope = Scope::new("deployback");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("back");
+    std::fs::create_dir(&dir).expect("mkdir");
+    let text = manifests(&scope.ns, 1, "300");
+    let (base, web) = text.split_at(
+        text.find("kind: Cargo")
+            .map_or(0, |i| i - "apiVersion: nanocl.io/v1\n".len()),
+    );
+    std::fs::write(
+        dir.join("base.yaml"),
+        base.trim_end().trim_end_matches("---"),
+    )
+    .expect("write");
+    std::fs::write(dir.join("web.yaml"), web).expect("write");
+    let dir_arg = dir.display().to_string();
+    let d = Daemon::start_with(
+        StoreKind::Embedded,
+        &[
+            "--deploy-dir",
+            &dir_arg,
+            "--deploy-prune",
+            "--deploy-debounce",
+            "300ms",
+        ],
+    );
+    let web_labels = scope.cargo("web");
+    wait_until("1 replica", || running(&web_labels).len() == 1);
+    let uid = get(&d, &scope.ns, "cargo", "web")["metadata"]["uid"].clone();
+
+    // Pruned, then restored while its finalizer may still be at work.
+    std::fs::remove_file(dir.join("web.yaml")).expect("rm");
+    wait_until("the prune", || {
+        let live = get(&d, &scope.ns, "cargo", "web");
+        live.is_null() || !live["metadata"]["deletionTimestamp"].is_null()
+    });
+    std::fs::write(dir.join("web.yaml"), web).expect("restore");
+    wait_until("web back, not terminating, 1 replica", || {
+        let live = get(&d, &scope.ns, "cargo", "web");
+        !live.is_null()
+            && live["metadata"]["deletionTimestamp"].is_null()
+            && live["metadata"]["uid"] != uid
+            && running(&web_labels).len() == 1
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(running(&web_labels).len(), 1);
+    let out = d.nanocl(&["delete", "namespace", &scope.ns, "--wait"]);
+    assert!(out.status.success(), "{out:?}");
+}

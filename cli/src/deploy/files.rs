@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use notify::event::{AccessKind, AccessMode, EventKind, MetadataKind, ModifyKind};
+use notify::event::{AccessKind, AccessMode, EventKind, MetadataKind, ModifyKind, RemoveKind};
 
 /// Deepest directory nesting read; deeper (or a symlink loop) is reported, not followed.
 const MAX_DEPTH: usize = 32;
@@ -121,10 +121,19 @@ pub fn is_relevant(root: &Path, event: &notify::Event) -> bool {
     if event.need_rescan() {
         return true;
     }
-    event.paths.iter().any(|p| path_is_relevant(root, p))
+    // A folder removed or moved out may have any name (`apps.d`): it no longer exists, so its
+    // kind cannot be checked; such events count unless the name is noise.
+    let gone = matches!(
+        event.kind,
+        EventKind::Remove(RemoveKind::Folder) | EventKind::Modify(ModifyKind::Name(_))
+    );
+    event
+        .paths
+        .iter()
+        .any(|p| path_is_relevant(root, p, gone && !p.exists()))
 }
 
-fn path_is_relevant(root: &Path, path: &Path) -> bool {
+fn path_is_relevant(root: &Path, path: &Path, gone: bool) -> bool {
     if path == root {
         // The directory itself was created, removed or moved.
         return true;
@@ -141,13 +150,13 @@ fn path_is_relevant(root: &Path, path: &Path) -> bool {
         return true;
     };
     // A manifest, or a folder (created, moved in or removed: its files came or went with it).
-    is_manifest(name) || Path::new(name).extension().is_none() || path.is_dir()
+    gone || is_manifest(name) || Path::new(name).extension().is_none() || path.is_dir()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use notify::event::{CreateKind, DataChange, Event, RemoveKind};
+    use notify::event::{CreateKind, DataChange, Event};
 
     fn event(kind: EventKind, path: &str) -> Event {
         Event::new(kind).add_path(PathBuf::from(path))
@@ -181,6 +190,24 @@ mod tests {
         assert!(is_relevant(
             root,
             &event(EventKind::Create(CreateKind::Folder), "/deploy/shop")
+        ));
+        assert!(is_relevant(
+            root,
+            &event(EventKind::Remove(RemoveKind::Folder), "/deploy/apps.d")
+        ));
+        assert!(is_relevant(
+            root,
+            &event(
+                EventKind::Modify(ModifyKind::Name(notify::event::RenameMode::From)),
+                "/deploy/apps.d"
+            )
+        ));
+        assert!(!is_relevant(
+            root,
+            &event(
+                EventKind::Modify(ModifyKind::Name(notify::event::RenameMode::From)),
+                "/deploy/.git/index.lock"
+            )
         ));
         assert!(!is_relevant(
             root,

@@ -107,6 +107,13 @@ impl SyncReport {
     }
 }
 
+/// Whether nanocld answers `/readyz` (its store is reachable).
+async fn server_ready(api: &impl Transport) -> bool {
+    api.request(hyper::Method::GET, "/readyz", None)
+        .await
+        .is_ok_and(|a| a.status.is_success())
+}
+
 /// Whether a sync may prune now.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PruneGate {
@@ -353,7 +360,11 @@ impl Syncer {
                             .push(format!("{} {}", display_key(&key), applied.word()));
                     }
                 }
-                Err(e) if is_unavailable(&e) => return Err(SyncError::Retry(e)),
+                // A 5xx for this object while nanocld is ready is this object's problem: one
+                // object the server keeps failing must not hold the whole directory back.
+                Err(e) if is_unavailable(&e) && !server_ready(api).await => {
+                    return Err(SyncError::Retry(e))
+                }
                 Err(e) => {
                     report.problems.push(format!(
                         "{}:{}: {}: {}",
