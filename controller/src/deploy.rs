@@ -15,7 +15,6 @@ use nanocl_cli::transport::Transport;
 use serde_json::Value;
 use tower::ServiceExt;
 
-use crate::apiserver::metrics::DeploySync;
 use crate::apiserver::App;
 use crate::store::Store;
 
@@ -121,18 +120,7 @@ pub async fn run<S: Store>(
         timing,
         |report| match report {
             Report::Synced(trigger, sync) => {
-                metrics.record_deploy_sync(
-                    &dir,
-                    DeploySync {
-                        created: sync.created,
-                        configured: sync.configured,
-                        unchanged: sync.unchanged,
-                        pruned: sync.pruned,
-                        invalid: sync.invalid,
-                        kept: sync.kept,
-                        seconds: sync.elapsed.as_secs_f64(),
-                    },
-                );
+                metrics.record_deploy_sync(&dir, sync);
                 for problem in &sync.problems {
                     tracing::warn!(%dir, "{problem}");
                 }

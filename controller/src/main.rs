@@ -177,7 +177,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        wait_for_signal().await;
+        nanocl_cli::commands::wait_for_interrupt().await;
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = stop.send(true);
     });
@@ -227,21 +227,6 @@ async fn run_controllers(store: AnyStore, mut shutdown: tokio::sync::watch::Rece
     };
     if let Err(e) = nanocl_controller::controllers::run(store, docker, shutdown).await {
         tracing::error!(error = %e, "the controllers stopped");
-    }
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
     }
 }
 

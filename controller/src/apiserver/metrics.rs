@@ -5,6 +5,8 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
 
+use nanocl_cli::deploy::SyncReport;
+
 /// What the API server counts.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -14,30 +16,11 @@ pub struct Metrics {
     deploy: Mutex<BTreeMap<String, DeployDir>>,
 }
 
-/// What one deploy-directory sync did, for `/metrics`.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct DeploySync {
-    /// Objects created.
-    pub created: usize,
-    /// Objects changed.
-    pub configured: usize,
-    /// Objects already as written.
-    pub unchanged: usize,
-    /// Objects deleted.
-    pub pruned: usize,
-    /// Invalid files and refused objects.
-    pub invalid: usize,
-    /// Objects left in place although their definition is gone.
-    pub kept: usize,
-    /// How long it took.
-    pub seconds: f64,
-}
-
 #[derive(Debug, Default)]
 struct DeployDir {
     syncs: u64,
     failures: u64,
-    last: Option<(DeploySync, f64)>,
+    last: Option<(SyncReport, f64)>,
 }
 
 fn unix_now() -> f64 {
@@ -56,14 +39,14 @@ fn escape_label(value: &str) -> String {
 
 impl Metrics {
     /// Records a finished sync of a deploy directory.
-    pub fn record_deploy_sync(&self, dir: &str, sync: DeploySync) {
+    pub fn record_deploy_sync(&self, dir: &str, sync: &SyncReport) {
         let mut deploy = self
             .deploy
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let entry = deploy.entry(dir.to_owned()).or_default();
         entry.syncs += 1;
-        entry.last = Some((sync, unix_now()));
+        entry.last = Some((sync.clone(), unix_now()));
     }
 
     /// Records a sync of a deploy directory that could not finish (nanocld's store
@@ -158,7 +141,7 @@ impl Metrics {
             "# TYPE nanocl_deploy_last_sync_timestamp_seconds gauge"
         );
         for (dir, d) in deploy.iter() {
-            if let Some((_, at)) = d.last {
+            if let Some((_, at)) = &d.last {
                 let _ = writeln!(
                     out,
                     "nanocl_deploy_last_sync_timestamp_seconds{{dir=\"{}\"}} {at:.3}",
@@ -172,12 +155,12 @@ impl Metrics {
         );
         let _ = writeln!(out, "# TYPE nanocl_deploy_last_sync_duration_seconds gauge");
         for (dir, d) in deploy.iter() {
-            if let Some((sync, _)) = d.last {
+            if let Some((sync, _)) = &d.last {
                 let _ = writeln!(
                     out,
                     "nanocl_deploy_last_sync_duration_seconds{{dir=\"{}\"}} {:.6}",
                     escape_label(dir),
-                    sync.seconds
+                    sync.elapsed.as_secs_f64()
                 );
             }
         }
@@ -187,7 +170,7 @@ impl Metrics {
         );
         let _ = writeln!(out, "# TYPE nanocl_deploy_last_sync_objects gauge");
         for (dir, d) in deploy.iter() {
-            if let Some((sync, _)) = d.last {
+            if let Some((sync, _)) = &d.last {
                 for (result, n) in [
                     ("created", sync.created),
                     ("configured", sync.configured),
