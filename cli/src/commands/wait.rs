@@ -43,29 +43,84 @@ pub async fn until_ready(
     timeout: Duration,
     out: &mut impl Write,
 ) -> anyhow::Result<bool> {
+    let check = |live: Option<Value>| match live {
+        Some(object) => readiness(&object),
+        None => Err("not found".to_owned()),
+    };
+    poll(
+        client,
+        keys,
+        timeout,
+        out,
+        Goal {
+            what: "ready",
+            check,
+            failed: "not ready",
+        },
+    )
+    .await
+}
+
+/// Polls until every object is gone or `timeout` passes; prints each as it goes.
+pub async fn until_gone(
+    client: &Client,
+    keys: &[ObjectKey],
+    timeout: Duration,
+    out: &mut impl Write,
+) -> anyhow::Result<bool> {
+    let check = |live: Option<Value>| match live {
+        None => Ok(()),
+        Some(_) => Err("its finalizers have not finished".to_owned()),
+    };
+    poll(
+        client,
+        keys,
+        timeout,
+        out,
+        Goal {
+            what: "gone",
+            check,
+            failed: "still there",
+        },
+    )
+    .await
+}
+
+/// What [`poll`] waits for.
+struct Goal<F> {
+    /// Printed per object when reached: `cargo/web ready`.
+    what: &'static str,
+    /// The live object (or its absence) → reached, or why not.
+    check: F,
+    /// Printed when the time is up: `cargo/web not ready after 5m: why`.
+    failed: &'static str,
+}
+
+async fn poll<F: Fn(Option<Value>) -> Result<(), String>>(
+    client: &Client,
+    keys: &[ObjectKey],
+    timeout: Duration,
+    out: &mut impl Write,
+    goal: Goal<F>,
+) -> anyhow::Result<bool> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut pending: Vec<ObjectKey> = keys.to_vec();
     let terminal = std::io::stdout().is_terminal();
     writeln!(
         out,
-        "waiting for {} object{} to be ready...",
+        "waiting for {} object{} to be {}...",
         pending.len(),
-        if pending.len() == 1 { "" } else { "s" }
+        if pending.len() == 1 { "" } else { "s" },
+        goal.what
     )?;
     let mut last_reason = std::collections::HashMap::new();
     loop {
         let mut still = Vec::new();
         for key in pending {
-            match remote::get_live(client, &key).await? {
-                Some(object) => match readiness(&object) {
-                    Ok(()) => writeln!(out, "{} ready", display_key(&key))?,
-                    Err(why) => {
-                        last_reason.insert(key.clone(), why);
-                        still.push(key);
-                    }
-                },
-                None => {
-                    last_reason.insert(key.clone(), "not found".into());
+            match (goal.check)(remote::get_live(client, &key).await?) {
+                Ok(()) => writeln!(out, "{} {}", display_key(&key), goal.what)?,
+                Err(why) => {
+                    last_reason.insert(key.clone(), why);
                     still.push(key);
                 }
             }
@@ -78,8 +133,9 @@ pub async fn until_ready(
         if tokio::time::Instant::now() >= deadline {
             for key in &pending {
                 eprintln!(
-                    "error: {} not ready after {}: {}",
+                    "error: {} {} after {}: {}",
                     display_key(key),
+                    goal.failed,
                     humantime::format_duration(timeout),
                     last_reason.get(key).map_or("", String::as_str)
                 );
@@ -88,53 +144,11 @@ pub async fn until_ready(
         }
         if terminal {
             // A quiet progress hint on terminals; plain output stays line-per-event.
-            eprint!("\r{} not ready yet...   ", pending.len());
+            eprint!("\r{} not {} yet...   ", pending.len(), goal.what);
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
         if terminal {
             eprint!("\r                              \r");
         }
-    }
-}
-
-/// Polls until every object is gone or `timeout` passes; prints each as it goes.
-pub async fn until_gone(
-    client: &Client,
-    keys: &[ObjectKey],
-    timeout: Duration,
-    out: &mut impl Write,
-) -> anyhow::Result<bool> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut pending: Vec<ObjectKey> = keys.to_vec();
-    writeln!(
-        out,
-        "waiting for {} pruned object{} to be gone...",
-        pending.len(),
-        if pending.len() == 1 { "" } else { "s" }
-    )?;
-    loop {
-        let mut still = Vec::new();
-        for key in pending {
-            match remote::get_live(client, &key).await? {
-                None => writeln!(out, "{} gone", display_key(&key))?,
-                Some(_) => still.push(key),
-            }
-        }
-        out.flush()?;
-        pending = still;
-        if pending.is_empty() {
-            return Ok(true);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            for key in &pending {
-                eprintln!(
-                    "error: {} still there after {}: its finalizers have not finished",
-                    display_key(key),
-                    humantime::format_duration(timeout)
-                );
-            }
-            return Ok(false);
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
