@@ -126,6 +126,22 @@ fn deploy_dir_converges_and_survives_a_restart_of_nanocld() {
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(running(&web).len(), 3);
 
+    // A broken save: logged with its location, counted in /metrics, nothing touched.
+    std::fs::write(dir.join("web.yaml"), "kind: Cargo\nmetadata: [oops\n").expect("write");
+    wait_for_metric(
+        &d,
+        &format!("nanocl_deploy_last_sync_objects{{dir=\"{dir_arg}\",result=\"invalid\"}} 1"),
+    );
+    assert!(
+        d.log()
+            .contains(&format!("{dir_arg}/web.yaml:3:1: invalid YAML")),
+        "{}",
+        d.log()
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(running(&web).len(), 3, "a broken file changed the replicas");
+    assert!(!get(&d, &scope.ns, "cargo", "web").is_null());
+
     // Cleanup through the API: the namespace's finalizer removes the containers.
     let out = d.nanocl(&["delete", "namespace", &scope.ns, "--wait"]);
     assert!(out.status.success(), "{out:?}");

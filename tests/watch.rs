@@ -455,3 +455,22 @@ fn an_object_also_in_an_invalid_file_waits_for_that_file_whatever_the_order() {
         before["metadata"]["resourceVersion"]
     );
 }
+
+#[test]
+fn the_periodic_resync_undoes_edits_made_behind_the_files_back() {
+    let s = Setup::new("wresync");
+    let w = s.watch(&["--resync", "1s"]);
+    let out = s
+        .daemon
+        .nanocl(&["-n", &s.ns, "scale", "cargo", "web", "--replicas", "3"]);
+    assert!(out.status.success(), "{out:?}");
+    let repaired = w.wait_sync(2, TIMEOUT);
+    assert!(
+        repaired.contains(": 0 created, 1 configured, 2 unchanged, 0 pruned, 0 invalid"),
+        "{repaired}"
+    );
+    assert_eq!(s.get("cargo", "web").expect("web")["spec"]["replicas"], 1);
+    // Quiet resyncs print nothing.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(w.syncs().len(), 2, "{}", w.output());
+}
