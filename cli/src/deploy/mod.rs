@@ -396,6 +396,13 @@ impl Syncer {
             .map(|rel| rel.to_string_lossy().into_owned())
             .collect();
         let mut kept_now = HashSet::new();
+        // Asked once, after everything was applied: did files change meanwhile?
+        let gate = if incomplete || scan.files.is_empty() {
+            PruneGate::Open
+        } else {
+            gate()
+        };
+        let safe = !incomplete && !scan.files.is_empty() && gate == PruneGate::Open;
         for member in &members {
             let Some(key) = remote::key_of(member) else {
                 continue;
@@ -432,12 +439,6 @@ impl Syncer {
                 Some(s) => format!("its file {} was deleted", self.file_name(Path::new(s))),
                 None => "no file defines it".to_owned(),
             };
-            let gate = if incomplete || scan.files.is_empty() {
-                PruneGate::Open
-            } else {
-                gate()
-            };
-            let safe = !incomplete && !scan.files.is_empty() && gate == PruneGate::Open;
             if self.config.prune && safe {
                 match remote::delete(api, &key, false).await {
                     Ok(()) => {
