@@ -12,7 +12,9 @@ readonly SCRIPT_DIR REPO
 readonly STATE_DIR="${NANOCL_DEV_STATE:-$REPO/target/dev-env}"
 readonly ENV_FILE="$STATE_DIR/env"
 
-readonly PACKAGES=(docker.io etcd-server etcd-client protobuf-compiler busybox-static time git)
+# libprotobuf-dev holds protoc's well-known types (google/protobuf/*.proto), which the build of
+# etcd-client imports; it is only a Recommends of protobuf-compiler, and we skip those.
+readonly PACKAGES=(docker.io etcd-server etcd-client protobuf-compiler libprotobuf-dev busybox-static time git)
 
 readonly DOCKER_SOCK=/var/run/docker.sock
 readonly DOCKER_HOST_URL="unix://$DOCKER_SOCK"
@@ -456,6 +458,63 @@ take_lock() {
   fi
 }
 
+# --- step 6: verify the outcome ------------------------------------------------------
+
+# Check what the build and the tests need, the way they use it; every failed check names the
+# missing piece and the fix. An install step that silently did nothing (a package that was
+# present on one machine only) fails here, not in the middle of `cargo build`.
+verify_outcome() {
+  local failed=0 tmp name
+  mkdir -p -- "$STATE_DIR"
+  tmp="$(mktemp -d "$STATE_DIR/verify.XXXXXX")"
+  if ! command -v protoc >/dev/null 2>&1; then
+    warn "check: protoc not found (package protobuf-compiler): apt-get install protobuf-compiler"
+    failed=$((failed + 1))
+  else
+    printf '%s\n' 'syntax = "proto3";' 'package nanocl.devenv;' \
+      'import "google/protobuf/descriptor.proto";' \
+      'message Check { google.protobuf.FileDescriptorProto file = 1; }' >"$tmp/check.proto"
+    if ! protoc --proto_path="$tmp" --descriptor_set_out="$tmp/check.pb" "$tmp/check.proto" \
+      >"$tmp/protoc.log" 2>&1; then
+      warn "check: protoc cannot compile a file that imports google/protobuf/descriptor.proto (the well-known types, package libprotobuf-dev): apt-get install libprotobuf-dev"
+      sed 's/^/    /' "$tmp/protoc.log" >&2
+      failed=$((failed + 1))
+    fi
+  fi
+  if ! docker_up; then
+    warn "check: dockerd does not answer on $DOCKER_SOCK (log: $DOCKERD_LOG); rerun: scripts/dev-env.sh up"
+    failed=$((failed + 1))
+  else
+    for name in "$TEST_IMAGE" "$EXAMPLE_IMAGE"; do
+      if ! image_exists "$name"; then
+        warn "check: image $name is missing; rerun: scripts/dev-env.sh up"
+        failed=$((failed + 1))
+      elif ! timeout 60 "$DOCKER" -H "$DOCKER_HOST_URL" run --rm --network none \
+        --label io.nanocl.dev-env-check=true "$name" true >/dev/null 2>"$tmp/run.log"; then
+        warn "check: image $name does not run (docker run --rm $name true failed):"
+        sed 's/^/    /' "$tmp/run.log" >&2
+        failed=$((failed + 1))
+      fi
+    done
+  fi
+  if ! etcd_healthy; then
+    warn "check: etcd is not healthy on $ETCD_ENDPOINT (log: $ETCD_LOG); run: scripts/dev-env.sh down; scripts/dev-env.sh up"
+    failed=$((failed + 1))
+  fi
+  # `time` is a shell keyword: the benchmarks need the program, /usr/bin/time.
+  for name in /usr/bin/git:git /usr/bin/time:time /bin/busybox:busybox-static; do
+    if [[ ! -x "${name%%:*}" ]]; then
+      warn "check: ${name%%:*} not found (package ${name#*:}): apt-get install ${name#*:}"
+      failed=$((failed + 1))
+    fi
+  done
+  rm -rf -- "$tmp"
+  if ((failed > 0)); then
+    die "$failed check(s) failed: the environment is not ready"
+  fi
+  say "checks passed: protoc with the well-known types, dockerd, images run, etcd healthy, git, time"
+}
+
 # --- commands --------------------------------------------------------------------
 
 cmd_up() {
@@ -470,6 +529,7 @@ cmd_up() {
   ensure_etcd
   ensure_images
   write_env
+  verify_outcome
   say "ready (load with: set -a; . $ENV_FILE; set +a)"
 }
 
