@@ -486,3 +486,108 @@ fn objects_stored_before_the_controllers_start_should_converge_at_start() {
     let out = d.nanocl(&["delete", "ns", &ns, "--wait", "--timeout", "60s"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+fn etcdctl(args: &[&str]) -> String {
+    let out = std::process::Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg("--endpoints")
+        .arg(nanocl_e2e::etcd_endpoint())
+        .args(args)
+        .output()
+        .expect("run etcdctl");
+    assert!(out.status.success(), "etcdctl {args:?}: {}", stderr(&out));
+    stdout(&out)
+}
+
+/// A stored cargo this nanocld cannot decode (a field from a newer version) keeps its running
+/// replica through resyncs, garbage collection and a restart; it is reported and listed
+/// beside the others, and `nanocl delete` removes it.
+#[test]
+fn an_undecodable_cargo_should_keep_its_replica_and_stay_visible_and_deletable() {
+    let scope = Scope::new("undec");
+    let ns = scope.ns.clone();
+    let mut d = Daemon::start_with_controllers(StoreKind::Etcd);
+    apply(
+        &d,
+        &format!(
+            "{}---\n{}---\n{}",
+            base(&ns),
+            cargo(&ns, "old", 1, "v1", &test_image()),
+            cargo(&ns, "fine", 1, "v1", &test_image())
+        ),
+    );
+    wait_until("both replicas running", || {
+        running(&scope.cargo("old")).len() == 1 && running(&scope.cargo("fine")).len() == 1
+    });
+    let before = running(&scope.cargo("old"));
+
+    // What a newer nanocld would store: one field this version does not know.
+    let key = format!(
+        "{}/cargoes/{ns}/old",
+        d.etcd_prefix.clone().expect("etcd prefix")
+    );
+    let stored = etcdctl(&["get", &key, "--print-value-only"]);
+    let mut value: serde_json::Value = serde_json::from_str(stored.trim()).expect("stored json");
+    value["spec"]["container"]["futureField"] = serde_json::json!(true);
+    etcdctl(&["put", &key, &value.to_string()]);
+
+    // The garbage collector runs at start and every 30 s: a restart is its next pass.
+    std::thread::sleep(Duration::from_secs(2));
+    d.restart();
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        running(&scope.cargo("old")),
+        before,
+        "its replica is left running"
+    );
+    let log = d.log();
+    assert!(
+        log.contains("a stored object cannot be decoded")
+            && log.contains(&format!("cargoes/{ns}/old")),
+        "logged with its key:\n{log}"
+    );
+
+    let out = d.nanocl(&["-n", &ns, "get", "cargoes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let table = stdout(&out);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("old ") && l.contains("<undecodable>")),
+        "marked:\n{table}"
+    );
+    assert!(
+        table.lines().any(|l| l.starts_with("fine ")),
+        "and the others listed:\n{table}"
+    );
+    assert!(
+        stderr(&out).contains("futureField"),
+        "the warning names what cannot be read: {}",
+        stderr(&out)
+    );
+    let events = d.nanocl(&["-n", &ns, "events"]);
+    assert!(
+        stdout(&events).contains("Undecodable"),
+        "{}",
+        stdout(&events)
+    );
+
+    let out = d.nanocl(&["-n", &ns, "delete", "cargo", "old"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(
+        etcdctl(&["get", &key, "--print-value-only"]).trim(),
+        "",
+        "deleted"
+    );
+    assert_eq!(
+        running(&scope.cargo("fine")).len(),
+        1,
+        "the other one untouched"
+    );
+}

@@ -6,5 +6,7 @@ pub mod backoff;
 pub mod controllers;
 pub mod deploy;
 pub mod docker;
+pub mod metrics;
+pub mod objects;
 pub mod runtime;
 pub mod store;

@@ -8,8 +8,11 @@ use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use nanocl_controller::apiserver::listen::{self, ListenUrl};
 use nanocl_controller::apiserver::{self, App};
+use nanocl_controller::controllers::tasks::Tasks;
+use nanocl_controller::controllers::RunError;
 use nanocl_controller::deploy;
 use nanocl_controller::docker::Engine;
+use nanocl_controller::metrics::Metrics;
 use nanocl_controller::store::{
     AnyStore, EmbeddedOptions, EmbeddedStore, EtcdOptions, EtcdStore, StoreUrl,
 };
@@ -176,19 +179,36 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
 
     let (stop, shutdown) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        nanocl_cli::commands::wait_for_interrupt().await;
-        tracing::info!("shutting down: finishing in-flight requests");
-        let _ = stop.send(true);
-    });
+    let stop = Arc::new(stop);
+    // Why nanocld stops, when it is not a signal.
+    let failed: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            nanocl_cli::commands::wait_for_interrupt().await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            let _ = stop.send(true);
+        });
+    }
+    let metrics = Arc::new(Metrics::default());
+    // Every long-lived task is tracked: one that ends before shutdown stops nanocld with an
+    // error (its supervisor restarts it), rather than leave it running half-alive.
+    let mut tasks = Tasks::default();
     if args.controllers == Controllers::All {
-        let store = store.clone();
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move { run_controllers(store, shutdown).await });
+        let (store, metrics, shutdown) = (store.clone(), metrics.clone(), shutdown.clone());
+        let failed = failed.clone();
+        tasks.spawn("controllers", async move {
+            if let Err(e) = run_controllers(store, metrics, shutdown).await {
+                tracing::error!(error = %e, "the controllers stopped");
+                if let Ok(mut f) = failed.lock() {
+                    f.get_or_insert(e.to_string());
+                }
+            }
+        });
     }
     let app = Arc::new(App {
         store,
-        metrics: Default::default(),
+        metrics,
         shutdown: shutdown.clone(),
         store_kind,
     });
@@ -196,19 +216,49 @@ async fn run(args: Args) -> anyhow::Result<()> {
     for syncer in syncers {
         let api = deploy::InProcess::new(router.clone());
         let (app, shutdown) = (app.clone(), shutdown.clone());
-        tokio::spawn(deploy::run(syncer, api, app, deploy.debounce, shutdown));
+        let name = format!("deploy directory {}", syncer.config().dir.display());
+        tasks.spawn(
+            name,
+            deploy::run(syncer, api, app, deploy.debounce, shutdown),
+        );
     }
+    let supervisor = {
+        let (stop, mut shutdown, failed) = (stop.clone(), shutdown.clone(), failed.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                // No task at all (`--controllers none`, no deploy directory): nothing to watch.
+                Some(ended) = tasks.next_ended() => {
+                    tracing::error!(error = %ended, "stopping nanocld");
+                    if let Ok(mut f) = failed.lock() {
+                        f.get_or_insert(ended.to_string());
+                    }
+                    let _ = stop.send(true);
+                }
+                _ = async { let _ = shutdown.wait_for(|v| *v).await; } => {}
+            }
+            tasks.join_all().await;
+        })
+    };
     let result = apiserver::serve(router, unix, tcp, shutdown).await;
     for path in &unix_paths {
         let _ = std::fs::remove_file(path);
     }
+    let _ = supervisor.await;
     result.context("the API server failed")?;
+    let failure = failed.lock().ok().and_then(|f| f.clone());
+    if let Some(why) = failure {
+        anyhow::bail!("{why}");
+    }
     tracing::info!("stopped");
     Ok(())
 }
 
 /// Connects to Docker (retrying while it is not there) and runs the controllers.
-async fn run_controllers(store: AnyStore, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+async fn run_controllers(
+    store: AnyStore,
+    metrics: Arc<Metrics>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), RunError> {
     let mut backoff = nanocl_controller::backoff::Backoff::new(
         std::time::Duration::from_millis(500),
         std::time::Duration::from_secs(30),
@@ -220,14 +270,12 @@ async fn run_controllers(store: AnyStore, mut shutdown: tokio::sync::watch::Rece
                 tracing::error!(error = %e, "cannot reach Docker; the controllers wait for it");
                 tokio::select! {
                     () = tokio::time::sleep(backoff.next_delay()) => {}
-                    _ = shutdown.wait_for(|v| *v) => return,
+                    _ = shutdown.wait_for(|v| *v) => return Ok(()),
                 }
             }
         }
     };
-    if let Err(e) = nanocl_controller::controllers::run(store, docker, shutdown).await {
-        tracing::error!(error = %e, "the controllers stopped");
-    }
+    nanocl_controller::controllers::run(store, docker, metrics, Default::default(), shutdown).await
 }
 
 fn main() -> ExitCode {

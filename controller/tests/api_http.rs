@@ -1575,7 +1575,7 @@ fn corpus(web: &Value) -> Vec<Case> {
             400,
             "BadRequest",
             None,
-            "the request body is not a valid object: invalid YAML",
+            "the request body is not a valid object: invalid JSON: trailing characters",
         ),
         case(
             "two JSON objects back to back",
@@ -1583,7 +1583,7 @@ fn corpus(web: &Value) -> Vec<Case> {
             400,
             "BadRequest",
             None,
-            "the request body is not a valid object: invalid YAML",
+            "the request body is not a valid object: invalid JSON",
         ),
         case(
             "malformed JSON (unterminated)",
@@ -1591,7 +1591,7 @@ fn corpus(web: &Value) -> Vec<Case> {
             400,
             "BadRequest",
             None,
-            "did not find expected node content",
+            "invalid JSON: EOF while parsing a value",
         ),
         case(
             "malformed JSON (unterminated string)",
@@ -1599,7 +1599,7 @@ fn corpus(web: &Value) -> Vec<Case> {
             400,
             "BadRequest",
             None,
-            "found unexpected end of stream",
+            "invalid JSON: EOF while parsing a string",
         ),
         case(
             "empty body",
@@ -1644,7 +1644,7 @@ fn corpus(web: &Value) -> Vec<Case> {
             400,
             "BadRequest",
             None,
-            "exactly one object, found 2",
+            "invalid JSON: trailing characters",
         ),
         case(
             "duplicate key",
@@ -2006,6 +2006,25 @@ fn corpus(web: &Value) -> Vec<Case> {
             "resourceVersion \"abc\" is not one this server issued",
         ),
         case(
+            "PUT with a negative resourceVersion",
+            put_web(&|o| o["metadata"]["resourceVersion"] = json!("-1")),
+            400,
+            "BadRequest",
+            None,
+            "resourceVersion \"-1\" is not one this server issued (a positive integer)",
+        ),
+        case(
+            "POST of a JSON body with a trailing comma",
+            raw_post(
+                &cargoes("bad"),
+                r#"{"apiVersion": "nanocl.io/v1", "kind": "Cargo", "metadata": {"name": "new",}, "spec": {"cluster": "dev", "container": {"image": "busybox:stable"}}}"#,
+            ),
+            400,
+            "BadRequest",
+            None,
+            "the request body is not a valid object: invalid JSON: trailing comma",
+        ),
+        case(
             "PUT of an object that does not exist",
             json_request("PUT", &cargo_path("bad", "new"), &{
                 let mut o = cargo("bad", "new");
@@ -2321,6 +2340,19 @@ fn corpus(web: &Value) -> Vec<Case> {
             "BadRequest",
             None,
             "not one this server issued",
+        ),
+        case(
+            "a watch from a resourceVersion beyond the store's revision",
+            request(
+                "GET",
+                &format!("{collection}?watch=true&resourceVersion=9223372036854775807"),
+                None,
+                None,
+            ),
+            400,
+            "BadRequest",
+            None,
+            "resourceVersion 9223372036854775807 is newer than this store's current revision",
         ),
         case(
             "a list with a resourceVersion that is not a number",

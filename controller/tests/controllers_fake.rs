@@ -7,7 +7,7 @@ use nanocl_api_types::manifest::{decode_str, DecodeOptions};
 use nanocl_controller::apiserver::objects;
 use nanocl_controller::controllers;
 use nanocl_controller::docker::{Docker, FakeDocker, State};
-use nanocl_controller::store::{keys, EmbeddedOptions, EmbeddedStore, Store};
+use nanocl_controller::store::{keys, EmbeddedOptions, EmbeddedStore, Store, StoreError};
 
 const IMAGE: &str = "nanocl-test/busybox:latest";
 
@@ -19,15 +19,19 @@ async fn put(store: &EmbeddedStore, yaml: &str) {
         m.object.metadata_mut().generation = Some(1);
         let key = keys::object_key(&m.object.key());
         let bytes = objects::encode(&m.object).expect("encode");
-        match store.get(&key).await.expect("get") {
-            Some(kv) => {
-                store
-                    .update(&key, bytes, kv.mod_revision)
+        // The controllers write status and finalizers meanwhile: retry on a conflict.
+        loop {
+            let written = match store.get(&key).await.expect("get") {
+                Some(kv) => store
+                    .update(&key, bytes.clone(), kv.mod_revision)
                     .await
-                    .expect("update");
-            }
-            None => {
-                store.create(&key, bytes).await.expect("create");
+                    .map(drop),
+                None => store.create(&key, bytes.clone()).await.map(drop),
+            };
+            match written {
+                Ok(()) => break,
+                Err(StoreError::Conflict { .. } | StoreError::AlreadyExists { .. }) => continue,
+                Err(e) => panic!("put {key}: {e}"),
             }
         }
     }
@@ -76,7 +80,13 @@ async fn the_controllers_should_converge_heal_and_scale_on_the_fake() {
     .await;
     put(&store, &cargo(2, IMAGE)).await;
     let (stop, shutdown) = tokio::sync::watch::channel(false);
-    let run = tokio::spawn(controllers::run(store.clone(), docker.clone(), shutdown));
+    let run = tokio::spawn(controllers::run(
+        store.clone(),
+        docker.clone(),
+        Default::default(),
+        Default::default(),
+        shutdown,
+    ));
 
     eventually("2 replicas", || async { running(&docker).await.len() == 2 }).await;
     assert!(
@@ -143,7 +153,13 @@ async fn a_failing_docker_should_be_retried_with_backoff_not_given_up() {
     .await;
     put(&store, &cargo(1, IMAGE)).await;
     let (stop, shutdown) = tokio::sync::watch::channel(false);
-    let run = tokio::spawn(controllers::run(store.clone(), docker.clone(), shutdown));
+    let run = tokio::spawn(controllers::run(
+        store.clone(),
+        docker.clone(),
+        Default::default(),
+        Default::default(),
+        shutdown,
+    ));
     eventually("the replica after the failure", || async {
         running(&docker).await.len() == 1
     })
@@ -159,6 +175,176 @@ async fn a_failing_docker_should_be_retried_with_backoff_not_given_up() {
         "one failed attempt, one retry: {:?}",
         docker.calls()
     );
+    let _ = stop.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(10), run).await;
+}
+
+/// Stores `key` again with an extra field under `spec.container`, as a newer nanocld (or a
+/// downgrade) would leave it: this version cannot decode it.
+async fn store_with_an_unknown_field(store: &EmbeddedStore, key: &str) {
+    loop {
+        let kv = store.get(key).await.expect("get").expect("present");
+        let mut value: serde_json::Value = serde_json::from_slice(&kv.value).expect("json");
+        value["spec"]["container"]["futureField"] = serde_json::json!({"from": "a newer nanocld"});
+        let bytes = serde_json::to_vec(&value).expect("json");
+        match store.update(key, bytes, kv.mod_revision).await {
+            Ok(_) => return,
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => panic!("update {key}: {e}"),
+        }
+    }
+}
+
+async fn call(router: &axum::Router, method: &str, path: &str) -> (u16, serde_json::Value) {
+    use tower::ServiceExt;
+    let request = axum::http::Request::builder()
+        .method(method)
+        .uri(path)
+        .body(axum::body::Body::empty())
+        .expect("request");
+    let response = router.clone().oneshot(request).await.expect("answer");
+    let status = response.status().as_u16();
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .expect("body")
+        .to_bytes();
+    (status, serde_json::from_slice(&body).unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undecodable_cargo_should_keep_its_containers_be_reported_listed_and_deletable() {
+    let store = EmbeddedStore::in_memory(EmbeddedOptions::default()).expect("store");
+    nanocl_controller::apiserver::ensure_default_namespace(&store)
+        .await
+        .expect("global");
+    let docker = FakeDocker::with_images(&[IMAGE]);
+    put(
+        &store,
+        "apiVersion: nanocl.io/v1\nkind: Cluster\nmetadata: {name: dev}\n",
+    )
+    .await;
+    put(&store, &cargo(1, IMAGE)).await;
+    // Resyncs and garbage collection every 100 ms: many of each in the waits below.
+    let options = controllers::Options {
+        resync: Duration::from_millis(100),
+        gc_interval: Duration::from_millis(100),
+    };
+    let metrics = std::sync::Arc::new(nanocl_controller::metrics::Metrics::default());
+    let start = |shutdown| {
+        tokio::spawn(controllers::run(
+            store.clone(),
+            docker.clone(),
+            metrics.clone(),
+            options,
+            shutdown,
+        ))
+    };
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let run = start(shutdown);
+    eventually("1 replica", || async { running(&docker).await.len() == 1 }).await;
+    let before = running(&docker).await;
+
+    store_with_an_unknown_field(&store, "cargoes/global/web").await;
+    eventually("the undecodable cargo counted in /metrics", || async {
+        metrics
+            .render("embedded")
+            .contains("nanocl_undecodable_objects{kind=\"Cargo\"} 1")
+    })
+    .await;
+    eventually("an Undecodable event", || async {
+        store
+            .list("events/global/")
+            .await
+            .expect("list")
+            .items
+            .iter()
+            .any(|kv| String::from_utf8_lossy(&kv.value).contains("\"reason\":\"Undecodable\""))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        running(&docker).await,
+        before,
+        "through resyncs and GC passes"
+    );
+
+    // A restart: the first list already holds the undecodable cargo.
+    let _ = stop.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(10), run).await;
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let run = start(shutdown);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(running(&docker).await, before, "and after a restart");
+    assert!(
+        !docker
+            .calls()
+            .iter()
+            .any(|c| c.starts_with("remove_container")),
+        "nothing was removed: {:?}",
+        docker.calls()
+    );
+
+    // The API lists it, marked, beside the others, and it can be deleted.
+    let (app_stop, app_shutdown) = tokio::sync::watch::channel(false);
+    let app = std::sync::Arc::new(nanocl_controller::apiserver::App {
+        store: store.clone(),
+        metrics: metrics.clone(),
+        shutdown: app_shutdown,
+        store_kind: "embedded",
+    });
+    let router = nanocl_controller::apiserver::router(app);
+    put(&store, &cargo(1, IMAGE).replace("name: web", "name: other")).await;
+    let (code, list) = call(
+        &router,
+        "GET",
+        "/apis/nanocl.io/v1/namespaces/global/cargoes",
+    )
+    .await;
+    assert_eq!(code, 200, "{list}");
+    let items = list["items"].as_array().expect("items");
+    assert_eq!(items.len(), 2, "{list}");
+    let web = items
+        .iter()
+        .find(|i| i["metadata"]["name"] == "web")
+        .expect("web listed");
+    assert_eq!(
+        web["status"]["conditions"][0]["reason"], "Undecodable",
+        "{web}"
+    );
+    assert!(
+        web["status"]["conditions"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("futureField")),
+        "names the field it cannot read: {web}"
+    );
+    let (code, one) = call(
+        &router,
+        "GET",
+        "/apis/nanocl.io/v1/namespaces/global/cargoes/web",
+    )
+    .await;
+    assert_eq!(
+        (code, &one["status"]["conditions"][0]["reason"]),
+        (200, &"Undecodable".into())
+    );
+    let (code, deleted) = call(
+        &router,
+        "DELETE",
+        "/apis/nanocl.io/v1/namespaces/global/cargoes/web",
+    )
+    .await;
+    assert_eq!(code, 200, "{deleted}");
+    assert!(store
+        .get("cargoes/global/web")
+        .await
+        .expect("get")
+        .is_none());
+    // Deleted on purpose: now its replica goes.
+    eventually("the deleted cargo's replica removed", || async {
+        running(&docker).await.is_empty()
+    })
+    .await;
+    let _ = app_stop.send(true);
     let _ = stop.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(10), run).await;
 }

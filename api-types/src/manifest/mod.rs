@@ -90,9 +90,63 @@ impl Default for DecodeOptions {
     }
 }
 
-/// Decodes raw file content: it must be UTF-8.
+/// How a manifest is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// YAML 1.2 (of which JSON is a subset, but a lenient one: `{"a": 1,}` is valid YAML).
+    Yaml,
+    /// Strict JSON (RFC 8259), one value.
+    Json,
+}
+
+impl Format {
+    /// `*.json` is JSON; so is standard input (`<stdin>`, `-`) that starts with `{`, as kubectl
+    /// reads it; everything else is YAML.
+    pub fn of(file: &str, text: &[u8]) -> Format {
+        let json_ext = std::path::Path::new(file)
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+        let stdin = matches!(file, "<stdin>" | "-");
+        let leading_brace = text
+            .iter()
+            .find(|b| !b.is_ascii_whitespace())
+            .is_some_and(|b| *b == b'{');
+        if json_ext || (stdin && leading_brace) {
+            Format::Json
+        } else {
+            Format::Yaml
+        }
+    }
+}
+
+/// Decodes raw file content (UTF-8), as JSON or YAML by `Format::of`.
 pub fn decode_bytes(file: &str, bytes: &[u8], options: &DecodeOptions) -> Decoded {
+    decode_bytes_as(file, bytes, Format::of(file, bytes), options)
+}
+
+/// Decodes raw content (UTF-8) written in `format`. JSON is first checked strictly (a
+/// trailing comma, a comment, single quotes are errors with their line and column), then
+/// decoded by the same path as YAML, whose positions are JSON's too.
+pub fn decode_bytes_as(
+    file: &str,
+    bytes: &[u8],
+    format: Format,
+    options: &DecodeOptions,
+) -> Decoded {
     match std::str::from_utf8(bytes) {
+        Ok(text) if format == Format::Json => match strict_json(text) {
+            Ok(()) => decode_str(file, text, options),
+            Err((pos, message)) => Decoded {
+                manifests: Vec::new(),
+                errors: vec![ManifestError {
+                    file: file.to_owned(),
+                    pos,
+                    field: None,
+                    message,
+                    class: ErrorClass::Malformed,
+                }],
+            },
+        },
         Ok(text) => decode_str(file, text, options),
         Err(e) => {
             let valid = &bytes[..e.valid_up_to()];
@@ -112,6 +166,51 @@ pub fn decode_bytes(file: &str, bytes: &[u8], options: &DecodeOptions) -> Decode
                     class: ErrorClass::Malformed,
                 }],
             }
+        }
+    }
+}
+
+/// Checks that `text` is exactly one strict JSON value.
+fn strict_json(text: &str) -> Result<(), (Pos, String)> {
+    if text.trim().is_empty() {
+        // Reported by the decoder as "no objects found: the file is empty".
+        return Ok(());
+    }
+    match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let full = e.to_string();
+            let suffix = format!(" at line {} column {}", e.line(), e.column());
+            let mut what = full.strip_suffix(&suffix).unwrap_or(&full).to_owned();
+            // serde_json reports `{"a": 1,}` as "key must be a string" at the `}`: say what
+            // the person wrote.
+            let before = text
+                .lines()
+                .nth(e.line().saturating_sub(1))
+                .map(|l| {
+                    l.chars()
+                        .take(e.column().saturating_sub(1))
+                        .collect::<String>()
+                })
+                .unwrap_or_default();
+            let previous = before.trim_end().chars().last().or_else(|| {
+                text.lines()
+                    .take(e.line().saturating_sub(1))
+                    .flat_map(|l| l.trim_end().chars().last())
+                    .last()
+            });
+            if previous == Some(',')
+                && matches!(what.as_str(), "key must be a string" | "expected value")
+            {
+                what = "trailing comma".to_owned();
+            }
+            Err((
+                Pos {
+                    line: e.line().max(1),
+                    column: e.column().max(1),
+                },
+                format!("invalid JSON: {what}"),
+            ))
         }
     }
 }

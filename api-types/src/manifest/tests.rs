@@ -202,3 +202,54 @@ fn namespace_in_a_namespace_should_be_refused() {
         vec!["m.yaml:5:14: metadata.namespace: a Namespace is not inside a namespace: remove this field"]
     );
 }
+
+fn decode_file(file: &str, text: &str) -> Vec<String> {
+    decode_bytes(file, text.as_bytes(), &DecodeOptions::default())
+        .errors
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+const TRAILING_COMMA: &str = "{\"apiVersion\": \"nanocl.io/v1\", \"kind\": \"Namespace\",\n \"metadata\": {\"name\": \"dev\",}}\n";
+
+#[test]
+fn a_json_file_should_be_read_as_strict_json_with_its_line_and_column() {
+    assert_eq!(
+        decode_file("ns.json", TRAILING_COMMA),
+        vec!["ns.json:2:29: invalid JSON: trailing comma"]
+    );
+    // The same text is valid YAML (a flow mapping), and stays accepted as YAML.
+    assert_eq!(decode_file("ns.yaml", TRAILING_COMMA), Vec::<String>::new());
+    assert_eq!(
+        decode_file("ns.json", "{\"apiVersion\": \"nanocl.io/v1\", \"kind\": \"Namespace\", \"metadata\": {\"name\": \"dev\"}}"),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn standard_input_that_starts_with_a_brace_should_be_strict_json() {
+    assert_eq!(
+        decode_file("<stdin>", &format!("  \n{TRAILING_COMMA}")),
+        vec!["<stdin>:3:29: invalid JSON: trailing comma"]
+    );
+    assert_eq!(
+        decode_file(
+            "<stdin>",
+            "apiVersion: nanocl.io/v1\nkind: Namespace\nmetadata: {name: dev,}\n"
+        ),
+        Vec::<String>::new(),
+        "YAML on stdin stays YAML"
+    );
+}
+
+#[test]
+fn strict_json_should_still_report_field_errors_where_they_are() {
+    let text = "{\n  \"apiVersion\": \"nanocl.io/v1\",\n  \"kind\": \"Namespace\",\n  \"metadata\": {\"name\": \"dev\", \"nmae\": 1}\n}\n";
+    let errors = decode_file("ns.json", text);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with("ns.json:4:31: metadata.nmae: unknown field"),
+        "{errors:?}"
+    );
+}

@@ -143,8 +143,25 @@ fn row(kind: Kind, o: &Value, wide: bool, all_namespaces: bool) -> Vec<String> {
             }
         }
     }
+    if undecodable(o).is_some() {
+        // nanocld cannot decode it: its spec columns mean nothing; say so in the first.
+        let first = usize::from(all_namespaces && kind.namespaced()) + 1;
+        for (i, cell) in r.iter_mut().enumerate().skip(first) {
+            *cell = if i == first {
+                "<undecodable>".to_owned()
+            } else {
+                String::new()
+            };
+        }
+    }
     r.push(age(meta["creationTimestamp"].as_str()));
     r
+}
+
+/// What nanocld says of an object it cannot decode (its list marker), if it is one.
+pub fn undecodable(object: &Value) -> Option<&str> {
+    let ready = condition(object, "Ready")?;
+    (ready["reason"] == "Undecodable").then(|| ready["message"].as_str().unwrap_or(""))
 }
 
 /// Prints rows aligned under the header, kubectl style.
@@ -195,6 +212,17 @@ fn print(
 ) -> anyhow::Result<()> {
     match args.output {
         GetOutput::Table | GetOutput::Wide => {
+            for o in objects {
+                if let Some(message) = undecodable(o) {
+                    let ns = o["metadata"]["namespace"].as_str().unwrap_or("");
+                    let place = if ns.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" in namespace {ns}")
+                    };
+                    eprintln!("warning: {}{place}: {message}", object_name(o));
+                }
+            }
             let wide = args.output == GetOutput::Wide;
             let rows: Vec<Vec<String>> = objects.iter().map(|o| row(kind, o, wide, all)).collect();
             if with_header {

@@ -1,8 +1,6 @@
 //! The resource verbs: get, list, create, replace, replace status, delete (watch is in
 //! `watch.rs`). Server-side decoding, defaulting and validation are the CLI's own code.
 
-use std::time::SystemTime;
-
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -88,10 +86,7 @@ pub fn parse_query(raw: Option<&str>) -> Result<Query, ApiError> {
     Ok(query)
 }
 
-/// Now, as RFC 3339 (seconds), for timestamps.
-pub fn now() -> String {
-    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
-}
+pub use crate::objects::now;
 
 /// A JSON response of `object` in the path's version.
 pub fn object_response(
@@ -192,7 +187,8 @@ async fn decode_body(
             .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
         required_namespace: None,
     };
-    let decoded = manifest::decode_bytes("body", &bytes, &options);
+    // The body is application/json: strict JSON, not YAML that happens to look like it.
+    let decoded = manifest::decode_bytes_as("body", &bytes, manifest::Format::Json, &options);
     if !decoded.errors.is_empty() {
         return Err(ApiError::from_manifest_errors(&decoded.errors));
     }
@@ -258,10 +254,18 @@ pub async fn get<S: Store>(
     target: &Target,
     name: &str,
 ) -> Result<Response, ApiError> {
-    let stored = objects::read(&app.store, &object_key(target, name))
+    let kv = app
+        .store
+        .get(&keys::object_key(&object_key(target, name)))
         .await?
         .ok_or_else(|| ApiError::not_found(format!("{} not found", described(target, name))))?;
-    object_response(StatusCode::OK, &stored.object, target.version)
+    let view = objects::view(&kv, target.kind, target.version)?;
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        view.value.to_string() + "\n",
+    )
+        .into_response())
 }
 
 /// GET a collection.
@@ -274,14 +278,10 @@ pub async fn list<S: Store>(
     let listed = app.store.list(&prefix).await?;
     let mut items = Vec::new();
     for kv in &listed.items {
-        let stored = objects::decode(kv)?;
-        if query.selector.matches(&stored.object.metadata().labels) {
-            items.push(
-                stored
-                    .object
-                    .to_version(target.version)
-                    .map_err(|e| ApiError::internal(e.to_string()))?,
-            );
+        // An object this nanocld cannot decode is listed as a marker, not a 500 for all.
+        let view = objects::view(kv, target.kind, target.version)?;
+        if query.selector.matches(&view.labels) {
+            items.push(view.value);
         }
     }
     let list = json!({
@@ -412,11 +412,16 @@ fn required_revision(object: &AnyObject) -> Result<i64, ApiError> {
                 }],
             )
         })?;
-    rv.parse::<i64>().map_err(|_| {
-        ApiError::bad_request(format!(
-            "metadata.resourceVersion {rv:?} is not one this server issued"
-        ))
-    })
+    // Revisions are positive: "-1" is malformed (400), not a stale version (409).
+    rv.parse::<u64>()
+        .ok()
+        .and_then(|n| i64::try_from(n).ok())
+        .filter(|n| *n > 0)
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "metadata.resourceVersion {rv:?} is not one this server issued (a positive integer)"
+            ))
+        })
 }
 
 /// PUT: replace the object (not its status), if `metadata.resourceVersion` is current.
@@ -566,6 +571,47 @@ pub async fn delete<S: Store>(
 /// The object changed between read and write.
 struct Retry;
 
+/// DELETE of an object this nanocld cannot decode: no controller can run its finalizer
+/// (none can read it), so it is removed at once, with its revision as precondition; the
+/// garbage collector then removes its Docker objects, as for any deleted owner. A namespace
+/// still holding objects is refused, as without finalizers.
+async fn delete_undecodable<S: Store>(
+    app: &App<S>,
+    target: &Target,
+    name: &str,
+    query: &Query,
+    kv: &crate::store::KeyValue,
+) -> Result<Result<Response, ApiError>, Retry> {
+    if target.kind == Kind::Namespace {
+        let held = match namespace_contents(app, name).await {
+            Ok(held) => held,
+            Err(e) => return Ok(Err(e)),
+        };
+        if !held.is_empty() {
+            return Ok(Err(ApiError::conflict(format!(
+                "namespace {name:?} still holds {}: delete them first",
+                held.join(", ")
+            ))));
+        }
+    }
+    let view = match objects::view(kv, target.kind, target.version) {
+        Ok(view) => view,
+        Err(e) => return Ok(Err(e)),
+    };
+    if !query.dry_run {
+        tracing::warn!(key = %kv.key, "deleting a stored object this nanocld cannot decode");
+        if let Err(e) = retry_on_conflict(app.store.delete(&kv.key, Some(kv.mod_revision)).await)? {
+            return Ok(Err(e));
+        }
+    }
+    Ok(Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        view.value.to_string() + "\n",
+    )
+        .into_response()))
+}
+
 fn retry_on_conflict<T>(result: Result<T, StoreError>) -> Result<Result<T, ApiError>, Retry> {
     match result {
         Err(StoreError::Conflict { .. }) => Err(Retry),
@@ -580,26 +626,28 @@ async fn delete_once<S: Store>(
     query: &Query,
 ) -> Result<Result<Response, ApiError>, Retry> {
     let key = object_key(target, name);
-    let answer = async {
-        let read = objects::read(&app.store, &key).await?;
-        Ok::<_, ApiError>(read)
+    if target.kind == Kind::Namespace && name == DEFAULT_NAMESPACE {
+        return Ok(Err(ApiError::forbidden(format!(
+            "namespace {DEFAULT_NAMESPACE:?} is where objects without a namespace go; it cannot be deleted"
+        ))));
     }
-    .await;
-    let Stored { object, revision } = match answer {
-        Ok(Some(stored)) => stored,
+    let kv = match app.store.get(&keys::object_key(&key)).await {
+        Ok(Some(kv)) => kv,
         Ok(None) => {
             return Ok(Err(ApiError::not_found(format!(
                 "{} not found",
                 described(target, name)
             ))))
         }
-        Err(e) => return Ok(Err(e)),
+        Err(e) => return Ok(Err(e.into())),
     };
-    if target.kind == Kind::Namespace && name == DEFAULT_NAMESPACE {
-        return Ok(Err(ApiError::forbidden(format!(
-            "namespace {DEFAULT_NAMESPACE:?} is where objects without a namespace go; it cannot be deleted"
-        ))));
-    }
+    let Stored { object, revision } = match crate::objects::decode(&kv) {
+        Ok(stored) => stored,
+        Err(crate::objects::ObjectError::Undecodable { .. }) => {
+            return delete_undecodable(app, target, name, query, &kv).await;
+        }
+        Err(e) => return Ok(Err(e.into())),
+    };
     // With its finalizer (set by the namespace controller) a namespace is marked and its
     // contents deleted by the controller; without one, only an empty namespace goes.
     if target.kind == Kind::Namespace && object.metadata().finalizers.is_empty() {

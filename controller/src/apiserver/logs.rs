@@ -16,6 +16,7 @@ use super::objects;
 use super::path::Target;
 use super::status::ApiError;
 use super::App;
+use crate::controllers::owner::OwnerFilter;
 use crate::controllers::plan::labels;
 use crate::docker::{Docker, DockerError, Engine};
 use crate::store::Store;
@@ -47,12 +48,10 @@ pub async fn serve<S: Store + Clone>(
         ))
     })?;
     let instance = crate::controllers::instance_id(&app.store).await?;
-    let filter = [
-        format!("{}=true", labels::MANAGED),
-        format!("{}={namespace}", labels::NAMESPACE),
-        format!("{}={name}", labels::CARGO),
-        format!("{}={instance}", labels::INSTANCE),
-    ];
+    let filter = OwnerFilter::instance(&instance)
+        .namespace(&namespace)
+        .cargo(name)
+        .labels();
     let mut replicas = docker
         .list_containers(&filter)
         .await

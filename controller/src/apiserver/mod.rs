@@ -7,7 +7,6 @@ pub mod events;
 pub mod handlers;
 pub mod listen;
 pub mod logs;
-pub mod metrics;
 pub mod objects;
 pub mod path;
 pub mod status;
@@ -28,9 +27,9 @@ use serde_json::json;
 use tokio::sync::watch as signal;
 use tracing::Instrument;
 
-use self::metrics::Metrics;
 use self::path::Subresource;
 use self::status::ApiError;
+use crate::metrics::Metrics;
 use crate::store::{keys, Store, StoreError};
 
 /// Shared state of the server.
@@ -38,8 +37,8 @@ use crate::store::{keys, Store, StoreError};
 pub struct App<S> {
     /// The store.
     pub store: S,
-    /// Request counters.
-    pub metrics: Metrics,
+    /// Counters for `/metrics`, shared with the controllers and the deploy directories.
+    pub metrics: Arc<Metrics>,
     /// Flips to `true` on shutdown; long-lived watches end then.
     pub shutdown: signal::Receiver<bool>,
     /// `etcd` or `embedded`, for `/version` and `/metrics`.

@@ -8,8 +8,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
-use nanocl_api_types::AnyObject;
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use super::handlers::Query;
@@ -23,28 +22,19 @@ fn line(kind: &str, object: serde_json::Value) -> Bytes {
     Bytes::from(json!({"type": kind, "object": object}).to_string() + "\n")
 }
 
-fn object_line(kind: &str, object: &AnyObject, target: &Target) -> Result<Bytes, ApiError> {
-    let value = object
-        .to_version(target.version)
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok(line(kind, value))
-}
-
-fn matches(kv: &KeyValue, query: &Query) -> Result<(bool, AnyObject), ApiError> {
-    let stored = objects::decode(kv)?;
-    Ok((
-        query.selector.matches(&stored.object.metadata().labels),
-        stored.object,
-    ))
+/// Whether `kv` is selected, and how it is shown (a marker when it cannot be decoded).
+fn matches(kv: &KeyValue, target: &Target, query: &Query) -> Result<(bool, Value), ApiError> {
+    let view = objects::view(kv, target.kind, target.version)?;
+    Ok((query.selector.matches(&view.labels), view.value))
 }
 
 /// Turns one store event into at most one watch line.
 fn translate(event: WatchEvent, target: &Target, query: &Query) -> Result<Option<Bytes>, ApiError> {
     match event {
         WatchEvent::Put { kv, prev } => {
-            let (now, object) = matches(&kv, query)?;
+            let (now, object) = matches(&kv, target, query)?;
             let before = match &prev {
-                Some(p) => Some(matches(p, query)?.0),
+                Some(p) => Some(matches(p, target, query)?.0),
                 None => None,
             };
             let kind = match (before, now) {
@@ -54,19 +44,19 @@ fn translate(event: WatchEvent, target: &Target, query: &Query) -> Result<Option
                 (Some(true), false) => "DELETED",
                 (_, false) => return Ok(None),
             };
-            object_line(kind, &object, target).map(Some)
+            Ok(Some(line(kind, object)))
         }
         WatchEvent::Delete {
             prev: Some(prev),
             revision,
             ..
         } => {
-            let (selected, mut object) = matches(&prev, query)?;
+            let (selected, mut object) = matches(&prev, target, query)?;
             if !selected {
                 return Ok(None);
             }
-            object.metadata_mut().resource_version = Some(revision.to_string());
-            object_line("DELETED", &object, target).map(Some)
+            object["metadata"]["resourceVersion"] = Value::String(revision.to_string());
+            Ok(Some(line("DELETED", object)))
         }
         WatchEvent::Delete { prev: None, .. } => Ok(None),
         WatchEvent::Progress { revision } => Ok(Some(line(
@@ -101,14 +91,24 @@ pub async fn serve<S: Store + Clone>(
     };
     // Without a revision: the current objects as ADDED, then changes after the list.
     let (initial, after) = match from {
-        Some(rv) => (Vec::new(), rv),
+        Some(rv) => {
+            // A revision this store has not reached yet was not issued by it (another store,
+            // or one wiped since): say so now instead of waiting silently for it.
+            let current = app.store.current_revision().await?;
+            if rv > current {
+                return Err(ApiError::bad_request(format!(
+                    "resourceVersion {rv} is newer than this store's current revision {current}: it was not issued by this store; list again and watch from the list's resourceVersion"
+                )));
+            }
+            (Vec::new(), rv)
+        }
         None => {
             let listed = app.store.list(&prefix).await?;
             let mut lines = Vec::new();
             for kv in &listed.items {
-                let (selected, object) = matches(kv, &query)?;
+                let (selected, object) = matches(kv, &target, &query)?;
                 if selected {
-                    lines.push(object_line("ADDED", &object, &target)?);
+                    lines.push(line("ADDED", object));
                 }
             }
             (lines, listed.revision)

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use super::plan::{self, container_name, labels, Desired, NotReady, Op};
 use super::write::{self, condition};
-use super::{cached, events, ReconcileError, Shared};
+use super::{cached, events, OwnerFilter, ReconcileError, Shared};
 use crate::docker::{Container, Docker, DockerError, State};
 use crate::runtime::runner::Action;
 use crate::store::Store;
@@ -66,15 +66,6 @@ struct Problem {
     message: String,
 }
 
-fn owned_filter(namespace: &str, cargo: &str, instance: &str) -> Vec<String> {
-    vec![
-        format!("{}=true", labels::MANAGED),
-        format!("{}={namespace}", labels::NAMESPACE),
-        format!("{}={cargo}", labels::CARGO),
-        format!("{}={instance}", labels::INSTANCE),
-    ]
-}
-
 /// Reconciles one Cargo (`cargoes/{ns}/{name}`).
 pub async fn reconcile<S: Store + Clone, D: Docker>(
     shared: &Shared<S, D>,
@@ -88,7 +79,10 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
         return Ok(Action::AwaitChange);
     };
     let namespace = cargo.metadata.namespace.clone().unwrap_or_default();
-    let filter = owned_filter(&namespace, &cargo.metadata.name, &shared.instance);
+    let filter = OwnerFilter::instance(&shared.instance)
+        .namespace(&namespace)
+        .cargo(&cargo.metadata.name)
+        .labels();
     if cargo.metadata.deletion_timestamp.is_some() {
         for c in shared.docker.list_containers(&filter).await? {
             shared.docker.remove_container(&c.id).await?;
@@ -116,10 +110,11 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
     // The cluster's and network controllers create the Docker networks; wait for them.
     let present: Vec<String> = shared
         .docker
-        .list_networks(&[
-            format!("{}=true", labels::MANAGED),
-            format!("{}={namespace}", labels::NAMESPACE),
-        ])
+        .list_networks(
+            &OwnerFilter::instance(&shared.instance)
+                .namespace(&namespace)
+                .labels(),
+        )
         .await?
         .into_iter()
         .map(|n| n.name)
@@ -317,14 +312,12 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
 
 fn start_problem(e: DockerError) -> Result<Problem, ReconcileError> {
     match e {
+        DockerError::PortAllocated { message, .. } => Ok(Problem {
+            reason: "PortInUse",
+            message,
+        }),
         DockerError::StartFailed { message, .. } => Ok(Problem {
-            reason: if message.contains("already allocated")
-                || message.contains("address already in use")
-            {
-                "PortInUse"
-            } else {
-                "StartFailed"
-            },
+            reason: "StartFailed",
             message,
         }),
         other => Err(other.into()),
@@ -517,24 +510,29 @@ async fn write_status<S: Store + Clone, D: Docker>(
         conditions,
     };
     let value = serde_json::to_value(&status).unwrap_or_default();
-    write::set_status(&shared.store, object, value).await?;
+    write::patch_status(&shared.store, object, &write::owners::CARGO, value).await?;
     Ok(())
 }
 
 /// Removes managed containers and networks of this nanocld whose owner object is gone, on
-/// start and every 30 s, until `done`.
+/// start and every `every`, until `done`.
 pub async fn collect_garbage_until<S: Store + Clone, D: Docker>(
     shared: &Shared<S, D>,
+    every: Duration,
     done: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(done);
-    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    let mut tick = tokio::time::interval(every);
     loop {
         tokio::select! {
             () = &mut done => return,
             _ = tick.tick() => {
                 if let Err(e) = collect_garbage(shared).await {
                     tracing::warn!(error = %e, "garbage collection failed");
+                }
+                // Events are kept for an hour after they were last seen.
+                if let Err(e) = events::collect(&shared.store).await {
+                    tracing::warn!(error = %e, "collecting old events failed");
                 }
             }
         }
@@ -545,17 +543,18 @@ pub async fn collect_garbage_until<S: Store + Clone, D: Docker>(
 pub async fn collect_garbage<S: Store + Clone, D: Docker>(
     shared: &Shared<S, D>,
 ) -> Result<(), ReconcileError> {
-    let ours = [
-        format!("{}=true", labels::MANAGED),
-        format!("{}={}", labels::INSTANCE, shared.instance),
-    ];
+    let ours = OwnerFilter::instance(&shared.instance).labels();
     for c in shared.docker.list_containers(&ours).await? {
         let (Some(ns), Some(cargo)) =
             (c.labels.get(labels::NAMESPACE), c.labels.get(labels::CARGO))
         else {
             continue;
         };
-        if cached(&shared.hub, Kind::Cargo, &format!("cargoes/{ns}/{cargo}")).is_none() {
+        // `exists`, not `cached`: a cargo this nanocld cannot decode still owns its replicas.
+        if !shared
+            .hub
+            .exists(Kind::Cargo, &format!("cargoes/{ns}/{cargo}"))
+        {
             tracing::info!(container = %c.name, "removing a managed container whose cargo no longer exists");
             shared.docker.remove_container(&c.id).await?;
         }
@@ -564,16 +563,16 @@ pub async fn collect_garbage<S: Store + Clone, D: Docker>(
         let Some(ns) = n.labels.get(labels::NAMESPACE) else {
             continue;
         };
-        let owner = match (n.labels.get(labels::NETWORK), n.labels.get(labels::CLUSTER)) {
-            (Some(net), _) => cached(&shared.hub, Kind::Network, &format!("networks/{ns}/{net}")),
-            (None, Some(cluster)) => cached(
-                &shared.hub,
-                Kind::Cluster,
-                &format!("clusters/{ns}/{cluster}"),
-            ),
+        let owned = match (n.labels.get(labels::NETWORK), n.labels.get(labels::CLUSTER)) {
+            (Some(net), _) => shared
+                .hub
+                .exists(Kind::Network, &format!("networks/{ns}/{net}")),
+            (None, Some(cluster)) => shared
+                .hub
+                .exists(Kind::Cluster, &format!("clusters/{ns}/{cluster}")),
             _ => continue,
         };
-        if owner.is_none() {
+        if !owned {
             tracing::info!(network = %n.name, "removing a managed network whose owner no longer exists");
             // Still in use: the next pass tries again.
             let _ = shared.docker.remove_network(&n.id).await;

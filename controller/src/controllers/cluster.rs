@@ -8,7 +8,7 @@ use nanocl_api_types::{AnyObject, Kind};
 
 use super::plan::{default_network_name, labels};
 use super::write::{self, condition};
-use super::{cached, in_use, ReconcileError, Shared};
+use super::{cached, in_use, OwnerFilter, ReconcileError, Shared};
 use crate::docker::{Docker, DockerError, NetworkSpec};
 use crate::runtime::runner::Action;
 use crate::store::Store;
@@ -27,12 +27,10 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
     let namespace = cluster.metadata.namespace.clone().unwrap_or_default();
     let name = cluster.metadata.name.clone();
     let docker_name = default_network_name(&name, &namespace);
-    let ours = vec![
-        format!("{}=true", labels::MANAGED),
-        format!("{}={namespace}", labels::NAMESPACE),
-        format!("{}={name}", labels::CLUSTER),
-        format!("{}={}", labels::INSTANCE, shared.instance),
-    ];
+    let ours = OwnerFilter::instance(&shared.instance)
+        .namespace(&namespace)
+        .cluster(&name)
+        .labels();
     let previous = cluster.status.clone().unwrap_or_default().conditions;
     if cluster.metadata.deletion_timestamp.is_some() {
         let children = shared
@@ -111,7 +109,18 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
             "NameConflict",
             format!("a Docker network named {docker_name} exists and is not managed by nanocl; it is left alone"),
         ),
+        Err(e @ DockerError::AddressPoolsExhausted { .. }) => {
+            let message = format!("{e}; remove unused Docker networks or give dockerd more default-address-pools");
+            super::events::record(&shared.store, &object, true, "AddressPoolsExhausted", message.clone()).await;
+            (false, "AddressPoolsExhausted", message)
+        }
         Err(e) => return Err(e.into()),
+    };
+    // Out of address pools: try again later (a network elsewhere may be removed meanwhile).
+    let next = if reason == "AddressPoolsExhausted" {
+        Action::Requeue(Duration::from_secs(30))
+    } else {
+        Action::AwaitChange
     };
     let status = ClusterStatus {
         observed_generation: cluster.metadata.generation,
@@ -134,11 +143,12 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
             ),
         ],
     };
-    write::set_status(
+    write::patch_status(
         &shared.store,
         &object,
+        &write::owners::CLUSTER,
         serde_json::to_value(&status).unwrap_or_default(),
     )
     .await?;
-    Ok(Action::AwaitChange)
+    Ok(next)
 }

@@ -4,9 +4,9 @@ use std::time::{Duration, SystemTime};
 
 use nanocl_api_types::event::{event_name, Event, ObjectReference};
 use nanocl_api_types::meta::ObjectMeta;
-use nanocl_api_types::AnyObject;
+use nanocl_api_types::{AnyObject, ObjectKey};
 
-use crate::apiserver::handlers::now;
+use crate::objects::now;
 use crate::store::{Store, StoreError};
 
 /// Events older than this are removed by the garbage collector.
@@ -26,10 +26,23 @@ pub async fn record<S: Store>(
     reason: &str,
     message: impl Into<String>,
 ) {
+    record_for(store, &object.key(), warning, reason, message).await;
+}
+
+/// Records that `reason` happened to the object at `object` (which may not even decode).
+pub async fn record_for<S: Store>(
+    store: &S,
+    object: &ObjectKey,
+    warning: bool,
+    reason: &str,
+    message: impl Into<String>,
+) {
     let message = message.into();
-    let meta = object.metadata();
-    let namespace = meta.namespace.clone().unwrap_or_else(|| meta.name.clone());
-    let name = event_name(object.kind().as_str(), &meta.name, reason);
+    let namespace = object
+        .namespace
+        .clone()
+        .unwrap_or_else(|| object.name.clone());
+    let name = event_name(object.kind.as_str(), &object.name, reason);
     let key = key(&namespace, &name);
     let result: Result<(), StoreError> = async {
         match store.get(&key).await? {
@@ -54,9 +67,9 @@ pub async fn record<S: Store>(
                         ..ObjectMeta::default()
                     },
                     involved_object: ObjectReference {
-                        kind: object.kind().as_str().to_owned(),
-                        namespace: meta.namespace.clone(),
-                        name: meta.name.clone(),
+                        kind: object.kind.as_str().to_owned(),
+                        namespace: object.namespace.clone(),
+                        name: object.name.clone(),
                     },
                     type_: if warning { "Warning" } else { "Normal" }.into(),
                     reason: reason.to_owned(),

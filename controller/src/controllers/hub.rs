@@ -11,10 +11,13 @@ use nanocl_api_types::{AnyObject, Kind};
 use tokio::sync::{broadcast, mpsc, watch};
 
 use super::plan::labels;
-use crate::apiserver::objects;
+use super::tasks::Tasks;
+use super::{events, OwnerFilter};
 use crate::backoff::Backoff;
 use crate::docker::Docker;
-use crate::runtime::reflector::{self, Reader};
+use crate::metrics::Metrics;
+use crate::objects::{self, UNDECODABLE_REASON};
+use crate::runtime::reflector::{self, Entry, Reader};
 use crate::runtime::watcher::{self, Event};
 use crate::store::{keys, KeyValue, Store};
 
@@ -60,25 +63,39 @@ fn without_status(object: &AnyObject) -> serde_json::Value {
 }
 
 impl Hub {
-    /// Starts a watcher and cache per kind.
-    pub fn start<S: Store + Clone>(store: S, shutdown: watch::Receiver<bool>) -> Hub {
+    /// Starts a watcher and cache per kind, their tasks tracked in `tasks`.
+    ///
+    /// A stored value that does not decode stays in the cache as undecodable: it is logged
+    /// with its key and error, recorded as an Event, and counted in `/metrics`
+    /// (`nanocl_undecodable_objects`), and nothing that depends on it is touched.
+    pub fn start<S: Store + Clone>(
+        store: S,
+        metrics: Arc<Metrics>,
+        shutdown: watch::Receiver<bool>,
+        tasks: &mut Tasks,
+    ) -> Hub {
         let (changes, _) = broadcast::channel(4096);
         let mut readers = HashMap::new();
         for kind in Kind::ALL {
-            let decode: reflector::Decode<AnyObject> =
-                Arc::new(|kv: &KeyValue| objects::decode(kv).ok().map(|s| s.object));
+            let decode: reflector::Decode<AnyObject> = Arc::new(|kv: &KeyValue| {
+                objects::decode(kv)
+                    .map(|s| s.object)
+                    .map_err(|e| e.to_string())
+            });
             let (reader, writer) = reflector::cache(decode);
             readers.insert(kind, reader.clone());
             let changes = changes.clone();
             let mut shutdown = shutdown.clone();
             let mut events = watcher::watcher(store.clone(), keys::kind_prefix(kind, None));
-            tokio::spawn(async move {
+            let store = store.clone();
+            let metrics = metrics.clone();
+            tasks.spawn(format!("{kind} watcher"), async move {
                 loop {
                     let event = tokio::select! {
                         e = events.next() => match e { Some(e) => e, None => return },
                         _ = shutdown.wait_for(|v| *v) => return,
                     };
-                    let touched: Vec<(String, Option<Arc<AnyObject>>)> = match &event {
+                    let touched: Vec<(String, Option<Entry<AnyObject>>)> = match &event {
                         Event::Restarted(items) => {
                             let mut keys: Vec<String> = reader.keys();
                             keys.extend(items.iter().map(|kv| kv.key.clone()));
@@ -86,12 +103,25 @@ impl Hub {
                             keys.dedup();
                             keys.into_iter().map(|k| (k, None)).collect()
                         }
-                        Event::Applied(kv) => vec![(kv.key.clone(), reader.get(&kv.key))],
-                        Event::Deleted { key, .. } => vec![(key.clone(), reader.get(key))],
+                        Event::Applied(kv) => vec![(kv.key.clone(), reader.entry(&kv.key))],
+                        Event::Deleted { key, .. } => vec![(key.clone(), reader.entry(key))],
+                        Event::Failed(failure) => {
+                            tracing::warn!(%kind, error = %failure, "the store watch failed");
+                            Vec::new()
+                        }
                     };
                     writer.apply(&event);
                     for (key, before) in touched {
-                        let object = reader.get(&key);
+                        let now = reader.entry(&key);
+                        report_undecodable(&store, kind, before.as_ref(), now.as_ref());
+                        let before = match before {
+                            Some(Entry::Object(o)) => Some(o),
+                            _ => None,
+                        };
+                        let object = match now {
+                            Some(Entry::Object(o)) => Some(o),
+                            _ => None,
+                        };
                         let status_only = match (&before, &object) {
                             (Some(b), Some(a)) => without_status(b) == without_status(a),
                             _ => false,
@@ -103,17 +133,25 @@ impl Hub {
                             status_only,
                         });
                     }
+                    metrics.set_undecodable(kind, reader.undecodable().len());
                 }
             });
         }
         Hub { readers, changes }
     }
 
+    /// Whether anything is stored at `key` of `kind`, decodable or not: what the garbage
+    /// collector asks before it removes what belongs to that key.
+    pub fn exists(&self, kind: Kind, key: &str) -> bool {
+        self.reader(kind).contains(key)
+    }
+
     /// The cache of `kind`.
     pub fn reader(&self, kind: Kind) -> Reader<AnyObject> {
         self.readers.get(&kind).cloned().unwrap_or_else(|| {
             // Every kind has a cache; an empty one is a safe answer for the impossible case.
-            let decode: reflector::Decode<AnyObject> = Arc::new(|_: &KeyValue| None);
+            let decode: reflector::Decode<AnyObject> =
+                Arc::new(|_: &KeyValue| Err("no cache".to_owned()));
             reflector::cache(decode).0
         })
     }
@@ -216,6 +254,39 @@ impl Hub {
     }
 }
 
+/// Logs, records as an Event and so reports a key that became undecodable (or a new
+/// undecodable revision of it); says so once when it can be read again.
+fn report_undecodable<S: Store + Clone>(
+    store: &S,
+    kind: Kind,
+    before: Option<&Entry<AnyObject>>,
+    now: Option<&Entry<AnyObject>>,
+) {
+    match (before, now) {
+        (Some(Entry::Undecodable(old)), Some(Entry::Undecodable(new)))
+            if old.revision == new.revision => {}
+        (_, Some(Entry::Undecodable(u))) => {
+            tracing::error!(
+                key = %u.key,
+                revision = u.revision,
+                error = %u.error,
+                "a stored object cannot be decoded; it is left as it is, and so are its containers and networks"
+            );
+            let Some(object) = keys::parse_object_key(kind, &u.key) else {
+                return;
+            };
+            let (store, message) = (store.clone(), format!("this nanocld cannot decode the stored object: {}; its Docker objects are left as they are", u.error));
+            tokio::spawn(async move {
+                events::record_for(&store, &object, true, UNDECODABLE_REASON, message).await;
+            });
+        }
+        (Some(Entry::Undecodable(u)), Some(Entry::Object(_))) => {
+            tracing::info!(key = %u.key, "a stored object that could not be decoded is readable again");
+        }
+        _ => {}
+    }
+}
+
 /// Docker events are triggers: each maps to its Cargo by label. After any gap (the stream
 /// ended) every cargo is reconciled, since events may have been missed.
 async fn forward_docker_events<D: Docker>(
@@ -225,10 +296,7 @@ async fn forward_docker_events<D: Docker>(
     tx: mpsc::UnboundedSender<String>,
 ) {
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
-    let filters = vec![
-        format!("{}=true", labels::MANAGED),
-        format!("{}={instance}", labels::INSTANCE),
-    ];
+    let filters = OwnerFilter::instance(&instance).labels();
     loop {
         let mut events = docker.events(&filters);
         for key in hub.reader(Kind::Cargo).keys() {

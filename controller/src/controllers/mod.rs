@@ -10,7 +10,9 @@ pub mod events;
 pub mod hub;
 pub mod namespace;
 pub mod network;
+pub mod owner;
 pub mod plan;
+pub mod tasks;
 pub mod write;
 
 use std::sync::Arc;
@@ -19,8 +21,12 @@ use std::time::Duration;
 use nanocl_api_types::{AnyObject, Kind};
 use tokio::sync::watch;
 
+pub use self::owner::OwnerFilter;
+
 use self::hub::Hub;
+use self::tasks::{TaskEnded, Tasks};
 use crate::docker::{Docker, DockerError};
+use crate::metrics::Metrics;
 use crate::runtime::runner::{self, Action, Transient};
 use crate::store::{Store, StoreError};
 
@@ -93,19 +99,68 @@ pub fn runner_config() -> runner::Config {
         backoff_initial: Duration::from_millis(200),
         backoff_max: Duration::from_secs(30),
         resync: Some(Duration::from_secs(60)),
+        panics: None,
     }
 }
 
-/// Runs every controller until `shutdown` flips.
+/// How often the controllers look at everything again, whatever happened.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Every object is reconciled again this often.
+    pub resync: Duration,
+    /// Docker objects whose owner is gone are collected this often (and at start).
+    pub gc_interval: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            resync: Duration::from_secs(60),
+            gc_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why the controllers stopped before shutdown.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The store failed at start.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// A long-lived task ended: its cache or loop would be frozen from now on.
+    #[error(transparent)]
+    TaskEnded(#[from] TaskEnded),
+}
+
+/// Runs every controller until `shutdown` flips. Every long-lived task is tracked: if one
+/// ends before shutdown, the others are stopped and the error says which one, so nanocld
+/// exits non-zero (and its supervisor restarts it) rather than run with a frozen cache.
 pub async fn run<S: Store + Clone, D: Docker>(
     store: S,
     docker: D,
+    metrics: Arc<Metrics>,
+    options: Options,
     mut shutdown: watch::Receiver<bool>,
-) -> Result<(), StoreError> {
+) -> Result<(), RunError> {
     let instance = instance_id(&store).await?;
     tracing::info!(%instance, "controllers starting");
-    let hub = Hub::start(store.clone(), shutdown.clone());
-    hub.wait_ready().await;
+    // The tasks stop on `stop_tasks` (shutdown, or one of them failing).
+    let (stop_tasks, tasks_shutdown) = watch::channel(false);
+    let mut tasks = Tasks::default();
+    let hub = Hub::start(
+        store.clone(),
+        metrics.clone(),
+        tasks_shutdown.clone(),
+        &mut tasks,
+    );
+    tokio::select! {
+        () = hub.wait_ready() => {}
+        () = stopped(&mut shutdown) => {
+            let _ = stop_tasks.send(true);
+            tasks.join_all().await;
+            return Ok(());
+        }
+    }
     let shared = Arc::new(Shared {
         store,
         docker,
@@ -114,7 +169,7 @@ pub async fn run<S: Store + Clone, D: Docker>(
         restarts: cargo::Restarts::default(),
     });
     let stop = {
-        let s = shutdown.clone();
+        let s = tasks_shutdown.clone();
         move || {
             let mut s = s.clone();
             async move {
@@ -122,11 +177,15 @@ pub async fn run<S: Store + Clone, D: Docker>(
             }
         }
     };
-    let mut tasks = tokio::task::JoinSet::new();
     for kind in Kind::ALL {
         let shared = shared.clone();
         let done = stop();
-        tasks.spawn(async move {
+        let config = runner::Config {
+            panics: Some(metrics.reconcile_panics(kind)),
+            resync: Some(options.resync),
+            ..runner_config()
+        };
+        tasks.spawn(format!("{kind} controller"), async move {
             let triggers =
                 shared
                     .hub
@@ -147,17 +206,34 @@ pub async fn run<S: Store + Clone, D: Docker>(
                     result
                 }
             };
-            runner::run(triggers, keys, reconcile, runner_config(), done).await;
+            runner::run(triggers, keys, reconcile, config, done).await;
         });
     }
     {
         let shared = shared.clone();
         let done = stop();
-        tasks.spawn(async move { cargo::collect_garbage_until(&shared, done).await });
+        tasks.spawn("garbage collector", async move {
+            cargo::collect_garbage_until(&shared, options.gc_interval, done).await;
+        });
     }
+    let result = tokio::select! {
+        () = stopped(&mut shutdown) => Ok(()),
+        ended = tasks.next_ended() => match ended {
+            Some(ended) => Err(RunError::TaskEnded(ended)),
+            None => Ok(()),
+        },
+    };
+    if let Err(e) = &result {
+        tracing::error!(error = %e, "stopping the controllers");
+    }
+    let _ = stop_tasks.send(true);
+    tasks.join_all().await;
+    result
+}
+
+/// Resolves once `shutdown` is true (without holding its lock across an await).
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|v| *v).await;
-    while tasks.join_next().await.is_some() {}
-    Ok(())
 }
 
 /// The object of `key` in its cache, if any.
@@ -167,5 +243,5 @@ pub fn cached(hub: &Hub, kind: Kind, key: &str) -> Option<Arc<AnyObject>> {
 
 /// Docker's "network has active endpoints": the network is still in use.
 pub fn in_use(e: &DockerError) -> bool {
-    e.to_string().contains("active endpoints")
+    matches!(e, DockerError::NetworkInUse { .. })
 }

@@ -8,8 +8,8 @@ use nanocl_api_types::{AnyObject, Kind};
 
 use super::write;
 use super::{cached, ReconcileError, Shared};
-use crate::apiserver::handlers::now;
 use crate::docker::Docker;
+use crate::objects::now;
 use crate::runtime::runner::Action;
 use crate::store::{keys, Store, StoreError};
 
@@ -29,9 +29,10 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
         let phase = NamespaceStatus {
             phase: Some(NamespacePhase::Terminating),
         };
-        write::set_status(
+        write::patch_status(
             &shared.store,
             &object,
+            &write::owners::NAMESPACE,
             serde_json::to_value(&phase).unwrap_or_default(),
         )
         .await?;
@@ -81,9 +82,10 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
     let active = NamespaceStatus {
         phase: Some(NamespacePhase::Active),
     };
-    write::set_status(
+    write::patch_status(
         &shared.store,
         &object,
+        &write::owners::NAMESPACE,
         serde_json::to_value(&active).unwrap_or_default(),
     )
     .await?;

@@ -9,7 +9,7 @@ use nanocl_api_types::{AnyObject, Kind};
 
 use super::plan::{labels, network_name};
 use super::write::{self, condition};
-use super::{cached, in_use, ReconcileError, Shared};
+use super::{cached, in_use, OwnerFilter, ReconcileError, Shared};
 use crate::docker::{Docker, DockerError, NetworkSpec};
 use crate::runtime::runner::Action;
 use crate::store::Store;
@@ -29,12 +29,10 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
     let name = network.metadata.name.clone();
     let cluster = network.spec.cluster.clone();
     let docker_name = network_name(&name, &cluster, &namespace);
-    let ours = vec![
-        format!("{}=true", labels::MANAGED),
-        format!("{}={namespace}", labels::NAMESPACE),
-        format!("{}={name}", labels::NETWORK),
-        format!("{}={}", labels::INSTANCE, shared.instance),
-    ];
+    let ours = OwnerFilter::instance(&shared.instance)
+        .namespace(&namespace)
+        .network(&name)
+        .labels();
     let previous = network.status.clone().unwrap_or_default();
     let generation = network.metadata.generation;
     let status_of =
@@ -70,9 +68,10 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
                         format!("{docker_name} still has containers attached"),
                         Some(n.id.clone()),
                     );
-                    write::set_status(
+                    write::patch_status(
                         &shared.store,
                         &object,
+                        &write::owners::NETWORK,
                         serde_json::to_value(&status).unwrap_or_default(),
                     )
                     .await?;
@@ -100,9 +99,10 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
             format!("cluster {cluster:?} does not exist in namespace {namespace:?} (yet)"),
             None,
         );
-        write::set_status(
+        write::patch_status(
             &shared.store,
             &object,
+            &write::owners::NETWORK,
             serde_json::to_value(&status).unwrap_or_default(),
         )
         .await?;
@@ -151,14 +151,16 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
                     format!("a Docker network named {docker_name} exists and is not managed by nanocl; it is left alone"),
                     None,
                 ),
+                Err(e @ DockerError::AddressPoolsExhausted { .. }) => status_of(false, "AddressPoolsExhausted", e.to_string(), None),
                 Err(DockerError::RequestFailed { message, .. }) => status_of(false, "CreateFailed", message, None),
                 Err(e) => return Err(e.into()),
             }
         }
     };
-    write::set_status(
+    write::patch_status(
         &shared.store,
         &object,
+        &write::owners::NETWORK,
         serde_json::to_value(&status).unwrap_or_default(),
     )
     .await?;

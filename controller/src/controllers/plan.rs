@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use nanocl_api_types::cargo::v1::{Cargo, Protocol};
 use nanocl_api_types::cluster::v1::Cluster;
 use nanocl_api_types::{quantity, template};
+use serde_json::{json, Value};
 
 use crate::docker::{Container, ContainerSpec, Healthcheck, PortBinding, State};
 
@@ -84,6 +85,71 @@ fn fnv1a(bytes: &[u8]) -> u64 {
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
     hash
+}
+
+/// Every named field whose value is not empty (null, "", [], {}), sorted by name.
+fn fields(pairs: Vec<(&'static str, Value)>) -> Value {
+    let map: BTreeMap<&str, Value> = pairs
+        .into_iter()
+        .filter(|(_, v)| match v {
+            Value::Null => false,
+            Value::String(s) => !s.is_empty(),
+            Value::Array(a) => !a.is_empty(),
+            Value::Object(o) => !o.is_empty(),
+            _ => true,
+        })
+        .collect();
+    serde_json::to_value(map).unwrap_or(Value::Null)
+}
+
+/// The canonical form of a rendered container, which the spec hash is taken over: each field
+/// by its own name, sorted, with absent and empty fields left out. A field added to
+/// `ContainerSpec` later is absent from every existing spec, so their hashes (and their
+/// running containers) stay as they are on upgrade; only a spec that sets it changes.
+pub fn canonical(t: &ContainerSpec) -> String {
+    let ports: Vec<Value> = t
+        .ports
+        .iter()
+        .map(|p| {
+            fields(vec![
+                ("containerPort", json!(p.container_port)),
+                ("protocol", json!(p.protocol)),
+                ("hostIp", json!(p.host_ip)),
+                ("hostPort", json!(p.host_port)),
+            ])
+        })
+        .collect();
+    let healthcheck = t.healthcheck.as_ref().map(|h| {
+        fields(vec![
+            ("command", json!(h.command)),
+            ("intervalNs", json!(h.interval_ns)),
+            ("timeoutNs", json!(h.timeout_ns)),
+            ("retries", json!(h.retries)),
+            ("startPeriodNs", json!(h.start_period_ns)),
+        ])
+    });
+    fields(vec![
+        ("image", json!(t.image)),
+        ("entrypoint", json!(t.entrypoint)),
+        ("cmd", json!(t.cmd)),
+        ("env", json!(t.env)),
+        ("labels", json!(t.labels)),
+        ("ports", Value::Array(ports)),
+        ("binds", json!(t.binds)),
+        ("networks", json!(t.networks)),
+        ("aliases", json!(t.aliases)),
+        ("workingDir", json!(t.working_dir)),
+        ("user", json!(t.user)),
+        ("nanoCpus", json!(t.nano_cpus)),
+        ("memory", json!(t.memory)),
+        ("healthcheck", healthcheck.unwrap_or(Value::Null)),
+    ])
+    .to_string()
+}
+
+/// `io.nanocl.spec-hash`: FNV-1a over the canonical form.
+pub fn spec_hash(template: &ContainerSpec) -> String {
+    format!("{:016x}", fnv1a(canonical(template).as_bytes()))
 }
 
 fn duration_ns(value: &Option<String>) -> Option<i64> {
@@ -182,7 +248,7 @@ pub fn render(
         }),
     };
     // The hash covers everything that makes a container differ, and nothing per slot.
-    let hash = format!("{:016x}", fnv1a(format!("{template:?}").as_bytes()));
+    let hash = spec_hash(&template);
     template
         .labels
         .insert(labels::SPEC_HASH.into(), hash.clone());
@@ -319,6 +385,51 @@ mod tests {
             _ => panic!("unexpected objects"),
         }
     }
+
+    const GOLDEN_FIXTURE: &str = include_str!("../../tests/fixtures/cargo-spec-hash-v0.1.yaml");
+
+    fn golden() -> ContainerSpec {
+        let objs = objects(GOLDEN_FIXTURE);
+        let (AnyObject::Cluster(cluster), AnyObject::Cargo(cargo)) = (&objs[0], &objs[1]) else {
+            panic!("a cluster and a cargo");
+        };
+        render(cargo, Some(cluster), "0123456789ab")
+            .expect("renders")
+            .template
+    }
+
+    #[test]
+    fn the_spec_hash_of_a_spec_from_0_1_should_never_change() {
+        let template = golden();
+        assert_eq!(
+            template.labels.get(labels::SPEC_HASH).map(String::as_str),
+            Some(GOLDEN_HASH),
+            "canonical form: {}",
+            canonical(&template)
+        );
+    }
+
+    #[test]
+    fn the_canonical_form_should_name_every_set_field_and_leave_out_empty_ones() {
+        let mut template = golden();
+        template.labels.remove(labels::SPEC_HASH);
+        assert_eq!(canonical(&template), GOLDEN_CANONICAL);
+        // What a field added later looks like to an existing spec: absent or empty, and
+        // then it is not part of the form (user, binds, entrypoint are unset here already).
+        template.user = Some(String::new());
+        template.binds = Vec::new();
+        template
+            .healthcheck
+            .as_mut()
+            .expect("healthcheck")
+            .timeout_ns = None;
+        assert_eq!(spec_hash(&template), GOLDEN_HASH);
+        template.user = Some("nobody".into());
+        assert_ne!(spec_hash(&template), GOLDEN_HASH, "a set field counts");
+    }
+
+    const GOLDEN_HASH: &str = "8ff5c4cc216a64de";
+    const GOLDEN_CANONICAL: &str = r#"{"aliases":["web"],"cmd":["httpd -f -p 8080"],"entrypoint":["sh","-c"],"env":["DATABASE_URL=postgres://db.shop.local/shop","MODE=production"],"healthcheck":{"command":["wget","-q","-O-","http://127.0.0.1:8080/"],"intervalNs":5000000000,"retries":3},"image":"nanocl-test/busybox:latest","labels":{"io.nanocl.cargo":"web","io.nanocl.cluster":"dev","io.nanocl.instance":"0123456789ab","io.nanocl.managed":"true","io.nanocl.namespace":"shop","tier":"front"},"memory":67108864,"nanoCpus":500000000,"networks":["dev.shop"],"ports":[{"containerPort":8080,"hostIp":"127.0.0.1","protocol":"tcp"}],"workingDir":"/var/www"}"#;
 
     fn desired(replicas: i32) -> Desired {
         let (cargo, cluster) = cargo_and_cluster(replicas, "http://{{ vars.DB }}", "");

@@ -127,10 +127,10 @@ pub async fn create_should_refuse_name_conflicts_and_missing_images<D: Docker>(
     assert!(!docker.image_present(missing).await.expect("image_present"));
     let mut ghost = sleeper(prefix, "ghost", image);
     ghost.image = missing.into();
-    assert!(matches!(
-        docker.create_container(&ghost).await,
-        Err(DockerError::NotFound { .. })
-    ));
+    match docker.create_container(&ghost).await {
+        Err(DockerError::ImageMissing { image }) => assert_eq!(image, missing),
+        other => panic!("expected ImageMissing, got {other:?}"),
+    }
 }
 
 /// Two containers publishing one host port: the second fails to start, with Docker's reason.
@@ -154,10 +154,13 @@ pub async fn a_taken_host_port_should_fail_the_start<D: Docker>(
     let b = docker.create_container(&second).await.expect("create");
     docker.start_container(&a).await.expect("start the first");
     match docker.start_container(&b).await {
-        Err(DockerError::StartFailed { message, .. }) => {
-            assert!(message.contains("already allocated"), "{message}")
+        Err(DockerError::PortAllocated { message, .. }) => {
+            assert!(
+                message.contains(&port.to_string()),
+                "names the port: {message}"
+            )
         }
-        other => panic!("expected StartFailed, got {other:?}"),
+        other => panic!("expected PortAllocated, got {other:?}"),
     }
 }
 
@@ -193,8 +196,11 @@ pub async fn networks_should_hold_containers_and_refuse_removal_in_use<D: Docker
         .expect("create on the network");
     docker.start_container(&c).await.expect("start");
     assert!(
-        docker.remove_network(&id).await.is_err(),
-        "a network in use is not removed"
+        matches!(
+            docker.remove_network(&id).await,
+            Err(DockerError::NetworkInUse { .. })
+        ),
+        "a network in use is not removed, and says why"
     );
     docker.remove_container(&c).await.expect("remove container");
     docker.remove_network(&id).await.expect("remove network");

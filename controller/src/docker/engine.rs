@@ -29,12 +29,34 @@ fn failed(op: &'static str) -> impl Fn(BollardError) -> DockerError {
             status_code: 404,
             message,
         } => DockerError::NotFound { what: message },
-        BollardError::DockerResponseServerError { message, .. } => {
-            DockerError::RequestFailed { op, message }
-        }
+        BollardError::DockerResponseServerError {
+            status_code,
+            message,
+        } => DockerError::RequestFailed {
+            op,
+            status: status_code,
+            message,
+        },
         other => DockerError::Unreachable {
             message: format!("{op}: {other}"),
         },
+    }
+}
+
+/// Docker answers a start whose host port is taken with a plain 500, and a network create
+/// with no address range left with a 404 (libnetwork files it under "not found"); neither
+/// has a code or field of its own. These two sentences of Docker's are the only text read,
+/// here and nowhere else, to turn them into the variants the controllers match on.
+mod docker_text {
+    /// A 500 on start meaning "a host port is already taken".
+    pub fn port_taken(message: &str) -> bool {
+        message.contains("port is already allocated") || message.contains("address already in use")
+    }
+
+    /// A 404 on network create meaning "no address pool left".
+    pub fn pools_exhausted(message: &str) -> bool {
+        message.contains("non-overlapping IPv4 address pool")
+            || message.contains("non-overlapping IPv6 address pool")
     }
 }
 
@@ -176,7 +198,7 @@ impl Docker for Engine {
             networking_config,
             ..Default::default()
         };
-        let created = self
+        let created = match self
             .docker
             .create_container(
                 Some(CreateContainerOptions {
@@ -186,14 +208,33 @@ impl Docker for Engine {
                 body,
             )
             .await
-            .map_err(|e| match e {
-                BollardError::DockerResponseServerError {
-                    status_code: 409, ..
-                } => DockerError::NameConflict {
-                    name: spec.name.clone(),
-                },
-                other => failed("create container")(other),
-            })?;
+        {
+            Ok(created) => created,
+            // A 404 is the image or the first network: ask which (Docker says it only in
+            // words), on this error path only.
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404,
+                message,
+            }) => {
+                return Err(if self.image_present(&spec.image).await? {
+                    DockerError::NotFound { what: message }
+                } else {
+                    DockerError::ImageMissing {
+                        image: spec.image.clone(),
+                    }
+                });
+            }
+            Err(e) => {
+                return Err(match e {
+                    BollardError::DockerResponseServerError {
+                        status_code: 409, ..
+                    } => DockerError::NameConflict {
+                        name: spec.name.clone(),
+                    },
+                    other => failed("create container")(other),
+                })
+            }
+        };
         for network in spec.networks.iter().skip(1) {
             self.docker
                 .connect_network(
@@ -227,6 +268,14 @@ impl Docker for Engine {
                 status_code: 404,
                 message,
             }) => Err(DockerError::NotFound { what: message }),
+            Err(BollardError::DockerResponseServerError { message, .. })
+                if docker_text::port_taken(&message) =>
+            {
+                Err(DockerError::PortAllocated {
+                    name: id.to_owned(),
+                    message,
+                })
+            }
             Err(BollardError::DockerResponseServerError { message, .. }) => {
                 Err(DockerError::StartFailed {
                     name: id.to_owned(),
@@ -337,6 +386,14 @@ impl Docker for Engine {
             }) => Err(DockerError::NameConflict {
                 name: spec.name.clone(),
             }),
+            Err(BollardError::DockerResponseServerError { message, .. })
+                if docker_text::pools_exhausted(&message) =>
+            {
+                Err(DockerError::AddressPoolsExhausted {
+                    name: spec.name.clone(),
+                    message,
+                })
+            }
             Err(e) => Err(failed("create network")(e)),
         }
     }
@@ -347,6 +404,12 @@ impl Docker for Engine {
             | Err(BollardError::DockerResponseServerError {
                 status_code: 404, ..
             }) => Ok(()),
+            // 403 Forbidden: "network ... has active endpoints".
+            Err(BollardError::DockerResponseServerError {
+                status_code: 403, ..
+            }) => Err(DockerError::NetworkInUse {
+                name: id.to_owned(),
+            }),
             Err(e) => Err(failed("remove network")(e)),
         }
     }

@@ -121,7 +121,11 @@ impl FakeDocker {
         let mut world = self.world();
         world.calls.push(format!("{op} {what}"));
         if let Some(message) = world.failures.remove(op) {
-            return Err(DockerError::RequestFailed { op, message });
+            return Err(DockerError::RequestFailed {
+                op,
+                status: 0,
+                message,
+            });
         }
         Ok(world)
     }
@@ -173,8 +177,8 @@ impl Docker for FakeDocker {
             });
         }
         if !world.images.contains(&spec.image) {
-            return Err(DockerError::NotFound {
-                what: format!("No such image: {}", spec.image),
+            return Err(DockerError::ImageMissing {
+                image: spec.image.clone(),
             });
         }
         for network in &spec.networks {
@@ -232,7 +236,7 @@ impl Docker for FakeDocker {
         for p in &spec.ports {
             if let Some(h) = p.host_port {
                 if taken.contains(&(p.host_ip.clone(), h, p.protocol.clone())) {
-                    return Err(DockerError::StartFailed {
+                    return Err(DockerError::PortAllocated {
                         name: c.name.clone(),
                         message: format!(
                             "Bind for {}:{h} failed: port is already allocated",
@@ -341,12 +345,7 @@ impl Docker for FakeDocker {
             .values()
             .any(|(s, _)| s.networks.iter().any(|n| n == &name || n == &key));
         if in_use {
-            return Err(DockerError::RequestFailed {
-                op: "remove network",
-                message: format!(
-                    "error while removing network: network {name} id {key} has active endpoints"
-                ),
-            });
+            return Err(DockerError::NetworkInUse { name: key });
         }
         if let Some((_, n)) = world.networks.remove(&key) {
             drop(world);

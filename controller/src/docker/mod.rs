@@ -171,7 +171,8 @@ pub struct Event {
     pub labels: BTreeMap<String, String>,
 }
 
-/// Why a Docker call failed.
+/// Why a Docker call failed. The adapter maps Docker's answers (status codes, bollard's error
+/// variants) to these once; nothing above it reads an error's text.
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
     /// The container, network or image does not exist.
@@ -179,6 +180,34 @@ pub enum DockerError {
     NotFound {
         /// What was looked for.
         what: String,
+    },
+    /// A container's image is not on this host.
+    #[error("image {image} is not on this host")]
+    ImageMissing {
+        /// The image reference.
+        image: String,
+    },
+    /// A host port the container publishes is held by something else.
+    #[error("starting container {name} failed: a host port is already in use: {message}")]
+    PortAllocated {
+        /// The container.
+        name: String,
+        /// Docker's message (which port, which address).
+        message: String,
+    },
+    /// The network still has containers attached.
+    #[error("network {name} still has containers attached")]
+    NetworkInUse {
+        /// The network.
+        name: String,
+    },
+    /// Docker has no address range left for a new network (its default pools hold ~31).
+    #[error("no address pool left for network {name}: {message}")]
+    AddressPoolsExhausted {
+        /// The network.
+        name: String,
+        /// Docker's message.
+        message: String,
     },
     /// A container or network of that name exists already.
     #[error("the name {name:?} is already in use")]
@@ -207,6 +236,8 @@ pub enum DockerError {
     RequestFailed {
         /// The operation.
         op: &'static str,
+        /// Docker's HTTP status code (0 when the fake injected the failure).
+        status: u16,
         /// Docker's message.
         message: String,
     },

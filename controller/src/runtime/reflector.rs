@@ -1,5 +1,9 @@
 //! The reflector: a cache of decoded objects kept by one writer from watcher events, read
 //! cheaply by many (`Arc` snapshots).
+//!
+//! A stored value that cannot be decoded (a field this version does not know, written by a
+//! newer nanocld or left by a downgrade) is cached as `Undecodable`, never dropped: the key
+//! exists, and whoever asks "is there an object here?" (the garbage collector) hears yes.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -7,14 +11,45 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::watch;
 
 use super::watcher::Event;
-use crate::store::KeyValue;
+use crate::store::{KeyValue, Revision};
 
-/// Turns a stored value into the cached type (`None`: skip it, e.g. unreadable).
-pub type Decode<T> = Arc<dyn Fn(&KeyValue) -> Option<T> + Send + Sync>;
+/// Turns a stored value into the cached type, or says why it cannot.
+pub type Decode<T> = Arc<dyn Fn(&KeyValue) -> Result<T, String> + Send + Sync>;
+
+/// A stored value that did not decode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Undecodable {
+    /// Its store key.
+    pub key: String,
+    /// Its revision.
+    pub revision: Revision,
+    /// Why it could not be decoded.
+    pub error: String,
+}
+
+/// What the cache holds for a key.
+#[derive(Debug)]
+pub enum Entry<T> {
+    /// The decoded object.
+    Object(Arc<T>),
+    /// A value that exists but cannot be decoded.
+    Undecodable(Arc<Undecodable>),
+}
+
+impl<T> Clone for Entry<T> {
+    fn clone(&self) -> Self {
+        match self {
+            Entry::Object(o) => Entry::Object(o.clone()),
+            Entry::Undecodable(u) => Entry::Undecodable(u.clone()),
+        }
+    }
+}
+
+type Map<T> = Arc<RwLock<HashMap<String, Entry<T>>>>;
 
 /// Read side of the cache.
 pub struct Reader<T> {
-    objects: Arc<RwLock<HashMap<String, Arc<T>>>>,
+    objects: Map<T>,
     ready: watch::Receiver<bool>,
 }
 
@@ -37,7 +72,7 @@ impl<T> std::fmt::Debug for Reader<T> {
 
 /// The single writer.
 pub struct Writer<T> {
-    objects: Arc<RwLock<HashMap<String, Arc<T>>>>,
+    objects: Map<T>,
     ready: watch::Sender<bool>,
     decode: Decode<T>,
 }
@@ -66,6 +101,17 @@ pub fn cache<T>(decode: Decode<T>) -> (Reader<T>, Writer<T>) {
 }
 
 impl<T> Writer<T> {
+    fn entry(&self, kv: &KeyValue) -> Entry<T> {
+        match (self.decode)(kv) {
+            Ok(o) => Entry::Object(Arc::new(o)),
+            Err(error) => Entry::Undecodable(Arc::new(Undecodable {
+                key: kv.key.clone(),
+                revision: kv.mod_revision,
+                error,
+            })),
+        }
+    }
+
     /// Applies one watcher event.
     pub fn apply(&self, event: &Event) {
         let mut objects = self
@@ -76,53 +122,74 @@ impl<T> Writer<T> {
             Event::Restarted(items) => {
                 *objects = items
                     .iter()
-                    .filter_map(|kv| (self.decode)(kv).map(|o| (kv.key.clone(), Arc::new(o))))
+                    .map(|kv| (kv.key.clone(), self.entry(kv)))
                     .collect();
                 let _ = self.ready.send(true);
             }
-            Event::Applied(kv) => match (self.decode)(kv) {
-                Some(o) => {
-                    objects.insert(kv.key.clone(), Arc::new(o));
-                }
-                None => {
-                    objects.remove(&kv.key);
-                }
-            },
+            Event::Applied(kv) => {
+                objects.insert(kv.key.clone(), self.entry(kv));
+            }
             Event::Deleted { key, .. } => {
                 objects.remove(key);
             }
+            Event::Failed(_) => {}
         }
     }
 }
 
 impl<T> Reader<T> {
-    /// The object at `key`.
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Entry<T>>> {
+        self.objects
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The decoded object at `key` (`None` when absent or undecodable: see `entry`).
     pub fn get(&self, key: &str) -> Option<Arc<T>> {
-        self.objects
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(key)
-            .cloned()
+        match self.read().get(key) {
+            Some(Entry::Object(o)) => Some(o.clone()),
+            _ => None,
+        }
     }
 
-    /// Every cached key.
+    /// What is stored at `key`, decoded or not.
+    pub fn entry(&self, key: &str) -> Option<Entry<T>> {
+        self.read().get(key).cloned()
+    }
+
+    /// Whether anything, decodable or not, is stored at `key`.
+    pub fn contains(&self, key: &str) -> bool {
+        self.read().contains_key(key)
+    }
+
+    /// Every cached key, the undecodable ones included.
     pub fn keys(&self) -> Vec<String> {
-        self.objects
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .keys()
-            .cloned()
+        self.read().keys().cloned().collect()
+    }
+
+    /// Every decoded object.
+    pub fn list(&self) -> Vec<Arc<T>> {
+        self.read()
+            .values()
+            .filter_map(|e| match e {
+                Entry::Object(o) => Some(o.clone()),
+                Entry::Undecodable(_) => None,
+            })
             .collect()
     }
 
-    /// Every cached object.
-    pub fn list(&self) -> Vec<Arc<T>> {
-        self.objects
+    /// Every value that could not be decoded.
+    pub fn undecodable(&self) -> Vec<Arc<Undecodable>> {
+        let mut out: Vec<_> = self
             .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .values()
-            .cloned()
-            .collect()
+            .filter_map(|e| match e {
+                Entry::Undecodable(u) => Some(u.clone()),
+                Entry::Object(_) => None,
+            })
+            .collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        out
     }
 
     /// Waits until the first list has been applied.
@@ -149,20 +216,35 @@ mod tests {
         let decode: Decode<String> = Arc::new(|kv: &KeyValue| {
             String::from_utf8(kv.value.clone())
                 .ok()
-                .filter(|s| s != "skip")
+                .filter(|s| s != "bad")
+                .ok_or_else(|| "unreadable".to_owned())
         });
         let (mut reader, writer) = cache(decode);
-        writer.apply(&Event::Restarted(vec![kv("a", "1"), kv("b", "skip")]));
+        writer.apply(&Event::Restarted(vec![kv("a", "1"), kv("b", "bad")]));
         reader.wait_ready().await;
         assert_eq!(reader.get("a").as_deref(), Some(&"1".to_owned()));
-        assert_eq!(reader.get("b"), None, "undecodable values are not cached");
+        assert_eq!(reader.get("b"), None, "an undecodable value is no object");
+        assert!(reader.contains("b"), "but it is not absent either");
+        assert_eq!(
+            reader
+                .undecodable()
+                .iter()
+                .map(|u| (u.key.as_str(), u.error.as_str()))
+                .collect::<Vec<_>>(),
+            vec![("b", "unreadable")]
+        );
+        writer.apply(&Event::Applied(kv("a", "bad")));
+        assert!(
+            reader.contains("a") && reader.get("a").is_none(),
+            "an update this version cannot read keeps the key"
+        );
         writer.apply(&Event::Applied(kv("a", "2")));
         assert_eq!(reader.get("a").as_deref(), Some(&"2".to_owned()));
         writer.apply(&Event::Deleted {
             key: "a".into(),
             prev: None,
         });
-        assert!(reader.keys().is_empty());
+        assert_eq!(reader.keys(), vec!["b".to_owned()]);
         writer.apply(&Event::Restarted(vec![kv("c", "3")]));
         assert_eq!(
             reader.keys(),

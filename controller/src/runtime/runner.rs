@@ -6,9 +6,12 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Display;
 use std::future::Future;
 use std::hash::Hash;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -41,6 +44,8 @@ pub struct Config {
     pub backoff_max: Duration,
     /// Every key is reconciled again this often, whatever happened (None: never).
     pub resync: Option<Duration>,
+    /// Counts reconciles that panicked (for `/metrics`); `None`: not counted.
+    pub panics: Option<Arc<AtomicU64>>,
 }
 
 impl Default for Config {
@@ -50,8 +55,25 @@ impl Default for Config {
             backoff_initial: Duration::from_millis(100),
             backoff_max: Duration::from_secs(60),
             resync: Some(Duration::from_secs(300)),
+            panics: None,
         }
     }
+}
+
+/// How one reconcile ended.
+enum Outcome<E> {
+    Done(Result<Action, E>),
+    /// It panicked: the panic is caught inside the task, with its key, so the key is retried
+    /// with backoff like a transient error instead of being lost for good.
+    Panicked(String),
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 /// Runs until `shutdown` resolves, then waits for the reconciles in flight.
@@ -74,7 +96,7 @@ pub async fn run<K, T, R, Fut, E>(
     let mut running: HashSet<K> = HashSet::new();
     let mut rerun: HashSet<K> = HashSet::new();
     let mut backoffs: HashMap<K, Backoff> = HashMap::new();
-    let mut tasks: JoinSet<(K, Option<Result<Action, E>>)> = JoinSet::new();
+    let mut tasks: JoinSet<(K, Outcome<E>)> = JoinSet::new();
     let mut triggers_open = true;
     let resync_every = config
         .resync
@@ -88,36 +110,45 @@ pub async fn run<K, T, R, Fut, E>(
             Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
                 let (key, outcome) = match joined {
                     Ok(done) => done,
-                    // A reconcile that panicked: its key is unknown here, so it is found by
-                    // the next resync; the runner itself carries on.
+                    // Only a cancelled task gets here (panics are caught with their key).
                     Err(e) => {
-                        tracing::error!(error = %e, "a reconcile task failed");
+                        tracing::error!(error = %e, "a reconcile task was cancelled");
                         continue;
                     }
                 };
                 running.remove(&key);
                 let now = Instant::now();
+                let mut retry = |key: &K| {
+                    let delay = backoffs
+                        .entry(key.clone())
+                        .or_insert_with(|| Backoff::new(config.backoff_initial, config.backoff_max))
+                        .next_delay();
+                    scheduler.schedule(key.clone(), now + delay);
+                    delay
+                };
                 match outcome {
-                    Some(Ok(Action::Requeue(after))) => {
+                    Outcome::Done(Ok(Action::Requeue(after))) => {
                         backoffs.remove(&key);
                         scheduler.schedule(key.clone(), now + after);
                     }
-                    Some(Ok(Action::AwaitChange)) => {
+                    Outcome::Done(Ok(Action::AwaitChange)) => {
                         backoffs.remove(&key);
                     }
-                    Some(Err(e)) if e.is_transient() => {
-                        let delay = backoffs
-                            .entry(key.clone())
-                            .or_insert_with(|| Backoff::new(config.backoff_initial, config.backoff_max))
-                            .next_delay();
+                    Outcome::Done(Err(e)) if e.is_transient() => {
+                        let delay = retry(&key);
                         tracing::warn!(%key, error = %e, retry_in = ?delay, "reconcile failed; retrying");
-                        scheduler.schedule(key.clone(), now + delay);
                     }
-                    Some(Err(e)) => {
+                    Outcome::Done(Err(e)) => {
                         backoffs.remove(&key);
                         tracing::warn!(%key, error = %e, "reconcile failed; waiting for a change");
                     }
-                    None => {}
+                    Outcome::Panicked(message) => {
+                        if let Some(panics) = &config.panics {
+                            panics.fetch_add(1, Ordering::Relaxed);
+                        }
+                        let delay = retry(&key);
+                        tracing::error!(%key, panic = %message, retry_in = ?delay, "reconcile panicked; retrying");
+                    }
                 }
                 if rerun.remove(&key) {
                     scheduler.schedule(key, now);
@@ -134,9 +165,19 @@ pub async fn run<K, T, R, Fut, E>(
                     continue;
                 }
                 running.insert(key.clone());
-                let fut = reconcile(key.clone());
                 let span = tracing::info_span!("reconcile", %key);
-                tasks.spawn(tracing::Instrument::instrument(async move { (key, Some(fut.await)) }, span));
+                // Building the future may panic too: catch both, with the key.
+                let fut = std::panic::catch_unwind(AssertUnwindSafe(|| reconcile(key.clone())));
+                tasks.spawn(tracing::Instrument::instrument(async move {
+                    let outcome = match fut {
+                        Ok(fut) => match AssertUnwindSafe(fut).catch_unwind().await {
+                            Ok(result) => Outcome::Done(result),
+                            Err(payload) => Outcome::Panicked(panic_message(&*payload)),
+                        },
+                        Err(payload) => Outcome::Panicked(panic_message(&*payload)),
+                    };
+                    (key, outcome)
+                }, span));
             }
             _ = resync.tick() => {
                 let now = Instant::now();
@@ -179,6 +220,7 @@ mod tests {
             backoff_initial: Duration::from_secs(1),
             backoff_max: Duration::from_secs(8),
             resync: None,
+            panics: None,
         }
     }
 
@@ -384,6 +426,82 @@ mod tests {
         )
         .await;
         assert!(*finished.lock().unwrap());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reconcile_that_panics_should_be_counted_and_retried_with_backoff() {
+        let calls: Arc<Mutex<Vec<Instant>>> = Arc::default();
+        let c = calls.clone();
+        let reconcile = move |_key: String| {
+            let c = c.clone();
+            async move {
+                let n = {
+                    let mut calls = c.lock().unwrap();
+                    calls.push(Instant::now());
+                    calls.len()
+                };
+                assert!(n > 2, "reconcile number {n} panics");
+                Ok::<_, Failure>(Action::AwaitChange)
+            }
+        };
+        let panics = Arc::new(AtomicU64::new(0));
+        let cfg = Config {
+            panics: Some(panics.clone()),
+            ..config(1)
+        };
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        tx.send("a".into()).unwrap();
+        let feeder = async {
+            // After it recovered, a trigger still reaches the key: nothing is stuck.
+            tokio::time::sleep(Duration::from_secs(20)).await;
+            tx.send("a".into()).unwrap();
+        };
+        let runner = run(
+            tokio_stream_from(rx),
+            Vec::new,
+            reconcile,
+            cfg,
+            tokio::time::sleep(Duration::from_secs(30)),
+        );
+        tokio::join!(runner, feeder);
+        let calls = calls.lock().unwrap();
+        assert_eq!(
+            calls.len(),
+            4,
+            "two panics, the retry that worked, the trigger: {calls:?}"
+        );
+        assert_eq!(panics.load(Ordering::Relaxed), 2);
+        let gap = (calls[1] - calls[0]).as_secs_f64();
+        assert!(
+            (0.8..=1.0 + 1e-6).contains(&gap),
+            "backoff after a panic: {gap}"
+        );
+        let gap = (calls[2] - calls[1]).as_secs_f64();
+        assert!((1.6..=2.0 + 1e-6).contains(&gap), "and it grows: {gap}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reconcile_that_panics_before_its_future_should_be_retried_too() {
+        let calls = Arc::new(Mutex::new(0u32));
+        let c = calls.clone();
+        let reconcile = move |_key: String| {
+            let n = {
+                let mut calls = c.lock().unwrap();
+                *calls += 1;
+                *calls
+            };
+            assert!(n > 1, "building reconcile number {n} panics");
+            async move { Ok::<_, Failure>(Action::AwaitChange) }
+        };
+        run(
+            keys(&["a"]),
+            Vec::new,
+            reconcile,
+            config(1),
+            tokio::time::sleep(Duration::from_secs(10)),
+        )
+        .await;
+        assert_eq!(*calls.lock().unwrap(), 2);
     }
 
     fn tokio_stream_from(

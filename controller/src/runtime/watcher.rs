@@ -1,5 +1,6 @@
-//! The watcher: list, then watch from the list's revision; re-list when the history is gone
-//! or the watch fails (after a backoff). An explicit state machine: `Empty → Watching → Empty`.
+//! The watcher: list, then watch from the list's revision. A broken stream is resumed from
+//! the last revision delivered; only a history that is gone (`Gone`) re-lists. An explicit
+//! state machine, kube-runtime's shape: `Empty → Watching ⇄ Resuming`, `→ Empty` on Gone.
 
 use std::time::Duration;
 
@@ -23,6 +24,32 @@ pub enum Event {
         /// The value before the delete.
         prev: Option<KeyValue>,
     },
+    /// The store failed; the watcher retries by itself (after a backoff), and says so, so
+    /// that its caller can log, count or give up.
+    Failed(WatchFailure),
+}
+
+/// What went wrong, and what the watcher does about it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WatchFailure {
+    /// Listing failed; it is retried.
+    #[error("listing {prefix} failed: {message}; retrying")]
+    ListFailed {
+        /// The watched prefix.
+        prefix: String,
+        /// The store's error.
+        message: String,
+    },
+    /// The stream broke (or could not be opened); it is resumed after `revision`.
+    #[error("watching {prefix} failed after revision {revision}: {message}; resuming")]
+    WatchFailed {
+        /// The watched prefix.
+        prefix: String,
+        /// The last revision delivered.
+        revision: Revision,
+        /// The store's error.
+        message: String,
+    },
 }
 
 enum State {
@@ -33,6 +60,9 @@ enum State {
         stream: WatchStream,
         revision: Revision,
     },
+    /// Everything up to `revision` was delivered and the stream broke: watch again after it
+    /// (kube-runtime's `InitListed`), without a re-list unless the history is gone.
+    Resuming { revision: Revision },
 }
 
 /// Watches every key under `prefix`, forever, surviving store failures.
@@ -47,33 +77,49 @@ pub fn watcher<S: Store + Clone>(store: S, prefix: String) -> BoxStream<'static,
                         let listed = match store.list(&prefix).await {
                             Ok(l) => l,
                             Err(e) => {
-                                tracing::warn!(%prefix, error = %e, "list failed; retrying");
+                                let failure = WatchFailure::ListFailed {
+                                    prefix: prefix.clone(),
+                                    message: e.to_string(),
+                                };
                                 tokio::time::sleep(backoff.next_delay()).await;
-                                continue;
+                                let event = Event::Failed(failure);
+                                return Some((event, (store, prefix, State::Empty, backoff)));
                             }
                         };
-                        match store.watch(&prefix, listed.revision).await {
-                            Ok(stream) => {
-                                backoff.reset();
-                                let event = Event::Restarted(listed.items);
-                                let next = State::Watching {
-                                    stream,
-                                    revision: listed.revision,
-                                };
-                                return Some((event, (store, prefix, next, backoff)));
-                            }
-                            Err(e) => {
-                                tracing::warn!(%prefix, error = %e, "watch failed; re-listing");
-                                tokio::time::sleep(backoff.next_delay()).await;
-                                state = State::Empty;
-                            }
-                        }
+                        // The list is delivered at once; the watch is opened by `Resuming`,
+                        // so a failure to open it never throws the list away.
+                        backoff.reset();
+                        let next = State::Resuming {
+                            revision: listed.revision,
+                        };
+                        return Some((
+                            Event::Restarted(listed.items),
+                            (store, prefix, next, backoff),
+                        ));
                     }
+                    State::Resuming { revision } => match store.watch(&prefix, revision).await {
+                        Ok(stream) => state = State::Watching { stream, revision },
+                        Err(StoreError::Gone { .. }) => {
+                            tracing::info!(%prefix, revision, "watch history gone; re-listing");
+                            state = State::Empty;
+                        }
+                        Err(e) => {
+                            let failure = WatchFailure::WatchFailed {
+                                prefix: prefix.clone(),
+                                revision,
+                                message: e.to_string(),
+                            };
+                            tokio::time::sleep(backoff.next_delay()).await;
+                            let next = State::Resuming { revision };
+                            return Some((Event::Failed(failure), (store, prefix, next, backoff)));
+                        }
+                    },
                     State::Watching {
                         mut stream,
                         revision,
                     } => match stream.next().await {
                         Some(Ok(WatchEvent::Put { kv, .. })) => {
+                            backoff.reset();
                             let revision = kv.mod_revision;
                             return Some((
                                 Event::Applied(kv),
@@ -85,6 +131,7 @@ pub fn watcher<S: Store + Clone>(store: S, prefix: String) -> BoxStream<'static,
                             revision,
                             prev,
                         })) => {
+                            backoff.reset();
                             return Some((
                                 Event::Deleted { key, prev },
                                 (store, prefix, State::Watching { stream, revision }, backoff),
@@ -101,13 +148,24 @@ pub fn watcher<S: Store + Clone>(store: S, prefix: String) -> BoxStream<'static,
                             state = State::Empty;
                         }
                         Some(Err(e)) => {
-                            tracing::warn!(%prefix, error = %e, "watch broke; re-listing");
+                            let failure = WatchFailure::WatchFailed {
+                                prefix: prefix.clone(),
+                                revision,
+                                message: e.to_string(),
+                            };
                             tokio::time::sleep(backoff.next_delay()).await;
-                            state = State::Empty;
+                            let next = State::Resuming { revision };
+                            return Some((Event::Failed(failure), (store, prefix, next, backoff)));
                         }
                         None => {
+                            let failure = WatchFailure::WatchFailed {
+                                prefix: prefix.clone(),
+                                revision,
+                                message: "the stream ended".to_owned(),
+                            };
                             tokio::time::sleep(backoff.next_delay()).await;
-                            state = State::Empty;
+                            let next = State::Resuming { revision };
+                            return Some((Event::Failed(failure), (store, prefix, next, backoff)));
                         }
                     },
                 }

@@ -156,6 +156,12 @@ pub async fn revisions_should_increase_across_keys<S: Store>(store: &S) {
             kv.mod_revision
         );
         last = kv.mod_revision;
+        // Others may write to the same store (etcd is shared by the suite): at least ours.
+        let current = store.current_revision().await.expect("current revision");
+        assert!(
+            current >= last,
+            "current revision {current} before our write {last}"
+        );
     }
 }
 

@@ -463,6 +463,16 @@ impl Store for EmbeddedStore {
             .await
     }
 
+    async fn current_revision(&self) -> Result<Revision, StoreError> {
+        self.blocking("revision", move |inner| {
+            let op = "revision";
+            let txn = inner.db.begin_read().map_err(db_error(op))?;
+            let meta = txn.open_table(META).map_err(db_error(op))?;
+            Ok(to_revision(read_meta(&meta, META_REVISION, op)?))
+        })
+        .await
+    }
+
     async fn list(&self, prefix: &str) -> Result<ListResult, StoreError> {
         let prefix = prefix.to_owned();
         self.blocking("list", move |inner| {

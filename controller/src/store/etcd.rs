@@ -188,6 +188,20 @@ impl Store for EtcdStore {
         resp.kvs().first().map(|kv| self.convert(kv)).transpose()
     }
 
+    async fn current_revision(&self) -> Result<Revision, StoreError> {
+        // A count-only read of one key: the response header carries the revision.
+        let mut client = (*self.client).clone();
+        let key = self.full_key("meta/instance");
+        let resp = with_deadline("revision", self.options.timeout, async move {
+            client
+                .get(key, Some(GetOptions::new().with_count_only()))
+                .await
+                .map_err(etcd_error("revision"))
+        })
+        .await?;
+        Ok(resp.header().map_or(0, |h| h.revision()))
+    }
+
     async fn list(&self, prefix: &str) -> Result<ListResult, StoreError> {
         let full = self.full_key(prefix);
         let end = prefix_end(full.as_bytes());

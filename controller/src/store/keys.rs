@@ -19,6 +19,30 @@ pub fn kind_prefix(kind: Kind, namespace: Option<&str>) -> String {
     }
 }
 
+/// The namespace and name of the object stored at `key`, an object key of `kind` (the
+/// inverse of `object_key`).
+pub fn split_object_key(kind: Kind, key: &str) -> (Option<String>, String) {
+    let rest = key
+        .strip_prefix(kind.plural())
+        .and_then(|r| r.strip_prefix('/'))
+        .unwrap_or(key);
+    match rest.split_once('/') {
+        Some((ns, name)) if kind.namespaced() => (Some(ns.to_owned()), name.to_owned()),
+        _ => (None, rest.to_owned()),
+    }
+}
+
+/// The object key stored at `key`, if it is one of `kind`.
+pub fn parse_object_key(kind: Kind, key: &str) -> Option<ObjectKey> {
+    key.strip_prefix(kind.plural())?.strip_prefix('/')?;
+    let (namespace, name) = split_object_key(kind, key);
+    (!name.is_empty() && !name.contains('/')).then_some(ObjectKey {
+        kind,
+        namespace,
+        name,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -40,5 +64,14 @@ mod tests {
         assert_eq!(kind_prefix(Kind::Network, Some("demo")), "networks/demo/");
         assert_eq!(kind_prefix(Kind::Network, None), "networks/");
         assert_eq!(kind_prefix(Kind::Namespace, Some("ignored")), "namespaces/");
+        assert_eq!(
+            parse_object_key(Kind::Cargo, "cargoes/global/web"),
+            Some(cargo)
+        );
+        assert_eq!(
+            parse_object_key(Kind::Namespace, "namespaces/demo"),
+            Some(ns)
+        );
+        assert_eq!(parse_object_key(Kind::Cargo, "clusters/global/web"), None);
     }
 }

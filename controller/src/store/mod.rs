@@ -237,6 +237,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Forgets the history up to and including `revision`: watches from before it get `Gone`.
     fn compact(&self, revision: Revision) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The store's current revision (that of its latest write), read without listing.
+    fn current_revision(&self) -> impl Future<Output = Result<Revision, StoreError>> + Send;
 }
 
 /// Runs `fut` with a deadline, turning the timeout into [`StoreError::DeadlineExceeded`].
@@ -337,6 +340,10 @@ impl Store for AnyStore {
     }
     async fn compact(&self, revision: Revision) -> Result<(), StoreError> {
         delegate!(self, s => s.compact(revision))
+    }
+
+    async fn current_revision(&self) -> Result<Revision, StoreError> {
+        delegate!(self, s => s.current_revision())
     }
 }
 

@@ -1,9 +1,12 @@
-//! Counters for `/metrics`, in the Prometheus text format.
+//! Counters for `/metrics`, in the Prometheus text format: the API server's, the
+//! controllers' and the deploy directories'. One `Arc<Metrics>` is shared by all of them.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use nanocl_api_types::Kind;
 
 use nanocl_cli::deploy::SyncReport;
 
@@ -14,6 +17,8 @@ pub struct Metrics {
     /// Open watch streams.
     pub watchers: AtomicI64,
     deploy: Mutex<BTreeMap<String, DeployDir>>,
+    panics: Mutex<BTreeMap<Kind, Arc<AtomicU64>>>,
+    undecodable: Mutex<BTreeMap<Kind, usize>>,
 }
 
 #[derive(Debug, Default)]
@@ -59,6 +64,24 @@ impl Metrics {
         deploy.entry(dir.to_owned()).or_default().failures += 1;
     }
 
+    /// The counter of panicked reconciles of `kind`, for its runner.
+    pub fn reconcile_panics(&self, kind: Kind) -> Arc<AtomicU64> {
+        self.panics
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(kind)
+            .or_default()
+            .clone()
+    }
+
+    /// Sets how many stored objects of `kind` cannot be decoded right now.
+    pub fn set_undecodable(&self, kind: Kind, count: usize) {
+        self.undecodable
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(kind, count);
+    }
+
     /// Counts one answered request.
     pub fn record(&self, method: &str, code: u16) {
         let mut requests = self
@@ -100,8 +123,38 @@ impl Metrics {
             "nanocl_apiserver_watchers {}",
             self.watchers.load(Ordering::Relaxed)
         );
+        self.render_controllers(&mut out);
         self.render_deploy(&mut out);
         out
+    }
+
+    fn render_controllers(&self, out: &mut String) {
+        let panics = self
+            .panics
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !panics.is_empty() {
+            let _ = writeln!(out, "# HELP nanocl_reconcile_panics_total Reconciles that panicked (each is retried with backoff).");
+            let _ = writeln!(out, "# TYPE nanocl_reconcile_panics_total counter");
+            for (kind, n) in panics.iter() {
+                let _ = writeln!(
+                    out,
+                    "nanocl_reconcile_panics_total{{kind=\"{kind}\"}} {}",
+                    n.load(Ordering::Relaxed)
+                );
+            }
+        }
+        let undecodable = self
+            .undecodable
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !undecodable.is_empty() {
+            let _ = writeln!(out, "# HELP nanocl_undecodable_objects Stored objects this nanocld cannot decode; their Docker objects are left as they are.");
+            let _ = writeln!(out, "# TYPE nanocl_undecodable_objects gauge");
+            for (kind, n) in undecodable.iter() {
+                let _ = writeln!(out, "nanocl_undecodable_objects{{kind=\"{kind}\"}} {n}");
+            }
+        }
     }
 
     fn render_deploy(&self, out: &mut String) {

@@ -1,0 +1,156 @@
+//! The object layer: typed objects over the byte store, below both the API server and the
+//! controllers. Stored form is v1 JSON without `resourceVersion`; the store's `mod_revision`
+//! is the `resourceVersion` on every read.
+//!
+//! A stored value this version cannot decode is an error of its own (`Undecodable`), never
+//! "absent": callers that would act on absence (the garbage collector, a cascade) must
+//! tell the two apart.
+
+use std::time::SystemTime;
+
+use nanocl_api_types::{AnyObject, Kind, ObjectKey};
+use serde_json::Value;
+
+use crate::store::{keys, KeyValue, Revision, Store, StoreError};
+
+/// An object read from the store, with its revision.
+#[derive(Clone, Debug)]
+pub struct Stored {
+    /// The object, `metadata.resourceVersion` filled in.
+    pub object: AnyObject,
+    /// Its `mod_revision`.
+    pub revision: Revision,
+}
+
+/// Why an object could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectError {
+    /// The stored value is not an object this version can read.
+    #[error("stored object {key} is unreadable: {message}")]
+    Undecodable {
+        /// The store key.
+        key: String,
+        /// The decoder's message.
+        message: String,
+    },
+    /// The object could not be serialized.
+    #[error("cannot serialize {key}: {message}")]
+    EncodeFailed {
+        /// The object.
+        key: String,
+        /// Why.
+        message: String,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Now, as RFC 3339 (seconds), for the lifecycle timestamps.
+pub fn now() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+/// Decodes a stored value.
+pub fn decode(kv: &KeyValue) -> Result<Stored, ObjectError> {
+    let mut object = AnyObject::from_stored(&kv.value).map_err(|e| ObjectError::Undecodable {
+        key: kv.key.clone(),
+        message: e.to_string(),
+    })?;
+    object.metadata_mut().resource_version = Some(kv.mod_revision.to_string());
+    Ok(Stored {
+        object,
+        revision: kv.mod_revision,
+    })
+}
+
+/// The bytes stored for `object`: v1 JSON without `resourceVersion` (the store keeps that).
+pub fn encode(object: &AnyObject) -> Result<Vec<u8>, ObjectError> {
+    let mut object = object.clone();
+    object.metadata_mut().resource_version = None;
+    serde_json::to_vec(&object).map_err(|e| ObjectError::EncodeFailed {
+        key: object.key().to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// Reads one object.
+pub async fn read<S: Store>(store: &S, key: &ObjectKey) -> Result<Option<Stored>, ObjectError> {
+    match store.get(&keys::object_key(key)).await? {
+        None => Ok(None),
+        Some(kv) => decode(&kv).map(Some),
+    }
+}
+
+/// What can be read of a stored value that does not decode: enough to name it, list it and
+/// delete it (its metadata, leniently), and why it does not decode.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Unreadable {
+    /// Its kind (from the key).
+    pub kind: Kind,
+    /// Its namespace (from the key).
+    pub namespace: Option<String>,
+    /// Its name (from the key).
+    pub name: String,
+    /// Its revision.
+    pub revision: Revision,
+    /// `metadata` as stored, if the value is a JSON object with one.
+    pub metadata: Value,
+    /// The decoder's message.
+    pub error: String,
+}
+
+impl Unreadable {
+    /// Reads what it can of `kv`, an object key of `kind` whose value did not decode.
+    pub fn of(kind: Kind, kv: &KeyValue, error: String) -> Unreadable {
+        let (namespace, name) = keys::split_object_key(kind, &kv.key);
+        let metadata = serde_json::from_slice::<Value>(&kv.value)
+            .ok()
+            .and_then(|v| v.get("metadata").cloned())
+            .filter(Value::is_object)
+            .unwrap_or_else(|| Value::Object(Default::default()));
+        Unreadable {
+            kind,
+            namespace,
+            name,
+            revision: kv.mod_revision,
+            metadata,
+            error,
+        }
+    }
+
+    /// The marker a list answers in place of the object: its `apiVersion`, `kind` and
+    /// `metadata` (with `resourceVersion`), and a status that says why it cannot be shown.
+    pub fn list_item(&self, api_version: &str) -> Value {
+        let mut metadata = self.metadata.clone();
+        if let Some(meta) = metadata.as_object_mut() {
+            meta.insert("name".into(), Value::String(self.name.clone()));
+            if let Some(ns) = &self.namespace {
+                meta.insert("namespace".into(), Value::String(ns.clone()));
+            }
+            meta.insert(
+                "resourceVersion".into(),
+                Value::String(self.revision.to_string()),
+            );
+        }
+        serde_json::json!({
+            "apiVersion": api_version,
+            "kind": self.kind.as_str(),
+            "metadata": metadata,
+            "status": {
+                "conditions": [{
+                    "type": "Ready",
+                    "status": "Unknown",
+                    "reason": UNDECODABLE_REASON,
+                    "message": format!(
+                        "this nanocld cannot decode the stored object ({}); its containers and networks are left as they are. Upgrade nanocld, or delete the object",
+                        self.error
+                    ),
+                }]
+            }
+        })
+    }
+}
+
+/// The condition reason (and Event reason) of an object that cannot be decoded.
+pub const UNDECODABLE_REASON: &str = "Undecodable";
