@@ -571,6 +571,18 @@ pub async fn delete<S: Store>(
 /// The object changed between read and write.
 struct Retry;
 
+/// Fails (409) while namespace `name` still holds objects.
+async fn require_empty_namespace<S: Store>(app: &App<S>, name: &str) -> Result<(), ApiError> {
+    let held = namespace_contents(app, name).await?;
+    if held.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::conflict(format!(
+        "namespace {name:?} still holds {}: delete them first",
+        held.join(", ")
+    )))
+}
+
 /// DELETE of an object this nanocld cannot decode: no controller can run its finalizer
 /// (none can read it), so it is removed at once, with its revision as precondition; the
 /// garbage collector then removes its Docker objects, as for any deleted owner. A namespace
@@ -583,15 +595,8 @@ async fn delete_undecodable<S: Store>(
     kv: &crate::store::KeyValue,
 ) -> Result<Result<Response, ApiError>, Retry> {
     if target.kind == Kind::Namespace {
-        let held = match namespace_contents(app, name).await {
-            Ok(held) => held,
-            Err(e) => return Ok(Err(e)),
-        };
-        if !held.is_empty() {
-            return Ok(Err(ApiError::conflict(format!(
-                "namespace {name:?} still holds {}: delete them first",
-                held.join(", ")
-            ))));
+        if let Err(e) = require_empty_namespace(app, name).await {
+            return Ok(Err(e));
         }
     }
     let view = match objects::view(kv, target.kind, target.version) {
@@ -651,15 +656,8 @@ async fn delete_once<S: Store>(
     // With its finalizer (set by the namespace controller) a namespace is marked and its
     // contents deleted by the controller; without one, only an empty namespace goes.
     if target.kind == Kind::Namespace && object.metadata().finalizers.is_empty() {
-        let held = match namespace_contents(app, name).await {
-            Ok(held) => held,
-            Err(e) => return Ok(Err(e)),
-        };
-        if !held.is_empty() {
-            return Ok(Err(ApiError::conflict(format!(
-                "namespace {name:?} still holds {}: delete them first",
-                held.join(", ")
-            ))));
+        if let Err(e) = require_empty_namespace(app, name).await {
+            return Ok(Err(e));
         }
     }
     if !object.metadata().finalizers.is_empty() {

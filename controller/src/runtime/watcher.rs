@@ -65,6 +65,21 @@ enum State {
     Resuming { revision: Revision },
 }
 
+/// The failure to report for a stream that broke after `revision`, once the backoff has passed.
+async fn resume_later(
+    prefix: &str,
+    revision: Revision,
+    message: String,
+    backoff: &mut Backoff,
+) -> Event {
+    tokio::time::sleep(backoff.next_delay()).await;
+    Event::Failed(WatchFailure::WatchFailed {
+        prefix: prefix.to_owned(),
+        revision,
+        message,
+    })
+}
+
 /// Watches every key under `prefix`, forever, surviving store failures.
 pub fn watcher<S: Store + Clone>(store: S, prefix: String) -> BoxStream<'static, Event> {
     let backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
@@ -104,14 +119,10 @@ pub fn watcher<S: Store + Clone>(store: S, prefix: String) -> BoxStream<'static,
                             state = State::Empty;
                         }
                         Err(e) => {
-                            let failure = WatchFailure::WatchFailed {
-                                prefix: prefix.clone(),
-                                revision,
-                                message: e.to_string(),
-                            };
-                            tokio::time::sleep(backoff.next_delay()).await;
+                            let event =
+                                resume_later(&prefix, revision, e.to_string(), &mut backoff).await;
                             let next = State::Resuming { revision };
-                            return Some((Event::Failed(failure), (store, prefix, next, backoff)));
+                            return Some((event, (store, prefix, next, backoff)));
                         }
                     },
                     State::Watching {
@@ -148,24 +159,17 @@ pub fn watcher<S: Store + Clone>(store: S, prefix: String) -> BoxStream<'static,
                             state = State::Empty;
                         }
                         Some(Err(e)) => {
-                            let failure = WatchFailure::WatchFailed {
-                                prefix: prefix.clone(),
-                                revision,
-                                message: e.to_string(),
-                            };
-                            tokio::time::sleep(backoff.next_delay()).await;
+                            let event =
+                                resume_later(&prefix, revision, e.to_string(), &mut backoff).await;
                             let next = State::Resuming { revision };
-                            return Some((Event::Failed(failure), (store, prefix, next, backoff)));
+                            return Some((event, (store, prefix, next, backoff)));
                         }
                         None => {
-                            let failure = WatchFailure::WatchFailed {
-                                prefix: prefix.clone(),
-                                revision,
-                                message: "the stream ended".to_owned(),
-                            };
-                            tokio::time::sleep(backoff.next_delay()).await;
+                            let message = "the stream ended".to_owned();
+                            let event =
+                                resume_later(&prefix, revision, message, &mut backoff).await;
                             let next = State::Resuming { revision };
-                            return Some((Event::Failed(failure), (store, prefix, next, backoff)));
+                            return Some((event, (store, prefix, next, backoff)));
                         }
                     },
                 }
