@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use hyper::{Method, StatusCode};
-use nanocl_cli::client::{Client, Host};
+use nanocl_client::http::{Client, Host};
 use nanocl_e2e::{stderr, stdout, Daemon, StoreKind};
 use serde_json::Value;
 

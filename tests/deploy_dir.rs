@@ -24,7 +24,7 @@ fn get(d: &Daemon, ns: &str, kind: &str, name: &str) -> Value {
 
 fn metrics(d: &Daemon) -> String {
     let socket = d.host.trim_start_matches("unix://").to_owned();
-    let client = nanocl_cli::client::Client::new(nanocl_cli::client::Host::Unix(socket.into()));
+    let client = nanocl_client::http::Client::new(nanocl_client::http::Host::Unix(socket.into()));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use nanocl_api_types::manifest::{self, DecodeOptions, Manifest, ManifestError};
@@ -11,9 +10,7 @@ use nanocl_api_types::ObjectKey;
 
 use crate::args::FileArgs;
 
-/// Largest file read. A single document is limited to 3 MiB by the decoder; a file may hold
-/// several.
-pub const MAX_FILE_BYTES: u64 = 32 * 1024 * 1024;
+pub use nanocl_client::read::{read_limited, MAX_FILE_BYTES};
 
 /// Everything read from the inputs.
 #[derive(Debug, Default)]
@@ -91,35 +88,6 @@ fn walk(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>, errors: &mut Vec<St
             out.push(path);
         }
     }
-}
-
-pub(crate) fn read_limited(path: &Path) -> Result<Vec<u8>, String> {
-    let too_big = || {
-        format!(
-            "{}: file is larger than the {} MiB limit",
-            path.display(),
-            MAX_FILE_BYTES >> 20
-        )
-    };
-    let mut bytes = Vec::new();
-    let result = if path.as_os_str() == "-" {
-        std::io::stdin()
-            .lock()
-            .take(MAX_FILE_BYTES + 1)
-            .read_to_end(&mut bytes)
-    } else {
-        match fs::metadata(path) {
-            Ok(meta) if meta.len() > MAX_FILE_BYTES => return Err(too_big()),
-            Ok(_) => {}
-            Err(e) => return Err(format!("{}: cannot read: {e}", path.display())),
-        }
-        fs::File::open(path).and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
-    };
-    result.map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(too_big());
-    }
-    Ok(bytes)
 }
 
 /// Reads and decodes every input. Errors are collected, never fatal: the caller decides that

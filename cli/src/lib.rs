@@ -1,13 +1,12 @@
 //! The nanocl client: argument parsing, manifest input, and the commands.
 
 pub mod args;
-pub mod client;
 pub mod commands;
-pub mod deploy;
 pub mod input;
-pub mod remote;
-pub mod transport;
 pub mod yaml;
+
+// The client library, under the names the commands have always used.
+pub use nanocl_client::{deploy, http as client, remote, transport};
 
 use std::io::Write;
 use std::process::ExitCode;

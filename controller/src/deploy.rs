@@ -1,5 +1,5 @@
 //! `nanocld --deploy-dir DIR`: the deploy-directory sync of `nanocl watch`, run inside the
-//! daemon. It is the same code ([`nanocl_cli::deploy`]); requests go to the daemon's own API
+//! daemon. It is the same code ([`nanocl_client::deploy`]); requests go to the daemon's own API
 //! router in process, so they get exactly the validation, defaulting and admission of a
 //! request on the socket, without needing one.
 
@@ -8,10 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http_body_util::BodyExt;
-use nanocl_cli::client::Answer;
-use nanocl_cli::deploy::watch::{self, Report, Timing, Trigger};
-use nanocl_cli::deploy::{Config, Syncer};
-use nanocl_cli::transport::Transport;
+use nanocl_client::deploy::watch::{self, Report, Timing, Trigger};
+use nanocl_client::deploy::{Config, Syncer};
+use nanocl_client::http::Answer;
+use nanocl_client::transport::Transport;
+use nanocl_client::Error;
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -37,7 +38,8 @@ impl Transport for InProcess {
         method: axum::http::Method,
         path: &str,
         body: Option<&Value>,
-    ) -> anyhow::Result<Answer> {
+    ) -> nanocl_client::Result<Answer> {
+        let build = |e: &dyn std::fmt::Display| Error::RequestBuildFailed(e.to_string());
         let mut request = axum::http::Request::builder()
             .method(method)
             .uri(path)
@@ -45,17 +47,24 @@ impl Transport for InProcess {
         let bytes = match body {
             Some(v) => {
                 request = request.header(axum::http::header::CONTENT_TYPE, "application/json");
-                serde_json::to_vec(v)?
+                serde_json::to_vec(v).map_err(|e| build(&e))?
             }
             None => Vec::new(),
         };
-        let request = request.body(axum::body::Body::from(bytes))?;
+        let request = request
+            .body(axum::body::Body::from(bytes))
+            .map_err(|e| build(&e))?;
         let response = match self.router.clone().oneshot(request).await {
             Ok(response) => response,
             Err(never) => match never {},
         };
         let status = response.status();
-        let body = response.into_body().collect().await?.to_bytes();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| Error::Unavailable(format!("reading nanocld's own answer: {e}")))?
+            .to_bytes();
         Ok(Answer { status, body })
     }
 }
@@ -77,7 +86,7 @@ pub fn syncers(options: &Options) -> anyhow::Result<Vec<Syncer>> {
     let mut seen: std::collections::BTreeMap<String, PathBuf> = Default::default();
     let mut syncers = Vec::new();
     for dir in &options.dirs {
-        let applyset = nanocl_cli::remote::applyset_name(None, Some(dir))
+        let applyset = nanocl_client::remote::applyset_name(None, Some(dir))
             .map_err(|e| anyhow::anyhow!("--deploy-dir {}: {e}", dir.display()))?;
         if let Some(other) = seen.insert(applyset.clone(), dir.clone()) {
             anyhow::bail!(

@@ -185,7 +185,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     {
         let stop = stop.clone();
         tokio::spawn(async move {
-            nanocl_cli::commands::wait_for_interrupt().await;
+            nanocl_client::signal::wait_for_interrupt().await;
             tracing::info!("shutting down: finishing in-flight requests");
             let _ = stop.send(true);
         });

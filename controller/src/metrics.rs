@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use nanocl_api_types::Kind;
 
-use nanocl_cli::deploy::SyncReport;
+use nanocl_client::deploy::SyncReport;
 
 /// What the API server counts.
 #[derive(Debug, Default)]

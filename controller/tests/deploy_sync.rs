@@ -1,4 +1,4 @@
-//! The deploy-directory sync (`nanocl_cli::deploy`) against nanocld's real API router in
+//! The deploy-directory sync (`nanocl_client::deploy`) against nanocld's real API router in
 //! process (the daemon's transport) on the in-memory store: a model-based property test of the
 //! guarantee that matters most, that a sync never loses a resource.
 //!
@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 
-use nanocl_cli::deploy::{Config, Syncer};
-use nanocl_cli::transport::Transport;
+use nanocl_client::deploy::{Config, Syncer};
+use nanocl_client::transport::Transport;
 use nanocl_controller::apiserver::{self, App};
 use nanocl_controller::deploy::InProcess;
 use nanocl_controller::store::{AnyStore, EmbeddedOptions, EmbeddedStore};

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use hyper::Method;
-use nanocl_cli::client::{Client, Host, Lines};
+use nanocl_client::http::{Client, Host, Lines};
 use nanocl_e2e::{Daemon, StoreKind};
 use serde_json::json;
 

@@ -7,8 +7,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use hyper::Method;
-use nanocl_cli::client::{Client, Host, Lines};
-use nanocl_cli::deploy::{Config, Syncer};
+use nanocl_client::deploy::{Config, Syncer};
+use nanocl_client::http::{Client, Host, Lines};
 use nanocl_e2e::docker::docker;
 use nanocl_e2e::{test_image, Daemon, StoreKind, WatchProcess};
 

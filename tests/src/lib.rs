@@ -191,6 +191,18 @@ impl Daemon {
         command.output().expect("nanocl runs")
     }
 
+    /// Sends `signal` (`STOP`, `CONT`, ...) to nanocld.
+    pub fn signal(&self, signal: &str) {
+        if let Some(child) = &self.child {
+            let status = Command::new("kill")
+                .arg(format!("-{signal}"))
+                .arg(child.id().to_string())
+                .status()
+                .expect("kill runs");
+            assert!(status.success(), "kill -{signal} failed");
+        }
+    }
+
     /// `kill -9`, as a crash would.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {

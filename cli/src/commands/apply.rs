@@ -3,132 +3,15 @@
 use std::collections::HashSet;
 use std::io::Write;
 
-use anyhow::{bail, Context};
-use hyper::{Method, StatusCode};
-use nanocl_api_types::manifest::Manifest;
+use anyhow::Context;
 use nanocl_api_types::{ObjectKey, Version};
 
 use crate::args::{ApplyArgs, Cli, DryRun};
-use crate::client::{Client, Host};
 use crate::commands::print_objects;
-use crate::remote::{self, display_key};
-use crate::transport::Transport;
 use crate::Outcome;
-
-/// What happened to one object.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Applied {
-    /// It did not exist.
-    Created,
-    /// It existed and differed.
-    Configured,
-    /// It existed as written.
-    Unchanged,
-}
-
-impl Applied {
-    /// As printed: `created`, `configured`, `unchanged`.
-    pub fn word(self) -> &'static str {
-        match self {
-            Applied::Created => "created",
-            Applied::Configured => "configured",
-            Applied::Unchanged => "unchanged",
-        }
-    }
-}
-
-/// Conflicts (someone else wrote in between) are retried against the fresh object this often.
-const ATTEMPTS: usize = 10;
-
-/// Creates or updates one object; a 409 is retried against the fresh live object.
-pub async fn apply_one(
-    client: &impl Transport,
-    manifest: &Manifest,
-    dry_run: bool,
-) -> anyhow::Result<Applied> {
-    let key = manifest.object.key();
-    let suffix = if dry_run { "?dryRun=All" } else { "" };
-    for _ in 0..ATTEMPTS {
-        let live = remote::get_live(client, &key).await?;
-        let desired = remote::desired(&manifest.object, live.as_ref())?;
-        let answer = match &live {
-            None => {
-                let path = remote::collection_path(key.kind, key.namespace.as_deref()) + suffix;
-                let answer = client.request(Method::POST, &path, Some(&desired)).await?;
-                if answer.status == StatusCode::CREATED {
-                    return Ok(Applied::Created);
-                }
-                answer
-            }
-            Some(live) => {
-                if remote::without_server_fields(&desired) == remote::without_server_fields(live) {
-                    return Ok(Applied::Unchanged);
-                }
-                let path = remote::item_path(&key) + suffix;
-                let answer = client.request(Method::PUT, &path, Some(&desired)).await?;
-                if answer.status == StatusCode::OK {
-                    return Ok(Applied::Configured);
-                }
-                answer
-            }
-        };
-        // Created, changed or deleted by someone else meanwhile: read again and retry.
-        let retry = match answer.status {
-            StatusCode::CONFLICT => answer
-                .json()
-                .is_ok_and(|v| v["reason"] == "AlreadyExists" || v["reason"] == "Conflict"),
-            StatusCode::NOT_FOUND => live.is_some(),
-            _ => false,
-        };
-        if !retry {
-            let message = answer.error_message();
-            return Err(if answer.status.is_server_error() {
-                crate::transport::Unavailable(message).into()
-            } else {
-                anyhow::anyhow!(message)
-            });
-        }
-    }
-    bail!("gave up after {ATTEMPTS} conflicting writes; another writer keeps changing it")
-}
-
-/// Deletes the applyset's live objects that are not in `applied`.
-pub async fn prune(
-    client: &impl Transport,
-    applyset: &str,
-    scope: &remote::PruneScope,
-    applied: &HashSet<ObjectKey>,
-    dry_run: bool,
-    out: &mut impl Write,
-    pruned: &mut Vec<ObjectKey>,
-) -> anyhow::Result<bool> {
-    let mut ok = true;
-    for live in remote::applyset_members(client, applyset, scope).await? {
-        let Some(key) = remote::key_of(&live) else {
-            continue;
-        };
-        if applied.contains(&key) {
-            continue;
-        }
-        match remote::delete(client, &key, dry_run).await {
-            Ok(()) => {
-                writeln!(
-                    out,
-                    "{} pruned{}",
-                    display_key(&key),
-                    if dry_run { " (server dry run)" } else { "" }
-                )?;
-                pruned.push(key);
-            }
-            Err(e) if crate::transport::is_unavailable(&e) => return Err(e),
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                ok = false;
-            }
-        }
-    }
-    Ok(ok)
-}
+use nanocl_client::apply::{apply_one, prune};
+use nanocl_client::http::{Client, Host};
+use nanocl_client::remote::{self, display_key};
 
 /// Runs `apply`.
 pub async fn run(cli: &Cli, args: &ApplyArgs, out: &mut impl Write) -> anyhow::Result<Outcome> {
@@ -182,8 +65,8 @@ pub async fn run(cli: &Cli, args: &ApplyArgs, out: &mut impl Write) -> anyhow::R
                 applied.insert(key);
             }
             Err(e) => {
-                if crate::transport::is_unavailable(&e) {
-                    return Err(e);
+                if e.is_unavailable() {
+                    return Err(e.into());
                 }
                 eprintln!("error: {} ({}:{}): {e:#}", display_key(&key), m.file, m.pos);
                 ok = false;

@@ -123,18 +123,4 @@ pub fn load_desired(
     }))
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn wait_for_interrupt() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
+pub use nanocl_client::signal::wait_for_interrupt;

@@ -35,7 +35,7 @@ pub async fn run(cli: &Cli, args: &WatchArgs, out: &mut impl Write) -> anyhow::R
                 })
             }
             Err(SyncError::Missing(e)) => bail!("{}: {e}", args.dir.display()),
-            Err(SyncError::Retry(e)) => Err(e),
+            Err(SyncError::Retry(e)) => Err(e.into()),
         };
     }
 

@@ -148,11 +148,10 @@ pub fn watcher<S: Store + Clone>(store: S, prefix: String) -> BoxStream<'static,
                                 (store, prefix, State::Watching { stream, revision }, backoff),
                             ));
                         }
-                        Some(Ok(WatchEvent::Progress { revision: r })) => {
-                            state = State::Watching {
-                                stream,
-                                revision: r.max(revision),
-                            };
+                        // A bookmark does not move the resume point: on etcd 3.4 it can run
+                        // ahead of events still to come (see `EtcdStore::pump`).
+                        Some(Ok(WatchEvent::Progress { .. })) => {
+                            state = State::Watching { stream, revision };
                         }
                         Some(Err(StoreError::Gone { .. })) => {
                             tracing::info!(%prefix, revision, "watch history gone; re-listing");

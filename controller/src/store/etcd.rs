@@ -487,6 +487,13 @@ impl EtcdStore {
         let mut ticker = tokio::time::interval(self.options.progress_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticker.tick().await;
+        // The highest revision announced as progress. It never moves `last` (the highest
+        // event delivered, below which events are dropped as repeats): etcd 3.4 (before
+        // 3.4.24, Debian's is 3.4.23) answers a progress request with its current revision
+        // at once, ahead of events it has not sent yet to a watcher that fell behind. Taking
+        // that answer for "everything up to here was delivered" dropped those events as
+        // repeats and left the caches stale (found by tests/perturbation.rs).
+        let mut announced = *last;
         loop {
             let resp = tokio::select! {
                 resp = stream.message() => resp,
@@ -512,8 +519,8 @@ impl EtcdStore {
             let events = resp.events();
             if events.is_empty() {
                 let revision = resp.header().map_or(0, |h| h.revision());
-                if !resp.created() && revision > *last {
-                    *last = revision;
+                if !resp.created() && revision > announced && revision > *last {
+                    announced = revision;
                     if tx
                         .send(Ok(WatchEvent::Progress { revision }))
                         .await

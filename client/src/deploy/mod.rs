@@ -24,9 +24,10 @@ use nanocl_api_types::manifest::{self, DecodeOptions, Manifest, ManifestError};
 use nanocl_api_types::{Kind, ObjectKey, APPLYSET_LABEL};
 use serde_json::Value;
 
-use crate::commands::apply::{apply_one, Applied};
+use crate::apply::{apply_one, Applied};
+use crate::error::Error;
 use crate::remote::{self, display_key, PruneScope};
-use crate::transport::{is_unavailable, Transport};
+use crate::transport::Transport;
 
 /// The annotation naming the file (relative to the deploy directory) an object came from.
 pub const SOURCE_ANNOTATION: &str = "nanocl.io/source-file";
@@ -129,7 +130,7 @@ pub enum SyncError {
     /// The directory does not exist (or is not a directory): nothing was applied or pruned.
     Missing(std::io::Error),
     /// nanocld was unreachable or failed: retry later. What was applied stays applied.
-    Retry(anyhow::Error),
+    Retry(Error),
 }
 
 /// One file's contents, as last read.
@@ -188,10 +189,10 @@ impl Syncer {
             std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory => {
                 SyncError::Missing(e)
             }
-            _ => SyncError::Retry(anyhow::anyhow!(
-                "cannot read {}: {e}",
-                self.config.dir.display()
-            )),
+            _ => SyncError::Retry(Error::Io {
+                what: format!("cannot read {}", self.config.dir.display()),
+                source: e,
+            }),
         })?;
         let mut incomplete = !scan.errors.is_empty();
         report.problems.extend(scan.errors.iter().cloned());
@@ -201,7 +202,7 @@ impl Syncer {
         let mut states: Vec<(PathBuf, FileState)> = Vec::new();
         for rel in &scan.files {
             let name = self.file_name(rel);
-            let bytes = match crate::input::read_limited(&self.config.dir.join(rel)) {
+            let bytes = match crate::read::read_limited(&self.config.dir.join(rel)) {
                 Ok(bytes) => bytes,
                 Err(_) if !self.config.dir.join(rel).exists() => {
                     // Deleted since the scan: the next event brings another sync.
@@ -362,7 +363,7 @@ impl Syncer {
                 }
                 // A 5xx for this object while nanocld is ready is this object's problem: one
                 // object the server keeps failing must not hold the whole directory back.
-                Err(e) if is_unavailable(&e) && !server_ready(api).await => {
+                Err(e) if e.is_unavailable() && !server_ready(api).await => {
                     return Err(SyncError::Retry(e))
                 }
                 Err(e) => {
@@ -447,7 +448,7 @@ impl Syncer {
                             .objects
                             .push(format!("{} pruned ({why})", display_key(&key)));
                     }
-                    Err(e) if is_unavailable(&e) => return Err(SyncError::Retry(e)),
+                    Err(e) if e.is_unavailable() => return Err(SyncError::Retry(e)),
                     Err(e) => {
                         report.problems.push(format!("error: {e:#}"));
                         report.invalid += 1;

@@ -12,12 +12,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::{files, PruneGate, SyncError, SyncReport, Syncer};
+use crate::error::{Error, Result};
 use crate::transport::Transport;
 
 /// Timing of the loop.
@@ -69,7 +69,7 @@ pub enum Report<'a> {
     /// The directory is missing: nothing is applied or pruned until it is back.
     Missing(&'a Path, &'a std::io::Error),
     /// nanocld could not be reached or failed; the sync is retried after `delay`.
-    Retrying(&'a anyhow::Error, Duration),
+    Retrying(&'a Error, Duration),
     /// The file watcher failed (e.g. the inotify watch limit): syncs still run on the periodic
     /// and existence checks.
     WatchError(String),
@@ -82,12 +82,13 @@ pub async fn run(
     timing: Timing,
     mut report: impl FnMut(Report<'_>),
     mut shutdown: tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<()> {
-    let root = std::path::absolute(&syncer.config().dir).with_context(|| {
-        format!(
+) -> Result<()> {
+    let root = std::path::absolute(&syncer.config().dir).map_err(|source| Error::Io {
+        what: format!(
             "cannot resolve the directory {}",
             syncer.config().dir.display()
-        )
+        ),
+        source,
     })?;
     let (tx, mut rx) = mpsc::unbounded_channel();
     // Relevant changes seen, counted as they happen: a sync compares the count before and
@@ -104,7 +105,10 @@ pub async fn run(
             }
             let _ = tx.send(event);
         })
-        .context("cannot start watching files")?
+        .map_err(|source| Error::WatchFailed {
+            what: "cannot start watching files".into(),
+            source,
+        })?
     };
     let mut root_watched = false;
     let mut parent_watched = false;

@@ -3,14 +3,14 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
-use crate::transport::{Transport, Unavailable};
+use crate::error::{Error, Result};
+use crate::transport::Transport;
 
 /// Where nanocld is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,7 +24,7 @@ pub enum Host {
 impl Host {
     /// From `-H`/`NANOCL_HOST` (`unix:///PATH`, `tcp://HOST:PORT`, `http://HOST:PORT`), or
     /// the default socket.
-    pub fn parse(value: Option<&str>) -> anyhow::Result<Host> {
+    pub fn parse(value: Option<&str>) -> Result<Host> {
         let Some(value) = value.filter(|v| !v.is_empty()) else {
             return Ok(Host::Unix(nanocl_api_types::default_socket_path()));
         };
@@ -37,7 +37,7 @@ impl Host {
         {
             return Ok(Host::Tcp(addr.trim_end_matches('/').to_owned()));
         }
-        bail!("invalid host {value:?}: expected unix:///PATH or tcp://HOST:PORT")
+        Err(Error::InvalidHost(value.to_owned()))
     }
 }
 
@@ -61,9 +61,11 @@ pub struct Answer {
 
 impl Answer {
     /// The body as JSON.
-    pub fn json(&self) -> anyhow::Result<Value> {
-        serde_json::from_slice(&self.body)
-            .context("nanocld answered with something that is not JSON")
+    pub fn json(&self) -> Result<Value> {
+        serde_json::from_slice(&self.body).map_err(|source| Error::BadAnswer {
+            what: "nanocld answered with something that is not JSON".into(),
+            source,
+        })
     }
 
     /// The `Status` message of an error answer, or the raw body.
@@ -111,9 +113,7 @@ impl Client {
         &self.host
     }
 
-    async fn connect(
-        &self,
-    ) -> anyhow::Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
+    async fn connect(&self) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
         let unreachable = |e: std::io::Error| {
             let hint = match &self.host {
                 Host::Unix(p) if !p.exists() => format!(
@@ -122,20 +122,20 @@ impl Client {
                 ),
                 _ => "is nanocld running? Start it with `nanocld` (or `make run`), or point -H / NANOCL_HOST at it".to_owned(),
             };
-            anyhow::Error::new(Unavailable(format!(
+            Error::Unavailable(format!(
                 "cannot reach nanocld at {}: {e}; {hint}",
                 self.host
-            )))
+            ))
         };
         macro_rules! handshake {
             ($stream:expr) => {{
                 let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new($stream))
                     .await
                     .map_err(|e| {
-                        anyhow::Error::new(Unavailable(format!(
+                        Error::Unavailable(format!(
                             "HTTP handshake with nanocld at {} failed: {e}",
                             self.host
-                        )))
+                        ))
                     })?;
                 tokio::spawn(async move {
                     let _ = conn.await;
@@ -164,7 +164,7 @@ impl Client {
         method: Method,
         path: &str,
         body: Option<&Value>,
-    ) -> anyhow::Result<hyper::Response<Incoming>> {
+    ) -> Result<hyper::Response<Incoming>> {
         let mut sender = self.connect().await?;
         let mut request = Request::builder()
             .method(method.clone())
@@ -173,20 +173,24 @@ impl Client {
         let bytes = match body {
             Some(v) => {
                 request = request.header(hyper::header::CONTENT_TYPE, "application/json");
-                Bytes::from(serde_json::to_vec(v)?)
+                Bytes::from(
+                    serde_json::to_vec(v).map_err(|e| Error::RequestBuildFailed(e.to_string()))?,
+                )
             }
             None => Bytes::new(),
         };
-        let request = request.body(Full::new(bytes))?;
+        let request = request
+            .body(Full::new(bytes))
+            .map_err(|e| Error::RequestBuildFailed(e.to_string()))?;
         tokio::time::timeout(self.timeout, sender.send_request(request))
             .await
             .map_err(|_| {
-                anyhow::Error::new(Unavailable(format!(
+                Error::Unavailable(format!(
                     "nanocld did not answer {method} {path} within {:?}",
                     self.timeout
-                )))
+                ))
             })?
-            .map_err(|e| anyhow::Error::new(Unavailable(format!("{method} {path} failed: {e}"))))
+            .map_err(|e| Error::Unavailable(format!("{method} {path} failed: {e}")))
     }
 
     /// Sends a request and reads the whole answer.
@@ -195,29 +199,32 @@ impl Client {
         method: Method,
         path: &str,
         body: Option<&Value>,
-    ) -> anyhow::Result<Answer> {
+    ) -> Result<Answer> {
         let response = self.send(method.clone(), path, body).await?;
         let status = response.status();
         let body = tokio::time::timeout(self.timeout, response.into_body().collect())
             .await
             .map_err(|_| {
-                anyhow::Error::new(Unavailable(format!(
-                    "nanocld did not finish answering {method} {path}"
-                )))
+                Error::Unavailable(format!("nanocld did not finish answering {method} {path}"))
             })?
-            .with_context(|| format!("reading the answer to {method} {path}"))?
+            .map_err(|e| Error::Unavailable(format!("reading the answer to {method} {path}: {e}")))?
             .to_bytes();
         Ok(Answer { status, body })
     }
 
     /// Opens a watch: the answer's body is newline-delimited JSON events.
-    pub async fn stream(&self, path: &str) -> anyhow::Result<Result<EventBody, Answer>> {
+    pub async fn stream(&self, path: &str) -> Result<Result<EventBody, Answer>> {
         let response = self.send(Method::GET, path, None).await?;
         let status = response.status();
         if status.is_success() {
             return Ok(Ok(response.into_body()));
         }
-        let body = response.into_body().collect().await?.to_bytes();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| Error::Unavailable(format!("reading the answer to GET {path}: {e}")))?
+            .to_bytes();
         Ok(Err(Answer { status, body }))
     }
 }
@@ -239,21 +246,26 @@ impl Lines {
     }
 
     /// The next JSON line, or `None` at the end of the stream.
-    pub async fn next(&mut self) -> anyhow::Result<Option<Value>> {
+    pub async fn next(&mut self) -> Result<Option<Value>> {
         loop {
             if let Some(pos) = self.buffer.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = self.buffer.drain(..=pos).collect();
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
-                return Ok(Some(
-                    serde_json::from_slice(&line).context("a watch event is not JSON")?,
-                ));
+                return Ok(Some(serde_json::from_slice(&line).map_err(|source| {
+                    Error::BadAnswer {
+                        what: "a watch event is not JSON".into(),
+                        source,
+                    }
+                })?));
             }
             match self.body.frame().await {
                 None => return Ok(None),
                 Some(frame) => {
-                    if let Ok(data) = frame.context("the watch stream broke")?.into_data() {
+                    let frame = frame
+                        .map_err(|e| Error::Unavailable(format!("the watch stream broke: {e}")))?;
+                    if let Ok(data) = frame.into_data() {
                         self.buffer.extend_from_slice(&data);
                     }
                 }
@@ -263,12 +275,7 @@ impl Lines {
 }
 
 impl Transport for Client {
-    async fn request(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> anyhow::Result<Answer> {
+    async fn request(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Answer> {
         Client::request(self, method, path, body).await
     }
 }

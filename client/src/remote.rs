@@ -1,13 +1,13 @@
 //! Objects on the server: paths, reading live objects, what `apply` would write, and the
 //! fields the server owns (left out of comparisons).
 
-use anyhow::bail;
 use hyper::{Method, StatusCode};
 use nanocl_api_types::{AnyObject, Kind, ObjectKey, APPLYSET_LABEL};
 use serde_json::Value;
 
-use crate::client::Answer;
-use crate::transport::{Transport, Unavailable};
+use crate::error::{Error, Result};
+use crate::http::Answer;
+use crate::transport::Transport;
 
 /// `/apis/nanocl.io/v1/...` for one object.
 pub fn item_path(key: &ObjectKey) -> String {
@@ -55,7 +55,7 @@ pub fn key_of(value: &Value) -> Option<ObjectKey> {
 }
 
 /// The live object, or `None` when it does not exist.
-pub async fn get_live(client: &impl Transport, key: &ObjectKey) -> anyhow::Result<Option<Value>> {
+pub async fn get_live(client: &impl Transport, key: &ObjectKey) -> Result<Option<Value>> {
     let answer = client.request(Method::GET, &item_path(key), None).await?;
     match answer.status {
         StatusCode::OK => Ok(Some(answer.json()?)),
@@ -67,19 +67,19 @@ pub async fn get_live(client: &impl Transport, key: &ObjectKey) -> anyhow::Resul
     }
 }
 
-/// The error for an unexpected answer: [`Unavailable`] for a 5xx (worth retrying), else the
+/// The error for an unexpected answer: [`Error::Unavailable`] for a 5xx (worth retrying), else the
 /// server's message.
-pub fn answer_error(answer: &Answer, doing: String) -> anyhow::Error {
+pub fn answer_error(answer: &Answer, doing: String) -> Error {
     let message = format!("{doing}: {}", answer.error_message());
     if answer.status.is_server_error() {
-        anyhow::Error::new(Unavailable(message))
+        Error::Unavailable(message)
     } else {
-        anyhow::anyhow!(message)
+        Error::Rejected(message)
     }
 }
 
 /// Deletes one object; gone already counts as deleted.
-pub async fn delete(client: &impl Transport, key: &ObjectKey, dry_run: bool) -> anyhow::Result<()> {
+pub async fn delete(client: &impl Transport, key: &ObjectKey, dry_run: bool) -> Result<()> {
     let suffix = if dry_run { "?dryRun=All" } else { "" };
     let answer = client
         .request(Method::DELETE, &(item_path(key) + suffix), None)
@@ -115,8 +115,9 @@ pub fn without_server_fields(value: &Value) -> Value {
 
 /// What `apply` sends for `object`: the object as the files say, with the live object's
 /// `resourceVersion` (the update's precondition) and finalizers (owned by controllers).
-pub fn desired(object: &AnyObject, live: Option<&Value>) -> anyhow::Result<Value> {
-    let mut value = serde_json::to_value(object)?;
+pub fn desired(object: &AnyObject, live: Option<&Value>) -> Result<Value> {
+    let mut value =
+        serde_json::to_value(object).map_err(|e| Error::RequestBuildFailed(e.to_string()))?;
     if let Some(live) = live {
         let meta = &mut value["metadata"];
         meta["resourceVersion"] = live["metadata"]["resourceVersion"].clone();
@@ -182,7 +183,7 @@ pub async fn applyset_members(
     client: &impl Transport,
     name: &str,
     scope: &PruneScope,
-) -> anyhow::Result<Vec<Value>> {
+) -> Result<Vec<Value>> {
     let mut members = applyset_list(client, name).await?;
     members.retain(|o| key_of(o).is_some_and(|k| scope.contains(&k)));
     Ok(members)
@@ -190,7 +191,7 @@ pub async fn applyset_members(
 
 /// Every live object carrying `nanocl.io/applyset=NAME`, in any namespace, namespaced kinds
 /// first.
-pub async fn applyset_list(client: &impl Transport, name: &str) -> anyhow::Result<Vec<Value>> {
+pub async fn applyset_list(client: &impl Transport, name: &str) -> Result<Vec<Value>> {
     let mut members = Vec::new();
     for kind in Kind::ALL.into_iter().rev() {
         let path = format!(
@@ -217,10 +218,10 @@ pub async fn applyset_list(client: &impl Transport, name: &str) -> anyhow::Resul
 pub fn applyset_name(
     explicit: Option<&str>,
     first_path: Option<&std::path::Path>,
-) -> anyhow::Result<String> {
+) -> Result<String> {
     if let Some(name) = explicit {
         nanocl_api_types::validation::label_value(name)
-            .map_err(|e| anyhow::anyhow!("--applyset: {e}"))?;
+            .map_err(|e| Error::ApplysetName(format!("--applyset: {e}")))?;
         return Ok(name.to_owned());
     }
     // A directory's whole name (`apps.prod` and `apps.staging` must not share a set), a
@@ -258,7 +259,9 @@ pub fn applyset_name(
         .trim_matches('-')
         .to_owned();
     if name.is_empty() {
-        bail!("cannot derive an applyset name from the input: give one with --applyset NAME");
+        return Err(Error::ApplysetName(
+            "cannot derive an applyset name from the input: give one with --applyset NAME".into(),
+        ));
     }
     Ok(name)
 }
@@ -268,7 +271,8 @@ mod tests {
     use super::applyset_name;
 
     #[test]
-    fn applyset_names_come_from_whole_directory_names_and_file_stems() -> anyhow::Result<()> {
+    fn applyset_names_come_from_whole_directory_names_and_file_stems(
+    ) -> Result<(), Box<dyn std::error::Error>> {
         let tmp = tempfile::tempdir()?;
         let prod = tmp.path().join("apps.prod");
         let staging = tmp.path().join("apps.staging");
