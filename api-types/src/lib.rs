@@ -15,12 +15,14 @@ pub mod object;
 pub mod path;
 pub mod quantity;
 pub mod reference;
+pub mod resource;
 pub mod schema;
 pub mod selector;
 pub mod template;
 pub mod validation;
 
 pub use object::{AnyObject, Kind, ObjectKey, Version, GROUP, V1, V1ALPHA1};
+pub use resource::Resource;
 
 /// Label carried by objects written by `nanocl apply --prune` and the watch mode: the name of
 /// the set they belong to, so a later prune removes exactly that set's vanished objects.

@@ -9,12 +9,13 @@ use nanocl_api_types::manifest::{self, DecodeOptions};
 use nanocl_api_types::meta::DEFAULT_NAMESPACE;
 use nanocl_api_types::selector::Selector;
 use nanocl_api_types::{AnyObject, Kind, ObjectKey, Version};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::objects::{self, Stored};
 use super::path::{query_decode, Target};
 use super::status::{ApiError, Cause};
 use super::App;
+use crate::objects::lifecycle::{self, Deletion, Replacement};
 use crate::store::{keys, Store, StoreError};
 
 /// Largest request body accepted.
@@ -243,11 +244,6 @@ async fn decode_named_body(
     Ok(object)
 }
 
-fn spec_of(object: &AnyObject) -> Result<Value, ApiError> {
-    let value = serde_json::to_value(object).map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok(value.get("spec").cloned().unwrap_or(Value::Null))
-}
-
 /// GET one object.
 pub async fn get<S: Store>(
     app: &App<S>,
@@ -334,17 +330,11 @@ pub async fn create<S: Store>(
             target.kind.plural()
         )));
     }
-    let mut object = decode_body(target, headers, body).await?;
+    let object = decode_body(target, headers, body).await?;
     if let Some(ns) = &target.namespace {
         require_namespace(app, ns).await?;
     }
-    let meta = object.metadata_mut();
-    meta.uid = Some(uuid::Uuid::new_v4().to_string());
-    meta.creation_timestamp = Some(now());
-    meta.generation = Some(1);
-    meta.resource_version = None;
-    meta.deletion_timestamp = None;
-    clear_status(&mut object)?;
+    let object = lifecycle::created(&object)?;
     let key = object.key();
     if query.dry_run {
         if objects::read(&app.store, &key).await?.is_some() {
@@ -371,31 +361,6 @@ pub async fn create<S: Store>(
         ))),
         Err(e) => Err(e.into()),
     }
-}
-
-fn clear_status(object: &mut AnyObject) -> Result<(), ApiError> {
-    let mut value =
-        serde_json::to_value(&*object).map_err(|e| ApiError::internal(e.to_string()))?;
-    if let Some(map) = value.as_object_mut() {
-        map.remove("status");
-    }
-    *object = AnyObject::from_v1_value(value).map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok(())
-}
-
-fn with_status_of(object: &AnyObject, source: &AnyObject) -> Result<AnyObject, ApiError> {
-    let mut value = serde_json::to_value(object).map_err(|e| ApiError::internal(e.to_string()))?;
-    let status = serde_json::to_value(source)
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .get("status")
-        .cloned();
-    if let Some(map) = value.as_object_mut() {
-        match status {
-            Some(s) => map.insert("status".into(), s),
-            None => map.remove("status"),
-        };
-    }
-    AnyObject::from_v1_value(value).map_err(|e| ApiError::internal(e.to_string()))
 }
 
 fn required_revision(object: &AnyObject) -> Result<i64, ApiError> {
@@ -446,29 +411,21 @@ pub async fn replace<S: Store>(
             current.revision
         )));
     }
-    let mut next = with_status_of(&object, &current.object)?;
-    let spec_changed = spec_of(&next)? != spec_of(&current.object)?;
-    {
-        let old = current.object.metadata();
-        let meta = next.metadata_mut();
-        meta.uid = old.uid.clone();
-        meta.creation_timestamp = old.creation_timestamp.clone();
-        meta.deletion_timestamp = old.deletion_timestamp.clone();
-        meta.generation = Some(old.generation.unwrap_or(1) + i64::from(spec_changed));
-        meta.resource_version = Some(current.revision.to_string());
-    }
-    if next == current.object {
-        return object_response(StatusCode::OK, &current.object, target.version);
-    }
-    if next.metadata().deletion_timestamp.is_some() && next.metadata().finalizers.is_empty() {
-        // The last finalizer is gone: the object goes now.
-        if !query.dry_run {
-            app.store
-                .delete(&keys::object_key(&key), Some(expected))
-                .await?;
+    let next = match lifecycle::replaced(&object, &current.object, current.revision)? {
+        Replacement::Unchanged => {
+            return object_response(StatusCode::OK, &current.object, target.version)
         }
-        return object_response(StatusCode::OK, &next, target.version);
-    }
+        Replacement::Remove(last) => {
+            // The last finalizer is gone: the object goes now.
+            if !query.dry_run {
+                app.store
+                    .delete(&keys::object_key(&key), Some(expected))
+                    .await?;
+            }
+            return object_response(StatusCode::OK, &last, target.version);
+        }
+        Replacement::Store(next) => next,
+    };
     if query.dry_run {
         return object_response(StatusCode::OK, &next, target.version);
     }
@@ -519,7 +476,7 @@ pub async fn replace_status<S: Store>(
             current.revision
         )));
     }
-    let next = with_status_of(&current.object, &object)?;
+    let next = lifecycle::with_status_of(&current.object, &object)?;
     if next == current.object || query.dry_run {
         return object_response(StatusCode::OK, &next, target.version);
     }
@@ -660,12 +617,14 @@ async fn delete_once<S: Store>(
             return Ok(Err(e));
         }
     }
-    if !object.metadata().finalizers.is_empty() {
-        if object.metadata().deletion_timestamp.is_some() {
-            return Ok(object_response(StatusCode::OK, &object, target.version));
+    let marked = match lifecycle::deleted(&object) {
+        Deletion::AlreadyMarked => {
+            return Ok(object_response(StatusCode::OK, &object, target.version))
         }
-        let mut marked = object.clone();
-        marked.metadata_mut().deletion_timestamp = Some(now());
+        Deletion::Mark(marked) => Some(marked),
+        Deletion::Remove => None,
+    };
+    if let Some(marked) = marked {
         if query.dry_run {
             return Ok(object_response(StatusCode::OK, &marked, target.version));
         }

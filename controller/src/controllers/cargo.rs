@@ -12,10 +12,14 @@ use tokio::time::Instant;
 
 use super::plan::{self, container_name, labels, Desired, NotReady, Op};
 use super::write::{self, condition};
-use super::{cached, events, OwnerFilter, ReconcileError, Shared};
+use super::{cached, cached_as, events, OwnerFilter, ReconcileError, Shared, FINALIZER};
 use crate::docker::{Container, Docker, DockerError, State};
+use crate::objects::api::Api;
+use crate::runtime::finalizer::{finalizer, Event};
 use crate::runtime::runner::Action;
 use crate::store::Store;
+use nanocl_api_types::cargo::v1::Cargo as CargoObject;
+use nanocl_api_types::Resource as _;
 
 /// Restarts of each slot, to tell a replica that died once from one crash-looping.
 #[derive(Debug, Default)]
@@ -71,30 +75,104 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
     shared: &Shared<S, D>,
     key: &str,
 ) -> Result<Action, ReconcileError> {
-    let Some(object) = cached(&shared.hub, Kind::Cargo, key) else {
+    let Some(cargo) = cached_as::<CargoObject>(&shared.hub, key) else {
         shared.restarts.forget(key);
         return Ok(Action::AwaitChange);
     };
-    let AnyObject::Cargo(cargo) = &*object else {
-        return Ok(Action::AwaitChange);
+    let api = Api::new(shared.store.clone());
+    finalizer(&api, FINALIZER, cargo, |event| {
+        reconcile_event(shared, key, event)
+    })
+    .await
+}
+
+/// What every phase of one cargo's reconcile works on.
+struct Ctx<'a, S, D> {
+    shared: &'a Shared<S, D>,
+    key: &'a str,
+    cargo: &'a CargoObject,
+    /// The cargo as an object of any kind, for status and events.
+    object: AnyObject,
+    namespace: String,
+    /// The label filter of its replicas.
+    filter: Vec<String>,
+}
+
+/// What applying the plan found: problems for the status, and the earliest time a
+/// crash-looping replica may start again.
+#[derive(Default)]
+struct Applied {
+    problems: Vec<Problem>,
+    wait: Option<Duration>,
+}
+
+/// `Apply` converges Docker toward the cargo in named phases: `prepare` (render, networks,
+/// image), `observe` and `plan::plan`, `execute`, `report`. `Cleanup` removes its replicas.
+async fn reconcile_event<S: Store + Clone, D: Docker>(
+    shared: &Shared<S, D>,
+    key: &str,
+    event: Event<CargoObject>,
+) -> Result<Action, ReconcileError> {
+    let (cargo, deleting) = match event {
+        Event::Apply(o) => (o, false),
+        Event::Cleanup(o) => (o, true),
     };
     let namespace = cargo.metadata.namespace.clone().unwrap_or_default();
-    let filter = OwnerFilter::instance(&shared.instance)
-        .namespace(&namespace)
-        .cargo(&cargo.metadata.name)
-        .labels();
-    if cargo.metadata.deletion_timestamp.is_some() {
-        for c in shared.docker.list_containers(&filter).await? {
-            shared.docker.remove_container(&c.id).await?;
-        }
-        shared.restarts.forget(key);
-        write::release(&shared.store, &object).await?;
-        return Ok(Action::AwaitChange);
+    let ctx = Ctx {
+        shared,
+        key,
+        cargo: &cargo,
+        object: cargo.clone().into_any(),
+        filter: OwnerFilter::instance(&shared.instance)
+            .namespace(&namespace)
+            .cargo(&cargo.metadata.name)
+            .labels(),
+        namespace,
+    };
+    if deleting {
+        return cleanup(&ctx).await;
     }
-    if write::ensure_finalizer(&shared.store, &object).await? {
-        return Ok(Action::AwaitChange);
+    let desired = match prepare(&ctx).await? {
+        Ok(desired) => desired,
+        Err(action) => return Ok(action),
+    };
+    let observed = shared.docker.list_containers(&ctx.filter).await?;
+    let ops = plan::plan(&desired, &observed);
+    tracing::debug!(?ops, observed = ?observed.iter().map(|c| (c.name.as_str(), c.state)).collect::<Vec<_>>(), "planned");
+    let applied = execute(&ctx, &desired, &observed, &ops).await?;
+    let observed = if ops.is_empty() {
+        observed
+    } else {
+        shared.docker.list_containers(&ctx.filter).await?
+    };
+    report(&ctx, &desired, observed, &applied).await?;
+    Ok(match applied.wait {
+        Some(after) => Action::Requeue(after),
+        None if !ops.is_empty() => Action::Requeue(Duration::from_millis(500)),
+        // With a health check, readiness changes without a Docker event we listen to.
+        None if desired.template.healthcheck.is_some() => Action::Requeue(Duration::from_secs(5)),
+        None => Action::AwaitChange,
+    })
+}
+
+/// Removes every replica; done (`AwaitChange`) when none is left.
+async fn cleanup<S: Store + Clone, D: Docker>(
+    ctx: &Ctx<'_, S, D>,
+) -> Result<Action, ReconcileError> {
+    for c in ctx.shared.docker.list_containers(&ctx.filter).await? {
+        ctx.shared.docker.remove_container(&c.id).await?;
     }
-    let cluster_key = format!("clusters/{namespace}/{}", cargo.spec.cluster);
+    ctx.shared.restarts.forget(ctx.key);
+    Ok(Action::AwaitChange)
+}
+
+/// Renders the desired container and checks what it needs: its cluster and variables, its
+/// Docker networks, its image. `Err(action)`: not ready, the status says why.
+async fn prepare<S: Store + Clone, D: Docker>(
+    ctx: &Ctx<'_, S, D>,
+) -> Result<Result<Desired, Action>, ReconcileError> {
+    let (shared, cargo, object) = (ctx.shared, ctx.cargo, &ctx.object);
+    let cluster_key = format!("clusters/{}/{}", ctx.namespace, cargo.spec.cluster);
     let cluster = cached(&shared.hub, Kind::Cluster, &cluster_key);
     let cluster = cluster.as_deref().and_then(|c| match c {
         AnyObject::Cluster(cl) => Some(cl),
@@ -103,8 +181,8 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
     let desired = match plan::render(cargo, cluster, &shared.instance) {
         Ok(d) => d,
         Err(not_ready) => {
-            write_status(shared, &object, cargo, &[], None, Some(&not_ready), &[]).await?;
-            return Ok(Action::AwaitChange);
+            write_status(shared, object, cargo, &[], None, Some(&not_ready), &[]).await?;
+            return Ok(Err(Action::AwaitChange));
         }
     };
     // The cluster's and network controllers create the Docker networks; wait for them.
@@ -112,7 +190,7 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
         .docker
         .list_networks(
             &OwnerFilter::instance(&shared.instance)
-                .namespace(&namespace)
+                .namespace(&ctx.namespace)
                 .labels(),
         )
         .await?
@@ -131,142 +209,60 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
                 "Docker network {missing} does not exist yet (is its Network object applied?)"
             ),
         };
-        write_status(shared, &object, cargo, &[], Some(&desired), Some(&why), &[]).await?;
+        write_status(shared, object, cargo, &[], Some(&desired), Some(&why), &[]).await?;
         // The network's controller's status write triggers this cargo; the requeue is a
         // fallback.
-        return Ok(Action::Requeue(Duration::from_millis(500)));
+        return Ok(Err(Action::Requeue(Duration::from_millis(500))));
     }
     if let Err(problem) = ensure_image(shared, cargo, &desired).await {
         events::record(
             &shared.store,
-            &object,
+            object,
             true,
             problem.reason,
             problem.message.clone(),
         )
         .await;
-        write_status(
-            shared,
-            &object,
-            cargo,
-            &[],
-            Some(&desired),
-            None,
-            &[problem],
-        )
-        .await?;
+        write_status(shared, object, cargo, &[], Some(&desired), None, &[problem]).await?;
         return Err(ReconcileError::Docker(DockerError::PullFailed {
             image: desired.template.image.clone(),
             message: "see the cargo's status".into(),
         }));
     }
+    Ok(Ok(desired))
+}
 
-    let observed = shared.docker.list_containers(&filter).await?;
-    let ops = plan::plan(&desired, &observed);
-    tracing::debug!(?ops, observed = ?observed.iter().map(|c| (c.name.as_str(), c.state)).collect::<Vec<_>>(), "planned");
-    let mut problems = Vec::new();
-    let mut wait: Option<Duration> = None;
-    // Consecutive creations are independent replicas: run them side by side (Docker takes
-    // several at once far faster than one after the other); everything else in order.
+/// Carries out the plan: consecutive creations side by side (Docker takes several at once
+/// far faster than one after the other), everything else in order.
+async fn execute<S: Store + Clone, D: Docker>(
+    ctx: &Ctx<'_, S, D>,
+    desired: &Desired,
+    observed: &[Container],
+    ops: &[Op],
+) -> Result<Applied, ReconcileError> {
+    let mut applied = Applied::default();
     let mut creating: Vec<u32> = Vec::new();
     for (i, op) in ops.iter().enumerate() {
-        if let Op::Create { slot } = op {
-            creating.push(*slot);
-            if matches!(ops.get(i + 1), Some(Op::Create { .. })) {
-                continue;
-            }
-            let slots: Vec<u32> = std::mem::take(&mut creating);
-            let results: Vec<Result<Option<Problem>, ReconcileError>> =
-                futures::stream::iter(slots.clone())
-                    .map(|slot| create_and_start(shared, cargo, &desired, slot))
-                    .buffer_unordered(CREATE_CONCURRENCY)
-                    .collect()
-                    .await;
-            for result in results {
-                problems.extend(result?);
-            }
-            let list = slots
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ");
-            events::record(
-                &shared.store,
-                &object,
-                false,
-                "ReplicasCreated",
-                format!("created replica(s) {list}"),
-            )
-            .await;
-            continue;
-        }
         match op {
-            Op::Create { .. } => {}
-            Op::Start { id, slot } => {
-                let last = shared.docker.inspect_container(id).await?;
-                // Killed or stopped from outside (SIGKILL without OOM, SIGTERM): not a crash;
-                // back at once. Anything else counts toward a crash loop.
-                let external = last
-                    .as_ref()
-                    .is_some_and(|c| !c.oom_killed && matches!(c.exit_code, Some(137 | 143)));
-                match if external {
-                    Ok(())
-                } else {
-                    shared.restarts.admit(key, *slot)
-                } {
-                    Ok(()) => {
-                        if let Err(e) = shared.docker.start_container(id).await {
-                            problems.push(start_problem(e)?);
-                        } else {
-                            let why = match &last {
-                                Some(c) if c.oom_killed => "after it was OOMKilled".to_owned(),
-                                Some(Container {
-                                    exit_code: Some(code),
-                                    ..
-                                }) => format!("after it exited with code {code}"),
-                                _ => "after it stopped".to_owned(),
-                            };
-                            events::record(
-                                &shared.store,
-                                &object,
-                                !external,
-                                "ReplicaRestarted",
-                                format!("restarted replica {slot} {why}"),
-                            )
-                            .await;
-                        }
-                    }
-                    Err(after) => {
-                        let detail = match last {
-                            Some(c) if c.oom_killed => {
-                                "was killed for using too much memory (OOMKilled)".to_owned()
-                            }
-                            Some(Container {
-                                exit_code: Some(code),
-                                ..
-                            }) => format!("exited with code {code}"),
-                            _ => "keeps stopping".to_owned(),
-                        };
-                        problems.push(Problem {
-                            reason: "CrashLoopBackOff",
-                            message: format!(
-                                "replica {slot} {detail}; restarting in {}s",
-                                after.as_secs().max(1)
-                            ),
-                        });
-                        wait = Some(wait.map_or(after, |w| w.min(after)));
-                    }
+            Op::Create { slot } => {
+                creating.push(*slot);
+                if !matches!(ops.get(i + 1), Some(Op::Create { .. })) {
+                    let slots = std::mem::take(&mut creating);
+                    applied
+                        .problems
+                        .extend(create_replicas(ctx, desired, &slots).await?);
                 }
             }
+            Op::Start { id, slot } => restart_replica(ctx, id, *slot, &mut applied).await?,
             Op::Remove { id } => {
-                shared.docker.remove_container(id).await?;
+                ctx.shared.docker.remove_container(id).await?;
                 let name = observed
                     .iter()
                     .find(|c| &c.id == id)
                     .map_or(id.as_str(), |c| c.name.as_str());
                 events::record(
-                    &shared.store,
-                    &object,
+                    &ctx.shared.store,
+                    &ctx.object,
                     false,
                     "ReplicaRemoved",
                     format!("removed container {name}"),
@@ -275,39 +271,135 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
             }
         }
     }
-    for problem in &problems {
+    for problem in &applied.problems {
         events::record(
-            &shared.store,
-            &object,
+            &ctx.shared.store,
+            &ctx.object,
             true,
             problem.reason,
             problem.message.clone(),
         )
         .await;
     }
-    let observed = if ops.is_empty() {
-        observed
-    } else {
-        shared.docker.list_containers(&filter).await?
-    };
-    let observed = with_health(shared, &desired, observed).await?;
-    write_status(
-        shared,
-        &object,
-        cargo,
-        &observed,
-        Some(&desired),
-        None,
-        &problems,
+    Ok(applied)
+}
+
+/// Creates and starts the replicas of `slots` at once; what went wrong, per replica.
+async fn create_replicas<S: Store + Clone, D: Docker>(
+    ctx: &Ctx<'_, S, D>,
+    desired: &Desired,
+    slots: &[u32],
+) -> Result<Vec<Problem>, ReconcileError> {
+    let results: Vec<Result<Option<Problem>, ReconcileError>> =
+        futures::stream::iter(slots.to_vec())
+            .map(|slot| create_and_start(ctx.shared, ctx.cargo, desired, slot))
+            .buffer_unordered(CREATE_CONCURRENCY)
+            .collect()
+            .await;
+    let mut problems = Vec::new();
+    for result in results {
+        problems.extend(result?);
+    }
+    let list = slots
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    events::record(
+        &ctx.shared.store,
+        &ctx.object,
+        false,
+        "ReplicasCreated",
+        format!("created replica(s) {list}"),
     )
-    .await?;
-    Ok(match wait {
-        Some(after) => Action::Requeue(after),
-        None if !ops.is_empty() => Action::Requeue(Duration::from_millis(500)),
-        // With a health check, readiness changes without a Docker event we listen to.
-        None if desired.template.healthcheck.is_some() => Action::Requeue(Duration::from_secs(5)),
-        None => Action::AwaitChange,
-    })
+    .await;
+    Ok(problems)
+}
+
+/// Starts a stopped replica again, unless it is crash-looping and must wait.
+async fn restart_replica<S: Store + Clone, D: Docker>(
+    ctx: &Ctx<'_, S, D>,
+    id: &str,
+    slot: u32,
+    applied: &mut Applied,
+) -> Result<(), ReconcileError> {
+    let shared = ctx.shared;
+    let last = shared.docker.inspect_container(id).await?;
+    // Killed or stopped from outside (SIGKILL without OOM, SIGTERM): not a crash; back at
+    // once. Anything else counts toward a crash loop.
+    let external = last
+        .as_ref()
+        .is_some_and(|c| !c.oom_killed && matches!(c.exit_code, Some(137 | 143)));
+    let admitted = if external {
+        Ok(())
+    } else {
+        shared.restarts.admit(ctx.key, slot)
+    };
+    match admitted {
+        Ok(()) => {
+            if let Err(e) = shared.docker.start_container(id).await {
+                applied.problems.push(start_problem(e)?);
+                return Ok(());
+            }
+            let why = match &last {
+                Some(c) if c.oom_killed => "after it was OOMKilled".to_owned(),
+                Some(Container {
+                    exit_code: Some(code),
+                    ..
+                }) => format!("after it exited with code {code}"),
+                _ => "after it stopped".to_owned(),
+            };
+            events::record(
+                &shared.store,
+                &ctx.object,
+                !external,
+                "ReplicaRestarted",
+                format!("restarted replica {slot} {why}"),
+            )
+            .await;
+        }
+        Err(after) => {
+            let detail = match last {
+                Some(c) if c.oom_killed => {
+                    "was killed for using too much memory (OOMKilled)".to_owned()
+                }
+                Some(Container {
+                    exit_code: Some(code),
+                    ..
+                }) => format!("exited with code {code}"),
+                _ => "keeps stopping".to_owned(),
+            };
+            applied.problems.push(Problem {
+                reason: "CrashLoopBackOff",
+                message: format!(
+                    "replica {slot} {detail}; restarting in {}s",
+                    after.as_secs().max(1)
+                ),
+            });
+            applied.wait = Some(applied.wait.map_or(after, |w| w.min(after)));
+        }
+    }
+    Ok(())
+}
+
+/// Writes the status from what Docker holds now (with health, when the spec has a check).
+async fn report<S: Store + Clone, D: Docker>(
+    ctx: &Ctx<'_, S, D>,
+    desired: &Desired,
+    observed: Vec<Container>,
+    applied: &Applied,
+) -> Result<(), ReconcileError> {
+    let observed = with_health(ctx.shared, desired, observed).await?;
+    write_status(
+        ctx.shared,
+        &ctx.object,
+        ctx.cargo,
+        &observed,
+        Some(desired),
+        None,
+        &applied.problems,
+    )
+    .await
 }
 
 fn start_problem(e: DockerError) -> Result<Problem, ReconcileError> {

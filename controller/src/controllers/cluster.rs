@@ -8,22 +8,42 @@ use nanocl_api_types::{AnyObject, Kind};
 
 use super::plan::{default_network_name, labels};
 use super::write::{self, condition};
-use super::{cached, in_use, OwnerFilter, ReconcileError, Shared};
+use super::{cached_as, in_use, OwnerFilter, ReconcileError, Shared, FINALIZER};
 use crate::docker::{Docker, DockerError, NetworkSpec};
+use crate::objects::api::Api;
+use crate::runtime::finalizer::{finalizer, Event};
 use crate::runtime::runner::Action;
 use crate::store::Store;
+use nanocl_api_types::cluster::v1::Cluster as ClusterObject;
+use nanocl_api_types::Resource as _;
 
 /// Reconciles one Cluster (`clusters/{ns}/{name}`).
 pub async fn reconcile<S: Store + Clone, D: Docker>(
     shared: &Shared<S, D>,
     key: &str,
 ) -> Result<Action, ReconcileError> {
-    let Some(object) = cached(&shared.hub, Kind::Cluster, key) else {
+    let Some(cluster) = cached_as::<ClusterObject>(&shared.hub, key) else {
         return Ok(Action::AwaitChange);
     };
-    let AnyObject::Cluster(cluster) = &*object else {
-        return Ok(Action::AwaitChange);
+    let api = Api::new(shared.store.clone());
+    finalizer(&api, FINALIZER, cluster, |event| {
+        reconcile_event(shared, event)
+    })
+    .await
+}
+
+/// `Apply` converges Docker toward the cluster; `Cleanup` removes what it owns (`AwaitChange`
+/// when done, which releases the finalizer).
+async fn reconcile_event<S: Store + Clone, D: Docker>(
+    shared: &Shared<S, D>,
+    event: Event<ClusterObject>,
+) -> Result<Action, ReconcileError> {
+    let (cluster, deleting) = match event {
+        Event::Apply(o) => (o, false),
+        Event::Cleanup(o) => (o, true),
     };
+    let cluster = &cluster;
+    let object = cluster.clone().into_any();
     let namespace = cluster.metadata.namespace.clone().unwrap_or_default();
     let name = cluster.metadata.name.clone();
     let docker_name = default_network_name(&name, &namespace);
@@ -32,7 +52,7 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
         .cluster(&name)
         .labels();
     let previous = cluster.status.clone().unwrap_or_default().conditions;
-    if cluster.metadata.deletion_timestamp.is_some() {
+    if deleting {
         let children = shared
             .hub
             .reader(Kind::Cargo)
@@ -60,10 +80,6 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
                 }
             }
         }
-        write::release(&shared.store, &object).await?;
-        return Ok(Action::AwaitChange);
-    }
-    if write::ensure_finalizer(&shared.store, &object).await? {
         return Ok(Action::AwaitChange);
     }
     let exists = shared

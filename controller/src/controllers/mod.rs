@@ -44,6 +44,19 @@ pub enum ReconcileError {
     Docker(#[from] DockerError),
 }
 
+impl From<crate::objects::ObjectError> for ReconcileError {
+    fn from(e: crate::objects::ObjectError) -> Self {
+        match e {
+            crate::objects::ObjectError::Store(e) => ReconcileError::Store(e),
+            // Not readable (or not writable) by this version: a store record problem, retried
+            // like one, and reported by the hub.
+            other => ReconcileError::Store(StoreError::RecordCorrupt {
+                what: other.to_string(),
+            }),
+        }
+    }
+}
+
 impl Transient for ReconcileError {
     fn is_transient(&self) -> bool {
         match self {
@@ -234,6 +247,12 @@ pub async fn run<S: Store + Clone, D: Docker>(
 /// Resolves once `shutdown` is true (without holding its lock across an await).
 async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|v| *v).await;
+}
+
+/// The typed object of `key` in its cache, if any (a clone: the cache keeps its own).
+pub fn cached_as<K: nanocl_api_types::Resource>(hub: &Hub, key: &str) -> Option<K> {
+    let object = hub.reader(K::KIND).get(key)?;
+    K::from_any_ref(&object).cloned()
 }
 
 /// The object of `key` in its cache, if any.

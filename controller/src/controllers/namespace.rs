@@ -4,28 +4,45 @@
 use std::time::Duration;
 
 use nanocl_api_types::namespace::v1::{NamespacePhase, NamespaceStatus};
-use nanocl_api_types::{AnyObject, Kind};
+use nanocl_api_types::Kind;
 
 use super::write;
-use super::{cached, ReconcileError, Shared};
+use super::{cached_as, ReconcileError, Shared, FINALIZER};
 use crate::docker::Docker;
-use crate::objects::now;
+use crate::objects::api::{delete_any, Api};
+use crate::objects::ObjectError;
+use crate::runtime::finalizer::{finalizer, Event};
 use crate::runtime::runner::Action;
 use crate::store::{keys, Store, StoreError};
+use nanocl_api_types::namespace::v1::Namespace as NamespaceObject;
+use nanocl_api_types::Resource as _;
 
 /// Reconciles one Namespace (`namespaces/{name}`).
 pub async fn reconcile<S: Store + Clone, D: Docker>(
     shared: &Shared<S, D>,
     key: &str,
 ) -> Result<Action, ReconcileError> {
-    let Some(object) = cached(&shared.hub, Kind::Namespace, key) else {
+    let Some(ns) = cached_as::<NamespaceObject>(&shared.hub, key) else {
         return Ok(Action::AwaitChange);
     };
-    let AnyObject::Namespace(ns) = &*object else {
-        return Ok(Action::AwaitChange);
+    let api = Api::new(shared.store.clone());
+    finalizer(&api, FINALIZER, ns, |event| reconcile_event(shared, event)).await
+}
+
+/// `Apply` converges Docker toward the namespace; `Cleanup` removes what it owns (`AwaitChange`
+/// when done, which releases the finalizer).
+async fn reconcile_event<S: Store + Clone, D: Docker>(
+    shared: &Shared<S, D>,
+    event: Event<NamespaceObject>,
+) -> Result<Action, ReconcileError> {
+    let (ns, deleting) = match event {
+        Event::Apply(o) => (o, false),
+        Event::Cleanup(o) => (o, true),
     };
+    let ns = &ns;
+    let object = ns.clone().into_any();
     let name = ns.metadata.name.clone();
-    if ns.metadata.deletion_timestamp.is_some() {
+    if deleting {
         let phase = NamespaceStatus {
             phase: Some(NamespacePhase::Terminating),
         };
@@ -40,32 +57,36 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
         // Cargoes first, then networks, then clusters: each kind's controller cleans up
         // its Docker objects behind its finalizer.
         for kind in [Kind::Cargo, Kind::Network, Kind::Cluster] {
-            for child in shared.hub.reader(kind).list() {
+            let reader = shared.hub.reader(kind);
+            for child in reader.list() {
                 if child.metadata().namespace.as_deref() != Some(&name) {
                     continue;
                 }
                 remaining += 1;
-                if child.metadata().deletion_timestamp.is_some() {
+                // The API's own delete: marked for its controller, or removed.
+                match delete_any(&shared.store, &child).await {
+                    Ok(())
+                    | Err(ObjectError::Store(
+                        StoreError::Conflict { .. } | StoreError::NotFound { .. },
+                    )) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            // What no controller can read is removed as the API removes it (its Docker
+            // objects then go with the garbage collector): the namespace must empty.
+            for unreadable in reader.undecodable() {
+                let in_namespace = keys::parse_object_key(kind, &unreadable.key)
+                    .is_some_and(|k| k.namespace.as_deref() == Some(&name));
+                if !in_namespace {
                     continue;
                 }
-                let rv = child
-                    .metadata()
-                    .resource_version
-                    .as_deref()
-                    .and_then(|r| r.parse().ok());
-                let result = if child.metadata().finalizers.is_empty() {
-                    shared
-                        .store
-                        .delete(&keys::object_key(&child.key()), rv)
-                        .await
-                        .map(|_| ())
-                } else {
-                    let mut marked = (*child).clone();
-                    marked.metadata_mut().deletion_timestamp = Some(now());
-                    write::update(&shared.store, &marked).await
-                };
-                match result {
-                    Ok(()) | Err(StoreError::Conflict { .. } | StoreError::NotFound { .. }) => {}
+                remaining += 1;
+                match shared
+                    .store
+                    .delete(&unreadable.key, Some(unreadable.revision))
+                    .await
+                {
+                    Ok(_) | Err(StoreError::Conflict { .. } | StoreError::NotFound { .. }) => {}
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -73,10 +94,6 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
         if remaining > 0 {
             return Ok(Action::Requeue(Duration::from_millis(500)));
         }
-        write::release(&shared.store, &object).await?;
-        return Ok(Action::AwaitChange);
-    }
-    if write::ensure_finalizer(&shared.store, &object).await? {
         return Ok(Action::AwaitChange);
     }
     let active = NamespaceStatus {

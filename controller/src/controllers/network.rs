@@ -5,26 +5,46 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use nanocl_api_types::network::v1::NetworkStatus;
-use nanocl_api_types::{AnyObject, Kind};
+use nanocl_api_types::Kind;
 
 use super::plan::{labels, network_name};
 use super::write::{self, condition};
-use super::{cached, in_use, OwnerFilter, ReconcileError, Shared};
+use super::{cached, cached_as, in_use, OwnerFilter, ReconcileError, Shared, FINALIZER};
 use crate::docker::{Docker, DockerError, NetworkSpec};
+use crate::objects::api::Api;
+use crate::runtime::finalizer::{finalizer, Event};
 use crate::runtime::runner::Action;
 use crate::store::Store;
+use nanocl_api_types::network::v1::Network as NetworkObject;
+use nanocl_api_types::Resource as _;
 
 /// Reconciles one Network (`networks/{ns}/{name}`).
 pub async fn reconcile<S: Store + Clone, D: Docker>(
     shared: &Shared<S, D>,
     key: &str,
 ) -> Result<Action, ReconcileError> {
-    let Some(object) = cached(&shared.hub, Kind::Network, key) else {
+    let Some(network) = cached_as::<NetworkObject>(&shared.hub, key) else {
         return Ok(Action::AwaitChange);
     };
-    let AnyObject::Network(network) = &*object else {
-        return Ok(Action::AwaitChange);
+    let api = Api::new(shared.store.clone());
+    finalizer(&api, FINALIZER, network, |event| {
+        reconcile_event(shared, event)
+    })
+    .await
+}
+
+/// `Apply` converges Docker toward the network; `Cleanup` removes what it owns (`AwaitChange`
+/// when done, which releases the finalizer).
+async fn reconcile_event<S: Store + Clone, D: Docker>(
+    shared: &Shared<S, D>,
+    event: Event<NetworkObject>,
+) -> Result<Action, ReconcileError> {
+    let (network, deleting) = match event {
+        Event::Apply(o) => (o, false),
+        Event::Cleanup(o) => (o, true),
     };
+    let network = &network;
+    let object = network.clone().into_any();
     let namespace = network.metadata.namespace.clone().unwrap_or_default();
     let name = network.metadata.name.clone();
     let cluster = network.spec.cluster.clone();
@@ -58,7 +78,7 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
                 ),
             ],
         };
-    if network.metadata.deletion_timestamp.is_some() {
+    if deleting {
         for n in shared.docker.list_networks(&ours).await? {
             if let Err(e) = shared.docker.remove_network(&n.id).await {
                 if in_use(&e) {
@@ -80,10 +100,6 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
                 return Err(e.into());
             }
         }
-        write::release(&shared.store, &object).await?;
-        return Ok(Action::AwaitChange);
-    }
-    if write::ensure_finalizer(&shared.store, &object).await? {
         return Ok(Action::AwaitChange);
     }
     if cached(

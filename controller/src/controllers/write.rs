@@ -1,190 +1,28 @@
-//! How controllers write objects: status, finalizers, and the final delete, each a
-//! compare-and-swap on the object's resourceVersion (a conflict means a newer version exists,
-//! whose own event brings another reconcile).
+//! How controllers write status: their own part of it (`patch_status`, by owner), and
+//! conditions that keep their transition time. Finalizers and deletion go through
+//! `objects::api` and `runtime::finalizer`.
 
 use nanocl_api_types::meta::{Condition, ConditionStatus};
 use nanocl_api_types::AnyObject;
 use serde_json::Value;
 
-use super::FINALIZER;
 use crate::objects::now;
-use crate::store::{keys, Store, StoreError};
+pub use crate::objects::status::{merge_status, owners, StatusOwner};
+use crate::store::{Store, StoreError};
 
-fn encode(object: &AnyObject) -> Result<Vec<u8>, StoreError> {
-    let mut object = object.clone();
-    object.metadata_mut().resource_version = None;
-    serde_json::to_vec(&object).map_err(|e| StoreError::RecordCorrupt {
-        what: format!("{}: {e}", object.key()),
-    })
-}
-
-fn revision(object: &AnyObject) -> i64 {
-    object
-        .metadata()
-        .resource_version
-        .as_deref()
-        .and_then(|rv| rv.parse().ok())
-        .unwrap_or(0)
-}
-
-/// Writes `object` if its resourceVersion is still current.
-pub async fn update<S: Store>(store: &S, object: &AnyObject) -> Result<(), StoreError> {
-    store
-        .update(
-            &keys::object_key(&object.key()),
-            encode(object)?,
-            revision(object),
-        )
-        .await
-        .map(|_| ())
-}
-
-/// The part of an object's `status` one writer owns: top-level fields and condition types.
-/// Each writer (the kind's controller today; the autoscaler and the scheduler next) patches
-/// only its own part, so none erases another's.
-#[derive(Clone, Copy, Debug)]
-pub struct StatusOwner {
-    /// Top-level status fields (other than `conditions`) this writer sets or clears.
-    pub fields: &'static [&'static str],
-    /// Condition types this writer sets or clears.
-    pub conditions: &'static [&'static str],
-}
-
-/// `status` with `owner`'s part replaced by `patch`'s: owned fields present in `patch` are
-/// set, owned fields absent from it removed, owned condition types likewise; everything
-/// else is kept as it is.
-pub fn merge_status(current: Option<&Value>, owner: &StatusOwner, patch: &Value) -> Value {
-    let mut out = current
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    for field in owner.fields {
-        match patch.get(*field) {
-            Some(v) => out.insert((*field).to_owned(), v.clone()),
-            None => out.remove(*field),
-        };
-    }
-    let owned = |c: &Value| {
-        c.get("type")
-            .and_then(Value::as_str)
-            .is_some_and(|t| owner.conditions.contains(&t))
-    };
-    let mut conditions: Vec<Value> = out
-        .get("conditions")
-        .and_then(Value::as_array)
-        .map(|cs| cs.iter().filter(|c| !owned(c)).cloned().collect())
-        .unwrap_or_default();
-    let mine: Vec<Value> = patch
-        .get("conditions")
-        .and_then(Value::as_array)
-        .map(|cs| cs.iter().filter(|c| owned(c)).cloned().collect())
-        .unwrap_or_default();
-    // The owner's conditions first, in its order, then the others' as they were.
-    conditions.splice(0..0, mine);
-    if conditions.is_empty() {
-        out.remove("conditions");
-    } else {
-        out.insert("conditions".into(), Value::Array(conditions));
-    }
-    Value::Object(out)
-}
-
-/// Writes `owner`'s part of the status (see `merge_status`), unless it is already so. A
-/// conflict means someone else wrote meanwhile, perhaps another owner: the object is read
-/// again and the patch applied to it, so neither write is lost.
+/// Writes `owner`'s part of the status (see `objects::api::patch_status_any`).
 pub async fn patch_status<S: Store>(
     store: &S,
     object: &AnyObject,
     owner: &StatusOwner,
     patch: Value,
 ) -> Result<(), StoreError> {
-    let corrupt = |e: &dyn std::fmt::Display| StoreError::RecordCorrupt {
-        what: format!("{}: {e}", object.key()),
-    };
-    let mut current = object.clone();
-    for _ in 0..5 {
-        let mut value = serde_json::to_value(&current).map_err(|e| corrupt(&e))?;
-        let merged = merge_status(value.get("status"), owner, &patch);
-        if value.get("status").unwrap_or(&Value::Null) == &merged
-            || (value.get("status").is_none() && merged == Value::Object(Default::default()))
-        {
-            return Ok(());
-        }
-        value["status"] = merged;
-        let next = AnyObject::from_v1_value(value).map_err(|e| corrupt(&e))?;
-        match update(store, &next).await {
-            Ok(()) | Err(StoreError::NotFound { .. }) => return Ok(()),
-            Err(StoreError::Conflict { .. }) => {
-                let key = keys::object_key(&object.key());
-                let Some(kv) = store.get(&key).await? else {
-                    return Ok(());
-                };
-                current = match crate::objects::decode(&kv) {
-                    Ok(stored) => stored.object,
-                    // Unreadable now: leave it alone (see `objects::Unreadable`).
-                    Err(_) => return Ok(()),
-                };
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    // Still contended: the next reconcile writes it.
-    Ok(())
-}
-
-/// The status owned by each kind's own controller: all of today's status.
-pub mod owners {
-    use super::StatusOwner;
-
-    /// The Cargo controller.
-    pub const CARGO: StatusOwner = StatusOwner {
-        fields: &[
-            "observedGeneration",
-            "replicas",
-            "readyReplicas",
-            "updatedReplicas",
-        ],
-        conditions: &["Ready", "Progressing", "Degraded"],
-    };
-    /// The Cluster controller.
-    pub const CLUSTER: StatusOwner = StatusOwner {
-        fields: &["observedGeneration"],
-        conditions: &["Ready", "Degraded"],
-    };
-    /// The Network controller.
-    pub const NETWORK: StatusOwner = StatusOwner {
-        fields: &["observedGeneration", "networkId"],
-        conditions: &["Ready", "Degraded"],
-    };
-    /// The Namespace controller.
-    pub const NAMESPACE: StatusOwner = StatusOwner {
-        fields: &["phase"],
-        conditions: &[],
-    };
-}
-
-/// Adds the controller's finalizer; `true` if it was missing (and is now written).
-pub async fn ensure_finalizer<S: Store>(store: &S, object: &AnyObject) -> Result<bool, StoreError> {
-    if object.metadata().finalizers.iter().any(|f| f == FINALIZER) {
-        return Ok(false);
-    }
-    let mut next = object.clone();
-    next.metadata_mut().finalizers.push(FINALIZER.to_owned());
-    update(store, &next).await?;
-    Ok(true)
-}
-
-/// Removes the controller's finalizer; the object goes when it was the last one.
-pub async fn release<S: Store>(store: &S, object: &AnyObject) -> Result<(), StoreError> {
-    let mut next = object.clone();
-    next.metadata_mut().finalizers.retain(|f| f != FINALIZER);
-    if next.metadata().finalizers.is_empty() {
-        store
-            .delete(&keys::object_key(&object.key()), Some(revision(object)))
-            .await
-            .map(|_| ())
-    } else {
-        update(store, &next).await
+    match crate::objects::api::patch_status_any(store, object, owner, &patch).await {
+        Ok(()) => Ok(()),
+        Err(crate::objects::ObjectError::Store(e)) => Err(e),
+        Err(e) => Err(StoreError::RecordCorrupt {
+            what: e.to_string(),
+        }),
     }
 }
 
@@ -220,7 +58,7 @@ pub fn condition(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{EmbeddedOptions, EmbeddedStore};
+    use crate::store::{keys, EmbeddedOptions, EmbeddedStore};
     use nanocl_api_types::manifest::{decode_str, DecodeOptions};
     use serde_json::json;
 

@@ -6,6 +6,10 @@
 //! "absent": callers that would act on absence (the garbage collector, a cascade) must
 //! tell the two apart.
 
+pub mod api;
+pub mod lifecycle;
+pub mod status;
+
 use std::time::SystemTime;
 
 use nanocl_api_types::{AnyObject, Kind, ObjectKey};

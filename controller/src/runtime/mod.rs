@@ -7,6 +7,7 @@
 //!                                       runner: reconcile(key) -> Action | error → backoff
 //! ```
 
+pub mod finalizer;
 pub mod reflector;
 pub mod runner;
 pub mod scheduler;

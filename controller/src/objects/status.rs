@@ -1,0 +1,86 @@
+//! Status by owner: each writer of an object's `status` (the kind's controller today; the
+//! autoscaler and the scheduler next) owns some top-level fields and condition types, and
+//! patches only those, so none erases another's.
+
+use serde_json::Value;
+
+/// The part of an object's `status` one writer owns: top-level fields and condition types.
+/// Each writer (the kind's controller today; the autoscaler and the scheduler next) patches
+/// only its own part, so none erases another's.
+#[derive(Clone, Copy, Debug)]
+pub struct StatusOwner {
+    /// Top-level status fields (other than `conditions`) this writer sets or clears.
+    pub fields: &'static [&'static str],
+    /// Condition types this writer sets or clears.
+    pub conditions: &'static [&'static str],
+}
+
+/// `status` with `owner`'s part replaced by `patch`'s: owned fields present in `patch` are
+/// set, owned fields absent from it removed, owned condition types likewise; everything
+/// else is kept as it is.
+pub fn merge_status(current: Option<&Value>, owner: &StatusOwner, patch: &Value) -> Value {
+    let mut out = current
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    for field in owner.fields {
+        match patch.get(*field) {
+            Some(v) => out.insert((*field).to_owned(), v.clone()),
+            None => out.remove(*field),
+        };
+    }
+    let owned = |c: &Value| {
+        c.get("type")
+            .and_then(Value::as_str)
+            .is_some_and(|t| owner.conditions.contains(&t))
+    };
+    let mut conditions: Vec<Value> = out
+        .get("conditions")
+        .and_then(Value::as_array)
+        .map(|cs| cs.iter().filter(|c| !owned(c)).cloned().collect())
+        .unwrap_or_default();
+    let mine: Vec<Value> = patch
+        .get("conditions")
+        .and_then(Value::as_array)
+        .map(|cs| cs.iter().filter(|c| owned(c)).cloned().collect())
+        .unwrap_or_default();
+    // The owner's conditions first, in its order, then the others' as they were.
+    conditions.splice(0..0, mine);
+    if conditions.is_empty() {
+        out.remove("conditions");
+    } else {
+        out.insert("conditions".into(), Value::Array(conditions));
+    }
+    Value::Object(out)
+}
+
+/// The status owned by each kind's own controller: all of today's status.
+pub mod owners {
+    use super::StatusOwner;
+
+    /// The Cargo controller.
+    pub const CARGO: StatusOwner = StatusOwner {
+        fields: &[
+            "observedGeneration",
+            "replicas",
+            "readyReplicas",
+            "updatedReplicas",
+        ],
+        conditions: &["Ready", "Progressing", "Degraded"],
+    };
+    /// The Cluster controller.
+    pub const CLUSTER: StatusOwner = StatusOwner {
+        fields: &["observedGeneration"],
+        conditions: &["Ready", "Degraded"],
+    };
+    /// The Network controller.
+    pub const NETWORK: StatusOwner = StatusOwner {
+        fields: &["observedGeneration", "networkId"],
+        conditions: &["Ready", "Degraded"],
+    };
+    /// The Namespace controller.
+    pub const NAMESPACE: StatusOwner = StatusOwner {
+        fields: &["phase"],
+        conditions: &[],
+    };
+}
