@@ -133,6 +133,35 @@ pub enum SyncError {
     Retry(Error),
 }
 
+/// The directory as one sync read it.
+struct ReadFiles {
+    scan: files::Scan,
+    /// Each file, decoded or invalid.
+    states: Vec<(PathBuf, FileState)>,
+    /// Part of the tree could not be read, or a file went away meanwhile: no prune.
+    incomplete: bool,
+}
+
+/// What a sync applies, and what it must not prune.
+struct Planned {
+    desired: Vec<Manifest>,
+    produced: BTreeMap<PathBuf, Vec<ObjectKey>>,
+    protected: HashSet<ObjectKey>,
+    invalid_files: BTreeSet<String>,
+}
+
+/// What a sync's prune step may do.
+struct Pruning {
+    scope: PruneScope,
+    /// Deleting is safe now: the tree was read whole, holds manifests, and the gate is open.
+    safe: bool,
+    gate: PruneGate,
+    /// The directory holds no manifest file.
+    empty: bool,
+    /// The files that exist now, relative to the directory.
+    present: BTreeSet<String>,
+}
+
 /// One file's contents, as last read.
 enum FileState {
     Valid(Vec<Manifest>),
@@ -185,6 +214,45 @@ impl Syncer {
     ) -> Result<SyncReport, SyncError> {
         let started = Instant::now();
         let mut report = SyncReport::default();
+        let ReadFiles {
+            scan,
+            states,
+            incomplete,
+        } = self.read_files(&mut report)?;
+        let planned = self.desired_objects(states, &mut report);
+        // What the set holds now.
+        let members = remote::applyset_list(api, &self.config.applyset)
+            .await
+            .map_err(SyncError::Retry)?;
+        self.apply_desired(api, &planned.desired, &members, &mut report)
+            .await?;
+        // Asked once, after everything was applied: did files change meanwhile?
+        let gate = if incomplete || scan.files.is_empty() {
+            PruneGate::Open
+        } else {
+            gate()
+        };
+        let pruning = Pruning {
+            scope: self.prune_scope(&planned),
+            safe: !incomplete && !scan.files.is_empty() && gate == PruneGate::Open,
+            gate,
+            empty: scan.files.is_empty(),
+            present: scan
+                .files
+                .iter()
+                .map(|rel| rel.to_string_lossy().into_owned())
+                .collect(),
+        };
+        self.prune_or_keep(api, &members, &planned, &pruning, &mut report)
+            .await?;
+        self.remember(pruning.scope, &planned.desired, planned.produced);
+        report.elapsed = started.elapsed();
+        Ok(report)
+    }
+
+    /// Scans the directory and decodes every file on its own. `incomplete`: part of the tree
+    /// could not be read, or a file went away meanwhile, so nothing may be pruned.
+    fn read_files(&self, report: &mut SyncReport) -> Result<ReadFiles, SyncError> {
         let scan = files::scan(&self.config.dir).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory => {
                 SyncError::Missing(e)
@@ -231,6 +299,20 @@ impl Syncer {
             }
         }
 
+        Ok(ReadFiles {
+            scan,
+            states,
+            incomplete,
+        })
+    }
+
+    /// The objects to apply, labelled and annotated, in apply order; what each file
+    /// produced; and what must not be pruned (duplicates, what invalid files last produced).
+    fn desired_objects(
+        &self,
+        states: Vec<(PathBuf, FileState)>,
+        report: &mut SyncReport,
+    ) -> Planned {
         // An object defined twice, in one file or two, is applied from neither.
         let mut defined: HashMap<ObjectKey, Vec<(String, manifest::node::Pos)>> = HashMap::new();
         for (_, state) in &states {
@@ -313,17 +395,27 @@ impl Syncer {
         protected.extend(held.into_keys());
         desired.sort_by_key(|m| m.object.kind());
 
-        // What the set holds now.
-        let members = remote::applyset_list(api, &self.config.applyset)
-            .await
-            .map_err(SyncError::Retry)?;
+        Planned {
+            desired,
+            produced,
+            protected,
+            invalid_files,
+        }
+    }
+
+    /// Creates or updates each desired object that differs from its live copy.
+    async fn apply_desired(
+        &self,
+        api: &impl Transport,
+        desired: &[Manifest],
+        members: &[Value],
+        report: &mut SyncReport,
+    ) -> Result<(), SyncError> {
         let live: HashMap<ObjectKey, &Value> = members
             .iter()
             .filter_map(|v| Some((remote::key_of(v)?, v)))
             .collect();
-
-        // Apply.
-        for m in &desired {
+        for m in desired {
             let key = m.object.key();
             if live
                 .get(&key)
@@ -379,10 +471,14 @@ impl Syncer {
             }
         }
 
-        // Prune, or say what is kept.
-        let objects: Vec<_> = desired.iter().map(|m| &m.object).collect();
+        Ok(())
+    }
+
+    /// Where a prune may look: what the directory mentions now or mentioned before.
+    fn prune_scope(&self, planned: &Planned) -> PruneScope {
+        let objects: Vec<_> = planned.desired.iter().map(|m| &m.object).collect();
         let mut scope = PruneScope::of(&objects, None, self.config.explicit_applyset);
-        for keys in produced.values() {
+        for keys in planned.produced.values() {
             scope
                 .namespaces
                 .extend(keys.iter().filter_map(|k| k.namespace.clone()));
@@ -390,21 +486,31 @@ impl Syncer {
         scope
             .namespaces
             .extend(self.namespaces_seen.iter().cloned());
-        let wanted: HashSet<ObjectKey> = desired.iter().map(|m| m.object.key()).collect();
-        let present: BTreeSet<String> = scan
-            .files
-            .iter()
-            .map(|rel| rel.to_string_lossy().into_owned())
-            .collect();
+        scope
+    }
+
+    /// Prunes the set's live members that no file defines, or says once why each is kept.
+    async fn prune_or_keep(
+        &mut self,
+        api: &impl Transport,
+        members: &[Value],
+        planned: &Planned,
+        pruning: &Pruning,
+        report: &mut SyncReport,
+    ) -> Result<(), SyncError> {
+        let (scope, safe, gate, present) = (
+            &pruning.scope,
+            pruning.safe,
+            &pruning.gate,
+            &pruning.present,
+        );
+        let (wanted, protected, invalid_files): (HashSet<ObjectKey>, _, _) = (
+            planned.desired.iter().map(|m| m.object.key()).collect(),
+            &planned.protected,
+            &planned.invalid_files,
+        );
         let mut kept_now = HashSet::new();
-        // Asked once, after everything was applied: did files change meanwhile?
-        let gate = if incomplete || scan.files.is_empty() {
-            PruneGate::Open
-        } else {
-            gate()
-        };
-        let safe = !incomplete && !scan.files.is_empty() && gate == PruneGate::Open;
-        for member in &members {
+        for member in members {
             let Some(key) = remote::key_of(member) else {
                 continue;
             };
@@ -456,7 +562,7 @@ impl Syncer {
                 }
                 continue;
             }
-            if self.config.prune && gate != PruneGate::Open {
+            if self.config.prune && *gate != PruneGate::Open {
                 report.again = true;
             }
             report.kept += 1;
@@ -464,9 +570,9 @@ impl Syncer {
             if self.announced.insert(key.clone()) {
                 let advice = if !self.config.prune {
                     "run with --prune to delete it".to_owned()
-                } else if let PruneGate::Wait(why) = &gate {
+                } else if let PruneGate::Wait(why) = gate {
                     format!("not pruned yet: {why}")
-                } else if scan.files.is_empty() {
+                } else if pruning.empty {
                     format!(
                         "{} holds no manifest, so nothing is pruned",
                         self.config.dir.display()
@@ -480,7 +586,16 @@ impl Syncer {
             }
         }
         self.announced.retain(|k| kept_now.contains(k));
+        Ok(())
+    }
 
+    /// Remembers, for the next syncs, the namespaces mentioned and what each file produced.
+    fn remember(
+        &mut self,
+        scope: PruneScope,
+        desired: &[Manifest],
+        produced: BTreeMap<PathBuf, Vec<ObjectKey>>,
+    ) {
         self.namespaces_seen.extend(scope.namespaces);
         self.namespaces_seen.extend(
             desired
@@ -489,7 +604,5 @@ impl Syncer {
                 .map(|m| m.object.key().name),
         );
         self.last_keys = produced;
-        report.elapsed = started.elapsed();
-        Ok(report)
     }
 }
