@@ -171,7 +171,80 @@ on_both_stores!(
     watch_streams,
     shutdown_ends_watches,
     bad_input_corpus,
+    events_api,
 );
+
+/// An Event as the controllers store it, under `events/{ns}/{name}`.
+fn event(ns: &str, name: &str, labels: Value) -> Value {
+    json!({
+        "apiVersion": "nanocl.io/v1",
+        "kind": "Event",
+        "metadata": {"name": name, "namespace": ns, "labels": labels},
+        "involvedObject": {"kind": "Cargo", "namespace": ns, "name": "web"},
+        "type": "Normal",
+        "reason": "ReplicasCreated",
+        "message": "created replica(s) 0",
+        "count": 1,
+        "firstTimestamp": "2026-12-01T00:00:00Z",
+        "lastTimestamp": "2026-12-01T00:00:00Z",
+    })
+}
+
+/// `.../events` lists and watches through the shared watch: label selectors apply to both,
+/// and a resourceVersion the store never issued is refused at once.
+async fn events_api(ctx: Ctx) {
+    let put = |name: &str, labels: Value| {
+        let (store, key, value) = (
+            ctx.store.clone(),
+            format!("events/ev/{name}"),
+            event("ev", name, labels).to_string(),
+        );
+        async move {
+            within("store an event", store.create(&key, value.into_bytes()))
+                .await
+                .expect("store an event");
+        }
+    };
+    put("a", json!({"team": "red"})).await;
+    put("b", json!({})).await;
+    let path = format!("{V1}/namespaces/ev/events");
+    let all = ctx.get(&path).await.expect(200, "list events");
+    assert_eq!(names(&all), vec!["a", "b"], "{all}");
+    let red = ctx
+        .get(&format!("{path}?labelSelector=team%3Dred"))
+        .await
+        .expect(200, "list selected events");
+    assert_eq!(names(&red), vec!["a"], "{red}");
+
+    let rv = all["metadata"]["resourceVersion"]
+        .as_str()
+        .expect("rv")
+        .to_owned();
+    let mut watch = open_watch(
+        &ctx,
+        &format!("{path}?watch=true&labelSelector=team%3Dred&resourceVersion={rv}"),
+    )
+    .await
+    .unwrap_or_else(|r| panic!("watch events: {}", r.text()));
+    put("c", json!({})).await;
+    put("d", json!({"team": "red"})).await;
+    watch.expect("ADDED", "d").await;
+    watch.expect_quiet().await;
+
+    let beyond = ctx
+        .get(&format!(
+            "{path}?watch=true&resourceVersion=9223372036854775807"
+        ))
+        .await;
+    assert_failure(
+        &beyond,
+        400,
+        "BadRequest",
+        None,
+        "is newer than this store's current revision",
+        "an events watch from beyond the store's revision",
+    );
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_from_compacted_history_embedded() {

@@ -1,5 +1,6 @@
 //! `?watch=true`: newline-delimited JSON events, resumable from a resourceVersion, with
-//! BOOKMARK events, label selection, and 410 Gone when the history is too old.
+//! BOOKMARK events, label selection, and 410 Gone when the history is too old. One
+//! implementation for every collection: the objects of a kind and the Events (`Source`).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -22,19 +23,57 @@ fn line(kind: &str, object: serde_json::Value) -> Bytes {
     Bytes::from(json!({"type": kind, "object": object}).to_string() + "\n")
 }
 
+/// How a stored value is shown to a watcher: `None` to leave it out (an Event that does not
+/// read, say).
+pub type ViewFn = Arc<dyn Fn(&KeyValue) -> Result<Option<objects::View>, ApiError> + Send + Sync>;
+
+/// What a watch streams: the keys under `prefix`, shown by `view`; bookmarks carry
+/// `bookmark`'s apiVersion and kind.
+#[derive(Clone)]
+pub struct Source {
+    /// The store prefix.
+    pub prefix: String,
+    /// How each value is shown.
+    pub view: ViewFn,
+    /// `{"apiVersion": ..., "kind": ...}` of the bookmarks.
+    pub bookmark: Value,
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Source")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Source {
+    /// The objects of `target`'s kind (in its namespace, or all), in its version.
+    pub fn objects(target: &Target) -> Source {
+        let (kind, version) = (target.kind, target.version);
+        Source {
+            prefix: keys::kind_prefix(kind, target.namespace.as_deref()),
+            view: Arc::new(move |kv| objects::view(kv, kind, version).map(Some)),
+            bookmark: json!({"apiVersion": version.api_version(), "kind": kind.as_str()}),
+        }
+    }
+}
+
 /// Whether `kv` is selected, and how it is shown (a marker when it cannot be decoded).
-fn matches(kv: &KeyValue, target: &Target, query: &Query) -> Result<(bool, Value), ApiError> {
-    let view = objects::view(kv, target.kind, target.version)?;
-    Ok((query.selector.matches(&view.labels), view.value))
+fn matches(kv: &KeyValue, source: &Source, query: &Query) -> Result<(bool, Value), ApiError> {
+    Ok(match (source.view)(kv)? {
+        Some(view) => (query.selector.matches(&view.labels), view.value),
+        None => (false, Value::Null),
+    })
 }
 
 /// Turns one store event into at most one watch line.
-fn translate(event: WatchEvent, target: &Target, query: &Query) -> Result<Option<Bytes>, ApiError> {
+fn translate(event: WatchEvent, source: &Source, query: &Query) -> Result<Option<Bytes>, ApiError> {
     match event {
         WatchEvent::Put { kv, prev } => {
-            let (now, object) = matches(&kv, target, query)?;
+            let (now, object) = matches(&kv, source, query)?;
             let before = match &prev {
-                Some(p) => Some(matches(p, target, query)?.0),
+                Some(p) => Some(matches(p, source, query)?.0),
                 None => None,
             };
             let kind = match (before, now) {
@@ -51,7 +90,7 @@ fn translate(event: WatchEvent, target: &Target, query: &Query) -> Result<Option
             revision,
             ..
         } => {
-            let (selected, mut object) = matches(&prev, target, query)?;
+            let (selected, mut object) = matches(&prev, source, query)?;
             if !selected {
                 return Ok(None);
             }
@@ -59,14 +98,11 @@ fn translate(event: WatchEvent, target: &Target, query: &Query) -> Result<Option
             Ok(Some(line("DELETED", object)))
         }
         WatchEvent::Delete { prev: None, .. } => Ok(None),
-        WatchEvent::Progress { revision } => Ok(Some(line(
-            "BOOKMARK",
-            json!({
-                "apiVersion": target.version.api_version(),
-                "kind": target.kind.as_str(),
-                "metadata": {"resourceVersion": revision.to_string()},
-            }),
-        ))),
+        WatchEvent::Progress { revision } => {
+            let mut bookmark = source.bookmark.clone();
+            bookmark["metadata"] = json!({"resourceVersion": revision.to_string()});
+            Ok(Some(line("BOOKMARK", bookmark)))
+        }
     }
 }
 
@@ -80,7 +116,16 @@ pub async fn serve<S: Store + Clone>(
     target: Target,
     query: Query,
 ) -> Result<Response, ApiError> {
-    let prefix = keys::kind_prefix(target.kind, target.namespace.as_deref());
+    serve_source(app, Source::objects(&target), query).await
+}
+
+/// Serves a watch of `source`: the one implementation behind every `?watch=true`.
+pub async fn serve_source<S: Store + Clone>(
+    app: Arc<App<S>>,
+    source: Source,
+    query: Query,
+) -> Result<Response, ApiError> {
+    let prefix = source.prefix.clone();
     let from: Option<Revision> = match query.resource_version.as_deref() {
         None | Some("" | "0") => None,
         Some(rv) => Some(rv.parse().map_err(|_| {
@@ -106,7 +151,7 @@ pub async fn serve<S: Store + Clone>(
             let listed = app.store.list(&prefix).await?;
             let mut lines = Vec::new();
             for kv in &listed.items {
-                let (selected, object) = matches(kv, &target, &query)?;
+                let (selected, object) = matches(kv, &source, &query)?;
                 if selected {
                     lines.push(line("ADDED", object));
                 }
@@ -137,7 +182,7 @@ pub async fn serve<S: Store + Clone>(
                 };
                 let out = match next {
                     None => break 'serve,
-                    Some(Ok(event)) => match translate(event, &target, &query) {
+                    Some(Ok(event)) => match translate(event, &source, &query) {
                         Ok(Some(l)) => l,
                         Ok(None) => continue,
                         Err(e) => error_line(&e),
