@@ -79,15 +79,35 @@ async fn fan_out(d: &Daemon) {
     let _ = client
         .request(Method::POST, "/apis/nanocl.io/v1/namespaces", Some(&ns))
         .await;
+    // Watch from the collection's revision: on the shared dev etcd, revision 1 is long
+    // compacted (410 Gone).
+    let listed = client
+        .request(
+            Method::GET,
+            "/apis/nanocl.io/v1/namespaces/fan/clusters",
+            None,
+        )
+        .await
+        .ok()
+        .and_then(|a| a.json().ok());
+    let rv = listed
+        .as_ref()
+        .and_then(|l| l["metadata"]["resourceVersion"].as_str())
+        .unwrap_or("0")
+        .to_owned();
     let mut watchers = Vec::new();
     for _ in 0..10 {
-        match client
-            .stream("/apis/nanocl.io/v1/namespaces/fan/clusters?watch=true&resourceVersion=1")
-            .await
-        {
+        let path =
+            format!("/apis/nanocl.io/v1/namespaces/fan/clusters?watch=true&resourceVersion={rv}");
+        match client.stream(&path).await {
             Ok(Ok(body)) => watchers.push(Lines::new(body)),
-            _ => {
-                println!("  watch failed to open");
+            other => {
+                let why = match other {
+                    Ok(Err(answer)) => answer.error_message(),
+                    Err(e) => e.to_string(),
+                    Ok(Ok(_)) => String::new(),
+                };
+                println!("  watch failed to open: {why}");
                 return;
             }
         }
