@@ -7,7 +7,7 @@ use crate::object::{AnyObject, Kind, Version};
 use crate::{cargo, cluster, namespace, network};
 
 /// A kind of object, in its storage version.
-pub trait Resource: Clone + std::fmt::Debug + Send + Sync + 'static {
+pub trait Resource: Clone + std::fmt::Debug + serde::Serialize + Send + Sync + 'static {
     /// The kind.
     const KIND: Kind;
     /// The versions the API serves it in.

@@ -8,14 +8,16 @@ use http_body_util::BodyExt;
 use nanocl_api_types::manifest::{self, DecodeOptions};
 use nanocl_api_types::meta::DEFAULT_NAMESPACE;
 use nanocl_api_types::selector::Selector;
-use nanocl_api_types::{AnyObject, Kind, ObjectKey, Version};
+use nanocl_api_types::{AnyObject, ObjectKey, Version};
 use serde_json::json;
 
 use super::objects::{self, Stored};
 use super::path::{query_decode, Target};
 use super::status::{ApiError, Cause};
 use super::App;
-use crate::objects::lifecycle::{self, Deletion, Replacement};
+use crate::objects::api::{create_any, delete_any};
+use crate::objects::lifecycle::{self, Replacement};
+use crate::objects::{admission, ObjectError};
 use crate::store::{keys, Store, StoreError};
 
 /// Largest request body accepted.
@@ -294,26 +296,6 @@ pub async fn list<S: Store>(
         .into_response())
 }
 
-/// Fails unless the namespace exists and is not being deleted.
-async fn require_namespace<S: Store>(app: &App<S>, namespace: &str) -> Result<(), ApiError> {
-    let key = ObjectKey {
-        kind: Kind::Namespace,
-        namespace: None,
-        name: namespace.to_owned(),
-    };
-    match objects::read(&app.store, &key).await? {
-        None => Err(ApiError::not_found(format!(
-            "namespace {namespace:?} not found: create it first (apply orders namespaces first)"
-        ))),
-        Some(ns) if ns.object.metadata().deletion_timestamp.is_some() => {
-            Err(ApiError::namespace_terminating(format!(
-                "namespace {namespace:?} is being deleted: no new objects can be created in it"
-            )))
-        }
-        Some(_) => Ok(()),
-    }
-}
-
 /// POST: create.
 pub async fn create<S: Store>(
     app: &App<S>,
@@ -331,34 +313,12 @@ pub async fn create<S: Store>(
         )));
     }
     let object = decode_body(target, headers, body).await?;
-    if let Some(ns) = &target.namespace {
-        require_namespace(app, ns).await?;
-    }
-    let object = lifecycle::created(&object)?;
     let key = object.key();
-    if query.dry_run {
-        if objects::read(&app.store, &key).await?.is_some() {
-            return Err(ApiError::already_exists(format!(
-                "{} already exists",
-                described(target, &key.name)
-            )));
-        }
-        return object_response(StatusCode::CREATED, &object, target.version);
-    }
-    match app
-        .store
-        .create(&keys::object_key(&key), objects::encode(&object)?)
-        .await
-    {
-        Ok(kv) => object_response(
-            StatusCode::CREATED,
-            &objects::decode(&kv)?.object,
-            target.version,
-        ),
-        Err(StoreError::AlreadyExists { .. }) => Err(ApiError::already_exists(format!(
-            "{} already exists",
-            described(target, &key.name)
-        ))),
+    match create_any(&app.store, &object, query.dry_run).await {
+        Ok(stored) => object_response(StatusCode::CREATED, &stored, target.version),
+        Err(ObjectError::Store(StoreError::AlreadyExists { .. })) => Err(ApiError::already_exists(
+            format!("{} already exists", described(target, &key.name)),
+        )),
         Err(e) => Err(e.into()),
     }
 }
@@ -483,26 +443,6 @@ pub async fn replace_status<S: Store>(
     write_and_respond(app, target, &key, &next, expected).await
 }
 
-/// Counts what a namespace still holds.
-async fn namespace_contents<S: Store>(
-    app: &App<S>,
-    namespace: &str,
-) -> Result<Vec<String>, ApiError> {
-    let mut held = Vec::new();
-    for kind in Kind::ALL.into_iter().filter(|k| k.namespaced()) {
-        let n = app
-            .store
-            .list(&keys::kind_prefix(kind, Some(namespace)))
-            .await?
-            .items
-            .len();
-        if n > 0 {
-            held.push(format!("{n} {}", kind.plural()));
-        }
-    }
-    Ok(held)
-}
-
 /// DELETE: with finalizers, marks the object (`deletionTimestamp`) and leaves it to its
 /// controller; without, removes it. The request carries no precondition, so a write that
 /// lands between our read and our write (a controller's status) is retried here, not
@@ -528,18 +468,6 @@ pub async fn delete<S: Store>(
 /// The object changed between read and write.
 struct Retry;
 
-/// Fails (409) while namespace `name` still holds objects.
-async fn require_empty_namespace<S: Store>(app: &App<S>, name: &str) -> Result<(), ApiError> {
-    let held = namespace_contents(app, name).await?;
-    if held.is_empty() {
-        return Ok(());
-    }
-    Err(ApiError::conflict(format!(
-        "namespace {name:?} still holds {}: delete them first",
-        held.join(", ")
-    )))
-}
-
 /// DELETE of an object this nanocld cannot decode: no controller can run its finalizer
 /// (none can read it), so it is removed at once, with its revision as precondition; the
 /// garbage collector then removes its Docker objects, as for any deleted owner. A namespace
@@ -551,10 +479,8 @@ async fn delete_undecodable<S: Store>(
     query: &Query,
     kv: &crate::store::KeyValue,
 ) -> Result<Result<Response, ApiError>, Retry> {
-    if target.kind == Kind::Namespace {
-        if let Err(e) = require_empty_namespace(app, name).await {
-            return Ok(Err(e));
-        }
+    if let Err(e) = admission::check_delete(&app.store, &object_key(target, name), None).await {
+        return Ok(Err(e.into()));
     }
     let view = match objects::view(kv, target.kind, target.version) {
         Ok(view) => view,
@@ -588,11 +514,6 @@ async fn delete_once<S: Store>(
     query: &Query,
 ) -> Result<Result<Response, ApiError>, Retry> {
     let key = object_key(target, name);
-    if target.kind == Kind::Namespace && name == DEFAULT_NAMESPACE {
-        return Ok(Err(ApiError::forbidden(format!(
-            "namespace {DEFAULT_NAMESPACE:?} is where objects without a namespace go; it cannot be deleted"
-        ))));
-    }
     let kv = match app.store.get(&keys::object_key(&key)).await {
         Ok(Some(kv)) => kv,
         Ok(None) => {
@@ -603,54 +524,16 @@ async fn delete_once<S: Store>(
         }
         Err(e) => return Ok(Err(e.into())),
     };
-    let Stored { object, revision } = match crate::objects::decode(&kv) {
+    let Stored { object, .. } = match crate::objects::decode(&kv) {
         Ok(stored) => stored,
-        Err(crate::objects::ObjectError::Undecodable { .. }) => {
+        Err(ObjectError::Undecodable { .. }) => {
             return delete_undecodable(app, target, name, query, &kv).await;
         }
         Err(e) => return Ok(Err(e.into())),
     };
-    // With its finalizer (set by the namespace controller) a namespace is marked and its
-    // contents deleted by the controller; without one, only an empty namespace goes.
-    if target.kind == Kind::Namespace && object.metadata().finalizers.is_empty() {
-        if let Err(e) = require_empty_namespace(app, name).await {
-            return Ok(Err(e));
-        }
+    match delete_any(&app.store, &object, query.dry_run).await {
+        Ok(now) => Ok(object_response(StatusCode::OK, &now, target.version)),
+        Err(ObjectError::Store(StoreError::Conflict { .. })) => Err(Retry),
+        Err(e) => Ok(Err(e.into())),
     }
-    let marked = match lifecycle::deleted(&object) {
-        Deletion::AlreadyMarked => {
-            return Ok(object_response(StatusCode::OK, &object, target.version))
-        }
-        Deletion::Mark(marked) => Some(marked),
-        Deletion::Remove => None,
-    };
-    if let Some(marked) = marked {
-        if query.dry_run {
-            return Ok(object_response(StatusCode::OK, &marked, target.version));
-        }
-        let bytes = match objects::encode(&marked) {
-            Ok(b) => b,
-            Err(e) => return Ok(Err(e)),
-        };
-        let kv = match retry_on_conflict(
-            app.store
-                .update(&keys::object_key(&key), bytes, revision)
-                .await,
-        )? {
-            Ok(kv) => kv,
-            Err(e) => return Ok(Err(e)),
-        };
-        return Ok(objects::decode(&kv)
-            .and_then(|s| object_response(StatusCode::OK, &s.object, target.version)));
-    }
-    if !query.dry_run {
-        if let Err(e) = retry_on_conflict(
-            app.store
-                .delete(&keys::object_key(&key), Some(revision))
-                .await,
-        )? {
-            return Ok(Err(e));
-        }
-    }
-    Ok(object_response(StatusCode::OK, &object, target.version))
 }

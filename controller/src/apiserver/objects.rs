@@ -7,6 +7,7 @@ use nanocl_api_types::{AnyObject, Kind, ObjectKey, Version};
 use serde_json::Value;
 
 use super::status::ApiError;
+use crate::objects::admission::Refusal;
 pub use crate::objects::Stored;
 use crate::objects::{self, ObjectError, Unreadable};
 use crate::store::{KeyValue, Store};
@@ -15,6 +16,17 @@ impl From<ObjectError> for ApiError {
     fn from(e: ObjectError) -> Self {
         match e {
             ObjectError::Store(e) => e.into(),
+            ObjectError::Refused(refusal) => {
+                let message = refusal.to_string();
+                match refusal {
+                    Refusal::NamespaceMissing { .. } => ApiError::not_found(message),
+                    Refusal::NamespaceTerminating { .. } => {
+                        ApiError::namespace_terminating(message)
+                    }
+                    Refusal::NamespaceNotEmpty { .. } => ApiError::conflict(message),
+                    Refusal::GlobalNamespace => ApiError::forbidden(message),
+                }
+            }
             other => ApiError::internal(other.to_string()),
         }
     }

@@ -7,18 +7,21 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use nanocl_api_types::cargo::v1::{Cargo, CargoStatus, ImagePullPolicy};
-use nanocl_api_types::{AnyObject, Kind};
+use nanocl_api_types::AnyObject;
 use tokio::time::Instant;
 
 use super::plan::{self, container_name, labels, Desired, NotReady, Op};
 use super::write::{self, condition};
-use super::{cached, cached_as, events, OwnerFilter, ReconcileError, Shared, FINALIZER};
+use super::{events, OwnerFilter, ReconcileError, Shared, FINALIZER};
 use crate::docker::{Container, Docker, DockerError, State};
 use crate::objects::api::Api;
+use crate::objects::api::ObjectRef;
 use crate::runtime::finalizer::{finalizer, Event};
 use crate::runtime::runner::Action;
 use crate::store::Store;
 use nanocl_api_types::cargo::v1::Cargo as CargoObject;
+use nanocl_api_types::cluster::v1::Cluster as ClusterObject;
+use nanocl_api_types::network::v1::Network as NetworkObject;
 use nanocl_api_types::Resource as _;
 
 /// Restarts of each slot, to tell a replica that died once from one crash-looping.
@@ -75,7 +78,7 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
     shared: &Shared<S, D>,
     key: &str,
 ) -> Result<Action, ReconcileError> {
-    let Some(cargo) = cached_as::<CargoObject>(&shared.hub, key) else {
+    let Some(cargo) = shared.hub.get_key::<CargoObject>(key) else {
         shared.restarts.forget(key);
         return Ok(Action::AwaitChange);
     };
@@ -122,7 +125,7 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
         shared,
         key,
         cargo: &cargo,
-        object: cargo.clone().into_any(),
+        object: CargoObject::clone(&cargo).into_any(),
         filter: OwnerFilter::instance(&shared.instance)
             .namespace(&namespace)
             .cargo(&cargo.metadata.name)
@@ -172,12 +175,11 @@ async fn prepare<S: Store + Clone, D: Docker>(
     ctx: &Ctx<'_, S, D>,
 ) -> Result<Result<Desired, Action>, ReconcileError> {
     let (shared, cargo, object) = (ctx.shared, ctx.cargo, &ctx.object);
-    let cluster_key = format!("clusters/{}/{}", ctx.namespace, cargo.spec.cluster);
-    let cluster = cached(&shared.hub, Kind::Cluster, &cluster_key);
-    let cluster = cluster.as_deref().and_then(|c| match c {
-        AnyObject::Cluster(cl) => Some(cl),
-        _ => None,
-    });
+    let cluster = shared.hub.get(&ObjectRef::<ClusterObject>::new(
+        Some(&ctx.namespace),
+        &cargo.spec.cluster,
+    ));
+    let cluster = cluster.as_deref();
     let desired = match plan::render(cargo, cluster, &shared.instance) {
         Ok(d) => d,
         Err(not_ready) => {
@@ -645,7 +647,7 @@ pub async fn collect_garbage<S: Store + Clone, D: Docker>(
         // `exists`, not `cached`: a cargo this nanocld cannot decode still owns its replicas.
         if !shared
             .hub
-            .exists(Kind::Cargo, &format!("cargoes/{ns}/{cargo}"))
+            .exists(&ObjectRef::<CargoObject>::new(Some(ns), cargo))
         {
             tracing::info!(container = %c.name, "removing a managed container whose cargo no longer exists");
             shared.docker.remove_container(&c.id).await?;
@@ -658,10 +660,10 @@ pub async fn collect_garbage<S: Store + Clone, D: Docker>(
         let owned = match (n.labels.get(labels::NETWORK), n.labels.get(labels::CLUSTER)) {
             (Some(net), _) => shared
                 .hub
-                .exists(Kind::Network, &format!("networks/{ns}/{net}")),
+                .exists(&ObjectRef::<NetworkObject>::new(Some(ns), net)),
             (None, Some(cluster)) => shared
                 .hub
-                .exists(Kind::Cluster, &format!("clusters/{ns}/{cluster}")),
+                .exists(&ObjectRef::<ClusterObject>::new(Some(ns), cluster)),
             _ => continue,
         };
         if !owned {

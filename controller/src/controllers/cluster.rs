@@ -4,17 +4,19 @@
 use std::time::Duration;
 
 use nanocl_api_types::cluster::v1::ClusterStatus;
-use nanocl_api_types::{AnyObject, Kind};
 
+use super::hub::in_cluster;
 use super::plan::{default_network_name, labels};
 use super::write::{self, condition};
-use super::{cached_as, in_use, OwnerFilter, ReconcileError, Shared, FINALIZER};
+use super::{in_use, OwnerFilter, ReconcileError, Shared, FINALIZER};
 use crate::docker::{Docker, DockerError, NetworkSpec};
 use crate::objects::api::Api;
 use crate::runtime::finalizer::{finalizer, Event};
 use crate::runtime::runner::Action;
 use crate::store::Store;
+use nanocl_api_types::cargo::v1::Cargo as CargoObject;
 use nanocl_api_types::cluster::v1::Cluster as ClusterObject;
+use nanocl_api_types::network::v1::Network as NetworkObject;
 use nanocl_api_types::Resource as _;
 
 /// Reconciles one Cluster (`clusters/{ns}/{name}`).
@@ -22,7 +24,7 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
     shared: &Shared<S, D>,
     key: &str,
 ) -> Result<Action, ReconcileError> {
-    let Some(cluster) = cached_as::<ClusterObject>(&shared.hub, key) else {
+    let Some(cluster) = shared.hub.get_key::<ClusterObject>(key) else {
         return Ok(Action::AwaitChange);
     };
     let api = Api::new(shared.store.clone());
@@ -42,7 +44,7 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
         Event::Apply(o) => (o, false),
         Event::Cleanup(o) => (o, true),
     };
-    let cluster = &cluster;
+    let cluster: &ClusterObject = &cluster;
     let object = cluster.clone().into_any();
     let namespace = cluster.metadata.namespace.clone().unwrap_or_default();
     let name = cluster.metadata.name.clone();
@@ -53,20 +55,8 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
         .labels();
     let previous = cluster.status.clone().unwrap_or_default().conditions;
     if deleting {
-        let children = shared
-            .hub
-            .reader(Kind::Cargo)
-            .list()
-            .iter()
-            .chain(shared.hub.reader(Kind::Network).list().iter())
-            .any(|o| {
-                o.metadata().namespace.as_deref() == Some(&namespace)
-                    && match &**o {
-                        AnyObject::Cargo(c) => c.spec.cluster == name,
-                        AnyObject::Network(n) => n.spec.cluster == name,
-                        _ => false,
-                    }
-            });
+        let children = !in_cluster(shared.hub.cache::<CargoObject>(), &namespace, &name).is_empty()
+            || !in_cluster(shared.hub.cache::<NetworkObject>(), &namespace, &name).is_empty();
         if children {
             return Ok(Action::Requeue(Duration::from_secs(1)));
         }

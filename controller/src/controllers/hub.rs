@@ -1,13 +1,16 @@
-//! The hub: one watcher-fed cache per kind, and a feed of changes from which each controller
+//! The hub: one watcher-fed typed cache per kind, and a feed of changes from which each controller
 //! derives the keys to reconcile (its own objects, related objects, Docker events).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream::BoxStream;
 use futures::StreamExt;
-use nanocl_api_types::{AnyObject, Kind};
+use nanocl_api_types::cargo::v1::Cargo as CargoObject;
+use nanocl_api_types::cluster::v1::Cluster as ClusterObject;
+use nanocl_api_types::namespace::v1::Namespace as NamespaceObject;
+use nanocl_api_types::network::v1::Network as NetworkObject;
+use nanocl_api_types::{Kind, Resource};
 use tokio::sync::{broadcast, mpsc, watch};
 
 use super::plan::labels;
@@ -16,6 +19,7 @@ use super::{events, OwnerFilter};
 use crate::backoff::Backoff;
 use crate::docker::Docker;
 use crate::metrics::Metrics;
+use crate::objects::api::ObjectRef;
 use crate::objects::{self, UNDECODABLE_REASON};
 use crate::runtime::reflector::{self, Entry, Reader};
 use crate::runtime::watcher::{self, Event};
@@ -28,17 +32,70 @@ pub struct Change {
     pub kind: Kind,
     /// The store key.
     pub key: String,
-    /// The object now (`None`: deleted).
-    pub object: Option<Arc<AnyObject>>,
+    /// Whether a decoded object is there now (`false`: deleted, or undecodable).
+    pub exists: bool,
+    /// The cluster the object belongs to (see `Cached::cluster`).
+    pub cluster: Option<String>,
     /// Only `status` (and the resourceVersion) changed: the object's own controller wrote it
     /// and needs no new reconcile for it.
     pub status_only: bool,
 }
 
-/// The caches and the change feed.
+/// A kind the hub caches: where its typed cache is, and what other kinds follow of it.
+pub trait Cached: Resource {
+    /// Its cache in `hub`.
+    fn cache(hub: &Hub) -> &Reader<Self>;
+
+    /// The cluster the object belongs to: a Cluster's own name, a Network's or a Cargo's
+    /// `spec.cluster` (what the controllers of the kinds under a cluster follow).
+    fn cluster(&self) -> Option<&str> {
+        None
+    }
+}
+
+impl Cached for NamespaceObject {
+    fn cache(hub: &Hub) -> &Reader<Self> {
+        &hub.namespaces
+    }
+}
+
+impl Cached for ClusterObject {
+    fn cache(hub: &Hub) -> &Reader<Self> {
+        &hub.clusters
+    }
+
+    fn cluster(&self) -> Option<&str> {
+        Some(&self.metadata.name)
+    }
+}
+
+impl Cached for NetworkObject {
+    fn cache(hub: &Hub) -> &Reader<Self> {
+        &hub.networks
+    }
+
+    fn cluster(&self) -> Option<&str> {
+        Some(&self.spec.cluster)
+    }
+}
+
+impl Cached for CargoObject {
+    fn cache(hub: &Hub) -> &Reader<Self> {
+        &hub.cargoes
+    }
+
+    fn cluster(&self) -> Option<&str> {
+        Some(&self.spec.cluster)
+    }
+}
+
+/// The caches, one typed store per kind, and the change feed.
 #[derive(Clone)]
 pub struct Hub {
-    readers: HashMap<Kind, Reader<AnyObject>>,
+    namespaces: Reader<NamespaceObject>,
+    clusters: Reader<ClusterObject>,
+    networks: Reader<NetworkObject>,
+    cargoes: Reader<CargoObject>,
     changes: broadcast::Sender<Change>,
 }
 
@@ -48,7 +105,7 @@ impl std::fmt::Debug for Hub {
     }
 }
 
-fn without_status(object: &AnyObject) -> serde_json::Value {
+fn without_status<K: Resource>(object: &K) -> serde_json::Value {
     let mut value = serde_json::to_value(object).unwrap_or_default();
     if let Some(map) = value.as_object_mut() {
         map.remove("status");
@@ -60,6 +117,102 @@ fn without_status(object: &AnyObject) -> serde_json::Value {
         }
     }
     value
+}
+
+/// Everything one cache's task needs.
+struct Feed<S> {
+    store: S,
+    metrics: Arc<Metrics>,
+    shutdown: watch::Receiver<bool>,
+    changes: broadcast::Sender<Change>,
+}
+
+/// Starts the watcher and the cache of `K`, its task tracked in `tasks`.
+fn watch_kind<K: Cached, S: Store + Clone>(feed: &Feed<S>, tasks: &mut Tasks) -> Reader<K> {
+    let kind = K::KIND;
+    let decode: reflector::Decode<K> = Arc::new(|kv: &KeyValue| {
+        let object = objects::decode(kv).map_err(|e| e.to_string())?.object;
+        K::from_any(object).ok_or_else(|| format!("the stored object is not a {}", K::KIND))
+    });
+    let (reader, writer) = reflector::cache(decode);
+    let Feed {
+        store,
+        metrics,
+        shutdown,
+        changes,
+    } = feed;
+    let (store, metrics, mut shutdown, changes) = (
+        store.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+        changes.clone(),
+    );
+    let mut events = watcher::watcher(store.clone(), keys::kind_prefix(kind, None));
+    let cache = reader.clone();
+    tasks.spawn(format!("{kind} watcher"), async move {
+        loop {
+            let event = tokio::select! {
+                e = events.next() => match e { Some(e) => e, None => return },
+                _ = shutdown.wait_for(|v| *v) => return,
+            };
+            let touched: Vec<(String, Option<Entry<K>>)> = match &event {
+                Event::Restarted(items) => {
+                    let mut keys: Vec<String> = cache.keys();
+                    keys.extend(items.iter().map(|kv| kv.key.clone()));
+                    keys.sort();
+                    keys.dedup();
+                    keys.into_iter().map(|k| (k, None)).collect()
+                }
+                Event::Applied(kv) => vec![(kv.key.clone(), cache.entry(&kv.key))],
+                Event::Deleted { key, .. } => vec![(key.clone(), cache.entry(key))],
+                Event::Failed(failure) => {
+                    tracing::warn!(%kind, error = %failure, "the store watch failed");
+                    Vec::new()
+                }
+            };
+            writer.apply(&event);
+            for (key, before) in touched {
+                let now = cache.entry(&key);
+                report_undecodable(&store, kind, before.as_ref(), now.as_ref());
+                let before = match before {
+                    Some(Entry::Object(o)) => Some(o),
+                    _ => None,
+                };
+                let object = match now {
+                    Some(Entry::Object(o)) => Some(o),
+                    _ => None,
+                };
+                let status_only = match (&before, &object) {
+                    (Some(b), Some(a)) => without_status(&**b) == without_status(&**a),
+                    _ => false,
+                };
+                let _ = changes.send(Change {
+                    kind,
+                    key,
+                    exists: object.is_some(),
+                    cluster: object
+                        .as_deref()
+                        .and_then(Cached::cluster)
+                        .map(str::to_owned),
+                    status_only,
+                });
+            }
+            metrics.set_undecodable(kind, cache.undecodable().len());
+        }
+    });
+    reader
+}
+
+/// The keys of the objects of `reader` in cluster `cluster` of namespace `namespace`.
+pub fn in_cluster<K: Cached>(reader: &Reader<K>, namespace: &str, cluster: &str) -> Vec<String> {
+    reader
+        .list()
+        .iter()
+        .filter(|o| {
+            o.meta().namespace.as_deref() == Some(namespace) && o.cluster() == Some(cluster)
+        })
+        .map(|o| ObjectRef::of(&**o).store_key())
+        .collect()
 }
 
 impl Hub {
@@ -75,103 +228,58 @@ impl Hub {
         tasks: &mut Tasks,
     ) -> Hub {
         let (changes, _) = broadcast::channel(4096);
-        let mut readers = HashMap::new();
-        for kind in Kind::ALL {
-            let decode: reflector::Decode<AnyObject> = Arc::new(|kv: &KeyValue| {
-                objects::decode(kv)
-                    .map(|s| s.object)
-                    .map_err(|e| e.to_string())
-            });
-            let (reader, writer) = reflector::cache(decode);
-            readers.insert(kind, reader.clone());
-            let changes = changes.clone();
-            let mut shutdown = shutdown.clone();
-            let mut events = watcher::watcher(store.clone(), keys::kind_prefix(kind, None));
-            let store = store.clone();
-            let metrics = metrics.clone();
-            tasks.spawn(format!("{kind} watcher"), async move {
-                loop {
-                    let event = tokio::select! {
-                        e = events.next() => match e { Some(e) => e, None => return },
-                        _ = shutdown.wait_for(|v| *v) => return,
-                    };
-                    let touched: Vec<(String, Option<Entry<AnyObject>>)> = match &event {
-                        Event::Restarted(items) => {
-                            let mut keys: Vec<String> = reader.keys();
-                            keys.extend(items.iter().map(|kv| kv.key.clone()));
-                            keys.sort();
-                            keys.dedup();
-                            keys.into_iter().map(|k| (k, None)).collect()
-                        }
-                        Event::Applied(kv) => vec![(kv.key.clone(), reader.entry(&kv.key))],
-                        Event::Deleted { key, .. } => vec![(key.clone(), reader.entry(key))],
-                        Event::Failed(failure) => {
-                            tracing::warn!(%kind, error = %failure, "the store watch failed");
-                            Vec::new()
-                        }
-                    };
-                    writer.apply(&event);
-                    for (key, before) in touched {
-                        let now = reader.entry(&key);
-                        report_undecodable(&store, kind, before.as_ref(), now.as_ref());
-                        let before = match before {
-                            Some(Entry::Object(o)) => Some(o),
-                            _ => None,
-                        };
-                        let object = match now {
-                            Some(Entry::Object(o)) => Some(o),
-                            _ => None,
-                        };
-                        let status_only = match (&before, &object) {
-                            (Some(b), Some(a)) => without_status(b) == without_status(a),
-                            _ => false,
-                        };
-                        let _ = changes.send(Change {
-                            kind,
-                            key,
-                            object,
-                            status_only,
-                        });
-                    }
-                    metrics.set_undecodable(kind, reader.undecodable().len());
-                }
-            });
+        let feed = Feed {
+            store,
+            metrics,
+            shutdown,
+            changes: changes.clone(),
+        };
+        Hub {
+            namespaces: watch_kind(&feed, tasks),
+            clusters: watch_kind(&feed, tasks),
+            networks: watch_kind(&feed, tasks),
+            cargoes: watch_kind(&feed, tasks),
+            changes,
         }
-        Hub { readers, changes }
     }
 
-    /// Whether anything is stored at `key` of `kind`, decodable or not: what the garbage
-    /// collector asks before it removes what belongs to that key.
-    pub fn exists(&self, kind: Kind, key: &str) -> bool {
-        self.reader(kind).contains(key)
+    /// The typed cache of `K`.
+    pub fn cache<K: Cached>(&self) -> &Reader<K> {
+        K::cache(self)
     }
 
-    /// The cache of `kind`.
-    pub fn reader(&self, kind: Kind) -> Reader<AnyObject> {
-        self.readers.get(&kind).cloned().unwrap_or_else(|| {
-            // Every kind has a cache; an empty one is a safe answer for the impossible case.
-            let decode: reflector::Decode<AnyObject> =
-                Arc::new(|_: &KeyValue| Err("no cache".to_owned()));
-            reflector::cache(decode).0
-        })
+    /// The cached object at `at`, `None` when absent or undecodable (see `exists`).
+    pub fn get<K: Cached>(&self, at: &ObjectRef<K>) -> Option<Arc<K>> {
+        self.cache::<K>().get(&at.store_key())
+    }
+
+    /// The cached object at store key `key` of `K` (a key as the runner hands it).
+    pub fn get_key<K: Cached>(&self, key: &str) -> Option<Arc<K>> {
+        self.get(&ObjectRef::<K>::parse(key)?)
+    }
+
+    /// Whether anything is stored at `at`, decodable or not: what the garbage collector asks
+    /// before it removes what belongs to it.
+    pub fn exists<K: Cached>(&self, at: &ObjectRef<K>) -> bool {
+        self.cache::<K>().contains(&at.store_key())
+    }
+
+    /// Every cached key of `kind`, the undecodable ones included.
+    pub fn keys(&self, kind: Kind) -> Vec<String> {
+        match kind {
+            Kind::Namespace => self.namespaces.keys(),
+            Kind::Cluster => self.clusters.keys(),
+            Kind::Network => self.networks.keys(),
+            Kind::Cargo => self.cargoes.keys(),
+        }
     }
 
     /// Waits until every cache holds its first list.
     pub async fn wait_ready(&self) {
-        for reader in self.readers.values() {
-            let mut r = reader.clone();
-            r.wait_ready().await;
-        }
-    }
-
-    /// Keys of `kind` whose object satisfies `pick`.
-    fn keys_where(&self, kind: Kind, pick: impl Fn(&AnyObject) -> bool) -> Vec<String> {
-        let reader = self.reader(kind);
-        reader
-            .keys()
-            .into_iter()
-            .filter(|k| reader.get(k).is_some_and(|o| pick(&o)))
-            .collect()
+        self.namespaces.clone().wait_ready().await;
+        self.clusters.clone().wait_ready().await;
+        self.networks.clone().wait_ready().await;
+        self.cargoes.clone().wait_ready().await;
     }
 
     /// The keys `kind`'s controller should reconcile, as changes happen.
@@ -186,7 +294,7 @@ impl Hub {
         // Everything that exists now, first: a controller that starts after its objects (a
         // restarted nanocld) must not wait for a change or the periodic resync. Subscribed
         // above, so nothing falls between.
-        for key in self.reader(kind).keys() {
+        for key in self.keys(kind) {
             let _ = tx.send(key);
         }
         let hub = self.clone();
@@ -196,7 +304,7 @@ impl Hub {
                 let change = match feed.recv().await {
                     Ok(c) => c,
                     Err(broadcast::error::RecvError::Lagged(_)) => {
-                        for key in hub.reader(kind).keys() {
+                        for key in hub.keys(kind) {
                             let _ = sender.send(key);
                         }
                         continue;
@@ -226,29 +334,29 @@ impl Hub {
                 vec![change.key.clone()]
             };
         }
-        let Some(object) = change.object.as_ref() else {
+        let (namespace, _) = keys::split_object_key(change.kind, &change.key);
+        let Some(namespace) = namespace else {
+            return Vec::new();
+        };
+        if !change.exists {
             // Deletions of other kinds matter to parents waiting for their children.
-            return match (kind, change.key.split('/').collect::<Vec<_>>().as_slice()) {
-                (Kind::Namespace, [_, ns, _]) => vec![format!("namespaces/{ns}")],
+            return match kind {
+                Kind::Namespace => {
+                    vec![ObjectRef::<NamespaceObject>::new(None, &namespace).store_key()]
+                }
                 _ => Vec::new(),
             };
-        };
+        }
         // Across kinds a status change matters: a cluster whose network became ready is what
         // its cargoes were waiting for.
-        let ns = object.metadata().namespace.clone().unwrap_or_default();
-        match (kind, &**object) {
-            (Kind::Cargo, AnyObject::Cluster(cl)) => {
-                let name = cl.metadata.name.clone();
-                self.keys_where(Kind::Cargo, |o| matches!(o, AnyObject::Cargo(c) if c.spec.cluster == name && c.metadata.namespace.as_deref() == Some(&ns)))
+        let Some(cluster) = change.cluster.as_deref() else {
+            return Vec::new();
+        };
+        match (kind, change.kind) {
+            (Kind::Cargo, Kind::Cluster | Kind::Network) => {
+                in_cluster(&self.cargoes, &namespace, cluster)
             }
-            (Kind::Cargo, AnyObject::Network(n)) => {
-                let cluster = n.spec.cluster.clone();
-                self.keys_where(Kind::Cargo, |o| matches!(o, AnyObject::Cargo(c) if c.spec.cluster == cluster && c.metadata.namespace.as_deref() == Some(&ns)))
-            }
-            (Kind::Network, AnyObject::Cluster(cl)) => {
-                let name = cl.metadata.name.clone();
-                self.keys_where(Kind::Network, |o| matches!(o, AnyObject::Network(n) if n.spec.cluster == name && n.metadata.namespace.as_deref() == Some(&ns)))
-            }
+            (Kind::Network, Kind::Cluster) => in_cluster(&self.networks, &namespace, cluster),
             _ => Vec::new(),
         }
     }
@@ -256,11 +364,11 @@ impl Hub {
 
 /// Logs, records as an Event and so reports a key that became undecodable (or a new
 /// undecodable revision of it); says so once when it can be read again.
-fn report_undecodable<S: Store + Clone>(
+fn report_undecodable<S: Store + Clone, K>(
     store: &S,
     kind: Kind,
-    before: Option<&Entry<AnyObject>>,
-    now: Option<&Entry<AnyObject>>,
+    before: Option<&Entry<K>>,
+    now: Option<&Entry<K>>,
 ) {
     match (before, now) {
         (Some(Entry::Undecodable(old)), Some(Entry::Undecodable(new)))
@@ -299,7 +407,7 @@ async fn forward_docker_events<D: Docker>(
     let filters = OwnerFilter::instance(&instance).labels();
     loop {
         let mut events = docker.events(&filters);
-        for key in hub.reader(Kind::Cargo).keys() {
+        for key in hub.keys(Kind::Cargo) {
             if tx.send(key).is_err() {
                 return;
             }
@@ -312,7 +420,7 @@ async fn forward_docker_events<D: Docker>(
                 event.labels.get(labels::NAMESPACE),
                 event.labels.get(labels::CARGO),
             ) {
-                let key = format!("cargoes/{ns}/{cargo}");
+                let key = ObjectRef::<CargoObject>::new(Some(ns), cargo).store_key();
                 if tx.send(key.clone()).is_err() {
                     return;
                 }

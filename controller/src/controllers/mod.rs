@@ -18,7 +18,7 @@ pub mod write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use nanocl_api_types::{AnyObject, Kind};
+use nanocl_api_types::Kind;
 use tokio::sync::watch;
 
 pub use self::owner::OwnerFilter;
@@ -205,7 +205,7 @@ pub async fn run<S: Store + Clone, D: Docker>(
                     .triggers(kind, shared.docker.clone(), shared.instance.clone());
             let keys = {
                 let shared = shared.clone();
-                move || shared.hub.reader(kind).keys()
+                move || shared.hub.keys(kind)
             };
             let reconcile = move |key: String| {
                 let shared = shared.clone();
@@ -247,17 +247,6 @@ pub async fn run<S: Store + Clone, D: Docker>(
 /// Resolves once `shutdown` is true (without holding its lock across an await).
 async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|v| *v).await;
-}
-
-/// The typed object of `key` in its cache, if any (a clone: the cache keeps its own).
-pub fn cached_as<K: nanocl_api_types::Resource>(hub: &Hub, key: &str) -> Option<K> {
-    let object = hub.reader(K::KIND).get(key)?;
-    K::from_any_ref(&object).cloned()
-}
-
-/// The object of `key` in its cache, if any.
-pub fn cached(hub: &Hub, kind: Kind, key: &str) -> Option<Arc<AnyObject>> {
-    hub.reader(kind).get(key)
 }
 
 /// Docker's "network has active endpoints": the network is still in use.

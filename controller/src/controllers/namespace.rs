@@ -4,17 +4,21 @@
 use std::time::Duration;
 
 use nanocl_api_types::namespace::v1::{NamespacePhase, NamespaceStatus};
-use nanocl_api_types::Kind;
 
+use super::hub::Cached;
 use super::write;
-use super::{cached_as, ReconcileError, Shared, FINALIZER};
+use super::{ReconcileError, Shared, FINALIZER};
 use crate::docker::Docker;
 use crate::objects::api::{delete_any, Api};
 use crate::objects::ObjectError;
 use crate::runtime::finalizer::{finalizer, Event};
+use crate::runtime::reflector::Reader;
 use crate::runtime::runner::Action;
 use crate::store::{keys, Store, StoreError};
+use nanocl_api_types::cargo::v1::Cargo as CargoObject;
+use nanocl_api_types::cluster::v1::Cluster as ClusterObject;
 use nanocl_api_types::namespace::v1::Namespace as NamespaceObject;
+use nanocl_api_types::network::v1::Network as NetworkObject;
 use nanocl_api_types::Resource as _;
 
 /// Reconciles one Namespace (`namespaces/{name}`).
@@ -22,7 +26,7 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
     shared: &Shared<S, D>,
     key: &str,
 ) -> Result<Action, ReconcileError> {
-    let Some(ns) = cached_as::<NamespaceObject>(&shared.hub, key) else {
+    let Some(ns) = shared.hub.get_key::<NamespaceObject>(key) else {
         return Ok(Action::AwaitChange);
     };
     let api = Api::new(shared.store.clone());
@@ -39,7 +43,7 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
         Event::Apply(o) => (o, false),
         Event::Cleanup(o) => (o, true),
     };
-    let ns = &ns;
+    let ns: &NamespaceObject = &ns;
     let object = ns.clone().into_any();
     let name = ns.metadata.name.clone();
     if deleting {
@@ -53,44 +57,11 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
             serde_json::to_value(&phase).unwrap_or_default(),
         )
         .await?;
-        let mut remaining = 0;
         // Cargoes first, then networks, then clusters: each kind's controller cleans up
         // its Docker objects behind its finalizer.
-        for kind in [Kind::Cargo, Kind::Network, Kind::Cluster] {
-            let reader = shared.hub.reader(kind);
-            for child in reader.list() {
-                if child.metadata().namespace.as_deref() != Some(&name) {
-                    continue;
-                }
-                remaining += 1;
-                // The API's own delete: marked for its controller, or removed.
-                match delete_any(&shared.store, &child).await {
-                    Ok(())
-                    | Err(ObjectError::Store(
-                        StoreError::Conflict { .. } | StoreError::NotFound { .. },
-                    )) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            // What no controller can read is removed as the API removes it (its Docker
-            // objects then go with the garbage collector): the namespace must empty.
-            for unreadable in reader.undecodable() {
-                let in_namespace = keys::parse_object_key(kind, &unreadable.key)
-                    .is_some_and(|k| k.namespace.as_deref() == Some(&name));
-                if !in_namespace {
-                    continue;
-                }
-                remaining += 1;
-                match shared
-                    .store
-                    .delete(&unreadable.key, Some(unreadable.revision))
-                    .await
-                {
-                    Ok(_) | Err(StoreError::Conflict { .. } | StoreError::NotFound { .. }) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        }
+        let remaining = cascade(shared, shared.hub.cache::<CargoObject>(), &name).await?
+            + cascade(shared, shared.hub.cache::<NetworkObject>(), &name).await?
+            + cascade(shared, shared.hub.cache::<ClusterObject>(), &name).await?;
         if remaining > 0 {
             return Ok(Action::Requeue(Duration::from_millis(500)));
         }
@@ -107,4 +78,45 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
     )
     .await?;
     Ok(Action::AwaitChange)
+}
+
+/// Deletes every object of `cache` in namespace `namespace` as the API would (marked for its
+/// controller, or removed), and what no controller can read as the API removes it (its
+/// Docker objects then go with the garbage collector): the namespace must empty. Answers how
+/// many were still there.
+async fn cascade<S: Store + Clone, D: Docker, K: Cached>(
+    shared: &Shared<S, D>,
+    cache: &Reader<K>,
+    namespace: &str,
+) -> Result<usize, ReconcileError> {
+    let mut remaining = 0;
+    for child in cache.list() {
+        if child.meta().namespace.as_deref() != Some(namespace) {
+            continue;
+        }
+        remaining += 1;
+        match delete_any(&shared.store, &K::clone(&child).into_any(), false).await {
+            Ok(_)
+            | Err(ObjectError::Store(StoreError::Conflict { .. } | StoreError::NotFound { .. })) => {
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    for unreadable in cache.undecodable() {
+        let in_namespace = keys::parse_object_key(K::KIND, &unreadable.key)
+            .is_some_and(|k| k.namespace.as_deref() == Some(namespace));
+        if !in_namespace {
+            continue;
+        }
+        remaining += 1;
+        match shared
+            .store
+            .delete(&unreadable.key, Some(unreadable.revision))
+            .await
+        {
+            Ok(_) | Err(StoreError::Conflict { .. } | StoreError::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(remaining)
 }

@@ -5,16 +5,17 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use nanocl_api_types::network::v1::NetworkStatus;
-use nanocl_api_types::Kind;
 
 use super::plan::{labels, network_name};
 use super::write::{self, condition};
-use super::{cached, cached_as, in_use, OwnerFilter, ReconcileError, Shared, FINALIZER};
+use super::{in_use, OwnerFilter, ReconcileError, Shared, FINALIZER};
 use crate::docker::{Docker, DockerError, NetworkSpec};
 use crate::objects::api::Api;
+use crate::objects::api::ObjectRef;
 use crate::runtime::finalizer::{finalizer, Event};
 use crate::runtime::runner::Action;
 use crate::store::Store;
+use nanocl_api_types::cluster::v1::Cluster as ClusterObject;
 use nanocl_api_types::network::v1::Network as NetworkObject;
 use nanocl_api_types::Resource as _;
 
@@ -23,7 +24,7 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
     shared: &Shared<S, D>,
     key: &str,
 ) -> Result<Action, ReconcileError> {
-    let Some(network) = cached_as::<NetworkObject>(&shared.hub, key) else {
+    let Some(network) = shared.hub.get_key::<NetworkObject>(key) else {
         return Ok(Action::AwaitChange);
     };
     let api = Api::new(shared.store.clone());
@@ -43,7 +44,7 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
         Event::Apply(o) => (o, false),
         Event::Cleanup(o) => (o, true),
     };
-    let network = &network;
+    let network: &NetworkObject = &network;
     let object = network.clone().into_any();
     let namespace = network.metadata.namespace.clone().unwrap_or_default();
     let name = network.metadata.name.clone();
@@ -102,12 +103,10 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
         }
         return Ok(Action::AwaitChange);
     }
-    if cached(
-        &shared.hub,
-        Kind::Cluster,
-        &format!("clusters/{namespace}/{cluster}"),
-    )
-    .is_none()
+    if shared
+        .hub
+        .get(&ObjectRef::<ClusterObject>::new(Some(&namespace), &cluster))
+        .is_none()
     {
         let status = status_of(
             false,

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::lifecycle::{self, Deletion, Replacement};
 use super::status::{merge_status, StatusOwner};
+use super::{admission, Unreadable};
 use super::{decode, encode, ObjectError};
 use crate::store::{keys, Revision, Store, StoreError};
 
@@ -92,6 +93,17 @@ impl<K: Resource> ObjectRef<K> {
     }
 }
 
+/// A list of one kind, as `Api::list` reads it.
+#[derive(Debug)]
+pub struct Listed<K> {
+    /// The objects that decode.
+    pub items: Vec<K>,
+    /// The stored values that do not, named and with why.
+    pub undecodable: Vec<Unreadable>,
+    /// The store's revision the list was read at.
+    pub revision: Revision,
+}
+
 /// Typed access to the objects of kind `K`.
 pub struct Api<K, S> {
     store: S,
@@ -146,19 +158,55 @@ pub async fn replace_any<S: Store>(
     }
 }
 
-/// Deletes `current` as the API does: marked when it has finalizers, removed otherwise.
-pub async fn delete_any<S: Store>(store: &S, current: &AnyObject) -> Result<(), ObjectError> {
+/// Creates `object` by the lifecycle's rules (its namespace must exist and not be
+/// terminating; uid, timestamps and generation are set here), and returns what was stored.
+/// With `dry_run`, everything is checked and nothing written.
+pub async fn create_any<S: Store>(
+    store: &S,
+    object: &AnyObject,
+    dry_run: bool,
+) -> Result<AnyObject, ObjectError> {
+    admission::check_create(store, object).await?;
+    let object = lifecycle::created(object)?;
+    let key = keys::object_key(&object.key());
+    if dry_run {
+        if let Some(current) = store.get(&key).await? {
+            return Err(StoreError::AlreadyExists {
+                key,
+                current: Box::new(current),
+            }
+            .into());
+        }
+        return Ok(object);
+    }
+    let kv = store.create(&key, encode(&object)?).await?;
+    Ok(decode(&kv)?.object)
+}
+
+/// Deletes `current` as the API does, if the lifecycle's rules allow it (see
+/// `admission::check_delete`): marked when it has finalizers, removed otherwise. Answers the
+/// object as it is now (marked), or as it was last (removed). With `dry_run`, nothing is
+/// written.
+pub async fn delete_any<S: Store>(
+    store: &S,
+    current: &AnyObject,
+    dry_run: bool,
+) -> Result<AnyObject, ObjectError> {
+    admission::check_delete(store, &current.key(), Some(current)).await?;
     let key = keys::object_key(&current.key());
     let expected = revision_of(current);
     match lifecycle::deleted(current) {
-        Deletion::AlreadyMarked => Ok(()),
+        Deletion::AlreadyMarked => Ok(current.clone()),
+        Deletion::Mark(marked) if dry_run => Ok(marked),
         Deletion::Mark(marked) => {
-            store.update(&key, encode(&marked)?, expected).await?;
-            Ok(())
+            let kv = store.update(&key, encode(&marked)?, expected).await?;
+            Ok(decode(&kv)?.object)
         }
         Deletion::Remove => {
-            store.delete(&key, Some(expected)).await?;
-            Ok(())
+            if !dry_run {
+                store.delete(&key, Some(expected)).await?;
+            }
+            Ok(current.clone())
         }
     }
 }
@@ -242,9 +290,47 @@ impl<K: Resource, S: Store> Api<K, S> {
         .await
     }
 
+    /// Every object of `K` (in `namespace`, when given), and what could not be decoded,
+    /// named: an unreadable object is reported, never silently left out.
+    pub async fn list(&self, namespace: Option<&str>) -> Result<Listed<K>, ObjectError> {
+        let listed = self
+            .store
+            .list(&keys::kind_prefix(K::KIND, namespace))
+            .await?;
+        let mut out = Listed {
+            items: Vec::with_capacity(listed.items.len()),
+            undecodable: Vec::new(),
+            revision: listed.revision,
+        };
+        for kv in &listed.items {
+            match decode(kv).map(|s| K::from_any(s.object)) {
+                Ok(Some(object)) => out.items.push(object),
+                Ok(None) => {
+                    out.undecodable
+                        .push(Unreadable::of(K::KIND, kv, format!("not a {}", K::KIND)))
+                }
+                Err(ObjectError::Undecodable { message, .. }) => {
+                    out.undecodable.push(Unreadable::of(K::KIND, kv, message))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Creates `object` (see `create_any`) and returns what was stored.
+    pub async fn create(&self, object: &K) -> Result<K, ObjectError> {
+        let stored = create_any(&self.store, &object.clone().into_any(), false).await?;
+        K::from_any(stored).ok_or_else(|| ObjectError::EncodeFailed {
+            key: ObjectRef::of(object).store_key(),
+            message: format!("the stored object is not a {}", K::KIND),
+        })
+    }
+
     /// Deletes `current` (see `delete_any`).
     pub async fn delete(&self, current: &K) -> Result<(), ObjectError> {
-        delete_any(&self.store, &current.clone().into_any()).await
+        delete_any(&self.store, &current.clone().into_any(), false).await?;
+        Ok(())
     }
 
     /// Adds finalizer `name`; `true` if it was missing (and is now written).
@@ -276,5 +362,89 @@ impl<K: Resource, S: Store> Api<K, S> {
         patch: &Value,
     ) -> Result<(), ObjectError> {
         patch_status_any(&self.store, &object.clone().into_any(), owner, patch).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::objects::admission::Refusal;
+    use crate::store::{EmbeddedOptions, EmbeddedStore};
+    use nanocl_api_types::cargo::v1::Cargo;
+    use nanocl_api_types::manifest::{decode_str, DecodeOptions};
+    use nanocl_api_types::namespace::v1::Namespace;
+
+    fn decoded<K: Resource>(yaml: &str) -> K {
+        let decoded = decode_str("t.yaml", yaml, &DecodeOptions::default());
+        assert!(decoded.errors.is_empty(), "{:?}", decoded.errors);
+        K::from_any(decoded.manifests[0].object.clone()).expect("the kind asked for")
+    }
+
+    fn cargo(name: &str) -> Cargo {
+        decoded(&format!(
+            "apiVersion: nanocl.io/v1\nkind: Cargo\nmetadata: {{name: {name}, namespace: prod}}\nspec:\n  cluster: dev\n  container: {{image: busybox:stable}}\n"
+        ))
+    }
+
+    #[tokio::test]
+    async fn create_and_list_should_follow_the_lifecycle_and_name_what_does_not_decode() {
+        let store = EmbeddedStore::in_memory(EmbeddedOptions::default()).expect("store");
+        let cargoes: Api<Cargo, _> = Api::new(store.clone());
+        let namespaces: Api<Namespace, _> = Api::new(store.clone());
+        match cargoes.create(&cargo("web")).await {
+            Err(ObjectError::Refused(Refusal::NamespaceMissing { namespace })) => {
+                assert_eq!(namespace, "prod")
+            }
+            other => panic!("a cargo needs its namespace first, got {other:?}"),
+        }
+        namespaces
+            .create(&decoded(
+                "apiVersion: nanocl.io/v1\nkind: Namespace\nmetadata: {name: prod}\n",
+            ))
+            .await
+            .expect("namespace");
+        let web = cargoes.create(&cargo("web")).await.expect("cargo");
+        assert_eq!(web.metadata.generation, Some(1));
+        assert!(web.metadata.uid.is_some() && web.metadata.resource_version.is_some());
+        assert!(matches!(
+            cargoes.create(&cargo("web")).await,
+            Err(ObjectError::Store(StoreError::AlreadyExists { .. }))
+        ));
+        // A value this version cannot decode (a field from a newer writer) is listed by name.
+        store
+            .create(
+                "cargoes/prod/newer",
+                br#"{"apiVersion":"nanocl.io/v1","kind":"Cargo","metadata":{"name":"newer"},"spec":{"cluster":"dev","container":{"image":"x"},"fromTheFuture":1}}"#.to_vec(),
+            )
+            .await
+            .expect("raw");
+        let listed = cargoes.list(Some("prod")).await.expect("list");
+        assert_eq!(
+            listed
+                .items
+                .iter()
+                .map(|c| c.metadata.name.as_str())
+                .collect::<Vec<_>>(),
+            vec!["web"]
+        );
+        assert_eq!(listed.undecodable.len(), 1);
+        assert_eq!(listed.undecodable[0].name, "newer");
+        assert!(
+            listed.undecodable[0].error.contains("fromTheFuture"),
+            "{}",
+            listed.undecodable[0].error
+        );
+        // And the namespace, holding both, is not deleted out from under them.
+        let prod = namespaces
+            .get(&ObjectRef::new(None, "prod"))
+            .await
+            .expect("get")
+            .expect("present");
+        match namespaces.delete(&prod).await {
+            Err(ObjectError::Refused(Refusal::NamespaceNotEmpty { held, .. })) => {
+                assert_eq!(held, vec!["2 cargoes"])
+            }
+            other => panic!("refused, got {other:?}"),
+        }
     }
 }

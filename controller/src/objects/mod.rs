@@ -6,6 +6,7 @@
 //! "absent": callers that would act on absence (the garbage collector, a cascade) must
 //! tell the two apart.
 
+pub mod admission;
 pub mod api;
 pub mod lifecycle;
 pub mod status;
@@ -45,6 +46,9 @@ pub enum ObjectError {
         /// Why.
         message: String,
     },
+    /// A lifecycle rule refused the write (see `admission`).
+    #[error(transparent)]
+    Refused(#[from] admission::Refusal),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -9,6 +9,7 @@
 //! - otherwise: `Apply`.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use nanocl_api_types::Resource;
 
@@ -21,16 +22,16 @@ use crate::store::Store;
 #[derive(Debug)]
 pub enum Event<K> {
     /// Converge toward the object.
-    Apply(K),
+    Apply(Arc<K>),
     /// The object is being deleted: remove what it owns.
-    Cleanup(K),
+    Cleanup(Arc<K>),
 }
 
 /// Runs `reconcile` for `object` under finalizer `name`.
 pub async fn finalizer<K, S, F, Fut, E>(
     api: &Api<K, S>,
     name: &str,
-    object: K,
+    object: Arc<K>,
     reconcile: F,
 ) -> Result<Action, E>
 where
@@ -93,7 +94,7 @@ mod tests {
         seen: &Arc<Mutex<Vec<String>>>,
     ) -> Action {
         let seen = seen.clone();
-        finalizer(api, NAME, object, |event| async move {
+        finalizer(api, NAME, Arc::new(object), |event| async move {
             seen.lock().unwrap().push(match event {
                 Event::Apply(_) => "apply".to_owned(),
                 Event::Cleanup(_) => "cleanup".to_owned(),
