@@ -348,3 +348,69 @@ async fn an_undecodable_cargo_should_keep_its_containers_be_reported_listed_and_
     let _ = stop.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(10), run).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scale_down_should_record_one_event_for_all_it_removed() {
+    let store = EmbeddedStore::in_memory(EmbeddedOptions::default()).expect("store");
+    let docker = FakeDocker::with_images(&[IMAGE]);
+    put(
+        &store,
+        "apiVersion: nanocl.io/v1\nkind: Cluster\nmetadata: {name: dev}\n",
+    )
+    .await;
+    put(&store, &cargo(12, IMAGE)).await;
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let run = tokio::spawn(controllers::run(
+        store.clone(),
+        docker.clone(),
+        Default::default(),
+        Default::default(),
+        shutdown,
+    ));
+    eventually("12 replicas", || async {
+        running(&docker).await.len() == 12
+    })
+    .await;
+    put(&store, &cargo(2, IMAGE)).await;
+    eventually("2 replicas", || async {
+        docker
+            .list_containers(&["io.nanocl.cargo=web".to_owned()])
+            .await
+            .expect("list")
+            .len()
+            == 2
+    })
+    .await;
+    let kept = running(&docker).await;
+    assert!(
+        kept.iter()
+            .all(|n| n.starts_with("web-0-") || n.starts_with("web-1-")),
+        "the lowest slots stay: {kept:?}"
+    );
+    let removal = || async {
+        store
+            .list("events/global/")
+            .await
+            .expect("events")
+            .items
+            .iter()
+            .filter_map(|kv| serde_json::from_slice::<serde_json::Value>(&kv.value).ok())
+            .find(|e| e["reason"] == "ReplicasRemoved")
+    };
+    eventually("the removal's event", || async {
+        removal().await.is_some()
+    })
+    .await;
+    let removed = removal().await.expect("found");
+    assert_eq!(
+        removed["count"], 1,
+        "one event for the whole scale-down: {removed}"
+    );
+    let message = removed["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("removed 10 containers: web-11-") && message.ends_with(" and 7 more"),
+        "{message}"
+    );
+    let _ = stop.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(10), run).await;
+}

@@ -162,11 +162,79 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
 async fn cleanup<S: Store + Clone, D: Docker>(
     ctx: &Ctx<'_, S, D>,
 ) -> Result<Action, ReconcileError> {
-    for c in ctx.shared.docker.list_containers(&ctx.filter).await? {
-        ctx.shared.docker.remove_container(&c.id).await?;
-    }
+    let observed = ctx.shared.docker.list_containers(&ctx.filter).await?;
+    let ids: Vec<&str> = observed.iter().map(|c| c.id.as_str()).collect();
+    remove_replicas(ctx, &observed, &ids).await?;
     ctx.shared.restarts.forget(ctx.key);
     Ok(Action::AwaitChange)
+}
+
+/// Removes the containers `ids` side by side (in the same window as creation), and records
+/// one Event for all of them.
+async fn remove_replicas<S: Store + Clone, D: Docker>(
+    ctx: &Ctx<'_, S, D>,
+    observed: &[Container],
+    ids: &[&str],
+) -> Result<(), ReconcileError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let calls: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let (docker, id) = (ctx.shared.docker.clone(), (*id).to_owned());
+            async move { docker.remove_container(&id).await }
+        })
+        .collect();
+    // In order (`buffered`), so each result lines up with its id.
+    let results: Vec<Result<(), DockerError>> = futures::stream::iter(calls)
+        .buffered(DOCKER_WINDOW)
+        .collect()
+        .await;
+    let removed = results.iter().filter(|r| r.is_ok()).count();
+    if removed > 0 {
+        let names: Vec<&str> = ids
+            .iter()
+            .zip(&results)
+            .filter(|(_, r)| r.is_ok())
+            .map(|(id, _)| {
+                observed
+                    .iter()
+                    .find(|c| c.id == *id)
+                    .map_or(*id, |c| c.name.as_str())
+            })
+            .collect();
+        events::record(
+            &ctx.shared.store,
+            &ctx.object,
+            false,
+            "ReplicasRemoved",
+            removed_message(&names),
+        )
+        .await;
+    }
+    // The first failure is the reconcile's error (retried with backoff); the rest were
+    // removed.
+    results.into_iter().collect::<Result<Vec<()>, _>>()?;
+    Ok(())
+}
+
+/// `removed container a`, `removed 3 containers: a, b, c`, `removed 40 containers: a, b, c
+/// and 37 more`.
+fn removed_message(names: &[&str]) -> String {
+    const SHOWN: usize = 3;
+    match names {
+        [one] => format!("removed container {one}"),
+        _ if names.len() <= SHOWN => {
+            format!("removed {} containers: {}", names.len(), names.join(", "))
+        }
+        _ => format!(
+            "removed {} containers: {} and {} more",
+            names.len(),
+            names[..SHOWN].join(", "),
+            names.len() - SHOWN
+        ),
+    }
 }
 
 /// Renders the desired container and checks what it needs: its cluster and variables, its
@@ -243,33 +311,39 @@ async fn execute<S: Store + Clone, D: Docker>(
     ops: &[Op],
 ) -> Result<Applied, ReconcileError> {
     let mut applied = Applied::default();
-    let mut creating: Vec<u32> = Vec::new();
-    for (i, op) in ops.iter().enumerate() {
-        match op {
-            Op::Create { slot } => {
-                creating.push(*slot);
-                if !matches!(ops.get(i + 1), Some(Op::Create { .. })) {
-                    let slots = std::mem::take(&mut creating);
-                    applied
-                        .problems
-                        .extend(create_replicas(ctx, desired, &slots).await?);
-                }
-            }
-            Op::Start { id, slot } => restart_replica(ctx, id, *slot, &mut applied).await?,
-            Op::Remove { id } => {
-                ctx.shared.docker.remove_container(id).await?;
-                let name = observed
+    // Runs of the same operation go to Docker side by side (in a bounded window); the order
+    // between runs is kept (an outdated replica with a fixed host port goes before its
+    // successor is created).
+    let mut i = 0;
+    while i < ops.len() {
+        match &ops[i] {
+            Op::Create { .. } => {
+                let slots: Vec<u32> = ops[i..]
                     .iter()
-                    .find(|c| &c.id == id)
-                    .map_or(id.as_str(), |c| c.name.as_str());
-                events::record(
-                    &ctx.shared.store,
-                    &ctx.object,
-                    false,
-                    "ReplicaRemoved",
-                    format!("removed container {name}"),
-                )
-                .await;
+                    .map_while(|op| match op {
+                        Op::Create { slot } => Some(*slot),
+                        _ => None,
+                    })
+                    .collect();
+                i += slots.len();
+                applied
+                    .problems
+                    .extend(create_replicas(ctx, desired, &slots).await?);
+            }
+            Op::Remove { .. } => {
+                let ids: Vec<&str> = ops[i..]
+                    .iter()
+                    .map_while(|op| match op {
+                        Op::Remove { id } => Some(id.as_str()),
+                        _ => None,
+                    })
+                    .collect();
+                i += ids.len();
+                remove_replicas(ctx, observed, &ids).await?;
+            }
+            Op::Start { id, slot } => {
+                i += 1;
+                restart_replica(ctx, id, *slot, &mut applied).await?;
             }
         }
     }
@@ -295,7 +369,7 @@ async fn create_replicas<S: Store + Clone, D: Docker>(
     let results: Vec<Result<Option<Problem>, ReconcileError>> =
         futures::stream::iter(slots.to_vec())
             .map(|slot| create_and_start(ctx.shared, ctx.cargo, desired, slot))
-            .buffer_unordered(CREATE_CONCURRENCY)
+            .buffer_unordered(DOCKER_WINDOW)
             .collect()
             .await;
     let mut problems = Vec::new();
@@ -418,8 +492,10 @@ fn start_problem(e: DockerError) -> Result<Problem, ReconcileError> {
     }
 }
 
-/// Replicas created at once by one reconcile.
-const CREATE_CONCURRENCY: usize = 8;
+/// Docker calls (create+start, remove) one reconcile makes side by side. dockerd is CPU-bound
+/// on a small host: a wider window did not make raw Docker faster either (see
+/// docs/performance.md).
+const DOCKER_WINDOW: usize = 8;
 
 async fn create_and_start<S: Store + Clone, D: Docker>(
     shared: &Shared<S, D>,
