@@ -105,6 +105,24 @@ async fn the_controllers_should_converge_heal_and_scale_on_the_fake() {
     })
     .await;
 
+    // Killed again, and Docker's listing still says "running" (as dockerd's does for a
+    // moment after `die`): the event alone heals it.
+    let before = running(&docker).await;
+    let restarts = |calls: Vec<String>| {
+        calls
+            .iter()
+            .filter(|c| c.starts_with("start_container"))
+            .count()
+    };
+    let started = restarts(docker.calls());
+    docker.kill_ahead_of_the_listing(&before[1], 137);
+    eventually(
+        "the replica killed behind the listing started again",
+        || async { restarts(docker.calls()) > started },
+    )
+    .await;
+    assert_eq!(running(&docker).await, before);
+
     // Scaling and a spec change.
     put(&store, &cargo(3, IMAGE)).await;
     eventually("3 replicas", || async { running(&docker).await.len() == 3 }).await;

@@ -139,14 +139,14 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
         Ok(desired) => desired,
         Err(action) => return Ok(action),
     };
-    let observed = shared.docker.list_containers(&ctx.filter).await?;
+    let observed = observe(&ctx).await?;
     let ops = plan::plan(&desired, &observed);
     tracing::debug!(?ops, observed = ?observed.iter().map(|c| (c.name.as_str(), c.state)).collect::<Vec<_>>(), "planned");
     let applied = execute(&ctx, &desired, &observed, &ops).await?;
     let observed = if ops.is_empty() {
         observed
     } else {
-        shared.docker.list_containers(&ctx.filter).await?
+        observe(&ctx).await?
     };
     report(&ctx, &desired, observed, &applied).await?;
     Ok(match applied.wait {
@@ -156,6 +156,15 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
         None if desired.template.healthcheck.is_some() => Action::Requeue(Duration::from_secs(5)),
         None => Action::AwaitChange,
     })
+}
+
+/// The cargo's containers as Docker lists them, with what its events said since (a replica
+/// that died shows exited before the listing says so).
+async fn observe<S: Store + Clone, D: Docker>(
+    ctx: &Ctx<'_, S, D>,
+) -> Result<Vec<Container>, ReconcileError> {
+    let listed = ctx.shared.docker.list_containers(&ctx.filter).await?;
+    Ok(ctx.shared.hub.deaths().overlay(listed))
 }
 
 /// Removes every replica; done (`AwaitChange`) when none is left.
@@ -401,6 +410,13 @@ async fn restart_replica<S: Store + Clone, D: Docker>(
 ) -> Result<(), ReconcileError> {
     let shared = ctx.shared;
     let last = shared.docker.inspect_container(id).await?;
+    match last.as_ref().map(|c| c.state) {
+        // Removed meanwhile: its `destroy` event brings the next reconcile, which replaces it.
+        None | Some(State::Removing) => return Ok(()),
+        // Started again meanwhile (a listing or event behind the container itself).
+        Some(State::Running) => return Ok(()),
+        Some(_) => {}
+    }
     // Killed or stopped from outside (SIGKILL without OOM, SIGTERM): not a crash; back at
     // once. Anything else counts toward a crash loop.
     let external = last

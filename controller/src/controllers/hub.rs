@@ -13,6 +13,7 @@ use nanocl_api_types::network::v1::Network as NetworkObject;
 use nanocl_api_types::{Kind, Resource};
 use tokio::sync::{broadcast, mpsc, watch};
 
+use super::deaths::Deaths;
 use super::plan::labels;
 use super::tasks::Tasks;
 use super::{events, OwnerFilter};
@@ -97,6 +98,7 @@ pub struct Hub {
     networks: Reader<NetworkObject>,
     cargoes: Reader<CargoObject>,
     changes: broadcast::Sender<Change>,
+    deaths: Deaths,
 }
 
 impl std::fmt::Debug for Hub {
@@ -240,7 +242,13 @@ impl Hub {
             networks: watch_kind(&feed, tasks),
             cargoes: watch_kind(&feed, tasks),
             changes,
+            deaths: Deaths::default(),
         }
+    }
+
+    /// What Docker's events said of containers ahead of its listings.
+    pub fn deaths(&self) -> &Deaths {
+        &self.deaths
     }
 
     /// The typed cache of `K`.
@@ -416,6 +424,7 @@ async fn forward_docker_events<D: Docker>(
             let Ok(event) = event else { break };
             tracing::debug!(action = %event.action, id = %event.id, "docker event");
             backoff.reset();
+            hub.deaths.record(&event);
             if let (Some(ns), Some(cargo)) = (
                 event.labels.get(labels::NAMESPACE),
                 event.labels.get(labels::CARGO),
@@ -424,12 +433,12 @@ async fn forward_docker_events<D: Docker>(
                 if tx.send(key.clone()).is_err() {
                     return;
                 }
-                // Docker announces `die` a moment before its container list says "exited":
-                // look again shortly after, so a dead replica is not taken for a live one.
+                // The event itself is what heals (the cargo controller reads listings
+                // through `Deaths`); a look shortly after is only a safety net.
                 if matches!(event.action.as_str(), "die" | "kill" | "stop" | "oom") {
                     let tx = tx.clone();
                     tokio::spawn(async move {
-                        for delay in [20, 100, 500, 2000] {
+                        for delay in [500, 2000] {
                             tokio::time::sleep(Duration::from_millis(delay)).await;
                             if tx.send(key.clone()).is_err() {
                                 return;

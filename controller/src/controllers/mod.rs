@@ -6,6 +6,7 @@
 
 pub mod cargo;
 pub mod cluster;
+pub mod deaths;
 pub mod events;
 pub mod hub;
 pub mod namespace;

@@ -233,6 +233,15 @@ pub async fn events_should_report_labelled_container_changes<D: Docker>(
             Ok(Some(Ok(e))) => {
                 if e.kind == "container" && e.id == id {
                     assert_eq!(e.labels.get(TEST_LABEL).map(String::as_str), Some(prefix));
+                    if e.action == "die" {
+                        // What the cargo controller heals from before the listing catches up.
+                        assert_eq!(
+                            e.labels.get("exitCode").map(String::as_str),
+                            Some("137"),
+                            "a forced remove is a SIGKILL: {:?}",
+                            e.labels
+                        );
+                    }
                     actions.push(e.action);
                 }
             }

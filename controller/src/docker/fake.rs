@@ -20,6 +20,9 @@ struct World {
     calls: Vec<String>,
     failures: HashMap<&'static str, String>,
     logs: HashMap<String, Vec<String>>,
+    /// Containers the listing still shows running although they died (dockerd's listing
+    /// lags its events).
+    listed_running: HashSet<String>,
 }
 
 /// The fake. Clones share one world.
@@ -92,6 +95,16 @@ impl FakeDocker {
 
     /// Stops a running container as if its process died with `exit_code` (as `docker kill`).
     pub fn kill(&self, name: &str, exit_code: i64) {
+        self.die(name, exit_code, false);
+    }
+
+    /// As `kill`, but the listing keeps showing the container running until it is started
+    /// again, as dockerd's does for a moment after `die`: only the event says it died.
+    pub fn kill_ahead_of_the_listing(&self, name: &str, exit_code: i64) {
+        self.die(name, exit_code, true);
+    }
+
+    fn die(&self, name: &str, exit_code: i64, listing_lags: bool) {
         let event = {
             let mut world = self.world();
             let Some((_, c)) = world
@@ -103,12 +116,19 @@ impl FakeDocker {
             };
             c.state = State::Exited;
             c.exit_code = Some(exit_code);
-            Event {
+            // Docker's `die` carries the exit code among the actor's attributes.
+            let mut labels = c.labels.clone();
+            labels.insert("exitCode".into(), exit_code.to_string());
+            let event = Event {
                 kind: "container".into(),
                 action: "die".into(),
                 id: c.id.clone(),
-                labels: c.labels.clone(),
+                labels,
+            };
+            if listing_lags {
+                world.listed_running.insert(event.id.clone());
             }
+            event
         };
         let _ = self.events.send(event);
     }
@@ -159,6 +179,11 @@ impl Docker for FakeDocker {
                 exit_code: None,
                 oom_killed: false,
                 health: None,
+                state: if world.listed_running.contains(&c.id) {
+                    State::Running
+                } else {
+                    c.state
+                },
                 ..c.clone()
             })
             .collect())
@@ -250,6 +275,7 @@ impl Docker for FakeDocker {
             c.state = State::Running;
             c.exit_code = None;
         }
+        world.listed_running.remove(&c.id);
         drop(world);
         self.emit("container", "start", &c.id, &c.labels);
         Ok(())
@@ -289,7 +315,10 @@ impl Docker for FakeDocker {
         };
         drop(world);
         if c.state == State::Running {
-            self.emit("container", "die", &c.id, &c.labels);
+            // A forced remove kills it: SIGKILL's exit code, as Docker reports it.
+            let mut attributes = c.labels.clone();
+            attributes.insert("exitCode".into(), "137".into());
+            self.emit("container", "die", &c.id, &attributes);
         }
         self.emit("container", "destroy", &c.id, &c.labels);
         Ok(())
