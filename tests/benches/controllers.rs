@@ -1,9 +1,15 @@
-//! Controller benchmarks against the real dockerd, side by side in one run:
-//! - time from `nanocl apply` to N replicas running, N = 1, 10, 50, against raw parallel
-//!   Docker create+start of N containers (the physical limit) and `docker service create
-//!   --replicas N` in Docker Swarm;
-//! - self-heal time after `docker kill` and after `docker rm -f` (median of 10);
-//! - nanocld CPU and memory at idle with 50 cargoes.
+//! Controller benchmarks against the real dockerd, side by side in one run (sections, all by
+//! default; name some to run only those: `cargo bench --bench controllers -- heal remove`):
+//! - `apply`: time from `nanocl apply` to N replicas running, N = 1, 10, 50, against raw
+//!   parallel Docker create+start of N containers (the physical limit) and `docker service
+//!   create --replicas N` in Docker Swarm;
+//! - `remove`: deleting a cargo of 50 replicas until none is left, against raw parallel
+//!   force-remove of 50 containers;
+//! - `scale`: 10 → 50 → 10 replicas, against Swarm's `service scale`;
+//! - `heal`: self-heal time after `docker kill` and after `docker rm -f` (median of 10),
+//!   against Docker's own restart policy restarting a crashed process, and Swarm
+//!   (`--restart-delay 0`) replacing a killed task;
+//! - `idle`: nanocld CPU and memory at idle with 50 cargoes.
 //!
 //! Swarm is initialised on loopback for the comparison and left again at the end (only if
 //! this benchmark initialised it). Images are referenced by ID there, so no registry is asked.
@@ -151,7 +157,7 @@ async fn raw_docker(n: usize) -> Duration {
     elapsed
 }
 
-fn swarm(n: usize, round: usize, image_id: &str) -> Option<Duration> {
+fn swarm_create(n: usize, round: usize, image_id: &str) -> Option<Duration> {
     // A fresh name per round: the tasks of a removed service linger for a moment.
     let name = format!("nanocl-bench-{}-{n}-{round}", std::process::id());
     let start = Instant::now();
@@ -186,7 +192,27 @@ fn swarm(n: usize, round: usize, image_id: &str) -> Option<Duration> {
     ok.map(|_| elapsed)
 }
 
-async fn heal_time(label_filter: String, action: &str, container: &str) -> Option<Duration> {
+/// How a replica is taken down for a heal sample.
+#[derive(Clone, Copy, PartialEq)]
+enum Takedown {
+    /// `docker kill` (SIGKILL) through the API.
+    Kill,
+    /// `docker rm -f` through the API.
+    Remove,
+    /// The process exits by itself (`kill -USR1 1` run inside: the sample's command traps
+    /// USR1 and exits 1), as a crash does; Docker's restart policy ignores API kills.
+    Crash,
+}
+
+/// One heal: from the takedown call, and from the container's `die` event, to the
+/// replacement's `start` event.
+#[derive(Clone, Copy)]
+struct Heal {
+    from_call: Duration,
+    from_die: Duration,
+}
+
+async fn heal_time(label_filter: String, takedown: Takedown, container: &str) -> Option<Heal> {
     let client = bollard::Docker::connect_with_local_defaults()
         .ok()?
         .negotiate_version()
@@ -194,7 +220,10 @@ async fn heal_time(label_filter: String, action: &str, container: &str) -> Optio
         .ok()?;
     let mut filters = HashMap::new();
     filters.insert("label".to_owned(), vec![label_filter]);
-    filters.insert("event".to_owned(), vec!["start".to_owned()]);
+    filters.insert(
+        "event".to_owned(),
+        vec!["start".to_owned(), "die".to_owned()],
+    );
     let mut events = client.events(Some(EventsOptions {
         filters: Some(filters),
         ..Default::default()
@@ -204,27 +233,64 @@ async fn heal_time(label_filter: String, action: &str, container: &str) -> Optio
     drop(first);
     // Through the API, not the docker CLI: the CLI's own start-up would dominate the figure.
     let start = Instant::now();
-    if action == "rm" {
-        let _ = client
-            .remove_container(
-                container,
-                Some(RemoveContainerOptions {
-                    force: true,
-                    ..Default::default()
-                }),
-            )
-            .await;
-    } else {
-        let _ = client
-            .kill_container(
-                container,
-                None::<bollard::query_parameters::KillContainerOptions>,
-            )
-            .await;
+    match takedown {
+        Takedown::Remove => {
+            let _ = client
+                .remove_container(
+                    container,
+                    Some(RemoveContainerOptions {
+                        force: true,
+                        ..Default::default()
+                    }),
+                )
+                .await;
+        }
+        Takedown::Kill => {
+            let _ = client
+                .kill_container(
+                    container,
+                    None::<bollard::query_parameters::KillContainerOptions>,
+                )
+                .await;
+        }
+        Takedown::Crash => {
+            let exec = client
+                .create_exec(
+                    container,
+                    bollard::exec::CreateExecOptions {
+                        cmd: Some(vec!["kill", "-USR1", "1"]),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .ok()?;
+            let _ = client
+                .start_exec(
+                    &exec.id,
+                    Some(bollard::exec::StartExecOptions {
+                        detach: true,
+                        ..Default::default()
+                    }),
+                )
+                .await;
+        }
     }
-    match tokio::time::timeout(Duration::from_secs(30), events.next()).await {
-        Ok(Some(Ok(_))) => Some(start.elapsed()),
-        _ => None,
+    let mut died = None;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), events.next()).await {
+            Ok(Some(Ok(e))) => match e.action.as_deref() {
+                Some("die") if died.is_none() => died = Some(Instant::now()),
+                Some("start") => {
+                    let now = Instant::now();
+                    return Some(Heal {
+                        from_call: now - start,
+                        from_die: now - died.unwrap_or(start),
+                    });
+                }
+                _ => {}
+            },
+            _ => return None,
+        }
     }
 }
 
@@ -243,14 +309,75 @@ fn proc_stat(pid: u32) -> Option<(u64, u64)> {
     Some((ticks, rss))
 }
 
-fn main() {
-    let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("runtime: {e}"));
-    let image_id = docker(&["image", "inspect", "-f", "{{.Id}}", &test_image()]);
-    let we_started_swarm = docker(&["info", "-f", "{{.Swarm.LocalNodeState}}"]) != "active";
-    if we_started_swarm {
-        docker(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
-    }
+fn count_all(label: &str) -> usize {
+    docker(&["ps", "-aq", "--filter", &format!("label={label}")])
+        .lines()
+        .count()
+}
 
+fn wait_count(label: &str, n: usize, limit: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if count_all(label) == n {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+/// `median (min–max, n=K)` of the samples.
+fn spread(samples: &[Duration]) -> String {
+    let mut sorted = samples.to_vec();
+    sorted.sort_unstable();
+    format!(
+        "{} ({}–{}, n={})",
+        ms(median(sorted.clone())),
+        ms(sorted.first().copied().unwrap_or_default()),
+        ms(sorted.last().copied().unwrap_or_default()),
+        sorted.len()
+    )
+}
+
+fn ratio(ours: &[Duration], peer: &[Duration]) -> String {
+    let (a, b) = (median(ours.to_vec()), median(peer.to_vec()));
+    if b.is_zero() {
+        return "n/a".into();
+    }
+    format!("{:.2}×", a.as_secs_f64() / b.as_secs_f64())
+}
+
+/// Swarm on loopback for the comparisons, left again afterwards if we started it.
+struct Swarm {
+    we_started: bool,
+    image_id: String,
+}
+
+impl Swarm {
+    fn join() -> Swarm {
+        let image_id = docker(&["image", "inspect", "-f", "{{.Id}}", &test_image()]);
+        let we_started = docker(&["info", "-f", "{{.Swarm.LocalNodeState}}"]) != "active";
+        if we_started {
+            docker(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
+        }
+        Swarm {
+            we_started,
+            image_id,
+        }
+    }
+}
+
+impl Drop for Swarm {
+    fn drop(&mut self) {
+        if self.we_started {
+            docker(&["swarm", "leave", "--force"]);
+            // Swarm leaves its gateway bridge behind; it was made for this benchmark.
+            docker(&["network", "rm", "docker_gwbridge"]);
+        }
+    }
+}
+
+fn bench_apply(rt: &tokio::runtime::Runtime, swarm: &Swarm) {
     println!("\n== apply → N replicas running (median of 3), against raw Docker and Swarm");
     println!(
         "  {:>3}  {:>14}  {:>14}  {:>14}",
@@ -271,7 +398,7 @@ fn main() {
             drop(d);
             cleanup_label(&label);
             raw.push(rt.block_on(raw_docker(n)));
-            if let Some(t) = swarm(n, round, &image_id) {
+            if let Some(t) = swarm_create(n, round, &swarm.image_id) {
                 sw.push(t);
             }
         }
@@ -286,19 +413,280 @@ fn main() {
             }
         );
     }
-    if we_started_swarm {
-        docker(&["swarm", "leave", "--force"]);
-        // Swarm leaves its gateway bridge behind; it was made for this benchmark.
-        docker(&["network", "rm", "docker_gwbridge"]);
-    }
+}
 
+/// Creates and starts `n` labelled containers (untimed), then force-removes them all side by
+/// side: the time of the removal.
+async fn raw_remove(n: usize) -> Option<Duration> {
+    let client = bollard::Docker::connect_with_local_defaults()
+        .ok()?
+        .negotiate_version()
+        .await
+        .ok()?;
+    let label = format!("nanocl-bench-rawrm-{}", std::process::id());
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let body = ContainerCreateBody {
+            image: Some(test_image()),
+            cmd: Some(vec!["sleep".into(), "3600".into()]),
+            labels: Some(HashMap::from([(
+                "io.nanocl.bench".to_owned(),
+                label.clone(),
+            )])),
+            ..Default::default()
+        };
+        let options = CreateContainerOptions {
+            name: Some(format!("nanocl-bench-rawrm-{i}-{}", std::process::id())),
+            ..Default::default()
+        };
+        let created = client.create_container(Some(options), body).await.ok()?;
+        let _ = client
+            .start_container(
+                &created.id,
+                None::<bollard::query_parameters::StartContainerOptions>,
+            )
+            .await;
+        ids.push(created.id);
+    }
+    let start = Instant::now();
+    let tasks: Vec<_> = ids
+        .into_iter()
+        .map(|id| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let _ = client
+                    .remove_container(
+                        &id,
+                        Some(RemoveContainerOptions {
+                            force: true,
+                            ..Default::default()
+                        }),
+                    )
+                    .await;
+            })
+        })
+        .collect();
+    for t in tasks {
+        let _ = t.await;
+    }
+    Some(start.elapsed())
+}
+
+fn bench_remove(rt: &tokio::runtime::Runtime) {
+    println!("\n== remove a cargo of 50 replicas until none is left (median of 3), against raw parallel force-remove");
+    let mut ours = Vec::new();
+    let mut raw = Vec::new();
+    for round in 0..3 {
+        let d = Daemon::start_with_controllers(StoreKind::Embedded);
+        let ns = format!("rm{round}p{}", std::process::id() % 10000);
+        let label = format!("io.nanocl.namespace={ns}");
+        nanocl_apply(&d, &manifests(&ns, &[("app".into(), 50)]));
+        if wait_running(&label, 50, Duration::from_secs(180)).is_some() {
+            let start = Instant::now();
+            let out = d.nanocl(&["delete", "cargo", "app", "-n", &ns]);
+            if !out.status.success() {
+                println!("  delete failed: {}", String::from_utf8_lossy(&out.stderr));
+            }
+            if wait_count(&label, 0, Duration::from_secs(120)).is_some() {
+                ours.push(start.elapsed());
+            }
+        }
+        drop(d);
+        cleanup_label(&label);
+        if let Some(t) = rt.block_on(raw_remove(50)) {
+            raw.push(t);
+        }
+    }
+    println!("  nanocl delete cargo  {}", spread(&ours));
+    println!("  raw force-remove     {}", spread(&raw));
+    println!("  ratio                {}", ratio(&ours, &raw));
+}
+
+fn bench_scale(swarm: &Swarm) {
+    println!("\n== scale 10 → 50 and 50 → 10 (median of 3), against Swarm's service scale");
+    let (mut up, mut down, mut sw_up, mut sw_down) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for round in 0..3 {
+        let d = Daemon::start_with_controllers(StoreKind::Embedded);
+        let ns = format!("sc{round}p{}", std::process::id() % 10000);
+        let label = format!("io.nanocl.namespace={ns}");
+        nanocl_apply(&d, &manifests(&ns, &[("app".into(), 10)]));
+        if wait_running(&label, 10, Duration::from_secs(120)).is_some() {
+            let start = nanocl_apply(&d, &manifests(&ns, &[("app".into(), 50)]));
+            if wait_running(&label, 50, Duration::from_secs(180)).is_some() {
+                up.push(start.elapsed());
+                let start = nanocl_apply(&d, &manifests(&ns, &[("app".into(), 10)]));
+                if wait_count(&label, 10, Duration::from_secs(120)).is_some() {
+                    down.push(start.elapsed());
+                }
+            }
+        }
+        drop(d);
+        cleanup_label(&label);
+
+        let name = format!("nanocl-bench-scale-{}-{round}", std::process::id());
+        let created = Command::new("docker")
+            .args([
+                "service",
+                "create",
+                "--detach",
+                "--name",
+                &name,
+                "--replicas",
+                "10",
+            ])
+            .args([
+                "--label",
+                "nanocl-bench=1",
+                &swarm.image_id,
+                "sleep",
+                "3600",
+            ])
+            .output();
+        let service = format!("com.docker.swarm.service.name={name}");
+        if created.is_ok_and(|o| o.status.success())
+            && wait_running(&service, 10, Duration::from_secs(120)).is_some()
+        {
+            let start = Instant::now();
+            docker(&["service", "scale", "--detach", &format!("{name}=50")]);
+            if wait_running(&service, 50, Duration::from_secs(180)).is_some() {
+                sw_up.push(start.elapsed());
+                let start = Instant::now();
+                docker(&["service", "scale", "--detach", &format!("{name}=10")]);
+                // Swarm shuts surplus tasks down (their containers stay, exited, as history).
+                let limit = Instant::now() + Duration::from_secs(120);
+                while running_count(&service) != 10 && Instant::now() < limit {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                if running_count(&service) == 10 {
+                    sw_down.push(start.elapsed());
+                }
+            }
+        }
+        docker(&["service", "rm", &name]);
+        wait_count(&service, 0, Duration::from_secs(60));
+    }
+    println!(
+        "  10 → 50: nanocl {}  swarm {}  ratio {}",
+        spread(&up),
+        spread(&sw_up),
+        ratio(&up, &sw_up)
+    );
+    println!(
+        "  50 → 10: nanocl {}  swarm {}  ratio {}",
+        spread(&down),
+        spread(&sw_down),
+        ratio(&down, &sw_down)
+    );
+}
+
+/// Docker's restart policy restarting a crashed process: a fresh container each sample (so
+/// the policy's backoff starts at its first step), its process made to exit 1 by a signal;
+/// from the signal to the restart's start event.
+async fn restart_policy_heal(round: usize) -> Option<Heal> {
+    let client = bollard::Docker::connect_with_local_defaults()
+        .ok()?
+        .negotiate_version()
+        .await
+        .ok()?;
+    let name = format!("nanocl-bench-policy-{}-{round}", std::process::id());
+    let body = ContainerCreateBody {
+        image: Some(test_image()),
+        cmd: Some(vec![
+            "sh".into(),
+            "-c".into(),
+            "trap 'exit 1' USR1; sleep 3600 & wait".into(),
+        ]),
+        labels: Some(HashMap::from([(
+            "io.nanocl.bench".to_owned(),
+            name.clone(),
+        )])),
+        host_config: Some(bollard::models::HostConfig {
+            restart_policy: Some(bollard::models::RestartPolicy {
+                name: Some(bollard::models::RestartPolicyNameEnum::ALWAYS),
+                maximum_retry_count: None,
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let options = CreateContainerOptions {
+        name: Some(name.clone()),
+        ..Default::default()
+    };
+    let id = client.create_container(Some(options), body).await.ok()?.id;
+    let _ = client
+        .start_container(
+            &id,
+            None::<bollard::query_parameters::StartContainerOptions>,
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let took = heal_time(format!("io.nanocl.bench={name}"), Takedown::Crash, &id).await;
+    let _ = client
+        .remove_container(
+            &id,
+            Some(RemoveContainerOptions {
+                force: true,
+                ..Default::default()
+            }),
+        )
+        .await;
+    took
+}
+
+/// Swarm replacing a killed task (`--restart-delay 0`): from the kill to the new task's start.
+fn swarm_heal(swarm: &Swarm, rt: &tokio::runtime::Runtime) -> Vec<Heal> {
+    let name = format!("nanocl-bench-heal-{}", std::process::id());
+    let service = format!("com.docker.swarm.service.name={name}");
+    let created = Command::new("docker")
+        .args([
+            "service",
+            "create",
+            "--detach",
+            "--name",
+            &name,
+            "--replicas",
+            "1",
+        ])
+        .args(["--restart-delay", "0s", "--label", "nanocl-bench=1"])
+        .args([&swarm.image_id, "sleep", "3600"])
+        .output();
+    let mut samples = Vec::new();
+    if created.is_ok_and(|o| o.status.success())
+        && wait_running(&service, 1, Duration::from_secs(60)).is_some()
+    {
+        for _ in 0..10 {
+            let target = docker(&[
+                "ps",
+                "-q",
+                "--filter",
+                &format!("label={service}"),
+                "--filter",
+                "status=running",
+            ]);
+            let target = target.lines().next().unwrap_or("").to_owned();
+            if let Some(t) = rt.block_on(heal_time(service.clone(), Takedown::Kill, &target)) {
+                samples.push(t);
+            }
+            wait_running(&service, 1, Duration::from_secs(30));
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    docker(&["service", "rm", &name]);
+    wait_count(&service, 0, Duration::from_secs(60));
+    samples
+}
+
+fn bench_heal(rt: &tokio::runtime::Runtime, swarm: &Swarm) {
     println!("\n== self-heal (median of 10; from the Docker API kill/remove call to the replacement's start event)");
     let d = Daemon::start_with_controllers(StoreKind::Embedded);
     let ns = format!("heal{}", std::process::id() % 100000);
     let label = format!("io.nanocl.namespace={ns}");
     nanocl_apply(&d, &manifests(&ns, &[("app".into(), 2)]));
     wait_running(&label, 2, Duration::from_secs(60));
-    for action in ["kill", "rm"] {
+    let mut ours = Vec::new();
+    for takedown in [Takedown::Kill, Takedown::Remove] {
         let mut samples = Vec::new();
         for _ in 0..10 {
             let target = docker(&[
@@ -313,26 +701,53 @@ fn main() {
             .next()
             .unwrap_or("")
             .to_owned();
-            if let Some(t) = rt.block_on(heal_time(label.clone(), action, &target)) {
+            if let Some(t) = rt.block_on(heal_time(label.clone(), takedown, &target)) {
                 samples.push(t);
             }
             wait_running(&label, 2, Duration::from_secs(30));
             std::thread::sleep(Duration::from_millis(200));
         }
-        let mut sorted = samples.clone();
-        sorted.sort_unstable();
-        println!(
-            "  docker {:<7} median {} (min {}, max {}, n={})",
-            if action == "rm" { "rm -f" } else { "kill" },
-            ms(median(samples)),
-            ms(sorted.first().copied().unwrap_or_default()),
-            ms(sorted.last().copied().unwrap_or_default()),
-            sorted.len()
-        );
+        ours.push(samples);
     }
     drop(d);
     cleanup_label(&label);
+    let policy: Vec<Heal> = (0..10)
+        .filter_map(|i| rt.block_on(restart_policy_heal(i)))
+        .collect();
+    let sw = swarm_heal(swarm, rt);
+    let calls = |h: &[Heal]| h.iter().map(|h| h.from_call).collect::<Vec<_>>();
+    let dies = |h: &[Heal]| h.iter().map(|h| h.from_die).collect::<Vec<_>>();
+    let (kill, rm) = (&ours[0], &ours[1]);
+    println!("  (from the call / from the die event)");
+    println!(
+        "  nanocl, docker kill       {}  /  {}",
+        spread(&calls(kill)),
+        spread(&dies(kill))
+    );
+    println!(
+        "  nanocl, docker rm -f      {}  /  {}",
+        spread(&calls(rm)),
+        spread(&dies(rm))
+    );
+    println!(
+        "  Docker restart policy     {}  /  {}  (a crash: exec kill -USR1 1)",
+        spread(&calls(&policy)),
+        spread(&dies(&policy))
+    );
+    println!(
+        "  Swarm, restart-delay 0    {}  /  {}",
+        spread(&calls(&sw)),
+        spread(&dies(&sw))
+    );
+    println!(
+        "  ratios from die: kill/policy {}, rm/policy {}; from the call: kill/swarm {}",
+        ratio(&dies(kill), &dies(&policy)),
+        ratio(&dies(rm), &dies(&policy)),
+        ratio(&calls(kill), &calls(&sw))
+    );
+}
 
+fn bench_idle() {
     println!("\n== nanocld at idle with 50 cargoes (1 replica each), measured over 20 s");
     let d = Daemon::start_with_controllers(StoreKind::Embedded);
     let ns = format!("idle{}", std::process::id() % 100000);
@@ -366,4 +781,29 @@ fn main() {
     }
     drop(d);
     cleanup_label(&label);
+}
+
+fn main() {
+    let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("runtime: {e}"));
+    let asked: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let run = |section: &str| asked.is_empty() || asked.iter().any(|a| a == section);
+    let swarm = Swarm::join();
+    if run("apply") {
+        bench_apply(&rt, &swarm);
+    }
+    if run("remove") {
+        bench_remove(&rt);
+    }
+    if run("scale") {
+        bench_scale(&swarm);
+    }
+    if run("heal") {
+        bench_heal(&rt, &swarm);
+    }
+    if run("idle") {
+        bench_idle();
+    }
 }
