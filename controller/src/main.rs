@@ -60,6 +60,13 @@ struct Args {
     #[arg(long, value_name = "DURATION", default_value = "400ms", value_parser = humantime::parse_duration)]
     deploy_debounce: std::time::Duration,
 
+    /// Where the subnets of the Docker networks of Clusters and Networks (those without a
+    /// `subnet` of their own) come from: CIDR[/SIZE], a private range and the size of each
+    /// subnet. The default holds 1,024 networks of 254 addresses; subnets that overlap the
+    /// host's routes or any Docker network are skipped.
+    #[arg(long, value_name = "CIDR[/SIZE]", default_value = nanocl_controller::controllers::subnets::DEFAULT_POOL)]
+    network_pool: nanocl_controller::controllers::subnets::Pool,
+
     /// Log format; the level comes from NANOCL_LOG (RUST_LOG syntax, default info).
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -196,9 +203,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut tasks = Tasks::default();
     if args.controllers == Controllers::All {
         let (store, metrics, shutdown) = (store.clone(), metrics.clone(), shutdown.clone());
-        let failed = failed.clone();
+        let (failed, pool) = (failed.clone(), args.network_pool);
         tasks.spawn("controllers", async move {
-            if let Err(e) = run_controllers(store, metrics, shutdown).await {
+            if let Err(e) = run_controllers(store, metrics, pool, shutdown).await {
                 tracing::error!(error = %e, "the controllers stopped");
                 if let Ok(mut f) = failed.lock() {
                     f.get_or_insert(e.to_string());
@@ -257,6 +264,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
 async fn run_controllers(
     store: AnyStore,
     metrics: Arc<Metrics>,
+    pool: nanocl_controller::controllers::subnets::Pool,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), RunError> {
     let mut backoff = nanocl_controller::backoff::Backoff::new(
@@ -275,7 +283,11 @@ async fn run_controllers(
             }
         }
     };
-    nanocl_controller::controllers::run(store, docker, metrics, Default::default(), shutdown).await
+    let options = nanocl_controller::controllers::Options {
+        network_pool: pool,
+        ..Default::default()
+    };
+    nanocl_controller::controllers::run(store, docker, metrics, options, shutdown).await
 }
 
 fn main() -> ExitCode {

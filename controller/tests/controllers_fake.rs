@@ -246,6 +246,7 @@ async fn an_undecodable_cargo_should_keep_its_containers_be_reported_listed_and_
     let options = controllers::Options {
         resync: Duration::from_millis(100),
         gc_interval: Duration::from_millis(100),
+        ..Default::default()
     };
     let metrics = std::sync::Arc::new(nanocl_controller::metrics::Metrics::default());
     let start = |shutdown| {

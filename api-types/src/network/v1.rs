@@ -41,6 +41,9 @@ pub struct NetworkStatus {
     /// The Docker network's id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_id: Option<String>,
+    /// The Docker network's subnet: `spec.subnet`, or one from nanocld's network pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet: Option<String>,
     /// `Ready`, `Progressing`, `Degraded`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,

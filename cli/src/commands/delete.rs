@@ -75,22 +75,8 @@ pub async fn run(cli: &Cli, args: &DeleteArgs, out: &mut impl Write) -> anyhow::
             }
         }
     }
-    if args.wait {
-        let deadline = tokio::time::Instant::now() + args.timeout;
-        for key in pending {
-            while remote::get_live(&client, &key).await?.is_some() {
-                if tokio::time::Instant::now() >= deadline {
-                    eprintln!(
-                        "error: timed out after {:?} waiting for {} to be gone",
-                        args.timeout,
-                        display_key(&key)
-                    );
-                    ok = false;
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            }
-        }
+    if args.wait && !pending.is_empty() {
+        ok &= crate::commands::wait::until_gone(&client, &pending, args.timeout, out).await?;
     }
     Ok(if ok {
         Outcome::Success

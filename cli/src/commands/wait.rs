@@ -1,12 +1,15 @@
-//! Waiting until objects are Ready (`apply --wait`).
+//! Waiting until objects are Ready (`apply --wait`) or gone (`delete --wait`), on the watch
+//! API: one list and one watch per collection, no polling.
 
+use std::collections::{BTreeMap, HashMap};
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
+use hyper::{Method, StatusCode};
 use nanocl_api_types::{Kind, ObjectKey};
 use serde_json::Value;
 
-use crate::client::Client;
+use crate::client::{Client, Lines};
 use crate::remote::{self, display_key};
 
 /// Whether `object` is ready, and if not, why (reason: message).
@@ -36,57 +39,43 @@ fn readiness(object: &Value) -> Result<(), String> {
     }
 }
 
-/// Polls until every object is Ready or `timeout` passes; prints each as it becomes ready.
+/// Waits until every object is Ready or `timeout` passes; prints each as it becomes ready.
 pub async fn until_ready(
     client: &Client,
     keys: &[ObjectKey],
     timeout: Duration,
     out: &mut impl Write,
 ) -> anyhow::Result<bool> {
-    let check = |live: Option<Value>| match live {
-        Some(object) => readiness(&object),
-        None => Err("not found".to_owned()),
-    };
-    poll(
-        client,
-        keys,
-        timeout,
-        out,
-        Goal {
-            what: "ready",
-            check,
-            failed: "not ready",
+    let goal = Goal {
+        what: "ready",
+        check: |live: Option<&Value>| match live {
+            Some(object) => readiness(object),
+            None => Err("not found".to_owned()),
         },
-    )
-    .await
+        failed: "not ready",
+    };
+    wait(client, keys, timeout, out, goal).await
 }
 
-/// Polls until every object is gone or `timeout` passes; prints each as it goes.
+/// Waits until every object is gone or `timeout` passes; prints each as it goes.
 pub async fn until_gone(
     client: &Client,
     keys: &[ObjectKey],
     timeout: Duration,
     out: &mut impl Write,
 ) -> anyhow::Result<bool> {
-    let check = |live: Option<Value>| match live {
-        None => Ok(()),
-        Some(_) => Err("its finalizers have not finished".to_owned()),
-    };
-    poll(
-        client,
-        keys,
-        timeout,
-        out,
-        Goal {
-            what: "gone",
-            check,
-            failed: "still there",
+    let goal = Goal {
+        what: "gone",
+        check: |live: Option<&Value>| match live {
+            None => Ok(()),
+            Some(_) => Err("its finalizers have not finished".to_owned()),
         },
-    )
-    .await
+        failed: "still there",
+    };
+    wait(client, keys, timeout, out, goal).await
 }
 
-/// What [`poll`] waits for.
+/// What [`wait`] waits for.
 struct Goal<F> {
     /// Printed per object when reached: `cargo/web ready`.
     what: &'static str,
@@ -96,7 +85,100 @@ struct Goal<F> {
     failed: &'static str,
 }
 
-async fn poll<F: Fn(Option<Value>) -> Result<(), String>>(
+/// What a collection's watch says of one object: the object now, or `None` when it is gone.
+type Seen = (ObjectKey, Option<Value>);
+
+/// Follows one collection (one kind in one namespace): its list, then its watch from the
+/// list's revision, sending what it sees of `names`; listed again when the watch ends or
+/// its history is gone (410). Ends when the receiver does.
+async fn follow(
+    client: Client,
+    kind: Kind,
+    namespace: Option<String>,
+    names: Vec<String>,
+    seen: tokio::sync::mpsc::UnboundedSender<anyhow::Result<Seen>>,
+) {
+    let key = |name: &str| ObjectKey {
+        kind,
+        namespace: namespace.clone(),
+        name: name.to_owned(),
+    };
+    let collection = remote::collection_path(kind, namespace.as_deref());
+    loop {
+        let listed: anyhow::Result<(Vec<Value>, String)> = async {
+            let answer = client.request(Method::GET, &collection, None).await?;
+            if answer.status != StatusCode::OK {
+                anyhow::bail!("listing {collection}: {}", answer.error_message());
+            }
+            let list = answer.json()?;
+            let items = list["items"].as_array().cloned().unwrap_or_default();
+            let rv = list["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap_or("0")
+                .to_owned();
+            Ok((items, rv))
+        }
+        .await;
+        let (items, rv) = match listed {
+            Ok(listed) => listed,
+            Err(e) => {
+                let _ = seen.send(Err(e));
+                return;
+            }
+        };
+        for name in &names {
+            let object = items
+                .iter()
+                .find(|o| o["metadata"]["name"] == name.as_str())
+                .cloned();
+            if seen.send(Ok((key(name), object))).is_err() {
+                return;
+            }
+        }
+        let path = format!("{collection}?watch=true&resourceVersion={rv}");
+        let body = match client.stream(&path).await {
+            Ok(Ok(body)) => body,
+            Ok(Err(answer)) => {
+                let _ = seen.send(Err(anyhow::anyhow!(
+                    "watching {collection}: {}",
+                    answer.error_message()
+                )));
+                return;
+            }
+            Err(e) => {
+                let _ = seen.send(Err(e.into()));
+                return;
+            }
+        };
+        let mut lines = Lines::new(body);
+        // Until the stream ends or says its history is gone: then list again.
+        while let Ok(Some(event)) = lines.next().await {
+            let object = &event["object"];
+            let Some(name) = object["metadata"]["name"].as_str() else {
+                continue;
+            };
+            if !names.iter().any(|n| n == name) {
+                continue;
+            }
+            let now = match event["type"].as_str() {
+                Some("ADDED" | "MODIFIED") => Some(object.clone()),
+                Some("DELETED") => None,
+                _ => continue,
+            };
+            if seen.send(Ok((key(name), now))).is_err() {
+                return;
+            }
+        }
+        if seen.is_closed() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits on the watch API (no polling) until every object reaches `goal` or `timeout`
+/// passes.
+async fn wait<F: Fn(Option<&Value>) -> Result<(), String>>(
     client: &Client,
     keys: &[ObjectKey],
     timeout: Duration,
@@ -105,6 +187,7 @@ async fn poll<F: Fn(Option<Value>) -> Result<(), String>>(
 ) -> anyhow::Result<bool> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut pending: Vec<ObjectKey> = keys.to_vec();
+    pending.dedup();
     let terminal = std::io::stdout().is_terminal();
     writeln!(
         out,
@@ -113,42 +196,69 @@ async fn poll<F: Fn(Option<Value>) -> Result<(), String>>(
         if pending.len() == 1 { "" } else { "s" },
         goal.what
     )?;
-    let mut last_reason = std::collections::HashMap::new();
-    loop {
-        let mut still = Vec::new();
-        for key in pending {
-            match (goal.check)(remote::get_live(client, &key).await?) {
-                Ok(()) => writeln!(out, "{} {}", display_key(&key), goal.what)?,
-                Err(why) => {
-                    last_reason.insert(key.clone(), why);
-                    still.push(key);
-                }
-            }
-        }
-        out.flush()?;
-        pending = still;
+    out.flush()?;
+    let mut collections: BTreeMap<(Kind, Option<String>), Vec<String>> = BTreeMap::new();
+    for key in &pending {
+        collections
+            .entry((key.kind, key.namespace.clone()))
+            .or_default()
+            .push(key.name.clone());
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let followers: Vec<_> = collections
+        .into_iter()
+        .map(|((kind, namespace), names)| {
+            tokio::spawn(follow(client.clone(), kind, namespace, names, tx.clone()))
+        })
+        .collect();
+    drop(tx);
+    let mut last_reason: HashMap<ObjectKey, String> = HashMap::new();
+    let outcome = loop {
         if pending.is_empty() {
-            return Ok(true);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            for key in &pending {
-                eprintln!(
-                    "error: {} {} after {}: {}",
-                    display_key(key),
-                    goal.failed,
-                    humantime::format_duration(timeout),
-                    last_reason.get(key).map_or("", String::as_str)
-                );
-            }
-            return Ok(false);
+            break Ok(true);
         }
         if terminal {
             // A quiet progress hint on terminals; plain output stays line-per-event.
             eprint!("\r{} not {} yet...   ", pending.len(), goal.what);
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        let next = tokio::time::timeout_at(deadline, rx.recv()).await;
         if terminal {
             eprint!("\r                              \r");
         }
+        match next {
+            Err(_) => {
+                for key in &pending {
+                    eprintln!(
+                        "error: {} {} after {}: {}",
+                        display_key(key),
+                        goal.failed,
+                        humantime::format_duration(timeout),
+                        last_reason.get(key).map_or("", String::as_str)
+                    );
+                }
+                break Ok(false);
+            }
+            Ok(None) => break Err(anyhow::anyhow!("the watch ended")),
+            Ok(Some(Err(e))) => break Err(e),
+            Ok(Some(Ok((key, live)))) => {
+                let Some(at) = pending.iter().position(|k| *k == key) else {
+                    continue;
+                };
+                match (goal.check)(live.as_ref()) {
+                    Ok(()) => {
+                        pending.remove(at);
+                        writeln!(out, "{} {}", display_key(&key), goal.what)?;
+                        out.flush()?;
+                    }
+                    Err(why) => {
+                        last_reason.insert(key, why);
+                    }
+                }
+            }
+        }
+    };
+    for follower in followers {
+        follower.abort();
     }
+    outcome
 }

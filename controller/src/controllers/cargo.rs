@@ -716,6 +716,19 @@ pub async fn collect_garbage_until<S: Store + Clone, D: Docker>(
                 if let Err(e) = collect_garbage(shared).await {
                     tracing::warn!(error = %e, "garbage collection failed");
                 }
+                // A subnet whose owner is gone (deleted while nanocld was down) is free again.
+                let exists = |owner: &str| {
+                    if let Some(at) = ObjectRef::<ClusterObject>::parse(owner) {
+                        shared.hub.exists(&at)
+                    } else if let Some(at) = ObjectRef::<NetworkObject>::parse(owner) {
+                        shared.hub.exists(&at)
+                    } else {
+                        true
+                    }
+                };
+                if let Err(e) = super::subnets::collect(&shared.store, exists).await {
+                    tracing::warn!(error = %e, "collecting released subnets failed");
+                }
                 // Events are kept for an hour after they were last seen.
                 if let Err(e) = events::collect(&shared.store).await {
                     tracing::warn!(error = %e, "collecting old events failed");

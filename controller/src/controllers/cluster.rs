@@ -7,16 +7,19 @@ use nanocl_api_types::cluster::v1::ClusterStatus;
 
 use super::hub::in_cluster;
 use super::plan::{default_network_name, labels};
+use super::subnets::{self, Assigned, Exhausted};
 use super::write::{self, condition};
 use super::{in_use, OwnerFilter, ReconcileError, Shared, FINALIZER};
 use crate::docker::{Docker, DockerError, NetworkSpec};
 use crate::objects::api::Api;
+use crate::objects::api::ObjectRef;
 use crate::runtime::finalizer::{finalizer, Event};
 use crate::runtime::runner::Action;
 use crate::store::Store;
 use nanocl_api_types::cargo::v1::Cargo as CargoObject;
 use nanocl_api_types::cluster::v1::Cluster as ClusterObject;
 use nanocl_api_types::network::v1::Network as NetworkObject;
+use nanocl_api_types::AnyObject;
 use nanocl_api_types::Resource as _;
 
 /// Reconciles one Cluster (`clusters/{ns}/{name}`).
@@ -70,14 +73,30 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
                 }
             }
         }
+        subnets::release(
+            &shared.store,
+            &ObjectRef::<ClusterObject>::of(cluster).store_key(),
+        )
+        .await?;
         return Ok(Action::AwaitChange);
     }
-    let exists = shared
+    let owner = ObjectRef::<ClusterObject>::of(cluster).store_key();
+    let existing = shared
         .docker
         .list_networks(&ours)
         .await?
-        .iter()
-        .any(|n| n.name == docker_name);
+        .into_iter()
+        .find(|n| n.name == docker_name);
+    let exists = existing.is_some();
+    let subnet = match &existing {
+        Some(n) => subnets::adopt_existing(shared.pool, &shared.store, &owner, &n.subnets).await?,
+        None => {
+            match subnets::assign(shared.pool, &shared.store, &shared.docker, &owner, None).await? {
+                Assigned::Subnet(s) => Some(s),
+                Assigned::Exhausted(e) => return exhausted(shared, cluster, &object, e).await,
+            }
+        }
+    };
     let outcome = if exists {
         Ok(())
     } else {
@@ -92,12 +111,17 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
                 name: docker_name.clone(),
                 driver: "bridge".into(),
                 internal: false,
-                subnet: None,
+                subnet: subnet.clone(),
                 labels: labels_map,
             })
             .await
             .map(|_| ())
     };
+    if outcome.is_err() && !exists {
+        // Docker refused it (a subnet another nanocld took meanwhile, say): the claim goes,
+        // and the retry claims a subnet Docker does not hold.
+        subnets::release(&shared.store, &owner).await?;
+    }
     if outcome.is_ok() && !exists {
         super::events::record(
             &shared.store,
@@ -130,6 +154,7 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
     };
     let status = ClusterStatus {
         observed_generation: cluster.metadata.generation,
+        subnet: subnet.filter(|_| ready),
         conditions: vec![
             condition(
                 "Ready",
@@ -158,3 +183,58 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
     .await?;
     Ok(next)
 }
+
+/// The pool has no subnet for the cluster's network: `Ready=False` with reason
+/// `AddressPoolExhausted` and what to do, one Event, and a slow retry (a network removed
+/// elsewhere frees one), not a hot loop.
+async fn exhausted<S: Store + Clone, D: Docker>(
+    shared: &Shared<S, D>,
+    cluster: &ClusterObject,
+    object: &AnyObject,
+    e: Exhausted,
+) -> Result<Action, ReconcileError> {
+    let previous = cluster.status.clone().unwrap_or_default().conditions;
+    let message = e.to_string();
+    super::events::record(
+        &shared.store,
+        object,
+        true,
+        "AddressPoolExhausted",
+        message.clone(),
+    )
+    .await;
+    let generation = cluster.metadata.generation;
+    let status = ClusterStatus {
+        observed_generation: generation,
+        subnet: None,
+        conditions: vec![
+            condition(
+                "Ready",
+                false,
+                "AddressPoolExhausted",
+                message.clone(),
+                generation,
+                &previous,
+            ),
+            condition(
+                "Degraded",
+                true,
+                "AddressPoolExhausted",
+                message,
+                generation,
+                &previous,
+            ),
+        ],
+    };
+    write::patch_status(
+        &shared.store,
+        object,
+        &write::owners::CLUSTER,
+        serde_json::to_value(&status).unwrap_or_default(),
+    )
+    .await?;
+    Ok(Action::Requeue(EXHAUSTED_RETRY))
+}
+
+/// How soon a cluster or network whose pool ran out looks again.
+pub const EXHAUSTED_RETRY: Duration = Duration::from_secs(60);

@@ -13,6 +13,7 @@ pub mod namespace;
 pub mod network;
 pub mod owner;
 pub mod plan;
+pub mod subnets;
 pub mod tasks;
 pub mod write;
 
@@ -81,6 +82,8 @@ pub struct Shared<S, D> {
     pub hub: Hub,
     /// Crash-loop bookkeeping of the cargo controller.
     pub restarts: cargo::Restarts,
+    /// The subnets of the networks nanocl creates.
+    pub pool: subnets::Pool,
 }
 
 impl<S, D> std::fmt::Debug for Shared<S, D> {
@@ -124,6 +127,8 @@ pub struct Options {
     pub resync: Duration,
     /// Docker objects whose owner is gone are collected this often (and at start).
     pub gc_interval: Duration,
+    /// Where the subnets of Cluster and Network bridges come from (`--network-pool`).
+    pub network_pool: subnets::Pool,
 }
 
 impl Default for Options {
@@ -131,6 +136,7 @@ impl Default for Options {
         Options {
             resync: Duration::from_secs(60),
             gc_interval: Duration::from_secs(30),
+            network_pool: subnets::Pool::default(),
         }
     }
 }
@@ -181,6 +187,7 @@ pub async fn run<S: Store + Clone, D: Docker>(
         instance,
         hub,
         restarts: cargo::Restarts::default(),
+        pool: options.network_pool,
     });
     let stop = {
         let s = tasks_shutdown.clone();

@@ -7,6 +7,7 @@ use std::time::Duration;
 use nanocl_api_types::network::v1::NetworkStatus;
 
 use super::plan::{labels, network_name};
+use super::subnets::{self, Assigned};
 use super::write::{self, condition};
 use super::{in_use, OwnerFilter, ReconcileError, Shared, FINALIZER};
 use crate::docker::{Docker, DockerError, NetworkSpec};
@@ -55,11 +56,13 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
         .network(&name)
         .labels();
     let previous = network.status.clone().unwrap_or_default();
+    let owner = ObjectRef::<NetworkObject>::of(network).store_key();
     let generation = network.metadata.generation;
     let status_of =
         |ready: bool, reason: &str, message: String, id: Option<String>| NetworkStatus {
             observed_generation: generation,
             network_id: id,
+            subnet: None,
             conditions: vec![
                 condition(
                     "Ready",
@@ -101,6 +104,7 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
                 return Err(e.into());
             }
         }
+        subnets::release(&shared.store, &owner).await?;
         return Ok(Action::AwaitChange);
     }
     if shared
@@ -129,14 +133,47 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
         .await?
         .into_iter()
         .find(|n| n.name == docker_name);
+    let mut next = Action::AwaitChange;
     let status = match existing {
-        Some(n) => status_of(
-            true,
-            "NetworkReady",
-            format!("Docker network {docker_name} exists"),
-            Some(n.id),
-        ),
+        Some(n) => {
+            let mut status = status_of(
+                true,
+                "NetworkReady",
+                format!("Docker network {docker_name} exists"),
+                Some(n.id),
+            );
+            status.subnet =
+                subnets::adopt_existing(shared.pool, &shared.store, &owner, &n.subnets).await?;
+            status
+        }
         None => {
+            let explicit = network.spec.subnet.as_deref();
+            let subnet =
+                match subnets::assign(shared.pool, &shared.store, &shared.docker, &owner, explicit)
+                    .await?
+                {
+                    Assigned::Subnet(s) => s,
+                    Assigned::Exhausted(e) => {
+                        let message = e.to_string();
+                        super::events::record(
+                            &shared.store,
+                            &object,
+                            true,
+                            "AddressPoolExhausted",
+                            message.clone(),
+                        )
+                        .await;
+                        let status = status_of(false, "AddressPoolExhausted", message, None);
+                        write::patch_status(
+                            &shared.store,
+                            &object,
+                            &write::owners::NETWORK,
+                            serde_json::to_value(&status).unwrap_or_default(),
+                        )
+                        .await?;
+                        return Ok(Action::Requeue(super::cluster::EXHAUSTED_RETRY));
+                    }
+                };
             let labels_map = BTreeMap::from([
                 (labels::MANAGED.to_owned(), "true".to_owned()),
                 (labels::NAMESPACE.to_owned(), namespace.clone()),
@@ -152,13 +189,21 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
                     .clone()
                     .unwrap_or_else(|| "bridge".into()),
                 internal: network.spec.internal,
-                subnet: network.spec.subnet.clone(),
+                subnet: Some(subnet.clone()),
                 labels: labels_map,
             };
-            match shared.docker.create_network(&spec).await {
+            let created = shared.docker.create_network(&spec).await;
+            if created.is_err() && explicit.is_none() {
+                // Docker refused it (a subnet another nanocld took meanwhile, say): the claim
+                // goes, and the retry claims a subnet Docker does not hold.
+                subnets::release(&shared.store, &owner).await?;
+            }
+            match created {
                 Ok(id) => {
-                    super::events::record(&shared.store, &object, false, "NetworkCreated", format!("created Docker network {docker_name}")).await;
-                    status_of(true, "NetworkReady", format!("Docker network {docker_name} created"), Some(id))
+                    super::events::record(&shared.store, &object, false, "NetworkCreated", format!("created Docker network {docker_name} ({subnet})")).await;
+                    let mut status = status_of(true, "NetworkReady", format!("Docker network {docker_name} created"), Some(id));
+                    status.subnet = Some(subnet);
+                    status
                 }
                 Err(DockerError::NameConflict { .. }) => status_of(
                     false,
@@ -166,7 +211,10 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
                     format!("a Docker network named {docker_name} exists and is not managed by nanocl; it is left alone"),
                     None,
                 ),
-                Err(e @ DockerError::AddressPoolsExhausted { .. }) => status_of(false, "AddressPoolsExhausted", e.to_string(), None),
+                Err(e @ DockerError::AddressPoolsExhausted { .. }) => {
+                    next = Action::Requeue(super::cluster::EXHAUSTED_RETRY);
+                    status_of(false, "AddressPoolsExhausted", e.to_string(), None)
+                }
                 Err(DockerError::RequestFailed { message, .. }) => status_of(false, "CreateFailed", message, None),
                 Err(e) => return Err(e.into()),
             }
@@ -179,5 +227,5 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
         serde_json::to_value(&status).unwrap_or_default(),
     )
     .await?;
-    Ok(Action::AwaitChange)
+    Ok(next)
 }

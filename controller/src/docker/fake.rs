@@ -351,6 +351,7 @@ impl Docker for FakeDocker {
                     id: id.clone(),
                     name: spec.name.clone(),
                     labels: spec.labels.clone(),
+                    subnets: spec.subnet.iter().cloned().collect(),
                 },
             ),
         );

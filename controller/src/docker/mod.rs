@@ -156,6 +156,8 @@ pub struct Network {
     pub name: String,
     /// Its labels.
     pub labels: BTreeMap<String, String>,
+    /// Its IPv4/IPv6 subnets (IPAM config), CIDR notation.
+    pub subnets: Vec<String>,
 }
 
 /// Something that happened in Docker, as a trigger (not a log: events can be missed).

@@ -70,12 +70,12 @@ pub mod owners {
     };
     /// The Cluster controller.
     pub const CLUSTER: StatusOwner = StatusOwner {
-        fields: &["observedGeneration"],
+        fields: &["observedGeneration", "subnet"],
         conditions: &["Ready", "Degraded"],
     };
     /// The Network controller.
     pub const NETWORK: StatusOwner = StatusOwner {
-        fields: &["observedGeneration", "networkId"],
+        fields: &["observedGeneration", "networkId", "subnet"],
         conditions: &["Ready", "Degraded"],
     };
     /// The Namespace controller.
