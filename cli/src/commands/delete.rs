@@ -76,7 +76,9 @@ pub async fn run(cli: &Cli, args: &DeleteArgs, out: &mut impl Write) -> anyhow::
         }
     }
     if args.wait && !pending.is_empty() {
-        ok &= crate::commands::wait::until_gone(&client, &pending, args.timeout, out).await?;
+        // As kubectl: the "deleted" lines above say it all; only a timeout is reported.
+        let quiet = &mut std::io::sink();
+        ok &= crate::commands::wait::until_gone(&client, &pending, args.timeout, quiet).await?;
     }
     Ok(if ok {
         Outcome::Success
