@@ -22,17 +22,22 @@ fn within(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     }
 }
 
-fn apply(d: &Daemon, name: &str, yaml: &str) {
-    let file = d.dir.path().join(name);
-    std::fs::write(&file, yaml).expect("write manifest");
-    let out = d.nanocl(&["apply", "-f", &file.display().to_string()]);
+/// Runs `nanocl ARGS`, which must succeed.
+fn succeed(d: &Daemon, args: &[&str]) {
+    let out = d.nanocl(args);
     assert_eq!(
         out.status.code(),
         Some(0),
-        "apply: {}{}",
+        "nanocl {args:?}: {}{}",
         stdout(&out),
         stderr(&out)
     );
+}
+
+fn apply(d: &Daemon, name: &str, yaml: &str) {
+    let file = d.dir.path().join(name);
+    std::fs::write(&file, yaml).expect("write manifest");
+    succeed(d, &["apply", "-f", &file.display().to_string()]);
 }
 
 fn clusters(ns: &str, names: impl Iterator<Item = String>) -> String {
@@ -139,13 +144,9 @@ fn three_hundred_clusters_should_each_get_a_network_of_their_own_from_the_pool()
         "Docker holds exactly the subnets the statuses say"
     );
 
-    let out = d.nanocl(&["delete", "ns", &scope.ns, "--wait", "--timeout", "600s"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "delete: {}{}",
-        stdout(&out),
-        stderr(&out)
+    succeed(
+        &d,
+        &["delete", "ns", &scope.ns, "--wait", "--timeout", "600s"],
     );
     assert!(docker_subnets(&scope).is_empty(), "every network removed");
 }
@@ -196,22 +197,8 @@ fn a_pool_that_runs_out_should_say_so_and_give_subnets_back_on_delete() {
     );
     assert_eq!(docker_subnets(&scope).len(), 2, "no network for the third");
     // The subnet of a deleted cluster is free again.
-    let out = d.nanocl(&["-n", &scope.ns, "delete", "cluster", "a", "--wait"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "delete: {}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    let out = d.nanocl(&["-n", &scope.ns, "delete", "cluster", "c", "--wait"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "delete: {}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    succeed(&d, &["-n", &scope.ns, "delete", "cluster", "a", "--wait"]);
+    succeed(&d, &["-n", &scope.ns, "delete", "cluster", "c", "--wait"]);
     apply(
         &d,
         "again.yaml",
@@ -228,12 +215,8 @@ fn a_pool_that_runs_out_should_say_so_and_give_subnets_back_on_delete() {
             .map(|c| (c["metadata"]["name"].clone(), ready(c)))
             .collect::<Vec<_>>()
     );
-    let out = d.nanocl(&["delete", "ns", &scope.ns, "--wait", "--timeout", "60s"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "delete: {}{}",
-        stdout(&out),
-        stderr(&out)
+    succeed(
+        &d,
+        &["delete", "ns", &scope.ns, "--wait", "--timeout", "60s"],
     );
 }

@@ -92,13 +92,7 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
                         format!("{docker_name} still has containers attached"),
                         Some(n.id.clone()),
                     );
-                    write::patch_status(
-                        &shared.store,
-                        &object,
-                        &write::owners::NETWORK,
-                        serde_json::to_value(&status).unwrap_or_default(),
-                    )
-                    .await?;
+                    save(shared, &object, &status).await?;
                     return Ok(Action::Requeue(Duration::from_secs(1)));
                 }
                 return Err(e.into());
@@ -118,13 +112,7 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
             format!("cluster {cluster:?} does not exist in namespace {namespace:?} (yet)"),
             None,
         );
-        write::patch_status(
-            &shared.store,
-            &object,
-            &write::owners::NETWORK,
-            serde_json::to_value(&status).unwrap_or_default(),
-        )
-        .await?;
+        save(shared, &object, &status).await?;
         return Ok(Action::AwaitChange);
     }
     let existing = shared
@@ -164,13 +152,7 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
                         )
                         .await;
                         let status = status_of(false, "AddressPoolExhausted", message, None);
-                        write::patch_status(
-                            &shared.store,
-                            &object,
-                            &write::owners::NETWORK,
-                            serde_json::to_value(&status).unwrap_or_default(),
-                        )
-                        .await?;
+                        save(shared, &object, &status).await?;
                         return Ok(Action::Requeue(super::cluster::EXHAUSTED_RETRY));
                     }
                 };
@@ -220,12 +202,22 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
             }
         }
     };
+    save(shared, &object, &status).await?;
+    Ok(next)
+}
+
+/// Writes the Network controller's part of the status.
+async fn save<S: Store + Clone, D: Docker>(
+    shared: &Shared<S, D>,
+    object: &nanocl_api_types::AnyObject,
+    status: &NetworkStatus,
+) -> Result<(), ReconcileError> {
     write::patch_status(
         &shared.store,
-        &object,
+        object,
         &write::owners::NETWORK,
-        serde_json::to_value(&status).unwrap_or_default(),
+        serde_json::to_value(status).unwrap_or_default(),
     )
     .await?;
-    Ok(next)
+    Ok(())
 }
