@@ -65,20 +65,21 @@ where
     }
 }
 
-fn cargo(replicas: u32, image: &str) -> String {
-    format!("apiVersion: nanocl.io/v1\nkind: Cargo\nmetadata: {{name: web}}\nspec:\n  cluster: dev\n  replicas: {replicas}\n  container:\n    image: {image}\n")
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_controllers_should_converge_heal_and_scale_on_the_fake() {
-    let store = EmbeddedStore::in_memory(EmbeddedOptions::default()).expect("store");
-    let docker = FakeDocker::with_images(&[IMAGE]);
+/// Stores the cluster `dev` and the cargo `web` of `replicas`, and starts the controllers.
+async fn start_on(
+    store: &EmbeddedStore,
+    docker: &FakeDocker,
+    replicas: u32,
+) -> (
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<Result<(), controllers::RunError>>,
+) {
     put(
-        &store,
+        store,
         "apiVersion: nanocl.io/v1\nkind: Cluster\nmetadata: {name: dev}\n",
     )
     .await;
-    put(&store, &cargo(2, IMAGE)).await;
+    put(store, &cargo(replicas, IMAGE)).await;
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let run = tokio::spawn(controllers::run(
         store.clone(),
@@ -87,6 +88,18 @@ async fn the_controllers_should_converge_heal_and_scale_on_the_fake() {
         Default::default(),
         shutdown,
     ));
+    (stop, run)
+}
+
+fn cargo(replicas: u32, image: &str) -> String {
+    format!("apiVersion: nanocl.io/v1\nkind: Cargo\nmetadata: {{name: web}}\nspec:\n  cluster: dev\n  replicas: {replicas}\n  container:\n    image: {image}\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controllers_should_converge_heal_and_scale_on_the_fake() {
+    let store = EmbeddedStore::in_memory(EmbeddedOptions::default()).expect("store");
+    let docker = FakeDocker::with_images(&[IMAGE]);
+    let (stop, run) = start_on(&store, &docker, 2).await;
 
     eventually("2 replicas", || async { running(&docker).await.len() == 2 }).await;
     assert!(
@@ -164,20 +177,7 @@ async fn a_failing_docker_should_be_retried_with_backoff_not_given_up() {
     let store = EmbeddedStore::in_memory(EmbeddedOptions::default()).expect("store");
     let docker = FakeDocker::with_images(&[IMAGE]);
     docker.fail_next("create_container", "disk full");
-    put(
-        &store,
-        "apiVersion: nanocl.io/v1\nkind: Cluster\nmetadata: {name: dev}\n",
-    )
-    .await;
-    put(&store, &cargo(1, IMAGE)).await;
-    let (stop, shutdown) = tokio::sync::watch::channel(false);
-    let run = tokio::spawn(controllers::run(
-        store.clone(),
-        docker.clone(),
-        Default::default(),
-        Default::default(),
-        shutdown,
-    ));
+    let (stop, run) = start_on(&store, &docker, 1).await;
     eventually("the replica after the failure", || async {
         running(&docker).await.len() == 1
     })
@@ -372,20 +372,7 @@ async fn an_undecodable_cargo_should_keep_its_containers_be_reported_listed_and_
 async fn a_scale_down_should_record_one_event_for_all_it_removed() {
     let store = EmbeddedStore::in_memory(EmbeddedOptions::default()).expect("store");
     let docker = FakeDocker::with_images(&[IMAGE]);
-    put(
-        &store,
-        "apiVersion: nanocl.io/v1\nkind: Cluster\nmetadata: {name: dev}\n",
-    )
-    .await;
-    put(&store, &cargo(12, IMAGE)).await;
-    let (stop, shutdown) = tokio::sync::watch::channel(false);
-    let run = tokio::spawn(controllers::run(
-        store.clone(),
-        docker.clone(),
-        Default::default(),
-        Default::default(),
-        shutdown,
-    ));
+    let (stop, run) = start_on(&store, &docker, 12).await;
     eventually("12 replicas", || async {
         running(&docker).await.len() == 12
     })

@@ -335,15 +335,7 @@ async fn heal_time(label_filter: String, takedown: Takedown, container: &str) ->
     let start = Instant::now();
     match takedown {
         Takedown::Remove => {
-            let _ = client
-                .remove_container(
-                    container,
-                    Some(RemoveContainerOptions {
-                        force: true,
-                        ..Default::default()
-                    }),
-                )
-                .await;
+            force_remove(&client, container).await;
         }
         Takedown::Kill => {
             let _ = client
@@ -646,24 +638,7 @@ fn bench_scale(swarm: &Swarm) {
         cleanup_label(&label);
 
         let name = format!("nanocl-bench-scale-{}-{round}", std::process::id());
-        let created = Command::new("docker")
-            .args([
-                "service",
-                "create",
-                "--detach",
-                "--name",
-                &name,
-                "--replicas",
-                "10",
-            ])
-            .args([
-                "--label",
-                "nanocl-bench=1",
-                &swarm.image_id,
-                "sleep",
-                "3600",
-            ])
-            .output();
+        let created = swarm_service(&name, 10, &[], &swarm.image_id);
         let service = format!("com.docker.swarm.service.name={name}");
         if created.is_ok_and(|o| o.status.success())
             && wait_running(&service, 10, Duration::from_secs(120)).is_some()
@@ -744,35 +719,35 @@ async fn restart_policy_heal(round: usize) -> Option<Heal> {
         .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let took = heal_time(format!("io.nanocl.bench={name}"), Takedown::Crash, &id).await;
-    let _ = client
-        .remove_container(
-            &id,
-            Some(RemoveContainerOptions {
-                force: true,
-                ..Default::default()
-            }),
-        )
-        .await;
+    force_remove(&client, &id).await;
     took
+}
+
+/// `docker service create --detach` of `replicas` sleepers named `name`, with `extra` flags.
+fn swarm_service(
+    name: &str,
+    replicas: usize,
+    extra: &[&str],
+    image_id: &str,
+) -> std::io::Result<std::process::Output> {
+    Command::new("docker")
+        .args(["service", "create", "--detach", "--name", name])
+        .args([
+            "--replicas",
+            &replicas.to_string(),
+            "--label",
+            "nanocl-bench=1",
+        ])
+        .args(extra)
+        .args([image_id, "sleep", "3600"])
+        .output()
 }
 
 /// Swarm replacing a killed task (`--restart-delay 0`): from the kill to the new task's start.
 fn swarm_heal(swarm: &Swarm, rt: &tokio::runtime::Runtime) -> Vec<Heal> {
     let name = format!("nanocl-bench-heal-{}", std::process::id());
     let service = format!("com.docker.swarm.service.name={name}");
-    let created = Command::new("docker")
-        .args([
-            "service",
-            "create",
-            "--detach",
-            "--name",
-            &name,
-            "--replicas",
-            "1",
-        ])
-        .args(["--restart-delay", "0s", "--label", "nanocl-bench=1"])
-        .args([&swarm.image_id, "sleep", "3600"])
-        .output();
+    let created = swarm_service(&name, 1, &["--restart-delay", "0s"], &swarm.image_id);
     let mut samples = Vec::new();
     if created.is_ok_and(|o| o.status.success())
         && wait_running(&service, 1, Duration::from_secs(60)).is_some()
