@@ -116,10 +116,7 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
     key: &str,
     event: Event<CargoObject>,
 ) -> Result<Action, ReconcileError> {
-    let (cargo, deleting) = match event {
-        Event::Apply(o) => (o, false),
-        Event::Cleanup(o) => (o, true),
-    };
+    let (cargo, deleting) = event.into_parts();
     let namespace = cargo.metadata.namespace.clone().unwrap_or_default();
     let ctx = Ctx {
         shared,

@@ -43,10 +43,7 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
     shared: &Shared<S, D>,
     event: Event<ClusterObject>,
 ) -> Result<Action, ReconcileError> {
-    let (cluster, deleting) = match event {
-        Event::Apply(o) => (o, false),
-        Event::Cleanup(o) => (o, true),
-    };
+    let (cluster, deleting) = event.into_parts();
     let cluster: &ClusterObject = &cluster;
     let object = cluster.clone().into_any();
     let namespace = cluster.metadata.namespace.clone().unwrap_or_default();

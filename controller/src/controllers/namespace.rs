@@ -39,10 +39,7 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
     shared: &Shared<S, D>,
     event: Event<NamespaceObject>,
 ) -> Result<Action, ReconcileError> {
-    let (ns, deleting) = match event {
-        Event::Apply(o) => (o, false),
-        Event::Cleanup(o) => (o, true),
-    };
+    let (ns, deleting) = event.into_parts();
     let ns: &NamespaceObject = &ns;
     let object = ns.clone().into_any();
     let name = ns.metadata.name.clone();

@@ -41,10 +41,7 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
     shared: &Shared<S, D>,
     event: Event<NetworkObject>,
 ) -> Result<Action, ReconcileError> {
-    let (network, deleting) = match event {
-        Event::Apply(o) => (o, false),
-        Event::Cleanup(o) => (o, true),
-    };
+    let (network, deleting) = event.into_parts();
     let network: &NetworkObject = &network;
     let object = network.clone().into_any();
     let namespace = network.metadata.namespace.clone().unwrap_or_default();

@@ -27,6 +27,16 @@ pub enum Event<K> {
     Cleanup(Arc<K>),
 }
 
+impl<K> Event<K> {
+    /// The object, and whether it is being deleted (`Cleanup`).
+    pub fn into_parts(self) -> (Arc<K>, bool) {
+        match self {
+            Event::Apply(o) => (o, false),
+            Event::Cleanup(o) => (o, true),
+        }
+    }
+}
+
 /// Runs `reconcile` for `object` under finalizer `name`.
 pub async fn finalizer<K, S, F, Fut, E>(
     api: &Api<K, S>,
