@@ -1,7 +1,7 @@
 //! An in-memory Docker for fast tests: same semantics as the engine (names, labels, states,
 //! port conflicts, events), records every call, and fails on demand.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use futures::stream::BoxStream;
@@ -10,9 +10,19 @@ use tokio::sync::broadcast;
 
 use super::{Container, ContainerSpec, Docker, DockerError, Event, Network, NetworkSpec, State};
 
+/// The fake's state. Containers are indexed by name and by label (`k=v`), as dockerd's own
+/// store is, so a listing filtered by label costs what it matches, not every container on
+/// the "host": scale runs measure nanocl, not the fake.
 #[derive(Debug, Default)]
 struct World {
     containers: BTreeMap<String, (ContainerSpec, Container)>,
+    /// Name → id.
+    names: HashMap<String, String>,
+    /// `key=value` → the ids of the containers carrying that label.
+    labelled: HashMap<String, BTreeSet<String>>,
+    /// The containers that publish a fixed host port (the only ones a start can conflict
+    /// with).
+    fixed_ports: BTreeSet<String>,
     networks: BTreeMap<String, (NetworkSpec, Network)>,
     images: HashSet<String>,
     pullable: HashSet<String>,
@@ -37,6 +47,79 @@ impl Default for FakeDocker {
         FakeDocker {
             world: Arc::default(),
             events: broadcast::channel(1024).0,
+        }
+    }
+}
+
+impl World {
+    fn id_of(&self, name_or_id: &str) -> Option<String> {
+        if self.containers.contains_key(name_or_id) {
+            return Some(name_or_id.to_owned());
+        }
+        self.names.get(name_or_id).cloned()
+    }
+
+    fn find(&mut self, name_or_id: &str) -> Option<&mut (ContainerSpec, Container)> {
+        let id = self.id_of(name_or_id)?;
+        self.containers.get_mut(&id)
+    }
+
+    fn insert(&mut self, spec: ContainerSpec, container: Container) {
+        let id = container.id.clone();
+        self.names.insert(container.name.clone(), id.clone());
+        for (k, v) in &container.labels {
+            self.labelled
+                .entry(format!("{k}={v}"))
+                .or_default()
+                .insert(id.clone());
+        }
+        if spec.ports.iter().any(|p| p.host_port.is_some()) {
+            self.fixed_ports.insert(id.clone());
+        }
+        self.containers.insert(id, (spec, container));
+    }
+
+    fn remove(&mut self, id: &str) -> Option<(ContainerSpec, Container)> {
+        let (spec, container) = self.containers.remove(id)?;
+        self.names.remove(&container.name);
+        for (k, v) in &container.labels {
+            let label = format!("{k}={v}");
+            if let Some(ids) = self.labelled.get_mut(&label) {
+                ids.remove(id);
+                if ids.is_empty() {
+                    self.labelled.remove(&label);
+                }
+            }
+        }
+        self.fixed_ports.remove(id);
+        Some((spec, container))
+    }
+
+    /// The containers matching every filter, through the label index when a filter is
+    /// `key=value` (the smallest match set is scanned), else every container.
+    fn matching<'a>(
+        &'a self,
+        filters: &'a [String],
+    ) -> Box<dyn Iterator<Item = &'a Container> + 'a> {
+        let indexed = filters
+            .iter()
+            .filter(|f| f.contains('='))
+            .map(|f| self.labelled.get(f.as_str()))
+            .min_by_key(|ids| ids.map_or(0, BTreeSet::len));
+        match indexed {
+            Some(None) => Box::new(std::iter::empty()),
+            Some(Some(ids)) => Box::new(
+                ids.iter()
+                    .filter_map(|id| self.containers.get(id))
+                    .map(|(_, c)| c)
+                    .filter(|c| matches(&c.labels, filters)),
+            ),
+            None => Box::new(
+                self.containers
+                    .values()
+                    .map(|(_, c)| c)
+                    .filter(|c| matches(&c.labels, filters)),
+            ),
         }
     }
 }
@@ -107,11 +190,7 @@ impl FakeDocker {
     fn die(&self, name: &str, exit_code: i64, listing_lags: bool) {
         let event = {
             let mut world = self.world();
-            let Some((_, c)) = world
-                .containers
-                .values_mut()
-                .find(|(_, c)| c.name == name || c.id == name)
-            else {
+            let Some((_, c)) = world.find(name) else {
                 return;
             };
             c.state = State::Exited;
@@ -160,21 +239,12 @@ impl FakeDocker {
     }
 }
 
-fn find<'a>(world: &'a mut World, name: &str) -> Option<&'a mut (ContainerSpec, Container)> {
-    world
-        .containers
-        .values_mut()
-        .find(|(_, c)| c.name == name || c.id == name)
-}
-
 impl Docker for FakeDocker {
     async fn list_containers(&self, labels: &[String]) -> Result<Vec<Container>, DockerError> {
         let world = self.enter("list_containers", &labels.join(","))?;
         Ok(world
-            .containers
-            .values()
-            .filter(|(_, c)| matches(&c.labels, labels))
-            .map(|(_, c)| Container {
+            .matching(labels)
+            .map(|c| Container {
                 // Like `docker ps`: no exit code, OOM flag or health in a listing.
                 exit_code: None,
                 oom_killed: false,
@@ -191,12 +261,12 @@ impl Docker for FakeDocker {
 
     async fn inspect_container(&self, name: &str) -> Result<Option<Container>, DockerError> {
         let mut world = self.enter("inspect_container", name)?;
-        Ok(find(&mut world, name).map(|(_, c)| c.clone()))
+        Ok(world.find(name).map(|(_, c)| c.clone()))
     }
 
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String, DockerError> {
         let mut world = self.enter("create_container", &spec.name)?;
-        if world.containers.values().any(|(_, c)| c.name == spec.name) {
+        if world.names.contains_key(&spec.name) {
             return Err(DockerError::NameConflict {
                 name: spec.name.clone(),
             });
@@ -229,9 +299,7 @@ impl Docker for FakeDocker {
             oom_killed: false,
             health: None,
         };
-        world
-            .containers
-            .insert(id.clone(), (spec.clone(), container));
+        world.insert(spec.clone(), container);
         drop(world);
         self.emit("container", "create", &id, &spec.labels);
         Ok(id)
@@ -239,7 +307,7 @@ impl Docker for FakeDocker {
 
     async fn start_container(&self, id: &str) -> Result<(), DockerError> {
         let mut world = self.enter("start_container", id)?;
-        let (spec, c) = find(&mut world, id)
+        let (spec, c) = world.find(id)
             .map(|(s, c)| (s.clone(), c.clone()))
             .ok_or_else(|| DockerError::NotFound {
                 what: format!("No such container: {id}"),
@@ -248,8 +316,9 @@ impl Docker for FakeDocker {
             return Ok(());
         }
         let taken: HashSet<(String, u16, String)> = world
-            .containers
-            .values()
+            .fixed_ports
+            .iter()
+            .filter_map(|id| world.containers.get(id))
             .filter(|(_, other)| other.state == State::Running && other.id != c.id)
             .flat_map(|(s, _)| {
                 s.ports.iter().filter_map(|p| {
@@ -271,7 +340,7 @@ impl Docker for FakeDocker {
                 }
             }
         }
-        if let Some((_, c)) = find(&mut world, id) {
+        if let Some((_, c)) = world.find(id) {
             c.state = State::Running;
             c.exit_code = None;
         }
@@ -283,7 +352,7 @@ impl Docker for FakeDocker {
 
     async fn stop_container(&self, id: &str, _timeout_secs: i32) -> Result<(), DockerError> {
         let mut world = self.enter("stop_container", id)?;
-        let (_, c) = find(&mut world, id).ok_or_else(|| DockerError::NotFound {
+        let (_, c) = world.find(id).ok_or_else(|| DockerError::NotFound {
             what: format!("No such container: {id}"),
         })?;
         let was_running = c.state == State::Running;
@@ -302,15 +371,10 @@ impl Docker for FakeDocker {
 
     async fn remove_container(&self, id: &str) -> Result<(), DockerError> {
         let mut world = self.enter("remove_container", id)?;
-        let Some(key) = world
-            .containers
-            .iter()
-            .find(|(_, (_, c))| c.name == id || c.id == id)
-            .map(|(k, _)| k.clone())
-        else {
+        let Some(key) = world.id_of(id) else {
             return Ok(());
         };
-        let Some((_, c)) = world.containers.remove(&key) else {
+        let Some((_, c)) = world.remove(&key) else {
             return Ok(());
         };
         drop(world);
@@ -434,7 +498,7 @@ impl Docker for FakeDocker {
         tail: Option<u32>,
     ) -> BoxStream<'static, Result<String, DockerError>> {
         let mut world = self.world();
-        let name = find(&mut world, id)
+        let name = world.find(id)
             .map(|(_, c)| c.name.clone())
             .unwrap_or_else(|| id.to_owned());
         let lines = world.logs.get(&name).cloned().unwrap_or_default();
