@@ -1,18 +1,34 @@
 //! Scale on the fake runtime: N cargoes (default 10,000) in N/10 namespaces, each with its
-//! cluster, reconciled from scratch by the real controllers over the in-memory embedded store
-//! and `FakeDocker` (no dockerd: what is measured is nanocl's own cost). Prints the time to
-//! N running replicas, nanocld's memory per object, and what a no-op resync of everything
-//! costs (store writes, CPU).
+//! cluster, reconciled from scratch by the real controllers over `FakeDocker` (no dockerd:
+//! what is measured is nanocl's own cost), first on the embedded store in memory, then on the
+//! dev environment's etcd (under a unique prefix, removed at the end). Prints the time to N
+//! running replicas, the memory the controllers and their caches hold per object (live heap
+//! bytes freed when they stop, counted by the allocator: the store's and the fake's own
+//! memory are not nanocl's controllers), and what a no-op resync of everything costs (store
+//! writes, CPU).
 //!
-//! `cargo bench -p nanocl-controller --bench scale -- 2000` for a smaller run.
+//! `cargo bench -p nanocl-controller --bench scale -- 2000` for a smaller run; `-- embedded`
+//! or `-- etcd` for one store.
 
+use std::alloc::System;
 use std::time::{Duration, Instant};
 
+use cap::Cap;
 use nanocl_api_types::manifest::{decode_str, DecodeOptions};
 use nanocl_controller::controllers;
 use nanocl_controller::docker::{Docker, FakeDocker, State};
 use nanocl_controller::objects::{encode, lifecycle};
-use nanocl_controller::store::{keys, EmbeddedOptions, EmbeddedStore, Store};
+use nanocl_controller::store::{
+    keys, EmbeddedOptions, EmbeddedStore, EtcdOptions, EtcdStore, Store,
+};
+
+/// The system allocator, counting the bytes live.
+#[global_allocator]
+static ALLOCATOR: Cap<System> = Cap::new(System, usize::MAX);
+
+fn live_kib() -> f64 {
+    ALLOCATOR.allocated() as f64 / 1024.0
+}
 
 const IMAGE: &str = "nanocl-test/busybox:latest";
 
@@ -40,7 +56,7 @@ fn cpu_ticks() -> u64 {
         .unwrap_or(0)
 }
 
-async fn put(store: &EmbeddedStore, yaml: &str) {
+async fn put<S: Store>(store: &S, yaml: &str) {
     let decoded = decode_str("scale.yaml", yaml, &DecodeOptions::default());
     for m in decoded.manifests {
         let object = lifecycle::created(&m.object).unwrap_or_else(|e| panic!("{e}"));
@@ -60,80 +76,118 @@ async fn running(docker: &FakeDocker) -> usize {
         .unwrap_or(0)
 }
 
-fn main() {
-    let cargoes: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(10_000);
+async fn run<S: Store + Clone>(label: &str, store: S, cargoes: usize) {
     let namespaces = cargoes.div_ceil(10);
+    let docker = FakeDocker::with_images(&[IMAGE]);
+    let written = Instant::now();
+    let mut objects = 0;
+    for n in 0..namespaces {
+        let mut yaml = format!(
+            "apiVersion: nanocl.io/v1\nkind: Namespace\nmetadata: {{name: ns{n}}}\n---\napiVersion: nanocl.io/v1\nkind: Cluster\nmetadata: {{name: dev, namespace: ns{n}}}\n"
+        );
+        objects += 2;
+        for c in 0..10.min(cargoes - n * 10) {
+            yaml.push_str(&format!("---\napiVersion: nanocl.io/v1\nkind: Cargo\nmetadata: {{name: c{c}, namespace: ns{n}}}\nspec:\n  cluster: dev\n  container:\n    image: {IMAGE}\n    command: [sleep, \"3600\"]\n"));
+            objects += 1;
+        }
+        put(&store, &yaml).await;
+    }
+    println!("\n== {cargoes} cargoes in {namespaces} namespaces ({objects} objects), fake runtime, {label}");
+    println!("  written to the store in {:.1} s", written.elapsed().as_secs_f64());
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let options = controllers::Options {
+        resync: Duration::from_secs(20),
+        ..Default::default()
+    };
+    let metrics = std::sync::Arc::new(nanocl_controller::metrics::Metrics::default());
+    let start = Instant::now();
+    let run = tokio::spawn(controllers::run(
+        store.clone(),
+        docker.clone(),
+        metrics,
+        options,
+        shutdown,
+    ));
+    let limit = Duration::from_secs(600);
+    while running(&docker).await < cargoes && start.elapsed() < limit {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let converged = start.elapsed();
+    let up = running(&docker).await;
+    println!(
+        "  {up}/{cargoes} replicas running after {:.1} s",
+        converged.as_secs_f64()
+    );
+    // Statuses written, events settled.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    // A resync of everything (every 20 s): what it writes and costs.
+    let before = store.current_revision().await.unwrap_or(0);
+    let ticks = cpu_ticks();
+    tokio::time::sleep(Duration::from_secs(45)).await;
+    let after = store.current_revision().await.unwrap_or(0);
+    let cpu = (cpu_ticks() - ticks) as f64 / 100.0;
+    println!(
+        "  45 s with two full resyncs: {} store writes, {:.1} s of CPU ({:.1} % of one core)",
+        after - before,
+        cpu,
+        cpu / 45.0 * 100.0
+    );
+    let (live, rss) = (live_kib(), rss_kib());
+    let _ = stop.send(true);
+    match tokio::time::timeout(Duration::from_secs(30), run).await {
+        Ok(Ok(Ok(()))) => {}
+        other => println!("  the controllers did not stop cleanly: {other:?}"),
+    }
+    // Detached tasks (the safety-net retriggers, the fake's event pumps) notice the end.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let stopped = live_kib();
+    drop(docker);
+    let fake = stopped - live_kib();
+    drop(store);
+    let stored = stopped - fake - live_kib();
+    let held = live - stopped;
+    println!(
+        "  memory: {:.2} KiB per object held by the controllers and their caches ({:.1} MiB, freed when they stop; goal < 10 KiB); the fake's containers {:.1} MiB; the store's client or in-memory database {:.1} MiB; process RSS {:.1} MiB",
+        held / objects as f64,
+        held / 1024.0,
+        fake / 1024.0,
+        stored / 1024.0,
+        rss as f64 / 1024.0,
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cargoes: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(10_000);
+    let only = |name: &str| {
+        let named = ["embedded", "etcd"];
+        !args.iter().any(|a| named.contains(&a.as_str())) || args.iter().any(|a| a == name)
+    };
     let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("runtime: {e}"));
     rt.block_on(async {
-        let store = EmbeddedStore::in_memory(EmbeddedOptions::default())
-            .unwrap_or_else(|e| panic!("store: {e}"));
-        let docker = FakeDocker::with_images(&[IMAGE]);
-        let rss_empty = rss_kib();
-        let written = Instant::now();
-        for n in 0..namespaces {
-            let mut yaml = format!(
-                "apiVersion: nanocl.io/v1\nkind: Namespace\nmetadata: {{name: ns{n}}}\n---\napiVersion: nanocl.io/v1\nkind: Cluster\nmetadata: {{name: dev, namespace: ns{n}}}\n"
-            );
-            for c in 0..10.min(cargoes - n * 10) {
-                yaml.push_str(&format!("---\napiVersion: nanocl.io/v1\nkind: Cargo\nmetadata: {{name: c{c}, namespace: ns{n}}}\nspec:\n  cluster: dev\n  container:\n    image: {IMAGE}\n    command: [sleep, \"3600\"]\n"));
+        if only("embedded") {
+            let store = EmbeddedStore::in_memory(EmbeddedOptions::default())
+                .unwrap_or_else(|e| panic!("store: {e}"));
+            run("embedded store in memory (goal < 10 s)", store, cargoes).await;
+        }
+        if only("etcd") {
+            let endpoint =
+                std::env::var("NANOCL_TEST_ETCD").unwrap_or_else(|_| "127.0.0.1:23790".into());
+            let options = EtcdOptions {
+                prefix: format!("/nanocl-scale-{}", std::process::id()),
+                ..EtcdOptions::new(vec![endpoint.clone()])
+            };
+            match EtcdStore::connect(options).await {
+                Ok(store) => {
+                    run(&format!("etcd at {endpoint} (goal < 30 s)"), store.clone(), cargoes).await;
+                    if let Ok(list) = store.list("").await {
+                        for kv in list.items {
+                            let _ = store.delete(&kv.key, None).await;
+                        }
+                    }
+                }
+                Err(e) => println!("etcd at {endpoint}: {e}"),
             }
-            put(&store, &yaml).await;
         }
-        let objects = namespaces * 2 + cargoes;
-        println!(
-            "\n== {cargoes} cargoes in {namespaces} namespaces ({objects} objects), fake runtime, embedded store in memory"
-        );
-        println!("  written to the store in {:.1} s", written.elapsed().as_secs_f64());
-        let rss_stored = rss_kib();
-        let (stop, shutdown) = tokio::sync::watch::channel(false);
-        let options = controllers::Options {
-            resync: Duration::from_secs(20),
-            ..Default::default()
-        };
-        let metrics = std::sync::Arc::new(nanocl_controller::metrics::Metrics::default());
-        let start = Instant::now();
-        let run = tokio::spawn(controllers::run(
-            store.clone(),
-            docker.clone(),
-            metrics,
-            options,
-            shutdown,
-        ));
-        let limit = Duration::from_secs(600);
-        while running(&docker).await < cargoes && start.elapsed() < limit {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        let converged = start.elapsed();
-        let up = running(&docker).await;
-        println!(
-            "  {up}/{cargoes} replicas running after {:.1} s (goal < 10 s)",
-            converged.as_secs_f64()
-        );
-        // Statuses written, events settled.
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        let rss = rss_kib();
-        println!(
-            "  memory: {:.1} MiB in all, {:.2} KiB per object for the caches and controllers (goal < 10 KiB; the store's and the fake's own memory not counted: {:.1} MiB before the controllers started)",
-            rss as f64 / 1024.0,
-            rss.saturating_sub(rss_stored) as f64 / objects as f64,
-            rss_stored.saturating_sub(rss_empty) as f64 / 1024.0,
-        );
-        // A resync of everything (every 20 s): what it writes and costs.
-        let before = store.current_revision().await.unwrap_or(0);
-        let ticks = cpu_ticks();
-        tokio::time::sleep(Duration::from_secs(45)).await;
-        let after = store.current_revision().await.unwrap_or(0);
-        let cpu = (cpu_ticks() - ticks) as f64 / 100.0;
-        println!(
-            "  45 s with two full resyncs: {} store writes, {:.1} s of CPU ({:.1} % of one core)",
-            after - before,
-            cpu,
-            cpu / 45.0 * 100.0
-        );
-        let _ = stop.send(true);
-        let _ = tokio::time::timeout(Duration::from_secs(30), run).await;
     });
 }

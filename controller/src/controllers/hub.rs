@@ -307,9 +307,15 @@ impl Hub {
         }
         let hub = self.clone();
         let sender = tx.clone();
+        // Both tasks end with the stream: they hold the hub (every cache), so a controller
+        // that stops must not leave them waiting for a change or a Docker event.
         tokio::spawn(async move {
             loop {
-                let change = match feed.recv().await {
+                let received = tokio::select! {
+                    received = feed.recv() => received,
+                    () = sender.closed() => return,
+                };
+                let change = match received {
                     Ok(c) => c,
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         for key in hub.keys(kind) {
@@ -420,8 +426,12 @@ async fn forward_docker_events<D: Docker>(
                 return;
             }
         }
-        while let Some(event) = events.next().await {
-            let Ok(event) = event else { break };
+        loop {
+            let event = tokio::select! {
+                event = events.next() => event,
+                () = tx.closed() => return,
+            };
+            let Some(Ok(event)) = event else { break };
             tracing::debug!(action = %event.action, id = %event.id, "docker event");
             backoff.reset();
             hub.deaths.record(&event);
@@ -449,6 +459,9 @@ async fn forward_docker_events<D: Docker>(
             }
         }
         tracing::warn!("the Docker event stream ended; re-listing and subscribing again");
-        tokio::time::sleep(backoff.next_delay()).await;
+        tokio::select! {
+            () = tokio::time::sleep(backoff.next_delay()) => {}
+            () = tx.closed() => return,
+        }
     }
 }

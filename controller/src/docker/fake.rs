@@ -18,8 +18,13 @@ struct World {
     containers: BTreeMap<String, (ContainerSpec, Container)>,
     /// Name → id.
     names: HashMap<String, String>,
-    /// `key=value` → the ids of the containers carrying that label.
-    labelled: HashMap<String, BTreeSet<String>>,
+    /// The containers by label.
+    labelled: LabelIndex,
+    /// The networks by label, and by name.
+    networks_labelled: LabelIndex,
+    network_names: HashMap<String, String>,
+    /// Network id → how many containers are attached to it.
+    attached: HashMap<String, usize>,
     /// The containers that publish a fixed host port (the only ones a start can conflict
     /// with).
     fixed_ports: BTreeSet<String>,
@@ -51,6 +56,45 @@ impl Default for FakeDocker {
     }
 }
 
+/// `key=value` → the ids of the objects carrying that label.
+#[derive(Debug, Default)]
+struct LabelIndex(HashMap<String, BTreeSet<String>>);
+
+impl LabelIndex {
+    fn add(&mut self, id: &str, labels: &BTreeMap<String, String>) {
+        for (k, v) in labels {
+            self.0
+                .entry(format!("{k}={v}"))
+                .or_default()
+                .insert(id.to_owned());
+        }
+    }
+
+    fn remove(&mut self, id: &str, labels: &BTreeMap<String, String>) {
+        for (k, v) in labels {
+            let label = format!("{k}={v}");
+            if let Some(ids) = self.0.get_mut(&label) {
+                ids.remove(id);
+                if ids.is_empty() {
+                    self.0.remove(&label);
+                }
+            }
+        }
+    }
+
+    /// The ids to check against `filters`: the smallest set among the `key=value` filters'
+    /// (`Some(empty)` when one matches nothing), `None` when no filter is indexed (check
+    /// every object).
+    fn candidates(&self, filters: &[String]) -> Option<Vec<&String>> {
+        filters
+            .iter()
+            .filter(|f| f.contains('='))
+            .map(|f| self.0.get(f.as_str()))
+            .min_by_key(|ids| ids.map_or(0, BTreeSet::len))
+            .map(|ids| ids.map(|ids| ids.iter().collect()).unwrap_or_default())
+    }
+}
+
 impl World {
     fn id_of(&self, name_or_id: &str) -> Option<String> {
         if self.containers.contains_key(name_or_id) {
@@ -67,14 +111,14 @@ impl World {
     fn insert(&mut self, spec: ContainerSpec, container: Container) {
         let id = container.id.clone();
         self.names.insert(container.name.clone(), id.clone());
-        for (k, v) in &container.labels {
-            self.labelled
-                .entry(format!("{k}={v}"))
-                .or_default()
-                .insert(id.clone());
-        }
+        self.labelled.add(&id, &container.labels);
         if spec.ports.iter().any(|p| p.host_port.is_some()) {
             self.fixed_ports.insert(id.clone());
+        }
+        for network in &spec.networks {
+            if let Some(network) = self.network_id(network) {
+                *self.attached.entry(network).or_default() += 1;
+            }
         }
         self.containers.insert(id, (spec, container));
     }
@@ -82,45 +126,59 @@ impl World {
     fn remove(&mut self, id: &str) -> Option<(ContainerSpec, Container)> {
         let (spec, container) = self.containers.remove(id)?;
         self.names.remove(&container.name);
-        for (k, v) in &container.labels {
-            let label = format!("{k}={v}");
-            if let Some(ids) = self.labelled.get_mut(&label) {
-                ids.remove(id);
-                if ids.is_empty() {
-                    self.labelled.remove(&label);
+        self.labelled.remove(id, &container.labels);
+        self.fixed_ports.remove(id);
+        for network in &spec.networks {
+            if let Some(network) = self.network_id(network) {
+                if let Some(count) = self.attached.get_mut(&network) {
+                    *count = count.saturating_sub(1);
                 }
             }
         }
-        self.fixed_ports.remove(id);
         Some((spec, container))
     }
 
-    /// The containers matching every filter, through the label index when a filter is
-    /// `key=value` (the smallest match set is scanned), else every container.
-    fn matching<'a>(
-        &'a self,
-        filters: &'a [String],
-    ) -> Box<dyn Iterator<Item = &'a Container> + 'a> {
-        let indexed = filters
-            .iter()
-            .filter(|f| f.contains('='))
-            .map(|f| self.labelled.get(f.as_str()))
-            .min_by_key(|ids| ids.map_or(0, BTreeSet::len));
-        match indexed {
-            Some(None) => Box::new(std::iter::empty()),
-            Some(Some(ids)) => Box::new(
-                ids.iter()
-                    .filter_map(|id| self.containers.get(id))
-                    .map(|(_, c)| c)
-                    .filter(|c| matches(&c.labels, filters)),
-            ),
-            None => Box::new(
-                self.containers
-                    .values()
-                    .map(|(_, c)| c)
-                    .filter(|c| matches(&c.labels, filters)),
-            ),
+    /// The containers matching every filter, through the label index.
+    fn matching<'a>(&'a self, filters: &'a [String]) -> Vec<&'a Container> {
+        match self.labelled.candidates(filters) {
+            Some(ids) => ids
+                .into_iter()
+                .filter_map(|id| self.containers.get(id))
+                .map(|(_, c)| c)
+                .filter(|c| matches(&c.labels, filters))
+                .collect(),
+            None => self
+                .containers
+                .values()
+                .map(|(_, c)| c)
+                .filter(|c| matches(&c.labels, filters))
+                .collect(),
         }
+    }
+
+    /// The networks matching every filter, through their label index.
+    fn matching_networks<'a>(&'a self, filters: &'a [String]) -> Vec<&'a Network> {
+        match self.networks_labelled.candidates(filters) {
+            Some(ids) => ids
+                .into_iter()
+                .filter_map(|id| self.networks.get(id))
+                .map(|(_, n)| n)
+                .filter(|n| matches(&n.labels, filters))
+                .collect(),
+            None => self
+                .networks
+                .values()
+                .map(|(_, n)| n)
+                .filter(|n| matches(&n.labels, filters))
+                .collect(),
+        }
+    }
+
+    fn network_id(&self, name_or_id: &str) -> Option<String> {
+        if self.networks.contains_key(name_or_id) {
+            return Some(name_or_id.to_owned());
+        }
+        self.network_names.get(name_or_id).cloned()
     }
 }
 
@@ -244,6 +302,7 @@ impl Docker for FakeDocker {
         let world = self.enter("list_containers", &labels.join(","))?;
         Ok(world
             .matching(labels)
+            .into_iter()
             .map(|c| Container {
                 // Like `docker ps`: no exit code, OOM flag or health in a listing.
                 exit_code: None,
@@ -277,11 +336,7 @@ impl Docker for FakeDocker {
             });
         }
         for network in &spec.networks {
-            if !world
-                .networks
-                .values()
-                .any(|(_, n)| &n.name == network || &n.id == network)
-            {
+                if world.network_id(network).is_none() {
                 return Err(DockerError::NotFound {
                     what: format!("network {network} not found"),
                 });
@@ -391,22 +446,23 @@ impl Docker for FakeDocker {
     async fn list_networks(&self, labels: &[String]) -> Result<Vec<Network>, DockerError> {
         let world = self.enter("list_networks", &labels.join(","))?;
         Ok(world
-            .networks
-            .values()
-            .filter(|(_, n)| matches(&n.labels, labels))
-            .map(|(_, n)| n.clone())
+            .matching_networks(labels)
+            .into_iter()
+            .cloned()
             .collect())
     }
 
     async fn create_network(&self, spec: &NetworkSpec) -> Result<String, DockerError> {
         let mut world = self.enter("create_network", &spec.name)?;
-        if world.networks.values().any(|(_, n)| n.name == spec.name) {
+        if world.network_names.contains_key(&spec.name) {
             return Err(DockerError::NameConflict {
                 name: spec.name.clone(),
             });
         }
         world.next_id += 1;
         let id = format!("{:064x}", world.next_id);
+        world.network_names.insert(spec.name.clone(), id.clone());
+        world.networks_labelled.add(&id, &spec.labels);
         world.networks.insert(
             id.clone(),
             (
@@ -426,22 +482,16 @@ impl Docker for FakeDocker {
 
     async fn remove_network(&self, id: &str) -> Result<(), DockerError> {
         let mut world = self.enter("remove_network", id)?;
-        let Some((key, name)) = world
-            .networks
-            .iter()
-            .find(|(_, (_, n))| n.name == id || n.id == id)
-            .map(|(k, (_, n))| (k.clone(), n.name.clone()))
-        else {
+        let Some(key) = world.network_id(id) else {
             return Ok(());
         };
-        let in_use = world
-            .containers
-            .values()
-            .any(|(s, _)| s.networks.iter().any(|n| n == &name || n == &key));
-        if in_use {
+        if world.attached.get(&key).is_some_and(|count| *count > 0) {
             return Err(DockerError::NetworkInUse { name: key });
         }
         if let Some((_, n)) = world.networks.remove(&key) {
+            world.network_names.remove(&n.name);
+            world.networks_labelled.remove(&key, &n.labels);
+            world.attached.remove(&key);
             drop(world);
             self.emit("network", "destroy", &n.id, &n.labels);
         }
