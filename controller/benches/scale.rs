@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use cap::Cap;
 use nanocl_api_types::manifest::{decode_str, DecodeOptions};
 use nanocl_controller::controllers;
-use nanocl_controller::docker::{Docker, FakeDocker, State};
+use nanocl_controller::docker::{FakeDocker, State};
 use nanocl_controller::objects::{encode, lifecycle};
 use nanocl_controller::store::{
     keys, EmbeddedOptions, EmbeddedStore, EtcdOptions, EtcdStore, Store,
@@ -69,11 +69,7 @@ async fn put<S: Store>(store: &S, yaml: &str) {
 }
 
 async fn running(docker: &FakeDocker) -> usize {
-    docker
-        .list_containers(&["io.nanocl.managed=true".to_owned()])
-        .await
-        .map(|cs| cs.iter().filter(|c| c.state == State::Running).count())
-        .unwrap_or(0)
+    docker.count(&["io.nanocl.managed=true".to_owned()], State::Running)
 }
 
 async fn run<S: Store + Clone>(label: &str, store: S, cargoes: usize) {
@@ -100,6 +96,7 @@ async fn run<S: Store + Clone>(label: &str, store: S, cargoes: usize) {
         ..Default::default()
     };
     let metrics = std::sync::Arc::new(nanocl_controller::metrics::Metrics::default());
+    let first = store.current_revision().await.unwrap_or(0);
     let start = Instant::now();
     let run = tokio::spawn(controllers::run(
         store.clone(),
@@ -122,6 +119,11 @@ async fn run<S: Store + Clone>(label: &str, store: S, cargoes: usize) {
     tokio::time::sleep(Duration::from_secs(5)).await;
     // A resync of everything (every 20 s): what it writes and costs.
     let before = store.current_revision().await.unwrap_or(0);
+    println!(
+        "  {} store writes to get there ({:.1} per cargo: finalizers, statuses, Events)",
+        before - first,
+        (before - first) as f64 / cargoes as f64
+    );
     let ticks = cpu_ticks();
     tokio::time::sleep(Duration::from_secs(45)).await;
     let after = store.current_revision().await.unwrap_or(0);

@@ -208,11 +208,9 @@ fn watch_kind<K: Cached, S: Store + Clone>(feed: &Feed<S>, tasks: &mut Tasks) ->
 /// The keys of the objects of `reader` in cluster `cluster` of namespace `namespace`.
 pub fn in_cluster<K: Cached>(reader: &Reader<K>, namespace: &str, cluster: &str) -> Vec<String> {
     reader
-        .list()
+        .list_under(&keys::kind_prefix(K::KIND, Some(namespace)))
         .iter()
-        .filter(|o| {
-            o.meta().namespace.as_deref() == Some(namespace) && o.cluster() == Some(cluster)
-        })
+        .filter(|o| o.cluster() == Some(cluster))
         .map(|o| ObjectRef::of(&**o).store_key())
         .collect()
 }

@@ -224,6 +224,16 @@ impl FakeDocker {
             .push(format!("{line}\n"));
     }
 
+    /// How many containers matching `labels` are in `state`, without copying a listing
+    /// (and without recording a call).
+    pub fn count(&self, labels: &[String], state: State) -> usize {
+        self.world()
+            .matching(labels)
+            .into_iter()
+            .filter(|c| c.state == state)
+            .count()
+    }
+
     /// Every call so far, as `op name`.
     pub fn calls(&self) -> Vec<String> {
         self.world().calls.clone()

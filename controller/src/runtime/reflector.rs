@@ -5,7 +5,7 @@
 //! newer nanocld or left by a downgrade) is cached as `Undecodable`, never dropped: the key
 //! exists, and whoever asks "is there an object here?" (the garbage collector) hears yes.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use tokio::sync::watch;
@@ -45,7 +45,8 @@ impl<T> Clone for Entry<T> {
     }
 }
 
-type Map<T> = Arc<RwLock<HashMap<String, Entry<T>>>>;
+// Ordered, so that the objects of one namespace are one range (`list_under`).
+type Map<T> = Arc<RwLock<BTreeMap<String, Entry<T>>>>;
 
 /// Read side of the cache.
 pub struct Reader<T> {
@@ -85,7 +86,7 @@ impl<T> std::fmt::Debug for Writer<T> {
 
 /// A new, empty cache.
 pub fn cache<T>(decode: Decode<T>) -> (Reader<T>, Writer<T>) {
-    let objects = Arc::new(RwLock::new(HashMap::new()));
+    let objects = Arc::new(RwLock::new(BTreeMap::new()));
     let (ready_tx, ready_rx) = watch::channel(false);
     (
         Reader {
@@ -138,7 +139,7 @@ impl<T> Writer<T> {
 }
 
 impl<T> Reader<T> {
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Entry<T>>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Entry<T>>> {
         self.objects
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -172,6 +173,19 @@ impl<T> Reader<T> {
         self.read()
             .values()
             .filter_map(|e| match e {
+                Entry::Object(o) => Some(o.clone()),
+                Entry::Undecodable(_) => None,
+            })
+            .collect()
+    }
+
+    /// Every decoded object whose key starts with `prefix` (one namespace's: a range, not a
+    /// scan of the whole cache).
+    pub fn list_under(&self, prefix: &str) -> Vec<Arc<T>> {
+        self.read()
+            .range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .filter_map(|(_, e)| match e {
                 Entry::Object(o) => Some(o.clone()),
                 Entry::Undecodable(_) => None,
             })
@@ -251,5 +265,30 @@ mod tests {
             vec!["c".to_owned()],
             "a restart replaces everything"
         );
+    }
+
+    #[tokio::test]
+    async fn list_under_should_return_one_namespace_and_no_neighbour() {
+        let decode: Decode<String> = Arc::new(|kv: &KeyValue| {
+            String::from_utf8(kv.value.clone())
+                .ok()
+                .filter(|s| s != "bad")
+                .ok_or_else(|| "unreadable".to_owned())
+        });
+        let (reader, writer) = cache(decode);
+        writer.apply(&Event::Restarted(vec![
+            kv("cargoes/a/x", "1"),
+            kv("cargoes/a/y", "bad"),
+            kv("cargoes/ab/z", "2"),
+            kv("cargoes/a/z", "3"),
+            kv("cargoes/b/w", "4"),
+        ]));
+        let under: Vec<String> = reader
+            .list_under("cargoes/a/")
+            .iter()
+            .map(|s| (**s).clone())
+            .collect();
+        assert_eq!(under, vec!["1".to_owned(), "3".to_owned()]);
+        assert!(reader.list_under("cargoes/c/").is_empty());
     }
 }
