@@ -7,6 +7,7 @@ use std::io::Write;
 use hyper::{Method, StatusCode};
 use nanocl_api_types::manifest::Manifest;
 use nanocl_api_types::ObjectKey;
+use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::remote::{self, display_key};
@@ -43,10 +44,25 @@ pub async fn apply_one(
     manifest: &Manifest,
     dry_run: bool,
 ) -> Result<Applied> {
+    let live = remote::get_live(client, &manifest.object.key()).await?;
+    apply_from(client, manifest, dry_run, live).await
+}
+
+/// As `apply_one`, starting from `live` as read a moment ago (e.g. by one LIST for many
+/// objects, `remote::live_objects`): an object already as desired costs no request. A 409
+/// means it changed meanwhile, and is retried against a fresh GET.
+pub async fn apply_from(
+    client: &impl Transport,
+    manifest: &Manifest,
+    dry_run: bool,
+    mut live: Option<Value>,
+) -> Result<Applied> {
     let key = manifest.object.key();
     let suffix = if dry_run { "?dryRun=All" } else { "" };
-    for _ in 0..ATTEMPTS {
-        let live = remote::get_live(client, &key).await?;
+    for attempt in 0..ATTEMPTS {
+        if attempt > 0 {
+            live = remote::get_live(client, &key).await?;
+        }
         let desired = remote::desired(&manifest.object, live.as_ref())?;
         let answer = match &live {
             None => {

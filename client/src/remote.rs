@@ -1,6 +1,8 @@
 //! Objects on the server: paths, reading live objects, what `apply` would write, and the
 //! fields the server owns (left out of comparisons).
 
+use std::collections::{BTreeSet, HashMap};
+
 use hyper::{Method, StatusCode};
 use nanocl_api_types::{AnyObject, Kind, ObjectKey, APPLYSET_LABEL};
 use serde_json::Value;
@@ -65,6 +67,41 @@ pub async fn get_live(client: &impl Transport, key: &ObjectKey) -> Result<Option
             format!("reading {}", display_key(key)),
         )),
     }
+}
+
+/// The live objects among `keys`, read with one LIST per collection (kind and namespace)
+/// rather than one GET per object: what `apply` and `diff` of many files start from. A key
+/// absent from the answer does not exist (yet). A collection the server refuses to list is
+/// an error, as a GET of one of its objects would be.
+pub async fn live_objects<'a>(
+    client: &impl Transport,
+    keys: impl IntoIterator<Item = &'a ObjectKey>,
+) -> Result<HashMap<ObjectKey, Value>> {
+    let collections: BTreeSet<(Kind, Option<String>)> = keys
+        .into_iter()
+        .map(|k| {
+            let namespace = k.namespace.clone().filter(|_| k.kind.namespaced());
+            (k.kind, namespace)
+        })
+        .collect();
+    let mut live = HashMap::new();
+    for (kind, namespace) in collections {
+        let path = collection_path(kind, namespace.as_deref());
+        let answer = client.request(Method::GET, &path, None).await?;
+        match answer.status {
+            StatusCode::OK => {}
+            // The namespace itself is not there yet: nothing in it is.
+            StatusCode::NOT_FOUND => continue,
+            _ => return Err(answer_error(&answer, format!("listing {}", kind.plural()))),
+        }
+        let list: Value = answer.json()?;
+        for item in list["items"].as_array().into_iter().flatten() {
+            if let Some(key) = key_of(item) {
+                live.insert(key, item.clone());
+            }
+        }
+    }
+    Ok(live)
 }
 
 /// The error for an unexpected answer: [`Error::Unavailable`] for a 5xx (worth retrying), else the

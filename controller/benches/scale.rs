@@ -89,7 +89,10 @@ async fn run<S: Store + Clone>(label: &str, store: S, cargoes: usize) {
         put(&store, &yaml).await;
     }
     println!("\n== {cargoes} cargoes in {namespaces} namespaces ({objects} objects), fake runtime, {label}");
-    println!("  written to the store in {:.1} s", written.elapsed().as_secs_f64());
+    println!(
+        "  written to the store in {:.1} s",
+        written.elapsed().as_secs_f64()
+    );
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let options = controllers::Options {
         resync: Duration::from_secs(20),
@@ -181,7 +184,12 @@ fn main() {
             };
             match EtcdStore::connect(options).await {
                 Ok(store) => {
-                    run(&format!("etcd at {endpoint} (goal < 30 s)"), store.clone(), cargoes).await;
+                    run(
+                        &format!("etcd at {endpoint} (goal < 30 s)"),
+                        store.clone(),
+                        cargoes,
+                    )
+                    .await;
                     if let Ok(list) = store.list("").await {
                         for kv in list.items {
                             let _ = store.delete(&kv.key, None).await;

@@ -9,7 +9,7 @@ use nanocl_api_types::{ObjectKey, Version};
 use crate::args::{ApplyArgs, Cli, DryRun};
 use crate::commands::print_objects;
 use crate::Outcome;
-use nanocl_client::apply::{apply_one, prune};
+use nanocl_client::apply::{apply_from, prune};
 use nanocl_client::http::{Client, Host};
 use nanocl_client::remote::{self, display_key};
 
@@ -51,9 +51,13 @@ pub async fn run(cli: &Cli, args: &ApplyArgs, out: &mut impl Write) -> anyhow::R
     let mut ok = true;
     let mut applied = HashSet::new();
     let mut pruned = Vec::new();
+    // One LIST per collection, not one GET per file: a no-op re-apply of hundreds of objects
+    // sends a handful of requests.
+    let wanted: Vec<ObjectKey> = manifests.iter().map(|m| m.object.key()).collect();
+    let mut live = remote::live_objects(&client, &wanted).await?;
     for m in &manifests {
         let key = m.object.key();
-        match apply_one(&client, m, dry_run).await {
+        match apply_from(&client, m, dry_run, live.remove(&key)).await {
             Ok(result) => {
                 writeln!(
                     out,

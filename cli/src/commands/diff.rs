@@ -83,9 +83,11 @@ pub async fn run(cli: &Cli, args: &DiffArgs, out: &mut impl Write) -> anyhow::Re
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let mut differs = false;
     let mut keys = HashSet::new();
+    let keys_wanted: Vec<_> = manifests.iter().map(|m| m.object.key()).collect();
+    let mut lives = remote::live_objects(&client, &keys_wanted).await?;
     for m in &manifests {
         let key = m.object.key();
-        let live = remote::get_live(&client, &key).await?;
+        let live = lives.remove(&key);
         let desired = remote::desired(&m.object, live.as_ref())?;
         differs |= write_diff(&key, live.as_ref(), Some(&desired), color, out)?;
         keys.insert(key);

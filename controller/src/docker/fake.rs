@@ -346,7 +346,7 @@ impl Docker for FakeDocker {
             });
         }
         for network in &spec.networks {
-                if world.network_id(network).is_none() {
+            if world.network_id(network).is_none() {
                 return Err(DockerError::NotFound {
                     what: format!("network {network} not found"),
                 });
@@ -372,7 +372,8 @@ impl Docker for FakeDocker {
 
     async fn start_container(&self, id: &str) -> Result<(), DockerError> {
         let mut world = self.enter("start_container", id)?;
-        let (spec, c) = world.find(id)
+        let (spec, c) = world
+            .find(id)
             .map(|(s, c)| (s.clone(), c.clone()))
             .ok_or_else(|| DockerError::NotFound {
                 what: format!("No such container: {id}"),
@@ -558,7 +559,8 @@ impl Docker for FakeDocker {
         tail: Option<u32>,
     ) -> BoxStream<'static, Result<String, DockerError>> {
         let mut world = self.world();
-        let name = world.find(id)
+        let name = world
+            .find(id)
             .map(|(_, c)| c.name.clone())
             .unwrap_or_else(|| id.to_owned());
         let lines = world.logs.get(&name).cloned().unwrap_or_default();

@@ -183,7 +183,10 @@ impl<T> Reader<T> {
     /// scan of the whole cache).
     pub fn list_under(&self, prefix: &str) -> Vec<Arc<T>> {
         self.read()
-            .range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
             .take_while(|(k, _)| k.starts_with(prefix))
             .filter_map(|(_, e)| match e {
                 Entry::Object(o) => Some(o.clone()),
