@@ -333,15 +333,30 @@ impl<K: Resource, S: Store> Api<K, S> {
         Ok(())
     }
 
-    /// Adds finalizer `name`; `true` if it was missing (and is now written).
-    pub async fn add_finalizer(&self, object: &K, name: &str) -> Result<bool, ObjectError> {
+    /// Adds finalizer `name`: the object as stored now, with it (`None` when it was there
+    /// already and nothing was written).
+    pub async fn add_finalizer(&self, object: &K, name: &str) -> Result<Option<K>, ObjectError> {
         if object.meta().finalizers.iter().any(|f| f == name) {
-            return Ok(false);
+            return Ok(None);
         }
         let mut next = object.clone();
         next.meta_mut().finalizers.push(name.to_owned());
-        self.replace(object, &next).await?;
-        Ok(true)
+        let current = object.clone().into_any();
+        let key = keys::object_key(&current.key());
+        let expected = revision_of(&current);
+        match lifecycle::replaced(&next.into_any(), &current, expected)? {
+            Replacement::Store(next) => {
+                let kv = self.store.update(&key, encode(&next)?, expected).await?;
+                let stored = decode(&kv)?.object;
+                K::from_any(stored)
+                    .map(Some)
+                    .ok_or_else(|| ObjectError::EncodeFailed {
+                        key,
+                        message: format!("the stored object is not a {}", K::KIND),
+                    })
+            }
+            Replacement::Unchanged | Replacement::Remove(_) => Ok(None),
+        }
     }
 
     /// Removes finalizer `name`; a deleting object goes when it was the last.
