@@ -359,6 +359,70 @@ pub async fn concurrent_writers_should_never_lose_an_update<S: Store + Clone>(st
     assert_eq!(Some(&kv.mod_revision), revisions.last());
 }
 
+/// A burst of concurrent writes (what the embedded store commits together): each that
+/// succeeds gets its own revision, one that fails its precondition fails alone, and a watch
+/// sees exactly the successful ones, in revision order.
+pub async fn a_burst_of_writes_should_each_get_a_revision_and_fail_alone<S: Store + Clone>(
+    store: &S,
+) {
+    let taken = store.create("burst/taken", v("x")).await.expect("create");
+    let before = store.current_revision().await.expect("revision");
+    let mut watch = store.watch("burst/", before).await.expect("watch");
+    let mut tasks = Vec::new();
+    for i in 0..48 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            match i % 3 {
+                0 | 1 => store
+                    .create(&format!("burst/k{i:02}"), v("new"))
+                    .await
+                    .map(|kv| Some(kv.mod_revision)),
+                _ if i % 2 == 0 => match store.create("burst/taken", v("again")).await {
+                    Err(StoreError::AlreadyExists { .. }) => Ok(None),
+                    other => panic!("a create of a taken key must fail alone, got {other:?}"),
+                },
+                _ => match store
+                    .update("burst/taken", v("stale"), taken.mod_revision - 1)
+                    .await
+                {
+                    Err(StoreError::Conflict { .. }) => Ok(None),
+                    other => panic!("a stale update must fail alone, got {other:?}"),
+                },
+            }
+        }));
+    }
+    let mut revisions = Vec::new();
+    for task in tasks {
+        if let Some(r) = task.await.expect("task").expect("write") {
+            revisions.push(r);
+        }
+    }
+    revisions.sort_unstable();
+    assert_eq!(revisions.len(), 32, "every create of a new key succeeded");
+    let mut unique = revisions.clone();
+    unique.dedup();
+    assert_eq!(unique, revisions, "two writes got the same revision");
+    assert!(revisions[0] > before);
+    let mut seen = Vec::new();
+    for _ in 0..32 {
+        match next_change(&mut watch, "the burst's puts").await {
+            WatchEvent::Put { kv, prev: None } => seen.push(kv.mod_revision),
+            other => panic!("only the new keys change, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        seen, revisions,
+        "the watch delivers them all, in revision order"
+    );
+    assert_no_change(&mut watch, Duration::from_millis(300)).await;
+    let kv = store
+        .get("burst/taken")
+        .await
+        .expect("get")
+        .expect("present");
+    assert_eq!(kv.value, v("x"), "the failed writes changed nothing");
+}
+
 /// An idle watch gets progress events (bookmarks) at or past the last write.
 pub async fn idle_watch_should_get_progress_events<S: Store>(store: &S) {
     let kv = store.create("p/a", v("1")).await.expect("create");
@@ -520,6 +584,7 @@ macro_rules! store_conformance_tests {
             watch_should_replay_history_after_a_revision,
             watch_should_resume_without_gap_or_duplicate,
             concurrent_writers_should_never_lose_an_update,
+            a_burst_of_writes_should_each_get_a_revision_and_fail_alone,
             idle_watch_should_get_progress_events,
         );
     };

@@ -59,8 +59,12 @@ pub struct EmbeddedStore {
 
 struct Inner {
     db: Database,
-    /// Serializes writers so that events are published in revision order.
+    /// Held by the writer committing a batch, so that events are published in revision
+    /// order.
     writer: Mutex<()>,
+    /// Writes waiting for the next batch (group commit: every write waiting while one batch
+    /// commits goes into the next, one transaction and one fsync for all of them).
+    queue: Mutex<Vec<Pending>>,
     events: broadcast::Sender<WatchEvent>,
     /// The last revision whose event has been published.
     published: AtomicI64,
@@ -192,6 +196,7 @@ impl EmbeddedStore {
             inner: Arc::new(Inner {
                 db,
                 writer: Mutex::new(()),
+                queue: Mutex::new(Vec::new()),
                 events,
                 published: AtomicI64::new(to_revision(revision)),
                 options,
@@ -337,28 +342,265 @@ fn decode_event(revision: u64, bytes: &[u8]) -> Result<WatchEvent, StoreError> {
 
 type KvTable<'t> = redb::Table<'t, &'static str, &'static [u8]>;
 
-impl Inner {
-    /// Runs one write: `change` sees the kv table and the new revision and returns the call's
-    /// result and the event to record. Commits (fsync) before publishing the event.
-    fn write<T>(
+/// A write, as data: batched with others and, if its batch fails, tried again alone.
+enum Op {
+    Create {
+        key: String,
+        value: Vec<u8>,
+    },
+    Update {
+        key: String,
+        value: Vec<u8>,
+        expected: Revision,
+    },
+    Delete {
+        key: String,
+        expected: Option<Revision>,
+    },
+}
+
+/// What a write answers.
+enum Reply {
+    Stored(KeyValue),
+    Deleted(Deleted),
+}
+
+struct Pending {
+    op: Op,
+    reply: std::sync::mpsc::SyncSender<Result<Reply, StoreError>>,
+}
+
+/// A write answered with another kind's reply: cannot happen (each `Op` answers its own).
+fn mismatched(op: &'static str) -> StoreError {
+    StoreError::RecordCorrupt {
+        what: format!("{op}: the write's answer was of another kind"),
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Op {
+    fn name(&self) -> &'static str {
+        match self {
+            Op::Create { .. } => "create",
+            Op::Update { .. } => "update",
+            Op::Delete { .. } => "delete",
+        }
+    }
+
+    /// Checks the write's precondition against `table` and applies it at `revision`.
+    fn apply(
         &self,
-        op: &'static str,
-        change: impl FnOnce(&mut KvTable<'_>, Revision) -> Result<(T, WatchEvent), StoreError>,
-    ) -> Result<T, StoreError> {
-        let _writer = self
-            .writer
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let txn = self.db.begin_write().map_err(db_error(op))?;
-        let (result, event) = {
-            let mut meta = txn.open_table(META).map_err(db_error(op))?;
-            let revision = read_meta(&meta, META_REVISION, op)? + 1;
-            let mut kv = txn.open_table(KV).map_err(db_error(op))?;
-            let (result, event) = change(&mut kv, to_revision(revision))?;
-            let mut events = txn.open_table(EVENTS).map_err(db_error(op))?;
-            events
-                .insert(revision, encode_event(&event).as_slice())
+        table: &mut KvTable<'_>,
+        revision: Revision,
+    ) -> Result<(Reply, WatchEvent), StoreError> {
+        let op = self.name();
+        let stored = |table: &KvTable<'_>, key: &str| -> Result<Option<KeyValue>, StoreError> {
+            table
+                .get(key)
+                .map_err(db_error(op))?
+                .map(|bytes| decode_kv(key, bytes.value()))
+                .transpose()
+        };
+        let put = |table: &mut KvTable<'_>, kv: &KeyValue| -> Result<(), StoreError> {
+            let mut record = Vec::with_capacity(kv.value.len() + 24);
+            encode_kv(&mut record, kv);
+            table
+                .insert(kv.key.as_str(), record.as_slice())
                 .map_err(db_error(op))?;
+            Ok(())
+        };
+        match self {
+            Op::Create { key, value } => {
+                if let Some(existing) = stored(table, key)? {
+                    return Err(StoreError::AlreadyExists {
+                        key: key.clone(),
+                        current: Box::new(existing),
+                    });
+                }
+                let kv = KeyValue {
+                    key: key.clone(),
+                    value: value.clone(),
+                    create_revision: revision,
+                    mod_revision: revision,
+                };
+                put(table, &kv)?;
+                Ok((
+                    Reply::Stored(kv.clone()),
+                    WatchEvent::Put { kv, prev: None },
+                ))
+            }
+            Op::Update {
+                key,
+                value,
+                expected,
+            } => {
+                let Some(prev) = stored(table, key)? else {
+                    return Err(StoreError::NotFound { key: key.clone() });
+                };
+                if prev.mod_revision != *expected {
+                    return Err(StoreError::Conflict {
+                        key: key.clone(),
+                        expected: *expected,
+                        current: Some(Box::new(prev)),
+                    });
+                }
+                let kv = KeyValue {
+                    key: key.clone(),
+                    value: value.clone(),
+                    create_revision: prev.create_revision,
+                    mod_revision: revision,
+                };
+                put(table, &kv)?;
+                Ok((
+                    Reply::Stored(kv.clone()),
+                    WatchEvent::Put {
+                        kv,
+                        prev: Some(prev),
+                    },
+                ))
+            }
+            Op::Delete { key, expected } => {
+                let Some(prev) = stored(table, key)? else {
+                    return Err(StoreError::NotFound { key: key.clone() });
+                };
+                if expected.is_some_and(|e| e != prev.mod_revision) {
+                    return Err(StoreError::Conflict {
+                        key: key.clone(),
+                        expected: expected.unwrap_or_default(),
+                        current: Some(Box::new(prev)),
+                    });
+                }
+                table.remove(key.as_str()).map_err(db_error(op))?;
+                Ok((
+                    Reply::Deleted(Deleted {
+                        prev: prev.clone(),
+                        revision,
+                    }),
+                    WatchEvent::Delete {
+                        key: key.clone(),
+                        revision,
+                        prev: Some(prev),
+                    },
+                ))
+            }
+        }
+    }
+}
+
+impl Inner {
+    /// Runs one write, committed with whatever other writes are waiting at the same moment
+    /// (group commit). Each write is checked and applied in order, with its own revision, as
+    /// if alone; a precondition that fails (`AlreadyExists`, `NotFound`, `Conflict`) fails
+    /// that write only. Commits (fsync) before publishing the events.
+    fn write(&self, op: Op) -> Result<Reply, StoreError> {
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        lock(&self.queue).push(Pending { op, reply });
+        loop {
+            if let Ok(answer) = answer.try_recv() {
+                return answer;
+            }
+            // Whoever holds the writer lock drains the queue: either the batch being
+            // committed took this write (its answer is sent before the lock is released),
+            // or this caller commits the next batch itself.
+            let _writer = lock(&self.writer);
+            if let Ok(answer) = answer.try_recv() {
+                return answer;
+            }
+            let batch = std::mem::take(&mut *lock(&self.queue));
+            self.commit(batch);
+        }
+    }
+
+    /// Commits `batch` in one transaction. If the transaction itself fails, each write is
+    /// tried again alone, so that one write's storage error is not every write's.
+    fn commit(&self, batch: Vec<Pending>) {
+        if batch.is_empty() {
+            return;
+        }
+        let ops: Vec<&Op> = batch.iter().map(|p| &p.op).collect();
+        match self.transact(&ops) {
+            Ok((answers, events)) => {
+                self.publish(events);
+                for (pending, answer) in batch.iter().zip(answers) {
+                    let _ = pending.reply.send(answer);
+                }
+            }
+            Err(e) if batch.len() == 1 => {
+                let _ = batch[0].reply.send(Err(e));
+            }
+            Err(_) => {
+                for pending in &batch {
+                    let answer = match self.transact(&[&pending.op]) {
+                        Ok((mut answers, events)) => {
+                            self.publish(events);
+                            answers.pop().unwrap_or_else(|| {
+                                Err(StoreError::RecordCorrupt {
+                                    what: format!("{}: no answer", pending.op.name()),
+                                })
+                            })
+                        }
+                        Err(e) => Err(e),
+                    };
+                    let _ = pending.reply.send(answer);
+                }
+            }
+        }
+    }
+
+    fn publish(&self, events: Vec<WatchEvent>) {
+        for event in events {
+            let revision = event.revision();
+            // No receiver is fine: nobody is watching.
+            let _ = self.events.send(event);
+            self.published.store(revision, Ordering::SeqCst);
+        }
+    }
+
+    /// One write transaction for `ops`: each one's answer, and the events of those that
+    /// wrote. `Err` when the transaction failed (nothing of it is stored).
+    #[allow(
+        clippy::type_complexity,
+        reason = "one answer per op and the events: naming the pair would not make it clearer"
+    )]
+    fn transact(
+        &self,
+        ops: &[&Op],
+    ) -> Result<(Vec<Result<Reply, StoreError>>, Vec<WatchEvent>), StoreError> {
+        let op = ops.first().map_or("write", |o| o.name());
+        let txn = self.db.begin_write().map_err(db_error(op))?;
+        let mut answers = Vec::with_capacity(ops.len());
+        let mut written = Vec::new();
+        {
+            let mut meta = txn.open_table(META).map_err(db_error(op))?;
+            let mut revision = read_meta(&meta, META_REVISION, op)?;
+            let mut kv = txn.open_table(KV).map_err(db_error(op))?;
+            let mut events = txn.open_table(EVENTS).map_err(db_error(op))?;
+            for o in ops {
+                match o.apply(&mut kv, to_revision(revision + 1)) {
+                    Ok((answer, event)) => {
+                        revision += 1;
+                        events
+                            .insert(revision, encode_event(&event).as_slice())
+                            .map_err(db_error(op))?;
+                        answers.push(Ok(answer));
+                        written.push(event);
+                    }
+                    // Checked before anything is written: this write fails, the rest go on.
+                    Err(
+                        e @ (StoreError::AlreadyExists { .. }
+                        | StoreError::NotFound { .. }
+                        | StoreError::Conflict { .. }),
+                    ) => answers.push(Err(e)),
+                    Err(e) => return Err(e),
+                }
+            }
+            if written.is_empty() {
+                // Nothing to store (the transaction is dropped, so aborted).
+                return Ok((answers, written));
+            }
             meta.insert(META_REVISION, revision).map_err(db_error(op))?;
             let excess = events
                 .len()
@@ -373,14 +615,9 @@ impl Inner {
             if let Some(c) = compacted {
                 meta.insert(META_COMPACTED, c).map_err(db_error(op))?;
             }
-            (result, event)
-        };
+        }
         txn.commit().map_err(db_error(op))?;
-        let revision = event.revision();
-        // No receiver is fine: nobody is watching.
-        let _ = self.events.send(event);
-        self.published.store(revision, Ordering::SeqCst);
-        Ok(result)
+        Ok((answers, written))
     }
 
     fn read_kv(&self, op: &'static str, key: &str) -> Result<Option<KeyValue>, StoreError> {
@@ -431,30 +668,17 @@ fn event_key(event: &WatchEvent) -> Option<&str> {
 
 impl Store for EmbeddedStore {
     async fn create(&self, key: &str, value: Vec<u8>) -> Result<KeyValue, StoreError> {
-        let key = key.to_owned();
-        self.blocking("create", move |inner| {
-            inner.write("create", |table, revision| {
-                if let Some(existing) = table.get(key.as_str()).map_err(db_error("create"))? {
-                    return Err(StoreError::AlreadyExists {
-                        key: key.clone(),
-                        current: Box::new(decode_kv(&key, existing.value())?),
-                    });
-                }
-                let kv = KeyValue {
-                    key: key.clone(),
-                    value,
-                    create_revision: revision,
-                    mod_revision: revision,
-                };
-                let mut record = Vec::with_capacity(kv.value.len() + 24);
-                encode_kv(&mut record, &kv);
-                table
-                    .insert(key.as_str(), record.as_slice())
-                    .map_err(db_error("create"))?;
-                Ok((kv.clone(), WatchEvent::Put { kv, prev: None }))
-            })
-        })
-        .await
+        let op = Op::Create {
+            key: key.to_owned(),
+            value,
+        };
+        match self
+            .blocking("create", move |inner| inner.write(op))
+            .await?
+        {
+            Reply::Stored(kv) => Ok(kv),
+            Reply::Deleted(_) => Err(mismatched("create")),
+        }
     }
 
     async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
@@ -500,74 +724,32 @@ impl Store for EmbeddedStore {
         value: Vec<u8>,
         expected: Revision,
     ) -> Result<KeyValue, StoreError> {
-        let key = key.to_owned();
-        self.blocking("update", move |inner| {
-            inner.write("update", |table, revision| {
-                let prev = match table.get(key.as_str()).map_err(db_error("update"))? {
-                    None => return Err(StoreError::NotFound { key: key.clone() }),
-                    Some(bytes) => decode_kv(&key, bytes.value())?,
-                };
-                if prev.mod_revision != expected {
-                    return Err(StoreError::Conflict {
-                        key: key.clone(),
-                        expected,
-                        current: Some(Box::new(prev)),
-                    });
-                }
-                let kv = KeyValue {
-                    key: key.clone(),
-                    value,
-                    create_revision: prev.create_revision,
-                    mod_revision: revision,
-                };
-                let mut record = Vec::with_capacity(kv.value.len() + 24);
-                encode_kv(&mut record, &kv);
-                table
-                    .insert(key.as_str(), record.as_slice())
-                    .map_err(db_error("update"))?;
-                Ok((
-                    kv.clone(),
-                    WatchEvent::Put {
-                        kv,
-                        prev: Some(prev),
-                    },
-                ))
-            })
-        })
-        .await
+        let op = Op::Update {
+            key: key.to_owned(),
+            value,
+            expected,
+        };
+        match self
+            .blocking("update", move |inner| inner.write(op))
+            .await?
+        {
+            Reply::Stored(kv) => Ok(kv),
+            Reply::Deleted(_) => Err(mismatched("update")),
+        }
     }
 
     async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<Deleted, StoreError> {
-        let key = key.to_owned();
-        self.blocking("delete", move |inner| {
-            inner.write("delete", |table, revision| {
-                let prev = match table.get(key.as_str()).map_err(db_error("delete"))? {
-                    None => return Err(StoreError::NotFound { key: key.clone() }),
-                    Some(bytes) => decode_kv(&key, bytes.value())?,
-                };
-                if expected.is_some_and(|e| e != prev.mod_revision) {
-                    return Err(StoreError::Conflict {
-                        key: key.clone(),
-                        expected: expected.unwrap_or_default(),
-                        current: Some(Box::new(prev)),
-                    });
-                }
-                table.remove(key.as_str()).map_err(db_error("delete"))?;
-                let deleted = Deleted {
-                    prev: prev.clone(),
-                    revision,
-                };
-                Ok((
-                    deleted,
-                    WatchEvent::Delete {
-                        key: key.clone(),
-                        revision,
-                        prev: Some(prev),
-                    },
-                ))
-            })
-        })
-        .await
+        let op = Op::Delete {
+            key: key.to_owned(),
+            expected,
+        };
+        match self
+            .blocking("delete", move |inner| inner.write(op))
+            .await?
+        {
+            Reply::Deleted(deleted) => Ok(deleted),
+            Reply::Stored(_) => Err(mismatched("delete")),
+        }
     }
 
     async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream, StoreError> {
