@@ -7,8 +7,8 @@
 //! memory are not nanocl's controllers), and what a no-op resync of everything costs (store
 //! writes, CPU).
 //!
-//! `cargo bench -p nanocl-controller --bench scale -- 2000` for a smaller run; `-- embedded`
-//! or `-- etcd` for one store.
+//! `cargo bench -p nanocl-controller --bench scale -- 2000` for a smaller run; `-- embedded`,
+//! `-- file` (the embedded store in a file, as nanocld runs it) or `-- etcd` for one store.
 
 use std::alloc::System;
 use std::time::{Duration, Instant};
@@ -165,7 +165,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let cargoes: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(10_000);
     let only = |name: &str| {
-        let named = ["embedded", "etcd"];
+        let named = ["embedded", "file", "etcd"];
         !args.iter().any(|a| named.contains(&a.as_str())) || args.iter().any(|a| a == name)
     };
     let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("runtime: {e}"));
@@ -174,6 +174,17 @@ fn main() {
             let store = EmbeddedStore::in_memory(EmbeddedOptions::default())
                 .unwrap_or_else(|e| panic!("store: {e}"));
             run("embedded store in memory (goal < 10 s)", store, cargoes).await;
+        }
+        if only("file") {
+            let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+            let store = EmbeddedStore::open(&dir.path().join("store.redb"), EmbeddedOptions::default())
+                .unwrap_or_else(|e| panic!("store: {e}"));
+            run(
+                "embedded store in a redb file, as nanocld runs it (fsync per commit; no goal of its own)",
+                store,
+                cargoes,
+            )
+            .await;
         }
         if only("etcd") {
             let endpoint =

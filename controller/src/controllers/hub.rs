@@ -199,7 +199,7 @@ fn watch_kind<K: Cached, S: Store + Clone>(feed: &Feed<S>, tasks: &mut Tasks) ->
                     status_only,
                 });
             }
-            metrics.set_undecodable(kind, cache.undecodable().len());
+            metrics.set_undecodable(kind, cache.undecodable_count());
         }
     });
     reader

@@ -6,6 +6,7 @@
 //! exists, and whoever asks "is there an object here?" (the garbage collector) hears yes.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use tokio::sync::watch;
@@ -51,6 +52,9 @@ type Map<T> = Arc<RwLock<BTreeMap<String, Entry<T>>>>;
 /// Read side of the cache.
 pub struct Reader<T> {
     objects: Map<T>,
+    /// How many entries are undecodable (kept by the writer, so that counting them for
+    /// `/metrics` after every event is not a scan of the cache).
+    undecodable: Arc<AtomicUsize>,
     ready: watch::Receiver<bool>,
 }
 
@@ -58,6 +62,7 @@ impl<T> Clone for Reader<T> {
     fn clone(&self) -> Self {
         Reader {
             objects: self.objects.clone(),
+            undecodable: self.undecodable.clone(),
             ready: self.ready.clone(),
         }
     }
@@ -74,6 +79,7 @@ impl<T> std::fmt::Debug for Reader<T> {
 /// The single writer.
 pub struct Writer<T> {
     objects: Map<T>,
+    undecodable: Arc<AtomicUsize>,
     ready: watch::Sender<bool>,
     decode: Decode<T>,
 }
@@ -87,14 +93,17 @@ impl<T> std::fmt::Debug for Writer<T> {
 /// A new, empty cache.
 pub fn cache<T>(decode: Decode<T>) -> (Reader<T>, Writer<T>) {
     let objects = Arc::new(RwLock::new(BTreeMap::new()));
+    let undecodable = Arc::new(AtomicUsize::new(0));
     let (ready_tx, ready_rx) = watch::channel(false);
     (
         Reader {
             objects: objects.clone(),
+            undecodable: undecodable.clone(),
             ready: ready_rx,
         },
         Writer {
             objects,
+            undecodable,
             ready: ready_tx,
             decode,
         },
@@ -119,26 +128,54 @@ impl<T> Writer<T> {
             .objects
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let bad = |e: &Entry<T>| usize::from(matches!(e, Entry::Undecodable(_)));
         match event {
             Event::Restarted(items) => {
                 *objects = items
                     .iter()
                     .map(|kv| (kv.key.clone(), self.entry(kv)))
                     .collect();
+                let count = objects.values().map(bad).sum();
+                self.undecodable.store(count, Ordering::Relaxed);
                 let _ = self.ready.send(true);
             }
             Event::Applied(kv) => {
-                objects.insert(kv.key.clone(), self.entry(kv));
+                let entry = self.entry(kv);
+                let added = bad(&entry);
+                let removed = objects
+                    .insert(kv.key.clone(), entry)
+                    .as_ref()
+                    .map_or(0, bad);
+                self.adjust(added, removed);
             }
             Event::Deleted { key, .. } => {
-                objects.remove(key);
+                let removed = objects.remove(key).as_ref().map_or(0, bad);
+                self.adjust(0, removed);
             }
             Event::Failed(_) => {}
         }
     }
 }
 
+impl<T> Writer<T> {
+    fn adjust(&self, added: usize, removed: usize) {
+        if added > removed {
+            self.undecodable
+                .fetch_add(added - removed, Ordering::Relaxed);
+        } else if removed > added {
+            self.undecodable
+                .fetch_sub(removed - added, Ordering::Relaxed);
+        }
+    }
+}
+
 impl<T> Reader<T> {
+    /// How many values could not be decoded (what `undecodable().len()` says, without the
+    /// scan).
+    pub fn undecodable_count(&self) -> usize {
+        self.undecodable.load(Ordering::Relaxed)
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Entry<T>>> {
         self.objects
             .read()
@@ -250,18 +287,28 @@ mod tests {
                 .collect::<Vec<_>>(),
             vec![("b", "unreadable")]
         );
+        assert_eq!(reader.undecodable_count(), 1);
         writer.apply(&Event::Applied(kv("a", "bad")));
         assert!(
             reader.contains("a") && reader.get("a").is_none(),
             "an update this version cannot read keeps the key"
         );
+        assert_eq!(reader.undecodable_count(), 2, "counted without a scan");
         writer.apply(&Event::Applied(kv("a", "2")));
         assert_eq!(reader.get("a").as_deref(), Some(&"2".to_owned()));
+        assert_eq!(reader.undecodable_count(), 1, "readable again");
         writer.apply(&Event::Deleted {
             key: "a".into(),
             prev: None,
         });
         assert_eq!(reader.keys(), vec!["b".to_owned()]);
+        writer.apply(&Event::Deleted {
+            key: "b".into(),
+            prev: None,
+        });
+        assert_eq!(reader.undecodable_count(), 0);
+        writer.apply(&Event::Restarted(vec![kv("b", "bad"), kv("c", "3")]));
+        assert_eq!(reader.undecodable_count(), 1, "recounted at a restart");
         writer.apply(&Event::Restarted(vec![kv("c", "3")]));
         assert_eq!(
             reader.keys(),
