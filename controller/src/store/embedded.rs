@@ -499,18 +499,35 @@ impl Inner {
         let (reply, answer) = std::sync::mpsc::sync_channel(1);
         lock(&self.queue).push(Pending { op, reply });
         loop {
-            if let Ok(answer) = answer.try_recv() {
-                return answer;
+            // Whoever gets the writer lock commits batches until nobody is waiting; the
+            // others wait for their answer, not for the lock (which would make each of them
+            // wait for one more commit after its own).
+            let writer = match self.writer.try_lock() {
+                Ok(guard) => Some(guard),
+                Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => None,
+            };
+            if writer.is_some() {
+                loop {
+                    let batch = std::mem::take(&mut *lock(&self.queue));
+                    if batch.is_empty() {
+                        break;
+                    }
+                    self.commit(batch);
+                }
             }
-            // Whoever holds the writer lock drains the queue: either the batch being
-            // committed took this write (its answer is sent before the lock is released),
-            // or this caller commits the next batch itself.
-            let _writer = lock(&self.writer);
-            if let Ok(answer) = answer.try_recv() {
-                return answer;
+            drop(writer);
+            // A write queued just after the committer's last look is picked up on the next
+            // round (at most a millisecond later).
+            match answer.recv_timeout(std::time::Duration::from_millis(1)) {
+                Ok(answer) => return answer,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(StoreError::RecordCorrupt {
+                        what: "write: its batch was dropped unanswered".into(),
+                    })
+                }
             }
-            let batch = std::mem::take(&mut *lock(&self.queue));
-            self.commit(batch);
         }
     }
 
