@@ -82,16 +82,30 @@ impl LabelIndex {
         }
     }
 
-    /// The ids to check against `filters`: the smallest set among the `key=value` filters'
-    /// (`Some(empty)` when one matches nothing), `None` when no filter is indexed (check
-    /// every object).
-    fn candidates(&self, filters: &[String]) -> Option<Vec<&String>> {
-        filters
+    /// The objects of `all` (id → (spec, object)) matching every filter: only the smallest
+    /// set among the `key=value` filters' is checked (none when one matches nothing), every
+    /// object when no filter is indexed.
+    fn select<'a, S, T>(
+        &self,
+        all: &'a BTreeMap<String, (S, T)>,
+        filters: &[String],
+        labels: impl Fn(&T) -> &BTreeMap<String, String>,
+    ) -> Vec<&'a T> {
+        let indexed = filters
             .iter()
             .filter(|f| f.contains('='))
             .map(|f| self.0.get(f.as_str()))
-            .min_by_key(|ids| ids.map_or(0, BTreeSet::len))
-            .map(|ids| ids.map(|ids| ids.iter().collect()).unwrap_or_default())
+            .min_by_key(|ids| ids.map_or(0, BTreeSet::len));
+        let candidates: Box<dyn Iterator<Item = &'a T> + '_> = match indexed {
+            Some(ids) => Box::new(
+                ids.into_iter()
+                    .flatten()
+                    .filter_map(|id| all.get(id))
+                    .map(|(_, o)| o),
+            ),
+            None => Box::new(all.values().map(|(_, o)| o)),
+        };
+        candidates.filter(|o| matches(labels(o), filters)).collect()
     }
 }
 
@@ -140,38 +154,14 @@ impl World {
 
     /// The containers matching every filter, through the label index.
     fn matching<'a>(&'a self, filters: &'a [String]) -> Vec<&'a Container> {
-        match self.labelled.candidates(filters) {
-            Some(ids) => ids
-                .into_iter()
-                .filter_map(|id| self.containers.get(id))
-                .map(|(_, c)| c)
-                .filter(|c| matches(&c.labels, filters))
-                .collect(),
-            None => self
-                .containers
-                .values()
-                .map(|(_, c)| c)
-                .filter(|c| matches(&c.labels, filters))
-                .collect(),
-        }
+        self.labelled
+            .select(&self.containers, filters, |c: &Container| &c.labels)
     }
 
     /// The networks matching every filter, through their label index.
     fn matching_networks<'a>(&'a self, filters: &'a [String]) -> Vec<&'a Network> {
-        match self.networks_labelled.candidates(filters) {
-            Some(ids) => ids
-                .into_iter()
-                .filter_map(|id| self.networks.get(id))
-                .map(|(_, n)| n)
-                .filter(|n| matches(&n.labels, filters))
-                .collect(),
-            None => self
-                .networks
-                .values()
-                .map(|(_, n)| n)
-                .filter(|n| matches(&n.labels, filters))
-                .collect(),
-        }
+        self.networks_labelled
+            .select(&self.networks, filters, |n: &Network| &n.labels)
     }
 
     fn network_id(&self, name_or_id: &str) -> Option<String> {

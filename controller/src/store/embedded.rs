@@ -206,6 +206,11 @@ impl EmbeddedStore {
         })
     }
 
+    /// Runs one write (batched with whatever else is waiting: `Inner::write`).
+    async fn submit(&self, op: Op) -> Result<Reply, StoreError> {
+        self.blocking(op.name(), move |inner| inner.write(op)).await
+    }
+
     /// The store file, unless in memory.
     pub fn path(&self) -> Option<&Path> {
         self.inner.path.as_deref()
@@ -370,10 +375,28 @@ struct Pending {
     reply: std::sync::mpsc::SyncSender<Result<Reply, StoreError>>,
 }
 
+impl Reply {
+    /// The stored value, for a create or an update.
+    fn stored(self) -> Result<KeyValue, StoreError> {
+        match self {
+            Reply::Stored(kv) => Ok(kv),
+            Reply::Deleted(_) => Err(mismatched()),
+        }
+    }
+
+    /// What a delete removed.
+    fn deleted(self) -> Result<Deleted, StoreError> {
+        match self {
+            Reply::Deleted(deleted) => Ok(deleted),
+            Reply::Stored(_) => Err(mismatched()),
+        }
+    }
+}
+
 /// A write answered with another kind's reply: cannot happen (each `Op` answers its own).
-fn mismatched(op: &'static str) -> StoreError {
+fn mismatched() -> StoreError {
     StoreError::RecordCorrupt {
-        what: format!("{op}: the write's answer was of another kind"),
+        what: "a write's answer was of another kind".into(),
     }
 }
 
@@ -689,13 +712,7 @@ impl Store for EmbeddedStore {
             key: key.to_owned(),
             value,
         };
-        match self
-            .blocking("create", move |inner| inner.write(op))
-            .await?
-        {
-            Reply::Stored(kv) => Ok(kv),
-            Reply::Deleted(_) => Err(mismatched("create")),
-        }
+        self.submit(op).await?.stored()
     }
 
     async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
@@ -746,13 +763,7 @@ impl Store for EmbeddedStore {
             value,
             expected,
         };
-        match self
-            .blocking("update", move |inner| inner.write(op))
-            .await?
-        {
-            Reply::Stored(kv) => Ok(kv),
-            Reply::Deleted(_) => Err(mismatched("update")),
-        }
+        self.submit(op).await?.stored()
     }
 
     async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<Deleted, StoreError> {
@@ -760,13 +771,7 @@ impl Store for EmbeddedStore {
             key: key.to_owned(),
             expected,
         };
-        match self
-            .blocking("delete", move |inner| inner.write(op))
-            .await?
-        {
-            Reply::Deleted(deleted) => Ok(deleted),
-            Reply::Stored(_) => Err(mismatched("delete")),
-        }
+        self.submit(op).await?.deleted()
     }
 
     async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream, StoreError> {
