@@ -14,9 +14,9 @@ use nanocl_api_types::manifest::{decode_str, DecodeOptions};
 use nanocl_controller::controllers;
 use nanocl_controller::docker::{Docker, FakeDocker, State};
 use nanocl_controller::objects::{encode, lifecycle};
-use nanocl_controller::store::{keys, EmbeddedOptions, EmbeddedStore, EtcdStore, Store};
+use nanocl_controller::store::{keys, EmbeddedOptions, EmbeddedStore, Store};
 use serde_json::Value;
-use support::{dev_etcd_options, PrefixCleanup};
+use support::dev_etcd;
 
 const IMAGE: &str = "nanocl-test/busybox:latest";
 const NAMESPACES: usize = 100;
@@ -177,14 +177,6 @@ async fn embedded_thousand_cargoes_should_converge_exactly_and_resync_without_wr
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_thousand_cargoes_should_converge_exactly_and_resync_without_writes() {
-    let options = dev_etcd_options("scale");
-    let endpoint = options.endpoints.join(",");
-    let store = EtcdStore::connect(options).await.unwrap_or_else(|e| {
-        panic!(
-            "cannot reach the dev etcd at {endpoint}: {e}; {}",
-            nanocl_e2e::HOW_TO_START
-        )
-    });
-    let _cleanup = PrefixCleanup(store.clone());
+    let (store, _cleanup) = dev_etcd("scale").await;
     thousand_cargoes_should_converge_exactly_and_resync_without_writes(store).await;
 }

@@ -10,21 +10,9 @@ use futures::StreamExt;
 use nanocl_controller::store::conformance;
 use nanocl_controller::store::{EtcdStore, Store, StoreError, WatchEvent};
 use proptest::prelude::*;
-use support::{dev_etcd_options, EtcdProcess, PrefixCleanup};
+use support::{dev_etcd, dev_etcd_options, EtcdProcess, PrefixCleanup};
 
-async fn dev_etcd() -> (EtcdStore, PrefixCleanup) {
-    let options = dev_etcd_options("store");
-    let endpoint = options.endpoints.join(",");
-    let store = EtcdStore::connect(options).await.unwrap_or_else(|e| {
-        panic!(
-            "cannot reach the dev etcd at {endpoint}: {e}; {}",
-            nanocl_e2e::HOW_TO_START
-        )
-    });
-    (store.clone(), PrefixCleanup(store))
-}
-
-nanocl_controller::store_conformance_tests!(dev_etcd());
+nanocl_controller::store_conformance_tests!(dev_etcd("store"));
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_should_be_gone_after_a_real_compaction() {
@@ -38,7 +26,7 @@ async fn watch_should_be_gone_after_a_real_compaction() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_should_be_stored_under_the_prefix_as_json_values() {
-    let (store, _cleanup) = dev_etcd().await;
+    let (store, _cleanup) = dev_etcd("store").await;
     store
         .create("namespaces/demo", br#"{"kind":"Namespace"}"#.to_vec())
         .await
@@ -194,7 +182,7 @@ async fn watch_should_resume_after_etcd_is_killed_and_restarted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progress_events_should_not_run_ahead_of_changes() {
-    let (store, _cleanup) = dev_etcd().await;
+    let (store, _cleanup) = dev_etcd("store").await;
     let start = store.list("b/").await.expect("list").revision;
     let mut stream = store.watch("b/", start).await.expect("watch");
     let kv = store.create("b/a", b"1".to_vec()).await.expect("create");
@@ -225,7 +213,7 @@ proptest! {
     fn random_operations_should_match_the_model(ops in support::model_ops(30)) {
         let rt = tokio::runtime::Runtime::new().expect("runtime");
         rt.block_on(async {
-            let (store, _cleanup) = dev_etcd().await;
+            let (store, _cleanup) = dev_etcd("store").await;
             conformance::check_against_model(&store, "m/", &ops).await;
         });
     }

@@ -207,13 +207,7 @@ impl<T> Reader<T> {
 
     /// Every decoded object.
     pub fn list(&self) -> Vec<Arc<T>> {
-        self.read()
-            .values()
-            .filter_map(|e| match e {
-                Entry::Object(o) => Some(o.clone()),
-                Entry::Undecodable(_) => None,
-            })
-            .collect()
+        self.list_under("")
     }
 
     /// Every decoded object whose key starts with `prefix` (one namespace's: a range, not a

@@ -158,6 +158,20 @@ pub fn dev_etcd_options(test: &str) -> EtcdOptions {
 /// Removes every key under the store's prefix when dropped (best effort, on a runtime of its own).
 pub struct PrefixCleanup(pub EtcdStore);
 
+/// The dev environment's etcd under a prefix of its own for `test`, removed when the guard
+/// drops; a clear panic when it is not running.
+pub async fn dev_etcd(test: &str) -> (EtcdStore, PrefixCleanup) {
+    let options = dev_etcd_options(test);
+    let endpoint = options.endpoints.join(",");
+    let store = EtcdStore::connect(options).await.unwrap_or_else(|e| {
+        panic!(
+            "cannot reach the dev etcd at {endpoint}: {e}; {}",
+            nanocl_e2e::HOW_TO_START
+        )
+    });
+    (store.clone(), PrefixCleanup(store))
+}
+
 impl Drop for PrefixCleanup {
     fn drop(&mut self) {
         let store = self.0.clone();
