@@ -259,14 +259,19 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn reflector_should_follow_restart_apply_and_delete() {
-        let decode: Decode<String> = Arc::new(|kv: &KeyValue| {
+    /// Values are strings; `bad` does not decode.
+    fn strings() -> Decode<String> {
+        Arc::new(|kv: &KeyValue| {
             String::from_utf8(kv.value.clone())
                 .ok()
                 .filter(|s| s != "bad")
                 .ok_or_else(|| "unreadable".to_owned())
-        });
+        })
+    }
+
+    #[tokio::test]
+    async fn reflector_should_follow_restart_apply_and_delete() {
+        let decode = strings();
         let (mut reader, writer) = cache(decode);
         writer.apply(&Event::Restarted(vec![kv("a", "1"), kv("b", "bad")]));
         reader.wait_ready().await;
@@ -313,12 +318,7 @@ mod tests {
 
     #[tokio::test]
     async fn list_under_should_return_one_namespace_and_no_neighbour() {
-        let decode: Decode<String> = Arc::new(|kv: &KeyValue| {
-            String::from_utf8(kv.value.clone())
-                .ok()
-                .filter(|s| s != "bad")
-                .ok_or_else(|| "unreadable".to_owned())
-        });
+        let decode = strings();
         let (reader, writer) = cache(decode);
         writer.apply(&Event::Restarted(vec![
             kv("cargoes/a/x", "1"),
