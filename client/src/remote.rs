@@ -94,10 +94,12 @@ pub async fn live_objects<'a>(
             StatusCode::NOT_FOUND => continue,
             _ => return Err(answer_error(&answer, format!("listing {}", kind.plural()))),
         }
-        let list: Value = answer.json()?;
-        for item in list["items"].as_array().into_iter().flatten() {
-            if let Some(key) = key_of(item) {
-                live.insert(key, item.clone());
+        let mut list: Value = answer.json()?;
+        if let Value::Array(items) = list["items"].take() {
+            for item in items {
+                if let Some(key) = key_of(&item) {
+                    live.insert(key, item);
+                }
             }
         }
     }
