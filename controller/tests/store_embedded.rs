@@ -118,6 +118,60 @@ async fn a_reopened_file_should_keep_data_revision_and_history() {
     );
 }
 
+/// Opens the file again, waiting out the old store's lease thread, which may hold it for a
+/// moment after the store is dropped.
+async fn reopen(path: &std::path::Path) -> EmbeddedStore {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        match EmbeddedStore::open(path, options()) {
+            Ok(store) => return store,
+            Err(StoreError::StoreLocked { .. }) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("reopen: {e}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_should_survive_a_reopen_with_a_full_ttl_then_expire() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("store.redb");
+    let lease = {
+        let store = EmbeddedStore::open(&path, options()).expect("open");
+        let lease = store
+            .grant_lease(Duration::from_secs(2))
+            .await
+            .expect("grant");
+        store
+            .create_with_lease("leased/a", b"1".to_vec(), lease)
+            .await
+            .expect("create");
+        lease
+    };
+    let store = reopen(&path).await;
+    assert!(
+        store.get("leased/a").await.expect("get").is_some(),
+        "a reopened store keeps its leases and their keys"
+    );
+    store.keep_alive(lease).await.expect("the lease lives on");
+    let start = store.current_revision().await.expect("revision");
+    let mut stream = store.watch("leased/", start).await.expect("watch");
+    match conformance::next_change(&mut stream, "the expiry").await {
+        nanocl_controller::store::WatchEvent::Delete { key, .. } => assert_eq!(key, "leased/a"),
+        other => panic!("expected the delete, got {other:?}"),
+    }
+    // A lease granted after the reopen does not reuse the old ID.
+    let next = store
+        .grant_lease(Duration::from_secs(2))
+        .await
+        .expect("grant");
+    assert!(
+        next > lease,
+        "lease IDs are never reused: {next} after {lease}"
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
 

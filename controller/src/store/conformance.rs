@@ -569,6 +569,128 @@ pub async fn check_against_model<S: Store>(store: &S, prefix: &str, ops: &[Model
     assert_no_change(&mut stream, Duration::from_millis(100)).await;
 }
 
+/// Revoking a lease deletes exactly its keys (with watch events); the ended lease can no
+/// longer be kept alive, revoked or given keys.
+pub async fn leased_keys_should_go_when_their_lease_is_revoked<S: Store>(store: &S) {
+    let lease = store
+        .grant_lease(Duration::from_secs(30))
+        .await
+        .expect("grant");
+    store.keep_alive(lease).await.expect("keep alive");
+    let start = store.list("leased/").await.expect("list").revision;
+    store
+        .create_with_lease("leased/a", v("1"), lease)
+        .await
+        .expect("create a");
+    store
+        .create_with_lease("leased/b", v("2"), lease)
+        .await
+        .expect("create b");
+    store.create("leased/c", v("3")).await.expect("create c");
+    match store.create_with_lease("leased/a", v("x"), lease).await {
+        Err(StoreError::AlreadyExists { .. }) => {}
+        other => panic!("expected AlreadyExists, got {other:?}"),
+    }
+    let mut watch = store.watch("leased/", start).await.expect("watch");
+    for what in ["put a", "put b", "put c"] {
+        assert!(matches!(
+            next_change(&mut watch, what).await,
+            WatchEvent::Put { .. }
+        ));
+    }
+    store.revoke_lease(lease).await.expect("revoke");
+    let mut deleted = Vec::new();
+    for what in ["delete of a", "delete of b"] {
+        match next_change(&mut watch, what).await {
+            WatchEvent::Delete { key, prev, .. } => {
+                assert!(prev.is_some(), "the delete carries the value it removed");
+                deleted.push(key);
+            }
+            other => panic!("expected a delete, got {other:?}"),
+        }
+    }
+    deleted.sort();
+    assert_eq!(deleted, ["leased/a", "leased/b"]);
+    assert_no_change(&mut watch, Duration::from_millis(300)).await;
+    let keys: Vec<String> = store
+        .list("leased/")
+        .await
+        .expect("list")
+        .items
+        .into_iter()
+        .map(|kv| kv.key)
+        .collect();
+    assert_eq!(keys, ["leased/c"], "the key without the lease stays");
+    for outcome in [
+        store.keep_alive(lease).await,
+        store.revoke_lease(lease).await,
+        store
+            .create_with_lease("leased/d", v("4"), lease)
+            .await
+            .map(drop),
+    ] {
+        match outcome {
+            Err(StoreError::LeaseNotFound { lease: l }) => assert_eq!(l, lease),
+            other => panic!("expected LeaseNotFound, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        store.get("leased/d").await.expect("get"),
+        None,
+        "nothing stored"
+    );
+}
+
+/// A lease kept alive keeps its keys, an update keeps a key's lease, and a lease no longer
+/// kept alive ends within about its TTL, deleting its keys with watch events.
+pub async fn leased_keys_should_go_when_their_lease_expires<S: Store>(store: &S) {
+    let lease = store
+        .grant_lease(Duration::from_secs(1))
+        .await
+        .expect("grant");
+    let kv = store
+        .create_with_lease("expiring/a", v("1"), lease)
+        .await
+        .expect("create");
+    let updated = store
+        .update("expiring/a", v("2"), kv.mod_revision)
+        .await
+        .expect("update");
+    let mut watch = store
+        .watch("expiring/", updated.mod_revision)
+        .await
+        .expect("watch");
+    // Kept alive over three seconds, more than the TTL (etcd's minimum is 2 s).
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        store.keep_alive(lease).await.expect("keep alive");
+    }
+    assert_eq!(
+        store
+            .get("expiring/a")
+            .await
+            .expect("get")
+            .map(|kv| kv.value),
+        Some(v("2")),
+        "a lease kept alive keeps its keys"
+    );
+    let stopped = tokio::time::Instant::now();
+    match next_change(&mut watch, "the expiry of the lease").await {
+        WatchEvent::Delete { key, .. } => assert_eq!(key, "expiring/a"),
+        other => panic!("expected the key's delete, got {other:?}"),
+    }
+    assert!(
+        stopped.elapsed() >= Duration::from_millis(900),
+        "not before its TTL: {:?}",
+        stopped.elapsed()
+    );
+    assert_eq!(store.get("expiring/a").await.expect("get"), None);
+    match store.keep_alive(lease).await {
+        Err(StoreError::LeaseNotFound { .. }) => {}
+        other => panic!("expected LeaseNotFound, got {other:?}"),
+    }
+}
+
 /// Generates one `#[tokio::test]` per conformance check. `$make` is an async expression
 /// returning `(store, guard)`; the guard (a temp dir, say) lives until the check ends.
 #[macro_export]
@@ -586,6 +708,8 @@ macro_rules! store_conformance_tests {
             concurrent_writers_should_never_lose_an_update,
             a_burst_of_writes_should_each_get_a_revision_and_fail_alone,
             idle_watch_should_get_progress_events,
+            leased_keys_should_go_when_their_lease_is_revoked,
+            leased_keys_should_go_when_their_lease_expires,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {

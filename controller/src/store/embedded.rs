@@ -4,27 +4,46 @@
 //! returns), under one global revision counter. The last `history` events stay in the file so
 //! that a watch can resume; older revisions answer `Gone`. A lock file next to the store names
 //! the process holding it, so a second nanocld gets a clear error rather than a corrupt file.
+//!
+//! Leases are kept in the file (ID, TTL and which keys are bound to each); their deadlines
+//! are in memory, and every lease found in the file at open gets a full TTL again, as etcd
+//! does after a restart. A thread of the store's own revokes the leases that expire, which
+//! deletes their keys through the ordinary write path (one watch event per key).
 
+use std::collections::HashMap;
 use std::fs::{File, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use redb::backends::InMemoryBackend;
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{
+    Database, MultimapTableDefinition, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition,
+};
 use tokio::sync::{broadcast, mpsc};
 
 use super::{
-    with_deadline, Deleted, KeyValue, ListResult, Revision, Store, StoreError, WatchEvent,
-    WatchStream,
+    lease_seconds, with_deadline, Deleted, KeyValue, LeaseId, ListResult, Revision, Store,
+    StoreError, WatchEvent, WatchStream,
 };
 
 const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Lease ID → its TTL in seconds.
+const LEASES: TableDefinition<i64, u64> = TableDefinition::new("leases");
+/// Key → the lease it is bound to.
+const KEY_LEASE: TableDefinition<&str, i64> = TableDefinition::new("key_lease");
+/// Lease ID → the keys bound to it.
+const LEASE_KEYS: MultimapTableDefinition<i64, &str> = MultimapTableDefinition::new("lease_keys");
+/// The last lease ID granted.
+const META_LEASE: &str = "lease";
+/// How often the expiry thread looks for leases past their deadline.
+const EXPIRY_TICK: Duration = Duration::from_millis(100);
 /// The last revision written.
 const META_REVISION: &str = "revision";
 /// Every event at or below this revision is gone from the history.
@@ -72,6 +91,17 @@ struct Inner {
     path: Option<PathBuf>,
     /// Held for the life of the store: the lock file other processes see.
     _lock: Option<File>,
+    /// The live leases' TTLs and deadlines (the file has their IDs and TTLs).
+    leases: Mutex<HashMap<LeaseId, LiveLease>>,
+    /// Whether the expiry thread runs.
+    expiring: AtomicBool,
+}
+
+/// A lease's TTL and when it ends unless kept alive.
+#[derive(Clone, Copy, Debug)]
+struct LiveLease {
+    ttl: Duration,
+    deadline: Instant,
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -184,15 +214,34 @@ impl EmbeddedStore {
         lock: Option<File>,
     ) -> Result<Self, StoreError> {
         let txn = db.begin_write().map_err(db_error("open"))?;
+        let mut leases = HashMap::new();
         let revision = {
             txn.open_table(KV).map_err(db_error("open"))?;
             txn.open_table(EVENTS).map_err(db_error("open"))?;
+            txn.open_table(KEY_LEASE).map_err(db_error("open"))?;
+            txn.open_multimap_table(LEASE_KEYS)
+                .map_err(db_error("open"))?;
+            // Every lease gets a full TTL from now: its holder may be about to keep it alive.
+            let now = Instant::now();
+            let stored = txn.open_table(LEASES).map_err(db_error("open"))?;
+            for entry in stored.iter().map_err(db_error("open"))? {
+                let (id, secs) = entry.map_err(db_error("open"))?;
+                let ttl = Duration::from_secs(secs.value());
+                leases.insert(
+                    id.value(),
+                    LiveLease {
+                        ttl,
+                        deadline: now + ttl,
+                    },
+                );
+            }
             let meta = txn.open_table(META).map_err(db_error("open"))?;
             read_meta(&meta, META_REVISION, "open")?
         };
         txn.commit().map_err(db_error("open"))?;
+        let any_lease = !leases.is_empty();
         let (events, _) = broadcast::channel(4096);
-        Ok(EmbeddedStore {
+        let store = EmbeddedStore {
             inner: Arc::new(Inner {
                 db,
                 writer: Mutex::new(()),
@@ -202,8 +251,31 @@ impl EmbeddedStore {
                 options,
                 path,
                 _lock: lock,
+                leases: Mutex::new(leases),
+                expiring: AtomicBool::new(false),
             }),
-        })
+        };
+        if any_lease {
+            store.start_expiry();
+        }
+        Ok(store)
+    }
+
+    /// Starts the thread that revokes expired leases, unless it runs. It holds the store
+    /// weakly and ends with it.
+    fn start_expiry(&self) {
+        if self.inner.expiring.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let weak: Weak<Inner> = Arc::downgrade(&self.inner);
+        let started = std::thread::Builder::new()
+            .name("store-leases".into())
+            .spawn(move || expire_leases(&weak));
+        if started.is_err() {
+            // No thread: leases would never expire. Let the next grant try again.
+            self.inner.expiring.store(false, Ordering::SeqCst);
+            tracing::error!("cannot start the embedded store's lease expiry thread");
+        }
     }
 
     /// Runs one write (batched with whatever else is waiting: `Inner::write`).
@@ -237,6 +309,46 @@ impl EmbeddedStore {
 
 fn to_revision(r: u64) -> Revision {
     Revision::try_from(r).unwrap_or(Revision::MAX)
+}
+
+/// The expiry thread: every tick, revokes the leases past their deadline (their keys are
+/// deleted like any other, with watch events). A revocation that fails is tried again on the
+/// next tick.
+fn expire_leases(store: &Weak<Inner>) {
+    loop {
+        std::thread::sleep(EXPIRY_TICK);
+        let Some(inner) = store.upgrade() else {
+            return;
+        };
+        let now = Instant::now();
+        let expired: Vec<LeaseId> = {
+            let mut leases = lock(&inner.leases);
+            let ids: Vec<LeaseId> = leases
+                .iter()
+                .filter(|(_, l)| l.deadline <= now)
+                .map(|(id, _)| *id)
+                .collect();
+            for id in &ids {
+                leases.remove(id);
+            }
+            ids
+        };
+        for lease in expired {
+            match inner.write(Op::Revoke { lease }) {
+                Ok(_) | Err(StoreError::LeaseNotFound { .. }) => {}
+                Err(e) => {
+                    tracing::warn!(lease, error = %e, "cannot revoke an expired lease; retrying");
+                    lock(&inner.leases).insert(
+                        lease,
+                        LiveLease {
+                            ttl: EXPIRY_TICK,
+                            deadline: now,
+                        },
+                    );
+                }
+            }
+        }
+    }
 }
 
 // --- record encoding -------------------------------------------------------------------------
@@ -352,6 +464,7 @@ enum Op {
     Create {
         key: String,
         value: Vec<u8>,
+        lease: Option<LeaseId>,
     },
     Update {
         key: String,
@@ -362,12 +475,29 @@ enum Op {
         key: String,
         expected: Option<Revision>,
     },
+    Grant {
+        ttl: Duration,
+    },
+    Revoke {
+        lease: LeaseId,
+    },
 }
 
 /// What a write answers.
 enum Reply {
     Stored(KeyValue),
     Deleted(Deleted),
+    Granted(LeaseId),
+    Revoked,
+}
+
+/// The tables a write transaction touches.
+struct Tables<'t> {
+    kv: KvTable<'t>,
+    meta: redb::Table<'t, &'static str, u64>,
+    leases: redb::Table<'t, i64, u64>,
+    key_lease: redb::Table<'t, &'static str, i64>,
+    lease_keys: redb::MultimapTable<'t, i64, &'static str>,
 }
 
 struct Pending {
@@ -380,7 +510,7 @@ impl Reply {
     fn stored(self) -> Result<KeyValue, StoreError> {
         match self {
             Reply::Stored(kv) => Ok(kv),
-            Reply::Deleted(_) => Err(mismatched()),
+            _ => Err(mismatched()),
         }
     }
 
@@ -388,7 +518,15 @@ impl Reply {
     fn deleted(self) -> Result<Deleted, StoreError> {
         match self {
             Reply::Deleted(deleted) => Ok(deleted),
-            Reply::Stored(_) => Err(mismatched()),
+            _ => Err(mismatched()),
+        }
+    }
+
+    /// The lease a grant made.
+    fn granted(self) -> Result<LeaseId, StoreError> {
+        match self {
+            Reply::Granted(lease) => Ok(lease),
+            _ => Err(mismatched()),
         }
     }
 }
@@ -410,38 +548,37 @@ impl Op {
             Op::Create { .. } => "create",
             Op::Update { .. } => "update",
             Op::Delete { .. } => "delete",
+            Op::Grant { .. } => "grant lease",
+            Op::Revoke { .. } => "revoke lease",
         }
     }
 
-    /// Checks the write's precondition against `table` and applies it at `revision`.
+    /// Checks the write's precondition and applies it; its events take the revisions from
+    /// `revision` on, one each (a revocation deletes several keys, each at its own revision).
     fn apply(
         &self,
-        table: &mut KvTable<'_>,
+        t: &mut Tables<'_>,
         revision: Revision,
-    ) -> Result<(Reply, WatchEvent), StoreError> {
+    ) -> Result<(Reply, Vec<WatchEvent>), StoreError> {
         let op = self.name();
-        let stored = |table: &KvTable<'_>, key: &str| -> Result<Option<KeyValue>, StoreError> {
-            table
-                .get(key)
-                .map_err(db_error(op))?
-                .map(|bytes| decode_kv(key, bytes.value()))
-                .transpose()
-        };
-        let put = |table: &mut KvTable<'_>, kv: &KeyValue| -> Result<(), StoreError> {
-            let mut record = Vec::with_capacity(kv.value.len() + 24);
-            encode_kv(&mut record, kv);
-            table
-                .insert(kv.key.as_str(), record.as_slice())
-                .map_err(db_error(op))?;
-            Ok(())
-        };
         match self {
-            Op::Create { key, value } => {
-                if let Some(existing) = stored(table, key)? {
+            Op::Create { key, value, lease } => {
+                if let Some(existing) = stored(&t.kv, key, op)? {
                     return Err(StoreError::AlreadyExists {
                         key: key.clone(),
                         current: Box::new(existing),
                     });
+                }
+                if let Some(lease) = *lease {
+                    if t.leases.get(lease).map_err(db_error(op))?.is_none() {
+                        return Err(StoreError::LeaseNotFound { lease });
+                    }
+                    t.key_lease
+                        .insert(key.as_str(), lease)
+                        .map_err(db_error(op))?;
+                    t.lease_keys
+                        .insert(lease, key.as_str())
+                        .map_err(db_error(op))?;
                 }
                 let kv = KeyValue {
                     key: key.clone(),
@@ -449,10 +586,10 @@ impl Op {
                     create_revision: revision,
                     mod_revision: revision,
                 };
-                put(table, &kv)?;
+                put(&mut t.kv, &kv, op)?;
                 Ok((
                     Reply::Stored(kv.clone()),
-                    WatchEvent::Put { kv, prev: None },
+                    vec![WatchEvent::Put { kv, prev: None }],
                 ))
             }
             Op::Update {
@@ -460,7 +597,7 @@ impl Op {
                 value,
                 expected,
             } => {
-                let Some(prev) = stored(table, key)? else {
+                let Some(prev) = stored(&t.kv, key, op)? else {
                     return Err(StoreError::NotFound { key: key.clone() });
                 };
                 if prev.mod_revision != *expected {
@@ -470,23 +607,24 @@ impl Op {
                         current: Some(Box::new(prev)),
                     });
                 }
+                // The key keeps its lease, if it has one (etcd's put with ignore_lease).
                 let kv = KeyValue {
                     key: key.clone(),
                     value: value.clone(),
                     create_revision: prev.create_revision,
                     mod_revision: revision,
                 };
-                put(table, &kv)?;
+                put(&mut t.kv, &kv, op)?;
                 Ok((
                     Reply::Stored(kv.clone()),
-                    WatchEvent::Put {
+                    vec![WatchEvent::Put {
                         kv,
                         prev: Some(prev),
-                    },
+                    }],
                 ))
             }
             Op::Delete { key, expected } => {
-                let Some(prev) = stored(table, key)? else {
+                let Some(prev) = stored(&t.kv, key, op)? else {
                     return Err(StoreError::NotFound { key: key.clone() });
                 };
                 if expected.is_some_and(|e| e != prev.mod_revision) {
@@ -496,21 +634,88 @@ impl Op {
                         current: Some(Box::new(prev)),
                     });
                 }
-                table.remove(key.as_str()).map_err(db_error(op))?;
-                Ok((
-                    Reply::Deleted(Deleted {
-                        prev: prev.clone(),
-                        revision,
-                    }),
-                    WatchEvent::Delete {
-                        key: key.clone(),
-                        revision,
-                        prev: Some(prev),
-                    },
-                ))
+                let event = remove_key(t, key, prev.clone(), revision, op)?;
+                Ok((Reply::Deleted(Deleted { prev, revision }), vec![event]))
+            }
+            Op::Grant { ttl } => {
+                let id = read_meta(&t.meta, META_LEASE, op)? + 1;
+                t.meta.insert(META_LEASE, id).map_err(db_error(op))?;
+                let lease = LeaseId::try_from(id).map_err(|_| StoreError::RecordCorrupt {
+                    what: "the lease counter".into(),
+                })?;
+                t.leases
+                    .insert(lease, ttl.as_secs())
+                    .map_err(db_error(op))?;
+                Ok((Reply::Granted(lease), Vec::new()))
+            }
+            Op::Revoke { lease } => {
+                if t.leases.remove(*lease).map_err(db_error(op))?.is_none() {
+                    return Err(StoreError::LeaseNotFound { lease: *lease });
+                }
+                let keys: Vec<String> = t
+                    .lease_keys
+                    .remove_all(*lease)
+                    .map_err(db_error(op))?
+                    .map(|k| k.map(|k| k.value().to_owned()).map_err(db_error(op)))
+                    .collect::<Result<_, _>>()?;
+                let mut events = Vec::with_capacity(keys.len());
+                for key in keys {
+                    if let Some(prev) = stored(&t.kv, &key, op)? {
+                        let at = revision + to_revision(events.len() as u64);
+                        events.push(remove_key(t, &key, prev, at, op)?);
+                    }
+                }
+                Ok((Reply::Revoked, events))
             }
         }
     }
+}
+
+/// The value at `key` in `table`.
+fn stored(
+    table: &KvTable<'_>,
+    key: &str,
+    op: &'static str,
+) -> Result<Option<KeyValue>, StoreError> {
+    table
+        .get(key)
+        .map_err(db_error(op))?
+        .map(|bytes| decode_kv(key, bytes.value()))
+        .transpose()
+}
+
+/// Writes `kv` to `table`.
+fn put(table: &mut KvTable<'_>, kv: &KeyValue, op: &'static str) -> Result<(), StoreError> {
+    let mut record = Vec::with_capacity(kv.value.len() + 24);
+    encode_kv(&mut record, kv);
+    table
+        .insert(kv.key.as_str(), record.as_slice())
+        .map_err(db_error(op))?;
+    Ok(())
+}
+
+/// Removes `key` (whose value was `prev`) and its lease binding; the delete event.
+fn remove_key(
+    t: &mut Tables<'_>,
+    key: &str,
+    prev: KeyValue,
+    revision: Revision,
+    op: &'static str,
+) -> Result<WatchEvent, StoreError> {
+    t.kv.remove(key).map_err(db_error(op))?;
+    let bound = t
+        .key_lease
+        .remove(key)
+        .map_err(db_error(op))?
+        .map(|l| l.value());
+    if let Some(lease) = bound {
+        t.lease_keys.remove(lease, key).map_err(db_error(op))?;
+    }
+    Ok(WatchEvent::Delete {
+        key: key.to_owned(),
+        revision,
+        prev: Some(prev),
+    })
 }
 
 impl Inner {
@@ -613,35 +818,47 @@ impl Inner {
         let txn = self.db.begin_write().map_err(db_error(op))?;
         let mut answers = Vec::with_capacity(ops.len());
         let mut written = Vec::new();
+        let mut changed = false;
         {
-            let mut meta = txn.open_table(META).map_err(db_error(op))?;
-            let mut revision = read_meta(&meta, META_REVISION, op)?;
-            let mut kv = txn.open_table(KV).map_err(db_error(op))?;
+            let mut t = Tables {
+                kv: txn.open_table(KV).map_err(db_error(op))?,
+                meta: txn.open_table(META).map_err(db_error(op))?,
+                leases: txn.open_table(LEASES).map_err(db_error(op))?,
+                key_lease: txn.open_table(KEY_LEASE).map_err(db_error(op))?,
+                lease_keys: txn.open_multimap_table(LEASE_KEYS).map_err(db_error(op))?,
+            };
+            let mut revision = read_meta(&t.meta, META_REVISION, op)?;
             let mut events = txn.open_table(EVENTS).map_err(db_error(op))?;
             for o in ops {
-                match o.apply(&mut kv, to_revision(revision + 1)) {
-                    Ok((answer, event)) => {
-                        revision += 1;
-                        events
-                            .insert(revision, encode_event(&event).as_slice())
-                            .map_err(db_error(op))?;
+                match o.apply(&mut t, to_revision(revision + 1)) {
+                    Ok((answer, new_events)) => {
+                        changed = true;
+                        for event in new_events {
+                            revision += 1;
+                            events
+                                .insert(revision, encode_event(&event).as_slice())
+                                .map_err(db_error(op))?;
+                            written.push(event);
+                        }
                         answers.push(Ok(answer));
-                        written.push(event);
                     }
                     // Checked before anything is written: this write fails, the rest go on.
                     Err(
                         e @ (StoreError::AlreadyExists { .. }
                         | StoreError::NotFound { .. }
-                        | StoreError::Conflict { .. }),
+                        | StoreError::Conflict { .. }
+                        | StoreError::LeaseNotFound { .. }),
                     ) => answers.push(Err(e)),
                     Err(e) => return Err(e),
                 }
             }
-            if written.is_empty() {
+            if !changed {
                 // Nothing to store (the transaction is dropped, so aborted).
                 return Ok((answers, written));
             }
-            meta.insert(META_REVISION, revision).map_err(db_error(op))?;
+            t.meta
+                .insert(META_REVISION, revision)
+                .map_err(db_error(op))?;
             let excess = events
                 .len()
                 .map_err(db_error(op))?
@@ -653,7 +870,7 @@ impl Inner {
                 }
             }
             if let Some(c) = compacted {
-                meta.insert(META_COMPACTED, c).map_err(db_error(op))?;
+                t.meta.insert(META_COMPACTED, c).map_err(db_error(op))?;
             }
         }
         txn.commit().map_err(db_error(op))?;
@@ -711,8 +928,54 @@ impl Store for EmbeddedStore {
         let op = Op::Create {
             key: key.to_owned(),
             value,
+            lease: None,
         };
         self.submit(op).await?.stored()
+    }
+
+    async fn create_with_lease(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        lease: LeaseId,
+    ) -> Result<KeyValue, StoreError> {
+        let op = Op::Create {
+            key: key.to_owned(),
+            value,
+            lease: Some(lease),
+        };
+        self.submit(op).await?.stored()
+    }
+
+    async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId, StoreError> {
+        let ttl = Duration::from_secs(lease_seconds(ttl).unsigned_abs());
+        let lease = self.submit(Op::Grant { ttl }).await?.granted()?;
+        lock(&self.inner.leases).insert(
+            lease,
+            LiveLease {
+                ttl,
+                deadline: Instant::now() + ttl,
+            },
+        );
+        self.start_expiry();
+        Ok(lease)
+    }
+
+    async fn keep_alive(&self, lease: LeaseId) -> Result<(), StoreError> {
+        let mut leases = lock(&self.inner.leases);
+        match leases.get_mut(&lease) {
+            Some(live) if live.deadline > Instant::now() => {
+                live.deadline = Instant::now() + live.ttl;
+                Ok(())
+            }
+            // Past its deadline: the expiry thread is about to revoke it.
+            _ => Err(StoreError::LeaseNotFound { lease }),
+        }
+    }
+
+    async fn revoke_lease(&self, lease: LeaseId) -> Result<(), StoreError> {
+        lock(&self.inner.leases).remove(&lease);
+        self.submit(Op::Revoke { lease }).await.map(drop)
     }
 
     async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {

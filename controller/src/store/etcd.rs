@@ -13,8 +13,8 @@ use tokio::sync::mpsc;
 
 use super::embedded::tokio_stream_from;
 use super::{
-    with_deadline, Deleted, KeyValue, ListResult, Revision, Store, StoreError, WatchEvent,
-    WatchStream,
+    lease_seconds, with_deadline, Deleted, KeyValue, LeaseId, ListResult, Revision, Store,
+    StoreError, WatchEvent, WatchStream,
 };
 use crate::backoff::Backoff;
 
@@ -64,6 +64,17 @@ impl std::fmt::Debug for EtcdStore {
 
 fn etcd_error(op: &'static str) -> impl FnOnce(etcd_client::Error) -> StoreError {
     move |source| StoreError::EtcdRequestFailed { op, source }
+}
+
+/// As [`etcd_error`], but etcd's "requested lease not found" (gRPC NotFound) is
+/// [`StoreError::LeaseNotFound`].
+fn lease_error(op: &'static str, lease: LeaseId) -> impl FnOnce(etcd_client::Error) -> StoreError {
+    move |source| match &source {
+        etcd_client::Error::GRpcStatus(status) if status.code() == tonic::Code::NotFound => {
+            StoreError::LeaseNotFound { lease }
+        }
+        _ => StoreError::EtcdRequestFailed { op, source },
+    }
 }
 
 /// The first key after every key starting with `prefix`.
@@ -147,14 +158,30 @@ fn header_revision(resp: &TxnResponse) -> Revision {
     resp.header().map_or(0, |h| h.revision())
 }
 
-impl Store for EtcdStore {
-    async fn create(&self, key: &str, value: Vec<u8>) -> Result<KeyValue, StoreError> {
+impl EtcdStore {
+    /// Create, bound to `lease` when one is given.
+    async fn create_leased(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        lease: Option<LeaseId>,
+    ) -> Result<KeyValue, StoreError> {
         let full = self.full_key(key);
+        let put = lease.map(|l| PutOptions::new().with_lease(l));
         let txn = Txn::new()
             .when([Compare::version(full.clone(), CompareOp::Equal, 0)])
-            .and_then([TxnOp::put(full.clone(), value.clone(), None)])
+            .and_then([TxnOp::put(full.clone(), value.clone(), put)])
             .or_else([TxnOp::get(full, None)]);
-        let resp = self.txn("create", txn).await?;
+        let resp = match lease {
+            Some(lease) => {
+                let mut client = (*self.client).clone();
+                with_deadline("create", self.options.timeout, async move {
+                    client.txn(txn).await.map_err(lease_error("create", lease))
+                })
+                .await?
+            }
+            None => self.txn("create", txn).await?,
+        };
         if resp.succeeded() {
             let revision = header_revision(&resp);
             return Ok(KeyValue {
@@ -176,6 +203,70 @@ impl Store for EtcdStore {
                 current: None,
             }),
         }
+    }
+}
+
+impl Store for EtcdStore {
+    async fn create(&self, key: &str, value: Vec<u8>) -> Result<KeyValue, StoreError> {
+        self.create_leased(key, value, None).await
+    }
+
+    async fn create_with_lease(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        lease: LeaseId,
+    ) -> Result<KeyValue, StoreError> {
+        self.create_leased(key, value, Some(lease)).await
+    }
+
+    async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId, StoreError> {
+        let mut client = (*self.client).clone();
+        with_deadline("grant lease", self.options.timeout, async move {
+            client
+                .lease_grant(lease_seconds(ttl), None)
+                .await
+                .map(|resp| resp.id())
+                .map_err(etcd_error("grant lease"))
+        })
+        .await
+    }
+
+    async fn keep_alive(&self, lease: LeaseId) -> Result<(), StoreError> {
+        let mut client = (*self.client).clone();
+        with_deadline("keep alive", self.options.timeout, async move {
+            // Opening the keep-alive stream sends one keep-alive and reads its answer; the
+            // stream is dropped after it (a renewal every few seconds needs no open stream).
+            match client.lease_keep_alive(lease).await {
+                Ok(_) => Ok(()),
+                // "lease not found", or the stream failed: ask etcd which.
+                Err(etcd_client::Error::LeaseKeepAliveError(_)) => {
+                    let left = client
+                        .lease_time_to_live(lease, None)
+                        .await
+                        .map_err(lease_error("keep alive", lease))?;
+                    if left.ttl() <= 0 {
+                        Err(StoreError::LeaseNotFound { lease })
+                    } else {
+                        Ok(())
+                    }
+                }
+                Err(e) => Err(lease_error("keep alive", lease)(e)),
+            }
+        })
+        .await
+    }
+
+    async fn revoke_lease(&self, lease: LeaseId) -> Result<(), StoreError> {
+        let mut client = (*self.client).clone();
+        with_deadline("revoke lease", self.options.timeout, async move {
+            client
+                .lease_revoke(lease)
+                .await
+                .map(drop)
+                .map_err(lease_error("revoke lease", lease))
+        })
+        .await
     }
 
     async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
@@ -255,10 +346,11 @@ impl Store for EtcdStore {
                 Compare::version(full.clone(), CompareOp::Greater, 0),
                 Compare::mod_revision(full.clone(), CompareOp::Equal, expected),
             ])
+            // ignore_lease: a leased key keeps its lease (a plain put would detach it).
             .and_then([TxnOp::put(
                 full.clone(),
                 value.clone(),
-                Some(PutOptions::new().with_prev_key()),
+                Some(PutOptions::new().with_prev_key().with_ignore_lease()),
             )])
             .or_else([TxnOp::get(full, None)]);
         let resp = self.txn("update", txn).await?;

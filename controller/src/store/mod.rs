@@ -5,6 +5,11 @@
 //! the key is absent; update and delete only if the caller's revision is still current. A watch
 //! delivers, in order and exactly once, every change after a revision, or `Gone` when that
 //! revision's history was compacted away. Every call has a deadline.
+//!
+//! Leases, as etcd's: a lease is granted with a TTL and lives while someone keeps it alive;
+//! keys created with it are deleted (with ordinary watch events) when it expires or is
+//! revoked. Updating a leased key keeps its lease. Node liveness and leader election ride on
+//! them (`crate::lease`).
 
 pub mod conformance;
 pub mod embedded;
@@ -21,6 +26,9 @@ pub use self::etcd::{EtcdOptions, EtcdStore};
 
 /// A position in the store's history. 0 means "before anything".
 pub type Revision = i64;
+
+/// A lease granted by the store (etcd's lease ID; the embedded store numbers its own).
+pub type LeaseId = i64;
 
 /// A stored value with its revisions.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -146,6 +154,12 @@ pub enum StoreError {
         #[source]
         source: etcd_client::Error,
     },
+    /// The lease expired, was revoked or never existed.
+    #[error("lease {lease:x} not found (expired or revoked)")]
+    LeaseNotFound {
+        /// The lease.
+        lease: LeaseId,
+    },
     /// The embedded database failed.
     #[error("embedded store {op} failed")]
     EmbeddedTransactionFailed {
@@ -240,6 +254,35 @@ pub trait Store: Send + Sync + 'static {
 
     /// The store's current revision (that of its latest write), read without listing.
     fn current_revision(&self) -> impl Future<Output = Result<Revision, StoreError>> + Send;
+
+    /// Grants a lease that expires `ttl` (rounded up to whole seconds, at least one) after
+    /// it was granted or last kept alive.
+    fn grant_lease(
+        &self,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<LeaseId, StoreError>> + Send;
+
+    /// Keeps `lease` alive for another TTL; `LeaseNotFound` once it has expired or been
+    /// revoked (its keys are then gone or going). Not a write: no revision.
+    fn keep_alive(&self, lease: LeaseId) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Ends `lease` now, deleting its keys; `LeaseNotFound` if it had already ended.
+    fn revoke_lease(&self, lease: LeaseId) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// As [`Store::create`], with the key bound to `lease`: deleted when the lease ends.
+    /// `LeaseNotFound` if the lease has ended (nothing is stored).
+    fn create_with_lease(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        lease: LeaseId,
+    ) -> impl Future<Output = Result<KeyValue, StoreError>> + Send;
+}
+
+/// A TTL as the whole seconds leases count in (rounded up, at least one).
+pub(crate) fn lease_seconds(ttl: Duration) -> i64 {
+    let secs = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
+    i64::try_from(secs.max(1)).unwrap_or(i64::MAX)
 }
 
 /// Runs `fut` with a deadline, turning the timeout into [`StoreError::DeadlineExceeded`].
@@ -344,6 +387,23 @@ impl Store for AnyStore {
 
     async fn current_revision(&self) -> Result<Revision, StoreError> {
         delegate!(self, s => s.current_revision())
+    }
+    async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId, StoreError> {
+        delegate!(self, s => s.grant_lease(ttl))
+    }
+    async fn keep_alive(&self, lease: LeaseId) -> Result<(), StoreError> {
+        delegate!(self, s => s.keep_alive(lease))
+    }
+    async fn revoke_lease(&self, lease: LeaseId) -> Result<(), StoreError> {
+        delegate!(self, s => s.revoke_lease(lease))
+    }
+    async fn create_with_lease(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        lease: LeaseId,
+    ) -> Result<KeyValue, StoreError> {
+        delegate!(self, s => s.create_with_lease(key, value, lease))
     }
 }
 

@@ -15,18 +15,36 @@ use nanocl_controller::store::conformance::ModelOp;
 use nanocl_controller::store::{EtcdOptions, EtcdStore, Store};
 use proptest::prelude::*;
 
-/// A free TCP port on loopback (bound then released).
+/// A free TCP port on loopback (bound then released), never one this process handed out
+/// before: an etcd that a test killed to restart leaves its ports free for a moment, and
+/// another test's etcd must not take them (its client would then talk to the wrong etcd).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    // Held while binding, so two threads never pick the same port either.
+    let mut given = GIVEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut held = Vec::new();
+    loop {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+        let port = listener.local_addr().expect("a bound address").port();
+        if given.contains(&port) {
+            // Keep it bound so the next bind gets another port.
+            held.push(listener);
+            continue;
+        }
+        given.push(port);
+        return port;
+    }
 }
 
 /// An etcd of this test's own, on loopback, in a temp dir, killed on drop.
 pub struct EtcdProcess {
     child: Option<Child>,
     dir: tempfile::TempDir,
+    /// The member name, unique to this process: how `spawn` knows the etcd answering on
+    /// `client_port` is this one.
+    name: String,
     pub client_port: u16,
     peer_port: u16,
 }
@@ -35,10 +53,12 @@ impl EtcdProcess {
     /// Starts etcd and waits until it answers.
     pub async fn start() -> EtcdProcess {
         let dir = tempfile::tempdir().expect("tempdir");
+        let client_port = free_port();
         let mut etcd = EtcdProcess {
             child: None,
             dir,
-            client_port: free_port(),
+            name: format!("t{}-{client_port}", std::process::id()),
+            client_port,
             peer_port: free_port(),
         };
         etcd.spawn().await;
@@ -59,7 +79,7 @@ impl EtcdProcess {
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
         let mut command = Command::new("etcd");
         command
-            .args(["--name", "t", "--data-dir"])
+            .args(["--name", &self.name, "--data-dir"])
             .arg(self.data_dir())
             .args([
                 "--listen-client-urls",
@@ -73,7 +93,7 @@ impl EtcdProcess {
                 "--initial-advertise-peer-urls",
                 &peer,
             ])
-            .args(["--initial-cluster", &format!("t={peer}")])
+            .args(["--initial-cluster", &format!("{}={peer}", self.name)])
             .stdout(Stdio::null())
             .stderr(log);
         if std::env::consts::ARCH == "aarch64" {
@@ -86,10 +106,17 @@ impl EtcdProcess {
         );
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(store) = EtcdStore::connect(self.options("/probe")).await {
-                if store.get("probe").await.is_ok() {
-                    return;
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!(
+                        "etcd exited with {status}; log:\n{}",
+                        std::fs::read_to_string(self.dir.path().join("etcd.log"))
+                            .unwrap_or_default()
+                    );
                 }
+            }
+            if self.answers_as_itself().await {
+                return;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
@@ -97,6 +124,22 @@ impl EtcdProcess {
                 std::fs::read_to_string(self.dir.path().join("etcd.log")).unwrap_or_default()
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Whether the etcd on `client_port` answers and is this one (its only member has this
+    /// process's name): a port taken by someone else must not pass for a started etcd.
+    async fn answers_as_itself(&self) -> bool {
+        let endpoint = format!("127.0.0.1:{}", self.client_port);
+        let options = etcd_client::ConnectOptions::new()
+            .with_connect_timeout(Duration::from_secs(1))
+            .with_timeout(Duration::from_secs(1));
+        let Ok(mut client) = etcd_client::Client::connect([endpoint], Some(options)).await else {
+            return false;
+        };
+        match client.member_list().await {
+            Ok(list) => list.members().iter().any(|m| m.name() == self.name),
+            Err(_) => false,
         }
     }
 
