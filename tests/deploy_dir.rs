@@ -22,23 +22,10 @@ fn get(d: &Daemon, ns: &str, kind: &str, name: &str) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_default()
 }
 
-fn metrics(d: &Daemon) -> String {
-    let socket = d.host.trim_start_matches("unix://").to_owned();
-    let client = nanocl_client::http::Client::new(nanocl_client::http::Host::Unix(socket.into()));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime
-        .block_on(client.request(hyper::Method::GET, "/metrics", None))
-        .map(|a| String::from_utf8_lossy(&a.body).into_owned())
-        .unwrap_or_default()
-}
-
 fn wait_for_metric(d: &Daemon, line: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let text = metrics(d);
+        let text = d.metrics();
         if text.lines().any(|l| l == line) {
             return;
         }
@@ -86,7 +73,7 @@ fn deploy_dir_converges_and_survives_a_restart_of_nanocld() {
         &d,
         &format!("nanocl_deploy_last_sync_objects{{dir=\"{dir_arg}\",result=\"unchanged\"}} 3"),
     );
-    let text = metrics(&d);
+    let text = d.metrics();
     assert!(
         text.contains(&format!(
             "nanocl_deploy_last_sync_objects{{dir=\"{dir_arg}\",result=\"pruned\"}} 0"

@@ -13,6 +13,7 @@ use nanocl_controller::controllers::RunError;
 use nanocl_controller::deploy;
 use nanocl_controller::docker::Engine;
 use nanocl_controller::metrics::Metrics;
+use nanocl_controller::runtime::leader::{self, Election};
 use nanocl_controller::store::{
     AnyStore, EmbeddedOptions, EmbeddedStore, EtcdOptions, EtcdStore, StoreUrl,
 };
@@ -67,6 +68,17 @@ struct Args {
     #[arg(long, value_name = "CIDR[/SIZE]", default_value = nanocl_controller::controllers::subnets::DEFAULT_POOL)]
     network_pool: nanocl_controller::controllers::subnets::Pool,
 
+    /// This host's name among several: its identity as a candidate for the lead of the
+    /// controllers (one nanocld at a time runs them when several share an etcd). Default: the
+    /// host name. A DNS-1123 label.
+    #[arg(long, value_name = "NAME", env = "NANOCL_NODE")]
+    node: Option<String>,
+
+    /// How long a leader that stopped answering (crashed, paused, cut off) keeps the lead
+    /// before another nanocld takes over. A leader that stops gracefully hands over at once.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_lease_ttl)]
+    lease_ttl: std::time::Duration,
+
     /// Log format; the level comes from NANOCL_LOG (RUST_LOG syntax, default info).
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -86,6 +98,39 @@ enum LogFormat {
     Text,
     /// One JSON object per line, for log shippers.
     Json,
+}
+
+fn parse_lease_ttl(value: &str) -> Result<std::time::Duration, String> {
+    let ttl = humantime::parse_duration(value).map_err(|e| e.to_string())?;
+    if ttl < std::time::Duration::from_secs(2) {
+        return Err("at least 2s (etcd's shortest lease)".into());
+    }
+    Ok(ttl)
+}
+
+/// `--node`, or the host name; checked as a DNS-1123 label (it names a Node object).
+fn node_name(flag: Option<&str>) -> anyhow::Result<String> {
+    let (name, from) = match flag {
+        Some(name) => (name.to_owned(), "--node"),
+        None => {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .context("cannot read the host name; pass --node NAME")?;
+            (host.trim().to_ascii_lowercase(), "the host name")
+        }
+    };
+    let valid = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if !valid {
+        anyhow::bail!(
+            "{from} {name:?} is not a valid node name (lowercase letters, digits and '-', at most 63, not starting or ending with '-'); pass --node NAME"
+        );
+    }
+    Ok(name)
 }
 
 fn default_state_dir() -> PathBuf {
@@ -152,6 +197,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         debounce: args.deploy_debounce,
     };
     let syncers = deploy::syncers(&deploy)?;
+    let node = node_name(args.node.as_deref())?;
     let (store, store_kind) = open_store(&args, &state_dir).await?;
     apiserver::ensure_default_namespace(&store)
         .await
@@ -204,8 +250,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if args.controllers == Controllers::All {
         let (store, metrics, shutdown) = (store.clone(), metrics.clone(), shutdown.clone());
         let (failed, pool) = (failed.clone(), args.network_pool);
+        let election = Election {
+            key: leader::CONTROLLERS_KEY.to_owned(),
+            identity: format!("{node}/{}", std::process::id()),
+            ttl: args.lease_ttl,
+            // The embedded store's file is locked by this process: nobody else can lead it.
+            exclusive: matches!(store, AnyStore::Embedded(_)),
+        };
         tasks.spawn("controllers", async move {
-            if let Err(e) = run_controllers(store, metrics, pool, shutdown).await {
+            if let Err(e) = lead_controllers(store, metrics, pool, election, shutdown).await {
                 tracing::error!(error = %e, "the controllers stopped");
                 if let Ok(mut f) = failed.lock() {
                     f.get_or_insert(e.to_string());
@@ -258,6 +311,45 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Runs the controllers while this nanocld leads: campaigns, runs them until the lead is lost
+/// (then campaigns again) or nanocld stops (then hands the lead over).
+async fn lead_controllers(
+    store: AnyStore,
+    metrics: Arc<Metrics>,
+    pool: nanocl_controller::controllers::subnets::Pool,
+    election: Election,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), RunError> {
+    loop {
+        metrics.set_leading(false);
+        let Some(mut leadership) = election.campaign(&store, &mut shutdown).await else {
+            return Ok(());
+        };
+        metrics.set_leading(true);
+        // The controllers stop on shutdown or when the lead is lost, whichever comes first.
+        let (stop, controllers_shutdown) = tokio::sync::watch::channel(false);
+        let controllers =
+            run_controllers(store.clone(), metrics.clone(), pool, controllers_shutdown);
+        tokio::pin!(controllers);
+        let lost = tokio::select! {
+            result = &mut controllers => {
+                leadership.resign().await;
+                return result;
+            }
+            () = async { let _ = shutdown.wait_for(|v| *v).await; } => false,
+            () = leadership.lost() => true,
+        };
+        let _ = stop.send(true);
+        let result = controllers.await;
+        if !lost {
+            leadership.resign().await;
+            return result;
+        }
+        tracing::warn!("lost the lead; the controllers stopped, campaigning again");
+        result?;
+    }
 }
 
 /// Connects to Docker (retrying while it is not there) and runs the controllers.

@@ -16,6 +16,9 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<(String, u16), u64>>,
     /// Open watch streams.
     pub watchers: AtomicI64,
+    /// 1 while this nanocld leads (runs the controllers), 0 while it waits; absent from the
+    /// output when it runs no controllers.
+    pub leading: Mutex<Option<bool>>,
     deploy: Mutex<BTreeMap<String, DeployDir>>,
     panics: Mutex<BTreeMap<Kind, Arc<AtomicU64>>>,
     undecodable: Mutex<BTreeMap<Kind, usize>>,
@@ -123,9 +126,26 @@ impl Metrics {
             "nanocl_apiserver_watchers {}",
             self.watchers.load(Ordering::Relaxed)
         );
+        let leading = *self
+            .leading
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(leading) = leading {
+            let _ = writeln!(out, "# HELP nanocl_controllers_leading 1 while this nanocld leads and runs the controllers, 0 while another one does.");
+            let _ = writeln!(out, "# TYPE nanocl_controllers_leading gauge");
+            let _ = writeln!(out, "nanocl_controllers_leading {}", u8::from(leading));
+        }
         self.render_controllers(&mut out);
         self.render_deploy(&mut out);
         out
+    }
+
+    /// Records whether this nanocld leads.
+    pub fn set_leading(&self, leading: bool) {
+        *self
+            .leading
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(leading);
     }
 
     fn render_controllers(&self, out: &mut String) {

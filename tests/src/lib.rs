@@ -127,6 +127,56 @@ impl Daemon {
         daemon
     }
 
+    /// Starts a second nanocld on the same store as `self` (for the etcd store: the same
+    /// prefix, which `self` removes), with its own socket and state, and `extra` arguments.
+    pub fn start_beside(&self, extra: &[&str]) -> Daemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = dir.path().join("nanocl.sock");
+        let mut args = vec![
+            "--state-dir".to_owned(),
+            dir.path().join("state").display().to_string(),
+            "--listen".to_owned(),
+            format!("unix://{}", socket.display()),
+        ];
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        for flag in ["--store", "--store-prefix"] {
+            if let Some(i) = self.args.iter().position(|a| a == flag) {
+                args.extend(self.args[i..i + 2].iter().cloned());
+            }
+        }
+        let mut daemon = Daemon {
+            child: None,
+            host: format!("unix://{}", socket.display()),
+            dir,
+            etcd_prefix: None,
+            args,
+            envs: self.envs.clone(),
+        };
+        daemon.spawn();
+        daemon
+    }
+
+    /// The text of its `/metrics` (empty when it does not answer).
+    pub fn metrics(&self) -> String {
+        use std::io::{Read, Write};
+        let Ok(mut stream) = std::os::unix::net::UnixStream::connect(self.socket()) else {
+            return String::new();
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        if stream
+            .write_all(b"GET /metrics HTTP/1.0\r\nHost: nanocld\r\n\r\n")
+            .is_err()
+        {
+            return String::new();
+        }
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response);
+        response
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_owned())
+            .unwrap_or_default()
+    }
+
     /// Starts nanocld with its controllers on another Docker engine (`DOCKER_HOST`).
     pub fn start_on_docker(docker_host: &str) -> Daemon {
         let mut daemon = Self::start_with(StoreKind::Embedded, &["--controllers", "none"]);

@@ -8,6 +8,7 @@
 //! ```
 
 pub mod finalizer;
+pub mod leader;
 pub mod reflector;
 pub mod runner;
 pub mod scheduler;
