@@ -1,5 +1,6 @@
-//! Several nanocld on one etcd: exactly one leads and runs the controllers; when it is killed,
-//! another takes over within the lease's TTL and carries out what is asked of it next.
+//! Several nanocld on one etcd: each registers its Node; exactly one leads and runs the
+//! controllers; when it is killed, another takes over within the lease's TTL, marks the dead
+//! one's node NotReady, and carries out what is asked of it next.
 
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,22 @@ fn leading(d: &Daemon) -> Option<bool> {
     } else {
         None
     }
+}
+
+/// The `Ready` condition of node `name` as `d` serves it: (status, reason).
+fn node_ready(d: &Daemon, name: &str) -> (String, String) {
+    let out = d.nanocl(&["get", "node", name, "-o", "json"]);
+    let node: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    node["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
+        .map(|c| {
+            (
+                c["status"].as_str().unwrap_or("").to_owned(),
+                c["reason"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .unwrap_or_default()
 }
 
 fn apply(d: &Daemon, yaml: &str) {
@@ -39,8 +56,22 @@ fn one_nanocld_should_lead_and_another_take_over_when_it_is_killed() {
     let ns = scope.ns.clone();
     let mut a = Daemon::start_with(StoreKind::Etcd, &["--node", "node-a", "--lease-ttl", "2s"]);
     wait_until("a leads", || leading(&a) == Some(true));
-    let b = a.start_beside(&["--node", "node-b", "--lease-ttl", "2s"]);
+    let b = a.start_beside(&[
+        "--node",
+        "node-b",
+        "--lease-ttl",
+        "2s",
+        "--node-label",
+        "zone=b",
+    ]);
     wait_until("b reports that it waits", || leading(&b) == Some(false));
+    for node in ["node-a", "node-b"] {
+        wait_until(&format!("{node} registered and Ready"), || {
+            node_ready(&b, node).0 == "True"
+        });
+    }
+    let out = b.nanocl(&["get", "nodes", "-l", "zone=b", "-o", "name"]);
+    assert_eq!(stdout(&out).trim(), "node/node-b", "{}", stderr(&out));
 
     apply(
         &a,
@@ -68,6 +99,18 @@ fn one_nanocld_should_lead_and_another_take_over_when_it_is_killed() {
         took >= Duration::from_secs(1),
         "b waited for a's lease to run out (2 s), took {took:?}"
     );
+    wait_until("node-a NotReady, marked by b", || {
+        node_ready(&b, "node-a") == ("False".to_owned(), "NodeLost".to_owned())
+    });
+    assert_eq!(node_ready(&b, "node-b").0, "True");
+    let out = b.nanocl(&["get", "nodes"]);
+    assert!(
+        stdout(&out)
+            .lines()
+            .any(|l| l.starts_with("node-a") && l.contains("NotReady")),
+        "{}",
+        stdout(&out)
+    );
     let out = b.nanocl(&["-n", &ns, "scale", "cargo", "web", "--replicas", "3"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     wait_until("3 replicas, made by b", || {
@@ -84,6 +127,9 @@ fn one_nanocld_should_lead_and_another_take_over_when_it_is_killed() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     a.restart();
     wait_until("a waits behind b", || leading(&a) == Some(false));
+    wait_until("node-a Ready again once its nanocld is back", || {
+        node_ready(&b, "node-a").0 == "True"
+    });
     let prefix = a.etcd_prefix.clone().expect("an etcd prefix");
     let mut b = b;
     b.stop();

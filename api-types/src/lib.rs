@@ -11,6 +11,7 @@ pub mod manifest;
 pub mod meta;
 pub mod namespace;
 pub mod network;
+pub mod node;
 pub mod object;
 pub mod path;
 pub mod quantity;

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::meta::{ObjectMeta, DEFAULT_NAMESPACE, RESERVED_PREFIX};
 use crate::path::FieldPath;
 use crate::validation::FieldErrors;
-use crate::{cargo, cluster, conversion, namespace, network};
+use crate::{cargo, cluster, conversion, namespace, network, node};
 
 /// The API group of every nanocl kind.
 pub const GROUP: &str = "nanocl.io";
@@ -27,11 +27,19 @@ pub enum Kind {
     Network,
     /// A replicable container.
     Cargo,
+    /// A Docker host of nanocl (served in v1 only).
+    Node,
 }
 
 impl Kind {
     /// Every kind, in the order objects are applied (containers last).
-    pub const ALL: [Kind; 4] = [Kind::Namespace, Kind::Cluster, Kind::Network, Kind::Cargo];
+    pub const ALL: [Kind; 5] = [
+        Kind::Namespace,
+        Kind::Cluster,
+        Kind::Network,
+        Kind::Cargo,
+        Kind::Node,
+    ];
 
     /// The kind as written in `kind:`.
     pub fn as_str(self) -> &'static str {
@@ -40,6 +48,7 @@ impl Kind {
             Kind::Cluster => "Cluster",
             Kind::Network => "Network",
             Kind::Cargo => "Cargo",
+            Kind::Node => "Node",
         }
     }
 
@@ -50,6 +59,7 @@ impl Kind {
             Kind::Cluster => "clusters",
             Kind::Network => "networks",
             Kind::Cargo => "cargoes",
+            Kind::Node => "nodes",
         }
     }
 
@@ -60,12 +70,19 @@ impl Kind {
             Kind::Cluster => "cl",
             Kind::Network => "net",
             Kind::Cargo => "cg",
+            Kind::Node => "no",
         }
     }
 
     /// Whether objects of this kind live inside a namespace.
     pub fn namespaced(self) -> bool {
-        !matches!(self, Kind::Namespace)
+        !matches!(self, Kind::Namespace | Kind::Node)
+    }
+
+    /// Whether the kind is served in `version` (`Node` is new in v1: v1alpha1 serves only
+    /// the four original kinds).
+    pub fn served_in(self, version: Version) -> bool {
+        version == Version::V1 || !matches!(self, Kind::Node)
     }
 
     /// The kind exactly as written in a manifest's `kind:`.
@@ -175,6 +192,8 @@ pub enum AnyObject {
     Network(network::v1::Network),
     /// A Cargo.
     Cargo(cargo::v1::Cargo),
+    /// A Node.
+    Node(node::v1::Node),
 }
 
 impl AnyObject {
@@ -185,6 +204,7 @@ impl AnyObject {
             AnyObject::Cluster(_) => Kind::Cluster,
             AnyObject::Network(_) => Kind::Network,
             AnyObject::Cargo(_) => Kind::Cargo,
+            AnyObject::Node(_) => Kind::Node,
         }
     }
 
@@ -195,6 +215,7 @@ impl AnyObject {
             AnyObject::Cluster(o) => &o.metadata,
             AnyObject::Network(o) => &o.metadata,
             AnyObject::Cargo(o) => &o.metadata,
+            AnyObject::Node(o) => &o.metadata,
         }
     }
 
@@ -205,6 +226,7 @@ impl AnyObject {
             AnyObject::Cluster(o) => &mut o.metadata,
             AnyObject::Network(o) => &mut o.metadata,
             AnyObject::Cargo(o) => &mut o.metadata,
+            AnyObject::Node(o) => &mut o.metadata,
         }
     }
 
@@ -236,7 +258,7 @@ impl AnyObject {
                 .get_or_insert_with(|| default_namespace.to_owned());
         }
         match self {
-            AnyObject::Namespace(_) | AnyObject::Cluster(_) => {}
+            AnyObject::Namespace(_) | AnyObject::Cluster(_) | AnyObject::Node(_) => {}
             AnyObject::Network(o) => network::v1::apply_defaults(o),
             AnyObject::Cargo(o) => cargo::v1::apply_defaults(o),
         }
@@ -249,6 +271,7 @@ impl AnyObject {
             AnyObject::Cluster(o) => cluster::v1::validate(o),
             AnyObject::Network(o) => network::v1::validate(o),
             AnyObject::Cargo(o) => cargo::v1::validate(o),
+            AnyObject::Node(o) => node::v1::validate(o),
         };
         // The conversion annotation only exists on v1alpha1 objects; on a v1 object it would be
         // silently ignored, which is worse than an error.
@@ -290,6 +313,9 @@ impl AnyObject {
             (AnyObject::Cargo(o), Version::V1alpha1) => {
                 serde_json::to_value(cargo::v1alpha1::from_v1(o.clone()))
             }
+            (AnyObject::Node(_), Version::V1alpha1) => Err(serde::ser::Error::custom(
+                "Node is served only in nanocl.io/v1",
+            )),
         }
     }
 
@@ -312,6 +338,7 @@ impl AnyObject {
             Kind::Cluster => AnyObject::Cluster(serde_json::from_value(value)?),
             Kind::Network => AnyObject::Network(serde_json::from_value(value)?),
             Kind::Cargo => AnyObject::Cargo(serde_json::from_value(value)?),
+            Kind::Node => AnyObject::Node(serde_json::from_value(value)?),
         })
     }
 

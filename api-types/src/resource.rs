@@ -4,7 +4,7 @@
 
 use crate::meta::ObjectMeta;
 use crate::object::{AnyObject, Kind, Version};
-use crate::{cargo, cluster, namespace, network};
+use crate::{cargo, cluster, namespace, network, node};
 
 /// A kind of object, in its storage version.
 pub trait Resource: Clone + std::fmt::Debug + serde::Serialize + Send + Sync + 'static {
@@ -29,8 +29,12 @@ pub trait Resource: Clone + std::fmt::Debug + serde::Serialize + Send + Sync + '
 
 macro_rules! resource {
     ($ty:ty, $kind:ident) => {
+        resource!($ty, $kind, &[Version::V1, Version::V1alpha1]);
+    };
+    ($ty:ty, $kind:ident, $served:expr) => {
         impl Resource for $ty {
             const KIND: Kind = Kind::$kind;
+            const SERVED: &'static [Version] = $served;
 
             fn meta(&self) -> &ObjectMeta {
                 &self.metadata
@@ -65,6 +69,7 @@ resource!(namespace::v1::Namespace, Namespace);
 resource!(cluster::v1::Cluster, Cluster);
 resource!(network::v1::Network, Network);
 resource!(cargo::v1::Cargo, Cargo);
+resource!(node::v1::Node, Node, &[Version::V1]);
 
 #[cfg(test)]
 mod tests {
@@ -82,6 +87,7 @@ mod tests {
                 kind_of::<cluster::v1::Cluster>(),
                 kind_of::<network::v1::Network>(),
                 kind_of::<cargo::v1::Cargo>(),
+                kind_of::<node::v1::Node>(),
             ],
             Kind::ALL
         );

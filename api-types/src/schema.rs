@@ -4,7 +4,7 @@ use schemars::{schema_for, JsonSchema, Schema};
 use serde_json::{json, Value};
 
 use crate::object::{Kind, Version};
-use crate::{cargo, cluster, namespace, network};
+use crate::{cargo, cluster, namespace, network, node};
 
 fn finish<T: JsonSchema>(version: Version, kind: Kind) -> Value {
     let schema: Schema = schema_for!(T);
@@ -34,9 +34,9 @@ fn finish<T: JsonSchema>(version: Version, kind: Kind) -> Value {
     value
 }
 
-/// The schema of `kind` in `version`.
-pub fn schema(version: Version, kind: Kind) -> Value {
-    match (version, kind) {
+/// The schema of `kind` in `version`, `None` when the kind is not served in it.
+pub fn schema(version: Version, kind: Kind) -> Option<Value> {
+    Some(match (version, kind) {
         (Version::V1, Kind::Namespace) => finish::<namespace::v1::Namespace>(version, kind),
         (Version::V1, Kind::Cluster) => finish::<cluster::v1::Cluster>(version, kind),
         (Version::V1, Kind::Network) => finish::<network::v1::Network>(version, kind),
@@ -47,7 +47,9 @@ pub fn schema(version: Version, kind: Kind) -> Value {
         (Version::V1alpha1, Kind::Cluster) => finish::<cluster::v1alpha1::Cluster>(version, kind),
         (Version::V1alpha1, Kind::Network) => finish::<network::v1alpha1::Network>(version, kind),
         (Version::V1alpha1, Kind::Cargo) => finish::<cargo::v1alpha1::Cargo>(version, kind),
-    }
+        (Version::V1, Kind::Node) => finish::<node::v1::Node>(version, kind),
+        (Version::V1alpha1, Kind::Node) => return None,
+    })
 }
 
 /// Every schema with its path under `manifests/`: `schemas/{version}/{kind}.json`.
@@ -55,14 +57,16 @@ pub fn all() -> Vec<(String, Value)> {
     let mut out = Vec::new();
     for version in Version::ALL {
         for kind in Kind::ALL {
-            out.push((
-                format!(
-                    "schemas/{}/{}.json",
-                    version.name(),
-                    kind.as_str().to_ascii_lowercase()
-                ),
-                schema(version, kind),
-            ));
+            if let Some(schema) = schema(version, kind) {
+                out.push((
+                    format!(
+                        "schemas/{}/{}.json",
+                        version.name(),
+                        kind.as_str().to_ascii_lowercase()
+                    ),
+                    schema,
+                ));
+            }
         }
     }
     out
@@ -135,7 +139,9 @@ pub fn openapi() -> Value {
     ]);
     for version in Version::ALL {
         for kind in Kind::ALL {
-            let mut schema = self::schema(version, kind);
+            let Some(mut schema) = self::schema(version, kind) else {
+                continue;
+            };
             let prefix = version.name();
             if let Some(Value::Object(defs)) =
                 schema.as_object_mut().and_then(|o| o.remove("$defs"))

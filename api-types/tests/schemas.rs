@@ -42,7 +42,8 @@ fn schemas_should_carry_doc_comments_and_be_strict() {
     let schema = nanocl_api_types::schema::schema(
         nanocl_api_types::Version::V1,
         nanocl_api_types::Kind::Cargo,
-    );
+    )
+    .expect("Cargo is served in v1");
     let text = schema.to_string();
     assert!(text.contains("How many containers to run (0 to 1000, default 1)."));
     assert_eq!(schema["properties"]["kind"]["const"], "Cargo");

@@ -1,6 +1,7 @@
-//! nanocld: the store backends today; the API server, reconcile runtime, controllers and the
-//! Docker adapter as their issues land.
+//! nanocld: the store backends, the API server, the reconcile runtime and its controllers,
+//! the Docker adapter, and the node agent that registers this host.
 
+pub mod agent;
 pub mod apiserver;
 pub mod backoff;
 pub mod controllers;

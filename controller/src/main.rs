@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
+use nanocl_controller::agent;
 use nanocl_controller::apiserver::listen::{self, ListenUrl};
 use nanocl_controller::apiserver::{self, App};
 use nanocl_controller::controllers::tasks::Tasks;
@@ -74,6 +75,16 @@ struct Args {
     #[arg(long, value_name = "NAME", env = "NANOCL_NODE")]
     node: Option<String>,
 
+    /// A label of this node's Node object, KEY=VALUE (repeatable): what placement rules
+    /// select hosts by. Set at every start; labels set otherwise are left alone.
+    #[arg(long = "node-label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    node_labels: Vec<(String, String)>,
+
+    /// An address of this host for the other hosts and the proxy (repeatable). Default: the
+    /// source address of the default route.
+    #[arg(long = "node-address", value_name = "IP")]
+    node_addresses: Vec<std::net::IpAddr>,
+
     /// How long a leader that stopped answering (crashed, paused, cut off) keeps the lead
     /// before another nanocld takes over. A leader that stops gracefully hands over at once.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_lease_ttl)]
@@ -98,6 +109,46 @@ enum LogFormat {
     Text,
     /// One JSON object per line, for log shippers.
     Json,
+}
+
+fn parse_label(value: &str) -> Result<(String, String), String> {
+    match value.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got {value:?}")),
+    }
+}
+
+/// The agent's configuration; the node's name and labels checked as a Node object would be.
+fn agent_config(args: &Args, node: &str) -> anyhow::Result<agent::Config> {
+    let labels: std::collections::BTreeMap<String, String> =
+        args.node_labels.iter().cloned().collect();
+    let mut probe = nanocl_api_types::node::v1::Node::new(
+        nanocl_api_types::V1,
+        "Node",
+        node,
+        None,
+        Default::default(),
+    );
+    probe.metadata.labels = labels.clone();
+    let errors = nanocl_api_types::AnyObject::Node(probe).validate();
+    if let Some(e) = errors.into_iter().next() {
+        anyhow::bail!("invalid --node-label: {}: {}", e.path, e.message);
+    }
+    Ok(agent::Config {
+        node: node.to_owned(),
+        labels,
+        addresses: if args.node_addresses.is_empty() {
+            agent::primary_address()
+        } else {
+            args.node_addresses
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        },
+        ttl: args.lease_ttl,
+        identity: format!("{node}/{}", std::process::id()),
+        check: agent::CHECK,
+    })
 }
 
 fn parse_lease_ttl(value: &str) -> Result<std::time::Duration, String> {
@@ -198,6 +249,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let syncers = deploy::syncers(&deploy)?;
     let node = node_name(args.node.as_deref())?;
+    let agent_config = agent_config(&args, &node)?;
     let (store, store_kind) = open_store(&args, &state_dir).await?;
     apiserver::ensure_default_namespace(&store)
         .await
@@ -257,8 +309,29 @@ async fn run(args: Args) -> anyhow::Result<()> {
             // The embedded store's file is locked by this process: nobody else can lead it.
             exclusive: matches!(store, AnyStore::Embedded(_)),
         };
+        // The node registers first: the Node controller must not find this host's own node
+        // without its lease (a flap to NotReady at every restart).
+        let (registered_tx, registered) = tokio::sync::watch::channel(false);
+        {
+            let (store, shutdown, failed) = (store.clone(), shutdown.clone(), failed.clone());
+            tasks.spawn("node agent", async move {
+                let Some(docker) = connect_docker(shutdown.clone()).await else {
+                    return;
+                };
+                if let Err(e) =
+                    agent::run(store, docker, agent_config, registered_tx, shutdown).await
+                {
+                    tracing::error!(error = %e, "the node agent stopped");
+                    if let Ok(mut f) = failed.lock() {
+                        f.get_or_insert(e.to_string());
+                    }
+                }
+            });
+        }
         tasks.spawn("controllers", async move {
-            if let Err(e) = lead_controllers(store, metrics, pool, election, shutdown).await {
+            if let Err(e) =
+                lead_controllers(store, metrics, pool, election, registered, shutdown).await
+            {
                 tracing::error!(error = %e, "the controllers stopped");
                 if let Ok(mut f) = failed.lock() {
                     f.get_or_insert(e.to_string());
@@ -320,8 +393,13 @@ async fn lead_controllers(
     metrics: Arc<Metrics>,
     pool: nanocl_controller::controllers::subnets::Pool,
     election: Election,
+    mut registered: tokio::sync::watch::Receiver<bool>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), RunError> {
+    tokio::select! {
+        _ = registered.wait_for(|r| *r) => {}
+        () = async { let _ = shutdown.wait_for(|v| *v).await; } => return Ok(()),
+    }
     loop {
         metrics.set_leading(false);
         let Some(mut leadership) = election.campaign(&store, &mut shutdown).await else {
@@ -352,28 +430,35 @@ async fn lead_controllers(
     }
 }
 
+/// Connects to Docker, retrying while it is not there; `None` on shutdown.
+async fn connect_docker(mut shutdown: tokio::sync::watch::Receiver<bool>) -> Option<Engine> {
+    let mut backoff = nanocl_controller::backoff::Backoff::new(
+        std::time::Duration::from_millis(500),
+        std::time::Duration::from_secs(30),
+    );
+    loop {
+        match Engine::connect().await {
+            Ok(d) => return Some(d),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot reach Docker; waiting for it");
+                tokio::select! {
+                    () = tokio::time::sleep(backoff.next_delay()) => {}
+                    _ = shutdown.wait_for(|v| *v) => return None,
+                }
+            }
+        }
+    }
+}
+
 /// Connects to Docker (retrying while it is not there) and runs the controllers.
 async fn run_controllers(
     store: AnyStore,
     metrics: Arc<Metrics>,
     pool: nanocl_controller::controllers::subnets::Pool,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), RunError> {
-    let mut backoff = nanocl_controller::backoff::Backoff::new(
-        std::time::Duration::from_millis(500),
-        std::time::Duration::from_secs(30),
-    );
-    let docker = loop {
-        match Engine::connect().await {
-            Ok(d) => break d,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot reach Docker; the controllers wait for it");
-                tokio::select! {
-                    () = tokio::time::sleep(backoff.next_delay()) => {}
-                    _ = shutdown.wait_for(|v| *v) => return Ok(()),
-                }
-            }
-        }
+    let Some(docker) = connect_docker(shutdown.clone()).await else {
+        return Ok(());
     };
     let options = nanocl_controller::controllers::Options {
         network_pool: pool,

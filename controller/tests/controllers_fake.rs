@@ -420,3 +420,122 @@ async fn a_scale_down_should_record_one_event_for_all_it_removed() {
     let _ = stop.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(10), run).await;
 }
+
+/// The Ready condition of node `name`: (status, reason).
+async fn node_ready(store: &EmbeddedStore, name: &str) -> (String, String) {
+    let Some(kv) = store.get(&format!("nodes/{name}")).await.expect("get") else {
+        return Default::default();
+    };
+    let node: serde_json::Value = serde_json::from_slice(&kv.value).expect("json");
+    node["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
+        .map(|c| {
+            (
+                c["status"].as_str().unwrap_or("").to_owned(),
+                c["reason"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_should_register_go_not_ready_when_its_lease_ends_and_come_back() {
+    use nanocl_controller::agent;
+    let store = EmbeddedStore::in_memory(EmbeddedOptions::default()).expect("store");
+    let docker = FakeDocker::with_images(&[IMAGE]);
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let (registered_tx, mut registered) = tokio::sync::watch::channel(false);
+    let config = agent::Config {
+        node: "host-1".into(),
+        labels: [("zone".to_owned(), "a".to_owned())].into(),
+        addresses: vec!["10.0.0.1".into()],
+        ttl: Duration::from_secs(1),
+        identity: "host-1/1".into(),
+        check: Duration::from_millis(200),
+    };
+    let agent_task = tokio::spawn(agent::run(
+        store.clone(),
+        docker.clone(),
+        config,
+        registered_tx,
+        shutdown.clone(),
+    ));
+    tokio::time::timeout(Duration::from_secs(10), registered.wait_for(|r| *r))
+        .await
+        .expect("registered in time")
+        .expect("the agent runs");
+    let controllers = tokio::spawn(controllers::run(
+        store.clone(),
+        docker.clone(),
+        Default::default(),
+        Default::default(),
+        shutdown.clone(),
+    ));
+    eventually("host-1 Ready", || async {
+        node_ready(&store, "host-1").await == ("True".into(), "NodeReady".into())
+    })
+    .await;
+    let kv = store
+        .get("nodes/host-1")
+        .await
+        .expect("get")
+        .expect("the node");
+    let node: serde_json::Value = serde_json::from_slice(&kv.value).expect("json");
+    assert_eq!(node["metadata"]["labels"]["zone"], "a");
+    assert_eq!(node["status"]["capacity"]["cpus"], 2);
+    assert_eq!(node["status"]["capacity"]["memoryBytes"], 8u64 << 30);
+    assert_eq!(node["status"]["dockerVersion"], "fake");
+    assert_eq!(node["status"]["addresses"][0], "10.0.0.1");
+
+    // A Node without a nanocld keeping its lease (registered by hand, or its host gone):
+    // NotReady, NodeLost, with an Event.
+    put(
+        &store,
+        "apiVersion: nanocl.io/v1\nkind: Node\nmetadata: {name: host-2}\n",
+    )
+    .await;
+    eventually("host-2 NotReady", || async {
+        node_ready(&store, "host-2").await == ("False".into(), "NodeLost".into())
+    })
+    .await;
+    let events = store.list("events/global/").await.expect("events");
+    assert!(
+        events
+            .items
+            .iter()
+            .any(|kv| String::from_utf8_lossy(&kv.value).contains("NodeLost")),
+        "a NodeLost event"
+    );
+    assert_eq!(
+        node_ready(&store, "host-1").await.0,
+        "True",
+        "host-1 untouched"
+    );
+
+    // host-1's lease ended under it (its process paused past the TTL, say): the controller
+    // marks it lost, the agent registers again and it is Ready again.
+    let lease_key = "meta/node-leases/host-1";
+    store
+        .delete(lease_key, None)
+        .await
+        .expect("the lease key goes");
+    eventually("host-1 NotReady", || async {
+        node_ready(&store, "host-1").await.0 == "False"
+    })
+    .await;
+    // The agent reads its lease key back, finds it gone, and registers again.
+    eventually("host-1 Ready again", || async {
+        node_ready(&store, "host-1").await.0 == "True"
+            && store.get(lease_key).await.expect("get").is_some()
+    })
+    .await;
+    let _ = stop.send(true);
+    let _ = agent_task.await.expect("no panic");
+    let _ = controllers.await.expect("no panic");
+    assert_eq!(
+        store.get(lease_key).await.expect("get"),
+        None,
+        "a stopped agent leaves no lease key"
+    );
+}

@@ -71,6 +71,7 @@ conformance! {
     a_taken_host_port_should_fail_the_start, support::free_port();
     networks_should_hold_containers_and_refuse_removal_in_use;
     events_should_report_labelled_container_changes;
+    host_info_should_describe_the_host;
 }
 
 #[tokio::test]

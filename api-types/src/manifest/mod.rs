@@ -9,6 +9,7 @@ use std::fmt;
 use serde::de::DeserializeOwned;
 
 use self::node::{Node, Pos, Value};
+use crate::node as node_kind;
 use crate::object::{AnyObject, Kind, Version};
 use crate::path::{FieldPath, Segment};
 use crate::validation::{quoted, FieldErrors};
@@ -314,9 +315,10 @@ fn served_versions() -> String {
         .join(", ")
 }
 
-fn served_kinds() -> String {
+fn served_kinds(version: Version) -> String {
     Kind::ALL
         .iter()
+        .filter(|k| k.served_in(version))
         .map(|k| k.as_str())
         .collect::<Vec<_>>()
         .join(", ")
@@ -372,12 +374,24 @@ fn decode_document(
                 "unknown kind {}{hint} in {}: served kinds are {}",
                 quoted(&kind_name),
                 version.api_version(),
-                served_kinds()
+                served_kinds(version)
             ),
             ErrorClass::Malformed,
         )]
     })?;
 
+    if !kind.served_in(version) {
+        return Err(vec![(
+            Some(FieldPath::keys("apiVersion")),
+            version_pos,
+            format!(
+                "kind {kind} is served only in {}: write apiVersion: {}",
+                Version::V1.api_version(),
+                Version::V1.api_version()
+            ),
+            ErrorClass::Malformed,
+        )]);
+    }
     let mut object = convert_to_v1(root, version, kind)?;
     object.apply_defaults(&options.default_namespace);
     let mut errors = object.validate();
@@ -422,6 +436,14 @@ fn convert_to_v1(root: &Node, version: Version, kind: Kind) -> Result<AnyObject,
             Ok(AnyObject::Network(typed::<network::v1::Network>(root)?))
         }
         (Version::V1, Kind::Cargo) => Ok(AnyObject::Cargo(typed::<cargo::v1::Cargo>(root)?)),
+        (Version::V1, Kind::Node) => Ok(AnyObject::Node(typed::<node_kind::v1::Node>(root)?)),
+        // Refused before conversion (`Kind::served_in`).
+        (Version::V1alpha1, Kind::Node) => Err(vec![(
+            Some(FieldPath::keys("apiVersion")),
+            root.pos,
+            "kind Node is served only in nanocl.io/v1".to_owned(),
+            ErrorClass::Malformed,
+        )]),
         (Version::V1alpha1, Kind::Namespace) => {
             Ok(AnyObject::Namespace(namespace::v1alpha1::to_v1(typed::<
                 namespace::v1alpha1::Namespace,

@@ -105,7 +105,38 @@ fn unknown_version_and_kind_should_list_what_is_served() {
     );
     assert_eq!(
         errors("apiVersion: nanocl.io/v1\nkind: cargo\n"),
-        vec!["m.yaml:2:7: kind: unknown kind \"cargo\" (did you mean Cargo?) in nanocl.io/v1: served kinds are Namespace, Cluster, Network, Cargo"]
+        vec!["m.yaml:2:7: kind: unknown kind \"cargo\" (did you mean Cargo?) in nanocl.io/v1: served kinds are Namespace, Cluster, Network, Cargo, Node"]
+    );
+    assert_eq!(
+        errors("apiVersion: nanocl.io/v1alpha1\nkind: Nodes\n"),
+        vec!["m.yaml:2:7: kind: unknown kind \"Nodes\" (did you mean Node?) in nanocl.io/v1alpha1: served kinds are Namespace, Cluster, Network, Cargo"]
+    );
+}
+
+#[test]
+fn a_node_should_decode_in_v1_only() {
+    let decoded = decode(
+        "apiVersion: nanocl.io/v1\nkind: Node\nmetadata:\n  name: host-1\n  labels: {zone: a}\nspec:\n  unschedulable: true\n",
+    );
+    assert!(decoded.errors.is_empty(), "{:?}", decoded.errors);
+    let object = &decoded.manifests[0].object;
+    assert_eq!(object.key().to_string(), "node/host-1");
+    assert_eq!(object.key().namespace, None, "nodes are cluster-scoped");
+    match object {
+        AnyObject::Node(node) => assert!(node.spec.unschedulable),
+        other => panic!("expected a Node, got {other:?}"),
+    }
+    assert_eq!(
+        errors("apiVersion: nanocl.io/v1alpha1\nkind: Node\nmetadata:\n  name: host-1\n"),
+        vec!["m.yaml:1:13: apiVersion: kind Node is served only in nanocl.io/v1: write apiVersion: nanocl.io/v1"]
+    );
+    let unknown = errors(
+        "apiVersion: nanocl.io/v1\nkind: Node\nmetadata:\n  name: host-1\nspec:\n  cordoned: true\n",
+    );
+    assert_eq!(unknown.len(), 1, "{unknown:?}");
+    assert!(
+        unknown[0].starts_with("m.yaml:6:3: spec.cordoned: unknown field"),
+        "{unknown:?}"
     );
 }
 

@@ -75,14 +75,16 @@ pub async fn run(cli: &Cli, args: &DescribeArgs, out: &mut impl Write) -> anyhow
             meta["finalizers"]
         )?;
     }
-    let observed = o["status"]["observedGeneration"]
-        .as_i64()
-        .map_or("not yet observed".to_owned(), |g| format!("observed {g}"));
-    writeln!(
-        out,
-        "Generation:   {} ({observed})",
-        meta["generation"].as_i64().unwrap_or(0)
-    )?;
+    let generation = meta["generation"].as_i64().unwrap_or(0);
+    if o["kind"] == "Node" {
+        // Nothing observes a Node's spec: its status is its nanocld's report.
+        writeln!(out, "Generation:   {generation}")?;
+    } else {
+        let observed = o["status"]["observedGeneration"]
+            .as_i64()
+            .map_or("not yet observed".to_owned(), |g| format!("observed {g}"));
+        writeln!(out, "Generation:   {generation} ({observed})")?;
+    }
     writeln!(out, "Version:      {}", s(&meta["resourceVersion"]))?;
     writeln!(out, "Spec:")?;
     write!(out, "{}", indented(&o["spec"]))?;

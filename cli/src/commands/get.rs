@@ -79,9 +79,75 @@ fn header(kind: Kind, wide: bool, all_namespaces: bool) -> Vec<&'static str> {
                 h.extend(["IMAGE", "NETWORKS"]);
             }
         }
+        Kind::Node => {
+            h.extend(["STATUS", "VERSION", "DOCKER"]);
+            if wide {
+                h.extend(["ADDRESSES", "CPUS", "MEMORY"]);
+            }
+        }
     }
     h.push("AGE");
     h
+}
+
+/// A node's status as `kubectl get nodes` shows it: `Ready`, `NotReady` or `Unknown`, and
+/// `SchedulingDisabled` when cordoned.
+pub fn node_status(o: &Value) -> String {
+    let mut status = match condition(o, "Ready").and_then(|c| c["status"].as_str()) {
+        Some("True") => "Ready".to_owned(),
+        Some("False") => "NotReady".to_owned(),
+        _ => "Unknown".to_owned(),
+    };
+    if o["spec"]["unschedulable"].as_bool() == Some(true) {
+        status.push_str(",SchedulingDisabled");
+    }
+    status
+}
+
+/// Memory in bytes as `kubectl` would write it: `7.6Gi`, `512Mi`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [(&str, u64); 3] = [("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)];
+    for (unit, size) in UNITS {
+        if n >= size {
+            #[allow(
+                clippy::cast_precision_loss,
+                reason = "a one-decimal display of a memory size"
+            )]
+            let value = n as f64 / size as f64;
+            return format!("{value:.1}{unit}");
+        }
+    }
+    n.to_string()
+}
+
+fn node_row(o: &Value, wide: bool, r: &mut Vec<String>) {
+    let status = &o["status"];
+    let text = |v: &Value| v.as_str().unwrap_or("<none>").to_owned();
+    r.push(node_status(o));
+    r.push(text(&status["nanoclVersion"]));
+    r.push(text(&status["dockerVersion"]));
+    if wide {
+        let addresses: Vec<&str> = status["addresses"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        r.push(if addresses.is_empty() {
+            "<none>".into()
+        } else {
+            addresses.join(",")
+        });
+        let capacity = &status["capacity"];
+        r.push(
+            capacity["cpus"]
+                .as_u64()
+                .map_or("<none>".into(), |c| c.to_string()),
+        );
+        r.push(
+            capacity["memoryBytes"]
+                .as_u64()
+                .map_or("<none>".into(), bytes),
+        );
+    }
 }
 
 fn row(kind: Kind, o: &Value, wide: bool, all_namespaces: bool) -> Vec<String> {
@@ -94,6 +160,7 @@ fn row(kind: Kind, o: &Value, wide: bool, all_namespaces: bool) -> Vec<String> {
     r.push(s(&meta["name"]));
     let ready = |o: &Value| condition(o, "Ready").map_or("Unknown".to_owned(), |c| s(&c["status"]));
     match kind {
+        Kind::Node => node_row(o, wide, &mut r),
         Kind::Namespace => r.push(if meta.get("deletionTimestamp").is_some() {
             "Terminating".into()
         } else {

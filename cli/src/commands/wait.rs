@@ -22,7 +22,8 @@ fn readiness(object: &Value) -> Result<(), String> {
     }
     let generation = object["metadata"]["generation"].as_i64().unwrap_or(0);
     let observed = object["status"]["observedGeneration"].as_i64().unwrap_or(0);
-    if observed < generation {
+    // A Node's Ready is its own nanocld's report, not a controller's view of a spec.
+    if observed < generation && object["kind"] != Kind::Node.as_str() {
         return Err("not yet observed by its controller".into());
     }
     let ready = object["status"]["conditions"]

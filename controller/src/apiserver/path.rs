@@ -121,7 +121,7 @@ pub fn parse(path: &str) -> Result<Target, ApiError> {
             "no subresource {other:?}: served are status and log"
         ))),
     };
-    Ok(match rest {
+    let parsed = match rest {
         ["namespaces"] => target(Kind::Namespace, None, None, None),
         ["namespaces", n] => target(
             Kind::Namespace,
@@ -138,14 +138,20 @@ pub fn parse(path: &str) -> Result<Target, ApiError> {
         ["namespaces", ns, plural] => {
             let kind = kind_from_plural(plural)?;
             if !kind.namespaced() {
-                return Err(ApiError::not_found("namespaces are not inside namespaces"));
+                return Err(ApiError::not_found(format!(
+                    "{plural} are not inside namespaces: /apis/nanocl.io/{}/{plural}",
+                    version.name()
+                )));
             }
             target(kind, Some(name(ns, "namespace")?), None, None)
         }
         ["namespaces", ns, plural, n, rest @ ..] => {
             let kind = kind_from_plural(plural)?;
             if !kind.namespaced() {
-                return Err(ApiError::not_found("namespaces are not inside namespaces"));
+                return Err(ApiError::not_found(format!(
+                    "{plural} are not inside namespaces: /apis/nanocl.io/{}/{plural}",
+                    version.name()
+                )));
             }
             let subresource = match rest {
                 [] => None,
@@ -163,8 +169,31 @@ pub fn parse(path: &str) -> Result<Target, ApiError> {
             let kind = kind_from_plural(plural)?;
             target(kind, None, None, None)
         }
+        // A cluster-scoped kind other than namespaces (nodes).
+        [plural, n, rest @ ..] if rest.len() <= 1 => {
+            let kind = kind_from_plural(plural)?;
+            if kind.namespaced() {
+                return Err(ApiError::not_found(format!(
+                    "{plural} live in namespaces: /apis/nanocl.io/{}/namespaces/{{namespace}}/{plural}/{n}",
+                    version.name()
+                )));
+            }
+            let subresource = match rest {
+                [s] => Some(sub(s)?),
+                _ => None,
+            };
+            target(kind, None, Some(name(n, "name")?), subresource)
+        }
         _ => return Err(ApiError::not_found(format!("no such path {path:?}"))),
-    })
+    };
+    if !parsed.kind.served_in(version) {
+        return Err(ApiError::not_found(format!(
+            "{} is served only in nanocl.io/v1: /apis/nanocl.io/v1/{}",
+            parsed.kind,
+            parsed.kind.plural()
+        )));
+    }
+    Ok(parsed)
 }
 
 #[cfg(test)]
@@ -187,6 +216,13 @@ mod tests {
         );
         let t = parse("/apis/nanocl.io/v1/namespaces/demo/clusters/dev/status").expect("status");
         assert_eq!(t.subresource, Some(Subresource::Status));
+        let t = parse("/apis/nanocl.io/v1/nodes").expect("nodes");
+        assert_eq!((t.kind, t.namespace, t.name), (Kind::Node, None, None));
+        let t = parse("/apis/nanocl.io/v1/nodes/host-1/status").expect("node status");
+        assert_eq!(
+            (t.kind, t.namespace, t.name.as_deref(), t.subresource),
+            (Kind::Node, None, Some("host-1"), Some(Subresource::Status))
+        );
     }
 
     #[test]
@@ -214,6 +250,21 @@ mod tests {
                 "no resource \"services\"",
             ),
             ("/api/v1/pods", 404, "no such path"),
+            (
+                "/apis/nanocl.io/v1alpha1/nodes/host-1",
+                404,
+                "Node is served only in nanocl.io/v1",
+            ),
+            (
+                "/apis/nanocl.io/v1/cargoes/web",
+                404,
+                "cargoes live in namespaces",
+            ),
+            (
+                "/apis/nanocl.io/v1/namespaces/demo/nodes",
+                404,
+                "nodes are not inside namespaces",
+            ),
             (
                 "/apis/nanocl.io/v1/namespaces/demo/cargoes/web/exec",
                 404,

@@ -38,10 +38,13 @@ pub async fn record_for<S: Store>(
     message: impl Into<String>,
 ) {
     let message = message.into();
-    let namespace = object
-        .namespace
-        .clone()
-        .unwrap_or_else(|| object.name.clone());
+    // A Namespace's events are in itself; those of other cluster-scoped kinds (Nodes) in
+    // the default namespace, as Kubernetes keeps a node's in `default`.
+    let namespace = match (&object.namespace, object.kind) {
+        (Some(ns), _) => ns.clone(),
+        (None, nanocl_api_types::Kind::Namespace) => object.name.clone(),
+        (None, _) => nanocl_api_types::meta::DEFAULT_NAMESPACE.to_owned(),
+    };
     let name = event_name(object.kind.as_str(), &object.name, reason);
     let key = key(&namespace, &name);
     let result: Result<(), StoreError> = async {

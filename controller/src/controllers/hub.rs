@@ -10,6 +10,7 @@ use nanocl_api_types::cargo::v1::Cargo as CargoObject;
 use nanocl_api_types::cluster::v1::Cluster as ClusterObject;
 use nanocl_api_types::namespace::v1::Namespace as NamespaceObject;
 use nanocl_api_types::network::v1::Network as NetworkObject;
+use nanocl_api_types::node::v1::Node as NodeObject;
 use nanocl_api_types::{Kind, Resource};
 use tokio::sync::{broadcast, mpsc, watch};
 
@@ -80,6 +81,12 @@ impl Cached for NetworkObject {
     }
 }
 
+impl Cached for NodeObject {
+    fn cache(hub: &Hub) -> &Reader<Self> {
+        &hub.nodes
+    }
+}
+
 impl Cached for CargoObject {
     fn cache(hub: &Hub) -> &Reader<Self> {
         &hub.cargoes
@@ -97,6 +104,7 @@ pub struct Hub {
     clusters: Reader<ClusterObject>,
     networks: Reader<NetworkObject>,
     cargoes: Reader<CargoObject>,
+    nodes: Reader<NodeObject>,
     changes: broadcast::Sender<Change>,
     deaths: Deaths,
 }
@@ -239,6 +247,7 @@ impl Hub {
             clusters: watch_kind(&feed, tasks),
             networks: watch_kind(&feed, tasks),
             cargoes: watch_kind(&feed, tasks),
+            nodes: watch_kind(&feed, tasks),
             changes,
             deaths: Deaths::default(),
         }
@@ -277,6 +286,7 @@ impl Hub {
             Kind::Cluster => self.clusters.keys(),
             Kind::Network => self.networks.keys(),
             Kind::Cargo => self.cargoes.keys(),
+            Kind::Node => self.nodes.keys(),
         }
     }
 
@@ -286,6 +296,7 @@ impl Hub {
         self.clusters.clone().wait_ready().await;
         self.networks.clone().wait_ready().await;
         self.cargoes.clone().wait_ready().await;
+        self.nodes.clone().wait_ready().await;
     }
 
     /// The keys `kind`'s controller should reconcile, as changes happen.

@@ -11,6 +11,7 @@ pub mod events;
 pub mod hub;
 pub mod namespace;
 pub mod network;
+pub mod node;
 pub mod owner;
 pub mod plan;
 pub mod subnets;
@@ -207,10 +208,15 @@ pub async fn run<S: Store + Clone, D: Docker>(
             ..runner_config()
         };
         tasks.spawn(format!("{kind} controller"), async move {
-            let triggers =
+            let mut triggers =
                 shared
                     .hub
                     .triggers(kind, shared.docker.clone(), shared.instance.clone());
+            if kind == Kind::Node {
+                // A node's liveness is its lease key, outside the objects.
+                let leases = node::lease_triggers(shared.store.clone(), shared.hub.clone());
+                triggers = futures::StreamExt::boxed(futures::stream::select(triggers, leases));
+            }
             let keys = {
                 let shared = shared.clone();
                 move || shared.hub.keys(kind)
@@ -223,6 +229,7 @@ pub async fn run<S: Store + Clone, D: Docker>(
                         Kind::Cluster => cluster::reconcile(&shared, &key).await,
                         Kind::Network => network::reconcile(&shared, &key).await,
                         Kind::Cargo => cargo::reconcile(&shared, &key).await,
+                        Kind::Node => node::reconcile(&shared, &key).await,
                     };
                     result
                 }

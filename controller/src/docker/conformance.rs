@@ -214,6 +214,18 @@ pub async fn networks_should_hold_containers_and_refuse_removal_in_use<D: Docker
         .expect("removing a missing network is fine");
 }
 
+/// The host is described: at least one CPU, some memory, a version.
+pub async fn host_info_should_describe_the_host<D: Docker>(
+    docker: &D,
+    _prefix: &str,
+    _image: &str,
+) {
+    let info = docker.host_info().await.expect("host info");
+    assert!(info.cpus >= 1, "{info:?}");
+    assert!(info.memory_bytes > 0, "{info:?}");
+    assert!(!info.version.is_empty(), "{info:?}");
+}
+
 /// Events of labelled containers arrive: start, die on kill/stop, destroy on removal.
 pub async fn events_should_report_labelled_container_changes<D: Docker>(
     docker: &D,

@@ -421,6 +421,21 @@ impl Docker for Engine {
         }
     }
 
+    async fn host_info(&self) -> Result<super::HostInfo, DockerError> {
+        let info = self.docker.info().await.map_err(failed("info"))?;
+        Ok(super::HostInfo {
+            cpus: info
+                .ncpu
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or_default(),
+            memory_bytes: info
+                .mem_total
+                .and_then(|n| u64::try_from(n).ok())
+                .unwrap_or_default(),
+            version: info.server_version.unwrap_or_default(),
+        })
+    }
+
     async fn image_present(&self, image: &str) -> Result<bool, DockerError> {
         match self.docker.inspect_image(image).await {
             Ok(_) => Ok(true),

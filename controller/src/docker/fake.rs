@@ -499,6 +499,15 @@ impl Docker for FakeDocker {
         Ok(())
     }
 
+    async fn host_info(&self) -> Result<super::HostInfo, DockerError> {
+        let _world = self.enter("host_info", "")?;
+        Ok(super::HostInfo {
+            cpus: 2,
+            memory_bytes: 8 << 30,
+            version: "fake".to_owned(),
+        })
+    }
+
     async fn image_present(&self, image: &str) -> Result<bool, DockerError> {
         let world = self.enter("image_present", image)?;
         Ok(world.images.contains(image))

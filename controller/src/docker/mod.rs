@@ -258,6 +258,17 @@ impl DockerError {
     }
 }
 
+/// The host as Docker sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostInfo {
+    /// CPUs.
+    pub cpus: u32,
+    /// Memory, in bytes.
+    pub memory_bytes: u64,
+    /// The engine's version (`20.10.24+dfsg1`).
+    pub version: String,
+}
+
 /// Filters objects by labels: `key=value` or just `key`.
 pub type LabelFilter = Vec<String>;
 
@@ -304,6 +315,8 @@ pub trait Docker: Clone + Send + Sync + 'static {
     fn image_present(&self, image: &str) -> impl Future<Output = Result<bool, DockerError>> + Send;
     /// Pulls an image.
     fn pull_image(&self, image: &str) -> impl Future<Output = Result<(), DockerError>> + Send;
+    /// CPUs, memory and the engine's version.
+    fn host_info(&self) -> impl Future<Output = Result<HostInfo, DockerError>> + Send;
     /// Container and network events of objects matching the label filters, from now on.
     fn events(&self, labels: &[String]) -> BoxStream<'static, Result<Event, DockerError>>;
     /// A container's output, stdout and stderr, as chunks of text: the last `tail` lines (all

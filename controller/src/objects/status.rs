@@ -83,4 +83,21 @@ pub mod owners {
         fields: &["phase"],
         conditions: &[],
     };
+    /// The nanocld of the node itself (the agent): what it reports, and `Ready` while it
+    /// keeps its lease.
+    pub const NODE_AGENT: StatusOwner = StatusOwner {
+        fields: &[
+            "addresses",
+            "capacity",
+            "dockerVersion",
+            "nanoclVersion",
+            "lastHeartbeatTime",
+        ],
+        conditions: &["Ready"],
+    };
+    /// The Node controller (on the leader): `Ready=False` once the node's lease ran out.
+    pub const NODE: StatusOwner = StatusOwner {
+        fields: &[],
+        conditions: &["Ready"],
+    };
 }
