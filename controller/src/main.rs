@@ -357,10 +357,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let supervisor = {
         let (stop, mut shutdown, failed) = (stop.clone(), shutdown.clone(), failed.clone());
+        let stopping = shutdown.clone();
         tokio::spawn(async move {
             tokio::select! {
                 // No task at all (`--controllers none`, no deploy directory): nothing to watch.
+                // A task that ends because nanocld is stopping is no failure (the two signals
+                // can arrive together).
                 Some(ended) = tasks.next_ended() => {
+                    if *stopping.borrow() {
+                        tasks.join_all().await;
+                        return;
+                    }
                     tracing::error!(error = %ended, "stopping nanocld");
                     if let Ok(mut f) = failed.lock() {
                         f.get_or_insert(ended.to_string());
