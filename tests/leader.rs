@@ -7,36 +7,6 @@ use std::time::{Duration, Instant};
 use nanocl_e2e::docker::{running, wait_until, Scope};
 use nanocl_e2e::{stderr, stdout, test_image, Daemon, StoreKind};
 
-const LEADING: &str = "nanocl_controllers_leading 1";
-const WAITING: &str = "nanocl_controllers_leading 0";
-
-fn leading(d: &Daemon) -> Option<bool> {
-    let text = d.metrics();
-    if text.lines().any(|l| l == LEADING) {
-        Some(true)
-    } else if text.lines().any(|l| l == WAITING) {
-        Some(false)
-    } else {
-        None
-    }
-}
-
-/// The `Ready` condition of node `name` as `d` serves it: (status, reason).
-fn node_ready(d: &Daemon, name: &str) -> (String, String) {
-    let out = d.nanocl(&["get", "node", name, "-o", "json"]);
-    let node: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    node["status"]["conditions"]
-        .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
-        .map(|c| {
-            (
-                c["status"].as_str().unwrap_or("").to_owned(),
-                c["reason"].as_str().unwrap_or("").to_owned(),
-            )
-        })
-        .unwrap_or_default()
-}
-
 fn apply(d: &Daemon, yaml: &str) {
     let file = d.dir.path().join("objects.yaml");
     std::fs::write(&file, yaml).expect("write manifest");
@@ -54,20 +24,25 @@ fn apply(d: &Daemon, yaml: &str) {
 fn one_nanocld_should_lead_and_another_take_over_when_it_is_killed() {
     let scope = Scope::new("leader");
     let ns = scope.ns.clone();
-    let mut a = Daemon::start_with(StoreKind::Etcd, &["--node", "node-a", "--lease-ttl", "2s"]);
-    wait_until("a leads", || leading(&a) == Some(true));
+    let mut a = Daemon::start_with(
+        StoreKind::Etcd,
+        &["--node", "node-a", "--leader-ttl", "2s", "--node-ttl", "2s"],
+    );
+    wait_until("a leads", || a.leading() == Some(true));
     let b = a.start_beside(&[
         "--node",
         "node-b",
-        "--lease-ttl",
+        "--leader-ttl",
+        "2s",
+        "--node-ttl",
         "2s",
         "--node-label",
         "zone=b",
     ]);
-    wait_until("b reports that it waits", || leading(&b) == Some(false));
+    wait_until("b reports that it waits", || b.leading() == Some(false));
     for node in ["node-a", "node-b"] {
         wait_until(&format!("{node} registered and Ready"), || {
-            node_ready(&b, node).0 == "True"
+            b.node_ready(node).0 == "True"
         });
     }
     let out = b.nanocl(&["get", "nodes", "-l", "zone=b", "-o", "name"]);
@@ -88,21 +63,21 @@ fn one_nanocld_should_lead_and_another_take_over_when_it_is_killed() {
     });
     // b is still waiting, several TTLs later: a keeps its lease alive.
     std::thread::sleep(Duration::from_secs(5));
-    assert_eq!(leading(&b), Some(false), "b must not lead while a does");
-    assert_eq!(leading(&a), Some(true));
+    assert_eq!(b.leading(), Some(false), "b must not lead while a does");
+    assert_eq!(a.leading(), Some(true));
 
     a.kill9();
     let killed = Instant::now();
-    wait_until("b takes over", || leading(&b) == Some(true));
+    wait_until("b takes over", || b.leading() == Some(true));
     let took = killed.elapsed();
     assert!(
         took >= Duration::from_secs(1),
         "b waited for a's lease to run out (2 s), took {took:?}"
     );
     wait_until("node-a NotReady, marked by b", || {
-        node_ready(&b, "node-a") == ("False".to_owned(), "NodeLost".to_owned())
+        b.node_ready("node-a") == ("False".to_owned(), "NodeLost".to_owned())
     });
-    assert_eq!(node_ready(&b, "node-b").0, "True");
+    assert_eq!(b.node_ready("node-b").0, "True");
     let out = b.nanocl(&["get", "nodes"]);
     assert!(
         stdout(&out)
@@ -117,7 +92,7 @@ fn one_nanocld_should_lead_and_another_take_over_when_it_is_killed() {
         running(&scope.cargo("web")).len() == 3
     });
     assert!(
-        b.log().contains("leading") || leading(&b) == Some(true),
+        b.log().contains("leading") || b.leading() == Some(true),
         "b's log:\n{}",
         b.log()
     );
@@ -126,9 +101,9 @@ fn one_nanocld_should_lead_and_another_take_over_when_it_is_killed() {
     let out = b.nanocl(&["delete", "ns", &ns, "--wait", "--timeout", "60s"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     a.restart();
-    wait_until("a waits behind b", || leading(&a) == Some(false));
+    wait_until("a waits behind b", || a.leading() == Some(false));
     wait_until("node-a Ready again once its nanocld is back", || {
-        node_ready(&b, "node-a").0 == "True"
+        b.node_ready("node-a").0 == "True"
     });
     let prefix = a.etcd_prefix.clone().expect("an etcd prefix");
     let mut b = b;
@@ -142,7 +117,7 @@ fn one_nanocld_should_lead_and_another_take_over_when_it_is_killed() {
         !holder.contains("node-b"),
         "b stopped but still holds the lead: {holder}"
     );
-    wait_until("a leads once b stops", || leading(&a) == Some(true));
+    wait_until("a leads once b stops", || a.leading() == Some(true));
 }
 
 fn etcdctl(args: &[&str]) -> String {

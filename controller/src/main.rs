@@ -86,9 +86,15 @@ struct Args {
     node_addresses: Vec<std::net::IpAddr>,
 
     /// How long a leader that stopped answering (crashed, paused, cut off) keeps the lead
-    /// before another nanocld takes over. A leader that stops gracefully hands over at once.
+    /// of the controllers before another nanocld takes over. A leader that stops gracefully
+    /// hands over at once.
+    #[arg(long, value_name = "DURATION", default_value = "4s", value_parser = parse_lease_ttl)]
+    leader_ttl: std::time::Duration,
+
+    /// How long a node whose nanocld stopped answering stays Ready. Longer than --leader-ttl:
+    /// a node marked lost has its replicas moved, which a short stall should not cause.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_lease_ttl)]
-    lease_ttl: std::time::Duration,
+    node_ttl: std::time::Duration,
 
     /// Log format; the level comes from NANOCL_LOG (RUST_LOG syntax, default info).
     #[arg(long, value_enum, default_value = "text")]
@@ -145,7 +151,7 @@ fn agent_config(args: &Args, node: &str) -> anyhow::Result<agent::Config> {
                 .map(ToString::to_string)
                 .collect()
         },
-        ttl: args.lease_ttl,
+        ttl: args.node_ttl,
         identity: format!("{node}/{}", std::process::id()),
         check: agent::CHECK,
     })
@@ -305,7 +311,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let election = Election {
             key: leader::CONTROLLERS_KEY.to_owned(),
             identity: format!("{node}/{}", std::process::id()),
-            ttl: args.lease_ttl,
+            ttl: args.leader_ttl,
             // The embedded store's file is locked by this process: nobody else can lead it.
             exclusive: matches!(store, AnyStore::Embedded(_)),
         };

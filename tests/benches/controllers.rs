@@ -9,7 +9,12 @@
 //! - `heal`: self-heal time after `docker kill` and after `docker rm -f` (median of 10),
 //!   against Docker's own restart policy restarting a crashed process, and Swarm
 //!   (`--restart-delay 0`) replacing a killed task;
-//! - `idle`: nanocld CPU and memory at idle with 50 cargoes.
+//! - `idle`: nanocld CPU and memory at idle with 50 cargoes;
+//! - `failover`: two nanocld on the dev etcd (default TTLs), the leader killed with `kill -9`:
+//!   time until the other leads, until a scale issued right after the kill is carried out,
+//!   and until the dead one's node is `NotReady` (median of 5). No peer in this run: Swarm's
+//!   manager failover needs three managers, and its node-down detection is tens of seconds by
+//!   its own defaults.
 //!
 //! Swarm is initialised on loopback for the comparison and left again at the end (only if
 //! this benchmark initialised it). Images are referenced by ID there, so no registry is asked.
@@ -879,6 +884,83 @@ fn bench_idle() {
     cleanup_label(&label);
 }
 
+/// Polls `done` every 50 ms for up to `limit`; the time it took.
+fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if done() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+fn bench_failover() {
+    println!("failover: kill -9 of the leading nanocld, another on the same etcd (default TTLs: leader 4 s, node 10 s)");
+    let (mut takeover, mut acting, mut lost) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..5 {
+        let ns = format!("bench-failover-{}-{round}", std::process::id());
+        let label = format!("io.nanocl.namespace={ns}");
+        let mut a = Daemon::start_with(StoreKind::Etcd, &["--node", "bench-a"]);
+        if wait_for(Duration::from_secs(30), || a.leading() == Some(true)).is_none() {
+            println!("  round {round}: a did not lead");
+            continue;
+        }
+        let b = a.start_beside(&["--node", "bench-b"]);
+        let ready = wait_for(Duration::from_secs(30), || {
+            b.leading() == Some(false) && b.node_ready("bench-a").0 == "True"
+        });
+        nanocl_apply(&a, &manifests(&ns, &[("web".to_owned(), 1)]));
+        if ready.is_none() || wait_running(&label, 1, Duration::from_secs(60)).is_none() {
+            println!("  round {round}: not set up");
+            continue;
+        }
+        // Somewhere within a renewal period, as a crash would be.
+        std::thread::sleep(Duration::from_millis(300 * round as u64));
+        a.kill9();
+        let killed = Instant::now();
+        let out = b.nanocl(&["-n", &ns, "scale", "cargo", "web", "--replicas", "2"]);
+        if !out.status.success() {
+            println!("  scale failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let (mut led, mut acted, mut gone) = (None, None, None);
+        while killed.elapsed() < Duration::from_secs(60)
+            && (led.is_none() || acted.is_none() || gone.is_none())
+        {
+            if led.is_none() && b.leading() == Some(true) {
+                led = Some(killed.elapsed());
+            }
+            if acted.is_none() && running_count(&label) == 2 {
+                acted = Some(killed.elapsed());
+            }
+            if gone.is_none() && b.node_ready("bench-a").0 == "False" {
+                gone = Some(killed.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        println!(
+            "  round {round}: leading after {}, scale carried out after {}, node NotReady after {}",
+            led.map_or("-".into(), ms),
+            acted.map_or("-".into(), ms),
+            gone.map_or("-".into(), ms)
+        );
+        takeover.extend(led);
+        acting.extend(acted);
+        lost.extend(gone);
+        let _ = b.nanocl(&["delete", "ns", &ns, "--wait", "--timeout", "60s"]);
+        drop(b);
+        drop(a);
+        cleanup_label(&label);
+    }
+    println!("  new leader leading:          {}", spread(&takeover));
+    println!(
+        "  new leader acting (scale):   {}   goal < 5 s",
+        spread(&acting)
+    );
+    println!("  dead node NotReady:          {}", spread(&lost));
+}
+
 fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("runtime: {e}"));
     let asked: Vec<String> = std::env::args()
@@ -901,5 +983,8 @@ fn main() {
     }
     if run("idle") {
         bench_idle();
+    }
+    if run("failover") {
+        bench_failover();
     }
 }

@@ -177,6 +177,36 @@ impl Daemon {
             .unwrap_or_default()
     }
 
+    /// Whether it leads the controllers (`nanocl_controllers_leading` in `/metrics`); `None`
+    /// when it does not say (not answering, or running no controllers).
+    pub fn leading(&self) -> Option<bool> {
+        let text = self.metrics();
+        if text.lines().any(|l| l == "nanocl_controllers_leading 1") {
+            Some(true)
+        } else if text.lines().any(|l| l == "nanocl_controllers_leading 0") {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
+    /// The `Ready` condition of node `name` as it serves it: (status, reason), empty when
+    /// there is none.
+    pub fn node_ready(&self, name: &str) -> (String, String) {
+        let out = self.nanocl(&["get", "node", name, "-o", "json"]);
+        let node: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        node["status"]["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
+            .map(|c| {
+                (
+                    c["status"].as_str().unwrap_or("").to_owned(),
+                    c["reason"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .unwrap_or_default()
+    }
+
     /// Starts nanocld with its controllers on another Docker engine (`DOCKER_HOST`).
     pub fn start_on_docker(docker_host: &str) -> Daemon {
         let mut daemon = Self::start_with(StoreKind::Embedded, &["--controllers", "none"]);
