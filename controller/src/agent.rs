@@ -3,7 +3,7 @@
 //! At start it creates the Node object if it is missing (with the `--node-label` labels),
 //! takes a store lease and binds the node's lease key to it (`meta/node-leases/{node}`), then
 //! reports the host (addresses, CPUs, memory, versions) and `Ready=True`. It renews the lease
-//! every third of its TTL, which is not a store write; the status is written again only when
+//! every eighth of its TTL (at most every second), which is not a store write; the status is written again only when
 //! something changed, or every `HEARTBEAT` for `lastHeartbeatTime`. A lease that ends (the
 //! store lost it, or this process was paused past it) is taken again, and the node registers
 //! anew. On shutdown the lease is revoked: the node goes `NotReady` at once, not after a TTL.
@@ -160,42 +160,8 @@ impl<S: Store + Clone, D: Docker> Agent<S, D> {
             }),
         };
         let node = &self.config.node;
-        match self
-            .nodes
-            .get(&self.at())
-            .await
-            .map_err(|e| refused(node, e))?
-        {
-            None => {
-                let mut object = NodeObject::new(
-                    nanocl_api_types::V1,
-                    "Node",
-                    node.clone(),
-                    None,
-                    Default::default(),
-                );
-                object.metadata.labels = self.config.labels.clone();
-                match self.nodes.create(&object).await {
-                    Ok(_) | Err(ObjectError::Store(StoreError::AlreadyExists { .. })) => {}
-                    Err(e) => return Err(refused(node, e)),
-                }
-            }
-            Some(current) => {
-                let missing = self
-                    .config
-                    .labels
-                    .iter()
-                    .any(|(k, v)| current.metadata.labels.get(k) != Some(v));
-                if missing {
-                    let mut next = current.clone();
-                    next.metadata.labels.extend(self.config.labels.clone());
-                    self.nodes
-                        .replace(&current, &next)
-                        .await
-                        .map_err(|e| refused(node, e))?;
-                }
-            }
-        }
+        // The lease key first, the Node second: the Node controller never sees the Node
+        // without its lease key (it would mark a node that is registering lost).
         let lease = self.store.grant_lease(self.config.ttl).await?;
         let key = lease_key(node);
         let value = serde_json::to_vec(&serde_json::json!({"identity": self.config.identity}))
@@ -224,6 +190,52 @@ impl<S: Store + Clone, D: Docker> Agent<S, D> {
                 }
             }
         }
+        let current = match self
+            .nodes
+            .get(&self.at())
+            .await
+            .map_err(|e| refused(node, e))
+        {
+            Err(e) => {
+                let _ = self.store.revoke_lease(lease).await;
+                return Err(e);
+            }
+            Ok(current) => current,
+        };
+        match current {
+            None => {
+                let mut object = NodeObject::new(
+                    nanocl_api_types::V1,
+                    "Node",
+                    node.clone(),
+                    None,
+                    Default::default(),
+                );
+                object.metadata.labels = self.config.labels.clone();
+                match self.nodes.create(&object).await {
+                    Ok(_) | Err(ObjectError::Store(StoreError::AlreadyExists { .. })) => {}
+                    Err(e) => {
+                        let _ = self.store.revoke_lease(lease).await;
+                        return Err(refused(node, e));
+                    }
+                }
+            }
+            Some(current) => {
+                let missing = self
+                    .config
+                    .labels
+                    .iter()
+                    .any(|(k, v)| current.metadata.labels.get(k) != Some(v));
+                if missing {
+                    let mut next = current.clone();
+                    next.metadata.labels.extend(self.config.labels.clone());
+                    if let Err(e) = self.nodes.replace(&current, &next).await {
+                        let _ = self.store.revoke_lease(lease).await;
+                        return Err(refused(node, e));
+                    }
+                }
+            }
+        }
         // Reported again after every registration: a lost node is Ready again.
         self.reported = None;
         Ok(lease)
@@ -246,7 +258,7 @@ impl<S: Store + Clone, D: Docker> Agent<S, D> {
 
     /// Renews `lease` and reports the node, until the lease ends (or its key went).
     async fn keep(&mut self, lease: LeaseId) {
-        let every = (self.config.ttl / 3).min(Duration::from_secs(5));
+        let every = crate::runtime::leader::renew_period(self.config.ttl);
         let mut renewed = Instant::now();
         let mut key_checked = Instant::now();
         loop {
@@ -260,15 +272,31 @@ impl<S: Store + Clone, D: Docker> Agent<S, D> {
                     return;
                 }
             }
-            match self.store.keep_alive(lease).await {
-                Ok(()) => renewed = Instant::now(),
-                Err(StoreError::LeaseNotFound { .. }) => return,
-                Err(e) => {
-                    tracing::warn!(node = %self.config.node, error = %e, "cannot renew the node's lease");
-                    if renewed.elapsed() >= self.config.ttl {
-                        // The store has expired it by now, or will have when it answers.
-                        let _ = self.store.revoke_lease(lease).await;
-                        return;
+            // A failed renewal is tried again at once (every 200 ms) until the TTL has passed
+            // since the last one: etcd between leaders answers "unavailable" for a moment.
+            loop {
+                // At most a second per try: one held by a dying etcd member is sent again.
+                let renewal =
+                    tokio::time::timeout(Duration::from_secs(1), self.store.keep_alive(lease))
+                        .await
+                        .unwrap_or(Err(StoreError::DeadlineExceeded {
+                            op: "keep alive",
+                            after: Duration::from_secs(1),
+                        }));
+                match renewal {
+                    Ok(()) => {
+                        renewed = Instant::now();
+                        break;
+                    }
+                    Err(StoreError::LeaseNotFound { .. }) => return,
+                    Err(e) => {
+                        tracing::warn!(node = %self.config.node, error = %e, "cannot renew the node's lease");
+                        if renewed.elapsed() >= self.config.ttl {
+                            // The store has expired it by now, or will have when it answers.
+                            let _ = self.store.revoke_lease(lease).await;
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(200)).await;
                     }
                 }
             }

@@ -4,6 +4,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub mod docker;
+pub mod hosts;
 
 /// Label put on every Docker object a test creates; its value is the test's unique prefix.
 pub const TEST_LABEL: &str = "io.nanocl.test";
@@ -205,6 +206,19 @@ impl Daemon {
                 )
             })
             .unwrap_or_default()
+    }
+
+    /// Starts nanocld with its controllers, `extra` arguments (a `--store` of the test's own,
+    /// say) and `envs` (`DOCKER_HOST`, say).
+    pub fn start_configured(extra: &[&str], envs: &[(&str, &str)]) -> Daemon {
+        let mut daemon = Self::start_with(StoreKind::Embedded, &["--controllers", "none"]);
+        daemon.stop();
+        daemon.args.extend(extra.iter().map(|a| (*a).to_owned()));
+        daemon
+            .envs
+            .extend(envs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        daemon.restart_with_controllers();
+        daemon
     }
 
     /// Starts nanocld with its controllers on another Docker engine (`DOCKER_HOST`).

@@ -3,8 +3,8 @@
 //! (revoked by a leader that stops, or deleted by the store when the lease expires).
 //!
 //! A leader that cannot renew its lease stops acting before the store can have expired it:
-//! `Leadership::lost` resolves once two thirds of the TTL have passed since the last renewal
-//! the store acknowledged, so two leaders never act at once as long as clocks run at the same
+//! `Leadership::lost` resolves once three quarters of the TTL have passed since the last
+//! renewal the store acknowledged, so two leaders never act at once as long as clocks run at the same
 //! rate (the lease is timed by the store, the margin by the holder).
 
 use std::time::Duration;
@@ -55,8 +55,8 @@ pub struct Leadership<S: Store + Clone> {
 }
 
 impl<S: Store + Clone> Leadership<S> {
-    /// Resolves when the lead is lost: the lease ended, or could not be renewed for two
-    /// thirds of its TTL. Stop acting at once.
+    /// Resolves when the lead is lost: the lease ended, or could not be renewed for three
+    /// quarters of its TTL. Stop acting at once.
     pub async fn lost(&mut self) {
         let _ = self.lost.wait_for(|lost| *lost).await;
     }
@@ -178,7 +178,7 @@ impl Election {
         }
     }
 
-    /// Starts renewing `lease` every third of the TTL.
+    /// Starts renewing `lease` (`renew_period`).
     fn hold<S: Store + Clone>(&self, store: &S, lease: LeaseId, granted: Instant) -> Leadership<S> {
         let (lost_tx, lost) = watch::channel(false);
         let renewer = tokio::spawn(renew(store.clone(), lease, self.ttl, granted, lost_tx));
@@ -199,9 +199,17 @@ enum Attempt<S: Store + Clone> {
     },
 }
 
-/// Keeps `lease` alive; says `lost` when it ended or when two thirds of the TTL passed since
-/// the last acknowledged renewal (the store expires it at the full TTL: the last third is the
-/// margin for the leader to stop acting before anyone else can start).
+/// How often a lease is renewed: an eighth of its TTL, at most once a second. Renewals are
+/// not writes, and a short period leaves most of the TTL to ride out an etcd election.
+pub fn renew_period(ttl: Duration) -> Duration {
+    (ttl / 8).min(Duration::from_secs(1))
+}
+
+/// Keeps `lease` alive; says `lost` when it ended, or when three quarters of the TTL passed
+/// since the last renewal the store acknowledged (the store expires it at the full TTL: the
+/// last quarter is the margin for the leader to stop acting before anyone else can start).
+/// Each renewal gets at most a second, then is sent again: one sent to an etcd member that
+/// just died, or held by one waiting for a new etcd leader, must not use up the margin.
 async fn renew<S: Store>(
     store: S,
     lease: LeaseId,
@@ -209,30 +217,38 @@ async fn renew<S: Store>(
     mut renewed: Instant,
     lost: watch::Sender<bool>,
 ) {
-    let every = ttl / 3;
-    let give_up = ttl * 2 / 3;
+    let give_up = ttl * 3 / 4;
     loop {
-        tokio::time::sleep(every.min(Duration::from_secs(5))).await;
+        tokio::time::sleep(renew_period(ttl)).await;
         let deadline = renewed + give_up;
-        let sent = Instant::now();
-        match tokio::time::timeout_at(deadline, store.keep_alive(lease)).await {
-            Ok(Ok(())) => renewed = sent,
-            Ok(Err(StoreError::LeaseNotFound { .. })) => {
-                tracing::error!(lease, "the lead's lease has ended; stopping");
-                let _ = lost.send(true);
-                return;
-            }
-            Ok(Err(e)) if Instant::now() < deadline => {
-                tracing::warn!(error = %e, "cannot renew the lead's lease; retrying");
-            }
-            Ok(Err(_)) | Err(_) => {
-                tracing::error!(
-                    lease,
-                    after = ?give_up,
-                    "the lead's lease could not be renewed in time; stopping"
-                );
-                let _ = lost.send(true);
-                return;
+        loop {
+            let sent = Instant::now();
+            let attempt = (sent + Duration::from_secs(1)).min(deadline);
+            match tokio::time::timeout_at(attempt, store.keep_alive(lease)).await {
+                Ok(Ok(())) => {
+                    renewed = sent;
+                    break;
+                }
+                Ok(Err(StoreError::LeaseNotFound { .. })) => {
+                    tracing::error!(lease, "the lead's lease has ended; stopping");
+                    let _ = lost.send(true);
+                    return;
+                }
+                _ if Instant::now() >= deadline => {
+                    tracing::error!(
+                        lease,
+                        after = ?give_up,
+                        "the lead's lease could not be renewed in time; stopping"
+                    );
+                    let _ = lost.send(true);
+                    return;
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "cannot renew the lead's lease; retrying");
+                    let pause = (Instant::now() + Duration::from_millis(100)).min(deadline);
+                    tokio::time::sleep_until(pause).await;
+                }
+                Err(_) => tracing::warn!("renewing the lead's lease takes over a second; retrying"),
             }
         }
     }

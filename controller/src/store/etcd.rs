@@ -77,6 +77,21 @@ fn lease_error(op: &'static str, lease: LeaseId) -> impl FnOnce(etcd_client::Err
     }
 }
 
+/// Whether etcd could not take the call: it was between leaders ("leader changed", "no
+/// leader") or the connection to the member broke. Such a call is sent again until its
+/// deadline: a read always; a write too, its outcome then checked against what is stored
+/// (`EtcdStore::txn`).
+fn unavailable(e: &etcd_client::Error) -> bool {
+    match e {
+        etcd_client::Error::GRpcStatus(status) => status.code() == tonic::Code::Unavailable,
+        etcd_client::Error::TransportError(_) => true,
+        _ => false,
+    }
+}
+
+/// Pause before sending a call again that etcd could not take (doubling, at most 500 ms).
+const RETRY_FIRST: Duration = Duration::from_millis(50);
+
 /// The first key after every key starting with `prefix`.
 fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     let mut end = prefix.to_vec();
@@ -135,10 +150,55 @@ impl EtcdStore {
         })
     }
 
-    async fn txn(&self, op: &'static str, txn: Txn) -> Result<TxnResponse, StoreError> {
-        let mut client = (*self.client).clone();
+    /// Runs `call` under the deadline, sending it again while etcd is unavailable (between
+    /// leaders, a member gone: the client moves to another endpoint); any other error is
+    /// mapped by `error`. Also says whether the call was sent more than once.
+    async fn retrying<T, F, Fut>(
+        &self,
+        op: &'static str,
+        error: impl FnOnce(etcd_client::Error) -> StoreError,
+        mut call: F,
+    ) -> Result<(T, bool), StoreError>
+    where
+        F: FnMut(Client) -> Fut,
+        Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let client = (*self.client).clone();
         with_deadline(op, self.options.timeout, async move {
-            client.txn(txn).await.map_err(etcd_error(op))
+            let mut delay = RETRY_FIRST;
+            let mut resent = false;
+            loop {
+                match call(client.clone()).await {
+                    Ok(value) => return Ok((value, resent)),
+                    Err(e) if unavailable(&e) => {
+                        tracing::debug!(op, error = %e, "etcd unavailable; sending again");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_millis(500));
+                        resent = true;
+                    }
+                    Err(e) => return Err(error(e)),
+                }
+            }
+        })
+        .await
+    }
+
+    /// A transaction, sent again while etcd is unavailable. A write sent again may have been
+    /// applied the first time: the answer says so (`true`), and the caller treats finding
+    /// exactly its own value as its success.
+    async fn txn(
+        &self,
+        op: &'static str,
+        txn: Txn,
+        lease: Option<LeaseId>,
+    ) -> Result<(TxnResponse, bool), StoreError> {
+        let error = move |e: etcd_client::Error| match lease {
+            Some(lease) => lease_error(op, lease)(e),
+            None => etcd_error(op)(e),
+        };
+        self.retrying(op, error, |mut client| {
+            let txn = txn.clone();
+            async move { client.txn(txn).await }
         })
         .await
     }
@@ -172,16 +232,7 @@ impl EtcdStore {
             .when([Compare::version(full.clone(), CompareOp::Equal, 0)])
             .and_then([TxnOp::put(full.clone(), value.clone(), put)])
             .or_else([TxnOp::get(full, None)]);
-        let resp = match lease {
-            Some(lease) => {
-                let mut client = (*self.client).clone();
-                with_deadline("create", self.options.timeout, async move {
-                    client.txn(txn).await.map_err(lease_error("create", lease))
-                })
-                .await?
-            }
-            None => self.txn("create", txn).await?,
-        };
+        let (resp, resent) = self.txn("create", txn, lease).await?;
         if resp.succeeded() {
             let revision = header_revision(&resp);
             return Ok(KeyValue {
@@ -192,6 +243,15 @@ impl EtcdStore {
             });
         }
         match self.failed_get(&resp)? {
+            // Sent twice and the first went through: the key holds exactly what we wrote,
+            // created at the revision it was written at.
+            Some(current)
+                if resent
+                    && current.value == value
+                    && current.create_revision == current.mod_revision =>
+            {
+                Ok(current)
+            }
             Some(current) => Err(StoreError::AlreadyExists {
                 key: key.to_owned(),
                 current: Box::new(current),
@@ -221,75 +281,85 @@ impl Store for EtcdStore {
     }
 
     async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId, StoreError> {
-        let mut client = (*self.client).clone();
-        with_deadline("grant lease", self.options.timeout, async move {
-            client
-                .lease_grant(lease_seconds(ttl), None)
-                .await
-                .map(|resp| resp.id())
-                .map_err(etcd_error("grant lease"))
-        })
-        .await
+        let seconds = lease_seconds(ttl);
+        let (granted, _) = self
+            .retrying(
+                "grant lease",
+                etcd_error("grant lease"),
+                |mut client| async move { client.lease_grant(seconds, None).await },
+            )
+            .await?;
+        Ok(granted.id())
     }
 
     async fn keep_alive(&self, lease: LeaseId) -> Result<(), StoreError> {
-        let mut client = (*self.client).clone();
-        with_deadline("keep alive", self.options.timeout, async move {
-            // Opening the keep-alive stream sends one keep-alive and reads its answer; the
-            // stream is dropped after it (a renewal every few seconds needs no open stream).
-            match client.lease_keep_alive(lease).await {
-                Ok(_) => Ok(()),
-                // "lease not found", or the stream failed: ask etcd which.
-                Err(etcd_client::Error::LeaseKeepAliveError(_)) => {
-                    let left = client
-                        .lease_time_to_live(lease, None)
-                        .await
-                        .map_err(lease_error("keep alive", lease))?;
-                    if left.ttl() <= 0 {
-                        Err(StoreError::LeaseNotFound { lease })
-                    } else {
-                        Ok(())
-                    }
+        // Opening the keep-alive stream sends one keep-alive and reads its answer; the stream
+        // is dropped after it (a renewal every few seconds needs no open stream).
+        let opened = self
+            .retrying(
+                "keep alive",
+                lease_error("keep alive", lease),
+                |mut client| async move { client.lease_keep_alive(lease).await.map(drop) },
+            )
+            .await;
+        match opened {
+            Ok(((), _)) => Ok(()),
+            // "lease not found", or the stream failed: ask etcd which.
+            Err(StoreError::EtcdRequestFailed {
+                source: etcd_client::Error::LeaseKeepAliveError(_),
+                ..
+            }) => {
+                let (left, _) = self
+                    .retrying(
+                        "keep alive",
+                        lease_error("keep alive", lease),
+                        |mut client| async move { client.lease_time_to_live(lease, None).await },
+                    )
+                    .await?;
+                if left.ttl() <= 0 {
+                    Err(StoreError::LeaseNotFound { lease })
+                } else {
+                    Ok(())
                 }
-                Err(e) => Err(lease_error("keep alive", lease)(e)),
             }
-        })
-        .await
+            Err(e) => Err(e),
+        }
     }
 
     async fn revoke_lease(&self, lease: LeaseId) -> Result<(), StoreError> {
-        let mut client = (*self.client).clone();
-        with_deadline("revoke lease", self.options.timeout, async move {
-            client
-                .lease_revoke(lease)
-                .await
-                .map(drop)
-                .map_err(lease_error("revoke lease", lease))
-        })
+        self.retrying(
+            "revoke lease",
+            lease_error("revoke lease", lease),
+            |mut client| async move { client.lease_revoke(lease).await.map(drop) },
+        )
         .await
+        .map(drop)
     }
 
     async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
-        let mut client = (*self.client).clone();
         let full = self.full_key(key);
-        let resp = with_deadline("get", self.options.timeout, async move {
-            client.get(full, None).await.map_err(etcd_error("get"))
-        })
-        .await?;
+        let (resp, _) = self
+            .retrying("get", etcd_error("get"), |mut client| {
+                let full = full.clone();
+                async move { client.get(full, None).await }
+            })
+            .await?;
         resp.kvs().first().map(|kv| self.convert(kv)).transpose()
     }
 
     async fn current_revision(&self) -> Result<Revision, StoreError> {
         // A count-only read of one key: the response header carries the revision.
-        let mut client = (*self.client).clone();
         let key = self.full_key("meta/instance");
-        let resp = with_deadline("revision", self.options.timeout, async move {
-            client
-                .get(key, Some(GetOptions::new().with_count_only()))
-                .await
-                .map_err(etcd_error("revision"))
-        })
-        .await?;
+        let (resp, _) = self
+            .retrying("revision", etcd_error("revision"), |mut client| {
+                let key = key.clone();
+                async move {
+                    client
+                        .get(key, Some(GetOptions::new().with_count_only()))
+                        .await
+                }
+            })
+            .await?;
         Ok(resp.header().map_or(0, |h| h.revision()))
     }
 
@@ -307,15 +377,12 @@ impl Store for EtcdStore {
             if revision > 0 {
                 options = options.with_revision(revision);
             }
-            let mut client = (*self.client).clone();
-            let key = start.clone();
-            let resp = with_deadline("list", self.options.timeout, async move {
-                client
-                    .get(key, Some(options))
-                    .await
-                    .map_err(etcd_error("list"))
-            })
-            .await?;
+            let (resp, _) = self
+                .retrying("list", etcd_error("list"), |mut client| {
+                    let (key, options) = (start.clone(), options.clone());
+                    async move { client.get(key, Some(options)).await }
+                })
+                .await?;
             if revision == 0 {
                 revision = resp.header().map_or(0, |h| h.revision());
             }
@@ -353,7 +420,7 @@ impl Store for EtcdStore {
                 Some(PutOptions::new().with_prev_key().with_ignore_lease()),
             )])
             .or_else([TxnOp::get(full, None)]);
-        let resp = self.txn("update", txn).await?;
+        let (resp, resent) = self.txn("update", txn, None).await?;
         if resp.succeeded() {
             let revision = header_revision(&resp);
             let mut create_revision = revision;
@@ -375,6 +442,13 @@ impl Store for EtcdStore {
             None => Err(StoreError::NotFound {
                 key: key.to_owned(),
             }),
+            // Sent twice and the first went through (exactly our value, written after the
+            // revision we replaced).
+            Some(current)
+                if resent && current.value == value && current.mod_revision > expected =>
+            {
+                Ok(current)
+            }
             Some(current) => Err(StoreError::Conflict {
                 key: key.to_owned(),
                 expected,
@@ -396,7 +470,9 @@ impl Store for EtcdStore {
                 Some(DeleteOptions::new().with_prev_key()),
             )])
             .or_else([TxnOp::get(full, None)]);
-        let resp = self.txn("delete", txn).await?;
+        // A delete sent twice whose first try went through finds the key gone: NotFound,
+        // which its callers (finalizers, cleanup) take as done.
+        let (resp, _) = self.txn("delete", txn, None).await?;
         if resp.succeeded() {
             let revision = header_revision(&resp);
             for op in resp.op_responses() {
