@@ -3,26 +3,10 @@
 //! rolls; deletion removes exactly what nanocl made; foreign containers are never touched;
 //! a crash of nanocld doubles nothing.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nanocl_e2e::docker::{containers, docker, labels_of, running, wait_until, Scope};
-use nanocl_e2e::{stderr, stdout, test_image, Daemon, StoreKind};
-
-fn apply(d: &Daemon, yaml: &str) {
-    let file = d
-        .dir
-        .path()
-        .join(format!("m-{}.yaml", Instant::now().elapsed().as_nanos()));
-    std::fs::write(&file, yaml).expect("write manifest");
-    let out = d.nanocl(&["apply", "-f", &file.display().to_string()]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "apply failed: {}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-}
+use nanocl_e2e::{condition, stderr, stdout, test_image, Daemon, StoreKind};
 
 fn base(ns: &str) -> String {
     format!(
@@ -41,19 +25,6 @@ fn cargo(ns: &str, name: &str, replicas: u32, message: &str, image: &str) -> Str
 fn status(d: &Daemon, ns: &str, name: &str) -> serde_json::Value {
     let out = d.nanocl(&["-n", ns, "get", "cargo", name, "-o", "json"]);
     serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_default()["status"].clone()
-}
-
-fn condition(status: &serde_json::Value, type_: &str) -> (String, String) {
-    status["conditions"]
-        .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["type"] == type_))
-        .map(|c| {
-            (
-                c["status"].as_str().unwrap_or("").to_owned(),
-                c["reason"].as_str().unwrap_or("").to_owned(),
-            )
-        })
-        .unwrap_or_default()
 }
 
 #[test]
@@ -159,7 +130,7 @@ fn replicas_should_converge_heal_scale_roll_and_go() {
     wait_until("5 replicas", || {
         running(&app).len() == 5 && containers(&app).len() == 5
     });
-    apply(&d, &cargo(&ns, "app", 2, "v1", &test_image()));
+    d.apply(&cargo(&ns, "app", 2, "v1", &test_image()));
     wait_until("2 replicas", || {
         containers(&app).len() == 2 && running(&app).len() == 2
     });
@@ -178,7 +149,7 @@ fn replicas_should_converge_heal_scale_roll_and_go() {
 
     // A spec change rolls every replica to the new spec.
     let before = running(&app);
-    apply(&d, &cargo(&ns, "app", 2, "v2", &test_image()));
+    d.apply(&cargo(&ns, "app", 2, "v2", &test_image()));
     wait_until("2 new replicas and no old one", || {
         let now = running(&app);
         containers(&app).len() == 2 && now.len() == 2 && now.iter().all(|n| !before.contains(n))
@@ -209,14 +180,11 @@ fn foreign_names_strays_and_missing_images_should_be_handled_without_touching_ot
     let scope = Scope::new("own");
     let ns = scope.ns.clone();
     let mut d = Daemon::start_with_controllers(StoreKind::Embedded);
-    apply(
-        &d,
-        &format!(
-            "{}---\n{}",
-            base(&ns),
-            cargo(&ns, "solo", 1, "x", &test_image())
-        ),
-    );
+    d.apply(&format!(
+        "{}---\n{}",
+        base(&ns),
+        cargo(&ns, "solo", 1, "x", &test_image())
+    ));
     let solo = scope.cargo("solo");
     wait_until("the replica", || running(&solo).len() == 1);
     let name = running(&solo)[0].clone();
@@ -238,7 +206,7 @@ fn foreign_names_strays_and_missing_images_should_be_handled_without_touching_ot
         "300",
     ]);
     assert!(!foreign.is_empty());
-    apply(&d, &cargo(&ns, "solo", 1, "x", &test_image()));
+    d.apply(&cargo(&ns, "solo", 1, "x", &test_image()));
     wait_until("NameConflict on the status", || {
         condition(&status(&d, &ns, "solo"), "Degraded") == ("True".into(), "NameConflict".into())
     });
@@ -281,7 +249,7 @@ fn foreign_names_strays_and_missing_images_should_be_handled_without_touching_ot
 
     // A missing image: a reason, then convergence once the image exists.
     let missing = format!("nanocl-test/missing-{}:v1", scope.ns);
-    apply(&d, &cargo(&ns, "late", 1, "x", &missing));
+    d.apply(&cargo(&ns, "late", 1, "x", &missing));
     wait_until("ImagePullBackOff", || {
         condition(&status(&d, &ns, "late"), "Degraded")
             == ("True".into(), "ImagePullBackOff".into())
@@ -300,14 +268,11 @@ fn a_crash_of_nanocld_while_creating_should_double_nothing() {
     let scope = Scope::new("crash");
     let ns = scope.ns.clone();
     let mut d = Daemon::start_with_controllers(StoreKind::Embedded);
-    apply(
-        &d,
-        &format!(
-            "{}---\n{}",
-            base(&ns),
-            cargo(&ns, "many", 20, "x", &test_image())
-        ),
-    );
+    d.apply(&format!(
+        "{}---\n{}",
+        base(&ns),
+        cargo(&ns, "many", 20, "x", &test_image())
+    ));
     let many = scope.cargo("many");
     wait_until("some replicas created", || !containers(&many).is_empty());
     d.kill9();
@@ -338,14 +303,11 @@ fn a_rolling_replacement_should_keep_a_replica_running_at_every_instant() {
     let scope = Scope::new("roll");
     let ns = scope.ns.clone();
     let d = Daemon::start_with_controllers(StoreKind::Embedded);
-    apply(
-        &d,
-        &format!(
-            "{}---\n{}",
-            base(&ns),
-            cargo(&ns, "web", 2, "v1", &test_image())
-        ),
-    );
+    d.apply(&format!(
+        "{}---\n{}",
+        base(&ns),
+        cargo(&ns, "web", 2, "v1", &test_image())
+    ));
     let web = scope.cargo("web");
     wait_until("2 replicas", || running(&web).len() == 2);
     let before = running(&web);
@@ -364,7 +326,7 @@ fn a_rolling_replacement_should_keep_a_replica_running_at_every_instant() {
             samples
         })
     };
-    apply(&d, &cargo(&ns, "web", 2, "v2", &test_image()));
+    d.apply(&cargo(&ns, "web", 2, "v2", &test_image()));
     wait_until("both replicas replaced", || {
         let now = running(&web);
         containers(&web).len() == 2 && now.len() == 2 && now.iter().all(|n| !before.contains(n))
@@ -394,7 +356,7 @@ fn logs_should_show_every_replica_prefixed() {
         "apiVersion: nanocl.io/v1\nkind: Cargo\nmetadata: {{name: talk, namespace: {ns}}}\nspec:\n  cluster: dev\n  replicas: 2\n  container:\n    image: {}\n    command: [sh, -c, \"echo first; echo second; sleep 300\"]\n",
         test_image()
     );
-    apply(&d, &format!("{}---\n{talk}", base(&ns)));
+    d.apply(&format!("{}---\n{talk}", base(&ns)));
     wait_until("2 replicas", || running(&scope.cargo("talk")).len() == 2);
     let mut lines = Vec::new();
     wait_until("4 log lines", || {
@@ -438,7 +400,7 @@ fn a_crash_loop_should_back_off_and_say_why() {
         "apiVersion: nanocl.io/v1\nkind: Cargo\nmetadata: {{name: crashy, namespace: {ns}}}\nspec:\n  cluster: dev\n  container:\n    image: {}\n    command: [sh, -c, \"exit 3\"]\n",
         test_image()
     );
-    apply(&d, &format!("{}---\n{crashy}", base(&ns)));
+    d.apply(&format!("{}---\n{crashy}", base(&ns)));
     wait_until("CrashLoopBackOff on the status", || {
         let status = status(&d, &ns, "crashy");
         condition(&status, "Degraded") == ("True".into(), "CrashLoopBackOff".into())
@@ -467,14 +429,11 @@ fn objects_stored_before_the_controllers_start_should_converge_at_start() {
     let scope = Scope::new("late");
     let ns = scope.ns.clone();
     let mut d = Daemon::start(StoreKind::Embedded);
-    apply(
-        &d,
-        &format!(
-            "{}---\n{}",
-            base(&ns),
-            cargo(&ns, "app", 2, "x", &test_image())
-        ),
-    );
+    d.apply(&format!(
+        "{}---\n{}",
+        base(&ns),
+        cargo(&ns, "app", 2, "x", &test_image())
+    ));
     assert!(
         containers(&scope.cargo("app")).is_empty(),
         "no controllers yet, no containers"
@@ -507,15 +466,12 @@ fn an_undecodable_cargo_should_keep_its_replica_and_stay_visible_and_deletable()
     let scope = Scope::new("undec");
     let ns = scope.ns.clone();
     let mut d = Daemon::start_with_controllers(StoreKind::Etcd);
-    apply(
-        &d,
-        &format!(
-            "{}---\n{}---\n{}",
-            base(&ns),
-            cargo(&ns, "old", 1, "v1", &test_image()),
-            cargo(&ns, "fine", 1, "v1", &test_image())
-        ),
-    );
+    d.apply(&format!(
+        "{}---\n{}---\n{}",
+        base(&ns),
+        cargo(&ns, "old", 1, "v1", &test_image()),
+        cargo(&ns, "fine", 1, "v1", &test_image())
+    ));
     wait_until("both replicas running", || {
         running(&scope.cargo("old")).len() == 1 && running(&scope.cargo("fine")).len() == 1
     });

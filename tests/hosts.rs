@@ -12,19 +12,6 @@ use nanocl_e2e::{stderr, stdout, test_image, Daemon};
 
 const HOSTS: usize = 3;
 
-fn apply(d: &Daemon, yaml: &str) {
-    let file = d.dir.path().join("objects.yaml");
-    std::fs::write(&file, yaml).expect("write manifest");
-    let out = d.nanocl(&["apply", "-f", &file.display().to_string()]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "apply failed: {}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-}
-
 /// Prints every host's nanocld log.
 fn print_logs(hosts: &[Daemon]) {
     for (i, host) in hosts.iter().enumerate() {
@@ -99,9 +86,7 @@ fn three_hosts_should_share_one_leader_and_survive_member_and_host_failures() {
     // placement over nodes exists).
     let ns = format!("t{}-hosts", std::process::id());
     let label = format!("io.nanocl.namespace={ns}");
-    apply(
-        &hosts[other],
-        &format!(
+    hosts[other].apply(&format!(
             "apiVersion: nanocl.io/v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\n\
              apiVersion: nanocl.io/v1\nkind: Cluster\nmetadata: {{name: dev, namespace: {ns}}}\n---\n\
              apiVersion: nanocl.io/v1\nkind: Cargo\nmetadata: {{name: web, namespace: {ns}}}\n\

@@ -7,19 +7,6 @@ use std::time::{Duration, Instant};
 use nanocl_e2e::docker::{running, wait_until, Scope};
 use nanocl_e2e::{stderr, stdout, test_image, Daemon, StoreKind};
 
-fn apply(d: &Daemon, yaml: &str) {
-    let file = d.dir.path().join("objects.yaml");
-    std::fs::write(&file, yaml).expect("write manifest");
-    let out = d.nanocl(&["apply", "-f", &file.display().to_string()]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "apply failed: {}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-}
-
 #[test]
 fn one_nanocld_should_lead_and_another_take_over_when_it_is_killed() {
     let scope = Scope::new("leader");
@@ -48,9 +35,7 @@ fn one_nanocld_should_lead_and_another_take_over_when_it_is_killed() {
     let out = b.nanocl(&["get", "nodes", "-l", "zone=b", "-o", "name"]);
     assert_eq!(stdout(&out).trim(), "node/node-b", "{}", stderr(&out));
 
-    apply(
-        &a,
-        &format!(
+    a.apply(&format!(
             "apiVersion: nanocl.io/v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\n\
              apiVersion: nanocl.io/v1\nkind: Cluster\nmetadata: {{name: dev, namespace: {ns}}}\n---\n\
              apiVersion: nanocl.io/v1\nkind: Cargo\nmetadata: {{name: web, namespace: {ns}}}\n\

@@ -427,16 +427,7 @@ async fn node_ready(store: &EmbeddedStore, name: &str) -> (String, String) {
         return Default::default();
     };
     let node: serde_json::Value = serde_json::from_slice(&kv.value).expect("json");
-    node["status"]["conditions"]
-        .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
-        .map(|c| {
-            (
-                c["status"].as_str().unwrap_or("").to_owned(),
-                c["reason"].as_str().unwrap_or("").to_owned(),
-            )
-        })
-        .unwrap_or_default()
+    nanocl_e2e::condition(&node["status"], "Ready")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

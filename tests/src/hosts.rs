@@ -285,50 +285,41 @@ impl EtcdCluster {
         format!("etcd://{}", endpoints.join(","))
     }
 
+    /// `etcdctl ARGS` against member `m` alone: whether it succeeded, and its stdout.
+    fn etcdctl(m: &Member, args: &[&str]) -> (bool, Vec<u8>) {
+        let out = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .args([
+                "--endpoints",
+                &format!("127.0.0.1:{}", m.client_port),
+                "--command-timeout",
+                "2s",
+            ])
+            .args(args)
+            .stderr(Stdio::null())
+            .output();
+        match out {
+            Ok(out) => (out.status.success(), out.stdout),
+            Err(_) => (false, Vec::new()),
+        }
+    }
+
     /// How many members answer `etcdctl endpoint health`.
     pub fn healthy_members(&self) -> usize {
         self.members
             .iter()
-            .filter(|m| {
-                m.child.is_some()
-                    && Command::new("etcdctl")
-                        .env("ETCDCTL_API", "3")
-                        .args([
-                            "--endpoints",
-                            &format!("127.0.0.1:{}", m.client_port),
-                            "--command-timeout",
-                            "2s",
-                            "endpoint",
-                            "health",
-                        ])
-                        .stdout(Stdio::null())
-                        .stderr(Stdio::null())
-                        .status()
-                        .is_ok_and(|s| s.success())
-            })
+            .filter(|m| m.child.is_some() && Self::etcdctl(m, &["endpoint", "health"]).0)
             .count()
     }
 
     /// The index of the member that is the raft leader now, if one is.
     pub fn leader(&self) -> Option<usize> {
         self.members.iter().position(|m| {
-            let out = Command::new("etcdctl")
-                .env("ETCDCTL_API", "3")
-                .args([
-                    "--endpoints",
-                    &format!("127.0.0.1:{}", m.client_port),
-                    "--command-timeout",
-                    "2s",
-                    "endpoint",
-                    "status",
-                    "-w",
-                    "json",
-                ])
-                .output();
-            let Ok(out) = out else { return false };
-            let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            let (ok, out) = Self::etcdctl(m, &["endpoint", "status", "-w", "json"]);
+            let status: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();
             let status = &status[0]["Status"];
-            status["leader"].as_u64().is_some() && status["leader"] == status["header"]["member_id"]
+            ok && status["leader"].as_u64().is_some()
+                && status["leader"] == status["header"]["member_id"]
         })
     }
 

@@ -66,6 +66,21 @@ pub enum StoreKind {
     Etcd,
 }
 
+/// A temp dir for a new nanocld, its socket there, and its arguments: state and socket in
+/// the dir, then `extra`.
+fn fresh(extra: &[&str]) -> (tempfile::TempDir, PathBuf, Vec<String>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("nanocl.sock");
+    let mut args = vec![
+        "--state-dir".to_owned(),
+        dir.path().join("state").display().to_string(),
+        "--listen".to_owned(),
+        format!("unix://{}", socket.display()),
+    ];
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
+    (dir, socket, args)
+}
+
 /// A real `nanocld` on a temp unix socket, stopped with SIGTERM on drop.
 #[derive(Debug)]
 pub struct Daemon {
@@ -94,15 +109,7 @@ impl Daemon {
 
     /// Starts nanocld with extra arguments and waits until its socket answers.
     pub fn start_with(store: StoreKind, extra: &[&str]) -> Daemon {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let socket = dir.path().join("nanocl.sock");
-        let mut args = vec![
-            "--state-dir".to_owned(),
-            dir.path().join("state").display().to_string(),
-            "--listen".to_owned(),
-            format!("unix://{}", socket.display()),
-        ];
-        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        let (dir, socket, mut args) = fresh(extra);
         let etcd_prefix = match store {
             StoreKind::Embedded => None,
             StoreKind::Etcd => {
@@ -131,15 +138,7 @@ impl Daemon {
     /// Starts a second nanocld on the same store as `self` (for the etcd store: the same
     /// prefix, which `self` removes), with its own socket and state, and `extra` arguments.
     pub fn start_beside(&self, extra: &[&str]) -> Daemon {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let socket = dir.path().join("nanocl.sock");
-        let mut args = vec![
-            "--state-dir".to_owned(),
-            dir.path().join("state").display().to_string(),
-            "--listen".to_owned(),
-            format!("unix://{}", socket.display()),
-        ];
-        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        let (dir, socket, mut args) = fresh(extra);
         for flag in ["--store", "--store-prefix"] {
             if let Some(i) = self.args.iter().position(|a| a == flag) {
                 args.extend(self.args[i..i + 2].iter().cloned());
@@ -196,16 +195,23 @@ impl Daemon {
     pub fn node_ready(&self, name: &str) -> (String, String) {
         let out = self.nanocl(&["get", "node", name, "-o", "json"]);
         let node: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        node["status"]["conditions"]
-            .as_array()
-            .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
-            .map(|c| {
-                (
-                    c["status"].as_str().unwrap_or("").to_owned(),
-                    c["reason"].as_str().unwrap_or("").to_owned(),
-                )
-            })
-            .unwrap_or_default()
+        condition(&node["status"], "Ready")
+    }
+
+    /// `nanocl apply -f` of `yaml` (written to a file of its own), asserting success.
+    pub fn apply(&self, yaml: &str) {
+        static FILES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = FILES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let file = self.dir.path().join(format!("m-{n}.yaml"));
+        std::fs::write(&file, yaml).expect("write manifest");
+        let out = self.nanocl(&["apply", "-f", &file.display().to_string()]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "apply failed: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
     }
 
     /// Starts nanocld with its controllers, `extra` arguments (a `--store` of the test's own,
@@ -364,6 +370,20 @@ impl Drop for Daemon {
                 .status();
         }
     }
+}
+
+/// Condition `type_` of an object's `status`: (status, reason), empty when there is none.
+pub fn condition(status: &serde_json::Value, type_: &str) -> (String, String) {
+    status["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == type_))
+        .map(|c| {
+            (
+                c["status"].as_str().unwrap_or("").to_owned(),
+                c["reason"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .unwrap_or_default()
 }
 
 /// stdout as text.
