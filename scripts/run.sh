@@ -31,8 +31,9 @@ cat <<MSG
 run: nanocld is running in the foreground (Ctrl-C stops it). In another shell:
   export NANOCL_HOST=$NANOCL_HOST
   $bin/nanocl get cargoes -A -o wide
+  $bin/nanocl get nodes -o wide           # this host, registered by nanocld
   curl http://127.0.0.1:18080/cgi-bin/index    # the web cargo asks the backend cargo
-  docker rm -f \$(docker ps -q --filter label=io.nanocl.cargo=backend | head -1)   # and watch it come back
+  docker rm -f \$(docker ps -q --filter label=io.nanocl.namespace=getting-started --filter label=io.nanocl.cargo=backend | head -1)   # and watch it come back
   $bin/nanocl -n getting-started scale cargo backend --replicas 4
   $bin/nanocl -n getting-started describe cargo web
   $bin/nanocl diff -R -f examples/        # exit 1 after the scale: the files say 2
