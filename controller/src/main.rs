@@ -421,9 +421,12 @@ async fn lead_controllers(
         metrics.set_leading(true);
         // The controllers stop on shutdown or when the lead is lost, whichever comes first.
         let (stop, controllers_shutdown) = tokio::sync::watch::channel(false);
-        let controllers =
-            run_controllers(store.clone(), metrics.clone(), pool, controllers_shutdown);
-        tokio::pin!(controllers);
+        let mut controllers = Box::pin(run_controllers(
+            store.clone(),
+            metrics.clone(),
+            pool,
+            controllers_shutdown,
+        ));
         let lost = tokio::select! {
             result = &mut controllers => {
                 leadership.resign().await;
@@ -432,14 +435,25 @@ async fn lead_controllers(
             () = async { let _ = shutdown.wait_for(|v| *v).await; } => false,
             () = leadership.lost() => true,
         };
+        if lost {
+            // Another nanocld may lead already: every reconcile in flight is dropped where it
+            // stands (their tasks are aborted), not finished. Reconciles are idempotent and
+            // Docker names deterministic, so the new leader picks up whatever was half done.
+            drop(controllers);
+            metrics.set_leading(false);
+            // A lease given up before it ran out (renewals failing for three quarters of the
+            // TTL) is revoked if the store answers, so that the next leader, this nanocld
+            // included, need not wait for it.
+            leadership.resign().await;
+            tracing::warn!(
+                "lost the lead; the controllers were stopped at once, campaigning again"
+            );
+            continue;
+        }
         let _ = stop.send(true);
         let result = controllers.await;
-        if !lost {
-            leadership.resign().await;
-            return result;
-        }
-        tracing::warn!("lost the lead; the controllers stopped, campaigning again");
-        result?;
+        leadership.resign().await;
+        return result;
     }
 }
 

@@ -869,13 +869,19 @@ fn bench_idle() {
         });
     if let Some(pid) = pid {
         if let Some((t0, _)) = proc_stat(pid) {
+            let before = d.store_revision();
             std::thread::sleep(Duration::from_secs(20));
+            let after = d.store_revision();
             if let Some((t1, rss)) = proc_stat(pid) {
                 let hz = 100.0;
                 println!(
-                    "  CPU {:.2} % of one core, RSS {:.1} MiB",
+                    "  CPU {:.2} % of one core, RSS {:.1} MiB, store writes {}",
                     (t1 - t0) as f64 / hz / 20.0 * 100.0,
-                    rss as f64 / 1024.0
+                    rss as f64 / 1024.0,
+                    match (before, after) {
+                        (Some(b), Some(a)) => (a - b).to_string(),
+                        _ => "unknown".into(),
+                    }
                 );
             }
         }

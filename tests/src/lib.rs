@@ -158,15 +158,18 @@ impl Daemon {
 
     /// The text of its `/metrics` (empty when it does not answer).
     pub fn metrics(&self) -> String {
+        self.http_get("/metrics")
+    }
+
+    /// The body of `GET path` on its socket (empty when it does not answer).
+    pub fn http_get(&self, path: &str) -> String {
         use std::io::{Read, Write};
         let Ok(mut stream) = std::os::unix::net::UnixStream::connect(self.socket()) else {
             return String::new();
         };
         let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-        if stream
-            .write_all(b"GET /metrics HTTP/1.0\r\nHost: nanocld\r\n\r\n")
-            .is_err()
-        {
+        let request = format!("GET {path} HTTP/1.0\r\nHost: nanocld\r\n\r\n");
+        if stream.write_all(request.as_bytes()).is_err() {
             return String::new();
         }
         let mut response = String::new();
@@ -175,6 +178,13 @@ impl Daemon {
             .split_once("\r\n\r\n")
             .map(|(_, body)| body.to_owned())
             .unwrap_or_default()
+    }
+
+    /// The store's revision, as a list of namespaces reports it: it moves with every write.
+    pub fn store_revision(&self) -> Option<u64> {
+        let list: serde_json::Value =
+            serde_json::from_str(&self.http_get("/apis/nanocl.io/v1/namespaces")).ok()?;
+        list["metadata"]["resourceVersion"].as_str()?.parse().ok()
     }
 
     /// Whether it leads the controllers (`nanocl_controllers_leading` in `/metrics`); `None`
