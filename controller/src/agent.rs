@@ -262,7 +262,12 @@ impl<S: Store + Clone, D: Docker> Agent<S, D> {
         let mut renewed = Instant::now();
         let mut key_checked = Instant::now();
         loop {
-            self.report().await;
+            if !self.report().await {
+                // The Node was deleted (`nanocl delete node`): register it again.
+                tracing::warn!(node = %self.config.node, "the node's object was deleted; registering again");
+                let _ = self.store.revoke_lease(lease).await;
+                return;
+            }
             tokio::time::sleep(every).await;
             if key_checked.elapsed() >= self.config.check {
                 key_checked = Instant::now();
@@ -304,8 +309,9 @@ impl<S: Store + Clone, D: Docker> Agent<S, D> {
     }
 
     /// Writes the node's status when it changed (or the heartbeat is due). Docker being
-    /// unreachable leaves the host's figures out, not the node unregistered.
-    async fn report(&mut self) {
+    /// unreachable leaves the host's figures out, not the node unregistered. `false` when the
+    /// Node is found deleted.
+    async fn report(&mut self) -> bool {
         if self.host.is_none() {
             match self.docker.host_info().await {
                 Ok(info) => self.host = Some(info),
@@ -316,16 +322,15 @@ impl<S: Store + Clone, D: Docker> Agent<S, D> {
         }
         let due = self.reported.is_none_or(|at| at.elapsed() >= HEARTBEAT);
         if !due && self.checked.elapsed() < self.config.check {
-            return;
+            return true;
         }
         self.checked = Instant::now();
         let current = match self.nodes.get(&self.at()).await {
             Ok(Some(node)) => node,
-            // Deleted meanwhile: registered again on the next lease.
-            Ok(None) => return,
+            Ok(None) => return false,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the node to report its status");
-                return;
+                return true;
             }
         };
         let previous = current.status.clone().unwrap_or_default().conditions;
@@ -333,7 +338,7 @@ impl<S: Store + Clone, D: Docker> Agent<S, D> {
             .iter()
             .any(|c| c.type_ == "Ready" && c.status == ConditionStatus::True);
         if !due && was_ready {
-            return;
+            return true;
         }
         let docker = self
             .host
@@ -383,6 +388,7 @@ impl<S: Store + Clone, D: Docker> Agent<S, D> {
             }
             Err(e) => tracing::warn!(error = %e, "cannot write the node's status"),
         }
+        true
     }
 }
 

@@ -521,6 +521,15 @@ async fn a_node_should_register_go_not_ready_when_its_lease_ends_and_come_back()
             && store.get(lease_key).await.expect("get").is_some()
     })
     .await;
+    // Its Node deleted (`nanocl delete node`): the agent registers it again.
+    store
+        .delete("nodes/host-1", None)
+        .await
+        .expect("the node goes");
+    eventually("host-1 registered again", || async {
+        node_ready(&store, "host-1").await.0 == "True"
+    })
+    .await;
     let _ = stop.send(true);
     let _ = agent_task.await.expect("no panic");
     let _ = controllers.await.expect("no panic");
