@@ -164,23 +164,28 @@ impl EtcdStore {
         Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
     {
         let client = (*self.client).clone();
-        with_deadline(op, self.options.timeout, async move {
-            let mut delay = RETRY_FIRST;
-            let mut resent = false;
-            loop {
-                match call(client.clone()).await {
-                    Ok(value) => return Ok((value, resent)),
-                    Err(e) if unavailable(&e) => {
-                        tracing::debug!(op, error = %e, "etcd unavailable; sending again");
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(Duration::from_millis(500));
-                        resent = true;
+        let after = self.options.timeout;
+        let deadline = tokio::time::Instant::now() + after;
+        let mut delay = RETRY_FIRST;
+        let mut resent = false;
+        loop {
+            match tokio::time::timeout_at(deadline, call(client.clone())).await {
+                Ok(Ok(value)) => return Ok((value, resent)),
+                Ok(Err(e)) if unavailable(&e) => {
+                    // No time left for another try: say why the last one failed (etcd not
+                    // listening, say), which says more than "did not finish in time".
+                    if tokio::time::Instant::now() + delay >= deadline {
+                        return Err(error(e));
                     }
-                    Err(e) => return Err(error(e)),
+                    tracing::debug!(op, error = %e, "etcd unavailable; sending again");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_millis(500));
+                    resent = true;
                 }
+                Ok(Err(e)) => return Err(error(e)),
+                Err(_) => return Err(StoreError::DeadlineExceeded { op, after }),
             }
-        })
-        .await
+        }
     }
 
     /// A transaction, sent again while etcd is unavailable. A write sent again may have been
