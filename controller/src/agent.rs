@@ -40,7 +40,7 @@ pub struct Config {
     pub labels: BTreeMap<String, String>,
     /// The host's addresses (`--node-address`, else the source of the default route).
     pub addresses: Vec<String>,
-    /// The lease's TTL (`--lease-ttl`).
+    /// The lease's TTL (`--node-ttl`).
     pub ttl: Duration,
     /// This process, for the lease key's value (`node/pid`).
     pub identity: String,

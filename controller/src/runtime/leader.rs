@@ -284,14 +284,24 @@ mod tests {
         }
     }
 
+    /// `identity` campaigns on `store` until it leads.
+    async fn lead(
+        store: &EmbeddedStore,
+        identity: &str,
+        exclusive: bool,
+    ) -> Leadership<EmbeddedStore> {
+        let (_stop, mut shutdown) = watch::channel(false);
+        election(identity, exclusive)
+            .campaign(store, &mut shutdown)
+            .await
+            .expect("leads")
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_second_candidate_should_lead_only_once_the_first_resigns() {
         let store = EmbeddedStore::in_memory(EmbeddedOptions::default()).expect("store");
         let (_stop, shutdown) = watch::channel(false);
-        let first = election("a", false)
-            .campaign(&store, &mut shutdown.clone())
-            .await
-            .expect("a leads");
+        let first = lead(&store, "a", false).await;
         let second = {
             let store = store.clone();
             let mut shutdown = shutdown.clone();
@@ -329,18 +339,11 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_leader_that_stops_renewing_should_be_replaced_after_its_ttl() {
         let store = EmbeddedStore::in_memory(EmbeddedOptions::default()).expect("store");
-        let (_stop, shutdown) = watch::channel(false);
-        let first = election("a", false)
-            .campaign(&store, &mut shutdown.clone())
-            .await
-            .expect("a leads");
+        let first = lead(&store, "a", false).await;
         // A leader that freezes: its renewer stops, its lease runs out.
         first.renewer.abort();
         let started = Instant::now();
-        let second = election("b", false)
-            .campaign(&store, &mut shutdown.clone())
-            .await
-            .expect("b leads");
+        let second = lead(&store, "b", false).await;
         assert!(
             started.elapsed() >= Duration::from_millis(500),
             "b waited for the lease to expire: {:?}",
@@ -353,10 +356,7 @@ mod tests {
     async fn an_exclusive_store_should_take_over_its_own_stale_lead_at_once() {
         let store = EmbeddedStore::in_memory(EmbeddedOptions::default()).expect("store");
         let (_stop, shutdown) = watch::channel(false);
-        let stale = election("earlier run", true)
-            .campaign(&store, &mut shutdown.clone())
-            .await
-            .expect("leads");
+        let stale = lead(&store, "earlier run", true).await;
         let stale_lease = stale.lease;
         // Dropped without resigning, as by a crash: the key and its lease stay.
         drop(stale);
@@ -376,11 +376,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_revoked_lease_should_be_reported_lost() {
         let store = EmbeddedStore::in_memory(EmbeddedOptions::default()).expect("store");
-        let (_stop, shutdown) = watch::channel(false);
-        let mut leading = election("a", false)
-            .campaign(&store, &mut shutdown.clone())
-            .await
-            .expect("leads");
+        let mut leading = lead(&store, "a", false).await;
         store.revoke_lease(leading.lease).await.expect("revoke");
         tokio::time::timeout(Duration::from_secs(3), leading.lost())
             .await
