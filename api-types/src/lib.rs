@@ -16,6 +16,7 @@ pub mod object;
 pub mod path;
 pub mod quantity;
 pub mod reference;
+pub mod replica;
 pub mod resource;
 pub mod schema;
 pub mod selector;

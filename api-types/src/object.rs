@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::meta::{ObjectMeta, DEFAULT_NAMESPACE, RESERVED_PREFIX};
 use crate::path::FieldPath;
 use crate::validation::FieldErrors;
-use crate::{cargo, cluster, conversion, namespace, network, node};
+use crate::{cargo, cluster, conversion, namespace, network, node, replica};
 
 /// The API group of every nanocl kind.
 pub const GROUP: &str = "nanocl.io";
@@ -29,16 +29,19 @@ pub enum Kind {
     Cargo,
     /// A Docker host of nanocl (served in v1 only).
     Node,
+    /// One slot of a Cargo and its node (served in v1 only; written by nanocl).
+    Replica,
 }
 
 impl Kind {
     /// Every kind, in the order objects are applied (containers last).
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::Namespace,
         Kind::Cluster,
         Kind::Network,
         Kind::Cargo,
         Kind::Node,
+        Kind::Replica,
     ];
 
     /// The kind as written in `kind:`.
@@ -49,6 +52,7 @@ impl Kind {
             Kind::Network => "Network",
             Kind::Cargo => "Cargo",
             Kind::Node => "Node",
+            Kind::Replica => "Replica",
         }
     }
 
@@ -60,6 +64,7 @@ impl Kind {
             Kind::Network => "networks",
             Kind::Cargo => "cargoes",
             Kind::Node => "nodes",
+            Kind::Replica => "replicas",
         }
     }
 
@@ -71,6 +76,7 @@ impl Kind {
             Kind::Network => "net",
             Kind::Cargo => "cg",
             Kind::Node => "no",
+            Kind::Replica => "rp",
         }
     }
 
@@ -82,7 +88,7 @@ impl Kind {
     /// Whether the kind is served in `version` (`Node` is new in v1: v1alpha1 serves only
     /// the four original kinds).
     pub fn served_in(self, version: Version) -> bool {
-        version == Version::V1 || !matches!(self, Kind::Node)
+        version == Version::V1 || !matches!(self, Kind::Node | Kind::Replica)
     }
 
     /// The kind exactly as written in a manifest's `kind:`.
@@ -194,6 +200,8 @@ pub enum AnyObject {
     Cargo(cargo::v1::Cargo),
     /// A Node.
     Node(node::v1::Node),
+    /// A Replica.
+    Replica(replica::v1::Replica),
 }
 
 impl AnyObject {
@@ -205,6 +213,7 @@ impl AnyObject {
             AnyObject::Network(_) => Kind::Network,
             AnyObject::Cargo(_) => Kind::Cargo,
             AnyObject::Node(_) => Kind::Node,
+            AnyObject::Replica(_) => Kind::Replica,
         }
     }
 
@@ -216,6 +225,7 @@ impl AnyObject {
             AnyObject::Network(o) => &o.metadata,
             AnyObject::Cargo(o) => &o.metadata,
             AnyObject::Node(o) => &o.metadata,
+            AnyObject::Replica(o) => &o.metadata,
         }
     }
 
@@ -227,6 +237,7 @@ impl AnyObject {
             AnyObject::Network(o) => &mut o.metadata,
             AnyObject::Cargo(o) => &mut o.metadata,
             AnyObject::Node(o) => &mut o.metadata,
+            AnyObject::Replica(o) => &mut o.metadata,
         }
     }
 
@@ -258,7 +269,10 @@ impl AnyObject {
                 .get_or_insert_with(|| default_namespace.to_owned());
         }
         match self {
-            AnyObject::Namespace(_) | AnyObject::Cluster(_) | AnyObject::Node(_) => {}
+            AnyObject::Namespace(_)
+            | AnyObject::Cluster(_)
+            | AnyObject::Node(_)
+            | AnyObject::Replica(_) => {}
             AnyObject::Network(o) => network::v1::apply_defaults(o),
             AnyObject::Cargo(o) => cargo::v1::apply_defaults(o),
         }
@@ -272,6 +286,7 @@ impl AnyObject {
             AnyObject::Network(o) => network::v1::validate(o),
             AnyObject::Cargo(o) => cargo::v1::validate(o),
             AnyObject::Node(o) => node::v1::validate(o),
+            AnyObject::Replica(o) => replica::v1::validate(o),
         };
         // The conversion annotation only exists on v1alpha1 objects; on a v1 object it would be
         // silently ignored, which is worse than an error.
@@ -316,6 +331,9 @@ impl AnyObject {
             (AnyObject::Node(_), Version::V1alpha1) => Err(serde::ser::Error::custom(
                 "Node is served only in nanocl.io/v1",
             )),
+            (AnyObject::Replica(_), Version::V1alpha1) => Err(serde::ser::Error::custom(
+                "Replica is served only in nanocl.io/v1",
+            )),
         }
     }
 
@@ -339,6 +357,7 @@ impl AnyObject {
             Kind::Network => AnyObject::Network(serde_json::from_value(value)?),
             Kind::Cargo => AnyObject::Cargo(serde_json::from_value(value)?),
             Kind::Node => AnyObject::Node(serde_json::from_value(value)?),
+            Kind::Replica => AnyObject::Replica(serde_json::from_value(value)?),
         })
     }
 

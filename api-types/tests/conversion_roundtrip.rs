@@ -135,6 +135,21 @@ fn conditions() -> impl Strategy<Value = Vec<Condition>> {
     )
 }
 
+fn placement() -> impl Strategy<Value = nanocl_api_types::cargo::v1::Placement> {
+    (
+        option::of(any::<bool>()),
+        btree_map(text(), text(), 0..3),
+        option::of(any::<i32>()),
+    )
+        .prop_map(|(spread, node_selector, max_per_node)| {
+            nanocl_api_types::cargo::v1::Placement {
+                spread,
+                node_selector,
+                max_per_node,
+            }
+        })
+}
+
 fn cargo_v1() -> impl Strategy<Value = Cargo> {
     (
         meta(),
@@ -143,9 +158,10 @@ fn cargo_v1() -> impl Strategy<Value = Cargo> {
         vec(text(), 0..3),
         container(),
         option::of((any::<i32>(), conditions())),
+        option::of(placement()),
     )
         .prop_map(
-            |(metadata, cluster, replicas, networks, container, status)| Object {
+            |(metadata, cluster, replicas, networks, container, status, placement)| Object {
                 api_version: "nanocl.io/v1".into(),
                 kind: "Cargo".into(),
                 metadata,
@@ -154,6 +170,7 @@ fn cargo_v1() -> impl Strategy<Value = Cargo> {
                     replicas,
                     networks,
                     container,
+                    placement,
                 },
                 status: status.map(|(replicas, conditions)| CargoStatus {
                     replicas,
@@ -185,12 +202,13 @@ proptest! {
     fn cluster_v1_to_v1alpha1_and_back_should_be_lossless(
         metadata in meta(),
         variables in btree_map(text(), text(), 0..5),
+        nodes in option::of(text()),
     ) {
         let original: cluster::v1::Cluster = Object {
             api_version: "nanocl.io/v1".into(),
             kind: "Cluster".into(),
             metadata,
-            spec: ClusterSpec { variables },
+            spec: ClusterSpec { variables, nodes },
             status: None,
         };
         let legacy = wire(&cluster::v1alpha1::from_v1(original.clone()));
@@ -233,6 +251,7 @@ fn representable_fields_should_stay_flat_and_the_rest_ride_in_the_annotation() {
             cluster: "dev".into(),
             replicas: Some(2),
             networks: vec![],
+            placement: None,
             container: ContainerSpec {
                 image: "busybox:1.36".into(),
                 env,

@@ -44,6 +44,19 @@ struct Args {
     #[arg(long, value_name = "URL")]
     listen: Vec<ListenUrl>,
 
+    /// What this nanocld does among several hosts: `all` (the default, one host: the
+    /// API, a candidate for the lead of the controllers and the scheduler, and this host's
+    /// agent), `controller` (the API and a candidate for the lead; no containers run
+    /// here) or `agent` (this host's node: registers it and runs the replicas placed on
+    /// it; it answers the API on its socket too).
+    #[arg(long, value_enum, default_value = "all")]
+    role: Role,
+
+    /// The Docker engine this host's agent runs replicas on: unix:///PATH or
+    /// tcp://HOST:PORT. Default: DOCKER_HOST, else the local socket.
+    #[arg(long, value_name = "URL")]
+    docker: Option<String>,
+
     /// Run the controllers that converge Docker (`all`), or serve the API only (`none`).
     #[arg(long, value_enum, default_value = "all")]
     controllers: Controllers,
@@ -99,6 +112,16 @@ struct Args {
     /// Log format; the level comes from NANOCL_LOG (RUST_LOG syntax, default info).
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Role {
+    /// The controllers and this host's agent.
+    All,
+    /// The controllers only.
+    Controller,
+    /// This host's agent only.
+    Agent,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -306,44 +329,79 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // error (its supervisor restarts it), rather than leave it running half-alive.
     let mut tasks = Tasks::default();
     if args.controllers == Controllers::All {
-        let (store, metrics, shutdown) = (store.clone(), metrics.clone(), shutdown.clone());
-        let (failed, pool) = (failed.clone(), args.network_pool);
-        let election = Election {
-            key: leader::CONTROLLERS_KEY.to_owned(),
-            identity: format!("{node}/{}", std::process::id()),
-            ttl: args.leader_ttl,
-            // The embedded store's file is locked by this process: nobody else can lead it.
-            exclusive: matches!(store, AnyStore::Embedded(_)),
-        };
+        let agent_role = args.role != Role::Controller;
         // The node registers first: the Node controller must not find this host's own node
         // without its lease (a flap to NotReady at every restart).
-        let (registered_tx, registered) = tokio::sync::watch::channel(false);
-        {
-            let (store, shutdown, failed) = (store.clone(), shutdown.clone(), failed.clone());
-            tasks.spawn("node agent", async move {
-                let Some(docker) = connect_docker(shutdown.clone()).await else {
+        let (registered_tx, registered) = tokio::sync::watch::channel(!agent_role);
+        if agent_role {
+            {
+                let (store, shutdown, failed) = (store.clone(), shutdown.clone(), failed.clone());
+                let url = args.docker.clone();
+                tasks.spawn("node agent", async move {
+                    let Some(docker) = connect_docker(url.as_deref(), shutdown.clone()).await
+                    else {
+                        return;
+                    };
+                    if let Err(e) =
+                        agent::run(store, docker, agent_config, registered_tx, shutdown).await
+                    {
+                        tracing::error!(error = %e, "the node agent stopped");
+                        if let Ok(mut f) = failed.lock() {
+                            f.get_or_insert(e.to_string());
+                        }
+                    }
+                });
+            }
+            let (store, metrics, shutdown, failed) = (
+                store.clone(),
+                metrics.clone(),
+                shutdown.clone(),
+                failed.clone(),
+            );
+            let (url, pool, node) = (args.docker.clone(), args.network_pool, node.clone());
+            tasks.spawn("replica runner", async move {
+                let Some(docker) = connect_docker(url.as_deref(), shutdown.clone()).await else {
                     return;
                 };
-                if let Err(e) =
-                    agent::run(store, docker, agent_config, registered_tx, shutdown).await
+                let options = nanocl_controller::controllers::Options {
+                    network_pool: pool,
+                    local_node: None,
+                    ..Default::default()
+                };
+                if let Err(e) = nanocl_controller::controllers::run_node(
+                    store, docker, node, metrics, options, shutdown,
+                )
+                .await
                 {
-                    tracing::error!(error = %e, "the node agent stopped");
+                    tracing::error!(error = %e, "the replica runner stopped");
                     if let Ok(mut f) = failed.lock() {
                         f.get_or_insert(e.to_string());
                     }
                 }
             });
         }
-        tasks.spawn("controllers", async move {
-            if let Err(e) =
-                lead_controllers(store, metrics, pool, election, registered, shutdown).await
-            {
-                tracing::error!(error = %e, "the controllers stopped");
-                if let Ok(mut f) = failed.lock() {
-                    f.get_or_insert(e.to_string());
+        if args.role != Role::Agent {
+            let (store, metrics, shutdown) = (store.clone(), metrics.clone(), shutdown.clone());
+            let (failed, pool, url) = (failed.clone(), args.network_pool, args.docker.clone());
+            let election = Election {
+                key: leader::CONTROLLERS_KEY.to_owned(),
+                identity: format!("{node}/{}", std::process::id()),
+                ttl: args.leader_ttl,
+                // The embedded store's file is locked by this process: nobody else can lead it.
+                exclusive: matches!(store, AnyStore::Embedded(_)),
+            };
+            tasks.spawn("controllers", async move {
+                if let Err(e) =
+                    lead_controllers(store, metrics, pool, url, election, registered, shutdown)
+                        .await
+                {
+                    tracing::error!(error = %e, "the controllers stopped");
+                    if let Ok(mut f) = failed.lock() {
+                        f.get_or_insert(e.to_string());
+                    }
                 }
-            }
-        });
+            });
+        }
     }
     let app = Arc::new(App {
         store,
@@ -405,6 +463,7 @@ async fn lead_controllers(
     store: AnyStore,
     metrics: Arc<Metrics>,
     pool: nanocl_controller::controllers::subnets::Pool,
+    docker_url: Option<String>,
     election: Election,
     mut registered: tokio::sync::watch::Receiver<bool>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
@@ -425,6 +484,7 @@ async fn lead_controllers(
             store.clone(),
             metrics.clone(),
             pool,
+            docker_url.clone(),
             controllers_shutdown,
         ));
         let lost = tokio::select! {
@@ -458,13 +518,16 @@ async fn lead_controllers(
 }
 
 /// Connects to Docker, retrying while it is not there; `None` on shutdown.
-async fn connect_docker(mut shutdown: tokio::sync::watch::Receiver<bool>) -> Option<Engine> {
+async fn connect_docker(
+    url: Option<&str>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Option<Engine> {
     let mut backoff = nanocl_controller::backoff::Backoff::new(
         std::time::Duration::from_millis(500),
         std::time::Duration::from_secs(30),
     );
     loop {
-        match Engine::connect().await {
+        match Engine::connect_to(url).await {
             Ok(d) => return Some(d),
             Err(e) => {
                 tracing::error!(error = %e, "cannot reach Docker; waiting for it");
@@ -482,13 +545,15 @@ async fn run_controllers(
     store: AnyStore,
     metrics: Arc<Metrics>,
     pool: nanocl_controller::controllers::subnets::Pool,
+    docker_url: Option<String>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), RunError> {
-    let Some(docker) = connect_docker(shutdown.clone()).await else {
+    let Some(docker) = connect_docker(docker_url.as_deref(), shutdown.clone()).await else {
         return Ok(());
     };
     let options = nanocl_controller::controllers::Options {
         network_pool: pool,
+        local_node: None,
         ..Default::default()
     };
     nanocl_controller::controllers::run(store, docker, metrics, options, shutdown).await

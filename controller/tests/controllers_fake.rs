@@ -254,7 +254,7 @@ async fn an_undecodable_cargo_should_keep_its_containers_be_reported_listed_and_
             store.clone(),
             docker.clone(),
             metrics.clone(),
-            options,
+            options.clone(),
             shutdown,
         ))
     };

@@ -40,6 +40,29 @@ pub struct CargoSpec {
     /// The container every replica runs.
     #[serde(default)]
     pub container: ContainerSpec,
+    /// Which nodes the replicas run on (default: spread evenly over the cluster's Ready
+    /// nodes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
+}
+
+/// Where a cargo's replicas may run and how they are spread.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Placement {
+    /// `true` (the default): each new replica goes to the eligible node that runs the
+    /// fewest of this cargo's replicas. `false`: replicas fill the node that already runs
+    /// the most, as far as `maxPerNode` and the node's capacity allow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spread: Option<bool>,
+    /// Only nodes carrying every one of these labels (`nanocld --node-label`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    /// At most this many of the cargo's replicas on one node (1 to 1000; default no
+    /// limit). Replicas that fit nowhere wait, and the cargo's status says why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_per_node: Option<i32>,
 }
 
 /// When to pull the image.
@@ -264,6 +287,22 @@ pub fn validate(cargo: &Cargo) -> FieldErrors {
         &FieldPath::keys("spec.container"),
         &mut errors,
     );
+    if let Some(placement) = &spec.placement {
+        let path = FieldPath::keys("spec.placement");
+        let selector = path.key("nodeSelector");
+        for (key, value) in &placement.node_selector {
+            errors.check(&selector.key(key.clone()), validation::qualified_key(key));
+            errors.check(&selector.key(key.clone()), validation::label_value(value));
+        }
+        if let Some(max) = placement.max_per_node {
+            if !(1..=MAX_REPLICAS).contains(&max) {
+                errors.push(
+                    path.key("maxPerNode"),
+                    format!("must be between 1 and {MAX_REPLICAS}, got {max}"),
+                );
+            }
+        }
+    }
     errors
 }
 

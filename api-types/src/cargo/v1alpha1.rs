@@ -64,6 +64,8 @@ struct Stash {
     resources: Option<Resources>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     healthcheck: Option<Healthcheck>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    placement: Option<v1::Placement>,
     // Set only when the flat form cannot hold these exactly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     env: Option<BTreeMap<String, String>>,
@@ -258,6 +260,7 @@ pub fn to_v1(obj: Cargo) -> Result<v1::Cargo, FieldErrors> {
                 resources: stash.resources,
                 healthcheck: stash.healthcheck,
             },
+            placement: stash.placement,
         },
         status: obj.status,
     })
@@ -275,6 +278,7 @@ pub fn from_v1(obj: v1::Cargo) -> Cargo {
         labels: c.labels,
         resources: c.resources,
         healthcheck: c.healthcheck,
+        placement: obj.spec.placement,
         ..Stash::default()
     };
     let env = to_key_value_list(&c.env).unwrap_or_else(|| {

@@ -21,6 +21,11 @@ pub struct ClusterSpec {
     /// Names: letters, digits and '_', not starting with a digit.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub variables: BTreeMap<String, String>,
+    /// The nodes this cluster's cargoes may run on, as a label selector over the nodes'
+    /// labels, written as kubectl writes one (`zone=eu,disk!=hdd`, `tier in (a,b)`,
+    /// `gpu`); default every node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<String>,
 }
 
 /// What nanocl observed of a Cluster.
@@ -51,6 +56,12 @@ pub fn validate(cluster: &Cluster) -> FieldErrors {
         if value.contains('\0') {
             errors.push(path, "must not contain a NUL character");
         }
+    }
+    if let Some(nodes) = &cluster.spec.nodes {
+        errors.check(
+            &FieldPath::keys("spec.nodes"),
+            crate::selector::Selector::parse(nodes).map(|_| ()),
+        );
     }
     errors
 }

@@ -27,6 +27,8 @@ pub struct ClusterSpec {
 struct Stash {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     variables: Option<std::collections::BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nodes: Option<String>,
 }
 
 /// v1alpha1 → v1; errors name v1alpha1 fields.
@@ -50,7 +52,10 @@ pub fn to_v1(obj: Cluster) -> Result<v1::Cluster, FieldErrors> {
         api_version: crate::V1.to_owned(),
         kind: obj.kind,
         metadata,
-        spec: v1::ClusterSpec { variables },
+        spec: v1::ClusterSpec {
+            variables,
+            nodes: stash.nodes,
+        },
         status: obj.status,
     })
 }
@@ -58,7 +63,10 @@ pub fn to_v1(obj: Cluster) -> Result<v1::Cluster, FieldErrors> {
 /// v1 → v1alpha1, lossless.
 pub fn from_v1(obj: v1::Cluster) -> Cluster {
     let mut metadata = obj.metadata;
-    let mut stash = Stash::default();
+    let mut stash = Stash {
+        nodes: obj.spec.nodes,
+        ..Stash::default()
+    };
     let vars = match to_key_value_list(&obj.spec.variables) {
         Some(list) => list,
         None => {

@@ -437,11 +437,14 @@ fn convert_to_v1(root: &Node, version: Version, kind: Kind) -> Result<AnyObject,
         }
         (Version::V1, Kind::Cargo) => Ok(AnyObject::Cargo(typed::<cargo::v1::Cargo>(root)?)),
         (Version::V1, Kind::Node) => Ok(AnyObject::Node(typed::<node_kind::v1::Node>(root)?)),
+        (Version::V1, Kind::Replica) => Ok(AnyObject::Replica(
+            typed::<crate::replica::v1::Replica>(root)?,
+        )),
         // Refused before conversion (`Kind::served_in`).
-        (Version::V1alpha1, Kind::Node) => Err(vec![(
+        (Version::V1alpha1, kind @ (Kind::Node | Kind::Replica)) => Err(vec![(
             Some(FieldPath::keys("apiVersion")),
             root.pos,
-            "kind Node is served only in nanocl.io/v1".to_owned(),
+            format!("kind {kind} is served only in nanocl.io/v1"),
             ErrorClass::Malformed,
         )]),
         (Version::V1alpha1, Kind::Namespace) => {

@@ -52,7 +52,7 @@ fn unknown_field_should_be_reported_at_its_key() {
     let text = CARGO.replace("  cluster: dev\n", "  cluster: dev\n  replica: 3\n");
     assert_eq!(
         errors(&text),
-        vec!["m.yaml:7:3: spec.replica: unknown field `replica`, expected one of `cluster`, `replicas`, `networks`, `container`"]
+        vec!["m.yaml:7:3: spec.replica: unknown field `replica`, expected one of `cluster`, `replicas`, `networks`, `container`, `placement`"]
     );
 }
 
@@ -105,7 +105,7 @@ fn unknown_version_and_kind_should_list_what_is_served() {
     );
     assert_eq!(
         errors("apiVersion: nanocl.io/v1\nkind: cargo\n"),
-        vec!["m.yaml:2:7: kind: unknown kind \"cargo\" (did you mean Cargo?) in nanocl.io/v1: served kinds are Namespace, Cluster, Network, Cargo, Node"]
+        vec!["m.yaml:2:7: kind: unknown kind \"cargo\" (did you mean Cargo?) in nanocl.io/v1: served kinds are Namespace, Cluster, Network, Cargo, Node, Replica"]
     );
     assert_eq!(
         errors("apiVersion: nanocl.io/v1alpha1\nkind: Nodes\n"),

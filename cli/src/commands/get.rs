@@ -73,6 +73,12 @@ fn header(kind: Kind, wide: bool, all_namespaces: bool) -> Vec<&'static str> {
                 h.extend(["INTERNAL", "SUBNET"]);
             }
         }
+        Kind::Replica => {
+            h.extend(["CARGO", "SLOT", "NODE", "PHASE", "READY"]);
+            if wide {
+                h.extend(["CONTAINER", "REASON"]);
+            }
+        }
         Kind::Cargo => {
             h.extend(["CLUSTER", "READY", "UP-TO-DATE"]);
             if wide {
@@ -161,6 +167,38 @@ fn row(kind: Kind, o: &Value, wide: bool, all_namespaces: bool) -> Vec<String> {
     let ready = |o: &Value| condition(o, "Ready").map_or("Unknown".to_owned(), |c| s(&c["status"]));
     match kind {
         Kind::Node => node_row(o, wide, &mut r),
+        Kind::Replica => {
+            let st = &o["status"];
+            // A report from a node the replica has left says nothing of it.
+            let reported = st["node"] == o["spec"]["node"];
+            r.push(s(&o["spec"]["cargo"]));
+            r.push(o["spec"]["slot"].as_u64().unwrap_or(0).to_string());
+            r.push(s(&o["spec"]["node"]));
+            r.push(if meta.get("deletionTimestamp").is_some() {
+                "Terminating".to_owned()
+            } else if reported {
+                st["phase"].as_str().unwrap_or("Pending").to_owned()
+            } else {
+                "Pending".to_owned()
+            });
+            r.push((reported && st["ready"].as_bool().unwrap_or(false)).to_string());
+            if wide {
+                r.push(
+                    st["container"]
+                        .as_str()
+                        .filter(|_| reported)
+                        .unwrap_or("<none>")
+                        .to_owned(),
+                );
+                r.push(
+                    st["reason"]
+                        .as_str()
+                        .filter(|_| reported)
+                        .unwrap_or("")
+                        .to_owned(),
+                );
+            }
+        }
         Kind::Namespace => r.push(if meta.get("deletionTimestamp").is_some() {
             "Terminating".into()
         } else {

@@ -312,6 +312,11 @@ pub async fn create<S: Store>(
             target.kind.plural()
         )));
     }
+    if target.kind == nanocl_api_types::Kind::Replica {
+        return Err(ApiError::method_not_allowed(
+            "Replicas are created by nanocl's scheduler, one per slot of a Cargo: change the Cargo's replicas or placement instead",
+        ));
+    }
     let object = decode_body(target, headers, body).await?;
     let key = object.key();
     match create_any(&app.store, &object, query.dry_run).await {

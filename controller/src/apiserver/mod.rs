@@ -22,7 +22,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use nanocl_api_types::{Kind, ObjectKey, Version};
+use nanocl_api_types::Version;
 use serde_json::json;
 use tokio::sync::watch as signal;
 use tracing::Instrument;
@@ -30,7 +30,7 @@ use tracing::Instrument;
 use self::path::Subresource;
 use self::status::ApiError;
 use crate::metrics::Metrics;
-use crate::store::{keys, Store, StoreError};
+use crate::store::Store;
 
 /// Shared state of the server.
 #[derive(Debug)]
@@ -45,33 +45,7 @@ pub struct App<S> {
     pub store_kind: &'static str,
 }
 
-/// Makes sure the `global` namespace exists.
-pub async fn ensure_default_namespace<S: Store>(store: &S) -> Result<(), StoreError> {
-    let key = ObjectKey {
-        kind: Kind::Namespace,
-        namespace: None,
-        name: nanocl_api_types::meta::DEFAULT_NAMESPACE.to_owned(),
-    };
-    if store.get(&keys::object_key(&key)).await?.is_some() {
-        return Ok(());
-    }
-    let mut ns: nanocl_api_types::namespace::v1::Namespace = nanocl_api_types::meta::Object::new(
-        nanocl_api_types::V1,
-        "Namespace",
-        key.name.clone(),
-        None,
-        Default::default(),
-    );
-    ns.metadata.uid = Some(uuid::Uuid::new_v4().to_string());
-    ns.metadata.creation_timestamp = Some(handlers::now());
-    ns.metadata.generation = Some(1);
-    let bytes = objects::encode(&nanocl_api_types::AnyObject::Namespace(ns))
-        .map_err(|e| StoreError::RecordCorrupt { what: e.message })?;
-    match store.create(&keys::object_key(&key), bytes).await {
-        Ok(_) | Err(StoreError::AlreadyExists { .. }) => Ok(()),
-        Err(e) => Err(e),
-    }
-}
+pub use crate::objects::ensure_default_namespace;
 
 /// The router of every endpoint.
 pub fn router<S: Store + Clone>(app: Arc<App<S>>) -> Router {

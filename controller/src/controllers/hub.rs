@@ -11,6 +11,7 @@ use nanocl_api_types::cluster::v1::Cluster as ClusterObject;
 use nanocl_api_types::namespace::v1::Namespace as NamespaceObject;
 use nanocl_api_types::network::v1::Network as NetworkObject;
 use nanocl_api_types::node::v1::Node as NodeObject;
+use nanocl_api_types::replica::v1::Replica as ReplicaObject;
 use nanocl_api_types::{Kind, Resource};
 use tokio::sync::{broadcast, mpsc, watch};
 
@@ -41,6 +42,11 @@ pub struct Change {
     /// Only `status` (and the resourceVersion) changed: the object's own controller wrote it
     /// and needs no new reconcile for it.
     pub status_only: bool,
+    /// The Cargo a Replica belongs to (also when the Replica was deleted).
+    pub cargo: Option<String>,
+    /// What the scheduler reads of the object changed (`Cached::placement`), or it came or
+    /// went.
+    pub placement_changed: bool,
 }
 
 /// A kind the hub caches: where its typed cache is, and what other kinds follow of it.
@@ -51,6 +57,17 @@ pub trait Cached: Resource {
     /// The cluster the object belongs to: a Cluster's own name, a Network's or a Cargo's
     /// `spec.cluster` (what the controllers of the kinds under a cluster follow).
     fn cluster(&self) -> Option<&str> {
+        None
+    }
+
+    /// The Cargo the object belongs to (a Replica's `spec.cargo`).
+    fn cargo(&self) -> Option<&str> {
+        None
+    }
+
+    /// What the scheduler reads of the object, when it is a Node: its labels, whether it is
+    /// cordoned, whether it is Ready.
+    fn placement(&self) -> Option<String> {
         None
     }
 }
@@ -85,6 +102,30 @@ impl Cached for NodeObject {
     fn cache(hub: &Hub) -> &Reader<Self> {
         &hub.nodes
     }
+
+    fn placement(&self) -> Option<String> {
+        let ready = self
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+            .map(|c| format!("{:?}", c.status));
+        Some(format!(
+            "{:?}/{}/{ready:?}/{:?}",
+            self.metadata.labels,
+            self.spec.unschedulable,
+            self.status.as_ref().and_then(|s| s.capacity.as_ref())
+        ))
+    }
+}
+
+impl Cached for ReplicaObject {
+    fn cache(hub: &Hub) -> &Reader<Self> {
+        &hub.replicas
+    }
+
+    fn cargo(&self) -> Option<&str> {
+        Some(&self.spec.cargo)
+    }
 }
 
 impl Cached for CargoObject {
@@ -105,6 +146,7 @@ pub struct Hub {
     networks: Reader<NetworkObject>,
     cargoes: Reader<CargoObject>,
     nodes: Reader<NodeObject>,
+    replicas: Reader<ReplicaObject>,
     changes: broadcast::Sender<Change>,
     deaths: Deaths,
 }
@@ -196,15 +238,25 @@ fn watch_kind<K: Cached, S: Store + Clone>(feed: &Feed<S>, tasks: &mut Tasks) ->
                     (Some(b), Some(a)) => without_status(&**b) == without_status(&**a),
                     _ => false,
                 };
+                let placement_changed = match (&before, &object) {
+                    (Some(b), Some(a)) => b.placement() != a.placement(),
+                    _ => true,
+                };
                 let _ = changes.send(Change {
                     kind,
-                    key,
                     exists: object.is_some(),
                     cluster: object
                         .as_deref()
                         .and_then(Cached::cluster)
                         .map(str::to_owned),
+                    cargo: object
+                        .as_deref()
+                        .or(before.as_deref())
+                        .and_then(Cached::cargo)
+                        .map(str::to_owned),
+                    key,
                     status_only,
+                    placement_changed,
                 });
             }
             metrics.set_undecodable(kind, cache.undecodable_count());
@@ -248,6 +300,7 @@ impl Hub {
             networks: watch_kind(&feed, tasks),
             cargoes: watch_kind(&feed, tasks),
             nodes: watch_kind(&feed, tasks),
+            replicas: watch_kind(&feed, tasks),
             changes,
             deaths: Deaths::default(),
         }
@@ -287,6 +340,7 @@ impl Hub {
             Kind::Network => self.networks.keys(),
             Kind::Cargo => self.cargoes.keys(),
             Kind::Node => self.nodes.keys(),
+            Kind::Replica => self.replicas.keys(),
         }
     }
 
@@ -297,14 +351,40 @@ impl Hub {
         self.networks.clone().wait_ready().await;
         self.cargoes.clone().wait_ready().await;
         self.nodes.clone().wait_ready().await;
+        self.replicas.clone().wait_ready().await;
+    }
+
+    /// The Replicas of cargo `cargo` in `namespace`, by slot.
+    pub fn replicas_of(&self, namespace: &str, cargo: &str) -> Vec<Arc<ReplicaObject>> {
+        let mut out: Vec<Arc<ReplicaObject>> = self
+            .replicas
+            .list_under(&keys::kind_prefix(Kind::Replica, Some(namespace)))
+            .into_iter()
+            .filter(|r| r.spec.cargo == cargo)
+            .collect();
+        out.sort_by_key(|r| r.spec.slot);
+        out
     }
 
     /// The keys `kind`'s controller should reconcile, as changes happen.
-    pub fn triggers<D: Docker>(
+    pub fn triggers(&self, kind: Kind) -> BoxStream<'static, String> {
+        self.triggers_with(kind, None::<(crate::docker::FakeDocker, String)>)
+    }
+
+    /// The Cargo keys a node's replica runner should reconcile: changes of the objects, and
+    /// the events of this node's Docker (`docker`, its objects of store `instance`).
+    pub fn node_triggers<D: Docker>(
         &self,
-        kind: Kind,
         docker: D,
         instance: String,
+    ) -> BoxStream<'static, String> {
+        self.triggers_with(Kind::Cargo, Some((docker, instance)))
+    }
+
+    fn triggers_with<D: Docker>(
+        &self,
+        kind: Kind,
+        docker_events: Option<(D, String)>,
     ) -> BoxStream<'static, String> {
         let (tx, mut rx) = mpsc::unbounded_channel::<String>();
         let mut feed = self.changes.subscribe();
@@ -341,7 +421,7 @@ impl Hub {
                 }
             }
         });
-        if kind == Kind::Cargo {
+        if let Some((docker, instance)) = docker_events {
             let hub = self.clone();
             tokio::spawn(async move { forward_docker_events(hub, docker, instance, tx).await });
         }
@@ -350,6 +430,24 @@ impl Hub {
 
     /// Which keys of `kind` a change concerns.
     fn related(&self, kind: Kind, change: &Change) -> Vec<String> {
+        match (kind, change.kind) {
+            // A Replica placed, moved, gone or reporting: its Cargo (the scheduler counts
+            // it, the node's runner runs it).
+            (Kind::Cargo, Kind::Replica) => {
+                let (namespace, _) = keys::split_object_key(change.kind, &change.key);
+                return match (namespace, &change.cargo) {
+                    (Some(ns), Some(cargo)) => {
+                        vec![ObjectRef::<CargoObject>::new(Some(&ns), cargo).store_key()]
+                    }
+                    _ => Vec::new(),
+                };
+            }
+            // A node came, went, was cordoned or relabelled: every cargo may place anew.
+            (Kind::Cargo, Kind::Node) if change.placement_changed => {
+                return self.cargoes.keys();
+            }
+            _ => {}
+        }
         if change.kind == kind {
             return if change.status_only {
                 Vec::new()

@@ -14,6 +14,8 @@ pub mod network;
 pub mod node;
 pub mod owner;
 pub mod plan;
+pub mod replicas;
+pub mod scheduler;
 pub mod subnets;
 pub mod tasks;
 pub mod write;
@@ -81,8 +83,8 @@ pub struct Shared<S, D> {
     pub instance: String,
     /// The caches and change feed.
     pub hub: Hub,
-    /// Crash-loop bookkeeping of the cargo controller.
-    pub restarts: cargo::Restarts,
+    /// Crash-loop bookkeeping of the replica runner.
+    pub restarts: replicas::Restarts,
     /// The subnets of the networks nanocl creates.
     pub pool: subnets::Pool,
 }
@@ -122,7 +124,7 @@ pub fn runner_config() -> runner::Config {
 }
 
 /// How often the controllers look at everything again, whatever happened.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Options {
     /// Every object is reconciled again this often.
     pub resync: Duration,
@@ -130,6 +132,10 @@ pub struct Options {
     pub gc_interval: Duration,
     /// Where the subnets of Cluster and Network bridges come from (`--network-pool`).
     pub network_pool: subnets::Pool,
+    /// A node to register and run replicas for in the same process, on the same caches
+    /// (`run` as one host: what the tests and benchmarks start). nanocld runs its node apart
+    /// (`run_node`), since it runs whether or not this process leads.
+    pub local_node: Option<crate::agent::Config>,
 }
 
 impl Default for Options {
@@ -138,6 +144,14 @@ impl Default for Options {
             resync: Duration::from_secs(60),
             gc_interval: Duration::from_secs(30),
             network_pool: subnets::Pool::default(),
+            local_node: Some(crate::agent::Config {
+                node: "local".into(),
+                labels: Default::default(),
+                addresses: Vec::new(),
+                ttl: Duration::from_secs(10),
+                identity: "local".into(),
+                check: crate::agent::CHECK,
+            }),
         }
     }
 }
@@ -153,9 +167,65 @@ pub enum RunError {
     TaskEnded(#[from] TaskEnded),
 }
 
-/// Runs every controller until `shutdown` flips. Every long-lived task is tracked: if one
-/// ends before shutdown, the others are stopped and the error says which one, so nanocld
-/// exits non-zero (and its supervisor restarts it) rather than run with a frozen cache.
+/// The caches, started and filled; `None` when `shutdown` came first.
+async fn start_hub<S: Store + Clone>(
+    store: &S,
+    metrics: &Arc<Metrics>,
+    tasks_shutdown: &watch::Receiver<bool>,
+    tasks: &mut Tasks,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<Hub> {
+    let hub = Hub::start(
+        store.clone(),
+        metrics.clone(),
+        tasks_shutdown.clone(),
+        tasks,
+    );
+    tokio::select! {
+        () = hub.wait_ready() => Some(hub),
+        () = stopped(shutdown) => None,
+    }
+}
+
+/// A future that resolves once `tasks_shutdown` is true, for each task.
+fn stop_signal(
+    tasks_shutdown: &watch::Receiver<bool>,
+) -> impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+    let s = tasks_shutdown.clone();
+    move || {
+        let mut s = s.clone();
+        Box::pin(async move {
+            let _ = s.wait_for(|v| *v).await;
+        })
+    }
+}
+
+/// Waits for shutdown or for a task to end (an error), then stops and joins every task.
+async fn supervise(
+    mut tasks: Tasks,
+    stop_tasks: watch::Sender<bool>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), RunError> {
+    let result = tokio::select! {
+        () = stopped(&mut shutdown) => Ok(()),
+        ended = tasks.next_ended() => match ended {
+            Some(ended) => Err(RunError::TaskEnded(ended)),
+            None => Ok(()),
+        },
+    };
+    if let Err(e) = &result {
+        tracing::error!(error = %e, "stopping the controllers");
+    }
+    let _ = stop_tasks.send(true);
+    tasks.join_all().await;
+    result
+}
+
+/// Runs every controller until `shutdown` flips (and, with `options.local_node`, that
+/// node's agent and replica runner too, on the same caches). Every long-lived task is
+/// tracked: if one ends before shutdown, the others are stopped and the error says which
+/// one, so nanocld exits non-zero (and its supervisor restarts it) rather than run with a
+/// frozen cache.
 pub async fn run<S: Store + Clone, D: Docker>(
     store: S,
     docker: D,
@@ -164,42 +234,48 @@ pub async fn run<S: Store + Clone, D: Docker>(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), RunError> {
     let instance = instance_id(&store).await?;
+    // The scheduler writes Replicas into the namespaces of their cargoes; `global` is one.
+    crate::objects::ensure_default_namespace(&store).await?;
     tracing::info!(%instance, "controllers starting");
     // The tasks stop on `stop_tasks` (shutdown, or one of them failing).
     let (stop_tasks, tasks_shutdown) = watch::channel(false);
     let mut tasks = Tasks::default();
-    let hub = Hub::start(
-        store.clone(),
-        metrics.clone(),
-        tasks_shutdown.clone(),
-        &mut tasks,
-    );
-    tokio::select! {
-        () = hub.wait_ready() => {}
-        () = stopped(&mut shutdown) => {
-            let _ = stop_tasks.send(true);
-            tasks.join_all().await;
-            return Ok(());
-        }
-    }
+    let Some(hub) = start_hub(&store, &metrics, &tasks_shutdown, &mut tasks, &mut shutdown).await
+    else {
+        let _ = stop_tasks.send(true);
+        tasks.join_all().await;
+        return Ok(());
+    };
     let shared = Arc::new(Shared {
         store,
         docker,
         instance,
         hub,
-        restarts: cargo::Restarts::default(),
+        restarts: replicas::Restarts::default(),
         pool: options.network_pool,
     });
-    let stop = {
-        let s = tasks_shutdown.clone();
-        move || {
-            let mut s = s.clone();
-            async move {
-                let _ = s.wait_for(|v| *v).await;
+    let stop = stop_signal(&tasks_shutdown);
+    if let Some(config) = options.local_node.clone() {
+        let (store, docker, done) = (
+            shared.store.clone(),
+            shared.docker.clone(),
+            tasks_shutdown.clone(),
+        );
+        let (registered, _) = watch::channel(false);
+        let node = config.node.clone();
+        tasks.spawn("node agent", async move {
+            if let Err(e) = crate::agent::run(store, docker, config, registered, done).await {
+                tracing::error!(error = %e, "the node agent stopped");
             }
-        }
-    };
+        });
+        spawn_node_tasks(&shared, &node, &metrics, &options, &stop, &mut tasks);
+    }
     for kind in Kind::ALL {
+        // Replicas are the scheduler's output (the Cargo controller) and the node runners'
+        // input: no controller of their own.
+        if kind == Kind::Replica {
+            continue;
+        }
         let shared = shared.clone();
         let done = stop();
         let config = runner::Config {
@@ -208,10 +284,7 @@ pub async fn run<S: Store + Clone, D: Docker>(
             ..runner_config()
         };
         tasks.spawn(format!("{kind} controller"), async move {
-            let mut triggers =
-                shared
-                    .hub
-                    .triggers(kind, shared.docker.clone(), shared.instance.clone());
+            let mut triggers = shared.hub.triggers(kind);
             if kind == Kind::Node {
                 // A node's liveness is its lease key, outside the objects.
                 let leases = node::lease_triggers(shared.store.clone(), shared.hub.clone());
@@ -230,6 +303,7 @@ pub async fn run<S: Store + Clone, D: Docker>(
                         Kind::Network => network::reconcile(&shared, &key).await,
                         Kind::Cargo => cargo::reconcile(&shared, &key).await,
                         Kind::Node => node::reconcile(&shared, &key).await,
+                        Kind::Replica => Ok(Action::AwaitChange),
                     };
                     result
                 }
@@ -240,23 +314,82 @@ pub async fn run<S: Store + Clone, D: Docker>(
     {
         let shared = shared.clone();
         let done = stop();
-        tasks.spawn("garbage collector", async move {
-            cargo::collect_garbage_until(&shared, options.gc_interval, done).await;
+        tasks.spawn("store garbage collector", async move {
+            cargo::collect_store_garbage_until(&shared, options.gc_interval, done).await;
         });
     }
-    let result = tokio::select! {
-        () = stopped(&mut shutdown) => Ok(()),
-        ended = tasks.next_ended() => match ended {
-            Some(ended) => Err(RunError::TaskEnded(ended)),
-            None => Ok(()),
-        },
+    supervise(tasks, stop_tasks, shutdown).await
+}
+
+/// The replica runner of node `node` and its Docker garbage collector, into `tasks`.
+fn spawn_node_tasks<S: Store + Clone, D: Docker>(
+    shared: &Arc<Shared<S, D>>,
+    node: &str,
+    metrics: &Arc<Metrics>,
+    options: &Options,
+    stop: &impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    tasks: &mut Tasks,
+) {
+    let config = runner::Config {
+        panics: Some(metrics.reconcile_panics(Kind::Replica)),
+        resync: Some(options.resync),
+        ..runner_config()
     };
-    if let Err(e) = &result {
-        tracing::error!(error = %e, "stopping the controllers");
+    {
+        let (shared, node, done) = (shared.clone(), node.to_owned(), stop());
+        tasks.spawn("replica runner", async move {
+            let triggers = shared
+                .hub
+                .node_triggers(shared.docker.clone(), shared.instance.clone());
+            let keys = {
+                let shared = shared.clone();
+                move || shared.hub.keys(Kind::Cargo)
+            };
+            let reconcile = move |key: String| {
+                let (shared, node) = (shared.clone(), node.clone());
+                async move { replicas::reconcile(&shared, &node, &key).await }
+            };
+            runner::run(triggers, keys, reconcile, config, done).await;
+        });
     }
-    let _ = stop_tasks.send(true);
-    tasks.join_all().await;
-    result
+    let (shared, every, done) = (shared.clone(), options.gc_interval, stop());
+    tasks.spawn("garbage collector", async move {
+        replicas::collect_garbage_until(&shared, every, done).await;
+    });
+}
+
+/// Runs node `node`'s replica runner (the containers of the Replicas placed on it) on
+/// Docker `docker`, with caches of its own, until `shutdown`: what every nanocld with the
+/// agent role runs, leading or not.
+pub async fn run_node<S: Store + Clone, D: Docker>(
+    store: S,
+    docker: D,
+    node: String,
+    metrics: Arc<Metrics>,
+    options: Options,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), RunError> {
+    let instance = instance_id(&store).await?;
+    let (stop_tasks, tasks_shutdown) = watch::channel(false);
+    let mut tasks = Tasks::default();
+    let Some(hub) = start_hub(&store, &metrics, &tasks_shutdown, &mut tasks, &mut shutdown).await
+    else {
+        let _ = stop_tasks.send(true);
+        tasks.join_all().await;
+        return Ok(());
+    };
+    tracing::info!(%node, "replica runner starting");
+    let shared = Arc::new(Shared {
+        store,
+        docker,
+        instance,
+        hub,
+        restarts: replicas::Restarts::default(),
+        pool: options.network_pool,
+    });
+    let stop = stop_signal(&tasks_shutdown);
+    spawn_node_tasks(&shared, &node, &metrics, &options, &stop, &mut tasks);
+    supervise(tasks, stop_tasks, shutdown).await
 }
 
 /// Resolves once `shutdown` is true (without holding its lock across an await).

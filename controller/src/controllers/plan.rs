@@ -1,7 +1,7 @@
 //! The pure heart of the Cargo controller: render the desired container from the Cargo and
 //! its Cluster, then `plan(desired, observed) -> Vec<Op>`. No I/O here; tested hardest.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use nanocl_api_types::cargo::v1::{Cargo, Protocol};
 use nanocl_api_types::cluster::v1::Cluster;
@@ -300,6 +300,12 @@ fn is_current(c: &Container, desired: &Desired) -> bool {
 ///   the old one goes first (that slot is briefly down; the others are not).
 /// - A stopped container of the current spec is started again.
 pub fn plan(desired: &Desired, observed: &[Container]) -> Vec<Op> {
+    plan_slots(desired, &(0..desired.replicas).collect(), observed)
+}
+
+/// `plan` for the slots `wanted` (those placed on this node): a container of any other
+/// slot is surplus and removed.
+pub fn plan_slots(desired: &Desired, wanted: &BTreeSet<u32>, observed: &[Container]) -> Vec<Op> {
     let mut ops = Vec::new();
     let mut slots: BTreeMap<u32, Vec<&Container>> = BTreeMap::new();
     for c in observed {
@@ -308,16 +314,19 @@ pub fn plan(desired: &Desired, observed: &[Container]) -> Vec<Op> {
             None => ops.push(Op::Remove { id: c.id.clone() }),
         }
     }
-    for (_, containers) in slots.range(desired.replicas..).rev() {
+    for (_, containers) in slots.iter().rev().filter(|(s, _)| !wanted.contains(s)) {
         for c in containers {
             ops.push(Op::Remove { id: c.id.clone() });
         }
     }
     // A slot is mid-replacement when it has a current container next to outdated ones.
-    let mut replacing = slots.range(..desired.replicas).any(|(_, cs)| {
-        cs.iter().any(|c| is_current(c, desired)) && cs.iter().any(|c| !is_current(c, desired))
-    });
-    for slot in 0..desired.replicas {
+    let mut replacing = slots
+        .iter()
+        .filter(|(s, _)| wanted.contains(s))
+        .any(|(_, cs)| {
+            cs.iter().any(|c| is_current(c, desired)) && cs.iter().any(|c| !is_current(c, desired))
+        });
+    for &slot in wanted {
         let containers = slots.get(&slot).map(Vec::as_slice).unwrap_or(&[]);
         let mut current = containers.iter().filter(|c| is_current(c, desired));
         let first = current.next();

@@ -75,7 +75,23 @@ fn label_filters(labels: &[String]) -> Option<HashMap<String, Vec<String>>> {
 impl Engine {
     /// Connects to the local engine and negotiates the API version.
     pub async fn connect() -> Result<Engine, DockerError> {
-        let docker = ::bollard::Docker::connect_with_local_defaults().map_err(failed("connect"))?;
+        Engine::connect_to(None).await
+    }
+
+    /// Connects to the Docker engine at `url` (`unix:///PATH`, `tcp://HOST:PORT`), or at
+    /// `DOCKER_HOST` (default: the local socket) without one.
+    pub async fn connect_to(url: Option<&str>) -> Result<Engine, DockerError> {
+        const TIMEOUT: u64 = 120;
+        let docker = match url {
+            None => ::bollard::Docker::connect_with_local_defaults(),
+            Some(url) if url.starts_with("unix://") => {
+                ::bollard::Docker::connect_with_unix(url, TIMEOUT, ::bollard::API_DEFAULT_VERSION)
+            }
+            Some(url) => {
+                ::bollard::Docker::connect_with_http(url, TIMEOUT, ::bollard::API_DEFAULT_VERSION)
+            }
+        }
+        .map_err(failed("connect"))?;
         let docker = docker
             .negotiate_version()
             .await

@@ -162,3 +162,34 @@ impl Unreadable {
 
 /// The condition reason (and Event reason) of an object that cannot be decoded.
 pub const UNDECODABLE_REASON: &str = "Undecodable";
+
+/// Makes sure the `global` namespace exists.
+pub async fn ensure_default_namespace<S: Store>(store: &S) -> Result<(), StoreError> {
+    let key = ObjectKey {
+        kind: Kind::Namespace,
+        namespace: None,
+        name: nanocl_api_types::meta::DEFAULT_NAMESPACE.to_owned(),
+    };
+    if store.get(&keys::object_key(&key)).await?.is_some() {
+        return Ok(());
+    }
+    let mut ns: nanocl_api_types::namespace::v1::Namespace = nanocl_api_types::meta::Object::new(
+        nanocl_api_types::V1,
+        "Namespace",
+        key.name.clone(),
+        None,
+        Default::default(),
+    );
+    ns.metadata.uid = Some(uuid::Uuid::new_v4().to_string());
+    ns.metadata.creation_timestamp = Some(now());
+    ns.metadata.generation = Some(1);
+    let bytes = encode(&nanocl_api_types::AnyObject::Namespace(ns)).map_err(|e| {
+        StoreError::RecordCorrupt {
+            what: e.to_string(),
+        }
+    })?;
+    match store.create(&keys::object_key(&key), bytes).await {
+        Ok(_) | Err(StoreError::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}

@@ -68,6 +68,19 @@ pub mod owners {
         ],
         conditions: &["Ready", "Progressing", "Degraded"],
     };
+    /// The replica runner of the Replica's node: all of a Replica's status.
+    pub const REPLICA: StatusOwner = StatusOwner {
+        fields: &[
+            "node",
+            "container",
+            "phase",
+            "ready",
+            "specHash",
+            "reason",
+            "message",
+        ],
+        conditions: &[],
+    };
     /// The Cluster controller.
     pub const CLUSTER: StatusOwner = StatusOwner {
         fields: &["observedGeneration", "subnet"],

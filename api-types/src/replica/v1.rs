@@ -1,0 +1,107 @@
+//! `Replica` in `nanocl.io/v1` (the only version it is served in).
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::meta::Object;
+use crate::path::FieldPath;
+use crate::validation::{self, FieldErrors};
+
+/// A Replica: slot `slot` of Cargo `cargo` (same namespace), placed on node `node`. The
+/// scheduler (the leading nanocld) creates one per slot and moves it when its node is lost,
+/// cordoned for a drain, or no longer eligible; the agent of `node` runs its container and
+/// reports it here. The placement is durable, so a restarted leader changes nothing that
+/// is already right. Written by nanocl, not by users: the API refuses creating or
+/// replacing one; deleting one makes the scheduler place its slot again.
+pub type Replica = Object<ReplicaSpec, ReplicaStatus>;
+
+/// Where a slot runs.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReplicaSpec {
+    /// The Cargo this replica belongs to.
+    pub cargo: String,
+    /// The replica ordinal (`io.nanocl.slot` on its container).
+    pub slot: u32,
+    /// The node whose agent runs it.
+    pub node: String,
+}
+
+/// What the agent of the replica's node observed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReplicaStatus {
+    /// The node that wrote this status (a report from a node the replica has since left
+    /// does not count).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// The container's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// `Pending` (no container yet), `Running`, `Stopped` (exited or not started) or
+    /// `Failed` (it cannot run: `reason` says why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// Running the current spec, and healthy when it has a health check.
+    #[serde(default)]
+    pub ready: bool,
+    /// The hash of the container spec it runs (`io.nanocl.spec-hash`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec_hash: Option<String>,
+    /// A CamelCase word when something is wrong (`CrashLoopBackOff`, `PortInUse`,
+    /// `ImagePullBackOff`, `NetworkNotReady`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// A sentence for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// The name of slot `slot`'s Replica: `{cargo}-{slot}`, or, when that would be longer than
+/// a name may be (63), the cargo's name cut short with a hash of the whole.
+pub fn name(cargo: &str, slot: u32) -> String {
+    let full = format!("{cargo}-{slot}");
+    if full.len() <= 63 {
+        return full;
+    }
+    // FNV-1a: stable across builds and platforms.
+    let hash = cargo.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let suffix = format!("-{:08x}-{slot}", hash & 0xffff_ffff);
+    let keep = 63 - suffix.len();
+    let cut = cargo[..keep].trim_end_matches('-');
+    format!("{cut}{suffix}")
+}
+
+/// Checks a Replica.
+pub fn validate(replica: &Replica) -> FieldErrors {
+    let mut errors = FieldErrors::new();
+    replica
+        .metadata
+        .validate(&FieldPath::keys("metadata"), true, &mut errors);
+    errors.check(
+        &FieldPath::keys("spec.cargo"),
+        validation::dns1123_label(&replica.spec.cargo),
+    );
+    errors.check(
+        &FieldPath::keys("spec.node"),
+        validation::dns1123_label(&replica.spec.node),
+    );
+    errors
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_should_be_short_enough_and_distinct() {
+        assert_eq!(name("web", 3), "web-3");
+        let long = "a".repeat(63);
+        let n = name(&long, 999);
+        assert!(n.len() <= 63, "{n}");
+        assert!(validation::dns1123_label(&n).is_ok(), "{n}");
+        assert_ne!(n, name(&format!("{}b", &long[..62]), 999));
+    }
+}

@@ -1,0 +1,947 @@
+//! The replica runner of one node: runs the containers of the Replicas placed on this node
+//! (by the scheduler, as `Replica` objects), with the current spec, brings them back when
+//! they are killed, stopped or removed, removes what is no longer placed here, and reports
+//! each Replica's state in its status. One reconcile per Cargo (its key), covering every
+//! slot of the cargo this node runs, so that a rolling replacement and the aggregated
+//! Events work as on one host.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use futures::StreamExt;
+use nanocl_api_types::cargo::v1::{Cargo, ImagePullPolicy};
+use nanocl_api_types::replica::v1::{Replica as ReplicaObject, ReplicaStatus};
+use nanocl_api_types::AnyObject;
+use tokio::time::Instant;
+
+use super::plan::{self, container_name, labels, Desired, NotReady, Op};
+use super::{events, OwnerFilter, ReconcileError, Shared};
+use crate::docker::{Container, Docker, DockerError, NetworkSpec, State};
+use crate::objects::api::{Api, ObjectRef};
+use crate::runtime::runner::Action;
+use crate::store::Store;
+use nanocl_api_types::cargo::v1::Cargo as CargoObject;
+use nanocl_api_types::cluster::v1::Cluster as ClusterObject;
+use nanocl_api_types::network::v1::Network as NetworkObject;
+use nanocl_api_types::Resource as _;
+
+/// The finalizer every Replica carries until the agent of its node has removed its
+/// container (or the scheduler gave up on a lost node).
+pub const AGENT_FINALIZER: &str = "nanocl.io/agent";
+
+/// Restarts of each slot, to tell a replica that died once from one crash-looping.
+#[derive(Debug, Default)]
+pub struct Restarts(Mutex<HashMap<(String, u32), (u32, Instant)>>);
+
+/// Restarts within this window count toward a crash loop.
+const CRASH_WINDOW: Duration = Duration::from_secs(30);
+/// Free restarts before backing off.
+const FREE_RESTARTS: u32 = 3;
+/// Longest wait between restarts of a crash-looping replica.
+const MAX_CRASH_BACKOFF: Duration = Duration::from_secs(60);
+
+impl Restarts {
+    /// When slot `slot` of `key` may restart, recording the restart if it may now.
+    fn admit(&self, key: &str, slot: u32) -> Result<(), Duration> {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        let entry = map.entry((key.to_owned(), slot)).or_insert((0, now));
+        if now.duration_since(entry.1) > CRASH_WINDOW + MAX_CRASH_BACKOFF {
+            *entry = (0, now);
+        }
+        if entry.0 >= FREE_RESTARTS {
+            let exp = (entry.0 - FREE_RESTARTS).min(6);
+            let wait = Duration::from_secs(1 << exp).min(MAX_CRASH_BACKOFF);
+            let allowed = entry.1 + wait;
+            if now < allowed {
+                return Err(allowed - now);
+            }
+        }
+        *entry = (entry.0 + 1, now);
+        Ok(())
+    }
+
+    fn forget(&self, key: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|(k, _), _| k != key);
+    }
+}
+
+/// A problem on one replica (or, without a slot, on all of this node's), for the status.
+struct Problem {
+    slot: Option<u32>,
+    reason: &'static str,
+    message: String,
+}
+
+/// Reconciles this node's part of one Cargo (`cargoes/{ns}/{name}`).
+pub async fn reconcile<S: Store + Clone, D: Docker>(
+    shared: &Shared<S, D>,
+    node: &str,
+    key: &str,
+) -> Result<Action, ReconcileError> {
+    let Some(at) = ObjectRef::<CargoObject>::parse(key) else {
+        return Ok(Action::AwaitChange);
+    };
+    let namespace = at.key().namespace.unwrap_or_default();
+    let name = at.key().name;
+    let mine: Vec<std::sync::Arc<ReplicaObject>> = shared
+        .hub
+        .replicas_of(&namespace, &name)
+        .into_iter()
+        .filter(|r| r.spec.node == node)
+        .collect();
+    let filter = OwnerFilter::instance(&shared.instance)
+        .namespace(&namespace)
+        .cargo(&name)
+        .labels();
+    let cargo = shared.hub.get(&at);
+    if cargo.is_none() && shared.hub.exists(&at) {
+        // Stored but not decodable by this nanocld: its containers are left as they are.
+        return Ok(Action::AwaitChange);
+    }
+    let Some(cargo) = cargo.filter(|c| c.metadata.deletion_timestamp.is_none()) else {
+        // Gone or going: nothing of it runs here.
+        let observed = shared.docker.list_containers(&filter).await?;
+        if !observed.is_empty() {
+            let ids: Vec<&str> = observed.iter().map(|c| c.id.as_str()).collect();
+            let object = shared
+                .hub
+                .get(&at)
+                .map(|c| CargoObject::clone(&c).into_any());
+            remove_containers(shared, object.as_ref(), &observed, &ids).await?;
+        }
+        release(shared, &mine, &BTreeSet::new()).await?;
+        shared.restarts.forget(key);
+        return Ok(Action::AwaitChange);
+    };
+    let ctx = Ctx {
+        shared,
+        key,
+        node,
+        cargo: &cargo,
+        object: CargoObject::clone(&cargo).into_any(),
+        filter,
+        namespace,
+        // A slot beyond the cargo's count goes as soon as the cargo says so, before the
+        // scheduler has deleted its Replica: a scale-down is one removal, one Event.
+        slots: mine
+            .iter()
+            .filter(|r| r.metadata.deletion_timestamp.is_none())
+            .map(|r| r.spec.slot)
+            .filter(|slot| i64::from(*slot) < i64::from(cargo.spec.replicas.unwrap_or(1)))
+            .collect(),
+        mine: &mine,
+    };
+    run(&ctx).await
+}
+
+/// What every phase of one cargo's reconcile works on.
+struct Ctx<'a, S, D> {
+    shared: &'a Shared<S, D>,
+    key: &'a str,
+    node: &'a str,
+    cargo: &'a CargoObject,
+    /// The cargo as an object of any kind, for events.
+    object: AnyObject,
+    namespace: String,
+    /// The label filter of its replicas.
+    filter: Vec<String>,
+    /// The slots placed on this node (and not being removed).
+    slots: BTreeSet<u32>,
+    /// This node's Replicas of the cargo, those being removed included.
+    mine: &'a [std::sync::Arc<ReplicaObject>],
+}
+
+/// What applying the plan found: problems for the status, and the earliest time a
+/// crash-looping replica may start again.
+#[derive(Default)]
+struct Applied {
+    problems: Vec<Problem>,
+    wait: Option<Duration>,
+}
+
+/// Converges this node's containers of the cargo in named phases: `prepare` (render,
+/// networks, image), `observe` and `plan::plan_slots`, `execute`, `report`.
+async fn run<S: Store + Clone, D: Docker>(ctx: &Ctx<'_, S, D>) -> Result<Action, ReconcileError> {
+    let desired = if ctx.slots.is_empty() {
+        // Nothing placed here: only removals, whatever the spec says.
+        None
+    } else {
+        match prepare(ctx).await? {
+            Ok(desired) => Some(desired),
+            Err(action) => return Ok(action),
+        }
+    };
+    let observed = observe(ctx).await?;
+    let ops = match &desired {
+        Some(d) => plan::plan_slots(d, &ctx.slots, &observed),
+        None => observed
+            .iter()
+            .map(|c| Op::Remove { id: c.id.clone() })
+            .collect(),
+    };
+    tracing::debug!(?ops, observed = ?observed.iter().map(|c| (c.name.as_str(), c.state)).collect::<Vec<_>>(), "planned");
+    let applied = execute(ctx, desired.as_ref(), &observed, &ops).await?;
+    let observed = if ops.is_empty() {
+        observed
+    } else {
+        observe(ctx).await?
+    };
+    let remaining: BTreeSet<u32> = observed.iter().filter_map(slot_of).collect();
+    release(ctx.shared, ctx.mine, &remaining).await?;
+    if let Some(desired) = &desired {
+        report(ctx, desired, observed, &applied).await?;
+    }
+    Ok(match applied.wait {
+        Some(after) => Action::Requeue(after),
+        None if !ops.is_empty() => Action::Requeue(Duration::from_millis(500)),
+        // With a health check, readiness changes without a Docker event we listen to.
+        None if desired
+            .as_ref()
+            .is_some_and(|d| d.template.healthcheck.is_some()) =>
+        {
+            Action::Requeue(Duration::from_secs(5))
+        }
+        None => Action::AwaitChange,
+    })
+}
+
+fn slot_of(c: &Container) -> Option<u32> {
+    c.labels.get(labels::SLOT)?.parse().ok()
+}
+
+/// Lets the Replicas being removed go once their slot has no container here.
+async fn release<S: Store + Clone, D: Docker>(
+    shared: &Shared<S, D>,
+    mine: &[std::sync::Arc<ReplicaObject>],
+    remaining: &BTreeSet<u32>,
+) -> Result<(), ReconcileError> {
+    let api: Api<ReplicaObject, S> = Api::new(shared.store.clone());
+    for r in mine {
+        if r.metadata.deletion_timestamp.is_some() && !remaining.contains(&r.spec.slot) {
+            api.remove_finalizer(r, AGENT_FINALIZER).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The cargo's containers on this node as Docker lists them, with what its events said
+/// since (a replica that died shows exited before the listing says so).
+async fn observe<S: Store + Clone, D: Docker>(
+    ctx: &Ctx<'_, S, D>,
+) -> Result<Vec<Container>, ReconcileError> {
+    let listed = ctx.shared.docker.list_containers(&ctx.filter).await?;
+    Ok(ctx.shared.hub.deaths().overlay(listed))
+}
+
+/// Removes the containers `ids` side by side (in the same window as creation), and records
+/// one Event for all of them on the cargo (when it is still there).
+async fn remove_containers<S: Store + Clone, D: Docker>(
+    shared: &Shared<S, D>,
+    object: Option<&AnyObject>,
+    observed: &[Container],
+    ids: &[&str],
+) -> Result<(), ReconcileError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let calls: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let (docker, id) = (shared.docker.clone(), (*id).to_owned());
+            async move { docker.remove_container(&id).await }
+        })
+        .collect();
+    // In order (`buffered`), so each result lines up with its id.
+    let results: Vec<Result<(), DockerError>> = futures::stream::iter(calls)
+        .buffered(DOCKER_WINDOW)
+        .collect()
+        .await;
+    let removed = results.iter().filter(|r| r.is_ok()).count();
+    if let (true, Some(object)) = (removed > 0, object) {
+        let names: Vec<&str> = ids
+            .iter()
+            .zip(&results)
+            .filter(|(_, r)| r.is_ok())
+            .map(|(id, _)| {
+                observed
+                    .iter()
+                    .find(|c| c.id == *id)
+                    .map_or(*id, |c| c.name.as_str())
+            })
+            .collect();
+        events::record(
+            &shared.store,
+            object,
+            false,
+            "ReplicasRemoved",
+            removed_message(&names),
+        )
+        .await;
+    }
+    // The first failure is the reconcile's error (retried with backoff); the rest were
+    // removed.
+    results.into_iter().collect::<Result<Vec<()>, _>>()?;
+    Ok(())
+}
+
+/// `removed container a`, `removed 3 containers: a, b, c`, `removed 40 containers: a, b, c
+/// and 37 more`.
+fn removed_message(names: &[&str]) -> String {
+    const SHOWN: usize = 3;
+    match names {
+        [one] => format!("removed container {one}"),
+        _ if names.len() <= SHOWN => {
+            format!("removed {} containers: {}", names.len(), names.join(", "))
+        }
+        _ => format!(
+            "removed {} containers: {} and {} more",
+            names.len(),
+            names[..SHOWN].join(", "),
+            names.len() - SHOWN
+        ),
+    }
+}
+
+/// Renders the desired container and checks what it needs: its cluster and variables, its
+/// Docker networks on this node, its image. `Err(action)`: not ready, the status says why.
+async fn prepare<S: Store + Clone, D: Docker>(
+    ctx: &Ctx<'_, S, D>,
+) -> Result<Result<Desired, Action>, ReconcileError> {
+    let (shared, cargo) = (ctx.shared, ctx.cargo);
+    let cluster = shared.hub.get(&ObjectRef::<ClusterObject>::new(
+        Some(&ctx.namespace),
+        &cargo.spec.cluster,
+    ));
+    let desired = match plan::render(cargo, cluster.as_deref(), &shared.instance) {
+        Ok(d) => d,
+        Err(not_ready) => {
+            // The scheduler says so on the cargo; nothing runs until it renders.
+            write_status(ctx, &[], None, Some(&not_ready), &[]).await?;
+            return Ok(Err(Action::AwaitChange));
+        }
+    };
+    if let Some(why) = ensure_networks(ctx, &desired).await? {
+        write_status(ctx, &[], Some(&desired), Some(&why), &[]).await?;
+        // The network's controller's status write triggers this cargo; the requeue is a
+        // fallback.
+        return Ok(Err(Action::Requeue(Duration::from_millis(500))));
+    }
+    if let Err(problem) = ensure_image(shared, cargo, &desired).await {
+        events::record(
+            &shared.store,
+            &ctx.object,
+            true,
+            problem.reason,
+            problem.message.clone(),
+        )
+        .await;
+        write_status(ctx, &[], Some(&desired), None, &[problem]).await?;
+        return Err(ReconcileError::Docker(DockerError::PullFailed {
+            image: desired.template.image.clone(),
+            message: "see the cargo's status".into(),
+        }));
+    }
+    Ok(Ok(desired))
+}
+
+/// The cargo's Docker networks on this node: created here from their object once its
+/// controller (on the leader) has made it Ready, with the subnet it recorded, so every
+/// node has the same networks. `Some(why)` while one is missing.
+async fn ensure_networks<S: Store + Clone, D: Docker>(
+    ctx: &Ctx<'_, S, D>,
+    desired: &Desired,
+) -> Result<Option<NotReady>, ReconcileError> {
+    let shared = ctx.shared;
+    let ours = OwnerFilter::instance(&shared.instance)
+        .namespace(&ctx.namespace)
+        .labels();
+    let present: Vec<String> = shared
+        .docker
+        .list_networks(&ours)
+        .await?
+        .into_iter()
+        .map(|n| n.name)
+        .collect();
+    let cluster = &ctx.cargo.spec.cluster;
+    for missing in desired
+        .template
+        .networks
+        .iter()
+        .filter(|n| !present.contains(n))
+    {
+        let not_yet = || NotReady {
+            reason: "NetworkNotReady",
+            message: format!(
+                "Docker network {missing} does not exist yet (is its Network object applied?)"
+            ),
+        };
+        let Some(spec) = network_spec(ctx, missing) else {
+            return Ok(Some(not_yet()));
+        };
+        match shared.docker.create_network(&spec).await {
+            Ok(_) => {
+                tracing::info!(network = %missing, node = ctx.node, %cluster, "created the network on this node");
+            }
+            Err(DockerError::NameConflict { .. }) => {
+                // Created meanwhile by the cluster's or network's controller on this same
+                // Docker, or someone else's: the next listing tells.
+                return Ok(Some(not_yet()));
+            }
+            Err(e) => {
+                return Ok(Some(NotReady {
+                    reason: "NetworkNotReady",
+                    message: format!(
+                        "cannot create Docker network {missing} on node {}: {e}",
+                        ctx.node
+                    ),
+                }))
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// How to create Docker network `docker_name` of the cargo on this node, from its Cluster
+/// or Network object once that is Ready (its subnet chosen); `None` before.
+fn network_spec<S: Store + Clone, D: Docker>(
+    ctx: &Ctx<'_, S, D>,
+    docker_name: &str,
+) -> Option<NetworkSpec> {
+    let (shared, ns) = (ctx.shared, ctx.namespace.as_str());
+    let cluster = ctx.cargo.spec.cluster.as_str();
+    let ready = |conditions: &[nanocl_api_types::meta::Condition]| {
+        conditions.iter().any(|c| {
+            c.type_ == "Ready" && c.status == nanocl_api_types::meta::ConditionStatus::True
+        })
+    };
+    let mut labels_map = BTreeMap::from([
+        (labels::MANAGED.to_owned(), "true".to_owned()),
+        (labels::NAMESPACE.to_owned(), ns.to_owned()),
+        (labels::CLUSTER.to_owned(), cluster.to_owned()),
+        (labels::INSTANCE.to_owned(), shared.instance.clone()),
+    ]);
+    if docker_name == plan::default_network_name(cluster, ns) {
+        let c = shared
+            .hub
+            .get(&ObjectRef::<ClusterObject>::new(Some(ns), cluster))?;
+        let status = c.status.as_ref()?;
+        if !ready(&status.conditions) {
+            return None;
+        }
+        return Some(NetworkSpec {
+            name: docker_name.to_owned(),
+            driver: "bridge".into(),
+            internal: false,
+            subnet: status.subnet.clone(),
+            labels: labels_map,
+        });
+    }
+    let name = ctx
+        .cargo
+        .spec
+        .networks
+        .iter()
+        .find(|n| plan::network_name(n, cluster, ns) == docker_name)?;
+    let n = shared
+        .hub
+        .get(&ObjectRef::<NetworkObject>::new(Some(ns), name))?;
+    let status = n.status.as_ref()?;
+    if !ready(&status.conditions) {
+        return None;
+    }
+    labels_map.insert(labels::NETWORK.to_owned(), name.clone());
+    Some(NetworkSpec {
+        name: docker_name.to_owned(),
+        driver: n.spec.driver.clone().unwrap_or_else(|| "bridge".into()),
+        internal: n.spec.internal,
+        subnet: status.subnet.clone().or_else(|| n.spec.subnet.clone()),
+        labels: labels_map,
+    })
+}
+
+/// Carries out the plan: consecutive creations side by side (Docker takes several at once
+/// far faster than one after the other), everything else in order.
+async fn execute<S: Store + Clone, D: Docker>(
+    ctx: &Ctx<'_, S, D>,
+    desired: Option<&Desired>,
+    observed: &[Container],
+    ops: &[Op],
+) -> Result<Applied, ReconcileError> {
+    let mut applied = Applied::default();
+    // Runs of the same operation go to Docker side by side (in a bounded window); the order
+    // between runs is kept (an outdated replica with a fixed host port goes before its
+    // successor is created).
+    let mut i = 0;
+    while i < ops.len() {
+        match &ops[i] {
+            Op::Create { .. } => {
+                let slots: Vec<u32> = ops[i..]
+                    .iter()
+                    .map_while(|op| match op {
+                        Op::Create { slot } => Some(*slot),
+                        _ => None,
+                    })
+                    .collect();
+                i += slots.len();
+                if let Some(desired) = desired {
+                    applied
+                        .problems
+                        .extend(create_replicas(ctx, desired, &slots).await?);
+                }
+            }
+            Op::Remove { .. } => {
+                let ids: Vec<&str> = ops[i..]
+                    .iter()
+                    .map_while(|op| match op {
+                        Op::Remove { id } => Some(id.as_str()),
+                        _ => None,
+                    })
+                    .collect();
+                i += ids.len();
+                remove_containers(ctx.shared, Some(&ctx.object), observed, &ids).await?;
+            }
+            Op::Start { id, slot } => {
+                i += 1;
+                restart_replica(ctx, id, *slot, &mut applied).await?;
+            }
+        }
+    }
+    for problem in &applied.problems {
+        events::record(
+            &ctx.shared.store,
+            &ctx.object,
+            true,
+            problem.reason,
+            problem.message.clone(),
+        )
+        .await;
+    }
+    Ok(applied)
+}
+
+/// Creates and starts the replicas of `slots` at once; what went wrong, per replica.
+async fn create_replicas<S: Store + Clone, D: Docker>(
+    ctx: &Ctx<'_, S, D>,
+    desired: &Desired,
+    slots: &[u32],
+) -> Result<Vec<Problem>, ReconcileError> {
+    let results: Vec<Result<Option<Problem>, ReconcileError>> =
+        futures::stream::iter(slots.to_vec())
+            .map(|slot| create_and_start(ctx.shared, ctx.cargo, desired, slot))
+            .buffer_unordered(DOCKER_WINDOW)
+            .collect()
+            .await;
+    let mut problems = Vec::new();
+    for result in results {
+        problems.extend(result?);
+    }
+    let list = slots
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    events::record(
+        &ctx.shared.store,
+        &ctx.object,
+        false,
+        "ReplicasCreated",
+        format!("created replica(s) {list}"),
+    )
+    .await;
+    Ok(problems)
+}
+
+/// Starts a stopped replica again, unless it is crash-looping and must wait.
+async fn restart_replica<S: Store + Clone, D: Docker>(
+    ctx: &Ctx<'_, S, D>,
+    id: &str,
+    slot: u32,
+    applied: &mut Applied,
+) -> Result<(), ReconcileError> {
+    let shared = ctx.shared;
+    let last = shared.docker.inspect_container(id).await?;
+    match last.as_ref().map(|c| c.state) {
+        // Removed meanwhile: its `destroy` event brings the next reconcile, which replaces it.
+        None | Some(State::Removing) => return Ok(()),
+        // Started again meanwhile (a listing or event behind the container itself).
+        Some(State::Running) => return Ok(()),
+        Some(_) => {}
+    }
+    // Killed or stopped from outside (SIGKILL without OOM, SIGTERM): not a crash; back at
+    // once. Anything else counts toward a crash loop.
+    let external = last
+        .as_ref()
+        .is_some_and(|c| !c.oom_killed && matches!(c.exit_code, Some(137 | 143)));
+    let admitted = if external {
+        Ok(())
+    } else {
+        shared.restarts.admit(ctx.key, slot)
+    };
+    match admitted {
+        Ok(()) => {
+            if let Err(e) = shared.docker.start_container(id).await {
+                applied.problems.push(start_problem(slot, e)?);
+                return Ok(());
+            }
+            let why = match &last {
+                Some(c) if c.oom_killed => "after it was OOMKilled".to_owned(),
+                Some(Container {
+                    exit_code: Some(code),
+                    ..
+                }) => format!("after it exited with code {code}"),
+                _ => "after it stopped".to_owned(),
+            };
+            events::record(
+                &shared.store,
+                &ctx.object,
+                !external,
+                "ReplicaRestarted",
+                format!("restarted replica {slot} {why}"),
+            )
+            .await;
+        }
+        Err(after) => {
+            let detail = match last {
+                Some(c) if c.oom_killed => {
+                    "was killed for using too much memory (OOMKilled)".to_owned()
+                }
+                Some(Container {
+                    exit_code: Some(code),
+                    ..
+                }) => format!("exited with code {code}"),
+                _ => "keeps stopping".to_owned(),
+            };
+            applied.problems.push(Problem {
+                slot: Some(slot),
+                reason: "CrashLoopBackOff",
+                message: format!(
+                    "replica {slot} {detail}; restarting in {}s",
+                    after.as_secs().max(1)
+                ),
+            });
+            applied.wait = Some(applied.wait.map_or(after, |w| w.min(after)));
+        }
+    }
+    Ok(())
+}
+
+/// Writes each Replica's status from what Docker holds now (with health, when the spec has
+/// a check).
+async fn report<S: Store + Clone, D: Docker>(
+    ctx: &Ctx<'_, S, D>,
+    desired: &Desired,
+    observed: Vec<Container>,
+    applied: &Applied,
+) -> Result<(), ReconcileError> {
+    let observed = with_health(ctx.shared, desired, observed).await?;
+    write_status(ctx, &observed, Some(desired), None, &applied.problems).await
+}
+
+fn start_problem(slot: u32, e: DockerError) -> Result<Problem, ReconcileError> {
+    match e {
+        DockerError::PortAllocated { message, .. } => Ok(Problem {
+            slot: Some(slot),
+            reason: "PortInUse",
+            message,
+        }),
+        DockerError::StartFailed { message, .. } => Ok(Problem {
+            slot: Some(slot),
+            reason: "StartFailed",
+            message,
+        }),
+        other => Err(other.into()),
+    }
+}
+
+/// Docker calls (create+start, remove) one reconcile makes side by side. dockerd is CPU-bound
+/// on a small host: a wider window did not make raw Docker faster either (see
+/// docs/performance.md).
+const DOCKER_WINDOW: usize = 8;
+
+async fn create_and_start<S: Store + Clone, D: Docker>(
+    shared: &Shared<S, D>,
+    cargo: &Cargo,
+    desired: &Desired,
+    slot: u32,
+) -> Result<Option<Problem>, ReconcileError> {
+    let namespace = cargo.metadata.namespace.clone().unwrap_or_default();
+    let mut spec = desired.template.clone();
+    spec.name = container_name(
+        &cargo.metadata.name,
+        slot,
+        &desired.hash,
+        &cargo.spec.cluster,
+        &namespace,
+    );
+    spec.labels.insert(labels::SLOT.into(), slot.to_string());
+    let id = match shared.docker.create_container(&spec).await {
+        Ok(id) => id,
+        Err(DockerError::NameConflict { name }) => {
+            // Deterministic names: a crash between create and record leaves our own container
+            // behind under this name; adopt it. Anything else is not ours to touch.
+            match shared.docker.inspect_container(&name).await? {
+                Some(c)
+                    if c.labels.get(labels::MANAGED).map(String::as_str) == Some("true")
+                        && c.labels.get(labels::CARGO) == Some(&cargo.metadata.name)
+                        && c.labels.get(labels::NAMESPACE) == Some(&namespace) =>
+                {
+                    c.id
+                }
+                _ => {
+                    return Ok(Some(Problem {
+                        slot: Some(slot),
+                        reason: "NameConflict",
+                        message: format!("a container named {name} exists and is not managed by nanocl; it is left alone"),
+                    }));
+                }
+            }
+        }
+        Err(e) => return Err(e.into()),
+    };
+    match shared.docker.start_container(&id).await {
+        Ok(()) => Ok(None),
+        Err(e) => start_problem(slot, e).map(Some),
+    }
+}
+
+async fn ensure_image<S: Store + Clone, D: Docker>(
+    shared: &Shared<S, D>,
+    cargo: &Cargo,
+    desired: &Desired,
+) -> Result<(), Problem> {
+    let image = &desired.template.image;
+    let policy = cargo
+        .spec
+        .container
+        .image_pull_policy
+        .unwrap_or(ImagePullPolicy::IfNotPresent);
+    let present = shared
+        .docker
+        .image_present(image)
+        .await
+        .map_err(|e| Problem {
+            slot: None,
+            reason: "ImageCheckFailed",
+            message: e.to_string(),
+        })?;
+    match (policy, present) {
+        (ImagePullPolicy::IfNotPresent | ImagePullPolicy::Never, true) => Ok(()),
+        (ImagePullPolicy::Never, false) => Err(Problem {
+            slot: None,
+            reason: "ImageNotPresent",
+            message: format!("image {image} is not on this host and imagePullPolicy is Never"),
+        }),
+        (ImagePullPolicy::Always, _) | (ImagePullPolicy::IfNotPresent, false) => {
+            shared.docker.pull_image(image).await.map_err(|e| Problem {
+                slot: None,
+                reason: "ImagePullBackOff",
+                message: e.to_string(),
+            })
+        }
+    }
+}
+
+/// Running containers of the current spec count as ready only when healthy, if they have a
+/// health check: inspect them for it (a listing does not say).
+async fn with_health<S: Store + Clone, D: Docker>(
+    shared: &Shared<S, D>,
+    desired: &Desired,
+    observed: Vec<Container>,
+) -> Result<Vec<Container>, ReconcileError> {
+    if desired.template.healthcheck.is_none() {
+        return Ok(observed);
+    }
+    let mut out = Vec::with_capacity(observed.len());
+    for c in observed {
+        if c.state == State::Running {
+            if let Some(inspected) = shared.docker.inspect_container(&c.id).await? {
+                out.push(inspected);
+                continue;
+            }
+        }
+        out.push(c);
+    }
+    Ok(out)
+}
+
+/// Writes the status of each of this node's Replicas (those not being removed) that
+/// changed: its container (the current one, else any), its phase, readiness, and the
+/// problem that concerns it (`not_ready`: waiting, phase `Pending`; a problem: `Failed`
+/// unless its container runs).
+async fn write_status<S: Store + Clone, D: Docker>(
+    ctx: &Ctx<'_, S, D>,
+    observed: &[Container],
+    desired: Option<&Desired>,
+    not_ready: Option<&NotReady>,
+    problems: &[Problem],
+) -> Result<(), ReconcileError> {
+    let api: Api<ReplicaObject, S> = Api::new(ctx.shared.store.clone());
+    for replica in ctx.mine {
+        if replica.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let slot = replica.spec.slot;
+        let current = |c: &Container| {
+            desired.is_some_and(|d| c.labels.get(labels::SPEC_HASH) == Some(&d.hash))
+        };
+        let in_slot: Vec<&Container> = observed
+            .iter()
+            .filter(|c| slot_of(c) == Some(slot))
+            .collect();
+        let container = in_slot
+            .iter()
+            .find(|c| current(c))
+            .or_else(|| in_slot.first())
+            .copied();
+        let running = container.is_some_and(|c| c.state == State::Running);
+        let ready = container.is_some_and(|c| {
+            current(c)
+                && c.state == State::Running
+                && c.health.as_deref().is_none_or(|h| h == "healthy")
+        });
+        let problem = problems
+            .iter()
+            .find(|p| p.slot == Some(slot))
+            .or_else(|| problems.iter().find(|p| p.slot.is_none()));
+        let (phase, reason, message) = match (not_ready, problem, container) {
+            (Some(nr), _, _) => ("Pending", Some(nr.reason), Some(nr.message.clone())),
+            (None, Some(p), _) if !ready => (
+                if running { "Running" } else { "Failed" },
+                Some(p.reason),
+                Some(p.message.clone()),
+            ),
+            (None, _, None) => ("Pending", None, None),
+            (None, _, Some(_)) if running => ("Running", None, None),
+            (None, _, Some(_)) => ("Stopped", None, None),
+        };
+        let status = ReplicaStatus {
+            node: Some(ctx.node.to_owned()),
+            container: container.map(|c| c.name.clone()),
+            phase: Some(phase.to_owned()),
+            ready,
+            spec_hash: container.and_then(|c| c.labels.get(labels::SPEC_HASH).cloned()),
+            reason: reason.map(str::to_owned),
+            message,
+        };
+        if replica.status.as_ref() == Some(&status) {
+            continue;
+        }
+        let value = serde_json::to_value(&status).unwrap_or_default();
+        match api
+            .patch_status(replica, &super::write::owners::REPLICA, &value)
+            .await
+        {
+            Ok(()) => {}
+            // Removed meanwhile (the scheduler moved or dropped it): nothing to report.
+            Err(crate::objects::ObjectError::Store(crate::store::StoreError::NotFound {
+                ..
+            })) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Removes the managed containers and networks on this node's Docker whose owner object is
+/// gone, on start and every `every`, until `done`.
+pub async fn collect_garbage_until<S: Store + Clone, D: Docker>(
+    shared: &Shared<S, D>,
+    every: Duration,
+    done: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(done);
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            () = &mut done => return,
+            _ = tick.tick() => {
+                if let Err(e) = collect_garbage(shared).await {
+                    tracing::warn!(error = %e, "garbage collection failed");
+                }
+            }
+        }
+    }
+}
+
+/// One garbage-collection pass.
+pub async fn collect_garbage<S: Store + Clone, D: Docker>(
+    shared: &Shared<S, D>,
+) -> Result<(), ReconcileError> {
+    let ours = OwnerFilter::instance(&shared.instance).labels();
+    for c in shared.docker.list_containers(&ours).await? {
+        let (Some(ns), Some(cargo)) =
+            (c.labels.get(labels::NAMESPACE), c.labels.get(labels::CARGO))
+        else {
+            continue;
+        };
+        // `exists`, not `cached`: a cargo this nanocld cannot decode still owns its replicas.
+        if !shared
+            .hub
+            .exists(&ObjectRef::<CargoObject>::new(Some(ns), cargo))
+        {
+            tracing::info!(container = %c.name, "removing a managed container whose cargo no longer exists");
+            shared.docker.remove_container(&c.id).await?;
+        }
+    }
+    for n in shared.docker.list_networks(&ours).await? {
+        let Some(ns) = n.labels.get(labels::NAMESPACE) else {
+            continue;
+        };
+        let owned = match (n.labels.get(labels::NETWORK), n.labels.get(labels::CLUSTER)) {
+            (Some(net), _) => shared
+                .hub
+                .exists(&ObjectRef::<NetworkObject>::new(Some(ns), net)),
+            (None, Some(cluster)) => shared
+                .hub
+                .exists(&ObjectRef::<ClusterObject>::new(Some(ns), cluster)),
+            _ => continue,
+        };
+        if !owned {
+            tracing::info!(network = %n.name, "removing a managed network whose owner no longer exists");
+            // Still in use: the next pass tries again.
+            let _ = shared.docker.remove_network(&n.id).await;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn restarts_should_be_free_three_times_then_back_off_and_forget_after_a_quiet_while() {
+        let restarts = Restarts::default();
+        for _ in 0..FREE_RESTARTS {
+            assert_eq!(restarts.admit("k", 0), Ok(()));
+        }
+        let wait = restarts.admit("k", 0).expect_err("a crash loop waits");
+        assert_eq!(wait, Duration::from_secs(1));
+        assert!(restarts.admit("k", 1).is_ok(), "slots are counted apart");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(restarts.admit("k", 0), Ok(()));
+        assert_eq!(
+            restarts.admit("k", 0),
+            Err(Duration::from_secs(2)),
+            "the wait doubles"
+        );
+        tokio::time::advance(CRASH_WINDOW + MAX_CRASH_BACKOFF + Duration::from_secs(1)).await;
+        assert_eq!(
+            restarts.admit("k", 0),
+            Ok(()),
+            "a quiet while resets the count"
+        );
+        restarts.forget("k");
+        for _ in 0..FREE_RESTARTS {
+            assert_eq!(restarts.admit("k", 0), Ok(()));
+        }
+    }
+}
