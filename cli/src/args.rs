@@ -57,6 +57,13 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Set a cargo's replica count.
     Scale(ScaleArgs),
+    /// Mark a node unschedulable: no new replica is placed on it; those running stay.
+    Cordon(NodeArgs),
+    /// Let replicas be placed on a cordoned node again.
+    Uncordon(NodeArgs),
+    /// Cordon a node, then move every replica placed on it to other nodes (for
+    /// maintenance: its agent removes its containers as the slots are placed elsewhere).
+    Drain(NodeArgs),
     /// Print a cargo's output, every replica's lines prefixed with the replica.
     Logs(LogsArgs),
     /// Show what the controllers did and what went wrong.
@@ -171,6 +178,16 @@ pub struct LogsArgs {
     /// Only the last N lines of each replica.
     #[arg(long, value_name = "N")]
     pub tail: Option<u32>,
+}
+
+/// `nanocl cordon|uncordon|drain`.
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// The kind: `node` (or `no`, `nodes`).
+    pub kind: String,
+
+    /// The node's name, as `nanocl get nodes` lists it.
+    pub name: String,
 }
 
 /// `nanocl scale`.

@@ -95,6 +95,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Describe(args) => commands::describe::run(&cli, args, &mut stdout).await,
         Command::Delete(args) => commands::delete::run(&cli, args, &mut stdout).await,
         Command::Scale(args) => commands::scale::run(&cli, args, &mut stdout).await,
+        Command::Cordon(args) => {
+            commands::node::run(&cli, commands::node::Action::Cordon, args, &mut stdout).await
+        }
+        Command::Uncordon(args) => {
+            commands::node::run(&cli, commands::node::Action::Uncordon, args, &mut stdout).await
+        }
+        Command::Drain(args) => {
+            commands::node::run(&cli, commands::node::Action::Drain, args, &mut stdout).await
+        }
         Command::Logs(args) => commands::logs::run(&cli, args, &mut stdout).await,
         Command::Events(args) => commands::events::run(&cli, args, &mut stdout).await,
         Command::Watch(args) => commands::watch::run(&cli, args, &mut stdout).await,

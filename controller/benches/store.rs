@@ -27,6 +27,7 @@ fn cargo_json(i: usize) -> Vec<u8> {
             cluster: "dev".into(),
             replicas: Some(3),
             networks: vec!["front".into(), "back".into()],
+            placement: None,
             container: ContainerSpec {
                 image: format!("registry.example.com/team/app-{i}:v1"),
                 args: vec!["--port".into(), "8080".into()],

@@ -8,6 +8,7 @@ pub mod diff;
 pub mod events;
 pub mod get;
 pub mod logs;
+pub mod node;
 pub mod scale;
 pub mod version;
 pub mod wait;

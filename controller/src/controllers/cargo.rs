@@ -208,11 +208,9 @@ impl Request {
         } else {
             u32::MAX
         };
-        let by_memory = if self.memory > 0 {
-            u32::try_from(memory / self.memory).unwrap_or(u32::MAX)
-        } else {
-            u32::MAX
-        };
+        let by_memory = memory
+            .checked_div(self.memory)
+            .map_or(u32::MAX, |n| u32::try_from(n).unwrap_or(u32::MAX));
         by_cpu.min(by_memory)
     }
 }
