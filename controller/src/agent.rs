@@ -30,6 +30,9 @@ pub const HEARTBEAT: Duration = Duration::from_secs(300);
 /// How often, by default, the agent reads its Node and lease key back, to put right what
 /// someone else changed.
 pub const CHECK: Duration = Duration::from_secs(30);
+/// How often the agent asks Docker whether it answers: a node whose Docker is gone is
+/// `Ready=False` (`DockerUnreachable`), and its replicas are placed elsewhere.
+pub const DOCKER_CHECK: Duration = Duration::from_secs(2);
 
 /// Who this node is.
 #[derive(Clone, Debug)]
@@ -73,6 +76,12 @@ struct Agent<S, D> {
     reported: Option<Instant>,
     /// When the Node was last read back.
     checked: Instant,
+    /// When Docker was last asked, and whether it answered (the last two times: one
+    /// failure is not a lost engine).
+    docker_checked: Option<Instant>,
+    docker_failures: u32,
+    /// The `Ready` this agent last wrote.
+    reported_ready: Option<bool>,
 }
 
 /// Runs the agent until `shutdown`: registers, keeps the lease, reports. `registered` turns
@@ -93,6 +102,9 @@ pub async fn run<S: Store + Clone, D: Docker>(
         host: None,
         reported: None,
         checked: Instant::now(),
+        docker_checked: None,
+        docker_failures: 0,
+        reported_ready: None,
     };
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
     loop {
@@ -312,15 +324,30 @@ impl<S: Store + Clone, D: Docker> Agent<S, D> {
     /// unreachable leaves the host's figures out, not the node unregistered. `false` when the
     /// Node is found deleted.
     async fn report(&mut self) -> bool {
-        if self.host.is_none() {
+        if self
+            .docker_checked
+            .is_none_or(|at| at.elapsed() >= DOCKER_CHECK)
+        {
+            self.docker_checked = Some(Instant::now());
             match self.docker.host_info().await {
-                Ok(info) => self.host = Some(info),
+                Ok(info) => {
+                    if self.docker_failures >= 2 {
+                        tracing::info!(node = %self.config.node, "Docker answers again");
+                    }
+                    self.docker_failures = 0;
+                    self.host = Some(info);
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot read the host's CPUs and memory from Docker")
+                    self.docker_failures = self.docker_failures.saturating_add(1);
+                    if self.docker_failures == 2 {
+                        tracing::warn!(node = %self.config.node, error = %e, "Docker does not answer: the node is NotReady until it does");
+                    }
                 }
             }
         }
-        let due = self.reported.is_none_or(|at| at.elapsed() >= HEARTBEAT);
+        let docker_ok = self.host.is_some() && self.docker_failures < 2;
+        let due = self.reported.is_none_or(|at| at.elapsed() >= HEARTBEAT)
+            || self.reported_ready != Some(docker_ok);
         if !due && self.checked.elapsed() < self.config.check {
             return true;
         }
@@ -337,15 +364,19 @@ impl<S: Store + Clone, D: Docker> Agent<S, D> {
         let was_ready = previous
             .iter()
             .any(|c| c.type_ == "Ready" && c.status == ConditionStatus::True);
-        if !due && was_ready {
+        if !due && was_ready == docker_ok {
             return true;
         }
-        let docker = self
-            .host
-            .as_ref()
-            .map_or("Docker not reachable yet".to_owned(), |h| {
-                format!("Docker {}", h.version)
-            });
+        let (reason, message) = match &self.host {
+            Some(h) if docker_ok => (
+                "NodeReady",
+                format!("nanocld is running and renewing its lease; Docker {}", h.version),
+            ),
+            _ => (
+                "DockerUnreachable",
+                "nanocld is running but its Docker engine does not answer; replicas are placed on other nodes".to_owned(),
+            ),
+        };
         let status = NodeStatus {
             addresses: self.config.addresses.clone(),
             capacity: self.host.as_ref().map(|h| NodeCapacity {
@@ -357,9 +388,9 @@ impl<S: Store + Clone, D: Docker> Agent<S, D> {
             last_heartbeat_time: Some(crate::objects::now()),
             conditions: vec![condition(
                 "Ready",
-                true,
-                "NodeReady",
-                format!("nanocld is running and renewing its lease; {docker}"),
+                docker_ok,
+                reason,
+                message,
                 current.metadata.generation,
                 &previous,
             )],
@@ -371,20 +402,23 @@ impl<S: Store + Clone, D: Docker> Agent<S, D> {
             .await
         {
             Ok(()) => {
-                if !was_ready {
+                if was_ready != docker_ok {
+                    let message = if docker_ok {
+                        format!("node {} is ready", self.config.node)
+                    } else {
+                        format!("node {}'s Docker engine does not answer", self.config.node)
+                    };
                     crate::controllers::events::record(
                         &self.store,
                         &current.clone().into_any(),
-                        false,
-                        "NodeReady",
-                        format!("node {} is ready", self.config.node),
+                        !docker_ok,
+                        reason,
+                        message,
                     )
                     .await;
                 }
-                // Docker unknown yet: report again on the next renewal.
-                if self.host.is_some() {
-                    self.reported = Some(Instant::now());
-                }
+                self.reported = Some(Instant::now());
+                self.reported_ready = Some(docker_ok);
             }
             Err(e) => tracing::warn!(error = %e, "cannot write the node's status"),
         }

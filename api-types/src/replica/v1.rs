@@ -45,6 +45,10 @@ pub struct ReplicaStatus {
     /// Running the current spec, and healthy when it has a health check.
     #[serde(default)]
     pub ready: bool,
+    /// How many containers the slot has on the node (more than one while a replacement
+    /// runs beside the container it replaces).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub containers: u32,
     /// The hash of the container spec it runs (`io.nanocl.spec-hash`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spec_hash: Option<String>,
@@ -55,6 +59,10 @@ pub struct ReplicaStatus {
     /// A sentence for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The name of slot `slot`'s Replica: `{cargo}-{slot}`, or, when that would be longer than

@@ -422,9 +422,9 @@ fn summarize(
         else {
             continue;
         };
-        if s.container.is_some() {
-            observed += 1;
-        }
+        // Every container counts: a slot mid-replacement has two, and the cargo is not
+        // ready until the one replaced is gone.
+        observed += s.containers.max(u32::from(s.container.is_some())) as usize;
         let current = desired.is_some_and(|d| s.spec_hash.as_deref() == Some(d.hash.as_str()));
         if current && s.container.is_some() && r.metadata.deletion_timestamp.is_none() {
             updated += 1;

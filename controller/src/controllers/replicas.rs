@@ -827,6 +827,7 @@ async fn write_status<S: Store + Clone, D: Docker>(
             container: container.map(|c| c.name.clone()),
             phase: Some(phase.to_owned()),
             ready,
+            containers: u32::try_from(in_slot.len()).unwrap_or(u32::MAX),
             spec_hash: container.and_then(|c| c.labels.get(labels::SPEC_HASH).cloned()),
             reason: reason.map(str::to_owned),
             message,

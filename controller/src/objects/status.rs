@@ -75,6 +75,7 @@ pub mod owners {
             "container",
             "phase",
             "ready",
+            "containers",
             "specHash",
             "reason",
             "message",
