@@ -247,7 +247,7 @@ fn three_hosts_should_spread_reschedule_and_survive_member_agent_and_leader_fail
             "ps",
             "-aq",
             "--filter",
-            &format!("label=io.nanocl.cargo=web"),
+            "label=io.nanocl.cargo=web",
         ]);
         left.is_empty()
     });
