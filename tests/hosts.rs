@@ -243,12 +243,7 @@ fn three_hosts_should_spread_reschedule_and_survive_member_agent_and_leader_fail
         controllers[1].node_ready("host-2").0 == "True"
     });
     wait_or_logs("host-2's stopped replicas removed", &agents, || {
-        let (_, left) = dockers[2].docker(&[
-            "ps",
-            "-aq",
-            "--filter",
-            "label=io.nanocl.cargo=web",
-        ]);
+        let (_, left) = dockers[2].docker(&["ps", "-aq", "--filter", "label=io.nanocl.cargo=web"]);
         left.is_empty()
     });
     let s = spread(&dockers, &ns, "web");

@@ -5,6 +5,7 @@ use std::io::Write;
 use anyhow::bail;
 use hyper::{Method, StatusCode};
 use nanocl_api_types::meta::DEFAULT_NAMESPACE;
+use nanocl_api_types::Kind;
 use serde_json::Value;
 
 use crate::args::{Cli, DescribeArgs};
@@ -76,8 +77,9 @@ pub async fn run(cli: &Cli, args: &DescribeArgs, out: &mut impl Write) -> anyhow
         )?;
     }
     let generation = meta["generation"].as_i64().unwrap_or(0);
-    if o["kind"] == "Node" {
-        // Nothing observes a Node's spec: its status is its nanocld's report.
+    if o["kind"] == "Node" || o["kind"] == "Replica" {
+        // Nothing observes a Node's spec (its status is its nanocld's report), and a
+        // Replica's status is its node's report.
         writeln!(out, "Generation:   {generation}")?;
     } else {
         let observed = o["status"]["observedGeneration"]
@@ -121,6 +123,53 @@ pub async fn run(cli: &Cli, args: &DescribeArgs, out: &mut impl Write) -> anyhow
             &rows,
             out,
         )?;
+    }
+    if kind == Kind::Cargo {
+        let replicas: Vec<Value> = crate::commands::get::replicas(&client, Some(&namespace))
+            .await?
+            .into_iter()
+            .filter(|r| r["spec"]["cargo"] == meta["name"])
+            .collect();
+        if replicas.is_empty() {
+            writeln!(out, "Replicas:     <none placed>")?;
+        } else {
+            writeln!(out, "Replicas:")?;
+            let rows: Vec<Vec<String>> = replicas
+                .iter()
+                .map(|r| {
+                    let st = &r["status"];
+                    // A report from a node the replica has left says nothing of it.
+                    let reported = st["node"] == r["spec"]["node"];
+                    let phase = if r["metadata"].get("deletionTimestamp").is_some() {
+                        "Terminating".to_owned()
+                    } else if reported {
+                        st["phase"].as_str().unwrap_or("Pending").to_owned()
+                    } else {
+                        "Pending".to_owned()
+                    };
+                    let shown = |v: &Value| {
+                        if reported {
+                            v.as_str().unwrap_or("").to_owned()
+                        } else {
+                            String::new()
+                        }
+                    };
+                    vec![
+                        format!("  {}", r["spec"]["slot"].as_u64().unwrap_or(0)),
+                        s(&r["spec"]["node"]),
+                        phase,
+                        (reported && st["ready"].as_bool().unwrap_or(false)).to_string(),
+                        shown(&st["container"]),
+                        shown(&st["reason"]),
+                    ]
+                })
+                .collect();
+            print_table(
+                &["  SLOT", "NODE", "PHASE", "READY", "CONTAINER", "REASON"],
+                &rows,
+                out,
+            )?;
+        }
     }
     Ok(Outcome::Success)
 }

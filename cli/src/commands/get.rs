@@ -82,7 +82,7 @@ fn header(kind: Kind, wide: bool, all_namespaces: bool) -> Vec<&'static str> {
         Kind::Cargo => {
             h.extend(["CLUSTER", "READY", "UP-TO-DATE"]);
             if wide {
-                h.extend(["IMAGE", "NETWORKS"]);
+                h.extend(["IMAGE", "NETWORKS", "NODES"]);
             }
         }
         Kind::Node => {
@@ -313,6 +313,7 @@ fn print(
     args: &GetArgs,
     all: bool,
     with_header: bool,
+    placed: &Placed,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     match args.output {
@@ -329,7 +330,16 @@ fn print(
                 }
             }
             let wide = args.output == GetOutput::Wide;
-            let rows: Vec<Vec<String>> = objects.iter().map(|o| row(kind, o, wide, all)).collect();
+            let rows: Vec<Vec<String>> = objects
+                .iter()
+                .map(|o| {
+                    let mut r = row(kind, o, wide, all);
+                    if kind == Kind::Cargo && wide {
+                        r.push(placed.nodes_of(o));
+                    }
+                    r
+                })
+                .collect();
             if with_header {
                 print_table(&header(kind, wide, all), &rows, out)
             } else {
@@ -349,6 +359,60 @@ fn print(
             Ok(())
         }
     }
+}
+
+/// The Replicas of a namespace (or all), for the nodes of cargoes.
+#[derive(Default)]
+struct Placed(Vec<Value>);
+
+impl Placed {
+    /// `host-0:2,host-1:1`: how many replicas of cargo `o` each node has, `<none>` without.
+    fn nodes_of(&self, o: &Value) -> String {
+        let mut count: std::collections::BTreeMap<&str, usize> = Default::default();
+        for r in &self.0 {
+            if r["spec"]["cargo"] == o["metadata"]["name"]
+                && r["metadata"]["namespace"] == o["metadata"]["namespace"]
+                && r["metadata"].get("deletionTimestamp").is_none()
+            {
+                *count
+                    .entry(r["spec"]["node"].as_str().unwrap_or(""))
+                    .or_default() += 1;
+            }
+        }
+        if count.is_empty() {
+            return "<none>".to_owned();
+        }
+        count
+            .iter()
+            .map(|(node, n)| format!("{node}:{n}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// The Replicas in `namespace` (every namespace with `None`), by cargo and slot.
+pub async fn replicas(client: &Client, namespace: Option<&str>) -> anyhow::Result<Vec<Value>> {
+    let answer = client
+        .request(
+            Method::GET,
+            &remote::collection_path(Kind::Replica, namespace),
+            None,
+        )
+        .await?;
+    if answer.status != StatusCode::OK {
+        bail!("listing replicas: {}", answer.error_message());
+    }
+    let mut items = answer.json()?["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    items.sort_by_key(|r| {
+        (
+            r["spec"]["cargo"].as_str().unwrap_or("").to_owned(),
+            r["spec"]["slot"].as_u64().unwrap_or(0),
+        )
+    });
+    Ok(items)
 }
 
 /// Runs `get`.
@@ -407,7 +471,12 @@ pub async fn run(cli: &Cli, args: &GetArgs, out: &mut impl Write) -> anyhow::Res
         }
         return Ok(Outcome::Success);
     }
-    print(kind, &objects, args, all, true, out)?;
+    let placed = if kind == Kind::Cargo && args.output == GetOutput::Wide {
+        Placed(replicas(&client, namespace.as_deref()).await?)
+    } else {
+        Placed::default()
+    };
+    print(kind, &objects, args, all, true, &placed, out)?;
     if !args.watch {
         return Ok(Outcome::Success);
     }
@@ -448,7 +517,15 @@ pub async fn run(cli: &Cli, args: &GetArgs, out: &mut impl Write) -> anyhow::Res
                 {
                     continue;
                 }
-                print(kind, std::slice::from_ref(object), args, all, false, out)?;
+                print(
+                    kind,
+                    std::slice::from_ref(object),
+                    args,
+                    all,
+                    false,
+                    &placed,
+                    out,
+                )?;
                 out.flush()?;
             }
             Some("ERROR") => bail!(
