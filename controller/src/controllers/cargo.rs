@@ -143,11 +143,7 @@ fn candidates<S: Store + Clone, D: Docker>(
         .map(|p| p.node_selector.clone())
         .unwrap_or_default();
     let request = Request::of(cargo);
-    let used = if request.is_some() {
-        usage(shared, own)
-    } else {
-        HashMap::new()
-    };
+    let (used, load) = usage(shared, own, request.is_some());
     nodes
         .iter()
         .map(|n| {
@@ -177,6 +173,7 @@ fn candidates<S: Store + Clone, D: Docker>(
                 cordoned: n.spec.unschedulable,
                 selected,
                 room,
+                load: load.get(&n.metadata.name).copied().unwrap_or(0),
             }
         })
         .collect()
@@ -215,16 +212,28 @@ impl Request {
     }
 }
 
-/// CPUs and memory asked for by the replicas placed on each node, those of `own` (the
-/// cargo being placed) left out.
+/// Per node, the replicas of other cargoes placed there, and (with `resources`) the CPUs
+/// and memory they ask for; those of `own` (the cargo being placed) left out.
+type Usage = (HashMap<String, (f64, u64)>, HashMap<String, u32>);
+
 fn usage<S: Store + Clone, D: Docker>(
     shared: &Shared<S, D>,
     own: &[Arc<ReplicaObject>],
-) -> HashMap<String, (f64, u64)> {
+    resources: bool,
+) -> Usage {
     let mut out: HashMap<String, (f64, u64)> = HashMap::new();
+    let mut load: HashMap<String, u32> = HashMap::new();
     let mut requests: HashMap<(String, String), Option<Request>> = HashMap::new();
+    let (cargo, namespace) = own
+        .first()
+        .map(|r| (r.spec.cargo.as_str(), r.metadata.namespace.as_deref()))
+        .unwrap_or_default();
     for r in shared.hub.cache::<ReplicaObject>().list() {
-        if own.iter().any(|o| Arc::ptr_eq(o, &r)) {
+        if r.spec.cargo == cargo && r.metadata.namespace.as_deref() == namespace {
+            continue;
+        }
+        *load.entry(r.spec.node.clone()).or_default() += 1;
+        if !resources {
             continue;
         }
         let ns = r.metadata.namespace.clone().unwrap_or_default();
@@ -242,7 +251,7 @@ fn usage<S: Store + Clone, D: Docker>(
             entry.1 += req.memory;
         }
     }
-    out
+    (out, load)
 }
 
 /// Writes the placement as Replica objects: a new one per slot placed for the first time, a

@@ -10,8 +10,9 @@
 //! - A slot without a node, or whose node is lost or no longer eligible, goes to the
 //!   eligible node that is Ready, not cordoned, below `maxPerNode` and with room for the
 //!   cargo's `resources`: with `spread` (the default) the one running the fewest of the
-//!   cargo's replicas, else the one running the most. Ties are broken by a hash of the
-//!   cargo, the slot and the node, so single-replica cargoes spread over the nodes too.
+//!   cargo's replicas, else the one running the most. Between those, spreading takes the
+//!   node with the fewest replicas of all cargoes, then a hash of the cargo, the slot and the
+//!   node, so that single-replica cargoes spread over the nodes too.
 //! - A slot that fits nowhere keeps the node it had (nothing better exists) or stays
 //!   unplaced, and the reason says why, node by node, as `0/3 nodes fit: ...`.
 
@@ -31,6 +32,9 @@ pub struct Candidate {
     /// How many more replicas of this cargo its free CPU and memory hold (`u32::MAX`
     /// when the cargo asks for none).
     pub room: u32,
+    /// Replicas of every other cargo placed on it: between nodes that run as many of this
+    /// cargo's replicas, spreading prefers the less loaded.
+    pub load: u32,
 }
 
 /// The cargo's rules.
@@ -109,8 +113,12 @@ pub fn place(
         };
         let best = nodes.iter().filter(fits).min_by_key(|c| {
             let n = count.get(c.name.as_str()).copied().unwrap_or(0);
-            let order = if rules.spread { n } else { u32::MAX - n };
-            (order, tie_break(cargo, slot, &c.name))
+            let (order, load) = if rules.spread {
+                (n, c.load.saturating_add(n))
+            } else {
+                (u32::MAX - n, 0)
+            };
+            (order, load, tie_break(cargo, slot, &c.name))
         });
         let before = current.get(&slot);
         match best {
@@ -170,6 +178,7 @@ mod tests {
             cordoned: false,
             selected: true,
             room: u32::MAX,
+            load: 0,
         }
     }
 
