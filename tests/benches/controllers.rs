@@ -15,6 +15,9 @@
 //!   and until the dead one's node is `NotReady` (median of 5). No peer in this run: Swarm's
 //!   manager failover needs three managers, and its node-down detection is tens of seconds by
 //!   its own defaults.
+//! - `hostloss`: three agents on daemons of their own and a controller, a cargo of 6 spread
+//!   over them, `kill -9` of an agent: time until the other two run all 6 (median of 5,
+//!   default node TTL 10 s included), and until the agent, back, has removed the moved ones.
 //!
 //! Swarm is initialised on loopback for the comparison and left again at the end (only if
 //! this benchmark initialised it). Images are referenced by ID there, so no registry is asked.
@@ -967,6 +970,91 @@ fn bench_failover() {
     println!("  dead node NotReady:          {}", spread(&lost));
 }
 
+/// Three agents on private daemons and one controller on the dev etcd (default node TTL,
+/// 10 s); a cargo of 6 spread over the three; `kill -9` of the agent with the most replicas:
+/// time until the other two run all 6. The agent then comes back and removes what was moved
+/// away before the next round.
+fn bench_hostloss() {
+    use nanocl_e2e::hosts::PrivateDocker;
+    println!("hostloss: kill -9 of an agent (3 agents on daemons of their own, 1 controller, dev etcd; default node TTL 10 s)");
+    let dockers: Vec<PrivateDocker> = (0..3).map(|i| PrivateDocker::start(40 + i)).collect();
+    let controller = Daemon::start_with(
+        StoreKind::Etcd,
+        &["--role", "controller", "--node", "bench-ctl"],
+    );
+    let agent = |i: usize| {
+        let mut a =
+            controller.start_beside(&["--role", "agent", "--node", &format!("bench-host-{i}")]);
+        a.stop();
+        a.set_env("DOCKER_HOST", &dockers[i].host());
+        a.restart();
+        a
+    };
+    let mut agents: Vec<Daemon> = (0..3).map(agent).collect();
+    let ns = format!("bench-hostloss-{}", std::process::id());
+    let web = |d: &PrivateDocker| {
+        d.running(&format!("io.nanocl.namespace={ns}"))
+            .iter()
+            .filter(|n| n.starts_with("web-"))
+            .count()
+    };
+    let ready = wait_for(Duration::from_secs(60), || {
+        (0..3).all(|i| controller.node_ready(&format!("bench-host-{i}")).0 == "True")
+    });
+    nanocl_apply(&controller, &manifests(&ns, &[("web".to_owned(), 6)]));
+    let spread_ok = wait_for(Duration::from_secs(90), || {
+        dockers.iter().map(web).collect::<Vec<_>>() == vec![2, 2, 2]
+    });
+    if ready.is_none() || spread_ok.is_none() {
+        println!(
+            "  not set up: {:?}",
+            dockers.iter().map(web).collect::<Vec<_>>()
+        );
+        return;
+    }
+    let mut moved = Vec::new();
+    let mut removed = Vec::new();
+    for round in 0..5 {
+        let counts: Vec<usize> = dockers.iter().map(web).collect();
+        let victim = (0..3).max_by_key(|i| counts[*i]).unwrap_or(0);
+        // Somewhere within a renewal period, as a crash would be.
+        std::thread::sleep(Duration::from_millis(200 * round as u64));
+        agents[victim].kill9();
+        let killed = Instant::now();
+        let elsewhere = wait_for(Duration::from_secs(60), || {
+            (0..3)
+                .filter(|i| *i != victim)
+                .map(|i| web(&dockers[i]))
+                .sum::<usize>()
+                == 6
+        })
+        .map(|_| killed.elapsed());
+        agents[victim].restart();
+        let back = Instant::now();
+        let cleaned = wait_for(Duration::from_secs(60), || web(&dockers[victim]) == 0)
+            .map(|_| back.elapsed());
+        println!(
+            "  round {round}: host-{victim} ({} replicas) killed: all 6 running on the others after {}; its {} removed {} after it came back",
+            counts[victim],
+            elsewhere.map_or("-".into(), ms),
+            counts[victim],
+            cleaned.map_or("-".into(), ms),
+        );
+        moved.extend(elsewhere);
+        removed.extend(cleaned);
+    }
+    println!(
+        "  host lost → its replicas running elsewhere: {}   goal < 15 s",
+        spread(&moved)
+    );
+    println!(
+        "  host back → the moved replicas removed from it: {}",
+        spread(&removed)
+    );
+    let _ = controller.nanocl(&["delete", "ns", &ns, "--wait", "--timeout", "60s"]);
+    drop(agents);
+}
+
 fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("runtime: {e}"));
     let asked: Vec<String> = std::env::args()
@@ -992,5 +1080,8 @@ fn main() {
     }
     if run("failover") {
         bench_failover();
+    }
+    if run("hostloss") {
+        bench_hostloss();
     }
 }

@@ -352,9 +352,10 @@ fn spawn_node_tasks<S: Store + Clone, D: Docker>(
             runner::run(triggers, keys, reconcile, config, done).await;
         });
     }
-    let (shared, every, done) = (shared.clone(), options.gc_interval, stop());
+    let (shared, every, done, node) =
+        (shared.clone(), options.gc_interval, stop(), node.to_owned());
     tasks.spawn("garbage collector", async move {
-        replicas::collect_garbage_until(&shared, every, done).await;
+        replicas::collect_garbage_until(&shared, &node, every, done).await;
     });
 }
 

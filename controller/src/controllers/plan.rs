@@ -26,6 +26,9 @@ pub mod labels {
     pub const SLOT: &str = "io.nanocl.slot";
     /// Hash of the fully rendered container config.
     pub const SPEC_HASH: &str = "io.nanocl.spec-hash";
+    /// The node whose agent runs the container (several agents may share one Docker, in
+    /// tests: each manages only its own).
+    pub const NODE: &str = "io.nanocl.node";
     /// Which store (nanocld instance) owns the object, so that two nanocld on one Docker host
     /// never collect each other's containers.
     pub const INSTANCE: &str = "io.nanocl.instance";

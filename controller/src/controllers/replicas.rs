@@ -108,7 +108,7 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
     }
     let Some(cargo) = cargo.filter(|c| c.metadata.deletion_timestamp.is_none()) else {
         // Gone or going: nothing of it runs here.
-        let observed = shared.docker.list_containers(&filter).await?;
+        let observed = ours(shared.docker.list_containers(&filter).await?, node);
         if !observed.is_empty() {
             let ids: Vec<&str> = observed.iter().map(|c| c.id.as_str()).collect();
             let object = shared
@@ -237,8 +237,20 @@ async fn release<S: Store + Clone, D: Docker>(
 async fn observe<S: Store + Clone, D: Docker>(
     ctx: &Ctx<'_, S, D>,
 ) -> Result<Vec<Container>, ReconcileError> {
-    let listed = ctx.shared.docker.list_containers(&ctx.filter).await?;
+    let listed = ours(
+        ctx.shared.docker.list_containers(&ctx.filter).await?,
+        ctx.node,
+    );
     Ok(ctx.shared.hub.deaths().overlay(listed))
+}
+
+/// The containers of node `node`: labelled with it, or with no node at all (created before
+/// nodes existed: adopted).
+fn ours(containers: Vec<Container>, node: &str) -> Vec<Container> {
+    containers
+        .into_iter()
+        .filter(|c| c.labels.get(labels::NODE).is_none_or(|n| n == node))
+        .collect()
 }
 
 /// Removes the containers `ids` side by side (in the same window as creation), and records
@@ -535,7 +547,7 @@ async fn create_replicas<S: Store + Clone, D: Docker>(
 ) -> Result<Vec<Problem>, ReconcileError> {
     let results: Vec<Result<Option<Problem>, ReconcileError>> =
         futures::stream::iter(slots.to_vec())
-            .map(|slot| create_and_start(ctx.shared, ctx.cargo, desired, slot))
+            .map(|slot| create_and_start(ctx.shared, ctx.node, ctx.cargo, desired, slot))
             .buffer_unordered(DOCKER_WINDOW)
             .collect()
             .await;
@@ -668,6 +680,7 @@ const DOCKER_WINDOW: usize = 8;
 
 async fn create_and_start<S: Store + Clone, D: Docker>(
     shared: &Shared<S, D>,
+    node: &str,
     cargo: &Cargo,
     desired: &Desired,
     slot: u32,
@@ -682,6 +695,7 @@ async fn create_and_start<S: Store + Clone, D: Docker>(
         &namespace,
     );
     spec.labels.insert(labels::SLOT.into(), slot.to_string());
+    spec.labels.insert(labels::NODE.into(), node.to_owned());
     let id = match shared.docker.create_container(&spec).await {
         Ok(id) => id,
         Err(DockerError::NameConflict { name }) => {
@@ -855,6 +869,7 @@ async fn write_status<S: Store + Clone, D: Docker>(
 /// gone, on start and every `every`, until `done`.
 pub async fn collect_garbage_until<S: Store + Clone, D: Docker>(
     shared: &Shared<S, D>,
+    node: &str,
     every: Duration,
     done: impl std::future::Future<Output = ()>,
 ) {
@@ -864,7 +879,7 @@ pub async fn collect_garbage_until<S: Store + Clone, D: Docker>(
         tokio::select! {
             () = &mut done => return,
             _ = tick.tick() => {
-                if let Err(e) = collect_garbage(shared).await {
+                if let Err(e) = collect_garbage(shared, node).await {
                     tracing::warn!(error = %e, "garbage collection failed");
                 }
             }
@@ -875,9 +890,10 @@ pub async fn collect_garbage_until<S: Store + Clone, D: Docker>(
 /// One garbage-collection pass.
 pub async fn collect_garbage<S: Store + Clone, D: Docker>(
     shared: &Shared<S, D>,
+    node: &str,
 ) -> Result<(), ReconcileError> {
-    let ours = OwnerFilter::instance(&shared.instance).labels();
-    for c in shared.docker.list_containers(&ours).await? {
+    let ours_filter = OwnerFilter::instance(&shared.instance).labels();
+    for c in ours(shared.docker.list_containers(&ours_filter).await?, node) {
         let (Some(ns), Some(cargo)) =
             (c.labels.get(labels::NAMESPACE), c.labels.get(labels::CARGO))
         else {
@@ -892,7 +908,7 @@ pub async fn collect_garbage<S: Store + Clone, D: Docker>(
             shared.docker.remove_container(&c.id).await?;
         }
     }
-    for n in shared.docker.list_networks(&ours).await? {
+    for n in shared.docker.list_networks(&ours_filter).await? {
         let Some(ns) = n.labels.get(labels::NAMESPACE) else {
             continue;
         };
