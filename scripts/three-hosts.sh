@@ -115,6 +115,8 @@ up() {
 three-hosts: up. Each host's nanocld (any of them answers for all):
   export NANOCL_HOST=unix://$(nanocl_sock 0)     # or nanocld1, nanocld2
   $bin/nanocl get nodes -o wide
+  $bin/nanocl apply -R -f examples/getting-started # then: nanocl get replicas -A -o wide
+  $bin/nanocl drain node host-1                   # its replicas move; uncordon to undo
   curl -s --unix-socket $(nanocl_sock 0) http://x/metrics | grep leading   # who leads
   kill -9 \$(cat $root/nanocld0/pid)                                       # and watch the lead move
 Logs: $root/*/log.  Stop: bash scripts/three-hosts.sh down

@@ -151,14 +151,21 @@ async fn the_controllers_should_converge_heal_and_scale_on_the_fake() {
     })
     .await;
 
-    // Status written by the controller, without bumping generation.
-    let kv = store
-        .get("cargoes/global/web")
-        .await
-        .expect("get")
-        .expect("present");
-    let object: serde_json::Value = serde_json::from_slice(&kv.value).expect("json");
-    assert_eq!(object["status"]["readyReplicas"], 3, "{object}");
+    // Status written by the controller (from the node's reports, a moment after the
+    // containers), without bumping generation.
+    let object = || async {
+        let kv = store
+            .get("cargoes/global/web")
+            .await
+            .expect("get")
+            .expect("present");
+        serde_json::from_slice::<serde_json::Value>(&kv.value).expect("json")
+    };
+    eventually("3 ready in the status", || async {
+        object().await["status"]["readyReplicas"] == 3
+    })
+    .await;
+    let object = object().await;
     assert_eq!(
         object["metadata"]["generation"], 1,
         "status writes never bump generation"
@@ -538,4 +545,128 @@ async fn a_node_should_register_go_not_ready_when_its_lease_ends_and_come_back()
         None,
         "a stopped agent leaves no lease key"
     );
+}
+
+/// Runs node `name`'s agent and replica runner on `docker`, until `shutdown`.
+fn start_node(
+    store: &EmbeddedStore,
+    docker: &FakeDocker,
+    name: &str,
+    labels: &[(&str, &str)],
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    use nanocl_controller::agent;
+    let config = agent::Config {
+        node: name.into(),
+        labels: labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        addresses: Vec::new(),
+        ttl: Duration::from_secs(1),
+        identity: format!("{name}/1"),
+        check: Duration::from_millis(200),
+    };
+    let (store, docker, name) = (store.clone(), docker.clone(), name.to_owned());
+    tokio::spawn(async move {
+        let (registered, _) = tokio::sync::watch::channel(false);
+        let options = controllers::Options {
+            local_node: None,
+            ..Default::default()
+        };
+        let metrics = std::sync::Arc::new(nanocl_controller::metrics::Metrics::default());
+        let agent = agent::run(
+            store.clone(),
+            docker.clone(),
+            config,
+            registered,
+            shutdown.clone(),
+        );
+        let runner = controllers::run_node(store, docker, name, metrics, options, shutdown);
+        let _ = tokio::join!(agent, runner);
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_should_spread_follow_their_selector_and_move_off_a_lost_node() {
+    let store = EmbeddedStore::in_memory(EmbeddedOptions::default()).expect("store");
+    let (a, b) = (
+        FakeDocker::with_images(&[IMAGE]),
+        FakeDocker::with_images(&[IMAGE]),
+    );
+    let (stop_a, shutdown_a) = tokio::sync::watch::channel(false);
+    let (stop_all, shutdown) = tokio::sync::watch::channel(false);
+    let node_a = start_node(&store, &a, "node-a", &[("zone", "a")], shutdown_a);
+    let node_b = start_node(&store, &b, "node-b", &[("zone", "b")], shutdown.clone());
+    put(
+        &store,
+        "apiVersion: nanocl.io/v1\nkind: Cluster\nmetadata: {name: dev}\n",
+    )
+    .await;
+    put(&store, &cargo(4, IMAGE)).await;
+    put(&store, &format!("apiVersion: nanocl.io/v1\nkind: Cargo\nmetadata: {{name: zoned}}\nspec:\n  cluster: dev\n  replicas: 2\n  placement: {{nodeSelector: {{zone: b}}}}\n  container:\n    image: {IMAGE}\n")).await;
+    let leader = tokio::spawn(controllers::run(
+        store.clone(),
+        FakeDocker::with_images(&[IMAGE]),
+        Default::default(),
+        controllers::Options {
+            local_node: None,
+            ..Default::default()
+        },
+        shutdown.clone(),
+    ));
+    let on = |docker: &FakeDocker, cargo: &str| {
+        docker.count(&[format!("io.nanocl.cargo={cargo}")], State::Running)
+    };
+    eventually("web spread 2/2", || async {
+        on(&a, "web") == 2 && on(&b, "web") == 2
+    })
+    .await;
+    eventually("zoned on node-b only", || async {
+        on(&b, "zoned") == 2 && on(&a, "zoned") == 0
+    })
+    .await;
+    let labels = a
+        .list_containers(&["io.nanocl.cargo=web".to_owned()])
+        .await
+        .expect("list");
+    assert!(
+        labels
+            .iter()
+            .all(|c| c.labels.get("io.nanocl.node").map(String::as_str) == Some("node-a")),
+        "each container names its node"
+    );
+
+    // node-a stops (its lease revoked): its replicas move to node-b; its containers stay
+    // where they are (nothing reaches a lost node).
+    let _ = stop_a.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(10), node_a).await;
+    eventually("web's 4 on node-b", || async { on(&b, "web") == 4 }).await;
+    eventually("web counts its 4 ready replicas", || async {
+        let kv = store
+            .get("cargoes/global/web")
+            .await
+            .expect("get")
+            .expect("present");
+        let o: serde_json::Value = serde_json::from_slice(&kv.value).expect("json");
+        o["status"]["readyReplicas"] == 4 && o["status"]["replicas"] == 4
+    })
+    .await;
+
+    // node-a back: what moved away is removed from it.
+    let (_stop_a2, shutdown_a2) = tokio::sync::watch::channel(false);
+    let node_a2 = start_node(&store, &a, "node-a", &[("zone", "a")], shutdown_a2);
+    eventually("node-a's moved replicas removed", || async {
+        a.list_containers(&["io.nanocl.cargo=web".to_owned()])
+            .await
+            .expect("list")
+            .is_empty()
+    })
+    .await;
+    assert_eq!(on(&b, "web"), 4, "exactly 4, on node-b");
+
+    let _ = stop_all.send(true);
+    node_a2.abort();
+    let _ = tokio::time::timeout(Duration::from_secs(10), leader).await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), node_b).await;
 }

@@ -53,6 +53,9 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
     }
     let message = "the node's nanocld has not renewed its lease: it is stopped, paused or cut off from the store";
     let object = (*node).clone().into_any();
+    // The Event first: whoever sees the node NotReady finds why.
+    tracing::warn!(node = %name, "node lost: its lease ran out");
+    super::events::record(&shared.store, &object, true, NODE_LOST, message).await;
     write::patch_status(
         &shared.store,
         &object,
@@ -62,8 +65,6 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
         }),
     )
     .await?;
-    tracing::warn!(node = %name, "node lost: its lease ran out");
-    super::events::record(&shared.store, &object, true, NODE_LOST, message).await;
     Ok(Action::AwaitChange)
 }
 
