@@ -252,6 +252,36 @@ fn three_hosts_should_spread_reschedule_and_survive_member_agent_and_leader_fail
         panic!("exactly 9 replicas after host-2's daemon came back: {s:?}");
     }
 
+    // drain: host-0 cordoned and its replicas moved; uncordon lets it take new ones again.
+    let out = controllers[0].nanocl(&["drain", "node", "host-0"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("node/host-0 cordoned") && stdout(&out).contains("drained"),
+        "{}",
+        stdout(&out)
+    );
+    wait_or_logs("host-0 drained, 9 on the others", &agents, || {
+        let s = spread(&dockers, &ns, "web");
+        s[0] == 0 && s[1] + s[2] == 9
+    });
+    let out = controllers[0].nanocl(&["get", "node", "host-0"]);
+    assert!(stdout(&out).contains("SchedulingDisabled"), "{}", stdout(&out));
+    let out = controllers[0].nanocl(&["uncordon", "node", "host-0"]);
+    assert_eq!(stdout(&out).trim(), "node/host-0 uncordoned", "{}", stderr(&out));
+    let out = controllers[0].nanocl(&["cordon", "node", "host-9"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("node/host-9 not found"),
+        "{}",
+        stderr(&out)
+    );
+    let out = controllers[0].nanocl(&["-n", &ns, "describe", "cargo", "web"]);
+    assert!(
+        stdout(&out).contains("Replicas:") && stdout(&out).contains("host-1"),
+        "{}",
+        stdout(&out)
+    );
+
     // The leader paused past its lease: the other leads; resumed, it stands down.
     wait_until("one leader", || leaders(&controllers).len() == 1);
     let leader = leaders(&controllers)[0];

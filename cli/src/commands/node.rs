@@ -43,6 +43,11 @@ pub async fn run(
         name: args.name.clone(),
     };
     let unschedulable = action != Action::Uncordon;
+    let word = if unschedulable {
+        "cordoned"
+    } else {
+        "uncordoned"
+    };
     let mut done = false;
     for _ in 0..10 {
         let Some(mut live) = remote::get_live(&client, &key).await? else {
@@ -53,16 +58,7 @@ pub async fn run(
         };
         if live["spec"]["unschedulable"].as_bool().unwrap_or(false) == unschedulable {
             done = true;
-            writeln!(
-                out,
-                "{} already {}",
-                display_key(&key),
-                if unschedulable {
-                    "cordoned"
-                } else {
-                    "uncordoned"
-                }
-            )?;
+            writeln!(out, "{} already {word}", display_key(&key))?;
             break;
         }
         live["spec"]["unschedulable"] = serde_json::json!(unschedulable);
@@ -72,16 +68,7 @@ pub async fn run(
         match answer.status {
             StatusCode::OK => {
                 done = true;
-                writeln!(
-                    out,
-                    "{} {}",
-                    display_key(&key),
-                    if unschedulable {
-                        "cordoned"
-                    } else {
-                        "uncordoned"
-                    }
-                )?;
+                writeln!(out, "{} {word}", display_key(&key))?;
                 break;
             }
             StatusCode::CONFLICT => continue,

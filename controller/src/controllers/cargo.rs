@@ -278,18 +278,10 @@ async fn apply_placement<S: Store + Clone, D: Docker>(
             Some(r) => {
                 let mut next = ReplicaObject::clone(r);
                 next.spec.node = node.clone();
-                match api.replace(r, &next).await {
-                    Ok(()) => {
-                        wrote = true;
-                        moves.push(format!("{slot} from {} to {node}", r.spec.node));
-                    }
-                    Err(ObjectError::Store(
-                        StoreError::Conflict { .. } | StoreError::NotFound { .. },
-                    )) => {
-                        wrote = true;
-                    }
-                    Err(e) => return Err(e.into()),
+                if written(api.replace(r, &next).await)? {
+                    moves.push(format!("{slot} from {} to {node}", r.spec.node));
                 }
+                wrote = true;
             }
             None => {
                 let new = ReplicaObject {
@@ -329,19 +321,24 @@ async fn apply_placement<S: Store + Clone, D: Docker>(
     }
     for r in replicas {
         if r.spec.slot >= want && r.metadata.deletion_timestamp.is_none() {
-            match api.delete(r).await {
-                Ok(())
-                | Err(ObjectError::Store(
-                    StoreError::NotFound { .. } | StoreError::Conflict { .. },
-                )) => {
-                    wrote = true;
-                }
-                Err(e) => return Err(e.into()),
-            }
+            written(api.delete(r).await)?;
+            wrote = true;
         }
     }
     wrote |= release_lost(shared, replicas).await?;
     Ok(wrote)
+}
+
+/// A write to a Replica: `true` when it went through, `false` when someone wrote it first or
+/// it is gone (the change's own event brings the next reconcile), an error otherwise.
+fn written(result: Result<(), ObjectError>) -> Result<bool, ReconcileError> {
+    match result {
+        Ok(()) => Ok(true),
+        Err(ObjectError::Store(StoreError::Conflict { .. } | StoreError::NotFound { .. })) => {
+            Ok(false)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Lets the Replicas being removed from a node that is not Ready go without waiting for
@@ -362,15 +359,8 @@ async fn release_lost<S: Store + Clone, D: Docker>(
             .get(&ObjectRef::<NodeObject>::new(None, &r.spec.node))
             .is_some_and(|n| node_ready(&n));
         if !alive {
-            match api.remove_finalizer(r, AGENT_FINALIZER).await {
-                Ok(())
-                | Err(ObjectError::Store(
-                    StoreError::NotFound { .. } | StoreError::Conflict { .. },
-                )) => {
-                    wrote = true;
-                }
-                Err(e) => return Err(e.into()),
-            }
+            written(api.remove_finalizer(r, AGENT_FINALIZER).await)?;
+            wrote = true;
         }
     }
     Ok(wrote)
@@ -387,13 +377,7 @@ async fn cleanup<S: Store + Clone, D: Docker>(
     let api: Api<ReplicaObject, S> = Api::new(shared.store.clone());
     for r in replicas {
         if r.metadata.deletion_timestamp.is_none() {
-            match api.delete(r).await {
-                Ok(())
-                | Err(ObjectError::Store(
-                    StoreError::NotFound { .. } | StoreError::Conflict { .. },
-                )) => {}
-                Err(e) => return Err(e.into()),
-            }
+            written(api.delete(r).await)?;
         }
     }
     release_lost(shared, replicas).await?;
@@ -551,30 +535,24 @@ pub async fn collect_store_garbage_until<S: Store + Clone, D: Docker>(
     every: Duration,
     done: impl std::future::Future<Output = ()>,
 ) {
-    tokio::pin!(done);
-    let mut tick = tokio::time::interval(every);
-    loop {
-        tokio::select! {
-            () = &mut done => return,
-            _ = tick.tick() => {
-                // A subnet whose owner is gone (deleted while nanocld was down) is free again.
-                let exists = |owner: &str| {
-                    if let Some(at) = ObjectRef::<ClusterObject>::parse(owner) {
-                        shared.hub.exists(&at)
-                    } else if let Some(at) = ObjectRef::<NetworkObject>::parse(owner) {
-                        shared.hub.exists(&at)
-                    } else {
-                        true
-                    }
-                };
-                if let Err(e) = super::subnets::collect(&shared.store, exists).await {
-                    tracing::warn!(error = %e, "collecting released subnets failed");
-                }
-                // Events are kept for an hour after they were last seen.
-                if let Err(e) = events::collect(&shared.store).await {
-                    tracing::warn!(error = %e, "collecting old events failed");
-                }
+    super::every_until(every, done, || async {
+        // A subnet whose owner is gone (deleted while nanocld was down) is free again.
+        let exists = |owner: &str| {
+            if let Some(at) = ObjectRef::<ClusterObject>::parse(owner) {
+                shared.hub.exists(&at)
+            } else if let Some(at) = ObjectRef::<NetworkObject>::parse(owner) {
+                shared.hub.exists(&at)
+            } else {
+                true
             }
+        };
+        if let Err(e) = super::subnets::collect(&shared.store, exists).await {
+            tracing::warn!(error = %e, "collecting released subnets failed");
         }
-    }
+        // Events are kept for an hour after they were last seen.
+        if let Err(e) = events::collect(&shared.store).await {
+            tracing::warn!(error = %e, "collecting old events failed");
+        }
+    })
+    .await;
 }

@@ -167,24 +167,57 @@ pub enum RunError {
     TaskEnded(#[from] TaskEnded),
 }
 
-/// The caches, started and filled; `None` when `shutdown` came first.
-async fn start_hub<S: Store + Clone>(
-    store: &S,
+/// What `start` set up: the shared state and the tasks (the caches' watchers so far), which
+/// stop on `stop_tasks`.
+struct Started<S, D> {
+    shared: Arc<Shared<S, D>>,
+    tasks: Tasks,
+    stop_tasks: watch::Sender<bool>,
+    tasks_shutdown: watch::Receiver<bool>,
+}
+
+/// Reads the store's identity and fills the caches; `None` when `shutdown` came first (the
+/// tasks already stopped).
+async fn start<S: Store + Clone, D: Docker>(
+    store: S,
+    docker: D,
     metrics: &Arc<Metrics>,
-    tasks_shutdown: &watch::Receiver<bool>,
-    tasks: &mut Tasks,
+    options: &Options,
     shutdown: &mut watch::Receiver<bool>,
-) -> Option<Hub> {
+) -> Result<Option<Started<S, D>>, RunError> {
+    let instance = instance_id(&store).await?;
+    // The tasks stop on `stop_tasks` (shutdown, or one of them failing).
+    let (stop_tasks, tasks_shutdown) = watch::channel(false);
+    let mut tasks = Tasks::default();
     let hub = Hub::start(
         store.clone(),
         metrics.clone(),
         tasks_shutdown.clone(),
-        tasks,
+        &mut tasks,
     );
     tokio::select! {
-        () = hub.wait_ready() => Some(hub),
-        () = stopped(shutdown) => None,
+        () = hub.wait_ready() => {}
+        () = stopped(shutdown) => {
+            let _ = stop_tasks.send(true);
+            tasks.join_all().await;
+            return Ok(None);
+        }
     }
+    tracing::debug!(%instance, "caches filled");
+    let shared = Arc::new(Shared {
+        store,
+        docker,
+        instance,
+        hub,
+        restarts: replicas::Restarts::default(),
+        pool: options.network_pool,
+    });
+    Ok(Some(Started {
+        shared,
+        tasks,
+        stop_tasks,
+        tasks_shutdown,
+    }))
 }
 
 /// A future that resolves once `tasks_shutdown` is true, for each task.
@@ -233,27 +266,18 @@ pub async fn run<S: Store + Clone, D: Docker>(
     options: Options,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), RunError> {
-    let instance = instance_id(&store).await?;
     // The scheduler writes Replicas into the namespaces of their cargoes; `global` is one.
     crate::objects::ensure_default_namespace(&store).await?;
-    tracing::info!(%instance, "controllers starting");
-    // The tasks stop on `stop_tasks` (shutdown, or one of them failing).
-    let (stop_tasks, tasks_shutdown) = watch::channel(false);
-    let mut tasks = Tasks::default();
-    let Some(hub) = start_hub(&store, &metrics, &tasks_shutdown, &mut tasks, &mut shutdown).await
+    tracing::info!("controllers starting");
+    let Some(Started {
+        shared,
+        mut tasks,
+        stop_tasks,
+        tasks_shutdown,
+    }) = start(store, docker, &metrics, &options, &mut shutdown).await?
     else {
-        let _ = stop_tasks.send(true);
-        tasks.join_all().await;
         return Ok(());
     };
-    let shared = Arc::new(Shared {
-        store,
-        docker,
-        instance,
-        hub,
-        restarts: replicas::Restarts::default(),
-        pool: options.network_pool,
-    });
     let stop = stop_signal(&tasks_shutdown);
     if let Some(config) = options.local_node.clone() {
         let (store, docker, done) = (
@@ -370,27 +394,38 @@ pub async fn run_node<S: Store + Clone, D: Docker>(
     options: Options,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), RunError> {
-    let instance = instance_id(&store).await?;
-    let (stop_tasks, tasks_shutdown) = watch::channel(false);
-    let mut tasks = Tasks::default();
-    let Some(hub) = start_hub(&store, &metrics, &tasks_shutdown, &mut tasks, &mut shutdown).await
+    tracing::info!(%node, "replica runner starting");
+    let Some(Started {
+        shared,
+        mut tasks,
+        stop_tasks,
+        tasks_shutdown,
+    }) = start(store, docker, &metrics, &options, &mut shutdown).await?
     else {
-        let _ = stop_tasks.send(true);
-        tasks.join_all().await;
         return Ok(());
     };
-    tracing::info!(%node, "replica runner starting");
-    let shared = Arc::new(Shared {
-        store,
-        docker,
-        instance,
-        hub,
-        restarts: replicas::Restarts::default(),
-        pool: options.network_pool,
-    });
     let stop = stop_signal(&tasks_shutdown);
     spawn_node_tasks(&shared, &node, &metrics, &options, &stop, &mut tasks);
     supervise(tasks, stop_tasks, shutdown).await
+}
+
+/// Runs `pass` at once and then every `every`, until `done`.
+pub async fn every_until<F, Fut>(
+    every: Duration,
+    done: impl std::future::Future<Output = ()>,
+    mut pass: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    tokio::pin!(done);
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            () = &mut done => return,
+            _ = tick.tick() => pass().await,
+        }
+    }
 }
 
 /// Resolves once `shutdown` is true (without holding its lock across an await).

@@ -873,18 +873,12 @@ pub async fn collect_garbage_until<S: Store + Clone, D: Docker>(
     every: Duration,
     done: impl std::future::Future<Output = ()>,
 ) {
-    tokio::pin!(done);
-    let mut tick = tokio::time::interval(every);
-    loop {
-        tokio::select! {
-            () = &mut done => return,
-            _ = tick.tick() => {
-                if let Err(e) = collect_garbage(shared, node).await {
-                    tracing::warn!(error = %e, "garbage collection failed");
-                }
-            }
+    super::every_until(every, done, || async {
+        if let Err(e) = collect_garbage(shared, node).await {
+            tracing::warn!(error = %e, "garbage collection failed");
         }
-    }
+    })
+    .await;
 }
 
 /// One garbage-collection pass.
