@@ -73,23 +73,32 @@ fn one_nanocld_should_lead_and_another_take_over_when_it_is_killed() {
     );
     let out = b.nanocl(&["-n", &ns, "scale", "cargo", "web", "--replicas", "3"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    wait_until("3 replicas, made by b", || {
-        running(&scope.cargo("web")).len() == 3
-    });
+    // Both nodes share this machine's Docker: each container names its node, and node-a's
+    // slot moved to node-b, whose agent runs all three (node-a's container runs on, as on a
+    // host cut off, until node-a is back).
+    let on_b = || {
+        let mut labels = scope.cargo("web");
+        labels.push("io.nanocl.node=node-b".into());
+        running(&labels).len()
+    };
+    wait_until("3 replicas on node-b, placed by b", || on_b() == 3);
     assert!(
         b.log().contains("leading") || b.leading() == Some(true),
         "b's log:\n{}",
         b.log()
     );
-
-    // A graceful stop hands the lead over at once: the key is revoked, not left to expire.
-    let out = b.nanocl(&["delete", "ns", &ns, "--wait", "--timeout", "60s"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     a.restart();
     wait_until("a waits behind b", || a.leading() == Some(false));
     wait_until("node-a Ready again once its nanocld is back", || {
         b.node_ready("node-a").0 == "True"
     });
+    wait_until("node-a's moved replica removed: exactly 3", || {
+        running(&scope.cargo("web")).len() == 3 && on_b() == 3
+    });
+
+    // A graceful stop hands the lead over at once: the key is revoked, not left to expire.
+    let out = b.nanocl(&["delete", "ns", &ns, "--wait", "--timeout", "60s"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let prefix = a.etcd_prefix.clone().expect("an etcd prefix");
     let mut b = b;
     b.stop();
