@@ -265,9 +265,18 @@ fn three_hosts_should_spread_reschedule_and_survive_member_agent_and_leader_fail
         s[0] == 0 && s[1] + s[2] == 9
     });
     let out = controllers[0].nanocl(&["get", "node", "host-0"]);
-    assert!(stdout(&out).contains("SchedulingDisabled"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("SchedulingDisabled"),
+        "{}",
+        stdout(&out)
+    );
     let out = controllers[0].nanocl(&["uncordon", "node", "host-0"]);
-    assert_eq!(stdout(&out).trim(), "node/host-0 uncordoned", "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).trim(),
+        "node/host-0 uncordoned",
+        "{}",
+        stderr(&out)
+    );
     let out = controllers[0].nanocl(&["cordon", "node", "host-9"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(

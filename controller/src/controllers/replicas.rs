@@ -696,29 +696,44 @@ async fn create_and_start<S: Store + Clone, D: Docker>(
     );
     spec.labels.insert(labels::SLOT.into(), slot.to_string());
     spec.labels.insert(labels::NODE.into(), node.to_owned());
-    let id = match shared.docker.create_container(&spec).await {
-        Ok(id) => id,
-        Err(DockerError::NameConflict { name }) => {
-            // Deterministic names: a crash between create and record leaves our own container
-            // behind under this name; adopt it. Anything else is not ours to touch.
-            match shared.docker.inspect_container(&name).await? {
-                Some(c)
-                    if c.labels.get(labels::MANAGED).map(String::as_str) == Some("true")
-                        && c.labels.get(labels::CARGO) == Some(&cargo.metadata.name)
-                        && c.labels.get(labels::NAMESPACE) == Some(&namespace) =>
-                {
-                    c.id
-                }
-                _ => {
-                    return Ok(Some(Problem {
-                        slot: Some(slot),
-                        reason: "NameConflict",
-                        message: format!("a container named {name} exists and is not managed by nanocl; it is left alone"),
-                    }));
+    let mut attempts = 0;
+    let id = loop {
+        attempts += 1;
+        match shared.docker.create_container(&spec).await {
+            Ok(id) => break id,
+            Err(DockerError::NameConflict { name }) => {
+                // Deterministic names: a crash between create and record leaves our own
+                // container behind under this name; adopt it. Anything else is not ours to
+                // touch.
+                let ours = match shared.docker.inspect_container(&name).await? {
+                    Some(c)
+                        if c.labels.get(labels::MANAGED).map(String::as_str) == Some("true")
+                            && c.labels.get(labels::CARGO) == Some(&cargo.metadata.name)
+                            && c.labels.get(labels::NAMESPACE) == Some(&namespace) =>
+                    {
+                        c
+                    }
+                    _ => {
+                        return Ok(Some(Problem {
+                            slot: Some(slot),
+                            reason: "NameConflict",
+                            message: format!("a container named {name} exists and is not managed by nanocl; it is left alone"),
+                        }));
+                    }
+                };
+                match ours.labels.get(labels::NODE) {
+                    Some(other) if other != node && attempts == 1 => {
+                        // The slot's container of the node it was moved away from, on this
+                        // same Docker (several agents on one engine): its node's runner no
+                        // longer owns it. It goes, and this node's takes its place.
+                        tracing::info!(container = %name, from = %other, to = node, "replacing a moved replica's container of another node");
+                        shared.docker.remove_container(&ours.id).await?;
+                    }
+                    _ => break ours.id,
                 }
             }
+            Err(e) => return Err(e.into()),
         }
-        Err(e) => return Err(e.into()),
     };
     match shared.docker.start_container(&id).await {
         Ok(()) => Ok(None),
