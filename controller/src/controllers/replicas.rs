@@ -845,7 +845,12 @@ async fn write_status<S: Store + Clone, D: Docker>(
             (None, Some(p), _) if !ready => (
                 if running { "Running" } else { "Failed" },
                 Some(p.reason),
-                Some(p.message.clone()),
+                // A problem of the whole node (its image, say) names the node: the cargo's
+                // replicas elsewhere may well run.
+                Some(match p.slot {
+                    Some(_) => p.message.clone(),
+                    None => format!("on node {}: {}", ctx.node, p.message),
+                }),
             ),
             (None, _, None) => ("Pending", None, None),
             (None, _, Some(_)) if running => ("Running", None, None),
