@@ -284,3 +284,27 @@ fn strict_json_should_still_report_field_errors_where_they_are() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn placement_and_cluster_nodes_should_be_checked_where_they_are_written() {
+    let text = CARGO.replace(
+        "  cluster: dev\n",
+        "  cluster: dev\n  placement:\n    maxPerNode: 0\n    nodeSelector: {\"bad key!\": a}\n",
+    );
+    assert_eq!(
+        errors(&text),
+        vec![
+            "m.yaml:9:32: spec.placement.nodeSelector[\"bad key!\"]: invalid key \"bad key!\": a name of at most 63 characters made of letters, digits, '-', '_' and '.', starting and ending with a letter or digit, with an optional DNS subdomain prefix and '/'",
+            "m.yaml:8:17: spec.placement.maxPerNode: must be between 1 and 1000, got 0",
+        ]
+    );
+    let cluster = "apiVersion: nanocl.io/v1\nkind: Cluster\nmetadata: {name: dev}\nspec:\n  nodes: \"zone in (a\"\n";
+    let got = errors(cluster);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].starts_with("m.yaml:5:10: spec.nodes: "), "{got:?}");
+    let replica = "apiVersion: nanocl.io/v1alpha1\nkind: Replica\nmetadata: {name: web-0}\nspec: {cargo: web, slot: 0, node: a}\n";
+    assert_eq!(
+        errors(replica),
+        vec!["m.yaml:1:13: apiVersion: kind Replica is served only in nanocl.io/v1: write apiVersion: nanocl.io/v1"]
+    );
+}
