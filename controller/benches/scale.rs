@@ -137,6 +137,31 @@ async fn run<S: Store + Clone>(label: &str, store: S, cargoes: usize) {
         cpu,
         cpu / 45.0 * 100.0
     );
+    if after > before {
+        // What was written, by kind of key: a resync that changes nothing writes nothing.
+        let mut by_prefix: std::collections::BTreeMap<String, usize> = Default::default();
+        if let Ok(mut events) = store.watch("", before).await {
+            use futures::StreamExt;
+            while let Ok(Some(Ok(event))) =
+                tokio::time::timeout(Duration::from_secs(2), events.next()).await
+            {
+                if event.revision() > after {
+                    break;
+                }
+                let key = match &event {
+                    nanocl_controller::store::WatchEvent::Put { kv, .. } => kv.key.clone(),
+                    nanocl_controller::store::WatchEvent::Delete { key, .. } => key.clone(),
+                    _ => continue,
+                };
+                let prefix = key.split('/').next().unwrap_or("").to_owned();
+                *by_prefix.entry(prefix).or_default() += 1;
+                if by_prefix.values().sum::<usize>() <= 3 {
+                    println!("    e.g. {key}");
+                }
+            }
+        }
+        println!("    written: {by_prefix:?}");
+    }
     let (live, rss) = (live_kib(), rss_kib());
     let _ = stop.send(true);
     match tokio::time::timeout(Duration::from_secs(30), run).await {

@@ -84,7 +84,6 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
         }
     };
     let nodes = shared.hub.cache::<NodeObject>().list();
-    let candidates = candidates(shared, &cargo, cluster.as_deref(), &nodes, &replicas);
     let current: BTreeMap<u32, String> = replicas
         .iter()
         .filter(|r| r.metadata.deletion_timestamp.is_none())
@@ -105,7 +104,14 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
             .and_then(|p| p.max_per_node)
             .and_then(|m| u32::try_from(m).ok()),
     };
-    let placement = scheduler::place(key, rules, &candidates, &current);
+    // Every slot in place (the common case, a resync): the nodes' loads and free resources,
+    // which cost a pass over every Replica, are not needed. Only a slot to place needs them.
+    let quick = candidates(shared, &cargo, cluster.as_deref(), &nodes, &replicas, false);
+    let mut placement = scheduler::place(key, rules, &quick, &current);
+    if !placement.moved.is_empty() || !placement.unplaced.is_empty() {
+        let full = candidates(shared, &cargo, cluster.as_deref(), &nodes, &replicas, true);
+        placement = scheduler::place(key, rules, &full, &current);
+    }
     let wrote = apply_placement(shared, &cargo, &replicas, &placement, desired.replicas).await?;
     let ready: HashMap<String, bool> = nodes
         .iter()
@@ -124,13 +130,16 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
     })
 }
 
-/// What the scheduler knows of every node, for this cargo.
+/// What the scheduler knows of every node, for this cargo; with `loads`, also how many
+/// replicas each runs and how many more of this cargo its resources hold (a pass over
+/// every Replica), else none and no limit (enough to tell whether every slot stays put).
 fn candidates<S: Store + Clone, D: Docker>(
     shared: &Shared<S, D>,
     cargo: &CargoObject,
     cluster: Option<&ClusterObject>,
     nodes: &[Arc<NodeObject>],
     own: &[Arc<ReplicaObject>],
+    loads: bool,
 ) -> Vec<Candidate> {
     // Validated at apply; a selector that does not parse selects nothing rather than all.
     let spans = cluster
@@ -142,8 +151,12 @@ fn candidates<S: Store + Clone, D: Docker>(
         .as_ref()
         .map(|p| p.node_selector.clone())
         .unwrap_or_default();
-    let request = Request::of(cargo);
-    let (used, load) = usage(shared, own, request.is_some());
+    let request = Request::of(cargo).filter(|_| loads);
+    let (used, load) = if loads {
+        usage(shared, own, request.is_some())
+    } else {
+        Default::default()
+    };
     nodes
         .iter()
         .map(|n| {
