@@ -692,7 +692,9 @@ impl EtcdStore {
             let events = resp.events();
             if events.is_empty() {
                 let revision = resp.header().map_or(0, |h| h.revision());
-                if !resp.created() && revision > announced && revision > *last {
+                // At or past what was delivered, and never behind an earlier bookmark: an idle
+                // watch keeps getting one at its last event's revision, as on the embedded store.
+                if !resp.created() && revision >= announced && revision >= *last {
                     announced = revision;
                     if tx
                         .send(Ok(WatchEvent::Progress { revision }))
