@@ -44,6 +44,168 @@ pub struct CargoSpec {
     /// nodes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<Placement>,
+    /// How a change of the container (or of the cluster variables it uses) replaces the
+    /// running replicas (default: a health-gated rolling update, one extra replica at a
+    /// time, none unavailable, rolled back automatically when it fails).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update: Option<UpdateSpec>,
+}
+
+/// Default `maxSurge`: one replica more than `replicas` while updating.
+pub const DEFAULT_MAX_SURGE: i32 = 1;
+/// Default `maxUnavailable`: none below `replicas`.
+pub const DEFAULT_MAX_UNAVAILABLE: i32 = 0;
+/// Default `progressDeadlineSeconds`, as in Kubernetes.
+pub const DEFAULT_PROGRESS_DEADLINE_SECONDS: u32 = 600;
+/// Default `revisionHistoryLimit`.
+pub const DEFAULT_REVISION_HISTORY_LIMIT: u32 = 10;
+
+/// How replicas are replaced when a cargo's container changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum UpdateStrategy {
+    /// Replace a few replicas at a time (`maxSurge`, `maxUnavailable`), each counted only
+    /// once its successor is ready. The default, unless a port has a fixed `hostPort`.
+    RollingUpdate,
+    /// Remove every replica, then start the new ones: a short outage, and never two versions
+    /// at once. The default for a fixed `hostPort` (old and new cannot bind it together).
+    Recreate,
+}
+
+/// A count of replicas, or a percentage of `replicas` (`"25%"`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum IntOrPercent {
+    /// A count.
+    Int(i32),
+    /// `N%` of the cargo's replicas (0 to 100).
+    Percent(String),
+}
+
+impl IntOrPercent {
+    /// The count for `total` replicas: a percentage rounded up (`round_up`, as for
+    /// `maxSurge`) or down (`maxUnavailable`); `None` when it does not parse (validated at
+    /// apply).
+    pub fn resolve(&self, total: u32, round_up: bool) -> Option<u32> {
+        match self {
+            IntOrPercent::Int(n) => u32::try_from(*n).ok(),
+            IntOrPercent::Percent(p) => {
+                let pct = parse_percent(p)?;
+                let scaled = u64::from(total) * u64::from(pct);
+                let n = if round_up {
+                    scaled.div_ceil(100)
+                } else {
+                    scaled / 100
+                };
+                u32::try_from(n).ok()
+            }
+        }
+    }
+}
+
+fn parse_percent(value: &str) -> Option<u32> {
+    let digits = value.strip_suffix('%')?;
+    if digits.is_empty() || digits.len() > 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().filter(|p| *p <= 100)
+}
+
+/// `spec.update`: how a change rolls out.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateSpec {
+    /// `RollingUpdate` (default) or `Recreate` (default with a fixed `hostPort`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<UpdateStrategy>,
+    /// How many replicas above `replicas` may run during an update: a count or a
+    /// percentage rounded up (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_surge: Option<IntOrPercent>,
+    /// How many of `replicas` may be unavailable during an update: a count or a percentage
+    /// rounded down (default 0). `maxSurge` and `maxUnavailable` cannot both be 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unavailable: Option<IntOrPercent>,
+    /// Seconds a new replica must run (and be healthy, with a healthcheck) before it counts
+    /// as ready (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 86400))]
+    pub min_ready_seconds: Option<u32>,
+    /// Seconds an update may go without progress (one more replica of the new revision
+    /// ready) before it is failed (default 600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub progress_deadline_seconds: Option<u32>,
+    /// Roll back to the last revision that ran everywhere when an update fails: its
+    /// deadline passes, or a new replica crash-loops or fails its healthcheck (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_rollback: Option<bool>,
+    /// How many old revisions to keep for `nanocl rollout history` and `undo` (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub revision_history_limit: Option<u32>,
+}
+
+/// `spec.update` with every default filled in, for a cargo whose ports are as given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UpdatePolicy {
+    /// The strategy.
+    pub strategy: UpdateStrategy,
+    /// Replicas above the count allowed while updating.
+    pub max_surge: u32,
+    /// Replicas below the count allowed while updating.
+    pub max_unavailable: u32,
+    /// Seconds a new replica must be ready before it counts.
+    pub min_ready_seconds: u32,
+    /// Seconds without progress before the update fails.
+    pub progress_deadline_seconds: u32,
+    /// Whether a failed update rolls back.
+    pub auto_rollback: bool,
+    /// Old revisions kept.
+    pub revision_history_limit: u32,
+}
+
+impl CargoSpec {
+    /// Whether a port is pinned to a fixed host port.
+    pub fn fixed_host_port(&self) -> bool {
+        self.container.ports.iter().any(|p| p.host_port.is_some())
+    }
+
+    /// `spec.update` resolved for `replicas` replicas, defaults filled in.
+    pub fn update_policy(&self, replicas: u32) -> UpdatePolicy {
+        let u = self.update.clone().unwrap_or_default();
+        let strategy = u.strategy.unwrap_or(if self.fixed_host_port() {
+            UpdateStrategy::Recreate
+        } else {
+            UpdateStrategy::RollingUpdate
+        });
+        let max_surge = u
+            .max_surge
+            .and_then(|s| s.resolve(replicas, true))
+            .unwrap_or(DEFAULT_MAX_SURGE as u32);
+        let max_unavailable = u
+            .max_unavailable
+            .and_then(|s| s.resolve(replicas, false))
+            .unwrap_or(DEFAULT_MAX_UNAVAILABLE as u32);
+        // Both 0 (a percentage of few replicas rounded to nothing) would never progress.
+        let max_unavailable = if max_surge == 0 && max_unavailable == 0 {
+            1
+        } else {
+            max_unavailable
+        };
+        UpdatePolicy {
+            strategy,
+            max_surge,
+            max_unavailable,
+            min_ready_seconds: u.min_ready_seconds.unwrap_or(0),
+            progress_deadline_seconds: u
+                .progress_deadline_seconds
+                .unwrap_or(DEFAULT_PROGRESS_DEADLINE_SECONDS),
+            auto_rollback: u.auto_rollback.unwrap_or(true),
+            revision_history_limit: u
+                .revision_history_limit
+                .unwrap_or(DEFAULT_REVISION_HISTORY_LIMIT),
+        }
+    }
 }
 
 /// Where a cargo's replicas may run and how they are spread.
@@ -234,7 +396,86 @@ pub struct CargoStatus {
     /// `Ready`, `Progressing`, `Degraded`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// The revision every replica ran when an update last completed: the last good one,
+    /// which a failed update rolls back to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_revision: Option<u32>,
+    /// The revision of the spec as it is now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_revision: Option<u32>,
+    /// The update in progress, or how the last one ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutStatus>,
+    /// Every revision kept, oldest first (`spec.update.revisionHistoryLimit` old ones, and
+    /// always the current and the updating one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revisions: Vec<CargoRevision>,
 }
+
+/// One revision of a cargo: what its replicas run, as the spec said it (for `rollout undo`)
+/// and the values of the cluster variables it used.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CargoRevision {
+    /// Its number, counting up from 1; a spec that comes back to an older revision's
+    /// container (a `rollout undo`) gets a new number, as in Kubernetes.
+    pub revision: u32,
+    /// The hash of the rendered container (`io.nanocl.spec-hash` of its containers).
+    pub hash: String,
+    /// When it was recorded (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    /// What changed from the revision before, e.g. `image busybox:1.36 -> busybox:1.37`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub change: String,
+    /// The container as the spec had it (templates unrendered).
+    #[serde(default)]
+    pub container: ContainerSpec,
+    /// The spec's networks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<String>,
+    /// The values of the cluster variables the container used.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variables: BTreeMap<String, String>,
+    /// The `rollout.nanocl.io/restartedAt` annotation it was recorded with (`rollout
+    /// restart`), which makes its containers new ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarted_at: Option<String>,
+    /// Why its update failed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
+}
+
+/// Where an update stands.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RolloutStatus {
+    /// The revision the replicas are being moved to.
+    pub revision: u32,
+    /// `Progressing`, `Paused`, `Complete`, `RollingBack`, `RolledBack` or `Failed`.
+    pub phase: String,
+    /// When this update started (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<String>,
+    /// When it last made progress (one more replica of `revision` ready); the deadline
+    /// counts from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progressed: Option<String>,
+    /// Replicas of `revision` ready at the last progress.
+    #[serde(default)]
+    pub ready: u32,
+    /// For people: how far it got, or why it failed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
+/// Annotation `nanocl rollout restart` sets: a new revision whose containers are new.
+pub const RESTARTED_AT_ANNOTATION: &str = "rollout.nanocl.io/restartedAt";
+/// Annotation `nanocl rollout pause` sets (`"true"`): no replica is replaced until resumed.
+pub const PAUSED_ANNOTATION: &str = "rollout.nanocl.io/paused";
+/// Annotations under this prefix belong to `nanocl rollout`: `apply` keeps the live
+/// object's and ignores a file's.
+pub const ROLLOUT_ANNOTATION_PREFIX: &str = "rollout.nanocl.io/";
 
 /// Fills in defaults: replicas 1, pull policy `IfNotPresent`, `hostIP` 127.0.0.1, protocol TCP.
 pub fn apply_defaults(cargo: &mut Cargo) {
@@ -287,6 +528,9 @@ pub fn validate(cargo: &Cargo) -> FieldErrors {
         &FieldPath::keys("spec.container"),
         &mut errors,
     );
+    if let Some(update) = &spec.update {
+        validate_update(spec, update, &mut errors);
+    }
     if let Some(placement) = &spec.placement {
         let path = FieldPath::keys("spec.placement");
         let selector = path.key("nodeSelector");
@@ -304,6 +548,95 @@ pub fn validate(cargo: &Cargo) -> FieldErrors {
         }
     }
     errors
+}
+
+fn validate_update(spec: &CargoSpec, update: &UpdateSpec, errors: &mut FieldErrors) {
+    let path = FieldPath::keys("spec.update");
+    for (field, value) in [
+        ("maxSurge", &update.max_surge),
+        ("maxUnavailable", &update.max_unavailable),
+    ] {
+        let Some(value) = value else { continue };
+        let p = path.key(field);
+        match value {
+            IntOrPercent::Int(n) if *n < 0 || *n > MAX_REPLICAS => {
+                errors.push(p, format!("must be between 0 and {MAX_REPLICAS}, got {n}"));
+            }
+            IntOrPercent::Percent(s) if parse_percent(s).is_none() => errors.push(
+                p,
+                format!(
+                    "invalid {}: a count, or a percentage from \"0%\" to \"100%\"",
+                    quoted(s)
+                ),
+            ),
+            _ => {}
+        }
+    }
+    let zero = |v: &IntOrPercent| match v {
+        IntOrPercent::Int(n) => *n == 0,
+        IntOrPercent::Percent(s) => parse_percent(s) == Some(0),
+    };
+    // Unset, maxSurge is 1 and maxUnavailable 0.
+    if update.max_surge.as_ref().is_some_and(zero)
+        && update.max_unavailable.as_ref().is_none_or(zero)
+    {
+        errors.push(
+            path.key("maxSurge"),
+            "maxSurge and maxUnavailable cannot both be 0: an update could never replace a replica",
+        );
+    }
+    let recreate = update.strategy == Some(UpdateStrategy::Recreate);
+    if recreate {
+        for (field, set) in [
+            ("maxSurge", update.max_surge.is_some()),
+            ("maxUnavailable", update.max_unavailable.is_some()),
+        ] {
+            if set {
+                errors.push(
+                    path.key(field),
+                    "applies only to strategy RollingUpdate (Recreate replaces every replica at once)",
+                );
+            }
+        }
+    }
+    if update.strategy == Some(UpdateStrategy::RollingUpdate) && spec.fixed_host_port() {
+        errors.push(
+            path.key("strategy"),
+            "a fixed hostPort cannot serve the old and the new replica side by side: use strategy Recreate, or remove hostPort and let Docker pick a port",
+        );
+    }
+    if let Some(min_ready) = update.min_ready_seconds {
+        if min_ready > 86_400 {
+            errors.push(
+                path.key("minReadySeconds"),
+                format!("must be between 0 and 86400, got {min_ready}"),
+            );
+        }
+        if let Some(deadline) = update.progress_deadline_seconds {
+            if deadline <= min_ready {
+                errors.push(
+                    path.key("progressDeadlineSeconds"),
+                    format!("must be greater than minReadySeconds ({min_ready}), got {deadline}"),
+                );
+            }
+        }
+    }
+    if let Some(deadline) = update.progress_deadline_seconds {
+        if !(1..=86_400).contains(&deadline) {
+            errors.push(
+                path.key("progressDeadlineSeconds"),
+                format!("must be between 1 and 86400, got {deadline}"),
+            );
+        }
+    }
+    if let Some(limit) = update.revision_history_limit {
+        if limit > 100 {
+            errors.push(
+                path.key("revisionHistoryLimit"),
+                format!("must be between 0 and 100, got {limit}"),
+            );
+        }
+    }
 }
 
 fn validate_container(

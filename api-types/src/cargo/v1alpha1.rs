@@ -66,6 +66,8 @@ struct Stash {
     healthcheck: Option<Healthcheck>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     placement: Option<v1::Placement>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    update: Option<v1::UpdateSpec>,
     // Set only when the flat form cannot hold these exactly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     env: Option<BTreeMap<String, String>>,
@@ -261,6 +263,7 @@ pub fn to_v1(obj: Cargo) -> Result<v1::Cargo, FieldErrors> {
                 healthcheck: stash.healthcheck,
             },
             placement: stash.placement,
+            update: stash.update,
         },
         status: obj.status,
     })
@@ -279,6 +282,7 @@ pub fn from_v1(obj: v1::Cargo) -> Cargo {
         resources: c.resources,
         healthcheck: c.healthcheck,
         placement: obj.spec.placement,
+        update: obj.spec.update,
         ..Stash::default()
     };
     let env = to_key_value_list(&c.env).unwrap_or_else(|| {

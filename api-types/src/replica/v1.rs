@@ -3,6 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::cargo::v1::ContainerSpec;
 use crate::meta::Object;
 use crate::path::FieldPath;
 use crate::validation::{self, FieldErrors};
@@ -25,6 +26,32 @@ pub struct ReplicaSpec {
     pub slot: u32,
     /// The node whose agent runs it.
     pub node: String,
+    /// The hash of `template`'s rendered container (`io.nanocl.spec-hash`), which tells the
+    /// revision it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+    /// What it runs: the container of one revision of the cargo, its variables rendered.
+    /// Absent on a Replica written before revisions existed: it runs the cargo's spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<ReplicaTemplate>,
+    /// Seconds its container must run (and be healthy) before it counts as ready, and the
+    /// container it replaces goes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_ready_seconds: Option<u32>,
+}
+
+/// The container one replica runs.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReplicaTemplate {
+    /// The cargo's container with the cluster variables substituted.
+    pub container: ContainerSpec,
+    /// The cargo's networks (empty: the cluster's default network).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<String>,
+    /// The `rollout restart` that made this revision, if one did (a label on the container).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarted_at: Option<String>,
 }
 
 /// What the agent of the replica's node observed.

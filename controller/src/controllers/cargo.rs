@@ -7,14 +7,19 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use nanocl_api_types::cargo::v1::CargoStatus;
+use std::time::SystemTime;
+
+use nanocl_api_types::cargo::v1::{CargoRevision, CargoStatus, RolloutStatus, PAUSED_ANNOTATION};
 use nanocl_api_types::meta::{ConditionStatus, ObjectMeta};
 use nanocl_api_types::node::v1::Node as NodeObject;
-use nanocl_api_types::replica::v1::{self as replica, Replica as ReplicaObject, ReplicaSpec};
+use nanocl_api_types::replica::v1::{
+    self as replica, Replica as ReplicaObject, ReplicaSpec, ReplicaStatus, ReplicaTemplate,
+};
 use nanocl_api_types::selector::Selector;
 
 use super::plan::{self, Desired, NotReady};
 use super::replicas::AGENT_FINALIZER;
+use super::rollout;
 use super::scheduler::{self, Candidate, Placement, Rules};
 use super::write::{self, condition};
 use super::{events, ReconcileError, Shared, FINALIZER};
@@ -61,6 +66,11 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
     let (cargo, deleting) = event.into_parts();
     let namespace = cargo.metadata.namespace.clone().unwrap_or_default();
     let replicas = shared.hub.replicas_of(&namespace, &cargo.metadata.name);
+    if shared.expected.behind(&replicas) {
+        // The cache has not yet seen this controller's own last writes: deciding on it
+        // could start more replacements than the update allows.
+        return Ok(Action::Requeue(Duration::from_millis(20)));
+    }
     if deleting {
         return cleanup(shared, &replicas).await;
     }
@@ -68,29 +78,102 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
         Some(&namespace),
         &cargo.spec.cluster,
     ));
-    let desired = match plan::render(&cargo, cluster.as_deref(), &shared.instance) {
+    let (container, variables) = match plan::substitute(&cargo, cluster.as_deref()) {
         Ok(d) => d,
         Err(not_ready) => {
-            let status = summarize(
-                &cargo,
-                None,
-                &replicas,
-                &HashMap::new(),
-                Some(&not_ready),
-                &Placement::default(),
-            );
+            let status = summarize(&cargo, &Summary::not_ready(&not_ready), &replicas);
             save(shared, &cargo, status).await?;
             return Ok(Action::AwaitChange);
         }
     };
+    let want = u32::try_from(cargo.spec.replicas.unwrap_or(1)).unwrap_or(0);
+    let source = plan::Source {
+        namespace: &namespace,
+        cargo: &cargo.metadata.name,
+        cluster: &cargo.spec.cluster,
+        instance: &shared.instance,
+    };
+    let restarted_at = plan::restarted_at(&cargo).map(str::to_owned);
+    let desired = plan::render_template(
+        &source,
+        &container,
+        &cargo.spec.networks,
+        restarted_at.as_deref(),
+        want,
+    );
+    let policy = cargo.spec.update_policy(want);
+    let now = SystemTime::now();
+    let now_text = humantime::format_rfc3339_seconds(now).to_string();
+    let mut history = rollout::History::of(cargo.status.as_ref());
+    let recorded = history.record(
+        CargoRevision {
+            hash: desired.hash.clone(),
+            container: cargo.spec.container.clone(),
+            networks: cargo.spec.networks.clone(),
+            variables,
+            restarted_at: restarted_at.clone(),
+            ..CargoRevision::default()
+        },
+        &now_text,
+        policy.revision_history_limit,
+    );
+    if recorded {
+        let update = history.update.unwrap_or_default();
+        if history.revisions.len() > 1 {
+            events::record(
+                &shared.store,
+                &CargoObject::clone(&cargo).into_any(),
+                false,
+                "RevisionCreated",
+                format!(
+                    "revision {update}: {}",
+                    history
+                        .get(history.update)
+                        .map_or("", |r| r.change.as_str())
+                ),
+            )
+            .await;
+        }
+    }
+    let update_entry = history.get(history.update).cloned();
+    let failed = update_entry.as_ref().and_then(|e| e.failed.clone());
+    let good = history.get(history.current).cloned();
+    // A failed update rolls back to the last good revision, or stops there.
+    let rolling_back = failed.is_some()
+        && policy.auto_rollback
+        && good
+            .as_ref()
+            .is_some_and(|g| Some(g.revision) != history.update);
+    let stopped = failed.is_some() && !rolling_back;
+    let target = match (&good, rolling_back) {
+        (Some(g), true) => match Target::of_revision(&source, g, want) {
+            Some(t) => t,
+            None => Target::of_spec(&desired, &container, &cargo, restarted_at.clone()),
+        },
+        _ => Target::of_spec(&desired, &container, &cargo, restarted_at.clone()),
+    };
     let nodes = shared.hub.cache::<NodeObject>().list();
+    let ready_nodes: HashMap<String, bool> = nodes
+        .iter()
+        .map(|n| (n.metadata.name.clone(), node_ready(n)))
+        .collect();
+    let slots: Vec<rollout::Slot> = replicas
+        .iter()
+        .map(|r| slot_state(r, &ready_nodes))
+        .collect();
+    let paused = cargo
+        .metadata
+        .annotations
+        .get(PAUSED_ANNOTATION)
+        .is_some_and(|v| v == "true");
+    let step = rollout::step(&target.hash, want, &policy, paused || stopped, &slots);
     let current: BTreeMap<u32, String> = replicas
         .iter()
         .filter(|r| r.metadata.deletion_timestamp.is_none())
         .map(|r| (r.spec.slot, r.spec.node.clone()))
         .collect();
     let rules = Rules {
-        replicas: desired.replicas,
+        replicas: want,
         spread: cargo
             .spec
             .placement
@@ -112,22 +195,356 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
         let full = candidates(shared, &cargo, cluster.as_deref(), &nodes, &replicas, true);
         placement = scheduler::place(key, rules, &full, &current);
     }
-    let wrote = apply_placement(shared, &cargo, &replicas, &placement, desired.replicas).await?;
-    let ready: HashMap<String, bool> = nodes
+    // New slots get the target, unless the update stopped: then the last good revision.
+    let create = match (&good, stopped) {
+        (Some(g), true) => Target::of_revision(&source, g, want).unwrap_or_else(|| target.clone()),
+        _ => target.clone(),
+    };
+    let writes = Writes {
+        target: &target,
+        create: &create,
+        create_allowed: step.create,
+        min_ready_seconds: policy.min_ready_seconds,
+    };
+    let mut wrote = apply_placement(shared, &cargo, &replicas, &placement, want, &writes).await?;
+    wrote |= apply_step(shared, &cargo, &replicas, &step, &writes).await?;
+    // Where the update stands.
+    let failures: Vec<rollout::ReplicaFailure> = replicas
         .iter()
-        .map(|n| (n.metadata.name.clone(), node_ready(n)))
+        .filter(|r| r.spec.hash.as_deref() == Some(target.hash.as_str()))
+        .filter_map(|r| {
+            let s = reported(r)?;
+            (s.spec_hash.as_deref() == Some(target.hash.as_str()))
+                .then_some(())
+                .and(s.reason.clone().zip(s.message.clone()))
+                .map(|(reason, message)| rollout::ReplicaFailure { reason, message })
+        })
         .collect();
-    let status = summarize(&cargo, Some(&desired), &replicas, &ready, None, &placement);
+    let progressed = history
+        .rollout
+        .as_ref()
+        .and_then(|r| r.progressed.as_deref())
+        .and_then(|t| humantime::parse_rfc3339(t).ok())
+        .unwrap_or(now);
+    let since = now.duration_since(progressed).unwrap_or_default();
+    let judging_update = !rolling_back && !paused && !stopped;
+    let deadline = judging_update.then_some(policy.progress_deadline_seconds);
+    let verdict = rollout::judge(
+        &target.hash,
+        want,
+        &slots,
+        &failures,
+        since.as_secs(),
+        deadline,
+    );
+    let mut requeue = None;
+    let object = CargoObject::clone(&cargo).into_any();
+    let entry = |h: &rollout::History, n: Option<u32>| h.get(n).map(|r| r.revision).unwrap_or(0);
+    match verdict {
+        rollout::Verdict::Complete => {
+            let revision = target.revision.unwrap_or(entry(&history, history.update));
+            let was = history.rollout.as_ref().map(|r| r.phase.clone());
+            let (phase, message) = if rolling_back {
+                (
+                    "RolledBack",
+                    format!(
+                        "revision {} failed ({}); rolled back to revision {revision}",
+                        entry(&history, history.update),
+                        failed.clone().unwrap_or_default()
+                    ),
+                )
+            } else {
+                (
+                    "Complete",
+                    format!("revision {revision}: {want}/{want} replicas ready"),
+                )
+            };
+            history.current = Some(revision);
+            if stopped {
+                // Its replicas became ready after all: it is good.
+                if let Some(e) = history
+                    .revisions
+                    .iter_mut()
+                    .find(|e| Some(e.revision) == history.update)
+                {
+                    e.failed = None;
+                }
+            }
+            if was.as_deref() != Some(phase) {
+                let reason = if phase == "Complete" {
+                    "RolloutComplete"
+                } else {
+                    phase
+                };
+                events::record(
+                    &shared.store,
+                    &object,
+                    phase != "Complete",
+                    reason,
+                    message.clone(),
+                )
+                .await;
+            }
+            history.rollout = Some(RolloutStatus {
+                revision,
+                phase: phase.to_owned(),
+                ready: want,
+                message,
+                ..history.rollout.clone().unwrap_or_default()
+            });
+        }
+        rollout::Verdict::Progressing { ready } => {
+            let mut r = history.rollout.clone().unwrap_or_default();
+            if ready > r.ready || r.progressed.is_none() {
+                r.progressed = Some(now_text.clone());
+            }
+            r.ready = ready;
+            r.revision = target.revision.unwrap_or(entry(&history, history.update));
+            r.phase = if paused {
+                "Paused"
+            } else if rolling_back {
+                "RollingBack"
+            } else if stopped {
+                "Failed"
+            } else {
+                "Progressing"
+            }
+            .to_owned();
+            r.message = if stopped {
+                format!(
+                    "revision {} failed: {}",
+                    entry(&history, history.update),
+                    failed.clone().unwrap_or_default()
+                )
+            } else {
+                format!("revision {}: {ready}/{want} replicas ready", r.revision)
+            };
+            if let Some(deadline) = deadline {
+                let since = if ready > history.rollout.as_ref().map_or(0, |h| h.ready) {
+                    Duration::ZERO
+                } else {
+                    since
+                };
+                requeue = Some(
+                    Duration::from_secs(u64::from(deadline))
+                        .saturating_sub(since)
+                        .max(Duration::from_millis(500)),
+                );
+            }
+            history.rollout = Some(r);
+        }
+        rollout::Verdict::Failed { reason, message } => {
+            let update = entry(&history, history.update);
+            let why = format!("{reason}: {message}");
+            if let Some(e) = history
+                .revisions
+                .iter_mut()
+                .find(|e| Some(e.revision) == history.update)
+            {
+                e.failed = Some(why.clone());
+            }
+            let back = policy.auto_rollback && good.as_ref().is_some_and(|g| g.revision != update);
+            let sentence = match (&good, back) {
+                (Some(g), true) => format!(
+                    "update to revision {update} failed ({why}); rolling back to revision {}",
+                    g.revision
+                ),
+                _ => format!("update to revision {update} failed ({why})"),
+            };
+            events::record(
+                &shared.store,
+                &object,
+                true,
+                "RolloutFailed",
+                sentence.clone(),
+            )
+            .await;
+            history.rollout = Some(RolloutStatus {
+                revision: if back {
+                    good.as_ref().map_or(update, |g| g.revision)
+                } else {
+                    update
+                },
+                phase: if back { "RollingBack" } else { "Failed" }.to_owned(),
+                progressed: Some(now_text.clone()),
+                message: sentence,
+                ..history.rollout.clone().unwrap_or_default()
+            });
+            // The rollback (or the stop) starts at the next reconcile, from the status.
+            requeue = Some(Duration::from_millis(50));
+        }
+    }
+    let summary = Summary {
+        desired_hash: Some(desired.hash.clone()),
+        ready_nodes,
+        not_ready: None,
+        placement: Some(&placement),
+        history: Some(&history),
+    };
+    let status = summarize(&cargo, &summary, &replicas);
     save(shared, &cargo, status).await?;
     Ok(if wrote {
         // The writes' own events bring the next reconcile; this is a fallback.
-        Action::Requeue(Duration::from_secs(5))
+        Action::Requeue(Duration::from_secs(5).min(requeue.unwrap_or(Duration::MAX)))
+    } else if let Some(after) = requeue {
+        Action::Requeue(after)
     } else if placement.unplaced.is_empty() {
         Action::AwaitChange
     } else {
         // A node that frees CPU or memory writes nothing: look again now and then.
         Action::Requeue(Duration::from_secs(30))
     })
+}
+
+/// What replicas are moved to: a revision's template and hash.
+#[derive(Clone, Debug)]
+struct Target {
+    hash: String,
+    template: ReplicaTemplate,
+    /// Its number, when it is not the spec's.
+    revision: Option<u32>,
+}
+
+impl Target {
+    fn of_spec(
+        desired: &Desired,
+        container: &nanocl_api_types::cargo::v1::ContainerSpec,
+        cargo: &CargoObject,
+        restarted_at: Option<String>,
+    ) -> Target {
+        Target {
+            hash: desired.hash.clone(),
+            template: ReplicaTemplate {
+                container: container.clone(),
+                networks: cargo.spec.networks.clone(),
+                restarted_at,
+            },
+            revision: None,
+        }
+    }
+
+    /// Revision `r` rendered again from what it recorded; `None` if that no longer renders
+    /// to its hash (it always should).
+    fn of_revision(source: &plan::Source<'_>, r: &CargoRevision, want: u32) -> Option<Target> {
+        let (container, _) = plan::substitute_with(&r.container, &r.variables).ok()?;
+        let desired = plan::render_template(
+            source,
+            &container,
+            &r.networks,
+            r.restarted_at.as_deref(),
+            want,
+        );
+        (desired.hash == r.hash).then(|| Target {
+            hash: r.hash.clone(),
+            template: ReplicaTemplate {
+                container,
+                networks: r.networks.clone(),
+                restarted_at: r.restarted_at.clone(),
+            },
+            revision: Some(r.revision),
+        })
+    }
+}
+
+/// What the leader writes into Replicas.
+struct Writes<'a> {
+    /// The template slots are moved to.
+    target: &'a Target,
+    /// The template new slots get.
+    create: &'a Target,
+    /// Whether new slots may be created now.
+    create_allowed: bool,
+    min_ready_seconds: u32,
+}
+
+/// A Replica's report, when it comes from the node it is placed on.
+fn reported(r: &ReplicaObject) -> Option<&ReplicaStatus> {
+    r.status
+        .as_ref()
+        .filter(|s| s.node.as_deref() == Some(r.spec.node.as_str()))
+}
+
+/// What the update planner needs of one Replica.
+fn slot_state(r: &ReplicaObject, ready_nodes: &HashMap<String, bool>) -> rollout::Slot {
+    let status = reported(r);
+    // A Replica from before revisions runs what its container runs.
+    let hash = r
+        .spec
+        .hash
+        .clone()
+        .or_else(|| status.and_then(|s| s.spec_hash.clone()));
+    let containers = status.map_or(0, |s| s.containers.max(u32::from(s.container.is_some())));
+    let running = status.is_some_and(|s| s.phase.as_deref() == Some("Running"));
+    let reported_hash = status.and_then(|s| s.spec_hash.as_deref());
+    let behind = hash.is_some() && reported_hash != hash.as_deref();
+    let extra = if behind && running {
+        // Its template just changed: the new container is about to start beside the old.
+        containers.saturating_sub(1).max(1)
+    } else {
+        containers.saturating_sub(1)
+    };
+    let available = !behind
+        && status.is_some_and(|s| s.ready)
+        && containers <= 1
+        && ready_nodes.get(&r.spec.node).copied().unwrap_or(false);
+    rollout::Slot {
+        slot: r.spec.slot,
+        hash,
+        deleting: r.metadata.deletion_timestamp.is_some(),
+        available,
+        running,
+        extra,
+    }
+}
+
+/// Carries out an update step: templates changed in place, Replicas deleted to be created
+/// again. Answers whether anything was written.
+async fn apply_step<S: Store + Clone, D: Docker>(
+    shared: &Shared<S, D>,
+    cargo: &CargoObject,
+    replicas: &[Arc<ReplicaObject>],
+    step: &rollout::Step,
+    writes: &Writes<'_>,
+) -> Result<bool, ReconcileError> {
+    let api: Api<ReplicaObject, S> = Api::new(shared.store.clone());
+    let mut wrote = false;
+    let live = |slot: u32| {
+        replicas
+            .iter()
+            .find(|r| r.spec.slot == slot && r.metadata.deletion_timestamp.is_none())
+    };
+    for slot in &step.update {
+        let Some(r) = live(*slot) else { continue };
+        let mut next = ReplicaObject::clone(r);
+        next.spec.hash = Some(writes.target.hash.clone());
+        next.spec.template = Some(writes.target.template.clone());
+        next.spec.min_ready_seconds = Some(writes.min_ready_seconds).filter(|s| *s > 0);
+        wrote |= shared
+            .expected
+            .note(r, api.replace_returning(r, &next).await)?;
+    }
+    for slot in &step.recreate {
+        let Some(r) = live(*slot) else { continue };
+        wrote |= shared.expected.note(r, api.delete_returning(r).await)?;
+    }
+    // A Replica from before revisions that runs the target already gets its template, at
+    // no cost to the update.
+    for r in replicas {
+        if r.spec.hash.is_none()
+            && r.metadata.deletion_timestamp.is_none()
+            && reported(r).and_then(|s| s.spec_hash.as_deref()) == Some(writes.target.hash.as_str())
+            && !step.update.contains(&r.spec.slot)
+        {
+            let mut next = ReplicaObject::clone(r);
+            next.spec.hash = Some(writes.target.hash.clone());
+            next.spec.template = Some(writes.target.template.clone());
+            wrote |= shared
+                .expected
+                .note(r, api.replace_returning(r, &next).await)?;
+        }
+    }
+    let _ = cargo;
+    Ok(wrote)
 }
 
 /// What the scheduler knows of every node, for this cargo; with `loads`, also how many
@@ -276,6 +693,7 @@ async fn apply_placement<S: Store + Clone, D: Docker>(
     replicas: &[Arc<ReplicaObject>],
     placement: &Placement,
     want: u32,
+    writes: &Writes<'_>,
 ) -> Result<bool, ReconcileError> {
     let api: Api<ReplicaObject, S> = Api::new(shared.store.clone());
     let namespace = cargo.metadata.namespace.clone().unwrap_or_default();
@@ -291,11 +709,16 @@ async fn apply_placement<S: Store + Clone, D: Docker>(
             Some(r) => {
                 let mut next = ReplicaObject::clone(r);
                 next.spec.node = node.clone();
-                if written(api.replace(r, &next).await)? {
+                if shared
+                    .expected
+                    .note(r, api.replace_returning(r, &next).await)?
+                {
                     moves.push(format!("{slot} from {} to {node}", r.spec.node));
                 }
                 wrote = true;
             }
+            // Recreate: not before every old replica is gone.
+            None if !writes.create_allowed => {}
             None => {
                 let new = ReplicaObject {
                     api_version: nanocl_api_types::V1.to_owned(),
@@ -310,11 +733,17 @@ async fn apply_placement<S: Store + Clone, D: Docker>(
                         cargo: cargo.metadata.name.clone(),
                         slot: *slot,
                         node: node.clone(),
+                        hash: Some(writes.create.hash.clone()),
+                        template: Some(writes.create.template.clone()),
+                        min_ready_seconds: Some(writes.min_ready_seconds).filter(|s| *s > 0),
                     },
                     status: None,
                 };
                 match api.create(&new).await {
-                    Ok(_) => wrote = true,
+                    Ok(stored) => {
+                        shared.expected.created(&stored);
+                        wrote = true;
+                    }
                     // Written meanwhile (by an earlier leader, say): the next reconcile reads it.
                     Err(ObjectError::Store(StoreError::AlreadyExists { .. })) => wrote = true,
                     Err(e) => return Err(e.into()),
@@ -334,7 +763,7 @@ async fn apply_placement<S: Store + Clone, D: Docker>(
     }
     for r in replicas {
         if r.spec.slot >= want && r.metadata.deletion_timestamp.is_none() {
-            written(api.delete(r).await)?;
+            shared.expected.note(r, api.delete_returning(r).await)?;
             wrote = true;
         }
     }
@@ -404,15 +833,36 @@ struct Problem {
     message: String,
 }
 
+/// What the status is summarized from, besides the Replicas.
+struct Summary<'a> {
+    /// The hash of the spec's revision.
+    desired_hash: Option<String>,
+    ready_nodes: HashMap<String, bool>,
+    /// Why the cargo cannot be rendered.
+    not_ready: Option<(String, String)>,
+    placement: Option<&'a Placement>,
+    /// Revisions and the update, as they are now (`None`: as the status has them).
+    history: Option<&'a rollout::History>,
+}
+
+impl Summary<'_> {
+    fn not_ready(not_ready: &NotReady) -> Summary<'static> {
+        Summary {
+            desired_hash: None,
+            ready_nodes: HashMap::new(),
+            not_ready: Some((not_ready.reason.to_owned(), not_ready.message.clone())),
+            placement: None,
+            history: None,
+        }
+    }
+}
+
 /// The cargo's status from its Replicas' reports: a report counts only when it comes from
 /// the node the Replica is placed on, and a replica is ready only while that node is.
 fn summarize(
     cargo: &CargoObject,
-    desired: Option<&Desired>,
+    summary: &Summary<'_>,
     replicas: &[Arc<ReplicaObject>],
-    ready_nodes: &HashMap<String, bool>,
-    not_ready: Option<&NotReady>,
-    placement: &Placement,
 ) -> CargoStatus {
     let previous = cargo.status.clone().unwrap_or_default();
     let generation = cargo.metadata.generation;
@@ -421,22 +871,30 @@ fn summarize(
     let mut problems = Vec::new();
     let mut waiting: Option<(String, String)> = None;
     for r in replicas {
-        let Some(s) = r
-            .status
-            .as_ref()
-            .filter(|s| s.node.as_deref() == Some(r.spec.node.as_str()))
-        else {
+        let Some(s) = reported(r) else {
             continue;
         };
         // Every container counts: a slot mid-replacement has two, and the cargo is not
         // ready until the one replaced is gone.
         observed += s.containers.max(u32::from(s.container.is_some())) as usize;
-        let current = desired.is_some_and(|d| s.spec_hash.as_deref() == Some(d.hash.as_str()));
-        if current && s.container.is_some() && r.metadata.deletion_timestamp.is_none() {
+        let live = s.container.is_some() && r.metadata.deletion_timestamp.is_none();
+        if live && summary.desired_hash.is_some() && s.spec_hash == summary.desired_hash {
             updated += 1;
-            if s.ready && ready_nodes.get(&r.spec.node).copied().unwrap_or(false) {
-                ready += 1;
-            }
+        }
+        // Ready, of whichever revision (a rolled-back cargo's replicas serve).
+        if live
+            && s.ready
+            && r.spec
+                .hash
+                .as_deref()
+                .is_none_or(|h| s.spec_hash.as_deref() == Some(h))
+            && summary
+                .ready_nodes
+                .get(&r.spec.node)
+                .copied()
+                .unwrap_or(false)
+        {
+            ready += 1;
         }
         if let (Some(reason), Some(message)) = (&s.reason, &s.message) {
             if s.phase.as_deref() == Some("Pending") {
@@ -449,7 +907,7 @@ fn summarize(
             }
         }
     }
-    for (slot, why) in &placement.unplaced {
+    for (slot, why) in summary.placement.map(|p| &p.unplaced).into_iter().flatten() {
         problems.push(Problem {
             reason: "Unschedulable".to_owned(),
             message: format!("replica {slot}: {why}"),
@@ -458,17 +916,33 @@ fn summarize(
     // Identical messages (one per replica of a node) are said once.
     let mut seen = std::collections::HashSet::new();
     problems.retain(|p| seen.insert((p.reason.clone(), p.message.clone())));
-    let not_ready: Option<(String, String)> = not_ready
-        .map(|nr| (nr.reason.to_owned(), nr.message.clone()))
-        .or(waiting);
+    let not_ready: Option<(String, String)> = summary.not_ready.clone().or(waiting);
+    let history = summary
+        .history
+        .cloned()
+        .unwrap_or_else(|| rollout::History::of(Some(&previous)));
+    let rollout = history.rollout.clone();
+    let phase = rollout.as_ref().map_or("", |r| r.phase.as_str());
+    // Why the update failed: the reason word of `failed` ("Reason: message").
+    let failed_reason = history
+        .get(history.update)
+        .and_then(|e| e.failed.as_deref())
+        .map(|f| f.split(':').next().unwrap_or(f).to_owned());
     let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
     let all_ready = not_ready.is_none()
-        && desired.is_some()
+        && summary.desired_hash.is_some()
         && ready == want
         && updated == want
         && observed == want;
+    let rollout_message = rollout
+        .as_ref()
+        .map(|r| r.message.clone())
+        .unwrap_or_default();
     let (ready_reason, ready_message) = match (&not_ready, problems.first()) {
         (Some((reason, message)), _) => (reason.clone(), message.clone()),
+        _ if matches!(phase, "RolledBack" | "RollingBack" | "Failed") && !all_ready => {
+            (phase.to_owned(), rollout_message.clone())
+        }
         (None, Some(p)) if !all_ready => (p.reason.clone(), p.message.clone()),
         _ if all_ready => (
             "ReplicasReady".to_owned(),
@@ -479,7 +953,19 @@ fn summarize(
             format!("{ready}/{want} replicas ready, {updated} up to date"),
         ),
     };
-    let progressing = !all_ready && not_ready.is_none() && problems.is_empty();
+    let (progressing, progress_reason, progress_message) = match phase {
+        _ if not_ready.is_some() => (false, "Waiting".to_owned(), String::new()),
+        "Progressing" if !all_ready => (true, "RollingUpdate".to_owned(), rollout_message),
+        "RollingBack" => (true, "RollingBack".to_owned(), rollout_message),
+        "Paused" => (false, "Paused".to_owned(), rollout_message),
+        "RolledBack" => (false, "RolledBack".to_owned(), rollout_message),
+        "Failed" => (
+            false,
+            failed_reason.unwrap_or_else(|| "RolloutFailed".to_owned()),
+            rollout_message,
+        ),
+        _ => (false, "Stable".to_owned(), String::new()),
+    };
     let conditions = vec![
         condition(
             "Ready",
@@ -492,16 +978,8 @@ fn summarize(
         condition(
             "Progressing",
             progressing,
-            if progressing {
-                "ReplicasUpdating"
-            } else {
-                "Stable"
-            },
-            if progressing {
-                format!("{updated}/{want} replicas up to date")
-            } else {
-                String::new()
-            },
+            &progress_reason,
+            progress_message,
             generation,
             &previous.conditions,
         ),
@@ -524,6 +1002,10 @@ fn summarize(
         ready_replicas: count(ready),
         updated_replicas: count(updated),
         conditions,
+        current_revision: history.current,
+        update_revision: history.update,
+        rollout,
+        revisions: history.revisions,
     }
 }
 

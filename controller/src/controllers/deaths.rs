@@ -106,6 +106,8 @@ mod tests {
             exit_code: None,
             oom_killed: false,
             health: None,
+
+            started_at: None,
         }
     }
 

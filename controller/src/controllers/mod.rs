@@ -15,11 +15,13 @@ pub mod node;
 pub mod owner;
 pub mod plan;
 pub mod replicas;
+pub mod rollout;
 pub mod scheduler;
 pub mod subnets;
 pub mod tasks;
 pub mod write;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,8 +34,10 @@ use self::hub::Hub;
 use self::tasks::{TaskEnded, Tasks};
 use crate::docker::{Docker, DockerError};
 use crate::metrics::Metrics;
+use crate::objects::api::ObjectRef;
 use crate::runtime::runner::{self, Action, Transient};
-use crate::store::{Store, StoreError};
+use crate::store::{Revision, Store, StoreError};
+use nanocl_api_types::replica::v1::Replica as ReplicaObject;
 
 /// Finalizer every controlled object carries until its Docker objects are gone.
 pub const FINALIZER: &str = "nanocl.io/controller";
@@ -87,6 +91,92 @@ pub struct Shared<S, D> {
     pub restarts: replicas::Restarts,
     /// The subnets of the networks nanocl creates.
     pub pool: subnets::Pool,
+    /// The leader's Replica writes its cache has not yet seen.
+    pub expected: Expected,
+}
+
+/// The Replica writes of the leader that its cache has not yet seen: the store revision of
+/// each, by key. An update decided on a cache behind its own writes could start more
+/// replacements than `maxSurge` allows (the Kubernetes controllers' "expectations").
+#[derive(Debug, Default)]
+pub struct Expected(std::sync::Mutex<HashMap<String, (Revision, tokio::time::Instant)>>);
+
+/// How long a write is waited for in the cache before it is given up on (the object may
+/// have gone meanwhile).
+const EXPECTATION_TTL: Duration = Duration::from_secs(5);
+
+impl Expected {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Revision, tokio::time::Instant)>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether one of `replicas` (as cached) is older than what was written to it.
+    pub fn behind(&self, replicas: &[Arc<ReplicaObject>]) -> bool {
+        let mut map = self.lock();
+        if map.is_empty() {
+            return false;
+        }
+        let now = tokio::time::Instant::now();
+        map.retain(|_, (_, at)| now.duration_since(*at) < EXPECTATION_TTL);
+        let mut behind = false;
+        for r in replicas {
+            let key = ObjectRef::of(&**r).store_key();
+            if let Some((want, _)) = map.get(&key) {
+                let have: Revision = r
+                    .metadata
+                    .resource_version
+                    .as_deref()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                if have >= *want {
+                    map.remove(&key);
+                } else {
+                    behind = true;
+                }
+            }
+        }
+        behind
+    }
+
+    fn remember(&self, key: String, revision: Revision) {
+        self.lock()
+            .insert(key, (revision, tokio::time::Instant::now()));
+    }
+
+    /// Records a write to `r`; as `cargo::written`: `true` when it went through, `false`
+    /// when someone wrote first or it is gone.
+    pub fn note(
+        &self,
+        r: &ReplicaObject,
+        result: Result<Option<Revision>, crate::objects::ObjectError>,
+    ) -> Result<bool, ReconcileError> {
+        use crate::objects::ObjectError;
+        match result {
+            Ok(Some(revision)) => {
+                self.remember(ObjectRef::of(r).store_key(), revision);
+                Ok(true)
+            }
+            Ok(None) => Ok(true),
+            Err(ObjectError::Store(StoreError::Conflict { .. } | StoreError::NotFound { .. })) => {
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Records a Replica just created (as stored).
+    pub fn created(&self, stored: &ReplicaObject) {
+        if let Some(revision) = stored
+            .metadata
+            .resource_version
+            .as_deref()
+            .and_then(|v| v.parse().ok())
+        {
+            self.remember(ObjectRef::of(stored).store_key(), revision);
+        }
+    }
 }
 
 impl<S, D> std::fmt::Debug for Shared<S, D> {
@@ -211,6 +301,7 @@ async fn start<S: Store + Clone, D: Docker>(
         hub,
         restarts: replicas::Restarts::default(),
         pool: options.network_pool,
+        expected: Expected::default(),
     });
     Ok(Some(Started {
         shared,

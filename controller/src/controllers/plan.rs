@@ -1,9 +1,11 @@
 //! The pure heart of the Cargo controller: render the desired container from the Cargo and
 //! its Cluster, then `plan(desired, observed) -> Vec<Op>`. No I/O here; tested hardest.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
-use nanocl_api_types::cargo::v1::{Cargo, Protocol};
+use nanocl_api_types::cargo::v1::{
+    Cargo, ContainerSpec as ApiContainerSpec, Protocol, RESTARTED_AT_ANNOTATION,
+};
 use nanocl_api_types::cluster::v1::Cluster;
 use nanocl_api_types::{quantity, template};
 use serde_json::{json, Value};
@@ -29,6 +31,8 @@ pub mod labels {
     /// The node whose agent runs the container (several agents may share one Docker, in
     /// tests: each manages only its own).
     pub const NODE: &str = "io.nanocl.node";
+    /// The `rollout restart` a container's revision came from.
+    pub const RESTARTED_AT: &str = "io.nanocl.restarted-at";
     /// Which store (nanocld instance) owns the object, so that two nanocld on one Docker host
     /// never collect each other's containers.
     pub const INSTANCE: &str = "io.nanocl.instance";
@@ -162,13 +166,12 @@ fn duration_ns(value: &Option<String>) -> Option<i64> {
         .map(|ms| i64::try_from(ms).unwrap_or(i64::MAX / 1_000_000) * 1_000_000)
 }
 
-/// Renders the desired container of `cargo`: cluster variables substituted into the env, the
-/// networks resolved to Docker names, limits converted.
-pub fn render(
-    cargo: &Cargo,
-    cluster: Option<&Cluster>,
-    instance: &str,
-) -> Result<Desired, NotReady> {
+/// The cargo's container with the cluster variables substituted into its env, and the
+/// values of the variables it used (a revision's record).
+pub type Substituted = (ApiContainerSpec, BTreeMap<String, String>);
+
+/// Substitutes the cluster's variables into the env of `cargo`'s container.
+pub fn substitute(cargo: &Cargo, cluster: Option<&Cluster>) -> Result<Substituted, NotReady> {
     let namespace = cargo.metadata.namespace.clone().unwrap_or_default();
     let spec = &cargo.spec;
     let cluster = cluster.ok_or_else(|| NotReady {
@@ -178,21 +181,91 @@ pub fn render(
             spec.cluster
         ),
     })?;
-    let c = &spec.container;
-    let mut env = Vec::new();
-    for (name, value) in &c.env {
-        let rendered = template::render(value, &cluster.spec.variables).map_err(|e| NotReady {
-            reason: "VariableNotDefined",
-            message: format!("env {name}: {e} in cluster {:?}", spec.cluster),
-        })?;
-        env.push(format!("{name}={rendered}"));
+    substitute_with(&spec.container, &cluster.spec.variables).map_err(|(name, e)| NotReady {
+        reason: "VariableNotDefined",
+        message: format!("env {name}: {e} in cluster {:?}", spec.cluster),
+    })
+}
+
+/// Substitutes `variables` into the env of `container`: the rendered container and the
+/// variables it used, or the env entry that could not be rendered and why.
+pub fn substitute_with(
+    container: &ApiContainerSpec,
+    variables: &BTreeMap<String, String>,
+) -> Result<Substituted, (String, String)> {
+    let mut rendered = container.clone();
+    let mut used = BTreeMap::new();
+    for (name, value) in &mut rendered.env {
+        for reference in template::references(value).map_err(|e| (name.clone(), e))? {
+            if let Some(v) = variables.get(reference) {
+                used.insert(reference.to_owned(), v.clone());
+            }
+        }
+        *value = template::render(value, variables).map_err(|e| (name.clone(), e))?;
     }
-    let networks = if spec.networks.is_empty() {
-        vec![default_network_name(&spec.cluster, &namespace)]
+    Ok((rendered, used))
+}
+
+/// Renders the desired container of `cargo`: cluster variables substituted into the env, the
+/// networks resolved to Docker names, limits converted.
+pub fn render(
+    cargo: &Cargo,
+    cluster: Option<&Cluster>,
+    instance: &str,
+) -> Result<Desired, NotReady> {
+    let (container, _) = substitute(cargo, cluster)?;
+    Ok(render_template(
+        &Source {
+            namespace: cargo.metadata.namespace.as_deref().unwrap_or_default(),
+            cargo: &cargo.metadata.name,
+            cluster: &cargo.spec.cluster,
+            instance,
+        },
+        &container,
+        &cargo.spec.networks,
+        restarted_at(cargo),
+        u32::try_from(cargo.spec.replicas.unwrap_or(1)).unwrap_or(0),
+    ))
+}
+
+/// The `rollout restart` annotation of a cargo.
+pub fn restarted_at(cargo: &Cargo) -> Option<&str> {
+    cargo
+        .metadata
+        .annotations
+        .get(RESTARTED_AT_ANNOTATION)
+        .map(String::as_str)
+}
+
+/// Whose container a template is.
+#[derive(Clone, Copy, Debug)]
+pub struct Source<'a> {
+    /// The cargo's namespace.
+    pub namespace: &'a str,
+    /// The cargo's name.
+    pub cargo: &'a str,
+    /// Its cluster.
+    pub cluster: &'a str,
+    /// The store's instance id.
+    pub instance: &'a str,
+}
+
+/// The Docker container of an already substituted `container`, for `replicas` replicas.
+pub fn render_template(
+    source: &Source<'_>,
+    c: &ApiContainerSpec,
+    spec_networks: &[String],
+    restarted_at: Option<&str>,
+    replicas: u32,
+) -> Desired {
+    let namespace = source.namespace.to_owned();
+    let env = c.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let networks = if spec_networks.is_empty() {
+        vec![default_network_name(source.cluster, &namespace)]
     } else {
-        spec.networks
+        spec_networks
             .iter()
-            .map(|n| network_name(n, &spec.cluster, &namespace))
+            .map(|n| network_name(n, source.cluster, &namespace))
             .collect()
     };
     let ports: Vec<PortBinding> = c
@@ -208,9 +281,12 @@ pub fn render(
     let mut labels: BTreeMap<String, String> = c.labels.clone();
     labels.insert(labels::MANAGED.into(), "true".into());
     labels.insert(labels::NAMESPACE.into(), namespace.clone());
-    labels.insert(labels::CLUSTER.into(), spec.cluster.clone());
-    labels.insert(labels::CARGO.into(), cargo.metadata.name.clone());
-    labels.insert(labels::INSTANCE.into(), instance.to_owned());
+    labels.insert(labels::CLUSTER.into(), source.cluster.to_owned());
+    labels.insert(labels::CARGO.into(), source.cargo.to_owned());
+    labels.insert(labels::INSTANCE.into(), source.instance.to_owned());
+    if let Some(at) = restarted_at {
+        labels.insert(labels::RESTARTED_AT.into(), at.to_owned());
+    }
     let resources = c.resources.clone().unwrap_or_default();
     let mut template = ContainerSpec {
         name: String::new(),
@@ -233,7 +309,7 @@ pub fn render(
             })
             .collect(),
         networks,
-        aliases: vec![cargo.metadata.name.clone()],
+        aliases: vec![source.cargo.to_owned()],
         working_dir: c.working_dir.clone(),
         user: c.user.clone(),
         nano_cpus: resources.cpus.map(|cpus| (cpus * 1e9).round() as i64),
@@ -255,12 +331,12 @@ pub fn render(
     template
         .labels
         .insert(labels::SPEC_HASH.into(), hash.clone());
-    Ok(Desired {
-        replicas: u32::try_from(spec.replicas.unwrap_or(1)).unwrap_or(0),
+    Desired {
+        replicas,
         fixed_host_port: template.ports.iter().any(|p| p.host_port.is_some()),
         hash,
         template,
-    })
+    }
 }
 
 /// One step toward the desired state.
@@ -293,22 +369,32 @@ fn is_current(c: &Container, desired: &Desired) -> bool {
     c.labels.get(labels::SPEC_HASH) == Some(&desired.hash)
 }
 
-/// What to do to get from `observed` (this cargo's containers) to `desired`.
-///
-/// - Slots `0..replicas`; surplus slots are removed, highest first.
-/// - A missing replica is created at once (scaling up is not rate-limited).
-/// - An outdated replica is replaced one slot at a time: the new container is created next to
-///   the old one, and the old one goes only once the new one runs — so a cargo with more than
-///   one replica never drops to zero. With a pinned host port the two cannot run together, so
-///   the old one goes first (that slot is briefly down; the others are not).
-/// - A stopped container of the current spec is started again.
+/// What to do to get from `observed` (this cargo's containers) to `desired` in slots
+/// `0..replicas`, a running container counting as ready (see `plan_slots`).
 pub fn plan(desired: &Desired, observed: &[Container]) -> Vec<Op> {
-    plan_slots(desired, &(0..desired.replicas).collect(), observed)
+    let wanted = (0..desired.replicas).map(|n| (n, desired)).collect();
+    plan_slots(&wanted, observed, &|c: &Container| {
+        c.state == State::Running
+    })
 }
 
-/// `plan` for the slots `wanted` (those placed on this node): a container of any other
-/// slot is surplus and removed.
-pub fn plan_slots(desired: &Desired, wanted: &BTreeSet<u32>, observed: &[Container]) -> Vec<Op> {
+/// What to do to get from `observed` (this cargo's containers on this node) to each slot of
+/// `wanted` running its own desired container (slots move to a new revision when the leader
+/// says so; each may have its own).
+///
+/// - A container of no slot, or of a slot not wanted here, is removed (highest slot first).
+/// - A missing replica is created at once.
+/// - An outdated replica is replaced new before old: the new container is created next to
+///   the old one, and the old one goes only once the new one is `ready` (running, healthy
+///   with a healthcheck, up for `minReadySeconds`) — a new revision that never gets ready
+///   never takes a replica down. With a pinned host port the two cannot run together, so
+///   the old one goes first; an old one that does not run serves nobody and goes at once.
+/// - A stopped container of the current spec is started again.
+pub fn plan_slots(
+    wanted: &BTreeMap<u32, &Desired>,
+    observed: &[Container],
+    ready: &dyn Fn(&Container) -> bool,
+) -> Vec<Op> {
     let mut ops = Vec::new();
     let mut slots: BTreeMap<u32, Vec<&Container>> = BTreeMap::new();
     for c in observed {
@@ -317,19 +403,12 @@ pub fn plan_slots(desired: &Desired, wanted: &BTreeSet<u32>, observed: &[Contain
             None => ops.push(Op::Remove { id: c.id.clone() }),
         }
     }
-    for (_, containers) in slots.iter().rev().filter(|(s, _)| !wanted.contains(s)) {
+    for (_, containers) in slots.iter().rev().filter(|(s, _)| !wanted.contains_key(s)) {
         for c in containers {
             ops.push(Op::Remove { id: c.id.clone() });
         }
     }
-    // A slot is mid-replacement when it has a current container next to outdated ones.
-    let mut replacing = slots
-        .iter()
-        .filter(|(s, _)| wanted.contains(s))
-        .any(|(_, cs)| {
-            cs.iter().any(|c| is_current(c, desired)) && cs.iter().any(|c| !is_current(c, desired))
-        });
-    for &slot in wanted {
+    for (&slot, desired) in wanted {
         let containers = slots.get(&slot).map(Vec::as_slice).unwrap_or(&[]);
         let mut current = containers.iter().filter(|c| is_current(c, desired));
         let first = current.next();
@@ -349,7 +428,7 @@ pub fn plan_slots(desired: &Desired, wanted: &BTreeSet<u32>, observed: &[Contain
                         id: c.id.clone(),
                         slot,
                     });
-                } else {
+                } else if ready(c) {
                     for old in &outdated {
                         ops.push(Op::Remove { id: old.id.clone() });
                     }
@@ -358,17 +437,12 @@ pub fn plan_slots(desired: &Desired, wanted: &BTreeSet<u32>, observed: &[Contain
             None if outdated.is_empty() => ops.push(Op::Create { slot }),
             None => {
                 let serving = outdated.iter().any(|c| c.state == State::Running);
-                if serving && replacing {
-                    // One slot at a time; this one waits.
-                    continue;
-                }
                 if !serving || desired.fixed_host_port {
                     for old in &outdated {
                         ops.push(Op::Remove { id: old.id.clone() });
                     }
                 }
                 ops.push(Op::Create { slot });
-                replacing |= serving;
             }
         }
     }
@@ -461,6 +535,7 @@ mod tests {
             exit_code: None,
             oom_killed: false,
             health: None,
+            started_at: None,
         }
     }
 
@@ -567,7 +642,7 @@ mod tests {
     }
 
     #[test]
-    fn plan_should_replace_one_slot_at_a_time_new_before_old() {
+    fn plan_should_replace_each_slot_new_before_old_and_wait_for_readiness() {
         let d = desired(2);
         let old = [
             container(0, "old", State::Running),
@@ -575,37 +650,43 @@ mod tests {
         ];
         assert_eq!(
             plan(&d, &old),
-            vec![Op::Create { slot: 0 }],
-            "one slot at a time, old kept"
+            vec![Op::Create { slot: 0 }, Op::Create { slot: 1 }],
+            "every slot the leader moved, old kept"
         );
         let mid = [
             container(0, "old", State::Running),
-            container(0, &d.hash, State::Created),
-            container(1, "old", State::Running),
-        ];
-        assert_eq!(
-            plan(&d, &mid),
-            vec![Op::Start {
-                id: format!("0-{}", d.hash),
-                slot: 0
-            }],
-            "slot 1 waits"
-        );
-        let slot0_done = [
-            container(0, "old", State::Running),
             container(0, &d.hash, State::Running),
             container(1, "old", State::Running),
+            container(1, &d.hash, State::Running),
         ];
+        let wanted = (0..2).map(|n| (n, &d)).collect();
+        let never_ready = |_: &Container| false;
         assert_eq!(
-            plan(&d, &slot0_done),
-            vec![Op::Remove { id: "0-old".into() }],
-            "slot 1 waits until slot 0 is clean"
+            plan_slots(&wanted, &mid, &never_ready),
+            vec![],
+            "an old replica stays until its successor is ready"
         );
-        let next = [
-            container(0, &d.hash, State::Running),
-            container(1, "old", State::Running),
-        ];
-        assert_eq!(plan(&d, &next), vec![Op::Create { slot: 1 }]);
+        let slot0_ready = |c: &Container| slot_of(c) == Some(0);
+        assert_eq!(
+            plan_slots(&wanted, &mid, &slot0_ready),
+            vec![Op::Remove { id: "0-old".into() }]
+        );
+        let old_slot = desired(2);
+        let mut other = old_slot.clone();
+        other.hash = "other".into();
+        let per_slot: BTreeMap<u32, &Desired> = [(0, &other), (1, &old_slot)].into();
+        assert_eq!(
+            plan_slots(
+                &per_slot,
+                &[
+                    container(0, &old_slot.hash, State::Running),
+                    container(1, &old_slot.hash, State::Running)
+                ],
+                &|c: &Container| c.state == State::Running
+            ),
+            vec![Op::Create { slot: 0 }],
+            "each slot runs its own revision"
+        );
     }
 
     #[test]

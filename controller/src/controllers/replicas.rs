@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use futures::StreamExt;
 use nanocl_api_types::cargo::v1::{Cargo, ImagePullPolicy};
@@ -167,45 +167,117 @@ struct Applied {
     wait: Option<Duration>,
 }
 
+/// The desired container of each slot placed here: the revision its Replica says (several
+/// during an update), rendered once per revision.
+struct Prepared {
+    /// One per revision.
+    desired: Vec<Desired>,
+    /// Per slot: its revision (an index in `desired`) and its `minReadySeconds`.
+    slots: BTreeMap<u32, (usize, u32)>,
+}
+
+impl Prepared {
+    fn of(&self, slot: u32) -> Option<&Desired> {
+        self.slots
+            .get(&slot)
+            .and_then(|(i, _)| self.desired.get(*i))
+    }
+
+    fn wanted(&self) -> BTreeMap<u32, &Desired> {
+        self.slots
+            .iter()
+            .filter_map(|(slot, (i, _))| Some((*slot, self.desired.get(*i)?)))
+            .collect()
+    }
+
+    /// Whether a container counts as ready: of its slot's revision, running, healthy when it
+    /// has a check, and up for the slot's `minReadySeconds` (its start time known by
+    /// inspection).
+    fn ready(&self, c: &Container, now: SystemTime) -> bool {
+        let Some(slot) = slot_of(c) else { return false };
+        let current = self
+            .of(slot)
+            .is_some_and(|d| c.labels.get(labels::SPEC_HASH) == Some(&d.hash));
+        current
+            && c.state == State::Running
+            && c.health.as_deref().is_none_or(|h| h == "healthy")
+            && self.ready_in(c, now).is_none()
+    }
+
+    /// How long until a running container has been up for its slot's `minReadySeconds`
+    /// (`None`: it has, or there is no minimum).
+    fn ready_in(&self, c: &Container, now: SystemTime) -> Option<Duration> {
+        let min = self.slots.get(&slot_of(c)?).map_or(0, |(_, m)| *m);
+        if min == 0 {
+            return None;
+        }
+        let started = c.started_at?;
+        let at = started + Duration::from_secs(u64::from(min));
+        at.duration_since(now).ok().filter(|d| !d.is_zero())
+    }
+
+    /// Whether containers must be inspected (health, start time) to tell readiness.
+    fn needs_inspect(&self) -> bool {
+        self.desired
+            .iter()
+            .any(|d| d.template.healthcheck.is_some())
+            || self.slots.values().any(|(_, m)| *m > 0)
+    }
+}
+
 /// Converges this node's containers of the cargo in named phases: `prepare` (render,
 /// networks, image), `observe` and `plan::plan_slots`, `execute`, `report`.
 async fn run<S: Store + Clone, D: Docker>(ctx: &Ctx<'_, S, D>) -> Result<Action, ReconcileError> {
-    let desired = if ctx.slots.is_empty() {
+    let prepared = if ctx.slots.is_empty() {
         // Nothing placed here: only removals, whatever the spec says.
         None
     } else {
         match prepare(ctx).await? {
-            Ok(desired) => Some(desired),
+            Ok(prepared) => Some(prepared),
             Err(action) => return Ok(action),
         }
     };
-    let observed = observe(ctx).await?;
-    let ops = match &desired {
-        Some(d) => plan::plan_slots(d, &ctx.slots, &observed),
+    let observed = observe(ctx, prepared.as_ref()).await?;
+    let now = SystemTime::now();
+    let ops = match &prepared {
+        Some(p) => plan::plan_slots(&p.wanted(), &observed, &|c: &Container| p.ready(c, now)),
         None => observed
             .iter()
             .map(|c| Op::Remove { id: c.id.clone() })
             .collect(),
     };
     tracing::debug!(?ops, observed = ?observed.iter().map(|c| (c.name.as_str(), c.state)).collect::<Vec<_>>(), "planned");
-    let applied = execute(ctx, desired.as_ref(), &observed, &ops).await?;
+    let applied = execute(ctx, prepared.as_ref(), &observed, &ops).await?;
     let observed = if ops.is_empty() {
         observed
     } else {
-        observe(ctx).await?
+        observe(ctx, prepared.as_ref()).await?
     };
     let remaining: BTreeSet<u32> = observed.iter().filter_map(slot_of).collect();
     release(ctx.shared, ctx.mine, &remaining).await?;
-    if let Some(desired) = &desired {
-        report(ctx, desired, observed, &applied).await?;
+    let now = SystemTime::now();
+    // The moment a replica will have been up for its minReadySeconds.
+    let min_ready_wait = prepared.as_ref().and_then(|p| {
+        observed
+            .iter()
+            .filter(|c| c.state == State::Running)
+            .filter_map(|c| p.ready_in(c, now))
+            .min()
+    });
+    if let Some(prepared) = &prepared {
+        write_status(ctx, &observed, Some(prepared), None, &applied.problems, now).await?;
     }
-    Ok(match applied.wait {
+    let wait = match (applied.wait, min_ready_wait) {
+        (Some(a), Some(b)) => Some(a.min(b + Duration::from_millis(50))),
+        (a, b) => a.or(b.map(|b| b + Duration::from_millis(50))),
+    };
+    Ok(match wait {
         Some(after) => Action::Requeue(after),
         None if !ops.is_empty() => Action::Requeue(Duration::from_millis(500)),
         // With a health check, readiness changes without a Docker event we listen to.
-        None if desired
+        None if prepared
             .as_ref()
-            .is_some_and(|d| d.template.healthcheck.is_some()) =>
+            .is_some_and(|p| p.desired.iter().any(|d| d.template.healthcheck.is_some())) =>
         {
             Action::Requeue(Duration::from_secs(5))
         }
@@ -236,12 +308,17 @@ async fn release<S: Store + Clone, D: Docker>(
 /// since (a replica that died shows exited before the listing says so).
 async fn observe<S: Store + Clone, D: Docker>(
     ctx: &Ctx<'_, S, D>,
+    prepared: Option<&Prepared>,
 ) -> Result<Vec<Container>, ReconcileError> {
     let listed = ours(
         ctx.shared.docker.list_containers(&ctx.filter).await?,
         ctx.node,
     );
-    Ok(ctx.shared.hub.deaths().overlay(listed))
+    let observed = ctx.shared.hub.deaths().overlay(listed);
+    match prepared {
+        Some(p) if p.needs_inspect() => inspected(ctx.shared, observed).await,
+        _ => Ok(observed),
+    }
 }
 
 /// The containers of node `node`: labelled with it, or with no node at all (created before
@@ -322,46 +399,113 @@ fn removed_message(names: &[&str]) -> String {
     }
 }
 
-/// Renders the desired container and checks what it needs: its cluster and variables, its
-/// Docker networks on this node, its image. `Err(action)`: not ready, the status says why.
+/// Renders the desired container of each slot and checks what they need: its cluster and
+/// variables (a Replica from before revisions runs the cargo's spec), its Docker networks
+/// on this node, its image. `Err(action)`: not ready, the status says why.
 async fn prepare<S: Store + Clone, D: Docker>(
     ctx: &Ctx<'_, S, D>,
-) -> Result<Result<Desired, Action>, ReconcileError> {
+) -> Result<Result<Prepared, Action>, ReconcileError> {
     let (shared, cargo) = (ctx.shared, ctx.cargo);
-    let cluster = shared.hub.get(&ObjectRef::<ClusterObject>::new(
-        Some(&ctx.namespace),
-        &cargo.spec.cluster,
-    ));
-    let desired = match plan::render(cargo, cluster.as_deref(), &shared.instance) {
-        Ok(d) => d,
-        Err(not_ready) => {
-            // The scheduler says so on the cargo; nothing runs until it renders.
-            write_status(ctx, &[], None, Some(&not_ready), &[]).await?;
-            return Ok(Err(Action::AwaitChange));
-        }
+    let source = plan::Source {
+        namespace: &ctx.namespace,
+        cargo: &cargo.metadata.name,
+        cluster: &cargo.spec.cluster,
+        instance: &shared.instance,
     };
-    if let Some(why) = ensure_networks(ctx, &desired).await? {
-        write_status(ctx, &[], Some(&desired), Some(&why), &[]).await?;
-        // The network's controller's status write triggers this cargo; the requeue is a
-        // fallback.
-        return Ok(Err(Action::Requeue(Duration::from_millis(500))));
+    let mut prepared = Prepared {
+        desired: Vec::new(),
+        slots: BTreeMap::new(),
+    };
+    // Per revision: its pull policy and networks.
+    let mut needs: Vec<(Option<ImagePullPolicy>, Vec<String>)> = Vec::new();
+    for r in ctx.mine.iter().filter(|r| ctx.slots.contains(&r.spec.slot)) {
+        if r.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let (desired, policy, networks) = match &r.spec.template {
+            Some(t) => (
+                plan::render_template(
+                    &source,
+                    &t.container,
+                    &t.networks,
+                    t.restarted_at.as_deref(),
+                    0,
+                ),
+                t.container.image_pull_policy,
+                t.networks.clone(),
+            ),
+            None => {
+                let cluster = shared.hub.get(&ObjectRef::<ClusterObject>::new(
+                    Some(&ctx.namespace),
+                    &cargo.spec.cluster,
+                ));
+                match plan::render(cargo, cluster.as_deref(), &shared.instance) {
+                    Ok(d) => (
+                        d,
+                        cargo.spec.container.image_pull_policy,
+                        cargo.spec.networks.clone(),
+                    ),
+                    Err(not_ready) => {
+                        // The scheduler says so on the cargo; nothing runs until it renders.
+                        write_status(ctx, &[], None, Some(&not_ready), &[], SystemTime::now())
+                            .await?;
+                        return Ok(Err(Action::AwaitChange));
+                    }
+                }
+            }
+        };
+        let index = match prepared.desired.iter().position(|d| d.hash == desired.hash) {
+            Some(i) => i,
+            None => {
+                prepared.desired.push(desired);
+                needs.push((policy, networks));
+                prepared.desired.len() - 1
+            }
+        };
+        prepared
+            .slots
+            .insert(r.spec.slot, (index, r.spec.min_ready_seconds.unwrap_or(0)));
     }
-    if let Err(problem) = ensure_image(shared, cargo, &desired).await {
-        events::record(
-            &shared.store,
-            &ctx.object,
-            true,
-            problem.reason,
-            problem.message.clone(),
-        )
-        .await;
-        write_status(ctx, &[], Some(&desired), None, &[problem]).await?;
-        return Err(ReconcileError::Docker(DockerError::PullFailed {
-            image: desired.template.image.clone(),
-            message: "see the cargo's status".into(),
-        }));
+    for (desired, (policy, networks)) in prepared.desired.iter().zip(&needs) {
+        if let Some(why) = ensure_networks(ctx, desired, networks).await? {
+            write_status(
+                ctx,
+                &[],
+                Some(&prepared),
+                Some(&why),
+                &[],
+                SystemTime::now(),
+            )
+            .await?;
+            // The network's controller's status write triggers this cargo; the requeue is a
+            // fallback.
+            return Ok(Err(Action::Requeue(Duration::from_millis(500))));
+        }
+        if let Err(problem) = ensure_image(shared, *policy, desired).await {
+            events::record(
+                &shared.store,
+                &ctx.object,
+                true,
+                problem.reason,
+                problem.message.clone(),
+            )
+            .await;
+            write_status(
+                ctx,
+                &[],
+                Some(&prepared),
+                None,
+                &[problem],
+                SystemTime::now(),
+            )
+            .await?;
+            return Err(ReconcileError::Docker(DockerError::PullFailed {
+                image: desired.template.image.clone(),
+                message: "see the cargo's status".into(),
+            }));
+        }
     }
-    Ok(Ok(desired))
+    Ok(Ok(prepared))
 }
 
 /// The cargo's Docker networks on this node: created here from their object once its
@@ -370,6 +514,7 @@ async fn prepare<S: Store + Clone, D: Docker>(
 async fn ensure_networks<S: Store + Clone, D: Docker>(
     ctx: &Ctx<'_, S, D>,
     desired: &Desired,
+    networks: &[String],
 ) -> Result<Option<NotReady>, ReconcileError> {
     let shared = ctx.shared;
     let ours = OwnerFilter::instance(&shared.instance)
@@ -395,7 +540,7 @@ async fn ensure_networks<S: Store + Clone, D: Docker>(
                 "Docker network {missing} does not exist yet (is its Network object applied?)"
             ),
         };
-        let Some(spec) = network_spec(ctx, missing) else {
+        let Some(spec) = network_spec(ctx, missing, networks) else {
             return Ok(Some(not_yet()));
         };
         match shared.docker.create_network(&spec).await {
@@ -426,6 +571,7 @@ async fn ensure_networks<S: Store + Clone, D: Docker>(
 fn network_spec<S: Store + Clone, D: Docker>(
     ctx: &Ctx<'_, S, D>,
     docker_name: &str,
+    networks: &[String],
 ) -> Option<NetworkSpec> {
     let (shared, ns) = (ctx.shared, ctx.namespace.as_str());
     let cluster = ctx.cargo.spec.cluster.as_str();
@@ -456,10 +602,7 @@ fn network_spec<S: Store + Clone, D: Docker>(
             labels: labels_map,
         });
     }
-    let name = ctx
-        .cargo
-        .spec
-        .networks
+    let name = networks
         .iter()
         .find(|n| plan::network_name(n, cluster, ns) == docker_name)?;
     let n = shared
@@ -483,7 +626,7 @@ fn network_spec<S: Store + Clone, D: Docker>(
 /// far faster than one after the other), everything else in order.
 async fn execute<S: Store + Clone, D: Docker>(
     ctx: &Ctx<'_, S, D>,
-    desired: Option<&Desired>,
+    prepared: Option<&Prepared>,
     observed: &[Container],
     ops: &[Op],
 ) -> Result<Applied, ReconcileError> {
@@ -503,10 +646,10 @@ async fn execute<S: Store + Clone, D: Docker>(
                     })
                     .collect();
                 i += slots.len();
-                if let Some(desired) = desired {
+                if let Some(prepared) = prepared {
                     applied
                         .problems
-                        .extend(create_replicas(ctx, desired, &slots).await?);
+                        .extend(create_replicas(ctx, prepared, &slots).await?);
                 }
             }
             Op::Remove { .. } => {
@@ -542,15 +685,21 @@ async fn execute<S: Store + Clone, D: Docker>(
 /// Creates and starts the replicas of `slots` at once; what went wrong, per replica.
 async fn create_replicas<S: Store + Clone, D: Docker>(
     ctx: &Ctx<'_, S, D>,
-    desired: &Desired,
+    prepared: &Prepared,
     slots: &[u32],
 ) -> Result<Vec<Problem>, ReconcileError> {
-    let results: Vec<Result<Option<Problem>, ReconcileError>> =
-        futures::stream::iter(slots.to_vec())
-            .map(|slot| create_and_start(ctx.shared, ctx.node, ctx.cargo, desired, slot))
-            .buffer_unordered(DOCKER_WINDOW)
-            .collect()
-            .await;
+    let work: Vec<(u32, Desired)> = slots
+        .iter()
+        .filter_map(|slot| Some((*slot, prepared.of(*slot)?.clone())))
+        .collect();
+    let (shared, node, cargo) = (ctx.shared, ctx.node, ctx.cargo);
+    let results: Vec<Result<Option<Problem>, ReconcileError>> = futures::stream::iter(work)
+        .map(|(slot, desired)| async move {
+            create_and_start(shared, node, cargo, &desired, slot).await
+        })
+        .buffer_unordered(DOCKER_WINDOW)
+        .collect()
+        .await;
     let mut problems = Vec::new();
     for result in results {
         problems.extend(result?);
@@ -645,18 +794,6 @@ async fn restart_replica<S: Store + Clone, D: Docker>(
     Ok(())
 }
 
-/// Writes each Replica's status from what Docker holds now (with health, when the spec has
-/// a check).
-async fn report<S: Store + Clone, D: Docker>(
-    ctx: &Ctx<'_, S, D>,
-    desired: &Desired,
-    observed: Vec<Container>,
-    applied: &Applied,
-) -> Result<(), ReconcileError> {
-    let observed = with_health(ctx.shared, desired, observed).await?;
-    write_status(ctx, &observed, Some(desired), None, &applied.problems).await
-}
-
 fn start_problem(slot: u32, e: DockerError) -> Result<Problem, ReconcileError> {
     match e {
         DockerError::PortAllocated { message, .. } => Ok(Problem {
@@ -743,15 +880,11 @@ async fn create_and_start<S: Store + Clone, D: Docker>(
 
 async fn ensure_image<S: Store + Clone, D: Docker>(
     shared: &Shared<S, D>,
-    cargo: &Cargo,
+    policy: Option<ImagePullPolicy>,
     desired: &Desired,
 ) -> Result<(), Problem> {
     let image = &desired.template.image;
-    let policy = cargo
-        .spec
-        .container
-        .image_pull_policy
-        .unwrap_or(ImagePullPolicy::IfNotPresent);
+    let policy = policy.unwrap_or(ImagePullPolicy::IfNotPresent);
     let present = shared
         .docker
         .image_present(image)
@@ -778,16 +911,12 @@ async fn ensure_image<S: Store + Clone, D: Docker>(
     }
 }
 
-/// Running containers of the current spec count as ready only when healthy, if they have a
-/// health check: inspect them for it (a listing does not say).
-async fn with_health<S: Store + Clone, D: Docker>(
+/// The running containers inspected, for their health and start time (a listing says
+/// neither).
+async fn inspected<S: Store + Clone, D: Docker>(
     shared: &Shared<S, D>,
-    desired: &Desired,
     observed: Vec<Container>,
 ) -> Result<Vec<Container>, ReconcileError> {
-    if desired.template.healthcheck.is_none() {
-        return Ok(observed);
-    }
     let mut out = Vec::with_capacity(observed.len());
     for c in observed {
         if c.state == State::Running {
@@ -808,9 +937,10 @@ async fn with_health<S: Store + Clone, D: Docker>(
 async fn write_status<S: Store + Clone, D: Docker>(
     ctx: &Ctx<'_, S, D>,
     observed: &[Container],
-    desired: Option<&Desired>,
+    prepared: Option<&Prepared>,
     not_ready: Option<&NotReady>,
     problems: &[Problem],
+    now: SystemTime,
 ) -> Result<(), ReconcileError> {
     let api: Api<ReplicaObject, S> = Api::new(ctx.shared.store.clone());
     for replica in ctx.mine {
@@ -818,6 +948,7 @@ async fn write_status<S: Store + Clone, D: Docker>(
             continue;
         }
         let slot = replica.spec.slot;
+        let desired = prepared.and_then(|p| p.of(slot));
         let current = |c: &Container| {
             desired.is_some_and(|d| c.labels.get(labels::SPEC_HASH) == Some(&d.hash))
         };
@@ -831,14 +962,20 @@ async fn write_status<S: Store + Clone, D: Docker>(
             .or_else(|| in_slot.first())
             .copied();
         let running = container.is_some_and(|c| c.state == State::Running);
-        let ready = container.is_some_and(|c| {
-            current(c)
-                && c.state == State::Running
-                && c.health.as_deref().is_none_or(|h| h == "healthy")
-        });
+        let ready = container.is_some_and(|c| prepared.is_some_and(|p| p.ready(c, now)));
+        // A new container that failed its health check is the slot's problem (an update
+        // to it fails).
+        let unhealthy = container
+            .filter(|c| current(c) && c.health.as_deref() == Some("unhealthy"))
+            .map(|c| Problem {
+                slot: Some(slot),
+                reason: "Unhealthy",
+                message: format!("replica {slot} ({}) failed its health check", c.name),
+            });
         let problem = problems
             .iter()
             .find(|p| p.slot == Some(slot))
+            .or(unhealthy.as_ref())
             .or_else(|| problems.iter().find(|p| p.slot.is_none()));
         let (phase, reason, message) = match (not_ready, problem, container) {
             (Some(nr), _, _) => ("Pending", Some(nr.reason), Some(nr.message.clone())),

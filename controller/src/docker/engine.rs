@@ -126,6 +126,7 @@ impl Docker for Engine {
                 exit_code: None,
                 oom_killed: false,
                 health: None,
+                started_at: None,
             })
             .collect())
     }
@@ -164,6 +165,14 @@ impl Docker for Engine {
                 .and_then(|h| h.status)
                 .map(|s| s.to_string())
                 .filter(|s| !s.is_empty() && s != "none"),
+            started_at: (parsed == State::Running)
+                .then(|| {
+                    state
+                        .started_at
+                        .as_deref()
+                        .and_then(|t| humantime::parse_rfc3339(t).ok())
+                })
+                .flatten(),
         }))
     }
 

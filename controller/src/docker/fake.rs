@@ -353,6 +353,7 @@ impl Docker for FakeDocker {
             exit_code: None,
             oom_killed: false,
             health: None,
+            started_at: None,
         };
         world.insert(spec.clone(), container);
         drop(world);
@@ -399,6 +400,7 @@ impl Docker for FakeDocker {
         if let Some((_, c)) = world.find(id) {
             c.state = State::Running;
             c.exit_code = None;
+            c.started_at = Some(std::time::SystemTime::now());
         }
         world.listed_running.remove(&c.id);
         drop(world);

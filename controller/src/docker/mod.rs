@@ -130,6 +130,8 @@ pub struct Container {
     pub oom_killed: bool,
     /// `starting`, `healthy` or `unhealthy`, when it has a health check (inspect only).
     pub health: Option<String>,
+    /// When it last started, while it runs (inspect only).
+    pub started_at: Option<std::time::SystemTime>,
 }
 
 /// Everything needed to create one network.

@@ -143,17 +143,27 @@ pub async fn replace_any<S: Store>(
     current: &AnyObject,
     next: &AnyObject,
 ) -> Result<(), ObjectError> {
+    replace_any_at(store, current, next).await.map(|_| ())
+}
+
+/// `replace_any`, answering the store revision written (`None`: nothing was, or the object
+/// was removed).
+pub async fn replace_any_at<S: Store>(
+    store: &S,
+    current: &AnyObject,
+    next: &AnyObject,
+) -> Result<Option<Revision>, ObjectError> {
     let key = keys::object_key(&current.key());
     let expected = revision_of(current);
     match lifecycle::replaced(next, current, expected)? {
-        Replacement::Unchanged => Ok(()),
+        Replacement::Unchanged => Ok(None),
         Replacement::Store(next) => {
-            store.update(&key, encode(&next)?, expected).await?;
-            Ok(())
+            let kv = store.update(&key, encode(&next)?, expected).await?;
+            Ok(Some(kv.mod_revision))
         }
         Replacement::Remove(_) => {
             store.delete(&key, Some(expected)).await?;
-            Ok(())
+            Ok(None)
         }
     }
 }
@@ -288,6 +298,30 @@ impl<K: Resource, S: Store> Api<K, S> {
             &next.clone().into_any(),
         )
         .await
+    }
+
+    /// `replace`, answering the store revision written (`None`: nothing was written, or the
+    /// object was removed), so that a controller can tell when its cache has seen it.
+    pub async fn replace_returning(
+        &self,
+        current: &K,
+        next: &K,
+    ) -> Result<Option<Revision>, ObjectError> {
+        replace_any_at(
+            &self.store,
+            &current.clone().into_any(),
+            &next.clone().into_any(),
+        )
+        .await
+    }
+
+    /// `delete`, answering the store revision of the deletion mark (`None` when the object
+    /// was removed at once).
+    pub async fn delete_returning(&self, current: &K) -> Result<Option<Revision>, ObjectError> {
+        let after = delete_any(&self.store, &current.clone().into_any(), false).await?;
+        let before = revision_of(&current.clone().into_any());
+        let now = revision_of(&after);
+        Ok((now > before).then_some(now))
     }
 
     /// Every object of `K` (in `namespace`, when given), and what could not be decoded,

@@ -65,6 +65,10 @@ pub mod owners {
             "replicas",
             "readyReplicas",
             "updatedReplicas",
+            "currentRevision",
+            "updateRevision",
+            "rollout",
+            "revisions",
         ],
         conditions: &["Ready", "Progressing", "Degraded"],
     };
