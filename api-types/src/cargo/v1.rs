@@ -49,6 +49,11 @@ pub struct CargoSpec {
     /// time, none unavailable, rolled back automatically when it fails).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update: Option<UpdateSpec>,
+    /// How many old revisions to keep for `nanocl rollout history` and `undo` (0 to 100,
+    /// default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub revision_history_limit: Option<u32>,
 }
 
 /// Default `maxSurge`: one replica more than `replicas` while updating.
@@ -139,10 +144,6 @@ pub struct UpdateSpec {
     /// deadline passes, or a new replica crash-loops or fails its healthcheck (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_rollback: Option<bool>,
-    /// How many old revisions to keep for `nanocl rollout history` and `undo` (default 10).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0, max = 100))]
-    pub revision_history_limit: Option<u32>,
 }
 
 /// `spec.update` with every default filled in, for a cargo whose ports are as given.
@@ -201,7 +202,7 @@ impl CargoSpec {
                 .progress_deadline_seconds
                 .unwrap_or(DEFAULT_PROGRESS_DEADLINE_SECONDS),
             auto_rollback: u.auto_rollback.unwrap_or(true),
-            revision_history_limit: u
+            revision_history_limit: self
                 .revision_history_limit
                 .unwrap_or(DEFAULT_REVISION_HISTORY_LIMIT),
         }
@@ -531,6 +532,14 @@ pub fn validate(cargo: &Cargo) -> FieldErrors {
     if let Some(update) = &spec.update {
         validate_update(spec, update, &mut errors);
     }
+    if let Some(limit) = spec.revision_history_limit {
+        if limit > 100 {
+            errors.push(
+                FieldPath::keys("spec.revisionHistoryLimit"),
+                format!("must be between 0 and 100, got {limit}"),
+            );
+        }
+    }
     if let Some(placement) = &spec.placement {
         let path = FieldPath::keys("spec.placement");
         let selector = path.key("nodeSelector");
@@ -626,14 +635,6 @@ fn validate_update(spec: &CargoSpec, update: &UpdateSpec, errors: &mut FieldErro
             errors.push(
                 path.key("progressDeadlineSeconds"),
                 format!("must be between 1 and 86400, got {deadline}"),
-            );
-        }
-    }
-    if let Some(limit) = update.revision_history_limit {
-        if limit > 100 {
-            errors.push(
-                path.key("revisionHistoryLimit"),
-                format!("must be between 0 and 100, got {limit}"),
             );
         }
     }

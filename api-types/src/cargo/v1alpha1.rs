@@ -68,6 +68,8 @@ struct Stash {
     placement: Option<v1::Placement>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     update: Option<v1::UpdateSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    revision_history_limit: Option<u32>,
     // Set only when the flat form cannot hold these exactly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     env: Option<BTreeMap<String, String>>,
@@ -264,6 +266,7 @@ pub fn to_v1(obj: Cargo) -> Result<v1::Cargo, FieldErrors> {
             },
             placement: stash.placement,
             update: stash.update,
+            revision_history_limit: stash.revision_history_limit,
         },
         status: obj.status,
     })
@@ -283,6 +286,7 @@ pub fn from_v1(obj: v1::Cargo) -> Cargo {
         healthcheck: c.healthcheck,
         placement: obj.spec.placement,
         update: obj.spec.update,
+        revision_history_limit: obj.spec.revision_history_limit,
         ..Stash::default()
     };
     let env = to_key_value_list(&c.env).unwrap_or_else(|| {

@@ -26,6 +26,9 @@ pub struct ReplicaSpec {
     pub slot: u32,
     /// The node whose agent runs it.
     pub node: String,
+    /// The cargo revision it runs (`io.nanocl.revision` on its container when created).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u32>,
     /// The hash of `template`'s rendered container (`io.nanocl.spec-hash`), which tells the
     /// revision it runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]

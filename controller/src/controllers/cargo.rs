@@ -148,9 +148,21 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
     let target = match (&good, rolling_back) {
         (Some(g), true) => match Target::of_revision(&source, g, want) {
             Some(t) => t,
-            None => Target::of_spec(&desired, &container, &cargo, restarted_at.clone()),
+            None => Target::of_spec(
+                &desired,
+                &container,
+                &cargo,
+                restarted_at.clone(),
+                history.update,
+            ),
         },
-        _ => Target::of_spec(&desired, &container, &cargo, restarted_at.clone()),
+        _ => Target::of_spec(
+            &desired,
+            &container,
+            &cargo,
+            restarted_at.clone(),
+            history.update,
+        ),
     };
     let nodes = shared.hub.cache::<NodeObject>().list();
     let ready_nodes: HashMap<String, bool> = nodes
@@ -401,7 +413,7 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
 struct Target {
     hash: String,
     template: ReplicaTemplate,
-    /// Its number, when it is not the spec's.
+    /// Its number.
     revision: Option<u32>,
 }
 
@@ -411,6 +423,7 @@ impl Target {
         container: &nanocl_api_types::cargo::v1::ContainerSpec,
         cargo: &CargoObject,
         restarted_at: Option<String>,
+        revision: Option<u32>,
     ) -> Target {
         Target {
             hash: desired.hash.clone(),
@@ -419,7 +432,7 @@ impl Target {
                 networks: cargo.spec.networks.clone(),
                 restarted_at,
             },
-            revision: None,
+            revision,
         }
     }
 
@@ -516,6 +529,7 @@ async fn apply_step<S: Store + Clone, D: Docker>(
     for slot in &step.update {
         let Some(r) = live(*slot) else { continue };
         let mut next = ReplicaObject::clone(r);
+        next.spec.revision = writes.target.revision;
         next.spec.hash = Some(writes.target.hash.clone());
         next.spec.template = Some(writes.target.template.clone());
         next.spec.min_ready_seconds = Some(writes.min_ready_seconds).filter(|s| *s > 0);
@@ -536,6 +550,7 @@ async fn apply_step<S: Store + Clone, D: Docker>(
             && !step.update.contains(&r.spec.slot)
         {
             let mut next = ReplicaObject::clone(r);
+            next.spec.revision = writes.target.revision;
             next.spec.hash = Some(writes.target.hash.clone());
             next.spec.template = Some(writes.target.template.clone());
             wrote |= shared
@@ -733,6 +748,7 @@ async fn apply_placement<S: Store + Clone, D: Docker>(
                         cargo: cargo.metadata.name.clone(),
                         slot: *slot,
                         node: node.clone(),
+                        revision: writes.create.revision,
                         hash: Some(writes.create.hash.clone()),
                         template: Some(writes.create.template.clone()),
                         min_ready_seconds: Some(writes.min_ready_seconds).filter(|s| *s > 0),

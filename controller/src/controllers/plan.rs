@@ -31,6 +31,8 @@ pub mod labels {
     /// The node whose agent runs the container (several agents may share one Docker, in
     /// tests: each manages only its own).
     pub const NODE: &str = "io.nanocl.node";
+    /// The cargo revision the container was created for (not part of the spec hash).
+    pub const REVISION: &str = "io.nanocl.revision";
     /// The `rollout restart` a container's revision came from.
     pub const RESTARTED_AT: &str = "io.nanocl.restarted-at";
     /// Which store (nanocld instance) owns the object, so that two nanocld on one Docker host

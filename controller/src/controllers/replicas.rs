@@ -172,21 +172,22 @@ struct Applied {
 struct Prepared {
     /// One per revision.
     desired: Vec<Desired>,
-    /// Per slot: its revision (an index in `desired`) and its `minReadySeconds`.
-    slots: BTreeMap<u32, (usize, u32)>,
+    /// Per slot: its revision (an index in `desired`), its `minReadySeconds` and the
+    /// revision's number.
+    slots: BTreeMap<u32, (usize, u32, Option<u32>)>,
 }
 
 impl Prepared {
     fn of(&self, slot: u32) -> Option<&Desired> {
         self.slots
             .get(&slot)
-            .and_then(|(i, _)| self.desired.get(*i))
+            .and_then(|(i, _, _)| self.desired.get(*i))
     }
 
     fn wanted(&self) -> BTreeMap<u32, &Desired> {
         self.slots
             .iter()
-            .filter_map(|(slot, (i, _))| Some((*slot, self.desired.get(*i)?)))
+            .filter_map(|(slot, (i, _, _))| Some((*slot, self.desired.get(*i)?)))
             .collect()
     }
 
@@ -207,7 +208,7 @@ impl Prepared {
     /// How long until a running container has been up for its slot's `minReadySeconds`
     /// (`None`: it has, or there is no minimum).
     fn ready_in(&self, c: &Container, now: SystemTime) -> Option<Duration> {
-        let min = self.slots.get(&slot_of(c)?).map_or(0, |(_, m)| *m);
+        let min = self.slots.get(&slot_of(c)?).map_or(0, |(_, m, _)| *m);
         if min == 0 {
             return None;
         }
@@ -221,7 +222,7 @@ impl Prepared {
         self.desired
             .iter()
             .any(|d| d.template.healthcheck.is_some())
-            || self.slots.values().any(|(_, m)| *m > 0)
+            || self.slots.values().any(|(_, m, _)| *m > 0)
     }
 }
 
@@ -462,9 +463,14 @@ async fn prepare<S: Store + Clone, D: Docker>(
                 prepared.desired.len() - 1
             }
         };
-        prepared
-            .slots
-            .insert(r.spec.slot, (index, r.spec.min_ready_seconds.unwrap_or(0)));
+        prepared.slots.insert(
+            r.spec.slot,
+            (
+                index,
+                r.spec.min_ready_seconds.unwrap_or(0),
+                r.spec.revision,
+            ),
+        );
     }
     for (desired, (policy, networks)) in prepared.desired.iter().zip(&needs) {
         if let Some(why) = ensure_networks(ctx, desired, networks).await? {
@@ -690,7 +696,17 @@ async fn create_replicas<S: Store + Clone, D: Docker>(
 ) -> Result<Vec<Problem>, ReconcileError> {
     let work: Vec<(u32, Desired)> = slots
         .iter()
-        .filter_map(|slot| Some((*slot, prepared.of(*slot)?.clone())))
+        .filter_map(|slot| {
+            let mut desired = prepared.of(*slot)?.clone();
+            // Not part of the hash: a revision renumbered by an undo keeps its containers.
+            if let Some(Some(revision)) = prepared.slots.get(slot).map(|(_, _, r)| *r) {
+                desired
+                    .template
+                    .labels
+                    .insert(labels::REVISION.into(), revision.to_string());
+            }
+            Some((*slot, desired))
+        })
         .collect();
     let (shared, node, cargo) = (ctx.shared, ctx.node, ctx.cargo);
     let results: Vec<Result<Option<Problem>, ReconcileError>> = futures::stream::iter(work)

@@ -9,6 +9,7 @@
 //! - delete: with finalizers, marked (`deletionTimestamp`) and left to its controllers;
 //!   without, removed.
 
+use nanocl_api_types::cargo::v1::ROLLOUT_ANNOTATION_PREFIX;
 use nanocl_api_types::AnyObject;
 use serde_json::Value;
 
@@ -91,7 +92,18 @@ pub fn replaced(
     revision: Revision,
 ) -> Result<Replacement, ObjectError> {
     let mut object = with_status_of(next, current)?;
-    let spec_changed = spec_of(&object)? != spec_of(current)?;
+    // `rollout restart|pause|resume` change what runs as a spec change does: the generation
+    // tells a waiting `rollout status` when the controller has seen them.
+    let rollout = |o: &AnyObject| -> Vec<(String, String)> {
+        o.metadata()
+            .annotations
+            .iter()
+            .filter(|(k, _)| k.starts_with(ROLLOUT_ANNOTATION_PREFIX))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    };
+    let spec_changed =
+        spec_of(&object)? != spec_of(current)? || rollout(&object) != rollout(current);
     {
         let old = current.metadata();
         let meta = object.metadata_mut();
