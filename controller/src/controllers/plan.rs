@@ -410,6 +410,9 @@ pub fn plan_slots(
             ops.push(Op::Remove { id: c.id.clone() });
         }
     }
+    let serving = |c: &Container| {
+        c.state == State::Running && c.health.as_deref().is_none_or(|h| h == "healthy")
+    };
     for (&slot, desired) in wanted {
         let containers = slots.get(&slot).map(Vec::as_slice).unwrap_or(&[]);
         let mut current = containers.iter().filter(|c| is_current(c, desired));
@@ -434,13 +437,28 @@ pub fn plan_slots(
                     for old in &outdated {
                         ops.push(Op::Remove { id: old.id.clone() });
                     }
+                } else {
+                    // Waiting for it: one old container that serves stays meanwhile.
+                    let keep = outdated.iter().find(|c| serving(c)).map(|c| c.id.clone());
+                    for old in &outdated {
+                        if Some(&old.id) != keep.as_ref() {
+                            ops.push(Op::Remove { id: old.id.clone() });
+                        }
+                    }
                 }
             }
             None if outdated.is_empty() => ops.push(Op::Create { slot }),
             None => {
-                let serving = outdated.iter().any(|c| c.state == State::Running);
-                if !serving || desired.fixed_host_port {
-                    for old in &outdated {
+                // One outdated container that serves (running, not failing a health check)
+                // stays until its successor is ready; the others serve nobody and go now (a
+                // replacement itself replaced before it got ready, say).
+                let keep = if desired.fixed_host_port {
+                    None
+                } else {
+                    outdated.iter().find(|c| serving(c)).map(|c| c.id.clone())
+                };
+                for old in &outdated {
+                    if Some(&old.id) != keep.as_ref() {
                         ops.push(Op::Remove { id: old.id.clone() });
                     }
                 }

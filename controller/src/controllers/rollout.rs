@@ -81,7 +81,9 @@ pub fn step(target: &str, want: u32, policy: &UpdatePolicy, paused: bool, slots:
     // The ones that serve nothing first: replacing them costs nothing.
     candidates.sort_by_key(|s| (s.available, s.running, s.slot));
     for s in candidates {
-        if !s.running {
+        // A slot that serves nothing, or is mid-replacement already (its old container still
+        // serving beside the replacement): moved in place at no cost to either budget.
+        if !s.running || s.extra > 0 {
             step.update.push(s.slot);
         } else if extra < policy.max_surge {
             step.update.push(s.slot);
