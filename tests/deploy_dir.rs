@@ -62,6 +62,12 @@ fn deploy_dir_converges_and_survives_a_restart_of_nanocld() {
         &d,
         &format!("nanocl_deploy_last_sync_objects{{dir=\"{dir_arg}\",result=\"created\"}} 3"),
     );
+    // Settled: ready, its update complete (the controller writes nothing more).
+    wait_until("the cargo ready and its rollout complete", || {
+        let cargo = get(&d, &scope.ns, "cargo", "web");
+        nanocl_e2e::condition(&cargo["status"], "Ready").0 == "True"
+            && cargo["status"]["rollout"]["phase"] == "Complete"
+    });
     let before = get(&d, &scope.ns, "cargo", "web");
     assert_eq!(before["metadata"]["labels"]["nanocl.io/applyset"], "site");
     let containers_before = running(&web);

@@ -153,6 +153,7 @@ fn simulate_agents<S: Store + Clone>(
                                 spec_hash: hashes.get(&(ns, replica.spec.cargo.clone())).cloned(),
                                 reason: None,
                                 message: None,
+                                usage: None,
                             };
                             let patch = serde_json::to_value(&status).unwrap_or_default();
                             match patch_status_any(

@@ -28,6 +28,9 @@ fn cargo_json(i: usize) -> Vec<u8> {
             replicas: Some(3),
             networks: vec!["front".into(), "back".into()],
             placement: None,
+            update: None,
+            revision_history_limit: None,
+            autoscale: None,
             container: ContainerSpec {
                 image: format!("registry.example.com/team/app-{i}:v1"),
                 args: vec!["--port".into(), "8080".into()],

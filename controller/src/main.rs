@@ -82,6 +82,12 @@ struct Args {
     #[arg(long, value_name = "CIDR[/SIZE]", default_value = nanocl_controller::controllers::subnets::DEFAULT_POOL)]
     network_pool: nanocl_controller::controllers::subnets::Pool,
 
+    /// How often this node samples the CPU and memory of the replicas of autoscaled cargoes
+    /// (one Docker stats call per replica each time; nothing for cargoes without
+    /// `autoscale`). The autoscaler reacts within one interval (plus a second).
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_metrics_interval)]
+    metrics_interval: std::time::Duration,
+
     /// This host's name among several: its identity as a candidate for the lead of the
     /// controllers (one nanocld at a time runs them when several share an etcd). Default: the
     /// host name. A DNS-1123 label.
@@ -178,6 +184,15 @@ fn agent_config(args: &Args, node: &str) -> anyhow::Result<agent::Config> {
         identity: format!("{node}/{}", std::process::id()),
         check: agent::CHECK,
     })
+}
+
+/// `--metrics-interval`: a duration of at least one second.
+fn parse_metrics_interval(value: &str) -> Result<std::time::Duration, String> {
+    let every = humantime::parse_duration(value).map_err(|e| e.to_string())?;
+    if every < std::time::Duration::from_secs(1) {
+        return Err(format!("must be at least 1s, got {value}"));
+    }
+    Ok(every)
 }
 
 fn parse_lease_ttl(value: &str) -> Result<std::time::Duration, String> {
@@ -359,12 +374,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 failed.clone(),
             );
             let (url, pool, node) = (args.docker.clone(), args.network_pool, node.clone());
+            let metrics_interval = args.metrics_interval;
             tasks.spawn("replica runner", async move {
                 let Some(docker) = connect_docker(url.as_deref(), shutdown.clone()).await else {
                     return;
                 };
                 let options = nanocl_controller::controllers::Options {
                     network_pool: pool,
+                    metrics_interval,
                     local_node: None,
                     ..Default::default()
                 };

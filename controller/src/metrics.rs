@@ -22,6 +22,25 @@ pub struct Metrics {
     deploy: Mutex<BTreeMap<String, DeployDir>>,
     panics: Mutex<BTreeMap<Kind, Arc<AtomicU64>>>,
     undecodable: Mutex<BTreeMap<Kind, usize>>,
+    /// Finished updates, by result (`complete`, `failed`, `rolled_back`).
+    rollouts: Mutex<BTreeMap<&'static str, u64>>,
+    /// Autoscaler decisions that changed a count, by direction (`up`, `down`).
+    autoscale: Mutex<BTreeMap<&'static str, u64>>,
+    /// Per cargo (namespace, name) with an update in progress or `autoscale`.
+    cargoes: Mutex<BTreeMap<(String, String), CargoGauges>>,
+}
+
+/// What `/metrics` shows of one cargo.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CargoGauges {
+    /// Replicas wanted.
+    pub replicas: u32,
+    /// Replicas of the revision being rolled out that are ready, while an update runs.
+    pub rollout_ready: Option<u32>,
+    /// Sum of the measured CPUs of its replicas, with `autoscale`.
+    pub cpus: Option<f64>,
+    /// Sum of the measured memory of its replicas, in bytes, with `autoscale`.
+    pub memory: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -75,6 +94,43 @@ impl Metrics {
             .entry(kind)
             .or_default()
             .clone()
+    }
+
+    /// Counts a finished update: `complete`, `failed` or `rolled_back`.
+    pub fn record_rollout(&self, result: &'static str) {
+        *self
+            .rollouts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(result)
+            .or_default() += 1;
+    }
+
+    /// Counts an autoscaler decision that changed a count: `up` or `down`.
+    pub fn record_autoscale(&self, direction: &'static str) {
+        *self
+            .autoscale
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(direction)
+            .or_default() += 1;
+    }
+
+    /// Sets the gauges of cargo `name` of `namespace` (`None`: it has none to show).
+    pub fn set_cargo(&self, namespace: &str, name: &str, gauges: Option<CargoGauges>) {
+        let mut cargoes = self
+            .cargoes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let key = (namespace.to_owned(), name.to_owned());
+        match gauges {
+            Some(g) => {
+                cargoes.insert(key, g);
+            }
+            None => {
+                cargoes.remove(&key);
+            }
+        }
     }
 
     /// Sets how many stored objects of `kind` cannot be decoded right now.
@@ -136,8 +192,82 @@ impl Metrics {
             let _ = writeln!(out, "nanocl_controllers_leading {}", u8::from(leading));
         }
         self.render_controllers(&mut out);
+        self.render_cargoes(&mut out);
         self.render_deploy(&mut out);
         out
+    }
+
+    fn render_cargoes(&self, out: &mut String) {
+        let lock = |m: &Mutex<BTreeMap<&'static str, u64>>| {
+            m.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone()
+        };
+        let rollouts = lock(&self.rollouts);
+        let _ = writeln!(out, "# HELP nanocl_rollouts_total Cargo updates finished, by result (complete, failed, rolled_back).");
+        let _ = writeln!(out, "# TYPE nanocl_rollouts_total counter");
+        for result in ["complete", "failed", "rolled_back"] {
+            let n = rollouts.get(result).copied().unwrap_or(0);
+            let _ = writeln!(out, "nanocl_rollouts_total{{result=\"{result}\"}} {n}");
+        }
+        let autoscale = lock(&self.autoscale);
+        let _ = writeln!(out, "# HELP nanocl_autoscale_decisions_total Autoscaler decisions that changed a cargo's replica count, by direction.");
+        let _ = writeln!(out, "# TYPE nanocl_autoscale_decisions_total counter");
+        for direction in ["up", "down"] {
+            let n = autoscale.get(direction).copied().unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "nanocl_autoscale_decisions_total{{direction=\"{direction}\"}} {n}"
+            );
+        }
+        let cargoes = self
+            .cargoes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cargoes.is_empty() {
+            return;
+        }
+        type Gauge = (
+            &'static str,
+            &'static str,
+            fn(&CargoGauges) -> Option<String>,
+        );
+        let gauges: [Gauge; 4] = [
+            (
+                "nanocl_cargo_replicas",
+                "Replicas a cargo with an update in progress or autoscale wants.",
+                |g| Some(g.replicas.to_string()),
+            ),
+            (
+                "nanocl_cargo_rollout_ready_replicas",
+                "Ready replicas of the revision being rolled out, while an update runs.",
+                |g| g.rollout_ready.map(|n| n.to_string()),
+            ),
+            (
+                "nanocl_cargo_cpu_usage_cpus",
+                "CPUs an autoscaled cargo's replicas used at the last samples (1 = one CPU).",
+                |g| g.cpus.map(|c| format!("{c:.3}")),
+            ),
+            (
+                "nanocl_cargo_memory_usage_bytes",
+                "Memory an autoscaled cargo's replicas used at the last samples.",
+                |g| g.memory.map(|m| m.to_string()),
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} gauge");
+            for ((namespace, cargo), g) in cargoes.iter() {
+                if let Some(v) = value(g) {
+                    let _ = writeln!(
+                        out,
+                        "{name}{{namespace=\"{}\",cargo=\"{}\"}} {v}",
+                        escape_label(namespace),
+                        escape_label(cargo)
+                    );
+                }
+            }
+        }
     }
 
     /// Records whether this nanocld leads.

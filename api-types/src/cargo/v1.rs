@@ -54,6 +54,48 @@ pub struct CargoSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 100))]
     pub revision_history_limit: Option<u32>,
+    /// Scale on CPU and memory use between `minReplicas` and `maxReplicas`. With it,
+    /// `replicas` is only the count to start with: the autoscaler decides the rest, and
+    /// `apply` of an unchanged file never undoes what it decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscale: Option<AutoscaleSpec>,
+}
+
+/// Default scale-down stabilization window, as the Kubernetes HPA's.
+pub const DEFAULT_SCALE_DOWN_STABILIZATION_SECONDS: u32 = 300;
+
+/// `spec.autoscale`: the Kubernetes HPA's algorithm on each replica's CPU and memory use.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AutoscaleSpec {
+    /// Fewest replicas (1 to 1000, default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub min_replicas: Option<i32>,
+    /// Most replicas (1 to 1000, at least `minReplicas`). Required.
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_replicas: i32,
+    /// Average CPU use to keep each replica at, in percent of its `resources.cpus` (of one
+    /// CPU when unset), 1 to 1000.
+    #[serde(
+        default,
+        rename = "targetCPUUtilizationPercent",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(range(min = 1, max = 1000))]
+    pub target_cpu_utilization_percent: Option<i32>,
+    /// Average memory use to keep each replica at, in percent of its `resources.memory`
+    /// (which it then needs), 1 to 1000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub target_memory_utilization_percent: Option<i32>,
+    /// Seconds the use must stay low before replicas are removed: the highest count
+    /// recommended within this window is kept (0 to 3600, default 300). Scaling up is
+    /// immediate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 3600))]
+    pub scale_down_stabilization_seconds: Option<u32>,
 }
 
 /// Default `maxSurge`: one replica more than `replicas` while updating.
@@ -407,6 +449,9 @@ pub struct CargoStatus {
     /// The update in progress, or how the last one ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<RolloutStatus>,
+    /// What the autoscaler measured and decided (with `spec.autoscale`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscale: Option<AutoscaleStatus>,
     /// Every revision kept, oldest first (`spec.update.revisionHistoryLimit` old ones, and
     /// always the current and the updating one).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -466,6 +511,37 @@ pub struct RolloutStatus {
     #[serde(default)]
     pub ready: u32,
     /// For people: how far it got, or why it failed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
+/// What the autoscaler measured and decided.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AutoscaleStatus {
+    /// The replica count it decided (what runs, instead of `spec.replicas`).
+    pub desired_replicas: i32,
+    /// Ready replicas whose use was measured last.
+    #[serde(default)]
+    pub measured_replicas: i32,
+    /// Their average CPU use, in percent of the CPU each may use.
+    #[serde(
+        default,
+        rename = "currentCPUUtilizationPercent",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub current_cpu_utilization_percent: Option<i32>,
+    /// Their average memory use, in percent of `resources.memory`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_memory_utilization_percent: Option<i32>,
+    /// When it last changed the count (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scale_time: Option<String>,
+    /// Why the count is what it is: `ScaledUp`, `ScaledDown`, `WithinTolerance`,
+    /// `ScaleDownStabilizing`, `AtMaxReplicas`, `AtMinReplicas`, `MetricsMissing`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// For people.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
 }
@@ -532,6 +608,9 @@ pub fn validate(cargo: &Cargo) -> FieldErrors {
     if let Some(update) = &spec.update {
         validate_update(spec, update, &mut errors);
     }
+    if let Some(autoscale) = &spec.autoscale {
+        validate_autoscale(spec, autoscale, &mut errors);
+    }
     if let Some(limit) = spec.revision_history_limit {
         if limit > 100 {
             errors.push(
@@ -557,6 +636,90 @@ pub fn validate(cargo: &Cargo) -> FieldErrors {
         }
     }
     errors
+}
+
+fn validate_autoscale(spec: &CargoSpec, a: &AutoscaleSpec, errors: &mut FieldErrors) {
+    let path = FieldPath::keys("spec.autoscale");
+    let min = a.min_replicas.unwrap_or(1);
+    if !(1..=MAX_REPLICAS).contains(&min) {
+        errors.push(
+            path.key("minReplicas"),
+            format!("must be between 1 and {MAX_REPLICAS}, got {min}"),
+        );
+    }
+    if a.max_replicas == 0 {
+        errors.push(
+            path.key("maxReplicas"),
+            "required: the most replicas the autoscaler may run",
+        );
+    } else if !(1..=MAX_REPLICAS).contains(&a.max_replicas) {
+        errors.push(
+            path.key("maxReplicas"),
+            format!(
+                "must be between 1 and {MAX_REPLICAS}, got {}",
+                a.max_replicas
+            ),
+        );
+    } else if a.max_replicas < min {
+        errors.push(
+            path.key("maxReplicas"),
+            format!(
+                "must be at least minReplicas ({min}), got {}",
+                a.max_replicas
+            ),
+        );
+    }
+    for (field, value) in [
+        (
+            "targetCPUUtilizationPercent",
+            a.target_cpu_utilization_percent,
+        ),
+        (
+            "targetMemoryUtilizationPercent",
+            a.target_memory_utilization_percent,
+        ),
+    ] {
+        if let Some(v) = value {
+            if !(1..=1000).contains(&v) {
+                errors.push(
+                    path.key(field),
+                    format!("must be between 1 and 1000, got {v}"),
+                );
+            }
+        }
+    }
+    if a.target_cpu_utilization_percent.is_none() && a.target_memory_utilization_percent.is_none() {
+        errors.push(
+            path.clone(),
+            "needs a target: targetCPUUtilizationPercent, targetMemoryUtilizationPercent or both",
+        );
+    }
+    let memory_limit = spec
+        .container
+        .resources
+        .as_ref()
+        .and_then(|r| r.memory.as_ref())
+        .is_some();
+    if a.target_memory_utilization_percent.is_some() && !memory_limit {
+        errors.push(
+            path.key("targetMemoryUtilizationPercent"),
+            "is a percentage of spec.container.resources.memory, which is not set",
+        );
+    }
+    if let Some(window) = a.scale_down_stabilization_seconds {
+        if window > 3600 {
+            errors.push(
+                path.key("scaleDownStabilizationSeconds"),
+                format!("must be between 0 and 3600, got {window}"),
+            );
+        }
+    }
+    if spec.fixed_host_port() && a.max_replicas > 1 {
+        errors.push(
+            path.key("maxReplicas"),
+            "a fixed hostPort can serve only one replica: remove hostPort to autoscale",
+        );
+    }
 }
 
 fn validate_update(spec: &CargoSpec, update: &UpdateSpec, errors: &mut FieldErrors) {

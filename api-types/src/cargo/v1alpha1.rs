@@ -70,6 +70,8 @@ struct Stash {
     update: Option<v1::UpdateSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     revision_history_limit: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    autoscale: Option<v1::AutoscaleSpec>,
     // Set only when the flat form cannot hold these exactly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     env: Option<BTreeMap<String, String>>,
@@ -267,6 +269,7 @@ pub fn to_v1(obj: Cargo) -> Result<v1::Cargo, FieldErrors> {
             placement: stash.placement,
             update: stash.update,
             revision_history_limit: stash.revision_history_limit,
+            autoscale: stash.autoscale,
         },
         status: obj.status,
     })
@@ -287,6 +290,7 @@ pub fn from_v1(obj: v1::Cargo) -> Cargo {
         placement: obj.spec.placement,
         update: obj.spec.update,
         revision_history_limit: obj.spec.revision_history_limit,
+        autoscale: obj.spec.autoscale,
         ..Stash::default()
     };
     let env = to_key_value_list(&c.env).unwrap_or_else(|| {

@@ -89,6 +89,21 @@ pub struct ReplicaStatus {
     /// A sentence for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// What its container used at the last sample (cargoes with `spec.autoscale` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<ReplicaUsage>,
+}
+
+/// One sample of a replica's resource use, taken by its node's agent.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReplicaUsage {
+    /// The container measured.
+    pub container: String,
+    /// CPUs busy on average since the previous sample (1.0 = one CPU), to 3 decimals.
+    pub cpus: f64,
+    /// Memory in use, page cache left out, in bytes (to the MiB).
+    pub memory: u64,
 }
 
 fn is_zero(n: &u32) -> bool {

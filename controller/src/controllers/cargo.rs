@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use std::time::SystemTime;
 
-use nanocl_api_types::cargo::v1::{CargoRevision, CargoStatus, RolloutStatus, PAUSED_ANNOTATION};
+use nanocl_api_types::cargo::v1::{
+    AutoscaleSpec, AutoscaleStatus, CargoRevision, CargoStatus, RolloutStatus, PAUSED_ANNOTATION,
+};
 use nanocl_api_types::meta::{ConditionStatus, ObjectMeta};
 use nanocl_api_types::node::v1::Node as NodeObject;
 use nanocl_api_types::replica::v1::{
@@ -19,9 +21,9 @@ use nanocl_api_types::selector::Selector;
 
 use super::plan::{self, Desired, NotReady};
 use super::replicas::AGENT_FINALIZER;
-use super::rollout;
 use super::scheduler::{self, Candidate, Placement, Rules};
 use super::write::{self, condition};
+use super::{autoscale, rollout};
 use super::{events, ReconcileError, Shared, FINALIZER};
 use crate::docker::Docker;
 use crate::objects::api::{Api, ObjectRef};
@@ -72,6 +74,14 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
         return Ok(Action::Requeue(Duration::from_millis(20)));
     }
     if deleting {
+        shared
+            .metrics
+            .set_cargo(&namespace, &cargo.metadata.name, None);
+        shared
+            .windows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(key);
         return cleanup(shared, &replicas).await;
     }
     let cluster = shared.hub.get(&ObjectRef::<ClusterObject>::new(
@@ -81,12 +91,33 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
     let (container, variables) = match plan::substitute(&cargo, cluster.as_deref()) {
         Ok(d) => d,
         Err(not_ready) => {
-            let status = summarize(&cargo, &Summary::not_ready(&not_ready), &replicas);
+            let status = summarize(&cargo, &Summary::not_ready(&cargo, &not_ready), &replicas);
             save(shared, &cargo, status).await?;
             return Ok(Action::AwaitChange);
         }
     };
-    let want = u32::try_from(cargo.spec.replicas.unwrap_or(1)).unwrap_or(0);
+    let spec_want = u32::try_from(cargo.spec.replicas.unwrap_or(1)).unwrap_or(0);
+    let nodes = shared.hub.cache::<NodeObject>().list();
+    let ready_nodes: HashMap<String, bool> = nodes
+        .iter()
+        .map(|n| (n.metadata.name.clone(), node_ready(n)))
+        .collect();
+    let slots: Vec<rollout::Slot> = replicas
+        .iter()
+        .map(|r| slot_state(r, &ready_nodes))
+        .collect();
+    let now = SystemTime::now();
+    let now_text = humantime::format_rfc3339_seconds(now).to_string();
+    let (want, autoscaled, autoscale_wait) = match &cargo.spec.autoscale {
+        None => (spec_want, None, None),
+        Some(a) => {
+            let (decided, status, wait) = autoscale_cargo(
+                shared, key, &cargo, a, spec_want, &replicas, &slots, &now_text,
+            )
+            .await;
+            (decided, Some(status), wait)
+        }
+    };
     let source = plan::Source {
         namespace: &namespace,
         cargo: &cargo.metadata.name,
@@ -102,8 +133,6 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
         want,
     );
     let policy = cargo.spec.update_policy(want);
-    let now = SystemTime::now();
-    let now_text = humantime::format_rfc3339_seconds(now).to_string();
     let mut history = rollout::History::of(cargo.status.as_ref());
     let recorded = history.record(
         CargoRevision {
@@ -164,15 +193,6 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
             history.update,
         ),
     };
-    let nodes = shared.hub.cache::<NodeObject>().list();
-    let ready_nodes: HashMap<String, bool> = nodes
-        .iter()
-        .map(|n| (n.metadata.name.clone(), node_ready(n)))
-        .collect();
-    let slots: Vec<rollout::Slot> = replicas
-        .iter()
-        .map(|r| slot_state(r, &ready_nodes))
-        .collect();
     let paused = cargo
         .metadata
         .annotations
@@ -283,6 +303,11 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
                 }
             }
             if was.as_deref() != Some(phase) {
+                shared.metrics.record_rollout(if phase == "Complete" {
+                    "complete"
+                } else {
+                    "rolled_back"
+                });
                 let reason = if phase == "Complete" {
                     "RolloutComplete"
                 } else {
@@ -363,6 +388,7 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
                 ),
                 _ => format!("update to revision {update} failed ({why})"),
             };
+            shared.metrics.record_rollout("failed");
             events::record(
                 &shared.store,
                 &object,
@@ -387,13 +413,43 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
         }
     }
     let summary = Summary {
+        want,
         desired_hash: Some(desired.hash.clone()),
         ready_nodes,
         not_ready: None,
         placement: Some(&placement),
         history: Some(&history),
+        autoscale: autoscaled,
+    };
+    let requeue = match (requeue, autoscale_wait) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     };
     let status = summarize(&cargo, &summary, &replicas);
+    let updating = status
+        .rollout
+        .as_ref()
+        .is_some_and(|r| matches!(r.phase.as_str(), "Progressing" | "RollingBack" | "Paused"));
+    let usage = |f: fn(&nanocl_api_types::replica::v1::ReplicaUsage) -> f64| {
+        replicas
+            .iter()
+            .filter_map(|r| reported(r).and_then(|s| s.usage.as_ref()).map(f))
+            .sum::<f64>()
+    };
+    shared.metrics.set_cargo(
+        &namespace,
+        &cargo.metadata.name,
+        (updating || cargo.spec.autoscale.is_some()).then(|| crate::metrics::CargoGauges {
+            replicas: want,
+            rollout_ready: updating.then(|| status.rollout.as_ref().map_or(0, |r| r.ready)),
+            cpus: cargo.spec.autoscale.as_ref().map(|_| usage(|u| u.cpus)),
+            memory: cargo
+                .spec
+                .autoscale
+                .as_ref()
+                .map(|_| usage(|u| u.memory as f64) as u64),
+        }),
+    );
     save(shared, &cargo, status).await?;
     Ok(if wrote {
         // The writes' own events bring the next reconcile; this is a fallback.
@@ -406,6 +462,119 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
         // A node that frees CPU or memory writes nothing: look again now and then.
         Action::Requeue(Duration::from_secs(30))
     })
+}
+
+/// Runs the autoscaler for `cargo`: the count to run now, its status, and when to look
+/// again (a scale-down held by the stabilization window).
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site, each a distinct input"
+)]
+async fn autoscale_cargo<S: Store + Clone, D: Docker>(
+    shared: &Shared<S, D>,
+    key: &str,
+    cargo: &CargoObject,
+    spec: &AutoscaleSpec,
+    spec_want: u32,
+    replicas: &[Arc<ReplicaObject>],
+    slots: &[rollout::Slot],
+    now_text: &str,
+) -> (u32, AutoscaleStatus, Option<Duration>) {
+    let previous = cargo.status.as_ref().and_then(|s| s.autoscale.clone());
+    let current = autoscale::clamp(
+        spec,
+        previous
+            .as_ref()
+            .and_then(|p| u32::try_from(p.desired_replicas).ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(spec_want),
+    );
+    // What the ready replicas of the slots in use measured, on their current container.
+    let samples: Vec<autoscale::Sample> = replicas
+        .iter()
+        .filter(|r| r.spec.slot < current)
+        .filter(|r| {
+            slots
+                .iter()
+                .any(|s| s.slot == r.spec.slot && s.available && !s.deleting)
+        })
+        .filter_map(|r| {
+            let s = reported(r)?;
+            let usage = s.usage.as_ref()?;
+            (s.container.as_deref() == Some(usage.container.as_str())).then_some(
+                autoscale::Sample {
+                    cpus: usage.cpus,
+                    memory: usage.memory,
+                },
+            )
+        })
+        .collect();
+    let resources = cargo.spec.container.resources.clone().unwrap_or_default();
+    let requests = autoscale::Requests {
+        cpus: resources.cpus.filter(|c| *c > 0.0).unwrap_or(1.0),
+        memory: resources
+            .memory
+            .as_deref()
+            .and_then(|m| nanocl_api_types::quantity::parse_memory(m).ok()),
+    };
+    let rec = autoscale::recommend(spec, requests, current, &samples);
+    let window = autoscale::window(spec);
+    let (decided, wait) = {
+        let mut windows = shared
+            .windows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = tokio::time::Instant::now();
+        windows
+            .entry(key.to_owned())
+            .or_insert_with(|| autoscale::Window::starting(now, current))
+            .decide(now, window, current, rec.replicas)
+    };
+    let (reason, message) = if decided > rec.replicas {
+        (
+            "ScaleDownStabilizing",
+            format!(
+                "{}; recommends {}, keeping {decided} until the use stays low for {}s",
+                rec.message,
+                rec.replicas,
+                window.as_secs()
+            ),
+        )
+    } else {
+        (rec.reason, rec.message.clone())
+    };
+    let changed = decided != current;
+    if changed {
+        let (reason, verb) = if decided > current {
+            ("ScaledUp", "up")
+        } else {
+            ("ScaledDown", "down")
+        };
+        shared.metrics.record_autoscale(verb);
+        events::record(
+            &shared.store,
+            &CargoObject::clone(cargo).into_any(),
+            false,
+            reason,
+            format!("scaled from {current} to {decided}: {}", rec.message),
+        )
+        .await;
+    }
+    let percent = |p: Option<f64>| p.map(|v| v.round() as i32);
+    let status = AutoscaleStatus {
+        desired_replicas: i32::try_from(decided).unwrap_or(i32::MAX),
+        measured_replicas: i32::try_from(samples.len()).unwrap_or(i32::MAX),
+        current_cpu_utilization_percent: percent(rec.cpu_percent),
+        current_memory_utilization_percent: percent(rec.memory_percent),
+        last_scale_time: if changed {
+            Some(now_text.to_owned())
+        } else {
+            previous.and_then(|p| p.last_scale_time)
+        },
+        reason: if changed { rec.reason } else { reason }.to_owned(),
+        message,
+    };
+    (decided, status, wait)
 }
 
 /// What replicas are moved to: a revision's template and hash.
@@ -851,6 +1020,10 @@ struct Problem {
 
 /// What the status is summarized from, besides the Replicas.
 struct Summary<'a> {
+    /// Replicas wanted (the spec's, or the autoscaler's).
+    want: u32,
+    /// What the autoscaler decided (`None`: no autoscale, or as the status has it).
+    autoscale: Option<AutoscaleStatus>,
     /// The hash of the spec's revision.
     desired_hash: Option<String>,
     ready_nodes: HashMap<String, bool>,
@@ -862,8 +1035,10 @@ struct Summary<'a> {
 }
 
 impl Summary<'_> {
-    fn not_ready(not_ready: &NotReady) -> Summary<'static> {
+    fn not_ready(cargo: &CargoObject, not_ready: &NotReady) -> Summary<'static> {
         Summary {
+            want: plan::replicas_wanted(cargo),
+            autoscale: cargo.status.as_ref().and_then(|s| s.autoscale.clone()),
             desired_hash: None,
             ready_nodes: HashMap::new(),
             not_ready: Some((not_ready.reason.to_owned(), not_ready.message.clone())),
@@ -882,7 +1057,7 @@ fn summarize(
 ) -> CargoStatus {
     let previous = cargo.status.clone().unwrap_or_default();
     let generation = cargo.metadata.generation;
-    let want = u32::try_from(cargo.spec.replicas.unwrap_or(1)).unwrap_or(0) as usize;
+    let want = summary.want as usize;
     let (mut observed, mut updated, mut ready) = (0, 0, 0);
     let mut problems = Vec::new();
     let mut waiting: Option<(String, String)> = None;
@@ -1022,6 +1197,7 @@ fn summarize(
         update_revision: history.update,
         rollout,
         revisions: history.revisions,
+        autoscale: summary.autoscale.clone(),
     }
 }
 

@@ -4,6 +4,7 @@
 //! and one runner per kind. Docker events and related objects are triggers; a periodic
 //! resync and a garbage collector cover anything a trigger missed.
 
+pub mod autoscale;
 pub mod cargo;
 pub mod cluster;
 pub mod deaths;
@@ -19,6 +20,7 @@ pub mod rollout;
 pub mod scheduler;
 pub mod subnets;
 pub mod tasks;
+pub mod usage;
 pub mod write;
 
 use std::collections::HashMap;
@@ -93,6 +95,10 @@ pub struct Shared<S, D> {
     pub pool: subnets::Pool,
     /// The leader's Replica writes its cache has not yet seen.
     pub expected: Expected,
+    /// The autoscaler's recent recommendations, by cargo key (its scale-down window).
+    pub windows: std::sync::Mutex<HashMap<String, autoscale::Window>>,
+    /// What `/metrics` shows.
+    pub metrics: Arc<Metrics>,
 }
 
 /// The Replica writes of the leader that its cache has not yet seen: the store revision of
@@ -222,6 +228,9 @@ pub struct Options {
     pub gc_interval: Duration,
     /// Where the subnets of Cluster and Network bridges come from (`--network-pool`).
     pub network_pool: subnets::Pool,
+    /// How often a node samples the CPU and memory of autoscaled replicas
+    /// (`--metrics-interval`).
+    pub metrics_interval: Duration,
     /// A node to register and run replicas for in the same process, on the same caches
     /// (`run` as one host: what the tests and benchmarks start). nanocld runs its node apart
     /// (`run_node`), since it runs whether or not this process leads.
@@ -234,6 +243,7 @@ impl Default for Options {
             resync: Duration::from_secs(60),
             gc_interval: Duration::from_secs(30),
             network_pool: subnets::Pool::default(),
+            metrics_interval: DEFAULT_METRICS_INTERVAL,
             local_node: Some(crate::agent::Config {
                 node: "local".into(),
                 labels: Default::default(),
@@ -245,6 +255,9 @@ impl Default for Options {
         }
     }
 }
+
+/// Default `--metrics-interval`, as the Kubernetes HPA's sync period.
+pub const DEFAULT_METRICS_INTERVAL: Duration = Duration::from_secs(15);
 
 /// Why the controllers stopped before shutdown.
 #[derive(Debug, thiserror::Error)]
@@ -302,6 +315,8 @@ async fn start<S: Store + Clone, D: Docker>(
         restarts: replicas::Restarts::default(),
         pool: options.network_pool,
         expected: Expected::default(),
+        windows: Default::default(),
+        metrics: metrics.clone(),
     });
     Ok(Some(Started {
         shared,
@@ -467,10 +482,19 @@ fn spawn_node_tasks<S: Store + Clone, D: Docker>(
             runner::run(triggers, keys, reconcile, config, done).await;
         });
     }
-    let (shared, every, done, node) =
+    let (shared_, every, done, node_) =
         (shared.clone(), options.gc_interval, stop(), node.to_owned());
     tasks.spawn("garbage collector", async move {
-        replicas::collect_garbage_until(&shared, &node, every, done).await;
+        replicas::collect_garbage_until(&shared_, &node_, every, done).await;
+    });
+    let (shared, every, done, node) = (
+        shared.clone(),
+        options.metrics_interval,
+        stop(),
+        node.to_owned(),
+    );
+    tasks.spawn("usage sampler", async move {
+        usage::sample_until(&shared, &node, every, done).await;
     });
 }
 

@@ -230,6 +230,25 @@ pub fn render(
     ))
 }
 
+/// How many replicas a cargo runs: `spec.replicas`, or, with `spec.autoscale`, what the
+/// autoscaler decided (its status), within the bounds.
+pub fn replicas_wanted(cargo: &Cargo) -> u32 {
+    let spec = u32::try_from(cargo.spec.replicas.unwrap_or(1)).unwrap_or(0);
+    match &cargo.spec.autoscale {
+        None => spec,
+        Some(a) => super::autoscale::clamp(
+            a,
+            cargo
+                .status
+                .as_ref()
+                .and_then(|s| s.autoscale.as_ref())
+                .and_then(|s| u32::try_from(s.desired_replicas).ok())
+                .filter(|n| *n > 0)
+                .unwrap_or(spec),
+        ),
+    }
+}
+
 /// The `rollout restart` annotation of a cargo.
 pub fn restarted_at(cargo: &Cargo) -> Option<&str> {
     cargo

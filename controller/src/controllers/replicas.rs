@@ -135,7 +135,7 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
             .iter()
             .filter(|r| r.metadata.deletion_timestamp.is_none())
             .map(|r| r.spec.slot)
-            .filter(|slot| i64::from(*slot) < i64::from(cargo.spec.replicas.unwrap_or(1)))
+            .filter(|slot| *slot < plan::replicas_wanted(&cargo))
             .collect(),
         mine: &mine,
     };
@@ -1018,6 +1018,8 @@ async fn write_status<S: Store + Clone, D: Docker>(
             spec_hash: container.and_then(|c| c.labels.get(labels::SPEC_HASH).cloned()),
             reason: reason.map(str::to_owned),
             message,
+            // The sampler's (another owner): kept as it is.
+            usage: replica.status.as_ref().and_then(|s| s.usage.clone()),
         };
         if replica.status.as_ref() == Some(&status) {
             continue;

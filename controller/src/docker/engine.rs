@@ -9,7 +9,7 @@ use ::bollard::models::{
 };
 use ::bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, EventsOptions, InspectContainerOptions,
-    ListContainersOptions, ListNetworksOptions, LogsOptions, RemoveContainerOptions,
+    ListContainersOptions, ListNetworksOptions, LogsOptions, RemoveContainerOptions, StatsOptions,
     StopContainerOptions,
 };
 use futures::stream::BoxStream;
@@ -458,6 +458,49 @@ impl Docker for Engine {
                 .and_then(|n| u64::try_from(n).ok())
                 .unwrap_or_default(),
             version: info.server_version.unwrap_or_default(),
+        })
+    }
+
+    async fn stats(&self, id: &str) -> Result<super::Stats, DockerError> {
+        let mut stream = self.docker.stats(
+            id,
+            Some(StatsOptions {
+                stream: false,
+                one_shot: true,
+            }),
+        );
+        let sample = match stream.next().await {
+            Some(Ok(sample)) => sample,
+            Some(Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }))
+            | None => {
+                return Err(DockerError::NotFound {
+                    what: format!("container {id}"),
+                })
+            }
+            Some(Err(e)) => return Err(failed("container stats")(e)),
+        };
+        let cpu_total_ns = sample
+            .cpu_stats
+            .and_then(|c| c.cpu_usage)
+            .and_then(|u| u.total_usage)
+            .unwrap_or_default();
+        let memory = sample.memory_stats.unwrap_or_default();
+        // As the docker CLI: the page cache is not the container's own (cgroup v2 calls it
+        // `inactive_file`, v1 `total_inactive_file`).
+        let cache = memory
+            .stats
+            .as_ref()
+            .and_then(|s| {
+                s.get("inactive_file")
+                    .or_else(|| s.get("total_inactive_file"))
+            })
+            .copied()
+            .unwrap_or_default();
+        Ok(super::Stats {
+            cpu_total_ns,
+            memory_bytes: memory.usage.unwrap_or_default().saturating_sub(cache),
         })
     }
 

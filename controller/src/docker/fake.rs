@@ -38,6 +38,8 @@ struct World {
     /// Containers the listing still shows running although they died (dockerd's listing
     /// lags its events).
     listed_running: HashSet<String>,
+    /// Resource use of containers by name: CPUs busy, memory bytes.
+    usage: HashMap<String, (f64, u64)>,
 }
 
 /// The fake. Clones share one world.
@@ -198,6 +200,11 @@ impl FakeDocker {
     /// Makes an image present, as `docker import` would.
     pub fn add_image(&self, image: &str) {
         self.world().images.insert(image.to_owned());
+    }
+
+    /// Makes the container named `name` use `cpus` of a CPU and `memory` bytes.
+    pub fn set_usage(&self, name: &str, cpus: f64, memory: u64) {
+        self.world().usage.insert(name.to_owned(), (cpus, memory));
     }
 
     /// Lets `pull_image` succeed for `image`.
@@ -507,6 +514,29 @@ impl Docker for FakeDocker {
             cpus: 2,
             memory_bytes: 8 << 30,
             version: "fake".to_owned(),
+        })
+    }
+
+    async fn stats(&self, id: &str) -> Result<super::Stats, DockerError> {
+        let mut world = self.enter("stats", id)?;
+        let (_, c) = world.find(id).ok_or_else(|| DockerError::NotFound {
+            what: format!("container {id}"),
+        })?;
+        if c.state != State::Running {
+            return Err(DockerError::NotFound {
+                what: format!("container {id} is not running"),
+            });
+        }
+        let (name, started) = (c.name.clone(), c.started_at);
+        // A container set busy uses `cpus` of a CPU since it started.
+        let (cpus, memory) = world.usage.get(&name).copied().unwrap_or((0.0, 0));
+        let ran = started
+            .and_then(|t| t.elapsed().ok())
+            .unwrap_or_default()
+            .as_nanos() as f64;
+        Ok(super::Stats {
+            cpu_total_ns: (ran * cpus) as u64,
+            memory_bytes: memory,
         })
     }
 

@@ -271,6 +271,15 @@ pub struct HostInfo {
     pub version: String,
 }
 
+/// One sample of a container's resource use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stats {
+    /// CPU time used since it started, in nanoseconds.
+    pub cpu_total_ns: u64,
+    /// Memory in use, page cache left out (as `docker stats` shows it).
+    pub memory_bytes: u64,
+}
+
 /// Filters objects by labels: `key=value` or just `key`.
 pub type LabelFilter = Vec<String>;
 
@@ -319,6 +328,9 @@ pub trait Docker: Clone + Send + Sync + 'static {
     fn pull_image(&self, image: &str) -> impl Future<Output = Result<(), DockerError>> + Send;
     /// CPUs, memory and the engine's version.
     fn host_info(&self) -> impl Future<Output = Result<HostInfo, DockerError>> + Send;
+    /// One sample of a running container's resource use, at once (Docker's one-shot stats:
+    /// no long-lived stream per container; the CPU rate is the difference of two samples).
+    fn stats(&self, id: &str) -> impl Future<Output = Result<Stats, DockerError>> + Send;
     /// Container and network events of objects matching the label filters, from now on.
     fn events(&self, labels: &[String]) -> BoxStream<'static, Result<Event, DockerError>>;
     /// A container's output, stdout and stderr, as chunks of text: the last `tail` lines (all

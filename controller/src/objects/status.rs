@@ -69,6 +69,7 @@ pub mod owners {
             "updateRevision",
             "rollout",
             "revisions",
+            "autoscale",
         ],
         conditions: &["Ready", "Progressing", "Degraded"],
     };
@@ -84,6 +85,11 @@ pub mod owners {
             "reason",
             "message",
         ],
+        conditions: &[],
+    };
+    /// The usage sampler of the Replica's node: what the container used.
+    pub const REPLICA_USAGE: StatusOwner = StatusOwner {
+        fields: &["usage"],
         conditions: &[],
     };
     /// The Cluster controller.
