@@ -4,6 +4,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use hyper::{Method, StatusCode};
+use nanocl_api_types::cargo::v1::ROLLOUT_ANNOTATION_PREFIX;
 use nanocl_api_types::{AnyObject, Kind, ObjectKey, APPLYSET_LABEL};
 use serde_json::Value;
 
@@ -153,12 +154,15 @@ pub fn without_server_fields(value: &Value) -> Value {
 }
 
 /// What `apply` sends for `object`: the object as the files say, with the live object's
-/// `resourceVersion` (the update's precondition) and finalizers (owned by controllers).
+/// `resourceVersion` (the update's precondition), finalizers (owned by controllers) and
+/// `rollout.nanocl.io/` annotations (owned by `nanocl rollout`: a file's are ignored, so that
+/// re-applying an unchanged file neither undoes a `rollout pause` or `restart` nor shows in
+/// `diff`).
 pub fn desired(object: &AnyObject, live: Option<&Value>) -> Result<Value> {
     let mut value =
         serde_json::to_value(object).map_err(|e| Error::RequestBuildFailed(e.to_string()))?;
+    let meta = &mut value["metadata"];
     if let Some(live) = live {
-        let meta = &mut value["metadata"];
         meta["resourceVersion"] = live["metadata"]["resourceVersion"].clone();
         match live["metadata"].get("finalizers") {
             Some(f) => meta["finalizers"] = f.clone(),
@@ -169,7 +173,35 @@ pub fn desired(object: &AnyObject, live: Option<&Value>) -> Result<Value> {
             }
         }
     }
+    keep_rollout_annotations(meta, live.map(|l| &l["metadata"]));
     Ok(value)
+}
+
+/// Replaces the `rollout.nanocl.io/` annotations of `meta` with those of `live` (none when
+/// there is no live object); an annotations map left empty goes, as the server stores none.
+fn keep_rollout_annotations(meta: &mut Value, live: Option<&Value>) {
+    let owned = |key: &String| key.starts_with(ROLLOUT_ANNOTATION_PREFIX);
+    let from_live: serde_json::Map<String, Value> = live
+        .and_then(|l| l["annotations"].as_object())
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| owned(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let Some(meta) = meta.as_object_mut() else {
+        return;
+    };
+    let mut annotations = match meta.remove("annotations") {
+        Some(Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    annotations.retain(|k, _| !owned(k));
+    annotations.extend(from_live);
+    if !annotations.is_empty() {
+        meta.insert("annotations".to_owned(), Value::Object(annotations));
+    }
 }
 
 /// Which live objects a prune may consider.
@@ -307,7 +339,99 @@ pub fn applyset_name(
 
 #[cfg(test)]
 mod tests {
-    use super::applyset_name;
+    use super::{applyset_name, desired, without_server_fields};
+    use nanocl_api_types::AnyObject;
+    use serde_json::{json, Value};
+
+    fn cargo(annotations: Value) -> AnyObject {
+        let mut value = json!({
+            "apiVersion": "nanocl.io/v1",
+            "kind": "Cargo",
+            "metadata": {"name": "web", "namespace": "global"},
+            "spec": {"cluster": "dev", "replicas": 2, "container": {"image": "busybox:1.36"}},
+        });
+        if !annotations.is_null() {
+            value["metadata"]["annotations"] = annotations;
+        }
+        AnyObject::from_v1_value(value).expect("a valid cargo")
+    }
+
+    /// The object as the server would hold it after `apply` of `file`, then `edit`.
+    fn stored(file: &AnyObject, edit: impl FnOnce(&mut Value)) -> Value {
+        let mut live = serde_json::to_value(file).expect("json");
+        live["metadata"]["resourceVersion"] = json!("42");
+        live["metadata"]["generation"] = json!(3);
+        live["metadata"]["finalizers"] = json!(["nanocl.io/containers"]);
+        live["status"] = json!({"observedGeneration": 3});
+        edit(&mut live);
+        live
+    }
+
+    #[test]
+    fn desired_should_keep_the_live_rollout_annotations_so_an_unchanged_file_is_unchanged() {
+        let file = cargo(json!({"team": "a"}));
+        let live = stored(&file, |l| {
+            l["metadata"]["annotations"]["rollout.nanocl.io/restartedAt"] =
+                json!("2026-12-03T10:00:00.000Z");
+            l["metadata"]["annotations"]["rollout.nanocl.io/paused"] = json!("true");
+        });
+        let sent = desired(&file, Some(&live)).expect("desired");
+        assert_eq!(
+            sent["metadata"]["annotations"],
+            json!({
+                "team": "a",
+                "rollout.nanocl.io/restartedAt": "2026-12-03T10:00:00.000Z",
+                "rollout.nanocl.io/paused": "true",
+            })
+        );
+        assert_eq!(sent["metadata"]["resourceVersion"], "42");
+        assert_eq!(
+            without_server_fields(&sent),
+            without_server_fields(&live),
+            "apply and diff see no change"
+        );
+        // The same with a file that has no annotations at all.
+        let bare = cargo(Value::Null);
+        let paused = stored(&bare, |l| {
+            l["metadata"]["annotations"] = json!({"rollout.nanocl.io/paused": "true"});
+        });
+        let sent = desired(&bare, Some(&paused)).expect("desired");
+        assert_eq!(without_server_fields(&sent), without_server_fields(&paused));
+    }
+
+    #[test]
+    fn desired_should_ignore_the_rollout_annotations_a_file_has() {
+        let file = cargo(json!({
+            "team": "a",
+            "rollout.nanocl.io/paused": "true",
+            "rollout.nanocl.io/restartedAt": "2020-01-01T00:00:00Z",
+        }));
+        // Created: none of them.
+        let sent = desired(&file, None).expect("desired");
+        assert_eq!(sent["metadata"]["annotations"], json!({"team": "a"}));
+        // Updated: the live object's, whatever the file says.
+        let live = stored(&cargo(Value::Null), |l| {
+            l["metadata"]["annotations"] =
+                json!({"rollout.nanocl.io/restartedAt": "2026-01-01T00:00:00Z"});
+        });
+        let sent = desired(&file, Some(&live)).expect("desired");
+        assert_eq!(
+            sent["metadata"]["annotations"],
+            json!({"team": "a", "rollout.nanocl.io/restartedAt": "2026-01-01T00:00:00Z"})
+        );
+        // A file whose only annotations are rollout ones sends no annotations map.
+        let only = cargo(json!({"rollout.nanocl.io/paused": "true"}));
+        let sent = desired(&only, None).expect("desired");
+        assert!(sent["metadata"].get("annotations").is_none(), "{sent}");
+    }
+
+    #[test]
+    fn desired_should_still_show_other_annotation_changes() {
+        let file = cargo(json!({"team": "b"}));
+        let live = stored(&cargo(json!({"team": "a"})), |_| {});
+        let sent = desired(&file, Some(&live)).expect("desired");
+        assert_ne!(without_server_fields(&sent), without_server_fields(&live));
+    }
 
     #[test]
     fn applyset_names_come_from_whole_directory_names_and_file_stems(
