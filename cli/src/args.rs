@@ -64,6 +64,12 @@ pub enum Command {
     /// Cordon a node, then move every replica placed on it to other nodes (for
     /// maintenance: its agent removes its containers as the slots are placed elsewhere).
     Drain(NodeArgs),
+    /// Follow, inspect, undo, restart, pause or resume a cargo's rollout.
+    ///
+    /// Every change of a cargo's container (or of the cluster variables it uses) is a new
+    /// revision, rolled out to its replicas as spec.update says; `rollout` follows one, lists
+    /// the revisions kept, goes back to one, or restarts every replica.
+    Rollout(RolloutArgs),
     /// Print a cargo's output, every replica's lines prefixed with the replica.
     Logs(LogsArgs),
     /// Show what the controllers did and what went wrong.
@@ -188,6 +194,104 @@ pub struct NodeArgs {
 
     /// The node's name, as `nanocl get nodes` lists it.
     pub name: String,
+}
+
+/// `nanocl rollout`.
+#[derive(Debug, Args)]
+pub struct RolloutArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: RolloutCommand,
+}
+
+/// The `nanocl rollout` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum RolloutCommand {
+    /// Follow a cargo's rollout until every replica runs the spec's revision.
+    ///
+    /// Prints a line each time the rollout progresses. Exit status: 0 when every replica runs
+    /// the spec's revision and is ready; 1 when the update failed (rolled back, or stopped
+    /// when autoRollback is false), when --timeout passes first, or when the cargo does not
+    /// exist. A paused rollout is reported once and waited for.
+    ///
+    /// Example, in CI after `nanocl apply`: `nanocl rollout status cargo web --timeout 5m`
+    Status(RolloutStatusArgs),
+    /// List a cargo's revisions, or show one of them in full.
+    ///
+    /// STATUS says which revision runs everywhere (`current`), which one replicas are being
+    /// moved to (`updating`), and which updates failed and why.
+    ///
+    /// Example: `nanocl rollout history cargo web --revision 2`
+    History(RolloutHistoryArgs),
+    /// Go back to an earlier revision: write its container and networks into the cargo's
+    /// spec.
+    ///
+    /// Without --to-revision, the newest revision before the spec's. The revision is rolled
+    /// out as a new one (`back to revision N` in the history). Cluster variables are rendered
+    /// with their values of today: a warning says when the revision used other values.
+    ///
+    /// Example: `nanocl rollout undo cargo web --to-revision 2`
+    Undo(RolloutUndoArgs),
+    /// Replace every replica of a cargo with a new container, as a rolling update.
+    ///
+    /// Sets the annotation rollout.nanocl.io/restartedAt to now; `apply` keeps it.
+    ///
+    /// Example: `nanocl rollout restart cargo web`
+    Restart(RolloutTarget),
+    /// Stop replacing a cargo's replicas: changes applied meanwhile wait until `resume`.
+    ///
+    /// Sets the annotation rollout.nanocl.io/paused: "true"; `apply` keeps it. Replicas that
+    /// die are still replaced, with the revision they ran.
+    ///
+    /// Example: `nanocl rollout pause cargo web`
+    Pause(RolloutTarget),
+    /// Let a paused cargo's rollout go on.
+    ///
+    /// Example: `nanocl rollout resume cargo web`
+    Resume(RolloutTarget),
+}
+
+/// The cargo a `nanocl rollout` subcommand acts on.
+#[derive(Debug, Args)]
+pub struct RolloutTarget {
+    /// The kind: only `cargo` (or `cargoes`, `cg`) rolls out.
+    pub kind: String,
+
+    /// The cargo's name.
+    pub name: String,
+}
+
+/// `nanocl rollout status`.
+#[derive(Debug, Args)]
+pub struct RolloutStatusArgs {
+    #[command(flatten)]
+    pub target: RolloutTarget,
+
+    /// How long to wait, e.g. 90s or 5m; 0s waits for as long as it takes.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+}
+
+/// `nanocl rollout history`.
+#[derive(Debug, Args)]
+pub struct RolloutHistoryArgs {
+    #[command(flatten)]
+    pub target: RolloutTarget,
+
+    /// Show this revision in full: its container, networks and cluster variables.
+    #[arg(long, value_name = "N")]
+    pub revision: Option<u32>,
+}
+
+/// `nanocl rollout undo`.
+#[derive(Debug, Args)]
+pub struct RolloutUndoArgs {
+    #[command(flatten)]
+    pub target: RolloutTarget,
+
+    /// The revision to go back to (default: the newest one before the spec's).
+    #[arg(long, value_name = "N")]
+    pub to_revision: Option<u32>,
 }
 
 /// `nanocl scale`.
@@ -371,4 +475,94 @@ pub struct WatchArgs {
     /// Also print a line per object created, configured or pruned.
     #[arg(short = 'v', long)]
     pub verbose: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("nanocl").chain(args.iter().copied()))
+    }
+
+    fn rollout(args: &[&str]) -> RolloutCommand {
+        match parse(args).map(|cli| cli.command) {
+            Ok(Command::Rollout(r)) => r.command,
+            other => panic!("not a rollout command: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_command_tree_should_be_consistent() {
+        <Cli as clap::CommandFactory>::command().debug_assert();
+    }
+
+    #[test]
+    fn rollout_status_should_take_a_cargo_a_namespace_and_a_timeout() {
+        let cli = parse(&[
+            "rollout",
+            "status",
+            "cargo",
+            "web",
+            "-n",
+            "shop",
+            "--timeout",
+            "90s",
+        ])
+        .expect("parses");
+        assert_eq!(cli.namespace.as_deref(), Some("shop"));
+        let Command::Rollout(RolloutArgs {
+            command: RolloutCommand::Status(status),
+        }) = cli.command
+        else {
+            panic!("not rollout status");
+        };
+        assert_eq!(status.target.kind, "cargo");
+        assert_eq!(status.target.name, "web");
+        assert_eq!(status.timeout, Duration::from_secs(90));
+        let RolloutCommand::Status(default) = rollout(&["rollout", "status", "cg", "web"]) else {
+            panic!("not rollout status");
+        };
+        assert_eq!(default.timeout, Duration::from_secs(600));
+    }
+
+    #[test]
+    fn rollout_history_and_undo_should_take_a_revision_number() {
+        let RolloutCommand::History(h) =
+            rollout(&["rollout", "history", "cargo", "web", "--revision", "3"])
+        else {
+            panic!("not rollout history");
+        };
+        assert_eq!(h.revision, Some(3));
+        let RolloutCommand::Undo(u) =
+            rollout(&["rollout", "undo", "cargo", "web", "--to-revision", "2"])
+        else {
+            panic!("not rollout undo");
+        };
+        assert_eq!(u.to_revision, Some(2));
+        let RolloutCommand::Undo(u) = rollout(&["rollout", "undo", "cargo", "web"]) else {
+            panic!("not rollout undo");
+        };
+        assert_eq!(u.to_revision, None);
+        assert!(parse(&["rollout", "undo", "cargo", "web", "--to-revision", "-1"]).is_err());
+    }
+
+    #[test]
+    fn rollout_restart_pause_and_resume_should_need_a_kind_and_a_name() {
+        assert!(matches!(
+            rollout(&["rollout", "restart", "cargo", "web"]),
+            RolloutCommand::Restart(RolloutTarget { .. })
+        ));
+        assert!(matches!(
+            rollout(&["rollout", "pause", "cargo", "web"]),
+            RolloutCommand::Pause(_)
+        ));
+        assert!(matches!(
+            rollout(&["rollout", "resume", "cargo", "web"]),
+            RolloutCommand::Resume(_)
+        ));
+        assert!(parse(&["rollout", "restart", "cargo"]).is_err());
+        assert!(parse(&["rollout", "rewind", "cargo", "web"]).is_err());
+    }
 }

@@ -275,3 +275,27 @@ fn apply_without_a_daemon_should_say_where_it_looked_and_apply_nothing() {
         stderr(&out)
     );
 }
+
+#[test]
+fn rollout_should_explain_itself_and_refuse_other_kinds() {
+    let out = nanocl(&["rollout", "--help"], None);
+    assert_eq!(out.status.code(), Some(0));
+    for sub in ["status", "history", "undo", "restart", "pause", "resume"] {
+        assert!(stdout(&out).contains(sub), "{sub}: {}", stdout(&out));
+    }
+    let out = nanocl(&["rollout", "status", "--help"], None);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stdout(&out).contains("Exit status: 0 when every replica runs"),
+        "status documents its exit codes: {}",
+        stdout(&out)
+    );
+    let out = nanocl(&["completion", "bash"], None);
+    assert!(stdout(&out).contains("rollout"), "rollout is completed");
+    let out = nanocl(&["rollout", "undo", "network", "front"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "error: only cargoes roll out: nanocl rollout undo cargo NAME\n"
+    );
+}

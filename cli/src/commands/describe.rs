@@ -11,7 +11,9 @@ use serde_json::Value;
 use crate::args::{Cli, DescribeArgs};
 use crate::client::{Client, Host};
 use crate::commands::get::{age, parse_kind, print_table};
+use crate::commands::rollout::revision_status;
 use crate::{remote, yaml, Outcome};
+use nanocl_api_types::cargo::v1::CargoStatus;
 
 fn pairs(map: &Value) -> String {
     match map.as_object() {
@@ -88,9 +90,24 @@ pub async fn run(cli: &Cli, args: &DescribeArgs, out: &mut impl Write) -> anyhow
         writeln!(out, "Generation:   {generation} ({observed})")?;
     }
     writeln!(out, "Version:      {}", s(&meta["resourceVersion"]))?;
+    // A status this nanocl cannot read (another version's) just goes without these lines.
+    let rollout: Option<CargoStatus> = (kind == Kind::Cargo)
+        .then(|| serde_json::from_value(o["status"].clone()).ok())
+        .flatten();
+    if let Some(status) = &rollout {
+        for line in rollout_summary(status) {
+            writeln!(out, "{line}")?;
+        }
+    }
     writeln!(out, "Spec:")?;
     write!(out, "{}", indented(&o["spec"]))?;
     let mut status = o["status"].clone();
+    if kind == Kind::Cargo {
+        // Each revision holds a whole container: the Revisions table below sums them up.
+        if let Some(m) = status.as_object_mut() {
+            m.remove("revisions");
+        }
+    }
     let conditions = status
         .as_object_mut()
         .and_then(|m| m.remove("conditions"))
@@ -171,5 +188,128 @@ pub async fn run(cli: &Cli, args: &DescribeArgs, out: &mut impl Write) -> anyhow
             )?;
         }
     }
+    if let Some(status) = &rollout {
+        write_revisions(status, &args.name, out)?;
+    }
     Ok(Outcome::Success)
+}
+
+/// How many revisions `describe` lists; `rollout history` lists them all.
+const RECENT_REVISIONS: usize = 5;
+
+/// `Revision:` (current, and the one being rolled out when it differs) and `Rollout:` (phase
+/// and message) of a cargo.
+fn rollout_summary(status: &CargoStatus) -> Vec<String> {
+    let mut lines = Vec::new();
+    let current = status
+        .current_revision
+        .map_or("<none>".to_owned(), |c| c.to_string());
+    match status.update_revision {
+        None if status.current_revision.is_none() => {}
+        Some(u) if status.current_revision != Some(u) => {
+            lines.push(format!("Revision:     current {current}, updating {u}"));
+        }
+        _ => lines.push(format!("Revision:     current {current}")),
+    }
+    if let Some(r) = &status.rollout {
+        if r.message.is_empty() {
+            lines.push(format!("Rollout:      {}", r.phase));
+        } else {
+            lines.push(format!("Rollout:      {}: {}", r.phase, r.message));
+        }
+    }
+    lines
+}
+
+/// The newest revisions, oldest first: number, change, status.
+fn write_revisions(status: &CargoStatus, name: &str, out: &mut impl Write) -> anyhow::Result<()> {
+    if status.revisions.is_empty() {
+        return Ok(());
+    }
+    let skipped = status.revisions.len().saturating_sub(RECENT_REVISIONS);
+    if skipped > 0 {
+        writeln!(
+            out,
+            "Revisions:    (the last {RECENT_REVISIONS}; nanocl rollout history cargo {name} lists all {})",
+            status.revisions.len()
+        )?;
+    } else {
+        writeln!(out, "Revisions:")?;
+    }
+    let rows: Vec<Vec<String>> = status.revisions[skipped..]
+        .iter()
+        .map(|r| {
+            vec![
+                format!("  {}", r.revision),
+                r.change.clone(),
+                revision_status(status, r),
+            ]
+        })
+        .collect();
+    print_table(&["  REVISION", "CHANGE", "STATUS"], &rows, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nanocl_api_types::cargo::v1::{CargoRevision, RolloutStatus};
+
+    fn status(current: Option<u32>, update: Option<u32>) -> CargoStatus {
+        CargoStatus {
+            current_revision: current,
+            update_revision: update,
+            rollout: update.map(|u| RolloutStatus {
+                revision: u,
+                phase: "Progressing".into(),
+                message: format!("revision {u}: 1/2 replicas ready"),
+                ..RolloutStatus::default()
+            }),
+            ..CargoStatus::default()
+        }
+    }
+
+    #[test]
+    fn the_summary_should_show_the_revision_being_rolled_out_and_the_phase() {
+        assert_eq!(
+            rollout_summary(&status(Some(2), Some(3))),
+            [
+                "Revision:     current 2, updating 3",
+                "Rollout:      Progressing: revision 3: 1/2 replicas ready"
+            ]
+        );
+        assert_eq!(
+            rollout_summary(&status(Some(3), Some(3)))[0],
+            "Revision:     current 3"
+        );
+        assert_eq!(
+            rollout_summary(&status(None, Some(1)))[0],
+            "Revision:     current <none>, updating 1"
+        );
+        assert!(rollout_summary(&status(None, None)).is_empty());
+    }
+
+    #[test]
+    fn the_revisions_table_should_list_the_last_five() {
+        let mut s = status(Some(6), Some(7));
+        s.revisions = (1..=7)
+            .map(|n| CargoRevision {
+                revision: n,
+                change: format!("env V{n}"),
+                ..CargoRevision::default()
+            })
+            .collect();
+        let mut out = Vec::new();
+        write_revisions(&s, "web", &mut out).expect("written");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert_eq!(
+            text,
+            "Revisions:    (the last 5; nanocl rollout history cargo web lists all 7)\n  \
+             REVISION   CHANGE   STATUS\n  \
+             3          env V3   \n  \
+             4          env V4   \n  \
+             5          env V5   \n  \
+             6          env V6   current\n  \
+             7          env V7   updating\n"
+        );
+    }
 }

@@ -82,7 +82,7 @@ fn header(kind: Kind, wide: bool, all_namespaces: bool) -> Vec<&'static str> {
         Kind::Cargo => {
             h.extend(["CLUSTER", "READY", "UP-TO-DATE"]);
             if wide {
-                h.extend(["IMAGE", "NETWORKS", "NODES"]);
+                h.extend(["IMAGE", "NETWORKS", "NODES", "REVISION"]);
             }
         }
         Kind::Node => {
@@ -156,7 +156,22 @@ fn node_row(o: &Value, wide: bool, r: &mut Vec<String>) {
     }
 }
 
-fn row(kind: Kind, o: &Value, wide: bool, all_namespaces: bool) -> Vec<String> {
+/// A cargo's revision for `get -o wide`: the current one, `N→M` while moving to M, `<none>`
+/// before the first is recorded.
+pub fn revision_column(o: &Value) -> String {
+    let status = &o["status"];
+    match (
+        status["currentRevision"].as_u64(),
+        status["updateRevision"].as_u64(),
+    ) {
+        (Some(c), Some(u)) if c != u => format!("{c}→{u}"),
+        (Some(c), _) => c.to_string(),
+        (None, Some(u)) => format!("→{u}"),
+        (None, None) => "<none>".to_owned(),
+    }
+}
+
+fn row(kind: Kind, o: &Value, wide: bool, all_namespaces: bool, placed: &Placed) -> Vec<String> {
     let s = |v: &Value| v.as_str().unwrap_or("").to_owned();
     let meta = &o["metadata"];
     let mut r = Vec::new();
@@ -245,6 +260,8 @@ fn row(kind: Kind, o: &Value, wide: bool, all_namespaces: bool) -> Vec<String> {
                 } else {
                     nets.join(",")
                 });
+                r.push(placed.nodes_of(o));
+                r.push(revision_column(o));
             }
         }
     }
@@ -332,13 +349,7 @@ fn print(
             let wide = args.output == GetOutput::Wide;
             let rows: Vec<Vec<String>> = objects
                 .iter()
-                .map(|o| {
-                    let mut r = row(kind, o, wide, all);
-                    if kind == Kind::Cargo && wide {
-                        r.push(placed.nodes_of(o));
-                    }
-                    r
-                })
+                .map(|o| row(kind, o, wide, all, placed))
                 .collect();
             if with_header {
                 print_table(&header(kind, wide, all), &rows, out)
@@ -549,4 +560,65 @@ pub fn encode(value: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_wide_cargo_row_should_line_up_with_its_header() {
+        let cargo = json!({
+            "kind": "Cargo",
+            "metadata": {"name": "web", "namespace": "global", "creationTimestamp": "2020-01-01T00:00:00Z"},
+            "spec": {"cluster": "dev", "replicas": 2, "container": {"image": "busybox:1.36"}},
+            "status": {"readyReplicas": 2, "updatedReplicas": 1, "currentRevision": 2, "updateRevision": 3},
+        });
+        let replica = json!({
+            "metadata": {"name": "web-0", "namespace": "global"},
+            "spec": {"cargo": "web", "slot": 0, "node": "host-0"},
+        });
+        let placed = Placed(vec![replica]);
+        let names = header(Kind::Cargo, true, false);
+        let cells = row(Kind::Cargo, &cargo, true, false, &placed);
+        assert_eq!(names.len(), cells.len(), "{names:?} {cells:?}");
+        let cells: Vec<(&str, &str)> = names
+            .iter()
+            .copied()
+            .zip(cells.iter().map(String::as_str))
+            .collect();
+        assert_eq!(
+            &cells[..8],
+            [
+                ("NAME", "web"),
+                ("CLUSTER", "dev"),
+                ("READY", "2/2"),
+                ("UP-TO-DATE", "1"),
+                ("IMAGE", "busybox:1.36"),
+                ("NETWORKS", "<default>"),
+                ("NODES", "host-0:1"),
+                ("REVISION", "2→3"),
+            ]
+        );
+        assert_eq!(cells[8].0, "AGE");
+        assert!(cells[8].1.ends_with('d'), "{cells:?}");
+        assert_eq!(
+            header(Kind::Cargo, false, false),
+            ["NAME", "CLUSTER", "READY", "UP-TO-DATE", "AGE"],
+            "the narrow table is as it was"
+        );
+    }
+
+    #[test]
+    fn the_revision_column_should_show_the_update_in_progress() {
+        let of = |status: Value| revision_column(&json!({ "status": status }));
+        assert_eq!(of(json!({"currentRevision": 3, "updateRevision": 3})), "3");
+        assert_eq!(
+            of(json!({"currentRevision": 2, "updateRevision": 3})),
+            "2→3"
+        );
+        assert_eq!(of(json!({"updateRevision": 1})), "→1");
+        assert_eq!(of(json!({})), "<none>");
+    }
 }

@@ -87,12 +87,13 @@ struct Goal<F> {
 }
 
 /// What a collection's watch says of one object: the object now, or `None` when it is gone.
-type Seen = (ObjectKey, Option<Value>);
+pub(crate) type Seen = (ObjectKey, Option<Value>);
 
 /// Follows one collection (one kind in one namespace): its list, then its watch from the
 /// list's revision, sending what it sees of `names`; listed again when the watch ends or
-/// its history is gone (410). Ends when the receiver does.
-async fn follow(
+/// its history is gone (410). Ends when the receiver does. `rollout status` follows its
+/// cargo with it too.
+pub(crate) async fn follow(
     client: Client,
     kind: Kind,
     namespace: Option<String>,
