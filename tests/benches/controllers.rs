@@ -19,6 +19,16 @@
 //!   over them, `kill -9` of an agent: time until the other two run all 6 (median of 5,
 //!   default node TTL 10 s included), and until the agent, back, has removed the moved ones.
 //!
+//! - `rollout`: a health-gated rolling update of 10 replicas (healthcheck every 1 s;
+//!   nanocl's default maxSurge 1, maxUnavailable 0) and an update to a failing healthcheck
+//!   until the automatic rollback completed, against `docker service update
+//!   --update-parallelism 1 --update-failure-action rollback` (start-first, as nanocl) with
+//!   the same healthcheck in Swarm (median of 3);
+//! - `autoscale`: from the moment a replica starts burning its CPU to the autoscaler's first
+//!   scale-up decision, at `--metrics-interval` 15 s (the default) and 5 s (median of 3);
+//!   and what sampling costs: one one-shot Docker stats call, and nanocld's CPU with 20
+//!   idle autoscaled replicas against 20 without autoscale.
+//!
 //! Swarm is initialised on loopback for the comparison and left again at the end (only if
 //! this benchmark initialised it). Images are referenced by ID there, so no registry is asked.
 
@@ -1053,6 +1063,319 @@ fn bench_hostloss() {
     drop(agents);
 }
 
+/// A cargo of `n` replicas with a 1 s healthcheck running `check`, env VERSION=`version`.
+fn rollout_manifest(ns: &str, n: u32, version: &str, check: &str) -> String {
+    format!(
+        "apiVersion: nanocl.io/v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\n\
+         apiVersion: nanocl.io/v1\nkind: Cluster\nmetadata: {{name: dev, namespace: {ns}}}\n---\n\
+         apiVersion: nanocl.io/v1\nkind: Cargo\nmetadata: {{name: roll, namespace: {ns}}}\nspec:\n  cluster: dev\n  replicas: {n}\n  update: {{progressDeadlineSeconds: 120}}\n  container:\n    image: {}\n    command: [sleep, \"3600\"]\n    env: {{VERSION: \"{version}\"}}\n    healthcheck: {{command: [sh, -c, \"{check}\"], interval: 1s, timeout: 1s, retries: 1}}\n",
+        test_image()
+    )
+}
+
+fn cargo_status(d: &Daemon, ns: &str, name: &str) -> serde_json::Value {
+    let out = d.nanocl(&["-n", ns, "get", "cargo", name, "-o", "json"]);
+    serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_default()["status"].clone()
+}
+
+fn healthy_count(label: &str) -> usize {
+    docker(&[
+        "ps",
+        "--filter",
+        &format!("label={label}"),
+        "--filter",
+        "health=healthy",
+        "-q",
+    ])
+    .lines()
+    .count()
+}
+
+fn bench_rollout(swarm: &Swarm) {
+    println!("\n== rollout of 10 replicas, healthcheck every 1 s (median of 3): a good update until every replica is new and healthy; an update to a failing check until the automatic rollback completed");
+    let (mut ours_good, mut ours_bad, mut sw_good, mut sw_bad) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let d = Daemon::start_with_controllers(StoreKind::Embedded);
+    let ns = format!("roll{}", std::process::id() % 100000);
+    let label = format!("io.nanocl.namespace={ns}");
+    nanocl_apply(&d, &rollout_manifest(&ns, 10, "v0", "true"));
+    let settled = |revision: u64| {
+        move |s: &serde_json::Value| {
+            s["rollout"]["phase"] == "Complete" && s["currentRevision"] == revision
+        }
+    };
+    wait_for(Duration::from_secs(120), || {
+        settled(1)(&cargo_status(&d, &ns, "roll")) && healthy_count(&label) == 10
+    });
+    let mut revision = 1;
+    for round in 0..3 {
+        let start = nanocl_apply(
+            &d,
+            &rollout_manifest(&ns, 10, &format!("v{}", round + 1), "true"),
+        );
+        revision += 1;
+        let done = wait_for(Duration::from_secs(180), || {
+            settled(revision)(&cargo_status(&d, &ns, "roll"))
+        });
+        if done.is_some() {
+            ours_good.push(start.elapsed());
+        }
+        wait_for(Duration::from_secs(30), || healthy_count(&label) == 10);
+        let start = nanocl_apply(
+            &d,
+            &rollout_manifest(&ns, 10, &format!("bad{round}"), "exit 1"),
+        );
+        revision += 1;
+        let done = wait_for(Duration::from_secs(180), || {
+            let s = cargo_status(&d, &ns, "roll");
+            s["rollout"]["phase"] == "RolledBack"
+                && s["updateRevision"] == revision
+                && count_all(&label) == 10
+                && healthy_count(&label) == 10
+        });
+        if done.is_some() {
+            ours_bad.push(start.elapsed());
+        }
+    }
+    drop(d);
+    cleanup_label(&label);
+
+    let name = format!("nanocl-bench-roll-{}", std::process::id());
+    let service = format!("com.docker.swarm.service.name={name}");
+    let created = swarm_service(
+        &name,
+        10,
+        &[
+            "--health-cmd",
+            "true",
+            "--health-interval",
+            "1s",
+            "--health-timeout",
+            "1s",
+            "--health-retries",
+            "1",
+            "--update-parallelism",
+            "1",
+            "--update-failure-action",
+            "rollback",
+            "--update-order",
+            "start-first",
+            "--env",
+            "VERSION=v0",
+        ],
+        &swarm.image_id,
+    );
+    let state = || docker(&["service", "inspect", "-f", "{{.UpdateStatus.State}}", &name]);
+    if created.is_ok_and(|o| o.status.success())
+        && wait_for(Duration::from_secs(120), || healthy_count(&service) == 10).is_some()
+    {
+        for round in 0..3 {
+            let start = Instant::now();
+            docker(&[
+                "service",
+                "update",
+                "--detach",
+                "--env-add",
+                &format!("VERSION=v{}", round + 1),
+                &name,
+            ]);
+            if wait_for(Duration::from_secs(300), || state() == "completed").is_some() {
+                sw_good.push(start.elapsed());
+            }
+            let start = Instant::now();
+            docker(&[
+                "service",
+                "update",
+                "--detach",
+                "--env-add",
+                &format!("VERSION=bad{round}"),
+                "--health-cmd",
+                "exit 1",
+                &name,
+            ]);
+            if wait_for(Duration::from_secs(300), || state() == "rollback_completed").is_some() {
+                sw_bad.push(start.elapsed());
+            }
+            wait_for(Duration::from_secs(60), || healthy_count(&service) == 10);
+        }
+    }
+    docker(&["service", "rm", &name]);
+    wait_count(&service, 0, Duration::from_secs(60));
+    println!(
+        "  {:<32} {:>14} {:>14} {:>9}",
+        "", "nanocl", "swarm", "ratio"
+    );
+    for (what, ours, peer) in [
+        ("good update, 10 replicas", &ours_good, &sw_good),
+        ("failing update → rolled back", &ours_bad, &sw_bad),
+    ] {
+        println!(
+            "  {what:<32} {:>14} {:>14} {:>9}   nanocl {} swarm {}",
+            if ours.is_empty() {
+                "n/a".into()
+            } else {
+                ms(median(ours.clone()))
+            },
+            if peer.is_empty() {
+                "n/a".into()
+            } else {
+                ms(median(peer.clone()))
+            },
+            ratio(ours, peer),
+            spread(ours),
+            spread(peer),
+        );
+    }
+}
+
+/// The nanocld process of `d`, by its state directory on the command line.
+fn nanocld_pid(d: &Daemon) -> Option<u32> {
+    std::fs::read_dir("/proc")
+        .ok()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .find(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/cmdline"))
+                .map(|c| c.contains("nanocld") && c.contains(&d.dir.path().display().to_string()))
+                .unwrap_or(false)
+        })
+}
+
+fn autoscale_manifest(
+    ns: &str,
+    name: &str,
+    replicas: u32,
+    autoscale: bool,
+    command: &str,
+) -> String {
+    let scale = if autoscale {
+        "  autoscale: {minReplicas: 1, maxReplicas: 4, targetCPUUtilizationPercent: 50}\n"
+    } else {
+        ""
+    };
+    format!(
+        "apiVersion: nanocl.io/v1\nkind: Cargo\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  cluster: dev\n  replicas: {replicas}\n{scale}  container:\n    image: {}\n    command: [sh, -c, \"{command}\"]\n    resources: {{cpus: 0.1}}\n",
+        test_image()
+    )
+}
+
+fn bench_autoscale(rt: &tokio::runtime::Runtime) {
+    println!("\n== autoscaler: from a replica starting to burn its CPU (0.1 CPU, target 50 %) to the first scale-up decision (median of 3)");
+    for interval in ["15s", "5s"] {
+        let mut reactions = Vec::new();
+        for round in 0..3 {
+            let d = Daemon::start_with(StoreKind::Embedded, &["--metrics-interval", interval]);
+            let ns = format!("as{round}p{}", std::process::id() % 100000);
+            let label = format!("io.nanocl.namespace={ns}");
+            let base = format!(
+                "apiVersion: nanocl.io/v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\n\
+                 apiVersion: nanocl.io/v1\nkind: Cluster\nmetadata: {{name: dev, namespace: {ns}}}\n---\n"
+            );
+            // The load starts 8 s after the container, at a random point of the interval.
+            nanocl_apply(
+                &d,
+                &format!(
+                    "{base}{}",
+                    autoscale_manifest(&ns, "burn", 1, true, "sleep 8; while :; do :; done")
+                ),
+            );
+            if wait_running(&label, 1, Duration::from_secs(60)).is_some() {
+                let id = docker(&["ps", "-q", "--filter", &format!("label={label}")]);
+                let started = docker(&["inspect", "-f", "{{.State.StartedAt}}", id.trim()]);
+                let load = humantime::parse_rfc3339(started.trim())
+                    .ok()
+                    .map(|t| t + Duration::from_secs(8));
+                let decided = wait_for(Duration::from_secs(120), || {
+                    cargo_status(&d, &ns, "burn")["autoscale"]["desiredReplicas"]
+                        .as_i64()
+                        .unwrap_or(0)
+                        >= 2
+                });
+                if let (Some(load), Some(_)) = (load, decided) {
+                    if let Ok(took) = std::time::SystemTime::now().duration_since(load) {
+                        reactions.push(took);
+                    }
+                }
+            }
+            drop(d);
+            cleanup_label(&label);
+        }
+        println!(
+            "  --metrics-interval {interval:>4}: {} {}   (goal: under the interval + 1 s)",
+            if reactions.is_empty() {
+                "n/a".into()
+            } else {
+                ms(median(reactions.clone()))
+            },
+            spread(&reactions)
+        );
+    }
+
+    // What sampling costs.
+    let d = Daemon::start_with(StoreKind::Embedded, &["--metrics-interval", "15s"]);
+    let ns = format!("ascost{}", std::process::id() % 100000);
+    let label = format!("io.nanocl.namespace={ns}");
+    let base = format!(
+        "apiVersion: nanocl.io/v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\n\
+         apiVersion: nanocl.io/v1\nkind: Cluster\nmetadata: {{name: dev, namespace: {ns}}}\n---\n"
+    );
+    let cpu_over = |seconds: u64| -> Option<f64> {
+        let pid = nanocld_pid(&d)?;
+        let (t0, _) = proc_stat(pid)?;
+        std::thread::sleep(Duration::from_secs(seconds));
+        let (t1, _) = proc_stat(pid)?;
+        Some((t1 - t0) as f64 / 100.0 / seconds as f64 * 100.0)
+    };
+    nanocl_apply(
+        &d,
+        &format!(
+            "{base}{}",
+            autoscale_manifest(&ns, "idle", 20, false, "sleep 3600")
+        ),
+    );
+    wait_running(&label, 20, Duration::from_secs(120));
+    std::thread::sleep(Duration::from_secs(5));
+    let without = cpu_over(30);
+    nanocl_apply(
+        &d,
+        &format!(
+            "{base}{}",
+            autoscale_manifest(&ns, "idle", 20, true, "sleep 3600")
+        ),
+    );
+    std::thread::sleep(Duration::from_secs(20));
+    let with = cpu_over(30);
+    let ids: Vec<String> = docker(&["ps", "-q", "--filter", &format!("label={label}")])
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let client = &api().1;
+    let mut calls = Vec::new();
+    for id in ids.iter().take(20) {
+        let start = Instant::now();
+        let mut s = client.stats(
+            id,
+            Some(bollard::query_parameters::StatsOptions {
+                stream: false,
+                one_shot: true,
+            }),
+        );
+        if rt.block_on(s.next()).is_some_and(|r| r.is_ok()) {
+            calls.push(start.elapsed());
+        }
+    }
+    println!(
+        "  one-shot stats call: {} {}; nanocld CPU with 20 replicas, interval 15 s: {} without autoscale, {} with",
+        if calls.is_empty() { "n/a".into() } else { ms(median(calls.clone())) },
+        spread(&calls),
+        without.map_or("n/a".into(), |c| format!("{c:.2} %")),
+        with.map_or("n/a".into(), |c| format!("{c:.2} %")),
+    );
+    drop(d);
+    cleanup_label(&label);
+}
+
 fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("runtime: {e}"));
     let asked: Vec<String> = std::env::args()
@@ -1081,5 +1404,11 @@ fn main() {
     }
     if run("hostloss") {
         bench_hostloss();
+    }
+    if run("rollout") {
+        bench_rollout(&swarm);
+    }
+    if run("autoscale") {
+        bench_autoscale(&rt);
     }
 }

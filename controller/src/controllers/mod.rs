@@ -535,6 +535,8 @@ pub async fn every_until<F, Fut>(
 {
     tokio::pin!(done);
     let mut tick = tokio::time::interval(every);
+    // A pass longer than `every` is followed by a whole interval, not a burst of passes.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = &mut done => return,
