@@ -173,10 +173,29 @@ fn an_update_whose_replicas_never_get_healthy_should_fail_at_its_deadline_and_ro
     let never = "{command: [sh, -c, \"exit 1\"], interval: 1s, retries: 1, startPeriod: 120s}";
     let started = Instant::now();
     d.apply(&cargo(&ns, 3, "v2", never, update));
-    wait_until("the update rolled back", || {
-        status(&d, &ns)["rollout"]["phase"] == "RolledBack"
-    });
+    let out = d.nanocl(&[
+        "-n",
+        &ns,
+        "rollout",
+        "status",
+        "cargo",
+        "web",
+        "--timeout",
+        "120s",
+    ]);
     let failed_after = started.elapsed();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "rollout status of a failed update: {}",
+        stdout(&out)
+    );
+    assert!(
+        stderr(&out).contains("rolled back to revision 1"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(status(&d, &ns)["rollout"]["phase"], "RolledBack");
     wait_until("back to 3 containers, all v1 and healthy", || {
         containers(&web).len() == 3 && healthy(&web) == 3
     });
@@ -298,10 +317,33 @@ fn a_good_update_should_surge_two_at_a_time_and_never_drop_below_six_ready() {
     });
     let probe = Probe::start(web.clone());
     d.apply(&cargo(&ns, 6, "v2", HEALTHY, update));
-    wait_until("revision 2 complete", || {
-        let s = status(&d, &ns);
-        s["rollout"]["phase"] == "Complete" && s["currentRevision"] == 2
-    });
+    let out = d.nanocl(&[
+        "-n",
+        &ns,
+        "rollout",
+        "status",
+        "cargo",
+        "web",
+        "--timeout",
+        "120s",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "rollout status: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("successfully rolled out (revision 2)"),
+        "{}",
+        stdout(&out)
+    );
+    let s = status(&d, &ns);
+    assert!(
+        s["rollout"]["phase"] == "Complete" && s["currentRevision"] == 2,
+        "{s:#}"
+    );
     let samples = probe.finish();
     assert!(samples.len() > 20, "the probe sampled: {}", samples.len());
     let most = samples.iter().map(|s| s.containers).max().unwrap_or(0);
