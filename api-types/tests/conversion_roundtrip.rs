@@ -150,6 +150,56 @@ fn placement() -> impl Strategy<Value = nanocl_api_types::cargo::v1::Placement> 
         })
 }
 
+fn int_or_percent() -> impl Strategy<Value = IntOrPercent> {
+    prop_oneof![
+        any::<i32>().prop_map(IntOrPercent::Int),
+        text().prop_map(IntOrPercent::Percent),
+    ]
+}
+
+fn update() -> impl Strategy<Value = UpdateSpec> {
+    (
+        option::of(prop_oneof![
+            Just(UpdateStrategy::RollingUpdate),
+            Just(UpdateStrategy::Recreate)
+        ]),
+        option::of(int_or_percent()),
+        option::of(int_or_percent()),
+        option::of(any::<u32>()),
+        option::of(any::<u32>()),
+        option::of(any::<bool>()),
+    )
+        .prop_map(
+            |(strategy, max_surge, max_unavailable, min_ready, deadline, auto_rollback)| {
+                UpdateSpec {
+                    strategy,
+                    max_surge,
+                    max_unavailable,
+                    min_ready_seconds: min_ready,
+                    progress_deadline_seconds: deadline,
+                    auto_rollback,
+                }
+            },
+        )
+}
+
+fn autoscale() -> impl Strategy<Value = AutoscaleSpec> {
+    (
+        option::of(any::<i32>()),
+        any::<i32>(),
+        option::of(any::<i32>()),
+        option::of(any::<i32>()),
+        option::of(any::<u32>()),
+    )
+        .prop_map(|(min, max, cpu, memory, window)| AutoscaleSpec {
+            min_replicas: min,
+            max_replicas: max,
+            target_cpu_utilization_percent: cpu,
+            target_memory_utilization_percent: memory,
+            scale_down_stabilization_seconds: window,
+        })
+}
+
 fn cargo_v1() -> impl Strategy<Value = Cargo> {
     (
         meta(),
@@ -159,9 +209,23 @@ fn cargo_v1() -> impl Strategy<Value = Cargo> {
         container(),
         option::of((any::<i32>(), conditions())),
         option::of(placement()),
+        (
+            option::of(update()),
+            option::of(any::<u32>()),
+            option::of(autoscale()),
+        ),
     )
         .prop_map(
-            |(metadata, cluster, replicas, networks, container, status, placement)| Object {
+            |(
+                metadata,
+                cluster,
+                replicas,
+                networks,
+                container,
+                status,
+                placement,
+                (update, revision_history_limit, autoscale),
+            )| Object {
                 api_version: "nanocl.io/v1".into(),
                 kind: "Cargo".into(),
                 metadata,
@@ -171,6 +235,9 @@ fn cargo_v1() -> impl Strategy<Value = Cargo> {
                     networks,
                     container,
                     placement,
+                    update,
+                    revision_history_limit,
+                    autoscale,
                 },
                 status: status.map(|(replicas, conditions)| CargoStatus {
                     replicas,
@@ -252,6 +319,9 @@ fn representable_fields_should_stay_flat_and_the_rest_ride_in_the_annotation() {
             replicas: Some(2),
             networks: vec![],
             placement: None,
+            update: None,
+            revision_history_limit: None,
+            autoscale: None,
             container: ContainerSpec {
                 image: "busybox:1.36".into(),
                 env,

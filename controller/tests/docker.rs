@@ -72,6 +72,34 @@ conformance! {
     networks_should_hold_containers_and_refuse_removal_in_use;
     events_should_report_labelled_container_changes;
     host_info_should_describe_the_host;
+    stats_should_measure_running_containers;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_container_should_be_measured_from_its_cgroup_on_this_host() {
+    let docker = engine().await;
+    with_prefix(docker, "busy", |d, p| async move {
+        let mut spec = conformance::sleeper(&p, "busy", &nanocl_e2e::test_image());
+        spec.entrypoint = vec!["sh".into(), "-c".into()];
+        spec.cmd = vec!["while :; do :; done".into()];
+        spec.nano_cpus = Some(200_000_000);
+        let id = d.create_container(&spec).await.expect("create");
+        d.start_container(&id).await.expect("start");
+        assert!(
+            nanocl_controller::docker::cgroup_stats(&id).is_some(),
+            "this host is the engine's: its cgroup files are read, not the API"
+        );
+        let a = d.stats(&id).await.expect("stats");
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let b = d.stats(&id).await.expect("stats");
+        let cpus = (b.cpu_total_ns - a.cpu_total_ns) as f64 / 1e9;
+        assert!(
+            (0.1..0.3).contains(&cpus),
+            "a loop limited to 0.2 CPU used {cpus:.3} CPU in a second"
+        );
+        assert!(b.memory_bytes > 0, "{b:?}");
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -52,7 +52,7 @@ fn unknown_field_should_be_reported_at_its_key() {
     let text = CARGO.replace("  cluster: dev\n", "  cluster: dev\n  replica: 3\n");
     assert_eq!(
         errors(&text),
-        vec!["m.yaml:7:3: spec.replica: unknown field `replica`, expected one of `cluster`, `replicas`, `networks`, `container`, `placement`"]
+        vec!["m.yaml:7:3: spec.replica: unknown field `replica`, expected one of `cluster`, `replicas`, `networks`, `container`, `placement`, `update`, `revisionHistoryLimit`, `autoscale`"]
     );
 }
 

@@ -99,6 +99,25 @@ pub async fn run(cli: &Cli, args: &DescribeArgs, out: &mut impl Write) -> anyhow
             writeln!(out, "{line}")?;
         }
     }
+    if kind == Kind::Cargo && o["spec"]["autoscale"].is_object() {
+        let a = &o["status"]["autoscale"];
+        let decided = a["desiredReplicas"]
+            .as_i64()
+            .map_or("not yet decided".to_owned(), |n| format!("{n} replicas"));
+        let why = match (a["reason"].as_str(), a["message"].as_str()) {
+            (Some(r), Some(m)) => format!(", {r}: {m}"),
+            (Some(r), None) => format!(", {r}"),
+            _ => String::new(),
+        };
+        let last = a["lastScaleTime"].as_str().map_or(String::new(), |t| {
+            format!(" (last scaled {} ago)", age(Some(t)))
+        });
+        writeln!(
+            out,
+            "Autoscale:    {} → {decided}{why}{last}",
+            super::get::autoscale_column(&o)
+        )?;
+    }
     writeln!(out, "Spec:")?;
     write!(out, "{}", indented(&o["spec"]))?;
     let mut status = o["status"].clone();

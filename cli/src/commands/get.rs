@@ -82,7 +82,7 @@ fn header(kind: Kind, wide: bool, all_namespaces: bool) -> Vec<&'static str> {
         Kind::Cargo => {
             h.extend(["CLUSTER", "READY", "UP-TO-DATE"]);
             if wide {
-                h.extend(["IMAGE", "NETWORKS", "NODES", "REVISION"]);
+                h.extend(["IMAGE", "NETWORKS", "NODES", "REVISION", "AUTOSCALE"]);
             }
         }
         Kind::Node => {
@@ -171,6 +171,41 @@ pub fn revision_column(o: &Value) -> String {
     }
 }
 
+/// A cargo's autoscaler for `get -o wide`: `MIN-MAX` and each target's measured use against
+/// it (`2-6 cpu 45%/60%`), `<none>` without `spec.autoscale`.
+pub fn autoscale_column(o: &Value) -> String {
+    let spec = &o["spec"]["autoscale"];
+    if !spec.is_object() {
+        return "<none>".to_owned();
+    }
+    let status = &o["status"]["autoscale"];
+    let mut out = format!(
+        "{}-{}",
+        spec["minReplicas"].as_i64().unwrap_or(1),
+        spec["maxReplicas"].as_i64().unwrap_or(0)
+    );
+    for (name, target, current) in [
+        (
+            "cpu",
+            "targetCPUUtilizationPercent",
+            "currentCPUUtilizationPercent",
+        ),
+        (
+            "mem",
+            "targetMemoryUtilizationPercent",
+            "currentMemoryUtilizationPercent",
+        ),
+    ] {
+        if let Some(t) = spec[target].as_i64() {
+            let now = status[current]
+                .as_i64()
+                .map_or("?".to_owned(), |c| format!("{c}%"));
+            out.push_str(&format!(" {name} {now}/{t}%"));
+        }
+    }
+    out
+}
+
 fn row(kind: Kind, o: &Value, wide: bool, all_namespaces: bool, placed: &Placed) -> Vec<String> {
     let s = |v: &Value| v.as_str().unwrap_or("").to_owned();
     let meta = &o["metadata"];
@@ -238,7 +273,11 @@ fn row(kind: Kind, o: &Value, wide: bool, all_namespaces: bool, placed: &Placed)
         }
         Kind::Cargo => {
             r.push(s(&o["spec"]["cluster"]));
-            let desired = o["spec"]["replicas"].as_i64().unwrap_or(1);
+            // With autoscale, what the autoscaler decided (the spec's count only started it).
+            let desired = o["status"]["autoscale"]["desiredReplicas"]
+                .as_i64()
+                .filter(|_| o["spec"].get("autoscale").is_some())
+                .unwrap_or_else(|| o["spec"]["replicas"].as_i64().unwrap_or(1));
             r.push(format!(
                 "{}/{desired}",
                 o["status"]["readyReplicas"].as_i64().unwrap_or(0)
@@ -262,6 +301,7 @@ fn row(kind: Kind, o: &Value, wide: bool, all_namespaces: bool, placed: &Placed)
                 });
                 r.push(placed.nodes_of(o));
                 r.push(revision_column(o));
+                r.push(autoscale_column(o));
             }
         }
     }
@@ -601,13 +641,28 @@ mod tests {
                 ("REVISION", "2→3"),
             ]
         );
-        assert_eq!(cells[8].0, "AGE");
-        assert!(cells[8].1.ends_with('d'), "{cells:?}");
+        assert_eq!(cells[8], ("AUTOSCALE", "<none>"));
+        assert_eq!(cells[9].0, "AGE");
+        assert!(cells[9].1.ends_with('d'), "{cells:?}");
         assert_eq!(
             header(Kind::Cargo, false, false),
             ["NAME", "CLUSTER", "READY", "UP-TO-DATE", "AGE"],
             "the narrow table is as it was"
         );
+    }
+
+    #[test]
+    fn an_autoscaled_cargo_should_show_its_bounds_use_and_decided_count() {
+        let cargo = json!({
+            "kind": "Cargo",
+            "metadata": {"name": "api", "namespace": "global"},
+            "spec": {"cluster": "dev", "replicas": 3, "container": {"image": "busybox"},
+                     "autoscale": {"minReplicas": 2, "maxReplicas": 6, "targetCPUUtilizationPercent": 60}},
+            "status": {"readyReplicas": 5, "autoscale": {"desiredReplicas": 5, "currentCPUUtilizationPercent": 91}},
+        });
+        assert_eq!(autoscale_column(&cargo), "2-6 cpu 91%/60%");
+        let cells = row(Kind::Cargo, &cargo, false, false, &Placed(Vec::new()));
+        assert_eq!(cells[2], "5/5", "the autoscaler's count, not the spec's 3");
     }
 
     #[test]

@@ -38,6 +38,15 @@ pub async fn run(cli: &Cli, args: &ScaleArgs, out: &mut impl Write) -> anyhow::R
         let Some(mut live) = remote::get_live(&client, &key).await? else {
             bail!("{} not found", display_key(&key));
         };
+        if let Some(a) = live["spec"]["autoscale"].as_object() {
+            // The autoscaler decides the count: a scale would change nothing that runs.
+            bail!(
+                "{} is autoscaled between {} and {} replicas: change spec.autoscale (minReplicas, maxReplicas) instead",
+                display_key(&key),
+                a.get("minReplicas").and_then(serde_json::Value::as_i64).unwrap_or(1),
+                a.get("maxReplicas").and_then(serde_json::Value::as_i64).unwrap_or(0)
+            );
+        }
         live["spec"]["replicas"] = serde_json::json!(args.replicas);
         let answer = client
             .request(Method::PUT, &remote::item_path(&key), Some(&live))

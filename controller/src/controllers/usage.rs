@@ -1,8 +1,8 @@
 //! The usage sampler of a node (for the autoscaler): every interval, the replicas of the
-//! autoscaled cargoes placed here are read twice, `SPAN` apart, with one-shot Docker stats
-//! calls (no long-lived stream per container), and the CPU rate over that span and the
-//! memory in use are written to each Replica's status when they changed. Nothing is sampled
-//! for cargoes without `autoscale`.
+//! autoscaled cargoes placed here are read twice, `SPAN` apart (their cgroup files when this
+//! host is the engine's, else one-shot Docker stats calls: no long-lived stream per
+//! container), and the CPU rate over that span and the memory in use are written to each
+//! Replica's status when they changed. Nothing is sampled for cargoes without `autoscale`.
 //!
 //! The rate is over the last second, not the whole interval: the autoscaler sees load that
 //! started a moment ago at its full weight, so it reacts within one interval (plus the span).
@@ -17,7 +17,7 @@ use nanocl_api_types::replica::v1::{Replica as ReplicaObject, ReplicaUsage};
 use tokio::time::Instant;
 
 use super::write::owners;
-use super::Shared;
+use super::{OwnerFilter, Shared};
 use crate::docker::{Docker, Stats};
 use crate::objects::api::Api;
 use crate::store::Store;
@@ -93,13 +93,31 @@ pub async fn sample<S: Store + Clone, D: Docker>(shared: &Shared<S, D>, node: &s
     if targets.is_empty() {
         return;
     }
-    let containers: Vec<String> = targets.iter().map(|(_, c)| c.clone()).collect();
+    // Full ids (one listing): what the cgroup files are named by.
+    let ids: HashMap<String, String> = match shared
+        .docker
+        .list_containers(&OwnerFilter::instance(&shared.instance).labels())
+        .await
+    {
+        Ok(list) => list.into_iter().map(|c| (c.name, c.id)).collect(),
+        Err(e) => {
+            tracing::debug!(error = %e, "listing for usage failed");
+            return;
+        }
+    };
+    let containers: Vec<String> = targets
+        .iter()
+        .filter_map(|(_, c)| ids.get(c).cloned())
+        .collect();
     let first = read(&shared.docker, &containers).await;
     tokio::time::sleep(SPAN).await;
     let second = read(&shared.docker, &containers).await;
     let api: Api<ReplicaObject, S> = Api::new(shared.store.clone());
     for (r, container) in targets {
-        let (Some((a, at)), Some((b, bt))) = (first.get(&container), second.get(&container)) else {
+        let Some(id) = ids.get(&container) else {
+            continue;
+        };
+        let (Some((a, at)), Some((b, bt))) = (first.get(id), second.get(id)) else {
             continue;
         };
         let wall = bt.duration_since(*at).as_nanos() as f64;

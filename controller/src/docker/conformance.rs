@@ -226,6 +226,32 @@ pub async fn host_info_should_describe_the_host<D: Docker>(
     assert!(!info.version.is_empty(), "{info:?}");
 }
 
+/// A running container can be measured, and its CPU time only grows; a missing one cannot.
+pub async fn stats_should_measure_running_containers<D: Docker>(
+    docker: &D,
+    prefix: &str,
+    image: &str,
+) {
+    let spec = sleeper(prefix, "stats", image);
+    let id = docker.create_container(&spec).await.expect("create");
+    docker.start_container(&id).await.expect("start");
+    let first = docker
+        .stats(&id)
+        .await
+        .expect("stats of a running container");
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let second = docker.stats(&id).await.expect("stats again");
+    assert!(
+        second.cpu_total_ns >= first.cpu_total_ns,
+        "{first:?} then {second:?}"
+    );
+    docker.remove_container(&id).await.expect("remove");
+    assert!(
+        docker.stats(&id).await.is_err(),
+        "a removed container has no stats"
+    );
+}
+
 /// Events of labelled containers arrive: start, die on kill/stop, destroy on removal.
 pub async fn events_should_report_labelled_container_changes<D: Docker>(
     docker: &D,

@@ -462,6 +462,12 @@ impl Docker for Engine {
     }
 
     async fn stats(&self, id: &str) -> Result<super::Stats, DockerError> {
+        // On the engine's own host, the container's cgroup says the same for microseconds;
+        // Docker 20.10 answers a one-shot stats call at once only the first time, then at
+        // its collector's next 1 s tick.
+        if let Some(stats) = cgroup_stats(id) {
+            return Ok(stats);
+        }
         let mut stream = self.docker.stats(
             id,
             Some(StatsOptions {
@@ -597,4 +603,64 @@ impl Docker for Engine {
             .map(|chunk| chunk.map(|c| c.to_string()).map_err(failed("logs")))
             .boxed()
     }
+}
+
+/// The container's CPU time and memory from its cgroup files, when this host is the
+/// engine's (cgroup v1 or v2, Docker's `cgroupfs` or `systemd` driver); `None` otherwise
+/// (a remote engine, another layout), and the API is asked.
+pub fn cgroup_stats(id: &str) -> Option<super::Stats> {
+    // A full container id only: nothing else goes into a path.
+    if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let read = |path: String| std::fs::read_to_string(path).ok();
+    let field = |text: &str, name: &str| -> Option<u64> {
+        text.lines().find_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            (k == name).then(|| v.trim().parse().ok()).flatten()
+        })
+    };
+    let root = "/sys/fs/cgroup";
+    // cgroup v2: one directory per container.
+    for dir in [
+        format!("{root}/docker/{id}"),
+        format!("{root}/system.slice/docker-{id}.scope"),
+    ] {
+        if let (Some(cpu), Some(current)) = (
+            read(format!("{dir}/cpu.stat")),
+            read(format!("{dir}/memory.current")),
+        ) {
+            let stat = read(format!("{dir}/memory.stat")).unwrap_or_default();
+            return Some(super::Stats {
+                cpu_total_ns: field(&cpu, "usage_usec")?.saturating_mul(1000),
+                memory_bytes: current
+                    .trim()
+                    .parse::<u64>()
+                    .ok()?
+                    .saturating_sub(field(&stat, "inactive_file").unwrap_or(0)),
+            });
+        }
+    }
+    // cgroup v1: one directory per controller.
+    for scope in [
+        format!("docker/{id}"),
+        format!("system.slice/docker-{id}.scope"),
+    ] {
+        let cpu = ["cpuacct", "cpu,cpuacct"]
+            .iter()
+            .find_map(|c| read(format!("{root}/{c}/{scope}/cpuacct.usage")));
+        let usage = read(format!("{root}/memory/{scope}/memory.usage_in_bytes"));
+        if let (Some(cpu), Some(usage)) = (cpu, usage) {
+            let stat = read(format!("{root}/memory/{scope}/memory.stat")).unwrap_or_default();
+            return Some(super::Stats {
+                cpu_total_ns: cpu.trim().parse().ok()?,
+                memory_bytes: usage
+                    .trim()
+                    .parse::<u64>()
+                    .ok()?
+                    .saturating_sub(field(&stat, "total_inactive_file").unwrap_or(0)),
+            });
+        }
+    }
+    None
 }

@@ -11,7 +11,7 @@ use std::future::Future;
 
 use futures::stream::BoxStream;
 
-pub use self::engine::Engine;
+pub use self::engine::{cgroup_stats, Engine};
 pub use self::fake::FakeDocker;
 
 /// A published port.
