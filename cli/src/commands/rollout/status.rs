@@ -1,6 +1,7 @@
 //! `nanocl rollout status cargo NAME`: follows the cargo on the watch API until its rollout
 //! completes (exit 0), fails (exit 1) or the time is up (exit 1), a line per step.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::Duration;
 
@@ -83,14 +84,87 @@ pub fn progress(generation: i64, want: u32, status: &CargoStatus) -> Progress {
     }
 }
 
-/// [`progress`] of a live cargo.
-fn progress_of(live: &Value, key: &ObjectKey) -> anyhow::Result<Progress> {
+/// [`progress`] of a live cargo, whose env uses the cluster variables `variables` (their
+/// values when `status` started, absent ones left out).
+fn progress_of(
+    live: &Value,
+    key: &ObjectKey,
+    variables: &BTreeMap<String, Option<String>>,
+) -> anyhow::Result<Progress> {
     let generation = live["metadata"]["generation"].as_i64().unwrap_or(0);
-    let want = live["spec"]["replicas"]
-        .as_u64()
-        .and_then(|n| u32::try_from(n).ok())
+    let status = cargo_status(live, key)?;
+    // With autoscale, the count the autoscaler decided.
+    let want = status
+        .autoscale
+        .as_ref()
+        .filter(|_| live["spec"].get("autoscale").is_some())
+        .and_then(|a| u32::try_from(a.desired_replicas).ok())
+        .or_else(|| {
+            live["spec"]["replicas"]
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+        })
         .unwrap_or(1);
-    Ok(progress(generation, want, &cargo_status(live, key)?))
+    if let Some(entry) = status
+        .revisions
+        .iter()
+        .find(|r| Some(r.revision) == status.update_revision)
+    {
+        // A change of the cluster's variables does not change the cargo's generation: its
+        // revision records the values it was made with.
+        if variables
+            .iter()
+            .any(|(name, value)| entry.variables.get(name) != value.as_ref())
+        {
+            return Ok(Progress::Waiting(
+                "Waiting for rollout to finish: the cluster's variables are not observed by the controller yet..."
+                    .into(),
+            ));
+        }
+    }
+    Ok(progress(generation, want, &status))
+}
+
+/// The cluster variables a cargo's env uses, with their values in its cluster now.
+async fn used_variables(
+    client: &Client,
+    key: &ObjectKey,
+    cargo: &Value,
+) -> BTreeMap<String, Option<String>> {
+    let mut names: Vec<String> = cargo["spec"]["container"]["env"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(_, v)| v.as_str())
+        .filter_map(|v| nanocl_api_types::template::references(v).ok())
+        .flatten()
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    names.dedup();
+    if names.is_empty() {
+        return BTreeMap::new();
+    }
+    let cluster = ObjectKey {
+        kind: Kind::Cluster,
+        namespace: key.namespace.clone(),
+        name: cargo["spec"]["cluster"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    };
+    let live = crate::remote::get_live(client, &cluster)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    names
+        .into_iter()
+        .map(|n| {
+            let value = live["spec"]["variables"][&n].as_str().map(str::to_owned);
+            (n, value)
+        })
+        .collect()
 }
 
 /// Runs `rollout status`.
@@ -102,7 +176,8 @@ pub async fn run(
     let key = cargo_key(cli, &args.target, "status")?;
     let client = Client::new(Host::parse(cli.host.as_deref())?);
     // A missing cargo is an error now, not something to wait for.
-    get_cargo(&client, &key).await?;
+    let cargo = get_cargo(&client, &key).await?;
+    let variables = used_variables(&client, &key, &cargo).await;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let follower = tokio::spawn(wait::follow(
         client.clone(),
@@ -111,7 +186,7 @@ pub async fn run(
         vec![key.name.clone()],
         tx,
     ));
-    let outcome = report(&key, rx, args.timeout, out).await;
+    let outcome = report(&key, rx, args.timeout, &variables, out).await;
     follower.abort();
     outcome
 }
@@ -121,6 +196,7 @@ async fn report(
     key: &ObjectKey,
     mut seen: tokio::sync::mpsc::UnboundedReceiver<anyhow::Result<wait::Seen>>,
     timeout: Duration,
+    variables: &BTreeMap<String, Option<String>>,
     out: &mut impl Write,
 ) -> anyhow::Result<Outcome> {
     let deadline = (!timeout.is_zero()).then(|| tokio::time::Instant::now() + timeout);
@@ -155,7 +231,7 @@ async fn report(
             }
             Ok(Some(Ok((_, Some(live))))) => live,
         };
-        let now = progress_of(&live, key)?;
+        let now = progress_of(&live, key, variables)?;
         if last.as_ref() == Some(&now) {
             continue;
         }
