@@ -150,22 +150,29 @@ fn events(d: &Daemon, ns: &str) -> String {
     stdout(&d.nanocl(&["-n", ns, "events"]))
 }
 
-#[test]
-fn an_update_whose_replicas_never_get_healthy_should_fail_at_its_deadline_and_roll_back() {
-    let scope = Scope::new("rollback");
-    let ns = scope.ns.clone();
+/// A daemon running cargo `web` of `replicas` healthy v1 replicas with `update`, its first
+/// revision complete; the scope that cleans up, and the cargo's label filters.
+fn started(test: &str, replicas: u32, update: &str) -> (Scope, Daemon, Vec<String>) {
+    let scope = Scope::new(test);
     let d = Daemon::start_with_controllers(StoreKind::Embedded);
-    let update = "{maxSurge: 1, maxUnavailable: 0, progressDeadlineSeconds: 6}";
     d.apply(&format!(
         "{}---\n{}",
-        base(&ns),
-        cargo(&ns, 3, "v1", HEALTHY, update)
+        base(&scope.ns),
+        cargo(&scope.ns, replicas, "v1", HEALTHY, update)
     ));
     let web = scope.cargo("web");
-    wait_until("3 healthy replicas of v1", || healthy(&web) == 3);
+    wait_until("healthy replicas of v1", || healthy(&web) == replicas as usize);
     wait_until("revision 1 complete", || {
-        status(&d, &ns)["rollout"]["phase"] == "Complete"
+        status(&d, &scope.ns)["rollout"]["phase"] == "Complete"
     });
+    (scope, d, web)
+}
+
+#[test]
+fn an_update_whose_replicas_never_get_healthy_should_fail_at_its_deadline_and_roll_back() {
+    let update = "{maxSurge: 1, maxUnavailable: 0, progressDeadlineSeconds: 6}";
+    let (scope, d, web) = started("rollback", 3, update);
+    let ns = scope.ns.clone();
 
     // v2 never gets healthy: its check fails, but within a start period that outlasts the
     // deadline Docker keeps it `starting`.
@@ -301,20 +308,9 @@ fn an_update_whose_replicas_never_get_healthy_should_fail_at_its_deadline_and_ro
 
 #[test]
 fn a_good_update_should_surge_two_at_a_time_and_never_drop_below_six_ready() {
-    let scope = Scope::new("surge");
-    let ns = scope.ns.clone();
-    let d = Daemon::start_with_controllers(StoreKind::Embedded);
     let update = "{maxSurge: 2, maxUnavailable: 0}";
-    d.apply(&format!(
-        "{}---\n{}",
-        base(&ns),
-        cargo(&ns, 6, "v1", HEALTHY, update)
-    ));
-    let web = scope.cargo("web");
-    wait_until("6 healthy replicas", || healthy(&web) == 6);
-    wait_until("revision 1 complete", || {
-        status(&d, &ns)["rollout"]["phase"] == "Complete"
-    });
+    let (scope, d, web) = started("surge", 6, update);
+    let ns = scope.ns.clone();
     let probe = Probe::start(web.clone());
     d.apply(&cargo(&ns, 6, "v2", HEALTHY, update));
     let out = d.nanocl(&[
@@ -377,17 +373,9 @@ fn a_good_update_should_surge_two_at_a_time_and_never_drop_below_six_ready() {
 
 #[test]
 fn recreate_should_never_run_two_revisions_at_once() {
-    let scope = Scope::new("recreate");
-    let ns = scope.ns.clone();
-    let d = Daemon::start_with_controllers(StoreKind::Embedded);
     let update = "{strategy: Recreate}";
-    d.apply(&format!(
-        "{}---\n{}",
-        base(&ns),
-        cargo(&ns, 3, "v1", HEALTHY, update)
-    ));
-    let web = scope.cargo("web");
-    wait_until("3 healthy replicas", || healthy(&web) == 3);
+    let (scope, d, web) = started("recreate", 3, update);
+    let ns = scope.ns.clone();
     let probe = Probe::start(web.clone());
     let mut mixed = Vec::new();
     let stop = Arc::new(AtomicBool::new(false));

@@ -870,17 +870,7 @@ fn bench_idle() {
     nanocl_apply(&d, &manifests(&ns, &cargoes));
     wait_running(&label, 50, Duration::from_secs(180));
     std::thread::sleep(Duration::from_secs(5));
-    let pid = std::fs::read_dir("/proc")
-        .ok()
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .find(|p| {
-            std::fs::read_to_string(format!("/proc/{p}/cmdline"))
-                .map(|c| c.contains("nanocld") && c.contains(&d.dir.path().display().to_string()))
-                .unwrap_or(false)
-        });
-    if let Some(pid) = pid {
+    if let Some(pid) = nanocld_pid(&d) {
         if let Some((t0, _)) = proc_stat(pid) {
             let before = d.store_revision();
             std::thread::sleep(Duration::from_secs(20));
