@@ -161,7 +161,9 @@ fn started(test: &str, replicas: u32, update: &str) -> (Scope, Daemon, Vec<Strin
         cargo(&scope.ns, replicas, "v1", HEALTHY, update)
     ));
     let web = scope.cargo("web");
-    wait_until("healthy replicas of v1", || healthy(&web) == replicas as usize);
+    wait_until("healthy replicas of v1", || {
+        healthy(&web) == replicas as usize
+    });
     wait_until("revision 1 complete", || {
         status(&d, &scope.ns)["rollout"]["phase"] == "Complete"
     });

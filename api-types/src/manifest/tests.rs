@@ -308,3 +308,50 @@ fn placement_and_cluster_nodes_should_be_checked_where_they_are_written() {
         vec!["m.yaml:1:13: apiVersion: kind Replica is served only in nanocl.io/v1: write apiVersion: nanocl.io/v1"]
     );
 }
+
+#[test]
+fn update_and_autoscale_should_be_checked_where_they_are_written() {
+    let text = CARGO.replace(
+        "  cluster: dev\n",
+        "  cluster: dev\n  update:\n    maxSurge: 0\n    maxUnavailable: \"0%\"\n    minReadySeconds: 10\n    progressDeadlineSeconds: 5\n  revisionHistoryLimit: 101\n  autoscale:\n    maxReplicas: 0\n    targetMemoryUtilizationPercent: 50\n",
+    );
+    assert_eq!(
+        errors(&text),
+        vec![
+            "m.yaml:8:15: spec.update.maxSurge: maxSurge and maxUnavailable cannot both be 0: an update could never replace a replica",
+            "m.yaml:11:30: spec.update.progressDeadlineSeconds: must be greater than minReadySeconds (10), got 5",
+            "m.yaml:14:18: spec.autoscale.maxReplicas: required: the most replicas the autoscaler may run",
+            "m.yaml:15:37: spec.autoscale.targetMemoryUtilizationPercent: is a percentage of spec.container.resources.memory, which is not set",
+            "m.yaml:12:25: spec.revisionHistoryLimit: must be between 0 and 100, got 101",
+        ]
+    );
+    let pinned = CARGO
+        .replace(
+            "  cluster: dev\n",
+            "  cluster: dev\n  update: {strategy: RollingUpdate, maxSurge: \"150%\"}\n",
+        )
+        .replace(
+            "containerPort: 80",
+            "containerPort: 80\n        hostPort: 8080",
+        );
+    let got = errors(&pinned);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(
+        got[0].starts_with("m.yaml:7:47: spec.update.maxSurge: invalid \"150%\""),
+        "{got:?}"
+    );
+    assert!(
+        got[1].contains("spec.update.strategy: a fixed hostPort cannot serve the old and the new replica side by side: use strategy Recreate"),
+        "{got:?}"
+    );
+    let recreate = CARGO.replace(
+        "  cluster: dev\n",
+        "  cluster: dev\n  update: {strategy: Recreate, maxUnavailable: 1}\n",
+    );
+    let got = errors(&recreate);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].ends_with("spec.update.maxUnavailable: applies only to strategy RollingUpdate (Recreate replaces every replica at once)"),
+        "{got:?}"
+    );
+}

@@ -291,6 +291,8 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
                     format!("revision {revision}: {want}/{want} replicas ready"),
                 )
             };
+            // The first revision of a new cargo is its creation, which has its own Events.
+            let first = history.current.is_none();
             history.current = Some(revision);
             if stopped {
                 // Its replicas became ready after all: it is good.
@@ -313,14 +315,16 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
                 } else {
                     phase
                 };
-                events::record(
-                    &shared.store,
-                    &object,
-                    phase != "Complete",
-                    reason,
-                    message.clone(),
-                )
-                .await;
+                if !first {
+                    events::record(
+                        &shared.store,
+                        &object,
+                        phase != "Complete",
+                        reason,
+                        message.clone(),
+                    )
+                    .await;
+                }
             }
             history.rollout = Some(RolloutStatus {
                 revision,
