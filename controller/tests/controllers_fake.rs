@@ -598,6 +598,13 @@ async fn replicas_should_spread_follow_their_selector_and_move_off_a_lost_node()
     let (stop_all, shutdown) = tokio::sync::watch::channel(false);
     let node_a = start_node(&store, &a, "node-a", &[("zone", "a")], shutdown_a);
     let node_b = start_node(&store, &b, "node-b", &[("zone", "b")], shutdown.clone());
+    // Both registered and Ready before anything is placed: nothing rebalances later.
+    for node in ["node-a", "node-b"] {
+        eventually(&format!("{node} Ready"), || async {
+            node_ready(&store, node).await.0 == "True"
+        })
+        .await;
+    }
     put(
         &store,
         "apiVersion: nanocl.io/v1\nkind: Cluster\nmetadata: {name: dev}\n",
