@@ -784,13 +784,18 @@ fn validate_update(spec: &CargoSpec, update: &UpdateSpec, errors: &mut FieldErro
                 format!("must be between 0 and 86400, got {min_ready}"),
             );
         }
-        if let Some(deadline) = update.progress_deadline_seconds {
-            if deadline <= min_ready {
-                errors.push(
-                    path.key("progressDeadlineSeconds"),
-                    format!("must be greater than minReadySeconds ({min_ready}), got {deadline}"),
-                );
-            }
+        match update.progress_deadline_seconds {
+            Some(deadline) if deadline <= min_ready => errors.push(
+                path.key("progressDeadlineSeconds"),
+                format!("must be greater than minReadySeconds ({min_ready}), got {deadline}"),
+            ),
+            None if DEFAULT_PROGRESS_DEADLINE_SECONDS <= min_ready => errors.push(
+                path.key("minReadySeconds"),
+                format!(
+                    "must be less than progressDeadlineSeconds (default {DEFAULT_PROGRESS_DEADLINE_SECONDS}), got {min_ready}: every update would fail its deadline"
+                ),
+            ),
+            _ => {}
         }
     }
     if let Some(deadline) = update.progress_deadline_seconds {

@@ -168,31 +168,30 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
     let failed = update_entry.as_ref().and_then(|e| e.failed.clone());
     let good = history.get(history.current).cloned();
     // A failed update rolls back to the last good revision, or stops there.
-    let rolling_back = failed.is_some()
+    let mut rolling_back = failed.is_some()
         && policy.auto_rollback
         && good
             .as_ref()
             .is_some_and(|g| Some(g.revision) != history.update);
+    let rollback_target = good
+        .as_ref()
+        .filter(|_| rolling_back)
+        .and_then(|g| Target::of_revision(&source, g, want));
+    if rolling_back && rollback_target.is_none() {
+        // The last good revision no longer renders to its hash (its cluster changed, say):
+        // nothing to go back to; the update stops where it is, never retries the failed one.
+        rolling_back = false;
+    }
     let stopped = failed.is_some() && !rolling_back;
-    let target = match (&good, rolling_back) {
-        (Some(g), true) => match Target::of_revision(&source, g, want) {
-            Some(t) => t,
-            None => Target::of_spec(
-                &desired,
-                &container,
-                &cargo,
-                restarted_at.clone(),
-                history.update,
-            ),
-        },
-        _ => Target::of_spec(
+    let target = rollback_target.unwrap_or_else(|| {
+        Target::of_spec(
             &desired,
             &container,
             &cargo,
             restarted_at.clone(),
             history.update,
-        ),
-    };
+        )
+    });
     let paused = cargo
         .metadata
         .annotations
@@ -258,8 +257,20 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
         .and_then(|r| r.progressed.as_deref())
         .and_then(|t| humantime::parse_rfc3339(t).ok())
         .unwrap_or(now);
-    let since = now.duration_since(progressed).unwrap_or_default();
-    let judging_update = !rolling_back && !paused && !stopped;
+    let previous_phase = history.rollout.as_ref().map(|r| r.phase.clone());
+    // A resumed update starts its deadline again.
+    let resumed = previous_phase.as_deref() == Some("Paused") && !paused;
+    let since = if resumed {
+        Duration::ZERO
+    } else {
+        now.duration_since(progressed).unwrap_or_default()
+    };
+    // Nothing is being updated: every slot was on the target when the last update ended. A
+    // replica that restarts, a node lost, an autoscaled slot starting are not an update that
+    // can fail, and do not flip the rollout's phase.
+    let settled = matches!(previous_phase.as_deref(), Some("Complete" | "RolledBack"))
+        && good.as_ref().is_some_and(|g| g.hash == target.hash);
+    let judging_update = !rolling_back && !paused && !stopped && !settled;
     let deadline = judging_update.then_some(policy.progress_deadline_seconds);
     let verdict = rollout::judge(
         &target.hash,
@@ -334,9 +345,10 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
                 ..history.rollout.clone().unwrap_or_default()
             });
         }
+        rollout::Verdict::Progressing { .. } if settled => {}
         rollout::Verdict::Progressing { ready } => {
             let mut r = history.rollout.clone().unwrap_or_default();
-            if ready > r.ready || r.progressed.is_none() {
+            if ready > r.ready || r.progressed.is_none() || resumed || paused {
                 r.progressed = Some(now_text.clone());
             }
             r.ready = ready;

@@ -386,6 +386,20 @@ fn slot_of(c: &Container) -> Option<u32> {
     c.labels.get(labels::SLOT)?.parse().ok()
 }
 
+/// Of a slot's outdated containers, the one to keep serving while its successor gets ready:
+/// the one that started first (the one that was ready before a newer, not yet ready
+/// replacement was itself replaced), a start time unknown counting as newest.
+fn oldest_serving(
+    outdated: &[&&Container],
+    serving: &dyn Fn(&Container) -> bool,
+) -> Option<String> {
+    outdated
+        .iter()
+        .filter(|c| serving(c))
+        .min_by_key(|c| (c.started_at.is_none(), c.started_at))
+        .map(|c| c.id.clone())
+}
+
 fn is_current(c: &Container, desired: &Desired) -> bool {
     c.labels.get(labels::SPEC_HASH) == Some(&desired.hash)
 }
@@ -458,7 +472,7 @@ pub fn plan_slots(
                     }
                 } else {
                     // Waiting for it: one old container that serves stays meanwhile.
-                    let keep = outdated.iter().find(|c| serving(c)).map(|c| c.id.clone());
+                    let keep = oldest_serving(&outdated, &serving);
                     for old in &outdated {
                         if Some(&old.id) != keep.as_ref() {
                             ops.push(Op::Remove { id: old.id.clone() });
@@ -474,7 +488,7 @@ pub fn plan_slots(
                 let keep = if desired.fixed_host_port {
                     None
                 } else {
-                    outdated.iter().find(|c| serving(c)).map(|c| c.id.clone())
+                    oldest_serving(&outdated, &serving)
                 };
                 for old in &outdated {
                     if Some(&old.id) != keep.as_ref() {

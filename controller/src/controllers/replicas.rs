@@ -65,11 +65,13 @@ impl Restarts {
         Ok(())
     }
 
+    /// Forgets every count of cargo `key` (of any revision: `key#hash`).
     fn forget(&self, key: &str) {
+        let revisions = format!("{key}#");
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .retain(|(k, _), _| k != key);
+            .retain(|(k, _), _| k != key && !k.starts_with(&revisions));
     }
 }
 
@@ -760,7 +762,12 @@ async fn restart_replica<S: Store + Clone, D: Docker>(
     let admitted = if external {
         Ok(())
     } else {
-        shared.restarts.admit(ctx.key, slot)
+        // Counted per revision: a new revision's first exit is not its predecessor's loop.
+        let hash = last
+            .as_ref()
+            .and_then(|c| c.labels.get(labels::SPEC_HASH))
+            .map_or("", String::as_str);
+        shared.restarts.admit(&format!("{}#{hash}", ctx.key), slot)
     };
     match admitted {
         Ok(()) => {
