@@ -238,7 +238,7 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
         min_ready_seconds: policy.min_ready_seconds,
     };
     let mut wrote = apply_placement(shared, &cargo, &replicas, &placement, want, &writes).await?;
-    wrote |= apply_step(shared, &cargo, &replicas, &step, &writes).await?;
+    wrote |= apply_step(shared, &replicas, &step, &writes).await?;
     // Where the update stands.
     let failures: Vec<rollout::ReplicaFailure> = replicas
         .iter()
@@ -699,7 +699,6 @@ fn slot_state(r: &ReplicaObject, ready_nodes: &HashMap<String, bool>) -> rollout
 /// again. Answers whether anything was written.
 async fn apply_step<S: Store + Clone, D: Docker>(
     shared: &Shared<S, D>,
-    cargo: &CargoObject,
     replicas: &[Arc<ReplicaObject>],
     step: &rollout::Step,
     writes: &Writes<'_>,
@@ -743,7 +742,6 @@ async fn apply_step<S: Store + Clone, D: Docker>(
                 .note(r, api.replace_returning(r, &next).await)?;
         }
     }
-    let _ = cargo;
     Ok(wrote)
 }
 
