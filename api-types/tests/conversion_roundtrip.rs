@@ -90,13 +90,24 @@ fn container() -> impl Strategy<Value = ContainerSpec> {
                 option::of(any::<i32>()),
             )),
         ),
+        option::of((text(), option::of(text()), btree_map(text(), text(), 0..2))),
     )
         .prop_map(
             |(
                 (image, image_pull_policy, command, args, env, ports),
                 (volumes, working_dir, user, labels, resources, healthcheck),
+                build,
             )| ContainerSpec {
                 image,
+                build: build.map(|(url, reference, args)| BuildSpec {
+                    git: Some(GitSource {
+                        url,
+                        reference,
+                        ..GitSource::default()
+                    }),
+                    args,
+                    ..BuildSpec::default()
+                }),
                 image_pull_policy,
                 command,
                 args,

@@ -70,6 +70,16 @@ pub enum Command {
     /// revision, rolled out to its replicas as spec.update says; `rollout` follows one, lists
     /// the revisions kept, goes back to one, or restarts every replica.
     Rollout(RolloutArgs),
+    /// Look at a built cargo's source again now, and build it if it changed.
+    ///
+    /// For a cargo with spec.container.build: resolves its git ref again (or reads its
+    /// context directory again) and builds what is not built yet, a build that failed
+    /// included; the new image is rolled out as any change. The same commit or an identical
+    /// directory is never built twice (remove its image to force that). Sets the annotation
+    /// build.nanocl.io/requestedAt to now; `apply` keeps it.
+    ///
+    /// Example: `nanocl build cargo web`, then `nanocl rollout status cargo web`
+    Build(RolloutTarget),
     /// Print a cargo's output, every replica's lines prefixed with the replica.
     Logs(LogsArgs),
     /// Show what the controllers did and what went wrong.

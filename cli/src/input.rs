@@ -37,6 +37,15 @@ impl Loaded {
     }
 }
 
+/// The absolute directory of a manifest file (`None` for stdin).
+pub fn base_dir(path: &Path) -> Option<PathBuf> {
+    if path.as_os_str() == "-" {
+        return None;
+    }
+    let absolute = std::path::absolute(path).ok()?;
+    absolute.parent().map(Path::to_path_buf)
+}
+
 /// Whether a directory entry is a manifest: `*.yaml`, `*.yml` or `*.json`, not hidden.
 pub fn is_manifest_file(path: &Path) -> bool {
     let hidden = path
@@ -114,7 +123,12 @@ pub fn load(args: &FileArgs, options: &DecodeOptions) -> Loaded {
                 continue;
             }
         };
-        let decoded = manifest::decode_bytes(&name, &bytes, options);
+        // A relative path in a manifest (a build context) is relative to its file.
+        let options = DecodeOptions {
+            base_dir: base_dir(&path),
+            ..options.clone()
+        };
+        let decoded = manifest::decode_bytes(&name, &bytes, &options);
         loaded
             .errors
             .extend(decoded.errors.iter().map(ManifestError::to_string));

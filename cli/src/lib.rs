@@ -105,6 +105,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             commands::node::run(&cli, commands::node::Action::Drain, args, &mut stdout).await
         }
         Command::Rollout(args) => commands::rollout::run(&cli, args, &mut stdout).await,
+        Command::Build(args) => commands::build::run(&cli, args, &mut stdout).await,
         Command::Logs(args) => commands::logs::run(&cli, args, &mut stdout).await,
         Command::Events(args) => commands::events::run(&cli, args, &mut stdout).await,
         Command::Watch(args) => commands::watch::run(&cli, args, &mut stdout).await,

@@ -4,7 +4,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use hyper::{Method, StatusCode};
-use nanocl_api_types::cargo::v1::ROLLOUT_ANNOTATION_PREFIX;
+use nanocl_api_types::cargo::v1::is_command_annotation;
 use nanocl_api_types::{AnyObject, Kind, ObjectKey, APPLYSET_LABEL};
 use serde_json::Value;
 
@@ -177,10 +177,10 @@ pub fn desired(object: &AnyObject, live: Option<&Value>) -> Result<Value> {
     Ok(value)
 }
 
-/// Replaces the `rollout.nanocl.io/` annotations of `meta` with those of `live` (none when
+/// Replaces the `rollout.nanocl.io/` and `build.nanocl.io/` annotations of `meta` with those of `live` (none when
 /// there is no live object); an annotations map left empty goes, as the server stores none.
 fn keep_rollout_annotations(meta: &mut Value, live: Option<&Value>) {
-    let owned = |key: &String| key.starts_with(ROLLOUT_ANNOTATION_PREFIX);
+    let owned = |key: &String| is_command_annotation(key);
     let from_live: serde_json::Map<String, Value> = live
         .and_then(|l| l["annotations"].as_object())
         .map(|m| {

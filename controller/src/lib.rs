@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod apiserver;
 pub mod backoff;
+pub mod builds;
 pub mod controllers;
 pub mod deploy;
 pub mod docker;

@@ -399,7 +399,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         if args.role != Role::Agent {
             let (store, metrics, shutdown) = (store.clone(), metrics.clone(), shutdown.clone());
-            let (failed, pool, url) = (failed.clone(), args.network_pool, args.docker.clone());
+            let (failed, url) = (failed.clone(), args.docker.clone());
+            let options = nanocl_controller::controllers::Options {
+                network_pool: args.network_pool,
+                local_node: None,
+                // Builds run on the controllers' Docker: this host's node when it runs one.
+                node: (args.role == Role::All).then(|| node.clone()),
+                ..Default::default()
+            };
             let election = Election {
                 key: leader::CONTROLLERS_KEY.to_owned(),
                 identity: format!("{node}/{}", std::process::id()),
@@ -409,7 +416,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             };
             tasks.spawn("controllers", async move {
                 if let Err(e) =
-                    lead_controllers(store, metrics, pool, url, election, registered, shutdown)
+                    lead_controllers(store, metrics, options, url, election, registered, shutdown)
                         .await
                 {
                     tracing::error!(error = %e, "the controllers stopped");
@@ -479,7 +486,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
 async fn lead_controllers(
     store: AnyStore,
     metrics: Arc<Metrics>,
-    pool: nanocl_controller::controllers::subnets::Pool,
+    options: nanocl_controller::controllers::Options,
     docker_url: Option<String>,
     election: Election,
     mut registered: tokio::sync::watch::Receiver<bool>,
@@ -500,7 +507,7 @@ async fn lead_controllers(
         let mut controllers = Box::pin(run_controllers(
             store.clone(),
             metrics.clone(),
-            pool,
+            options.clone(),
             docker_url.clone(),
             controllers_shutdown,
         ));
@@ -561,17 +568,12 @@ async fn connect_docker(
 async fn run_controllers(
     store: AnyStore,
     metrics: Arc<Metrics>,
-    pool: nanocl_controller::controllers::subnets::Pool,
+    options: nanocl_controller::controllers::Options,
     docker_url: Option<String>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), RunError> {
     let Some(docker) = connect_docker(docker_url.as_deref(), shutdown.clone()).await else {
         return Ok(());
-    };
-    let options = nanocl_controller::controllers::Options {
-        network_pool: pool,
-        local_node: None,
-        ..Default::default()
     };
     nanocl_controller::controllers::run(store, docker, metrics, options, shutdown).await
 }

@@ -111,5 +111,18 @@ impl Drop for Scope {
         for id in nets.lines() {
             docker(&["network", "rm", id]);
         }
+        // Images nanocl built for the namespace (every tag of each).
+        let images = docker(&[
+            "images",
+            "-q",
+            "--no-trunc",
+            "--filter",
+            &format!("label={}", self.label()),
+        ]);
+        let mut ids: Vec<&str> = images.lines().collect();
+        ids.dedup();
+        for id in ids {
+            docker(&["rmi", "-f", id]);
+        }
     }
 }

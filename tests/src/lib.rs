@@ -366,6 +366,15 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         self.stop();
+        if std::thread::panicking() {
+            // The test failed: what nanocld said is what explains it.
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(80).collect();
+            eprintln!("--- last lines of nanocld.log ---");
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
         if let Some(prefix) = self.etcd_prefix.clone() {
             let _ = Command::new("etcdctl")
                 .env("ETCDCTL_API", "3")

@@ -382,9 +382,16 @@ pub struct Healthcheck {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ContainerSpec {
-    /// Image reference, e.g. `busybox:1.36` or `registry.example.com/team/app:v2`. Required.
-    #[serde(default)]
+    /// Image reference, e.g. `busybox:1.36` or `registry.example.com/team/app:v2`. Required,
+    /// unless `build` says how to build it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub image: String,
+    /// Build the image from a git repository or a directory on the nanocld host, instead
+    /// of naming one in `image`. nanocld builds it off the reconcile path, never builds the
+    /// same commit (or identical directory) twice, and rolls each new image out like any
+    /// other change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<BuildSpec>,
     /// `IfNotPresent` (default), `Always` or `Never`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_pull_policy: Option<ImagePullPolicy>,
@@ -418,6 +425,112 @@ pub struct ContainerSpec {
     /// Docker health check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<Healthcheck>,
+}
+
+/// Default `build.timeout`.
+pub const DEFAULT_BUILD_TIMEOUT: &str = "30m";
+/// Shortest `build.git.poll`.
+pub const MIN_POLL_MS: u64 = 1_000;
+
+/// `spec.container.build`: how to build the image.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BuildSpec {
+    /// A git repository to build (one of `git` and `context`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git: Option<GitSource>,
+    /// A directory on the nanocld host to build (one of `git` and `context`). `nanocl apply`
+    /// resolves a relative path against the manifest's own directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// The Dockerfile, relative to the build context (default `Dockerfile`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dockerfile: Option<String>,
+    /// Build arguments (`ARG`); values may use the cluster's variables as `{{ vars.NAME }}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub args: BTreeMap<String, String>,
+    /// The stage of a multi-stage Dockerfile to build (default: the last).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// How long a build may take before it is stopped and failed (default `30m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+}
+
+/// `build.git`: a git repository, a ref in it and a directory of it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GitSource {
+    /// Any URL git reaches from the nanocld host: `https://`, `ssh://`, `git://`,
+    /// `file://`, `user@host:path`, or an absolute local path.
+    #[serde(default)]
+    pub url: String,
+    /// A branch, a tag or a full commit id (default: the remote's HEAD).
+    #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// The directory of the repository to build, relative to its root (default: the root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Look for a new commit on the branch this often (e.g. `1m`) and build and roll it
+    /// out when there is one. Without it, nanocld builds what the ref points to when the
+    /// spec changes or on `nanocl build cargo NAME`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll: Option<String>,
+}
+
+impl BuildSpec {
+    /// `dockerfile`, defaulted.
+    pub fn dockerfile(&self) -> &str {
+        self.dockerfile.as_deref().unwrap_or("Dockerfile")
+    }
+
+    /// `timeout` in milliseconds, defaulted (validation refuses a bad one).
+    pub fn timeout_ms(&self) -> u64 {
+        self.timeout
+            .as_deref()
+            .and_then(|t| quantity::parse_duration_ms(t).ok())
+            .unwrap_or(30 * 60 * 1000)
+    }
+}
+
+/// What the builder did about a cargo's `build`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BuildStatus {
+    /// `Resolving`, `Building`, `Succeeded` or `Failed`: the latest build.
+    pub phase: String,
+    /// The identity of what the latest build is of (its source, commit or context, and
+    /// settings), for nanocld to tell whether the spec moved on.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub key: String,
+    /// The commit the latest build is of (git).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// The sha256 of the context the latest build is of (`context`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_hash: Option<String>,
+    /// When the latest build started (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<String>,
+    /// When it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<String>,
+    /// For people: what it built, or why it failed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// The last lines of its output, when it failed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log: Vec<String>,
+    /// The image the last successful build made: what the replicas run
+    /// (`nanocl.local/{namespace}/{cargo}:{commit or context hash}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Its Docker image id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
+    /// The node whose Docker holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// What nanocl observed of a Cargo.
@@ -456,6 +569,9 @@ pub struct CargoStatus {
     /// always the current and the updating one).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub revisions: Vec<CargoRevision>,
+    /// The image builds (with `spec.container.build`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<BuildStatus>,
 }
 
 /// One revision of a cargo: what its replicas run, as the spec said it (for `rollout undo`)
@@ -553,20 +669,62 @@ pub const PAUSED_ANNOTATION: &str = "rollout.nanocl.io/paused";
 /// Annotations under this prefix belong to `nanocl rollout`: `apply` keeps the live
 /// object's and ignores a file's.
 pub const ROLLOUT_ANNOTATION_PREFIX: &str = "rollout.nanocl.io/";
+/// Annotation `nanocl build cargo NAME` sets (an RFC 3339 time): look at the build's
+/// source again now, and build what is not built yet (a failed build included).
+pub const BUILD_REQUESTED_AT_ANNOTATION: &str = "build.nanocl.io/requestedAt";
+/// Annotations under this prefix belong to `nanocl build`, as the rollout ones.
+pub const BUILD_ANNOTATION_PREFIX: &str = "build.nanocl.io/";
+
+/// Whether an annotation is a command's (`nanocl rollout`, `nanocl build`): `apply` keeps
+/// the live object's and ignores a file's, and a change of one is a change of what runs.
+pub fn is_command_annotation(key: &str) -> bool {
+    key.starts_with(ROLLOUT_ANNOTATION_PREFIX) || key.starts_with(BUILD_ANNOTATION_PREFIX)
+}
 
 /// Fills in defaults: replicas 1, pull policy `IfNotPresent`, `hostIP` 127.0.0.1, protocol TCP.
 pub fn apply_defaults(cargo: &mut Cargo) {
     let spec = &mut cargo.spec;
     spec.replicas.get_or_insert(1);
     let container = &mut spec.container;
-    container
-        .image_pull_policy
-        .get_or_insert(ImagePullPolicy::IfNotPresent);
+    if container.build.is_none() {
+        container
+            .image_pull_policy
+            .get_or_insert(ImagePullPolicy::IfNotPresent);
+    }
     for port in &mut container.ports {
         port.host_ip
             .get_or_insert_with(|| DEFAULT_HOST_IP.to_owned());
         port.protocol.get_or_insert(Protocol::TCP);
     }
+}
+
+/// Resolves a relative `build.context` against `base` (the manifest's directory),
+/// lexically (`.` and `..` folded; the directory need not exist here).
+pub fn resolve_context(cargo: &mut Cargo, base: &std::path::Path) {
+    let Some(context) = cargo
+        .spec
+        .container
+        .build
+        .as_mut()
+        .and_then(|b| b.context.as_mut())
+    else {
+        return;
+    };
+    if context.starts_with('/') || context.is_empty() {
+        return;
+    }
+    let mut parts: Vec<String> = Vec::new();
+    let joined = base.join(context.as_str());
+    for component in joined.components() {
+        match component {
+            std::path::Component::ParentDir => {
+                parts.pop();
+            }
+            std::path::Component::Normal(p) => parts.push(p.to_string_lossy().into_owned()),
+            _ => {}
+        }
+    }
+    *context = format!("/{}", parts.join("/"));
 }
 
 /// Checks a Cargo, collecting every problem.
@@ -815,10 +973,29 @@ fn validate_container(
     errors: &mut FieldErrors,
 ) {
     let image = path.key("image");
-    if c.image.is_empty() {
-        errors.push(image, "required: the image every replica runs");
-    } else {
-        errors.check(&image, reference::image_reference(&c.image));
+    match &c.build {
+        Some(build) => {
+            if !c.image.is_empty() {
+                errors.push(
+                    image,
+                    "give either image or build, not both: a built image is named by nanocl",
+                );
+            }
+            if c.image_pull_policy.is_some() {
+                errors.push(
+                    path.key("imagePullPolicy"),
+                    "not with build: a built image is never pulled",
+                );
+            }
+            validate_build(build, &path.key("build"), errors);
+        }
+        None if c.image.is_empty() => {
+            errors.push(
+                image,
+                "required: the image every replica runs (or build, to build it)",
+            );
+        }
+        None => errors.check(&image, reference::image_reference(&c.image)),
     }
     for (field, list) in [("command", &c.command), ("args", &c.args)] {
         for (i, arg) in list.iter().enumerate() {
@@ -907,6 +1084,162 @@ fn validate_container(
             }
         }
     }
+}
+
+fn validate_build(b: &BuildSpec, path: &FieldPath, errors: &mut FieldErrors) {
+    match (&b.git, &b.context) {
+        (Some(_), Some(_)) => {
+            errors.push(path.key("context"), "give either git or context, not both")
+        }
+        (None, None) => errors.push(
+            path.clone(),
+            "required: git (a repository to build) or context (a directory to build)",
+        ),
+        _ => {}
+    }
+    if let Some(git) = &b.git {
+        let p = path.key("git");
+        if git.url.is_empty() {
+            errors.push(p.key("url"), "required: the repository to build");
+        } else {
+            errors.check(&p.key("url"), git_url(&git.url));
+        }
+        if let Some(reference) = &git.reference {
+            errors.check(&p.key("ref"), git_ref(reference));
+        }
+        if let Some(dir) = &git.path {
+            errors.check(&p.key("path"), relative_path(dir));
+        }
+        if let Some(poll) = &git.poll {
+            match quantity::parse_duration_ms(poll) {
+                Ok(ms) if ms < MIN_POLL_MS => errors.push(
+                    p.key("poll"),
+                    format!("must be at least 1s, got {}", quoted(poll)),
+                ),
+                Ok(_) => {}
+                Err(e) => errors.push(p.key("poll"), e),
+            }
+        }
+    }
+    if let Some(dir) = &b.context {
+        errors.check(&path.key("context"), validation::absolute_path(dir).map_err(|_| {
+            format!(
+                "must be an absolute path on the nanocld host, got {} (nanocl apply resolves a relative one against the manifest's directory)",
+                quoted(dir)
+            )
+        }));
+    }
+    if let Some(file) = &b.dockerfile {
+        errors.check(&path.key("dockerfile"), relative_path(file));
+    }
+    let args = path.key("args");
+    for (name, value) in &b.args {
+        let p = args.key(name.clone());
+        errors.check(&p, validation::env_name(name));
+        if let Err(message) = template::parse(value) {
+            errors.push(p, message);
+        }
+    }
+    if let Some(target) = &b.target {
+        let ok = !target.is_empty()
+            && target
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'));
+        if !ok {
+            errors.push(
+                path.key("target"),
+                format!("invalid stage name {}", quoted(target)),
+            );
+        }
+    }
+    if let Some(timeout) = &b.timeout {
+        match quantity::parse_duration_ms(timeout) {
+            Ok(0) => errors.push(path.key("timeout"), "must be more than 0"),
+            Ok(_) => {}
+            Err(e) => errors.push(path.key("timeout"), e),
+        }
+    }
+}
+
+/// A git URL nanocld can hand to `git` safely: a known scheme, `user@host:path`, or an
+/// absolute local path (never something `git` would read as an option).
+fn git_url(url: &str) -> Result<(), String> {
+    validation::no_control_chars(url)?;
+    if url.starts_with('-') || url.chars().any(char::is_whitespace) {
+        return Err(format!("invalid git URL {}", quoted(url)));
+    }
+    let schemes = ["https://", "http://", "ssh://", "git://", "file://"];
+    if schemes.iter().any(|s| url.starts_with(s)) {
+        let rest = url.split_once("://").map_or("", |(_, r)| r);
+        if rest.is_empty() || (rest == "/" && url.starts_with("file://")) {
+            return Err(format!(
+                "invalid git URL {}: nothing after the scheme",
+                quoted(url)
+            ));
+        }
+        return Ok(());
+    }
+    if url.starts_with('/') {
+        return Ok(());
+    }
+    if let Some((scheme, _)) = url.split_once("://") {
+        return Err(format!(
+            "unsupported git URL scheme {}: use https, http, ssh, git or file",
+            quoted(scheme)
+        ));
+    }
+    // scp-like `[user@]host:path`.
+    if let Some((host, path)) = url.split_once(':') {
+        if !host.is_empty() && !path.is_empty() && !host.contains('/') {
+            return Ok(());
+        }
+    }
+    Err(format!(
+        "invalid git URL {}: expected https://, http://, ssh://, git://, file://, user@host:path or an absolute path",
+        quoted(url)
+    ))
+}
+
+/// A branch, tag or commit as git's check-ref-format allows (never an option).
+fn git_ref(reference: &str) -> Result<(), String> {
+    let bad = reference.is_empty()
+        || reference.starts_with('-')
+        || reference.starts_with('/')
+        || reference.ends_with('/')
+        || reference.ends_with(".lock")
+        || reference.ends_with('.')
+        || reference.contains("..")
+        || reference.contains("@{")
+        || reference.contains("//")
+        || reference
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || "~^:?*[\\".contains(c));
+    if bad {
+        Err(format!("invalid git ref {}", quoted(reference)))
+    } else {
+        Ok(())
+    }
+}
+
+/// A path relative to a directory that stays inside it.
+fn relative_path(path: &str) -> Result<(), String> {
+    validation::no_control_chars(path)?;
+    if path.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if path.starts_with('/') {
+        return Err(format!(
+            "must be relative (to the repository or context), got {}",
+            quoted(path)
+        ));
+    }
+    if path.split('/').any(|part| part == "..") {
+        return Err(format!(
+            "must stay inside the repository or context (no \"..\"), got {}",
+            quoted(path)
+        ));
+    }
+    Ok(())
 }
 
 fn validate_ports(ports: &[PortSpec], replicas: i32, path: &FieldPath, errors: &mut FieldErrors) {

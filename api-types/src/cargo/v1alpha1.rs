@@ -67,6 +67,8 @@ struct Stash {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     placement: Option<v1::Placement>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    build: Option<v1::BuildSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     update: Option<v1::UpdateSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     revision_history_limit: Option<u32>,
@@ -254,6 +256,7 @@ pub fn to_v1(obj: Cargo) -> Result<v1::Cargo, FieldErrors> {
             networks: spec.networks,
             container: v1::ContainerSpec {
                 image: spec.image,
+                build: stash.build,
                 image_pull_policy: stash.image_pull_policy,
                 command: spec.entrypoint,
                 args: spec.cmd,
@@ -282,6 +285,7 @@ pub fn from_v1(obj: v1::Cargo) -> Cargo {
     let c = obj.spec.container;
     let mut stash = Stash {
         image_pull_policy: c.image_pull_policy,
+        build: c.build,
         working_dir: c.working_dir,
         user: c.user,
         labels: c.labels,

@@ -80,6 +80,10 @@ pub struct DecodeOptions {
     pub default_namespace: String,
     /// When set (`nanocl -n NS`), a namespaced object naming another namespace is an error.
     pub required_namespace: Option<String>,
+    /// The directory of the file being decoded (absolute): a relative path in it (a
+    /// cargo's `build.context`) is resolved against it. `None` (stdin, the API) leaves
+    /// such a path relative, and validation refuses it.
+    pub base_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for DecodeOptions {
@@ -87,6 +91,7 @@ impl Default for DecodeOptions {
         DecodeOptions {
             default_namespace: crate::meta::DEFAULT_NAMESPACE.to_owned(),
             required_namespace: None,
+            base_dir: None,
         }
     }
 }
@@ -394,6 +399,9 @@ fn decode_document(
     }
     let mut object = convert_to_v1(root, version, kind)?;
     object.apply_defaults(&options.default_namespace);
+    if let (crate::AnyObject::Cargo(cargo), Some(dir)) = (&mut object, &options.base_dir) {
+        crate::cargo::v1::resolve_context(cargo, dir);
+    }
     let mut errors = object.validate();
     if let (Some(required), Some(actual)) = (&options.required_namespace, &object.key().namespace) {
         if required != actual {

@@ -122,9 +122,11 @@ pub async fn run(cli: &Cli, args: &DescribeArgs, out: &mut impl Write) -> anyhow
     write!(out, "{}", indented(&o["spec"]))?;
     let mut status = o["status"].clone();
     if kind == Kind::Cargo {
-        // Each revision holds a whole container: the Revisions table below sums them up.
+        // Each revision holds a whole container: the Revisions table below sums them up;
+        // the build has its lines above.
         if let Some(m) = status.as_object_mut() {
             m.remove("revisions");
+            m.remove("build");
         }
     }
     let conditions = status
@@ -236,6 +238,42 @@ fn rollout_summary(status: &CargoStatus) -> Vec<String> {
         } else {
             lines.push(format!("Rollout:      {}: {}", r.phase, r.message));
         }
+    }
+    lines.extend(build_summary(status));
+    lines
+}
+
+/// `Build:` (the latest build: phase, source, message), `Image:` (what the replicas run)
+/// and, for a failed build, the last lines of its output.
+fn build_summary(status: &CargoStatus) -> Vec<String> {
+    let Some(b) = &status.build else {
+        return Vec::new();
+    };
+    let source = match (&b.commit, &b.context_hash) {
+        (Some(c), _) => format!(" of commit {}", &c[..c.len().min(12)]),
+        (None, Some(h)) => format!(" of context {}", &h[..h.len().min(19)]),
+        _ => String::new(),
+    };
+    let when = match (&b.started, &b.finished) {
+        (_, Some(f)) => format!(" (finished {f})"),
+        (Some(s), None) => format!(" (started {s})"),
+        _ => String::new(),
+    };
+    let mut lines = vec![format!("Build:        {}{source}{when}", b.phase)];
+    if !b.message.is_empty() {
+        lines.push(format!("              {}", b.message));
+    }
+    if let Some(image) = &b.image {
+        let id = b
+            .image_id
+            .as_deref()
+            .map(|i| i.trim_start_matches("sha256:"))
+            .map_or(String::new(), |i| format!(" ({})", &i[..i.len().min(12)]));
+        lines.push(format!("Image:        {image}{id}"));
+    }
+    if !b.log.is_empty() {
+        lines.push("Build output: (last lines)".to_owned());
+        lines.extend(b.log.iter().map(|l| format!("  {l}")));
     }
     lines
 }

@@ -1,6 +1,7 @@
 //! One module per command, plus what several of them share.
 
 pub mod apply;
+pub mod build;
 pub mod convert;
 pub mod delete;
 pub mod describe;
@@ -33,6 +34,7 @@ pub fn decode_options(cli: &Cli) -> DecodeOptions {
             .clone()
             .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
         required_namespace: cli.namespace.clone(),
+        base_dir: None,
     }
 }
 

@@ -284,7 +284,13 @@ impl Syncer {
                     continue;
                 }
             };
-            let decoded = manifest::decode_bytes(&name, &bytes, &self.config.decode);
+            let options = manifest::DecodeOptions {
+                base_dir: std::path::absolute(self.config.dir.join(rel))
+                    .ok()
+                    .and_then(|p| p.parent().map(std::path::Path::to_path_buf)),
+                ..self.config.decode.clone()
+            };
+            let decoded = manifest::decode_bytes(&name, &bytes, &options);
             if decoded.errors.is_empty() {
                 states.push((rel.clone(), FileState::Valid(decoded.manifests)));
             } else {

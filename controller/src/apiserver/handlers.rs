@@ -189,6 +189,7 @@ async fn decode_body(
             .clone()
             .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
         required_namespace: None,
+        base_dir: None,
     };
     // The body is application/json: strict JSON, not YAML that happens to look like it.
     let decoded = manifest::decode_bytes_as("body", &bytes, manifest::Format::Json, &options);

@@ -1143,8 +1143,34 @@ fn summarize(
         .as_ref()
         .map(|r| r.message.clone())
         .unwrap_or_default();
+    // The latest build failed: the replicas run the previous image, and the cargo is not
+    // what its spec says.
+    let build_failed = previous
+        .build
+        .as_ref()
+        .filter(|b| b.phase == super::build::phase::FAILED && b.image.is_some())
+        .map(|b| b.message.clone());
+    if let Some(message) = &build_failed {
+        problems.insert(
+            0,
+            Problem {
+                reason: "BuildFailed".to_owned(),
+                message: message.clone(),
+            },
+        );
+    }
+    let building = previous
+        .build
+        .as_ref()
+        .filter(|b| b.phase == super::build::phase::BUILDING && b.image.is_some())
+        .map(|b| b.message.clone());
+    let all_ready = all_ready && build_failed.is_none();
     let (ready_reason, ready_message) = match (&not_ready, problems.first()) {
         (Some((reason, message)), _) => (reason.clone(), message.clone()),
+        (None, _) if build_failed.is_some() => (
+            "BuildFailed".to_owned(),
+            build_failed.clone().unwrap_or_default(),
+        ),
         _ if matches!(phase, "RolledBack" | "RollingBack" | "Failed") && !all_ready => {
             (phase.to_owned(), rollout_message.clone())
         }
@@ -1160,6 +1186,7 @@ fn summarize(
     };
     let (progressing, progress_reason, progress_message) = match phase {
         _ if not_ready.is_some() => (false, "Waiting".to_owned(), String::new()),
+        _ if building.is_some() => (true, "Building".to_owned(), building.unwrap_or_default()),
         "Progressing" if !all_ready => (true, "RollingUpdate".to_owned(), rollout_message),
         "RollingBack" => (true, "RollingBack".to_owned(), rollout_message),
         "Paused" => (false, "Paused".to_owned(), rollout_message),
@@ -1212,6 +1239,8 @@ fn summarize(
         rollout,
         revisions: history.revisions,
         autoscale: summary.autoscale.clone(),
+        // The builder's: kept as it is.
+        build: previous.build.clone(),
     }
 }
 

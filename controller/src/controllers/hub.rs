@@ -160,7 +160,13 @@ impl std::fmt::Debug for Hub {
 fn without_status<K: Resource>(object: &K) -> serde_json::Value {
     let mut value = serde_json::to_value(object).unwrap_or_default();
     if let Some(map) = value.as_object_mut() {
+        // A Cargo's `status.build` is the builder's, and the Cargo controller's input (the
+        // image to run): its change is no status-only change.
+        let build = map.get("status").and_then(|s| s.get("build")).cloned();
         map.remove("status");
+        if let Some(build) = build {
+            map.insert("build".to_owned(), build);
+        }
         if let Some(meta) = map
             .get_mut("metadata")
             .and_then(serde_json::Value::as_object_mut)

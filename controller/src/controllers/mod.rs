@@ -5,6 +5,7 @@
 //! resync and a garbage collector cover anything a trigger missed.
 
 pub mod autoscale;
+pub mod build;
 pub mod cargo;
 pub mod cluster;
 pub mod deaths;
@@ -99,6 +100,8 @@ pub struct Shared<S, D> {
     pub windows: std::sync::Mutex<HashMap<String, autoscale::Window>>,
     /// What `/metrics` shows.
     pub metrics: Arc<Metrics>,
+    /// The node whose Docker `docker` is, when it is one (where images are built).
+    pub node: Option<String>,
 }
 
 /// The Replica writes of the leader that its cache has not yet seen: the store revision of
@@ -235,6 +238,9 @@ pub struct Options {
     /// (`run` as one host: what the tests and benchmarks start). nanocld runs its node apart
     /// (`run_node`), since it runs whether or not this process leads.
     pub local_node: Option<crate::agent::Config>,
+    /// The node whose Docker the controllers use, when this host runs one (images are
+    /// built there); `local_node`'s when there is one.
+    pub node: Option<String>,
 }
 
 impl Default for Options {
@@ -252,6 +258,7 @@ impl Default for Options {
                 identity: "local".into(),
                 check: crate::agent::CHECK,
             }),
+            node: None,
         }
     }
 }
@@ -317,6 +324,11 @@ async fn start<S: Store + Clone, D: Docker>(
         expected: Expected::default(),
         windows: Default::default(),
         metrics: metrics.clone(),
+        node: options
+            .local_node
+            .as_ref()
+            .map(|n| n.node.clone())
+            .or_else(|| options.node.clone()),
     });
     Ok(Some(Started {
         shared,
@@ -437,6 +449,32 @@ pub async fn run<S: Store + Clone, D: Docker>(
                     };
                     result
                 }
+            };
+            runner::run(triggers, keys, reconcile, config, done).await;
+        });
+    }
+    {
+        // The build queue: a runner of its own, so a long build never holds a slot of the
+        // controllers; each build stops on shutdown.
+        let shared = shared.clone();
+        let done = stop();
+        let stop_build = stop_signal(&tasks_shutdown);
+        let config = runner::Config {
+            concurrency: build::CONCURRENCY,
+            panics: Some(metrics.reconcile_panics(Kind::Cargo)),
+            resync: Some(options.resync),
+            ..runner_config()
+        };
+        tasks.spawn("builder", async move {
+            let builds = Arc::new(build::Builds::default());
+            let triggers = shared.hub.triggers(Kind::Cargo);
+            let keys = {
+                let shared = shared.clone();
+                move || shared.hub.keys(Kind::Cargo)
+            };
+            let reconcile = move |key: String| {
+                let (shared, builds, stopped) = (shared.clone(), builds.clone(), stop_build());
+                async move { build::reconcile(&shared, &builds, &key, stopped).await }
             };
             runner::run(triggers, keys, reconcile, config, done).await;
         });

@@ -183,10 +183,44 @@ pub fn substitute(cargo: &Cargo, cluster: Option<&Cluster>) -> Result<Substitute
             spec.cluster
         ),
     })?;
-    substitute_with(&spec.container, &cluster.spec.variables).map_err(|(name, e)| NotReady {
+    let container = built(cargo)?;
+    substitute_with(&container, &cluster.spec.variables).map_err(|(name, e)| NotReady {
         reason: "VariableNotDefined",
         message: format!("env {name}: {e} in cluster {:?}", spec.cluster),
     })
+}
+
+/// The cargo's container, with the image of its last successful build when it has a
+/// `build` (never pulled: it is nanocl's own), or why there is none yet.
+pub fn built(cargo: &Cargo) -> Result<ApiContainerSpec, NotReady> {
+    let mut container = cargo.spec.container.clone();
+    if container.build.is_none() {
+        return Ok(container);
+    }
+    let build = cargo.status.as_ref().and_then(|s| s.build.as_ref());
+    match build.and_then(|b| b.image.clone()) {
+        Some(image) => {
+            container.image = image;
+            container.image_pull_policy = Some(nanocl_api_types::cargo::v1::ImagePullPolicy::Never);
+            Ok(container)
+        }
+        None => {
+            let failed = build.filter(|b| b.phase == "Failed");
+            Err(match failed {
+                Some(b) => NotReady {
+                    reason: "BuildFailed",
+                    message: b.message.clone(),
+                },
+                None => NotReady {
+                    reason: "Building",
+                    message: build.map_or_else(
+                        || "waiting for the first build of the image".to_owned(),
+                        |b| b.message.clone(),
+                    ),
+                },
+            })
+        }
+    }
 }
 
 /// Substitutes `variables` into the env of `container`: the rendered container and the

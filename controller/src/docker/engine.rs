@@ -15,7 +15,10 @@ use ::bollard::query_parameters::{
 use futures::stream::BoxStream;
 use futures::StreamExt;
 
-use super::{Container, ContainerSpec, Docker, DockerError, Event, Network, NetworkSpec, State};
+use super::{
+    BuildEvent, BuildRequest, Container, ContainerSpec, Docker, DockerError, Event, Image, Network,
+    NetworkSpec, State,
+};
 
 /// The Docker engine at `DOCKER_HOST` (default: the local socket).
 #[derive(Clone, Debug)]
@@ -538,6 +541,153 @@ impl Docker for Engine {
             }
         }
         Ok(())
+    }
+
+    async fn image_id(&self, image: &str) -> Result<Option<String>, DockerError> {
+        match self.docker.inspect_image(image).await {
+            Ok(inspect) => Ok(inspect.id),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(e) => Err(failed("inspect image")(e)),
+        }
+    }
+
+    fn build_image(
+        &self,
+        request: BuildRequest,
+    ) -> BoxStream<'static, Result<BuildEvent, DockerError>> {
+        let docker = self.docker.clone();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(256);
+        tokio::spawn(async move {
+            let file = match tokio::fs::File::open(&request.context).await {
+                Ok(f) => f,
+                Err(e) => {
+                    let _ = tx
+                        .send(Err(DockerError::BuildFailed {
+                            message: format!(
+                                "reading the context {}: {e}",
+                                request.context.display()
+                            ),
+                        }))
+                        .await;
+                    return;
+                }
+            };
+            // The context streams from its file: a large one is never held in memory.
+            let body = futures::stream::unfold(file, |mut file| async move {
+                use tokio::io::AsyncReadExt;
+                let mut chunk = Vec::with_capacity(64 * 1024);
+                match file.read_buf(&mut chunk).await {
+                    Ok(0) => None,
+                    Ok(_) => Some((Ok(bytes::Bytes::from(chunk)), file)),
+                    Err(e) => Some((Err(e), file)),
+                }
+            });
+            let options = ::bollard::query_parameters::BuildImageOptions {
+                dockerfile: request.dockerfile.clone(),
+                t: Some(request.tag.clone()),
+                rm: true,
+                forcerm: true,
+                buildargs: Some(request.args.clone().into_iter().collect()),
+                labels: Some(request.labels.clone().into_iter().collect()),
+                target: request.target.clone().unwrap_or_default(),
+                ..Default::default()
+            };
+            let mut upstream =
+                docker.build_image(options, None, Some(::bollard::body_try_stream(body)));
+            let mut id = None;
+            loop {
+                let item = tokio::select! {
+                    item = upstream.next() => item,
+                    // The caller went away: dropping the request cancels the build.
+                    () = tx.closed() => return,
+                };
+                let event = match item {
+                    None => break,
+                    Some(Ok(info)) => {
+                        if let Some(aux) = info.aux.and_then(|a| a.id) {
+                            id = Some(aux);
+                        }
+                        match info.stream.or(info.status) {
+                            Some(text) if !text.is_empty() => Ok(BuildEvent::Output(text)),
+                            _ => continue,
+                        }
+                    }
+                    Some(Err(BollardError::DockerStreamError { error })) => {
+                        Err(DockerError::BuildFailed { message: error })
+                    }
+                    Some(Err(BollardError::DockerResponseServerError {
+                        status_code: 400 | 500,
+                        message,
+                    })) => Err(DockerError::BuildFailed { message }),
+                    Some(Err(e)) => Err(failed("build image")(e)),
+                };
+                let end = event.is_err();
+                if tx.send(event).await.is_err() || end {
+                    return;
+                }
+            }
+            // The id as the tag names it now (the aux message is missing on some engines).
+            let id = match id {
+                Some(id) => Some(id),
+                None => docker
+                    .inspect_image(&request.tag)
+                    .await
+                    .ok()
+                    .and_then(|i| i.id),
+            };
+            let last = match id {
+                Some(id) => Ok(BuildEvent::Built { id }),
+                None => Err(DockerError::BuildFailed {
+                    message: format!("the build ended without an image tagged {}", request.tag),
+                }),
+            };
+            let _ = tx.send(last).await;
+        });
+        futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
+    }
+
+    async fn list_images(&self, labels: &[String]) -> Result<Vec<Image>, DockerError> {
+        let images = self
+            .docker
+            .list_images(Some(::bollard::query_parameters::ListImagesOptions {
+                filters: label_filters(labels),
+                ..Default::default()
+            }))
+            .await
+            .map_err(failed("list images"))?;
+        Ok(images
+            .into_iter()
+            .map(|i| Image {
+                id: i.id,
+                tags: i
+                    .repo_tags
+                    .into_iter()
+                    .filter(|t| t != "<none>:<none>")
+                    .collect(),
+                labels: i.labels.into_iter().collect(),
+                created: i.created,
+            })
+            .collect())
+    }
+
+    async fn remove_image(&self, image: &str) -> Result<(), DockerError> {
+        match self
+            .docker
+            .remove_image(
+                image,
+                None::<::bollard::query_parameters::RemoveImageOptions>,
+                None,
+            )
+            .await
+        {
+            Ok(_)
+            | Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(e) => Err(failed("remove image")(e)),
+        }
     }
 
     fn events(&self, labels: &[String]) -> BoxStream<'static, Result<Event, DockerError>> {

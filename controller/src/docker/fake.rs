@@ -8,7 +8,10 @@ use futures::stream::BoxStream;
 use futures::StreamExt;
 use tokio::sync::broadcast;
 
-use super::{Container, ContainerSpec, Docker, DockerError, Event, Network, NetworkSpec, State};
+use super::{
+    BuildEvent, BuildRequest, Container, ContainerSpec, Docker, DockerError, Event, Image, Network,
+    NetworkSpec, State,
+};
 
 /// The fake's state. Containers are indexed by name and by label (`k=v`), as dockerd's own
 /// store is, so a listing filtered by label costs what it matches, not every container on
@@ -30,6 +33,8 @@ struct World {
     fixed_ports: BTreeSet<String>,
     networks: BTreeMap<String, (NetworkSpec, Network)>,
     images: HashSet<String>,
+    /// Images `build_image` made, by tag: their id and labels.
+    built: HashMap<String, (String, BTreeMap<String, String>)>,
     pullable: HashSet<String>,
     next_id: u64,
     calls: Vec<String>,
@@ -583,6 +588,89 @@ impl Docker for FakeDocker {
         futures::stream::poll_fn(move |cx| out.poll_recv(cx)).boxed()
     }
 
+    async fn image_id(&self, image: &str) -> Result<Option<String>, DockerError> {
+        let world = self.enter("image_id", image)?;
+        if let Some((id, _)) = world.built.get(image) {
+            return Ok(Some(id.clone()));
+        }
+        Ok(world
+            .images
+            .contains(image)
+            .then(|| format!("sha256:{:064x}", fnv(image.as_bytes()))))
+    }
+
+    fn build_image(
+        &self,
+        request: BuildRequest,
+    ) -> BoxStream<'static, Result<BuildEvent, DockerError>> {
+        let outcome = (|| {
+            let mut world = self
+                .enter("build_image", &request.tag)
+                .map_err(|e| match e {
+                    DockerError::RequestFailed { message, .. } => {
+                        DockerError::BuildFailed { message }
+                    }
+                    other => other,
+                })?;
+            let context =
+                std::fs::read(&request.context).map_err(|e| DockerError::BuildFailed {
+                    message: format!("reading the context: {e}"),
+                })?;
+            let mut seed = context;
+            seed.extend_from_slice(request.tag.as_bytes());
+            let id = format!("sha256:{:064x}", fnv(&seed));
+            world.images.insert(request.tag.clone());
+            world
+                .built
+                .insert(request.tag.clone(), (id.clone(), request.labels.clone()));
+            Ok(id)
+        })();
+        let mut events = vec![Ok(BuildEvent::Output(format!(
+            "Step 1/1 : fake build of {}\n",
+            request.tag
+        )))];
+        events.push(outcome.map(|id| BuildEvent::Built { id }));
+        futures::stream::iter(events).boxed()
+    }
+
+    async fn list_images(&self, labels: &[String]) -> Result<Vec<Image>, DockerError> {
+        let world = self.enter("list_images", &labels.join(","))?;
+        let mut out = Vec::new();
+        for image in &world.images {
+            let (id, image_labels) = world.built.get(image).cloned().unwrap_or_else(|| {
+                (
+                    format!("sha256:{:064x}", fnv(image.as_bytes())),
+                    BTreeMap::new(),
+                )
+            });
+            if matches(&image_labels, labels) {
+                out.push(Image {
+                    id,
+                    tags: vec![image.clone()],
+                    labels: image_labels,
+                    created: 0,
+                });
+            }
+        }
+        out.sort_by(|a, b| a.tags.cmp(&b.tags));
+        Ok(out)
+    }
+
+    async fn remove_image(&self, image: &str) -> Result<(), DockerError> {
+        let mut world = self.enter("remove_image", image)?;
+        let in_use = world.matching(&[]).iter().any(|c| c.image == image);
+        if in_use {
+            return Err(DockerError::RequestFailed {
+                op: "remove image",
+                status: 409,
+                message: format!("conflict: image {image} is being used by a container"),
+            });
+        }
+        world.images.remove(image);
+        world.built.remove(image);
+        Ok(())
+    }
+
     fn logs(
         &self,
         id: &str,
@@ -598,4 +686,11 @@ impl Docker for FakeDocker {
         let skip = tail.map_or(0, |t| lines.len().saturating_sub(t as usize));
         futures::stream::iter(lines.into_iter().skip(skip).map(Ok)).boxed()
     }
+}
+
+/// FNV-1a, for the fake's made-up image ids.
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }

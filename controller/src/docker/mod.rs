@@ -227,6 +227,12 @@ pub enum DockerError {
         /// Docker's message.
         message: String,
     },
+    /// A build failed (a step of the Dockerfile, a missing file in the context...).
+    #[error("the build failed: {message}")]
+    BuildFailed {
+        /// Docker's message (the failing step).
+        message: String,
+    },
     /// The image could not be pulled.
     #[error("pulling image {image} failed: {message}")]
     PullFailed {
@@ -280,6 +286,48 @@ pub struct Stats {
     pub memory_bytes: u64,
 }
 
+/// An image to build.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BuildRequest {
+    /// The name to tag it with.
+    pub tag: String,
+    /// The Dockerfile's path inside the context.
+    pub dockerfile: String,
+    /// Build arguments.
+    pub args: BTreeMap<String, String>,
+    /// The stage to build.
+    pub target: Option<String>,
+    /// Labels of the image.
+    pub labels: BTreeMap<String, String>,
+    /// A tar file of the build context (read, never changed).
+    pub context: std::path::PathBuf,
+}
+
+/// What a build reports as it goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BuildEvent {
+    /// Text the build printed (one or more lines).
+    Output(String),
+    /// The image is built and tagged.
+    Built {
+        /// Its id (`sha256:…`).
+        id: String,
+    },
+}
+
+/// An image, as listed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Image {
+    /// Its id.
+    pub id: String,
+    /// Its `name:tag`s.
+    pub tags: Vec<String>,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// When it was created (seconds since the epoch).
+    pub created: i64,
+}
+
 /// Filters objects by labels: `key=value` or just `key`.
 pub type LabelFilter = Vec<String>;
 
@@ -326,6 +374,25 @@ pub trait Docker: Clone + Send + Sync + 'static {
     fn image_present(&self, image: &str) -> impl Future<Output = Result<bool, DockerError>> + Send;
     /// Pulls an image.
     fn pull_image(&self, image: &str) -> impl Future<Output = Result<(), DockerError>> + Send;
+    /// The id of an image, `None` when it is not on the host.
+    fn image_id(
+        &self,
+        image: &str,
+    ) -> impl Future<Output = Result<Option<String>, DockerError>> + Send;
+    /// Builds an image from a tar of its context: its output as it comes, then `Built`, or
+    /// an error. Dropping the stream cancels the build.
+    fn build_image(
+        &self,
+        request: BuildRequest,
+    ) -> BoxStream<'static, Result<BuildEvent, DockerError>>;
+    /// Every image matching all the label filters.
+    fn list_images(
+        &self,
+        labels: &[String],
+    ) -> impl Future<Output = Result<Vec<Image>, DockerError>> + Send;
+    /// Removes an image by name or id (not forced: an image a container uses stays); a
+    /// missing one is fine.
+    fn remove_image(&self, image: &str) -> impl Future<Output = Result<(), DockerError>> + Send;
     /// CPUs, memory and the engine's version.
     fn host_info(&self) -> impl Future<Output = Result<HostInfo, DockerError>> + Send;
     /// One sample of a running container's resource use, at once (Docker's one-shot stats:

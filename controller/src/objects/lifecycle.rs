@@ -9,7 +9,7 @@
 //! - delete: with finalizers, marked (`deletionTimestamp`) and left to its controllers;
 //!   without, removed.
 
-use nanocl_api_types::cargo::v1::ROLLOUT_ANNOTATION_PREFIX;
+use nanocl_api_types::cargo::v1::is_command_annotation;
 use nanocl_api_types::AnyObject;
 use serde_json::Value;
 
@@ -92,13 +92,13 @@ pub fn replaced(
     revision: Revision,
 ) -> Result<Replacement, ObjectError> {
     let mut object = with_status_of(next, current)?;
-    // `rollout restart|pause|resume` change what runs as a spec change does: the generation
+    // `rollout restart|pause|resume` and `build` change what runs as a spec change does: the generation
     // tells a waiting `rollout status` when the controller has seen them.
     let rollout = |o: &AnyObject| -> Vec<(String, String)> {
         o.metadata()
             .annotations
             .iter()
-            .filter(|(k, _)| k.starts_with(ROLLOUT_ANNOTATION_PREFIX))
+            .filter(|(k, _)| is_command_annotation(k))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     };

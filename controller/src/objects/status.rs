@@ -73,6 +73,11 @@ pub mod owners {
         ],
         conditions: &["Ready", "Progressing", "Degraded"],
     };
+    /// The builder (on the leader): what it built for the cargo.
+    pub const CARGO_BUILD: StatusOwner = StatusOwner {
+        fields: &["build"],
+        conditions: &[],
+    };
     /// The replica runner of the Replica's node: all of a Replica's status.
     pub const REPLICA: StatusOwner = StatusOwner {
         fields: &[

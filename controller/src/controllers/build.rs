@@ -1,0 +1,670 @@
+//! The builder: turns a cargo's `spec.container.build` into an image, off the reconcile
+//! path. It runs on the leader, in a runner of its own with a small concurrency (the build
+//! queue): a long build never holds a reconcile slot of the controllers, and shutdown
+//! cancels it (Docker stops a build whose client went away).
+//!
+//! For each cargo with a build: render the settings (the cluster's variables into `args`),
+//! resolve the ref to a commit (`git ls-remote`) or pack and hash the context directory;
+//! the image is tagged `nanocl.local/{namespace}/{cargo}:{commit or context hash}`, and a
+//! tag Docker already has is never built again. Otherwise fetch that commit shallowly, pack
+//! it, and build through Docker's API, cancelling when the spec moves on mid-build. Only
+//! `status.build` is written (its own status owner); the Cargo controller reads it, runs
+//! the image of the last successful build, and says `BuildFailed` when the latest failed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use futures::StreamExt;
+use nanocl_api_types::cargo::v1::{BuildSpec, BuildStatus, Cargo as CargoObject};
+use nanocl_api_types::cluster::v1::Cluster as ClusterObject;
+use sha2::{Digest, Sha256};
+
+use super::plan::labels;
+use super::{ReconcileError, Shared};
+use crate::builds::{context, git};
+use crate::docker::{BuildEvent, BuildRequest, Docker, DockerError};
+use crate::objects::api::{Api, ObjectRef};
+use crate::objects::status::owners;
+use crate::runtime::runner::Action;
+use crate::store::Store;
+use nanocl_api_types::Resource as _;
+
+pub use nanocl_api_types::cargo::v1::BUILD_REQUESTED_AT_ANNOTATION as REQUESTED_AT_ANNOTATION;
+/// Label of the images nanocl built: the store instance that built them.
+pub const BUILT_LABEL: &str = "io.nanocl.built";
+/// Label of a built image: the commit (git) or context hash it was built from.
+pub const SOURCE_LABEL: &str = "io.nanocl.build-source";
+
+/// Builds running at once (each is a Docker build and a git fetch: CPU and disk bound).
+pub const CONCURRENCY: usize = 2;
+/// How long resolving a ref may take.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often a running build looks whether its cargo's build settings moved on.
+const CANCEL_CHECK: Duration = Duration::from_secs(1);
+/// Output lines kept for the status of a failed build.
+const LOG_TAIL: usize = 20;
+/// A resolution that failed (unreachable, unknown ref) is tried again this often.
+const RETRY_RESOLVE: Duration = Duration::from_secs(60);
+
+/// Phases of `status.build.phase`.
+pub mod phase {
+    /// Looking up the commit, or packing the context.
+    pub const RESOLVING: &str = "Resolving";
+    /// Docker is building.
+    pub const BUILDING: &str = "Building";
+    /// The image is built.
+    pub const SUCCEEDED: &str = "Succeeded";
+    /// The build failed.
+    pub const FAILED: &str = "Failed";
+}
+
+/// The builder's memory between reconciles: when each cargo's ref was last looked at (its
+/// `poll`), by cargo key.
+#[derive(Debug, Default)]
+pub struct Builds {
+    checked: Mutex<HashMap<String, (String, tokio::time::Instant)>>,
+}
+
+/// A cargo's build settings with the cluster's variables rendered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// The spec.
+    pub spec: BuildSpec,
+    /// `args`, rendered.
+    pub args: BTreeMap<String, String>,
+    /// The `build.nanocl.io/requestedAt` annotation.
+    pub requested: Option<String>,
+}
+
+impl Settings {
+    /// The settings of `cargo`, or why they cannot be rendered (a field and a message).
+    pub fn of(
+        cargo: &CargoObject,
+        cluster: Option<&ClusterObject>,
+    ) -> Option<Result<Settings, String>> {
+        let spec = cargo.spec.container.build.clone()?;
+        let variables = cluster
+            .map(|c| c.spec.variables.clone())
+            .unwrap_or_default();
+        let mut args = BTreeMap::new();
+        for (name, value) in &spec.args {
+            match nanocl_api_types::template::render(value, &variables) {
+                Ok(v) => {
+                    args.insert(name.clone(), v);
+                }
+                Err(e) => {
+                    return Some(Err(format!(
+                        "spec.container.build.args.{name}: {e} in cluster {:?}",
+                        cargo.spec.cluster
+                    )))
+                }
+            }
+        }
+        let requested = cargo
+            .metadata
+            .annotations
+            .get(REQUESTED_AT_ANNOTATION)
+            .cloned();
+        Some(Ok(Settings {
+            spec,
+            args,
+            requested,
+        }))
+    }
+
+    /// The identity of these settings (16 hex digits).
+    pub fn key(&self) -> String {
+        let value = serde_json::json!({
+            "spec": self.spec,
+            "args": self.args,
+            "requested": self.requested,
+        });
+        hex16(value.to_string().as_bytes())
+    }
+
+    /// What besides the commit or context shapes the image: `None` when all defaults.
+    fn variant(&self) -> Option<String> {
+        let path = self.spec.git.as_ref().and_then(|g| g.path.clone());
+        if path.is_none()
+            && self.spec.dockerfile.is_none()
+            && self.args.is_empty()
+            && self.spec.target.is_none()
+        {
+            return None;
+        }
+        let value = serde_json::json!({
+            "path": path,
+            "dockerfile": self.spec.dockerfile(),
+            "args": self.args,
+            "target": self.spec.target,
+        });
+        Some(hex16(value.to_string().as_bytes())[..8].to_owned())
+    }
+
+    /// The image tag for `source` (a commit id, or `sha256:` and a context digest).
+    pub fn tag(&self, namespace: &str, cargo: &str, source: &str) -> String {
+        let id: String = source
+            .trim_start_matches("sha256:")
+            .chars()
+            .take(12)
+            .collect();
+        match self.variant() {
+            Some(v) => format!("{}:{id}-{v}", repository(namespace, cargo)),
+            None => format!("{}:{id}", repository(namespace, cargo)),
+        }
+    }
+}
+
+/// The repository of a cargo's built images.
+pub fn repository(namespace: &str, cargo: &str) -> String {
+    format!("nanocl.local/{namespace}/{cargo}")
+}
+
+fn hex16(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+fn now_text() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+/// The `poll` interval of a git build.
+fn poll_of(spec: &BuildSpec) -> Option<Duration> {
+    let poll = spec.git.as_ref()?.poll.as_deref()?;
+    nanocl_api_types::quantity::parse_duration_ms(poll)
+        .ok()
+        .map(Duration::from_millis)
+}
+
+/// Next after a settled build: the next poll, or the next change.
+fn settled(spec: &BuildSpec) -> Action {
+    poll_of(spec).map_or(Action::AwaitChange, Action::Requeue)
+}
+
+/// What was resolved to build.
+struct Source {
+    /// A commit id, or `sha256:…` of a context.
+    id: String,
+    /// git: what to fetch. Context: the packed tar.
+    kind: SourceKind,
+}
+
+enum SourceKind {
+    Git(git::Resolved),
+    Context(context::Packed),
+}
+
+/// Reconciles the build of the cargo at `key`.
+pub async fn reconcile<S: Store + Clone, D: Docker>(
+    shared: &Arc<Shared<S, D>>,
+    builds: &Builds,
+    key: &str,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<Action, ReconcileError> {
+    let Some(cargo) = shared.hub.get_key::<CargoObject>(key) else {
+        return Ok(Action::AwaitChange);
+    };
+    if cargo.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::AwaitChange);
+    }
+    let namespace = cargo.metadata.namespace.clone().unwrap_or_default();
+    let cluster = shared.hub.get(&ObjectRef::<ClusterObject>::new(
+        Some(&namespace),
+        &cargo.spec.cluster,
+    ));
+    let settings = match Settings::of(&cargo, cluster.as_deref()) {
+        None => return Ok(Action::AwaitChange),
+        // The Cargo controller says why (the cluster or a variable is missing).
+        Some(Err(_)) if cluster.is_none() => return Ok(Action::AwaitChange),
+        Some(Err(message)) => {
+            let status = BuildStatus {
+                phase: phase::FAILED.into(),
+                message,
+                ..carry(cargo.status.as_ref().and_then(|s| s.build.as_ref()))
+            };
+            save(shared, &cargo, &status).await?;
+            return Ok(Action::AwaitChange);
+        }
+        Some(Ok(s)) => s,
+    };
+    let settings_key = settings.key();
+    let previous = cargo.status.as_ref().and_then(|s| s.build.clone());
+    let same_settings = previous.as_ref().is_some_and(|p| p.key == settings_key);
+    let settled_before = previous.as_ref().is_some_and(|p| {
+        p.phase == phase::SUCCEEDED
+            || (p.phase == phase::FAILED && (p.commit.is_some() || p.context_hash.is_some()))
+    });
+    let poll = poll_of(&settings.spec);
+    if same_settings && settled_before {
+        // Without poll, settled settings are not looked at again (a new commit needs a
+        // spec change or `nanocl build`); with it, once per interval.
+        let Some(poll) = poll else {
+            return Ok(Action::AwaitChange);
+        };
+        let checked = builds
+            .checked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(key)
+            .filter(|(k, _)| *k == settings_key)
+            .map(|(_, at)| at.elapsed());
+        if let Some(elapsed) = checked {
+            if elapsed < poll {
+                return Ok(Action::Requeue(poll - elapsed));
+            }
+        }
+    }
+    builds
+        .checked
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(
+            key.to_owned(),
+            (settings_key.clone(), tokio::time::Instant::now()),
+        );
+
+    // What to build: a commit, or a context's content.
+    let source = match resolve(&settings).await {
+        Ok(source) => source,
+        Err(message) => {
+            let status = BuildStatus {
+                phase: phase::FAILED.into(),
+                key: settings_key,
+                message,
+                finished: Some(now_text()),
+                ..carry(previous.as_ref())
+            };
+            if previous.as_ref() != Some(&status) {
+                save(shared, &cargo, &status).await?;
+            }
+            return Ok(Action::Requeue(
+                poll.map_or(RETRY_RESOLVE, |p| p.min(RETRY_RESOLVE)),
+            ));
+        }
+    };
+    let (commit, context_hash) = match &source.kind {
+        SourceKind::Git(_) => (Some(source.id.clone()), None),
+        SourceKind::Context(_) => (None, Some(source.id.clone())),
+    };
+    // The same settings and source as the latest build: done (succeeded or failed).
+    if same_settings
+        && settled_before
+        && previous
+            .as_ref()
+            .is_some_and(|p| p.commit == commit && p.context_hash == context_hash)
+    {
+        return Ok(settled(&settings.spec));
+    }
+    let tag = settings.tag(&namespace, &cargo.metadata.name, &source.id);
+    // Built before (the same commit, or an identical context): never again.
+    if let Some(id) = shared.docker.image_id(&tag).await? {
+        let status = BuildStatus {
+            phase: phase::SUCCEEDED.into(),
+            key: settings_key,
+            commit,
+            context_hash,
+            started: None,
+            finished: None,
+            message: format!("{tag} was built before; not built again"),
+            log: Vec::new(),
+            image: Some(tag),
+            image_id: Some(id),
+            node: shared.node.clone(),
+        };
+        save(shared, &cargo, &status).await?;
+        return Ok(settled(&settings.spec));
+    }
+    let started = now_text();
+    let building = BuildStatus {
+        phase: phase::BUILDING.into(),
+        key: settings_key.clone(),
+        commit: commit.clone(),
+        context_hash: context_hash.clone(),
+        started: Some(started.clone()),
+        finished: None,
+        message: format!("building {tag}"),
+        log: Vec::new(),
+        ..carry(previous.as_ref())
+    };
+    save(shared, &cargo, &building).await?;
+    let object = ObjectRef::<CargoObject>::of(&*cargo).store_key();
+    let outcome = {
+        let work = build(
+            shared,
+            &settings,
+            &namespace,
+            &cargo.metadata.name,
+            source,
+            &tag,
+        );
+        let timeout = Duration::from_millis(settings.spec.timeout_ms());
+        let moved_on = moved_on(shared, key, &settings_key);
+        tokio::pin!(work, moved_on, shutdown);
+        tokio::select! {
+            result = tokio::time::timeout(timeout, &mut work) => match result {
+                Ok(outcome) => outcome,
+                Err(_) => Outcome::Failed {
+                    message: format!("the build took longer than its timeout ({})", settings.spec.timeout.as_deref().unwrap_or(nanocl_api_types::cargo::v1::DEFAULT_BUILD_TIMEOUT)),
+                    log: Vec::new(),
+                },
+            },
+            () = &mut moved_on => {
+                tracing::info!(cargo = %object, %tag, "build cancelled: the spec changed");
+                // The new settings are built next.
+                return Ok(Action::Requeue(Duration::ZERO));
+            }
+            () = &mut shutdown => {
+                tracing::info!(cargo = %object, %tag, "build cancelled: nanocld is stopping");
+                return Ok(Action::AwaitChange);
+            }
+        }
+    };
+    // The object as it is now: the status is written over its latest version.
+    let Some(current) = shared.hub.get_key::<CargoObject>(key) else {
+        return Ok(Action::AwaitChange);
+    };
+    let finished = Some(now_text());
+    let any = CargoObject::clone(&current).into_any();
+    let status = match outcome {
+        Outcome::Built { id } => {
+            super::events::record(
+                &shared.store,
+                &any,
+                false,
+                "BuildSucceeded",
+                format!("built {tag}"),
+            )
+            .await;
+            BuildStatus {
+                phase: phase::SUCCEEDED.into(),
+                key: settings_key,
+                commit,
+                context_hash,
+                started: Some(started),
+                finished,
+                message: format!("built {tag}"),
+                log: Vec::new(),
+                image: Some(tag),
+                image_id: Some(id),
+                node: shared.node.clone(),
+            }
+        }
+        Outcome::Failed { message, log } => {
+            super::events::record(&shared.store, &any, true, "BuildFailed", message.clone()).await;
+            BuildStatus {
+                phase: phase::FAILED.into(),
+                key: settings_key,
+                commit,
+                context_hash,
+                started: Some(started),
+                finished,
+                message,
+                log,
+                ..carry(previous.as_ref())
+            }
+        }
+        Outcome::Transient(e) => {
+            // Docker went away mid-build: the next attempt builds again.
+            let status = BuildStatus {
+                phase: phase::FAILED.into(),
+                key: String::new(),
+                message: format!("the build was interrupted: {e}"),
+                ..carry(previous.as_ref())
+            };
+            save(shared, &current, &status).await?;
+            return Err(e.into());
+        }
+    };
+    save(shared, &current, &status).await?;
+    Ok(settled(&settings.spec))
+}
+
+/// The image of the last successful build, for a status about a newer attempt.
+fn carry(previous: Option<&BuildStatus>) -> BuildStatus {
+    BuildStatus {
+        image: previous.and_then(|p| p.image.clone()),
+        image_id: previous.and_then(|p| p.image_id.clone()),
+        node: previous.and_then(|p| p.node.clone()),
+        ..BuildStatus::default()
+    }
+}
+
+async fn save<S: Store + Clone, D: Docker>(
+    shared: &Shared<S, D>,
+    cargo: &CargoObject,
+    status: &BuildStatus,
+) -> Result<(), ReconcileError> {
+    let api = Api::<CargoObject, S>::new(shared.store.clone());
+    api.patch_status(
+        cargo,
+        &owners::CARGO_BUILD,
+        &serde_json::json!({ "build": status }),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Resolves once the cargo at `key` is gone or its build settings are no longer `settings_key`.
+async fn moved_on<S: Store + Clone, D: Docker>(
+    shared: &Shared<S, D>,
+    key: &str,
+    settings_key: &str,
+) {
+    loop {
+        tokio::time::sleep(CANCEL_CHECK).await;
+        let Some(cargo) = shared.hub.get_key::<CargoObject>(key) else {
+            return;
+        };
+        if cargo.metadata.deletion_timestamp.is_some() {
+            return;
+        }
+        let namespace = cargo.metadata.namespace.clone().unwrap_or_default();
+        let cluster = shared.hub.get(&ObjectRef::<ClusterObject>::new(
+            Some(&namespace),
+            &cargo.spec.cluster,
+        ));
+        match Settings::of(&cargo, cluster.as_deref()) {
+            Some(Ok(s)) if s.key() == settings_key => {}
+            _ => return,
+        }
+    }
+}
+
+/// Looks up what to build: the commit the ref names, or the context's content.
+async fn resolve(settings: &Settings) -> Result<Source, String> {
+    let spec = &settings.spec;
+    if let Some(g) = &spec.git {
+        let resolved = tokio::time::timeout(
+            RESOLVE_TIMEOUT,
+            git::resolve(&g.url, g.reference.as_deref()),
+        )
+        .await
+        .map_err(|_| {
+            format!(
+                "spec.container.build.git.url: {} did not answer within {}s",
+                g.url,
+                RESOLVE_TIMEOUT.as_secs()
+            )
+        })?
+        .map_err(|e| match e {
+            git::GitError::UnknownRef { .. } => format!("spec.container.build.git.ref: {e}"),
+            other => format!("spec.container.build.git.url: {other}"),
+        })?;
+        return Ok(Source {
+            id: resolved.commit.clone(),
+            kind: SourceKind::Git(resolved),
+        });
+    }
+    let dir = std::path::PathBuf::from(spec.context.clone().unwrap_or_default());
+    let options = context::Options {
+        dockerfile: spec.dockerfile().to_owned(),
+        skip_git: false,
+        mtime: None,
+    };
+    let packed = tokio::task::spawn_blocking(move || context::pack(&dir, &options))
+        .await
+        .map_err(|e| format!("spec.container.build.context: packing failed: {e}"))?
+        .map_err(|e| match e {
+            context::ContextError::NoDockerfile { .. } => {
+                format!("spec.container.build.dockerfile: {e}")
+            }
+            other => format!("spec.container.build.context: {other}"),
+        })?;
+    Ok(Source {
+        id: packed.hash.clone(),
+        kind: SourceKind::Context(packed),
+    })
+}
+
+/// How a build ended.
+enum Outcome {
+    Built {
+        id: String,
+    },
+    /// The build itself failed (the source, the Dockerfile): not retried for this source.
+    Failed {
+        message: String,
+        log: Vec<String>,
+    },
+    /// Docker failed (unreachable...): retried.
+    Transient(DockerError),
+}
+
+/// Fetches (git), packs and builds.
+async fn build<S: Store + Clone, D: Docker>(
+    shared: &Shared<S, D>,
+    settings: &Settings,
+    namespace: &str,
+    cargo: &str,
+    source: Source,
+    tag: &str,
+) -> Outcome {
+    let spec = &settings.spec;
+    let checkout = match tempfile::Builder::new().prefix("nanocl-build-").tempdir() {
+        Ok(d) => d,
+        Err(e) => {
+            return Outcome::Failed {
+                message: format!("cannot make a build directory: {e}"),
+                log: Vec::new(),
+            }
+        }
+    };
+    let packed = match source.kind {
+        SourceKind::Context(packed) => packed,
+        SourceKind::Git(resolved) => {
+            let Some(g) = &spec.git else {
+                return Outcome::Failed {
+                    message: "no git source".into(),
+                    log: Vec::new(),
+                };
+            };
+            let repo = checkout.path().join("repo");
+            if let Err(e) = git::fetch(&g.url, &resolved, &repo).await {
+                return Outcome::Failed {
+                    message: format!("spec.container.build.git.url: {e}"),
+                    log: Vec::new(),
+                };
+            }
+            let dir = match &g.path {
+                Some(p) => repo.join(p),
+                None => repo.clone(),
+            };
+            if !dir.is_dir() {
+                return Outcome::Failed {
+                    message: format!(
+                        "spec.container.build.git.path: no directory {:?} in commit {} of {}",
+                        g.path.as_deref().unwrap_or(""),
+                        resolved.commit,
+                        g.url
+                    ),
+                    log: Vec::new(),
+                };
+            }
+            let options = context::Options {
+                dockerfile: spec.dockerfile().to_owned(),
+                skip_git: true,
+                // A checkout's files all have the time of the checkout: a fixed one makes
+                // the same commit the same image, layer for layer.
+                mtime: Some(0),
+            };
+            let packed = tokio::task::spawn_blocking(move || context::pack(&dir, &options)).await;
+            match packed {
+                Ok(Ok(p)) => p,
+                Ok(Err(e @ context::ContextError::NoDockerfile { .. })) => {
+                    return Outcome::Failed {
+                        message: format!(
+                            "spec.container.build.dockerfile: {e} (commit {})",
+                            resolved.commit
+                        ),
+                        log: Vec::new(),
+                    }
+                }
+                Ok(Err(e)) => {
+                    return Outcome::Failed {
+                        message: format!("packing the context: {e}"),
+                        log: Vec::new(),
+                    }
+                }
+                Err(e) => {
+                    return Outcome::Failed {
+                        message: format!("packing the context: {e}"),
+                        log: Vec::new(),
+                    }
+                }
+            }
+        }
+    };
+    let mut image_labels = BTreeMap::new();
+    image_labels.insert(labels::MANAGED.to_owned(), "true".to_owned());
+    image_labels.insert(labels::NAMESPACE.to_owned(), namespace.to_owned());
+    image_labels.insert(labels::CARGO.to_owned(), cargo.to_owned());
+    image_labels.insert(BUILT_LABEL.to_owned(), shared.instance.clone());
+    image_labels.insert(SOURCE_LABEL.to_owned(), source.id.clone());
+    let request = BuildRequest {
+        tag: tag.to_owned(),
+        dockerfile: spec.dockerfile().to_owned(),
+        args: settings.args.clone(),
+        target: spec.target.clone(),
+        labels: image_labels,
+        context: packed.tar.path().to_path_buf(),
+    };
+    let mut tail: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+    let mut events = shared.docker.build_image(request);
+    let mut partial = String::new();
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(BuildEvent::Output(text)) => {
+                partial.push_str(&text);
+                while let Some(end) = partial.find('\n') {
+                    let line: String = partial.drain(..=end).collect();
+                    let line = line.trim_end().to_owned();
+                    if line.is_empty() {
+                        continue;
+                    }
+                    tracing::debug!(%tag, "{line}");
+                    tail.push_back(line);
+                    if tail.len() > LOG_TAIL {
+                        tail.pop_front();
+                    }
+                }
+            }
+            Ok(BuildEvent::Built { id }) => return Outcome::Built { id },
+            Err(DockerError::BuildFailed { message }) => {
+                if !partial.trim().is_empty() {
+                    tail.push_back(partial.trim_end().to_owned());
+                }
+                return Outcome::Failed {
+                    message: format!("building {tag} failed: {message}"),
+                    log: tail.into_iter().collect(),
+                };
+            }
+            Err(e) => return Outcome::Transient(e),
+        }
+    }
+    Outcome::Failed {
+        message: format!("the build of {tag} ended without an image"),
+        log: tail.into_iter().collect(),
+    }
+}

@@ -1,0 +1,435 @@
+//! Builds against the real dockerd and real git (no registry): a repository the test makes,
+//! served as a local path, as `file://` and by `git daemon` on a loopback port, with a
+//! Dockerfile `FROM busybox:stable` whose page busybox httpd serves; and a directory next
+//! to the manifest as a build context.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nanocl_e2e::docker::{docker, running, Scope};
+use nanocl_e2e::{condition, stderr, stdout, Daemon, StoreKind};
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "nanocl test")
+        .env("GIT_AUTHOR_EMAIL", "test@nanocl.invalid")
+        .env("GIT_COMMITTER_NAME", "nanocl test")
+        .env("GIT_COMMITTER_EMAIL", "test@nanocl.invalid")
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+const DOCKERFILE: &str = "FROM busybox:stable\nARG GREETING=hello\nCOPY index.html /www/index.html\nRUN echo \"$GREETING\" > /www/greeting.txt\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n";
+
+/// Writes the page and commits everything; answers the commit.
+fn commit(repo: &Path, page: &str, dockerfile: &str, message: &str) -> String {
+    std::fs::create_dir_all(repo.join("site")).expect("mkdir");
+    std::fs::write(repo.join("site/index.html"), page).expect("page");
+    std::fs::write(repo.join("site/Dockerfile"), dockerfile).expect("Dockerfile");
+    git(repo, &["add", "-A"]);
+    git(repo, &["commit", "-qm", message]);
+    git(repo, &["rev-parse", "HEAD"])
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The body of `GET /path` on a loopback port, or empty.
+fn page(port: u16, path: &str) -> String {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return String::new();
+    }
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn wait(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn cargo_json(d: &Daemon, ns: &str, name: &str) -> serde_json::Value {
+    let out = d.nanocl(&["-n", ns, "get", "cargo", name, "-o", "json"]);
+    serde_json::from_slice(&out.stdout).unwrap_or_default()
+}
+
+fn build_status(d: &Daemon, ns: &str, name: &str) -> serde_json::Value {
+    cargo_json(d, ns, name)["status"]["build"].clone()
+}
+
+/// A cargo that builds `git` (a YAML flow mapping) and publishes 8080 on `port`.
+fn git_cargo(ns: &str, name: &str, git: &str, port: u16) -> String {
+    format!(
+        "apiVersion: nanocl.io/v1\nkind: Cargo\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  cluster: dev\n  container:\n    build:\n      git: {git}\n      args: {{GREETING: \"{{{{ vars.GREETING }}}}\"}}\n    ports: [{{containerPort: 8080, hostPort: {port}}}]\n"
+    )
+}
+
+fn base(ns: &str) -> String {
+    format!(
+        "apiVersion: nanocl.io/v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\napiVersion: nanocl.io/v1\nkind: Cluster\nmetadata: {{name: dev, namespace: {ns}}}\nspec:\n  variables: {{GREETING: bonjour}}\n"
+    )
+}
+
+fn apply(d: &Daemon, file: &Path, yaml: &str) {
+    std::fs::write(file, yaml).expect("write manifest");
+    let out = d.nanocl(&["apply", "-f", &file.display().to_string()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "apply: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
+/// `git daemon` serving `base` on a loopback port, killed on drop.
+struct GitDaemon(Child);
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn git_daemon(base: &Path, port: u16) -> GitDaemon {
+    let child = Command::new("git")
+        .args([
+            "daemon",
+            "--reuseaddr",
+            "--export-all",
+            "--listen=127.0.0.1",
+            &format!("--port={port}"),
+            &format!("--base-path={}", base.display()),
+            &base.display().to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("git daemon starts");
+    wait("git daemon", Duration::from_secs(10), || {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    GitDaemon(child)
+}
+
+fn image_of(container: &str) -> String {
+    docker(&["inspect", "-f", "{{.Image}}", container])
+}
+
+fn events(d: &Daemon, ns: &str) -> String {
+    stdout(&d.nanocl(&["-n", ns, "events"]))
+}
+
+#[test]
+fn a_git_repository_should_build_run_follow_its_branch_and_say_what_failed() {
+    let scope = Scope::new("build");
+    let ns = scope.ns.clone();
+    let d = Daemon::start_with_controllers(StoreKind::Embedded);
+    let work = tempfile::tempdir().expect("tmp");
+    let repo = work.path().join("repo");
+    std::fs::create_dir_all(&repo).expect("mkdir");
+    git(&repo, &["init", "-q", "-b", "main"]);
+    let first = commit(&repo, "version one", DOCKERFILE, "one");
+    let manifests = work.path().join("manifests");
+    std::fs::create_dir_all(&manifests).expect("mkdir");
+    let file = manifests.join("web.yaml");
+    let port = free_port();
+    let url = repo.display().to_string();
+    let yaml = format!(
+        "{}---\n{}",
+        base(&ns),
+        git_cargo(
+            &ns,
+            "web",
+            &format!("{{url: \"{url}\", ref: main, path: site, poll: 1s}}"),
+            port
+        )
+    );
+
+    // Apply: built from the local path, running, serving the committed page.
+    apply(&d, &file, &yaml);
+    wait(
+        "the page of the first commit",
+        Duration::from_secs(120),
+        || page(port, "/") == "version one",
+    );
+    let build = build_status(&d, &ns, "web");
+    assert_eq!(build["phase"], "Succeeded", "{build:#}");
+    assert_eq!(build["commit"], first.as_str(), "{build:#}");
+    let tag = format!("nanocl.local/{ns}/web:{}", &first[..12]);
+    assert!(
+        build["image"]
+            .as_str()
+            .is_some_and(|i| i.starts_with(&format!("{tag}-"))),
+        "tagged by commit (and a suffix for path and args): {build:#}"
+    );
+    assert_eq!(
+        page(port, "/greeting.txt"),
+        "bonjour",
+        "args rendered from the cluster's variables"
+    );
+    let web = scope.cargo("web");
+    let replica = running(&web).pop().expect("a replica");
+    assert_eq!(
+        image_of(&replica),
+        build["imageId"].as_str().unwrap_or_default()
+    );
+    let started = build["started"].clone();
+
+    // The same file again: nothing is built.
+    apply(&d, &file, &yaml);
+    std::thread::sleep(Duration::from_secs(3));
+    let again = build_status(&d, &ns, "web");
+    assert_eq!(again["started"], started, "not built again: {again:#}");
+    assert_eq!(
+        events(&d, &ns).matches("BuildSucceeded").count(),
+        1,
+        "{}",
+        events(&d, &ns)
+    );
+
+    // A new commit on the branch: polled, built, rolled out.
+    let second = commit(&repo, "version two", DOCKERFILE, "two");
+    wait(
+        "the page of the second commit",
+        Duration::from_secs(120),
+        || page(port, "/") == "version two",
+    );
+    assert_eq!(build_status(&d, &ns, "web")["commit"], second.as_str());
+
+    // A Dockerfile that fails: BuildFailed with the failing step, the old replica serves.
+    let broken = DOCKERFILE.replace("CMD", "RUN echo about to fail && exit 3\nCMD");
+    let third = commit(&repo, "version three", &broken, "three");
+    wait("the failed build", Duration::from_secs(120), || {
+        let b = build_status(&d, &ns, "web");
+        b["phase"] == "Failed" && b["commit"] == third.as_str()
+    });
+    let cargo = cargo_json(&d, &ns, "web");
+    let failed = &cargo["status"]["build"];
+    let log = failed["log"].to_string();
+    assert!(
+        log.contains("about to fail"),
+        "the output's last lines: {failed:#}"
+    );
+    assert!(
+        failed["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("returned a non-zero code: 3"),
+        "{failed:#}"
+    );
+    assert_eq!(
+        condition(&cargo["status"], "Ready"),
+        ("False".into(), "BuildFailed".into()),
+        "{cargo:#}"
+    );
+    assert_eq!(
+        page(port, "/"),
+        "version two",
+        "the previous image still serves"
+    );
+    let describe = stdout(&d.nanocl(&["-n", &ns, "describe", "cargo", "web"]));
+    assert!(
+        describe.contains("Build:") && describe.contains("Failed"),
+        "{describe}"
+    );
+
+    // Bad sources: each says which field and why.
+    let bad = [
+        (
+            "bad-ref",
+            format!("{{url: \"{url}\", ref: nope}}"),
+            "spec.container.build.git.ref",
+            "\"nope\"",
+        ),
+        (
+            "bad-url",
+            "{url: \"git://127.0.0.1:9/none\"}".to_owned(),
+            "spec.container.build.git.url",
+            "git://127.0.0.1:9/none",
+        ),
+        (
+            "bad-path",
+            format!("{{url: \"{url}\", path: missing}}"),
+            "spec.container.build.git.path",
+            "\"missing\"",
+        ),
+    ];
+    let mut bad_yaml = String::new();
+    for (name, git, _, _) in &bad {
+        bad_yaml.push_str(&format!("---\n{}", git_cargo(&ns, name, git, free_port())));
+    }
+    apply(&d, &manifests.join("bad.yaml"), &bad_yaml);
+    for (name, _, field, detail) in &bad {
+        wait(&format!("{name} to fail"), Duration::from_secs(60), || {
+            build_status(&d, &ns, name)["phase"] == "Failed"
+        });
+        let cargo = cargo_json(&d, &ns, name);
+        let message = cargo["status"]["build"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        assert!(
+            message.starts_with(field) && message.contains(detail),
+            "{name}: {message}"
+        );
+        assert_eq!(
+            condition(&cargo["status"], "Ready"),
+            ("False".into(), "BuildFailed".into()),
+            "{cargo:#}"
+        );
+    }
+
+    // The same repository as file:// and through git daemon.
+    let git_port = free_port();
+    let _daemon = git_daemon(work.path(), git_port);
+    let (file_port, daemon_port) = (free_port(), free_port());
+    let others = format!(
+        "{}---\n{}",
+        git_cargo(
+            &ns,
+            "via-file",
+            &format!("{{url: \"file://{url}\", ref: {second}, path: site}}"),
+            file_port
+        ),
+        git_cargo(
+            &ns,
+            "via-daemon",
+            &format!("{{url: \"git://127.0.0.1:{git_port}/repo\", ref: main, path: site}}"),
+            daemon_port
+        ),
+    );
+    // `main` is broken now: the daemon's cargo builds the commit before, by id.
+    let others = others.replace(
+        "ref: main, path: site}",
+        &format!("ref: {second}, path: site}}"),
+    );
+    apply(&d, &manifests.join("others.yaml"), &others);
+    wait(
+        "file:// and git:// builds serving",
+        Duration::from_secs(120),
+        || page(file_port, "/") == "version two" && page(daemon_port, "/") == "version two",
+    );
+
+    let out = d.nanocl(&["delete", "ns", &ns, "--wait", "--timeout", "60s"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn a_directory_next_to_the_manifest_should_build_once_per_content() {
+    let scope = Scope::new("ctx");
+    let ns = scope.ns.clone();
+    let d = Daemon::start_with_controllers(StoreKind::Embedded);
+    let work = tempfile::tempdir().expect("tmp");
+    let app = work.path().join("app");
+    std::fs::create_dir_all(&app).expect("mkdir");
+    std::fs::write(
+        app.join("Dockerfile"),
+        DOCKERFILE
+            .replace("index.html", "page.txt")
+            .replace("/www/page.txt", "/www/index.html"),
+    )
+    .expect("Dockerfile");
+    std::fs::write(app.join("page.txt"), "from a directory").expect("page");
+    std::fs::write(app.join(".dockerignore"), "*.log\n").expect("ignore");
+    let port = free_port();
+    let yaml = format!(
+        "{}---\napiVersion: nanocl.io/v1\nkind: Cargo\nmetadata: {{name: site, namespace: {ns}}}\nspec:\n  cluster: dev\n  container:\n    build: {{context: ./app}}\n    ports: [{{containerPort: 8080, hostPort: {port}}}]\n",
+        base(&ns)
+    );
+    let file = work.path().join("site.yaml");
+    apply(&d, &file, &yaml);
+    wait("the page", Duration::from_secs(120), || {
+        page(port, "/") == "from a directory"
+    });
+    let live = cargo_json(&d, &ns, "site");
+    assert_eq!(
+        live["spec"]["container"]["build"]["context"],
+        app.display().to_string(),
+        "resolved against the manifest's directory"
+    );
+    let first = live["status"]["build"].clone();
+    assert!(
+        first["contextHash"]
+            .as_str()
+            .is_some_and(|h| h.starts_with("sha256:")),
+        "{first:#}"
+    );
+
+    // An ignored file changes nothing; `nanocl build` looks again and builds nothing new.
+    std::fs::write(app.join("debug.log"), "noise").expect("log");
+    let out = d.nanocl(&["-n", &ns, "build", "cargo", "site"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    wait("the forced look", Duration::from_secs(30), || {
+        let b = build_status(&d, &ns, "site");
+        b["phase"] == "Succeeded" && b["key"] != first["key"]
+    });
+    let b = build_status(&d, &ns, "site");
+    assert_eq!(
+        b["image"], first["image"],
+        "identical content, same image: {b:#}"
+    );
+    assert_eq!(events(&d, &ns).matches("BuildSucceeded").count(), 1);
+
+    // Changed content: a new image, rolled out.
+    std::fs::write(app.join("page.txt"), "changed").expect("page");
+    let out = d.nanocl(&["-n", &ns, "build", "cargo", "site"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    wait("the new page", Duration::from_secs(120), || {
+        page(port, "/") == "changed"
+    });
+
+    // From stdin there is no directory to resolve against: refused, saying why.
+    let mut child = Command::new(nanocl_e2e::bin_dir().join("nanocl"))
+        .args(["apply", "-f", "-"])
+        .env("NANOCL_HOST", &d.host)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("nanocl");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(yaml.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(
+        text.contains("spec.container.build.context") && text.contains("absolute path"),
+        "{text}"
+    );
+    let _ = PathBuf::new();
+    let out = d.nanocl(&["delete", "ns", &ns, "--wait", "--timeout", "60s"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
