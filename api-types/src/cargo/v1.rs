@@ -462,7 +462,8 @@ pub struct BuildSpec {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GitSource {
     /// Any URL git reaches from the nanocld host: `https://`, `ssh://`, `git://`,
-    /// `file://`, `user@host:path`, or an absolute local path.
+    /// `file://`, `user@host:path`, or a local path (absolute, or `./…` / `../…`:
+    /// `nanocl apply` resolves it against the manifest's own directory).
     #[serde(default)]
     pub url: String,
     /// A branch, a tag or a full commit id (default: the remote's HEAD).
@@ -698,23 +699,33 @@ pub fn apply_defaults(cargo: &mut Cargo) {
     }
 }
 
-/// Resolves a relative `build.context` against `base` (the manifest's directory),
-/// lexically (`.` and `..` folded; the directory need not exist here).
+/// Resolves a relative `build.context`, and a `build.git.url` written `./…` or `../…`,
+/// against `base` (the manifest's directory), lexically (`.` and `..` folded; the
+/// directory need not exist here).
 pub fn resolve_context(cargo: &mut Cargo, base: &std::path::Path) {
-    let Some(context) = cargo
-        .spec
-        .container
-        .build
-        .as_mut()
-        .and_then(|b| b.context.as_mut())
-    else {
+    let Some(build) = cargo.spec.container.build.as_mut() else {
         return;
     };
-    if context.starts_with('/') || context.is_empty() {
-        return;
+    if let Some(context) = build.context.as_mut() {
+        if !context.starts_with('/') && !context.is_empty() {
+            *context = join_lexically(base, context);
+        }
     }
+    // A git URL written `./…` or `../…` is a local repository next to the manifest.
+    if let Some(git) = build.git.as_mut() {
+        if git.url.starts_with("./")
+            || git.url.starts_with("../")
+            || git.url == "."
+            || git.url == ".."
+        {
+            git.url = join_lexically(base, &git.url);
+        }
+    }
+}
+
+fn join_lexically(base: &std::path::Path, relative: &str) -> String {
     let mut parts: Vec<String> = Vec::new();
-    let joined = base.join(context.as_str());
+    let joined = base.join(relative);
     for component in joined.components() {
         match component {
             std::path::Component::ParentDir => {
@@ -724,7 +735,7 @@ pub fn resolve_context(cargo: &mut Cargo, base: &std::path::Path) {
             _ => {}
         }
     }
-    *context = format!("/{}", parts.join("/"));
+    format!("/{}", parts.join("/"))
 }
 
 /// Checks a Cargo, collecting every problem.
@@ -1181,6 +1192,12 @@ fn git_url(url: &str) -> Result<(), String> {
     }
     if url.starts_with('/') {
         return Ok(());
+    }
+    if url.starts_with('.') {
+        return Err(format!(
+            "a relative repository path {} needs the manifest's directory: nanocl apply -f FILE resolves it, stdin and the API cannot",
+            quoted(url)
+        ));
     }
     if let Some((scheme, _)) = url.split_once("://") {
         return Err(format!(

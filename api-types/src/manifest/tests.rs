@@ -355,3 +355,55 @@ fn update_and_autoscale_should_be_checked_where_they_are_written() {
         "{got:?}"
     );
 }
+
+#[test]
+fn build_should_be_checked_where_it_is_written_and_resolved_against_the_file() {
+    let text = CARGO.replace(
+        "    ports:\n",
+        "    build:\n      git: {url: \"-upload-pack=x\", ref: \"a..b\", path: \"../up\", poll: 10ms}\n      context: rel\n      dockerfile: /abs\n      args: {\"1X\": \"{{ vars.A\"}\n      target: \"a b\"\n      timeout: 0s\n    imagePullPolicy: Always\n    ports:\n",
+    );
+    assert_eq!(
+        errors(&text),
+        vec![
+            "m.yaml:8:12: spec.container.image: give either image or build, not both: a built image is named by nanocl",
+            "m.yaml:16:22: spec.container.imagePullPolicy: not with build: a built image is never pulled",
+            "m.yaml:11:16: spec.container.build.context: give either git or context, not both",
+            "m.yaml:10:18: spec.container.build.git.url: invalid git URL \"-upload-pack=x\"",
+            "m.yaml:10:41: spec.container.build.git.ref: invalid git ref \"a..b\"",
+            "m.yaml:10:55: spec.container.build.git.path: must stay inside the repository or context (no \"..\"), got \"../up\"",
+            "m.yaml:10:70: spec.container.build.git.poll: must be at least 1s, got \"10ms\"",
+            "m.yaml:11:16: spec.container.build.context: must be an absolute path on the nanocld host, got \"rel\" (nanocl apply resolves a relative one against the manifest's directory)",
+            "m.yaml:12:19: spec.container.build.dockerfile: must be relative (to the repository or context), got \"/abs\"",
+            "m.yaml:13:20: spec.container.build.args.1X: invalid name \"1X\": letters, digits and '_', not starting with a digit",
+            "m.yaml:13:20: spec.container.build.args.1X: unclosed placeholder in \"{{ vars.A\": expected \"{{ vars.NAME }}\"",
+            "m.yaml:14:15: spec.container.build.target: invalid stage name \"a b\"",
+            "m.yaml:15:16: spec.container.build.timeout: must be more than 0",
+        ]
+    );
+    // Relative paths resolve against the file's directory; without one they are refused.
+    let relative = CARGO.replace(
+        "    image: busybox:1.36\n",
+        "    build: {git: {url: ../repo, path: site}}\n",
+    );
+    let options = DecodeOptions {
+        base_dir: Some("/srv/manifests".into()),
+        ..DecodeOptions::default()
+    };
+    let decoded = decode_str("m.yaml", &relative, &options);
+    assert!(decoded.errors.is_empty(), "{:?}", decoded.errors);
+    let AnyObject::Cargo(cargo) = &decoded.manifests[0].object else {
+        panic!("not a cargo")
+    };
+    let build = cargo.spec.container.build.as_ref().expect("build");
+    assert_eq!(
+        build.git.as_ref().map(|g| g.url.as_str()),
+        Some("/srv/repo")
+    );
+    assert_eq!(cargo.spec.container.image_pull_policy, None, "never pulled");
+    let got = errors(&relative);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].contains("spec.container.build.git.url: a relative repository path \"../repo\" needs the manifest's directory"),
+        "{got:?}"
+    );
+}
