@@ -5,7 +5,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -203,6 +203,13 @@ fn a_git_repository_should_build_run_follow_its_branch_and_say_what_failed() {
         build["imageId"].as_str().unwrap_or_default()
     );
     let started = build["started"].clone();
+    let log = stdout(&d.nanocl(&["-n", &ns, "logs", "cargo", "web", "--build"]));
+    assert!(
+        log.contains(&format!("building {tag}"))
+            && log.contains("Step 1/")
+            && log.contains("built nanocl.local/"),
+        "the build's output: {log}"
+    );
 
     // The same file again: nothing is built.
     apply(&d, &file, &yaml);
@@ -228,10 +235,16 @@ fn a_git_repository_should_build_run_follow_its_branch_and_say_what_failed() {
     // A Dockerfile that fails: BuildFailed with the failing step, the old replica serves.
     let broken = DOCKERFILE.replace("CMD", "RUN echo about to fail && exit 3\nCMD");
     let third = commit(&repo, "version three", &broken, "three");
-    wait("the failed build", Duration::from_secs(120), || {
-        let b = build_status(&d, &ns, "web");
-        b["phase"] == "Failed" && b["commit"] == third.as_str()
-    });
+    wait(
+        "the failed build, said on the cargo",
+        Duration::from_secs(120),
+        || {
+            let c = cargo_json(&d, &ns, "web");
+            c["status"]["build"]["phase"] == "Failed"
+                && c["status"]["build"]["commit"] == third.as_str()
+                && condition(&c["status"], "Ready") == ("False".into(), "BuildFailed".into())
+        },
+    );
     let cargo = cargo_json(&d, &ns, "web");
     let failed = &cargo["status"]["build"];
     let log = failed["log"].to_string();
@@ -255,6 +268,12 @@ fn a_git_repository_should_build_run_follow_its_branch_and_say_what_failed() {
         page(port, "/"),
         "version two",
         "the previous image still serves"
+    );
+    let log = stdout(&d.nanocl(&["-n", &ns, "logs", "cargo", "web", "--build", "--tail", "3"]));
+    assert_eq!(log.lines().count(), 3, "{log}");
+    assert!(
+        log.contains("error: The command") && log.contains("non-zero code: 3"),
+        "{log}"
     );
     let describe = stdout(&d.nanocl(&["-n", &ns, "describe", "cargo", "web"]));
     assert!(
@@ -290,7 +309,9 @@ fn a_git_repository_should_build_run_follow_its_branch_and_say_what_failed() {
     apply(&d, &manifests.join("bad.yaml"), &bad_yaml);
     for (name, _, field, detail) in &bad {
         wait(&format!("{name} to fail"), Duration::from_secs(60), || {
-            build_status(&d, &ns, name)["phase"] == "Failed"
+            let c = cargo_json(&d, &ns, name);
+            c["status"]["build"]["phase"] == "Failed"
+                && condition(&c["status"], "Ready") == ("False".into(), "BuildFailed".into())
         });
         let cargo = cargo_json(&d, &ns, name);
         let message = cargo["status"]["build"]["message"]
@@ -399,13 +420,66 @@ fn a_directory_next_to_the_manifest_should_build_once_per_content() {
     );
     assert_eq!(events(&d, &ns).matches("BuildSucceeded").count(), 1);
 
-    // Changed content: a new image, rolled out.
-    std::fs::write(app.join("page.txt"), "changed").expect("page");
+    // Changed content: a new image, rolled out; five times: the oldest images go.
+    let images = || {
+        let mut tags: Vec<String> = docker(&[
+            "images",
+            "--format",
+            "{{.Tag}}",
+            "--filter",
+            &format!("label=io.nanocl.namespace={ns}"),
+        ])
+        .lines()
+        .map(str::to_owned)
+        .collect();
+        tags.sort();
+        tags
+    };
+    for n in 1..=5 {
+        let content = format!("changed {n}");
+        std::fs::write(app.join("page.txt"), &content).expect("page");
+        let out = d.nanocl(&["-n", &ns, "build", "cargo", "site"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        wait("the new page", Duration::from_secs(120), || {
+            page(port, "/") == content
+        });
+    }
+    let current = build_status(&d, &ns, "site")["image"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    wait("the old images collected", Duration::from_secs(30), || {
+        images().len() == 3
+    });
+    assert!(
+        images().iter().any(|t| current.ends_with(&format!(":{t}"))),
+        "the running image stays: {:?} {current}",
+        images()
+    );
+
+    // Follow a slow build from its start to its end.
+    let dockerfile = std::fs::read_to_string(app.join("Dockerfile")).expect("read");
+    std::fs::write(
+        app.join("Dockerfile"),
+        format!("{dockerfile}RUN sleep 2 && echo slow step done\n"),
+    )
+    .expect("Dockerfile");
     let out = d.nanocl(&["-n", &ns, "build", "cargo", "site"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    wait("the new page", Duration::from_secs(120), || {
-        page(port, "/") == "changed"
+    wait("the slow build to start", Duration::from_secs(30), || {
+        build_status(&d, &ns, "site")["phase"] == "Building"
     });
+    let followed = d.nanocl(&["-n", &ns, "logs", "cargo", "site", "--build", "-f"]);
+    assert_eq!(followed.status.code(), Some(0), "{}", stderr(&followed));
+    let text = stdout(&followed);
+    assert!(
+        text.contains("slow step done")
+            && text
+                .lines()
+                .last()
+                .is_some_and(|l| l.starts_with("built nanocl.local/")),
+        "followed to the end: {text}"
+    );
 
     // From stdin there is no directory to resolve against: refused, saying why.
     let mut child = Command::new(nanocl_e2e::bin_dir().join("nanocl"))
@@ -429,7 +503,6 @@ fn a_directory_next_to_the_manifest_should_build_once_per_content() {
         text.contains("spec.container.build.context") && text.contains("absolute path"),
         "{text}"
     );
-    let _ = PathBuf::new();
     let out = d.nanocl(&["delete", "ns", &ns, "--wait", "--timeout", "60s"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }

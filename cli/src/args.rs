@@ -81,6 +81,11 @@ pub enum Command {
     /// Example: `nanocl build cargo web`, then `nanocl rollout status cargo web`
     Build(RolloutTarget),
     /// Print a cargo's output, every replica's lines prefixed with the replica.
+    ///
+    /// With --build, the output of the cargo's latest image build (-f follows a running
+    /// build to its end).
+    ///
+    /// Examples: `nanocl logs cargo web -f --tail 20`, `nanocl logs cargo web --build -f`
     Logs(LogsArgs),
     /// Show what the controllers did and what went wrong.
     Events(EventsArgs),
@@ -191,9 +196,14 @@ pub struct LogsArgs {
     #[arg(short = 'f', long = "follow")]
     pub follow: bool,
 
-    /// Only the last N lines of each replica.
+    /// Only the last N lines of each replica (of the build, with --build).
     #[arg(long, value_name = "N")]
     pub tail: Option<u32>,
+
+    /// The output of the cargo's latest image build instead (spec.container.build); with
+    /// -f, until the build ends.
+    #[arg(long)]
+    pub build: bool,
 }
 
 /// `nanocl cordon|uncordon|drain`.

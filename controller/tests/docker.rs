@@ -73,6 +73,7 @@ conformance! {
     events_should_report_labelled_container_changes;
     host_info_should_describe_the_host;
     stats_should_measure_running_containers;
+    images_should_build_list_and_remove;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

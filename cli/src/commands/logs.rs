@@ -1,4 +1,4 @@
-//! `nanocl logs cargo NAME [-f] [--tail N]`.
+//! `nanocl logs cargo NAME [-f] [--tail N] [--build]`.
 
 use std::io::Write;
 
@@ -33,6 +33,9 @@ pub async fn run(cli: &Cli, args: &LogsArgs, out: &mut impl Write) -> anyhow::Re
     }
     if let Some(n) = args.tail {
         query.push(format!("tailLines={n}"));
+    }
+    if args.build {
+        query.push("build=true".to_owned());
     }
     let path = format!(
         "{}/log{}{}",

@@ -41,6 +41,8 @@ pub struct Query {
     pub follow: bool,
     /// `tailLines=N` (logs).
     pub tail_lines: Option<u32>,
+    /// `build=true` (logs): the output of the cargo's latest image build.
+    pub build: bool,
 }
 
 /// Parses the query string; unknown parameters are an error, not silently ignored.
@@ -74,6 +76,7 @@ pub fn parse_query(raw: Option<&str>) -> Result<Query, ApiError> {
             }
             "allowWatchBookmarks" => {}
             "follow" => query.follow = matches!(value.as_str(), "true" | "1" | ""),
+            "build" => query.build = matches!(value.as_str(), "true" | "1" | ""),
             "tailLines" => {
                 query.tail_lines = Some(value.parse().map_err(|_| {
                     ApiError::bad_request(format!("tailLines must be a non-negative integer, got {value:?}"))
@@ -81,7 +84,7 @@ pub fn parse_query(raw: Option<&str>) -> Result<Query, ApiError> {
             }
             other => {
                 return Err(ApiError::bad_request(format!(
-                    "unknown query parameter {other:?}: known are watch, resourceVersion, labelSelector, dryRun, follow, tailLines"
+                    "unknown query parameter {other:?}: known are watch, resourceVersion, labelSelector, dryRun, follow, tailLines, build"
                 )))
             }
         }

@@ -37,10 +37,22 @@ pub async fn serve<S: Store + Clone>(
         namespace: Some(namespace.clone()),
         name: name.to_owned(),
     };
-    if objects::read(&app.store, &key).await?.is_none() {
+    let Some(stored) = objects::read(&app.store, &key).await? else {
         return Err(ApiError::not_found(format!(
             "cargo {name:?} not found in namespace {namespace:?}"
         )));
+    };
+    if query.build {
+        let builds = match &stored.object {
+            nanocl_api_types::AnyObject::Cargo(c) => c.spec.container.build.is_some(),
+            _ => false,
+        };
+        if !builds {
+            return Err(ApiError::bad_request(format!(
+                "cargo {name:?} has no spec.container.build: it runs the image it names, nothing is built"
+            )));
+        }
+        return Ok(build_log(app, &namespace, name, query));
     }
     let docker = Engine::connect().await.map_err(|e| {
         ApiError::unavailable(format!(
@@ -135,4 +147,87 @@ async fn pump(
         return false;
     }
     true
+}
+
+/// How often a followed build log is read again.
+const BUILD_LOG_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// The output of a cargo's latest build (`crate::controllers::build::BuildLog`): the last
+/// `tailLines`, then, with `follow`, the lines as they come until the build ends.
+fn build_log<S: Store + Clone>(
+    app: Arc<App<S>>,
+    namespace: &str,
+    name: &str,
+    query: &Query,
+) -> Response {
+    use crate::controllers::build::BuildLog;
+    let key = BuildLog::key(namespace, name);
+    let (follow, tail) = (query.follow, query.tail_lines);
+    let (tx, mut rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(256);
+    let mut shutdown = app.shutdown.clone();
+    tokio::spawn(async move {
+        // The absolute index of the next line to send, in the build started at `started`.
+        let mut sent: Option<(String, usize)> = None;
+        loop {
+            let log = match app.store.get(&key).await {
+                Ok(Some(kv)) => serde_json::from_slice::<BuildLog>(&kv.value).ok(),
+                Ok(None) => None,
+                Err(e) => {
+                    let _ = tx
+                        .send(Ok(Bytes::from(format!(
+                            "error: reading the build log: {e}\n"
+                        ))))
+                        .await;
+                    return;
+                }
+            };
+            let done = match &log {
+                None if !follow => {
+                    let _ = tx.send(Ok(Bytes::from("no build has run yet\n"))).await;
+                    return;
+                }
+                None => false,
+                Some(log) => {
+                    let total = log.dropped + log.lines.len();
+                    let from = match &sent {
+                        Some((started, n)) if *started == log.started => *n,
+                        // First read (or a new build): the tail of it.
+                        _ => {
+                            if sent.is_some() {
+                                let header = format!("--- a new build: {} ---\n", log.image);
+                                if tx.send(Ok(Bytes::from(header))).await.is_err() {
+                                    return;
+                                }
+                            }
+                            let keep = tail.map_or(total, |t| (t as usize).min(total));
+                            total - keep
+                        }
+                    };
+                    let start = from.saturating_sub(log.dropped).min(log.lines.len());
+                    for line in &log.lines[start..] {
+                        if tx.send(Ok(Bytes::from(format!("{line}\n")))).await.is_err() {
+                            return;
+                        }
+                    }
+                    sent = Some((log.started.clone(), total));
+                    log.done
+                }
+            };
+            if !follow || done {
+                return;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(BUILD_LOG_POLL) => {}
+                _ = shutdown.wait_for(|v| *v) => return,
+                () = tx.closed() => return,
+            }
+        }
+    });
+    let body = Body::from_stream(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
 }

@@ -36,6 +36,10 @@ pub const BUILT_LABEL: &str = "io.nanocl.built";
 /// Label of a built image: the commit (git) or context hash it was built from.
 pub const SOURCE_LABEL: &str = "io.nanocl.build-source";
 
+/// Built images kept per cargo besides those in use: the newest ones (a `rollout undo`
+/// to a recent build finds its image).
+pub const KEEP_IMAGES: usize = 3;
+
 /// Builds running at once (each is a Docker build and a git fetch: CPU and disk bound).
 pub const CONCURRENCY: usize = 2;
 /// How long resolving a ref may take.
@@ -46,6 +50,46 @@ const CANCEL_CHECK: Duration = Duration::from_secs(1);
 const LOG_TAIL: usize = 20;
 /// A resolution that failed (unreachable, unknown ref) is tried again this often.
 const RETRY_RESOLVE: Duration = Duration::from_secs(60);
+
+/// The output of a cargo's latest build, kept in the store (`builds/{namespace}/{cargo}`)
+/// for `nanocl logs cargo NAME --build`: served by any nanocld, written by the leader's
+/// builder as the build goes (at most every `LOG_FLUSH`), at most `LOG_LINES` lines.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct BuildLog {
+    /// The image being built.
+    pub image: String,
+    /// When the build started (RFC 3339): a new value is a new build.
+    pub started: String,
+    /// Lines dropped from the front (the log keeps the last `LOG_LINES`).
+    pub dropped: usize,
+    /// The lines.
+    pub lines: Vec<String>,
+    /// The build ended.
+    pub done: bool,
+}
+
+impl BuildLog {
+    /// Its store key.
+    pub fn key(namespace: &str, cargo: &str) -> String {
+        format!("{LOG_PREFIX}{namespace}/{cargo}")
+    }
+
+    fn push(&mut self, line: String) {
+        self.lines.push(line);
+        if self.lines.len() > LOG_LINES {
+            let extra = self.lines.len() - LOG_LINES;
+            self.lines.drain(..extra);
+            self.dropped += extra;
+        }
+    }
+}
+
+/// Store prefix of the build logs.
+pub const LOG_PREFIX: &str = "builds/";
+/// Lines a build log keeps.
+const LOG_LINES: usize = 2000;
+/// How often a running build's log is written.
+const LOG_FLUSH: Duration = Duration::from_secs(1);
 
 /// Phases of `status.build.phase`.
 pub mod phase {
@@ -418,7 +462,73 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
         }
     };
     save(shared, &current, &status).await?;
+    collect_images(shared).await;
     Ok(settled(&settings.spec))
+}
+
+/// Removes the images this store's builder made that nothing needs: those of cargoes that
+/// are gone, and beyond the newest `KEEP_IMAGES` of each cargo, those neither its last
+/// build made nor a Replica runs. An image a container still uses stays (Docker refuses).
+/// Never an image nanocl did not build: only the `io.nanocl.built` label of this store
+/// counts, under the `nanocl.local/` repositories.
+pub async fn collect_images<S: Store + Clone, D: Docker>(shared: &Shared<S, D>) {
+    let filter = [format!("{BUILT_LABEL}={}", shared.instance)];
+    let images = match shared.docker.list_images(&filter).await {
+        Ok(images) => images,
+        Err(e) => {
+            tracing::warn!(error = %e, "listing built images failed");
+            return;
+        }
+    };
+    let mut by_cargo: HashMap<(String, String), Vec<crate::docker::Image>> = HashMap::new();
+    for image in images {
+        let (Some(ns), Some(cargo)) = (
+            image.labels.get(labels::NAMESPACE).cloned(),
+            image.labels.get(labels::CARGO).cloned(),
+        ) else {
+            continue;
+        };
+        by_cargo.entry((ns, cargo)).or_default().push(image);
+    }
+    for ((namespace, name), mut images) in by_cargo {
+        let cargo = shared
+            .hub
+            .get(&ObjectRef::<CargoObject>::new(Some(&namespace), &name));
+        let mut needed: std::collections::HashSet<String> = std::collections::HashSet::new();
+        if let Some(cargo) = &cargo {
+            if let Some(b) = cargo.status.as_ref().and_then(|s| s.build.as_ref()) {
+                needed.extend(b.image.iter().cloned());
+                needed.extend(b.image_id.iter().cloned());
+            }
+            for r in shared.hub.replicas_of(&namespace, &name) {
+                if let Some(t) = &r.spec.template {
+                    needed.insert(t.container.image.clone());
+                }
+            }
+        }
+        // Newest first; a cargo that is gone keeps none.
+        images.sort_by_key(|i| std::cmp::Reverse(i.created));
+        let keep = if cargo.is_some() { KEEP_IMAGES } else { 0 };
+        for image in images.into_iter().skip(keep) {
+            let used = needed.contains(&image.id) || image.tags.iter().any(|t| needed.contains(t));
+            if used {
+                continue;
+            }
+            let ours: Vec<&String> = image
+                .tags
+                .iter()
+                .filter(|t| t.starts_with("nanocl.local/"))
+                .collect();
+            for tag in ours {
+                match shared.docker.remove_image(tag).await {
+                    Ok(()) => {
+                        tracing::info!(image = %tag, "removed a built image no longer needed")
+                    }
+                    Err(e) => tracing::debug!(image = %tag, error = %e, "a built image stays"),
+                }
+            }
+        }
+    }
 }
 
 /// The image of the last successful build, for a status about a newer attempt.
@@ -630,10 +740,27 @@ async fn build<S: Store + Clone, D: Docker>(
         labels: image_labels,
         context: packed.tar.path().to_path_buf(),
     };
-    let mut tail: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+    let mut log = BuildLog {
+        image: tag.to_owned(),
+        started: now_text(),
+        ..BuildLog::default()
+    };
+    let log_key = BuildLog::key(namespace, cargo);
+    log.push(format!(
+        "building {tag} from {}",
+        source_text(settings, &source.id)
+    ));
+    write_log(shared, &log_key, &log).await;
+    let mut flushed = tokio::time::Instant::now();
     let mut events = shared.docker.build_image(request);
     let mut partial = String::new();
-    while let Some(event) = events.next().await {
+    let outcome = loop {
+        let Some(event) = events.next().await else {
+            break Outcome::Failed {
+                message: format!("the build of {tag} ended without an image"),
+                log: Vec::new(),
+            };
+        };
         match event {
             Ok(BuildEvent::Output(text)) => {
                 partial.push_str(&text);
@@ -643,28 +770,105 @@ async fn build<S: Store + Clone, D: Docker>(
                     if line.is_empty() {
                         continue;
                     }
-                    tracing::debug!(%tag, "{line}");
-                    tail.push_back(line);
-                    if tail.len() > LOG_TAIL {
-                        tail.pop_front();
-                    }
+                    log.push(line);
+                }
+                if flushed.elapsed() >= LOG_FLUSH {
+                    write_log(shared, &log_key, &log).await;
+                    flushed = tokio::time::Instant::now();
                 }
             }
-            Ok(BuildEvent::Built { id }) => return Outcome::Built { id },
+            Ok(BuildEvent::Built { id }) => {
+                log.push(format!("built {tag} ({id})"));
+                break Outcome::Built { id };
+            }
             Err(DockerError::BuildFailed { message }) => {
                 if !partial.trim().is_empty() {
-                    tail.push_back(partial.trim_end().to_owned());
+                    log.push(partial.trim_end().to_owned());
                 }
-                return Outcome::Failed {
+                log.push(format!("error: {message}"));
+                break Outcome::Failed {
                     message: format!("building {tag} failed: {message}"),
-                    log: tail.into_iter().collect(),
+                    log: Vec::new(),
                 };
             }
-            Err(e) => return Outcome::Transient(e),
+            Err(e) => {
+                log.push(format!("error: {e}"));
+                break Outcome::Transient(e);
+            }
+        }
+    };
+    log.done = true;
+    write_log(shared, &log_key, &log).await;
+    match outcome {
+        Outcome::Failed { message, .. } => {
+            let start = log.lines.len().saturating_sub(LOG_TAIL + 1);
+            // The status keeps the last lines before the error line (the message has it).
+            let end = log.lines.len().saturating_sub(1);
+            Outcome::Failed {
+                message,
+                log: log.lines[start..end].to_vec(),
+            }
+        }
+        other => other,
+    }
+}
+
+/// `commit C of URL` or `context DIR (sha256:…)`, for the log.
+fn source_text(settings: &Settings, id: &str) -> String {
+    match (&settings.spec.git, &settings.spec.context) {
+        (Some(g), _) => format!("commit {id} of {}", g.url),
+        (None, Some(dir)) => format!("{dir} ({id})"),
+        _ => id.to_owned(),
+    }
+}
+
+/// Writes a build log; a failure is logged, never the build's.
+async fn write_log<S: Store + Clone, D: Docker>(shared: &Shared<S, D>, key: &str, log: &BuildLog) {
+    let value = serde_json::to_vec(log).unwrap_or_default();
+    // Only the leader's builder writes it: a conflict is a write of a previous leader.
+    for _ in 0..3 {
+        let result = match shared.store.get(key).await {
+            Ok(Some(kv)) => {
+                shared
+                    .store
+                    .update(key, value.clone(), kv.mod_revision)
+                    .await
+            }
+            Ok(None) => shared.store.create(key, value.clone()).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(_) => return,
+            Err(
+                crate::store::StoreError::Conflict { .. }
+                | crate::store::StoreError::AlreadyExists { .. },
+            ) => continue,
+            Err(e) => {
+                tracing::warn!(%key, error = %e, "writing the build log failed");
+                return;
+            }
         }
     }
-    Outcome::Failed {
-        message: format!("the build of {tag} ended without an image"),
-        log: tail.into_iter().collect(),
+}
+
+/// Removes the build logs of cargoes that are gone.
+pub async fn collect_logs<S: Store + Clone, D: Docker>(shared: &Shared<S, D>) {
+    let Ok(list) = shared.store.list(LOG_PREFIX).await else {
+        return;
+    };
+    for kv in list.items {
+        let Some((namespace, name)) = kv
+            .key
+            .strip_prefix(LOG_PREFIX)
+            .and_then(|r| r.split_once('/'))
+        else {
+            continue;
+        };
+        if !shared
+            .hub
+            .exists(&ObjectRef::<CargoObject>::new(Some(namespace), name))
+        {
+            let _ = shared.store.delete(&kv.key, Some(kv.mod_revision)).await;
+        }
     }
 }

@@ -1283,6 +1283,9 @@ pub async fn collect_store_garbage_until<S: Store + Clone, D: Docker>(
         if let Err(e) = events::collect(&shared.store).await {
             tracing::warn!(error = %e, "collecting old events failed");
         }
+        // Built images of deleted cargoes, and old ones.
+        super::build::collect_images(shared).await;
+        super::build::collect_logs(shared).await;
     })
     .await;
 }

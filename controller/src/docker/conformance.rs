@@ -44,6 +44,69 @@ pub async fn cleanup<D: Docker>(docker: &D, prefix: &str) {
             let _ = docker.remove_network(&n.id).await;
         }
     }
+    if let Ok(images) = docker.list_images(&filter(prefix)).await {
+        for i in images {
+            for tag in &i.tags {
+                let _ = docker.remove_image(tag).await;
+            }
+        }
+    }
+}
+
+/// An image is built from a tar of its context, tagged and labelled, found by its labels,
+/// and removed; a second removal is fine; the build says its output as it goes.
+pub async fn images_should_build_list_and_remove<D: Docker>(docker: &D, prefix: &str, image: &str) {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!("FROM {image}\nRUN echo built > /built.txt\n"),
+    )
+    .expect("write the Dockerfile");
+    let packed = crate::builds::context::pack(
+        dir.path(),
+        &crate::builds::context::Options {
+            dockerfile: "Dockerfile".into(),
+            ..Default::default()
+        },
+    )
+    .expect("pack the context");
+    let tag = format!("nanocl.local/{prefix}/conformance:1");
+    let request = super::BuildRequest {
+        tag: tag.clone(),
+        dockerfile: "Dockerfile".into(),
+        labels: labels(prefix),
+        context: packed.tar.path().to_path_buf(),
+        ..Default::default()
+    };
+    let events: Vec<_> = docker.build_image(request).collect().await;
+    let (last, output) = events.split_last().expect("the build reports something");
+    assert!(
+        output
+            .iter()
+            .any(|e| matches!(e, Ok(super::BuildEvent::Output(text)) if text.contains("Step 1/"))),
+        "{events:?}"
+    );
+    let Ok(super::BuildEvent::Built { id }) = last else {
+        panic!("the build ends with the image: {events:?}")
+    };
+    assert!(id.starts_with("sha256:"), "{id}");
+    assert_eq!(
+        docker.image_id(&tag).await.expect("inspect").as_deref(),
+        Some(id.as_str())
+    );
+    let listed = docker.list_images(&filter(prefix)).await.expect("list");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].tags, vec![tag.clone()]);
+    assert_eq!(
+        listed[0].labels.get(TEST_LABEL).map(String::as_str),
+        Some(prefix)
+    );
+    docker.remove_image(&tag).await.expect("remove");
+    assert_eq!(docker.image_id(&tag).await.expect("inspect"), None);
+    docker
+        .remove_image(&tag)
+        .await
+        .expect("removing a missing image is fine");
 }
 
 /// Create → inspect → start → list → stop → remove, with labels and states as Docker has them.
