@@ -19,6 +19,7 @@ pub mod reference;
 pub mod replica;
 pub mod resource;
 pub mod schema;
+pub mod secret;
 pub mod selector;
 pub mod template;
 pub mod validation;

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::meta::{ObjectMeta, DEFAULT_NAMESPACE, RESERVED_PREFIX};
 use crate::path::FieldPath;
 use crate::validation::FieldErrors;
-use crate::{cargo, cluster, conversion, namespace, network, node, replica};
+use crate::{cargo, cluster, conversion, namespace, network, node, replica, secret};
 
 /// The API group of every nanocl kind.
 pub const GROUP: &str = "nanocl.io";
@@ -25,6 +25,8 @@ pub enum Kind {
     Cluster,
     /// A Docker network in a cluster.
     Network,
+    /// Named values for cargoes and builds, encrypted at rest (served in v1 only).
+    Secret,
     /// A replicable container.
     Cargo,
     /// A Docker host of nanocl (served in v1 only).
@@ -35,10 +37,11 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in the order objects are applied (containers last).
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::Namespace,
         Kind::Cluster,
         Kind::Network,
+        Kind::Secret,
         Kind::Cargo,
         Kind::Node,
         Kind::Replica,
@@ -50,6 +53,7 @@ impl Kind {
             Kind::Namespace => "Namespace",
             Kind::Cluster => "Cluster",
             Kind::Network => "Network",
+            Kind::Secret => "Secret",
             Kind::Cargo => "Cargo",
             Kind::Node => "Node",
             Kind::Replica => "Replica",
@@ -62,6 +66,7 @@ impl Kind {
             Kind::Namespace => "namespaces",
             Kind::Cluster => "clusters",
             Kind::Network => "networks",
+            Kind::Secret => "secrets",
             Kind::Cargo => "cargoes",
             Kind::Node => "nodes",
             Kind::Replica => "replicas",
@@ -74,6 +79,7 @@ impl Kind {
             Kind::Namespace => "ns",
             Kind::Cluster => "cl",
             Kind::Network => "net",
+            Kind::Secret => "sec",
             Kind::Cargo => "cg",
             Kind::Node => "no",
             Kind::Replica => "rp",
@@ -88,7 +94,7 @@ impl Kind {
     /// Whether the kind is served in `version` (`Node` is new in v1: v1alpha1 serves only
     /// the four original kinds).
     pub fn served_in(self, version: Version) -> bool {
-        version == Version::V1 || !matches!(self, Kind::Node | Kind::Replica)
+        version == Version::V1 || !matches!(self, Kind::Node | Kind::Replica | Kind::Secret)
     }
 
     /// The kind exactly as written in a manifest's `kind:`.
@@ -196,6 +202,8 @@ pub enum AnyObject {
     Cluster(cluster::v1::Cluster),
     /// A Network.
     Network(network::v1::Network),
+    /// A Secret.
+    Secret(secret::v1::Secret),
     /// A Cargo.
     Cargo(cargo::v1::Cargo),
     /// A Node.
@@ -211,6 +219,7 @@ impl AnyObject {
             AnyObject::Namespace(_) => Kind::Namespace,
             AnyObject::Cluster(_) => Kind::Cluster,
             AnyObject::Network(_) => Kind::Network,
+            AnyObject::Secret(_) => Kind::Secret,
             AnyObject::Cargo(_) => Kind::Cargo,
             AnyObject::Node(_) => Kind::Node,
             AnyObject::Replica(_) => Kind::Replica,
@@ -223,6 +232,7 @@ impl AnyObject {
             AnyObject::Namespace(o) => &o.metadata,
             AnyObject::Cluster(o) => &o.metadata,
             AnyObject::Network(o) => &o.metadata,
+            AnyObject::Secret(o) => &o.metadata,
             AnyObject::Cargo(o) => &o.metadata,
             AnyObject::Node(o) => &o.metadata,
             AnyObject::Replica(o) => &o.metadata,
@@ -235,6 +245,7 @@ impl AnyObject {
             AnyObject::Namespace(o) => &mut o.metadata,
             AnyObject::Cluster(o) => &mut o.metadata,
             AnyObject::Network(o) => &mut o.metadata,
+            AnyObject::Secret(o) => &mut o.metadata,
             AnyObject::Cargo(o) => &mut o.metadata,
             AnyObject::Node(o) => &mut o.metadata,
             AnyObject::Replica(o) => &mut o.metadata,
@@ -274,6 +285,7 @@ impl AnyObject {
             | AnyObject::Node(_)
             | AnyObject::Replica(_) => {}
             AnyObject::Network(o) => network::v1::apply_defaults(o),
+            AnyObject::Secret(o) => secret::v1::apply_defaults(o),
             AnyObject::Cargo(o) => cargo::v1::apply_defaults(o),
         }
     }
@@ -284,6 +296,7 @@ impl AnyObject {
             AnyObject::Namespace(o) => namespace::v1::validate(o),
             AnyObject::Cluster(o) => cluster::v1::validate(o),
             AnyObject::Network(o) => network::v1::validate(o),
+            AnyObject::Secret(o) => secret::v1::validate(o),
             AnyObject::Cargo(o) => cargo::v1::validate(o),
             AnyObject::Node(o) => node::v1::validate(o),
             AnyObject::Replica(o) => replica::v1::validate(o),
@@ -328,6 +341,9 @@ impl AnyObject {
             (AnyObject::Cargo(o), Version::V1alpha1) => {
                 serde_json::to_value(cargo::v1alpha1::from_v1(o.clone()))
             }
+            (AnyObject::Secret(_), Version::V1alpha1) => Err(serde::ser::Error::custom(
+                "Secret is served only in nanocl.io/v1",
+            )),
             (AnyObject::Node(_), Version::V1alpha1) => Err(serde::ser::Error::custom(
                 "Node is served only in nanocl.io/v1",
             )),
@@ -355,6 +371,7 @@ impl AnyObject {
             Kind::Namespace => AnyObject::Namespace(serde_json::from_value(value)?),
             Kind::Cluster => AnyObject::Cluster(serde_json::from_value(value)?),
             Kind::Network => AnyObject::Network(serde_json::from_value(value)?),
+            Kind::Secret => AnyObject::Secret(serde_json::from_value(value)?),
             Kind::Cargo => AnyObject::Cargo(serde_json::from_value(value)?),
             Kind::Node => AnyObject::Node(serde_json::from_value(value)?),
             Kind::Replica => AnyObject::Replica(serde_json::from_value(value)?),

@@ -4,7 +4,7 @@
 
 use crate::meta::ObjectMeta;
 use crate::object::{AnyObject, Kind, Version};
-use crate::{cargo, cluster, namespace, network, node, replica};
+use crate::{cargo, cluster, namespace, network, node, replica, secret};
 
 /// A kind of object, in its storage version.
 pub trait Resource: Clone + std::fmt::Debug + serde::Serialize + Send + Sync + 'static {
@@ -68,6 +68,7 @@ macro_rules! resource {
 resource!(namespace::v1::Namespace, Namespace);
 resource!(cluster::v1::Cluster, Cluster);
 resource!(network::v1::Network, Network);
+resource!(secret::v1::Secret, Secret, &[Version::V1]);
 resource!(cargo::v1::Cargo, Cargo);
 resource!(node::v1::Node, Node, &[Version::V1]);
 resource!(replica::v1::Replica, Replica, &[Version::V1]);
@@ -87,6 +88,7 @@ mod tests {
                 kind_of::<namespace::v1::Namespace>(),
                 kind_of::<cluster::v1::Cluster>(),
                 kind_of::<network::v1::Network>(),
+                kind_of::<secret::v1::Secret>(),
                 kind_of::<cargo::v1::Cargo>(),
                 kind_of::<node::v1::Node>(),
                 kind_of::<replica::v1::Replica>(),

@@ -4,7 +4,7 @@ use schemars::{schema_for, JsonSchema, Schema};
 use serde_json::{json, Value};
 
 use crate::object::{Kind, Version};
-use crate::{cargo, cluster, namespace, network, node, replica};
+use crate::{cargo, cluster, namespace, network, node, replica, secret};
 
 fn finish<T: JsonSchema>(version: Version, kind: Kind) -> Value {
     let schema: Schema = schema_for!(T);
@@ -49,7 +49,8 @@ pub fn schema(version: Version, kind: Kind) -> Option<Value> {
         (Version::V1alpha1, Kind::Cargo) => finish::<cargo::v1alpha1::Cargo>(version, kind),
         (Version::V1, Kind::Node) => finish::<node::v1::Node>(version, kind),
         (Version::V1, Kind::Replica) => finish::<replica::v1::Replica>(version, kind),
-        (Version::V1alpha1, Kind::Node | Kind::Replica) => return None,
+        (Version::V1, Kind::Secret) => finish::<secret::v1::Secret>(version, kind),
+        (Version::V1alpha1, Kind::Node | Kind::Replica | Kind::Secret) => return None,
     })
 }
 

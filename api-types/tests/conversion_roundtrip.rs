@@ -64,6 +64,15 @@ fn volume() -> impl Strategy<Value = VolumeMount> {
     })
 }
 
+fn env_value() -> impl Strategy<Value = EnvValue> {
+    prop_oneof![
+        text().prop_map(EnvValue::Text),
+        (text(), text()).prop_map(|(secret, key)| EnvValue::From(EnvFrom {
+            value_from: SecretKeyRef { secret, key }
+        })),
+    ]
+}
+
 fn container() -> impl Strategy<Value = ContainerSpec> {
     (
         (
@@ -75,7 +84,7 @@ fn container() -> impl Strategy<Value = ContainerSpec> {
             ]),
             vec(text(), 0..3),
             vec(text(), 0..3),
-            btree_map(text(), text(), 0..4),
+            btree_map(text(), env_value(), 0..4),
             vec(port(), 0..3),
         ),
         (
@@ -90,15 +99,22 @@ fn container() -> impl Strategy<Value = ContainerSpec> {
                 option::of(any::<i32>()),
             )),
         ),
-        option::of((text(), option::of(text()), btree_map(text(), text(), 0..2))),
+        (
+            option::of((text(), option::of(text()), btree_map(text(), text(), 0..2))),
+            vec((text(), text(), option::of(text())), 0..2),
+        ),
     )
         .prop_map(
             |(
                 (image, image_pull_policy, command, args, env, ports),
                 (volumes, working_dir, user, labels, resources, healthcheck),
-                build,
+                (build, files),
             )| ContainerSpec {
                 image,
+                files: files
+                    .into_iter()
+                    .map(|(secret, path, key)| SecretFile { secret, path, key })
+                    .collect(),
                 build: build.map(|(url, reference, args)| BuildSpec {
                     git: Some(GitSource {
                         url,
@@ -317,7 +333,7 @@ proptest! {
 #[test]
 fn representable_fields_should_stay_flat_and_the_rest_ride_in_the_annotation() {
     let mut env = BTreeMap::new();
-    env.insert("A".to_owned(), "1".to_owned());
+    env.insert("A".to_owned(), EnvValue::from("1"));
     let original: Cargo = Object {
         api_version: "nanocl.io/v1".into(),
         kind: "Cargo".into(),

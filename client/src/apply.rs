@@ -74,7 +74,13 @@ pub async fn apply_from(
                 answer
             }
             Some(live) => {
-                if remote::without_server_fields(&desired) == remote::without_server_fields(live) {
+                // A Secret's live values are hidden: the server says how the file's would show.
+                let compared = if key.kind == nanocl_api_types::Kind::Secret {
+                    remote::desired_as_shown(client, &manifest.object, Some(live)).await?
+                } else {
+                    desired.clone()
+                };
+                if remote::without_server_fields(&compared) == remote::without_server_fields(live) {
                     return Ok(Applied::Unchanged);
                 }
                 let path = remote::item_path(&key) + suffix;

@@ -177,6 +177,45 @@ pub fn desired(object: &AnyObject, live: Option<&Value>) -> Result<Value> {
     Ok(value)
 }
 
+/// `desired(object, live)` as the server would show it once stored: for a Secret, whose
+/// values the server never shows (each is `<hidden: N bytes, digest D>`), the answer of a
+/// server-side dry run, so it compares with the live object without any value leaving the
+/// server; for other kinds `desired` itself.
+pub async fn desired_as_shown(
+    client: &impl Transport,
+    object: &AnyObject,
+    live: Option<&Value>,
+) -> Result<Value> {
+    let desired = desired(object, live)?;
+    if object.kind() != Kind::Secret {
+        return Ok(desired);
+    }
+    let key = object.key();
+    let answer = match live {
+        Some(_) => {
+            client
+                .request(
+                    Method::PUT,
+                    &(item_path(&key) + "?dryRun=All"),
+                    Some(&desired),
+                )
+                .await?
+        }
+        None => {
+            let path = collection_path(key.kind, key.namespace.as_deref()) + "?dryRun=All";
+            client.request(Method::POST, &path, Some(&desired)).await?
+        }
+    };
+    if answer.status.is_success() {
+        answer.json()
+    } else {
+        Err(answer_error(
+            &answer,
+            format!("checking {}", display_key(&key)),
+        ))
+    }
+}
+
 /// Replaces the `rollout.nanocl.io/` and `build.nanocl.io/` annotations of `meta` with those of `live` (none when
 /// there is no live object); an annotations map left empty goes, as the server stores none.
 fn keep_rollout_annotations(meta: &mut Value, live: Option<&Value>) {

@@ -36,7 +36,7 @@ fn cargo_json(i: usize) -> Vec<u8> {
                 args: vec!["--port".into(), "8080".into()],
                 env: [(
                     "DATABASE_URL".to_owned(),
-                    "postgres://{{ vars.DB }}/app".to_owned(),
+                    "postgres://{{ vars.DB }}/app".into(),
                 )]
                 .into(),
                 ports: vec![PortSpec {

@@ -38,6 +38,14 @@ struct Args {
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
 
+    /// The key file Secrets are sealed with in the store: one key per line (base64 of 32
+    /// bytes), the newest first. Created with one random key (mode 0600) when missing.
+    /// Every nanocld of one store needs the same file; to rotate, put a new key on the
+    /// first line everywhere and restart: the leader seals every secret again with it.
+    /// Default: STATE_DIR/secrets.key.
+    #[arg(long, value_name = "FILE")]
+    secrets_key: Option<PathBuf>,
+
     /// Where to listen: unix:///PATH or tcp://127.0.0.1:PORT. Repeatable. Without any unix://
     /// address the default socket is used: /run/nanocl/nanocl.sock as root, else
     /// $XDG_RUNTIME_DIR/nanocl/nanocl.sock.
@@ -294,6 +302,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let syncers = deploy::syncers(&deploy)?;
     let node = node_name(args.node.as_deref())?;
     let agent_config = agent_config(&args, &node)?;
+    let key_file = args
+        .secrets_key
+        .clone()
+        .unwrap_or_else(|| state_dir.join("secrets.key"));
+    let keyring = nanocl_controller::objects::sealing::Keyring::load_or_create(&key_file)
+        .context("cannot use the key file secrets are sealed with (--secrets-key)")?;
+    nanocl_controller::objects::sealing::install(keyring);
+    let secret_files = state_dir.join("secret-files");
     let (store, store_kind) = open_store(&args, &state_dir).await?;
     apiserver::ensure_default_namespace(&store)
         .await
@@ -374,6 +390,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 failed.clone(),
             );
             let (url, pool, node) = (args.docker.clone(), args.network_pool, node.clone());
+            let secret_files = secret_files.clone();
             let metrics_interval = args.metrics_interval;
             tasks.spawn("replica runner", async move {
                 let Some(docker) = connect_docker(url.as_deref(), shutdown.clone()).await else {
@@ -383,6 +400,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     network_pool: pool,
                     metrics_interval,
                     local_node: None,
+                    secret_files: Some(secret_files),
                     ..Default::default()
                 };
                 if let Err(e) = nanocl_controller::controllers::run_node(

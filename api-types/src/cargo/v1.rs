@@ -401,9 +401,15 @@ pub struct ContainerSpec {
     /// Replaces the image's default arguments (its CMD).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<String>,
-    /// Environment variables. Values may reference cluster variables as `{{ vars.NAME }}`.
+    /// Environment variables: text, which may use cluster variables as `{{ vars.NAME }}`,
+    /// or a key of a Secret of the namespace: `{valueFrom: {secret: NAME, key: KEY}}`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub env: BTreeMap<String, String>,
+    pub env: BTreeMap<String, EnvValue>,
+    /// Secrets as read-only files: each key of the secret a file in the directory `path`,
+    /// or, with `key`, that one key as the file `path`. A change of the secret rolls the
+    /// cargo out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<SecretFile>,
     /// Ports of the container, published on the host.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<PortSpec>,
@@ -425,6 +431,80 @@ pub struct ContainerSpec {
     /// Docker health check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<Healthcheck>,
+}
+
+/// The value of an environment variable.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum EnvValue {
+    /// Text; may use cluster variables as `{{ vars.NAME }}`.
+    Text(String),
+    /// A key of a Secret.
+    From(EnvFrom),
+}
+
+impl EnvValue {
+    /// The text, when the value is text.
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            EnvValue::Text(t) => Some(t),
+            EnvValue::From(_) => None,
+        }
+    }
+
+    /// The secret key, when the value comes from one.
+    pub fn secret(&self) -> Option<&SecretKeyRef> {
+        match self {
+            EnvValue::Text(_) => None,
+            EnvValue::From(f) => Some(&f.value_from),
+        }
+    }
+}
+
+impl From<&str> for EnvValue {
+    fn from(text: &str) -> Self {
+        EnvValue::Text(text.to_owned())
+    }
+}
+
+impl From<String> for EnvValue {
+    fn from(text: String) -> Self {
+        EnvValue::Text(text)
+    }
+}
+
+/// `{valueFrom: {secret, key}}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EnvFrom {
+    /// Where the value comes from.
+    pub value_from: SecretKeyRef,
+}
+
+/// A key of a Secret in the cargo's namespace.
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretKeyRef {
+    /// The Secret's name.
+    pub secret: String,
+    /// The key.
+    pub key: String,
+}
+
+/// A Secret as read-only files in the container.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretFile {
+    /// The Secret's name (in the cargo's namespace).
+    pub secret: String,
+    /// Absolute path in the container: a directory with one file per key, or, with `key`,
+    /// the file.
+    pub path: String,
+    /// Only this key, as the file `path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 /// Default `build.timeout`.
@@ -1019,11 +1099,44 @@ fn validate_container(
     for (name, value) in &c.env {
         let p = env.key(name.clone());
         errors.check(&p, validation::env_name(name));
-        if value.contains('\0') {
-            errors.push(p.clone(), "must not contain a NUL character");
+        match value {
+            EnvValue::Text(value) => {
+                if value.contains('\0') {
+                    errors.push(p.clone(), "must not contain a NUL character");
+                }
+                if let Err(message) = template::parse(value) {
+                    errors.push(p, message);
+                }
+            }
+            EnvValue::From(from) => {
+                let p = p.key("valueFrom");
+                errors.check(
+                    &p.key("secret"),
+                    validation::dns1123_subdomain(&from.value_from.secret),
+                );
+                errors.check(
+                    &p.key("key"),
+                    crate::secret::v1::key_name(&from.value_from.key),
+                );
+            }
         }
-        if let Err(message) = template::parse(value) {
-            errors.push(p, message);
+    }
+    let files = path.key("files");
+    for (i, file) in c.files.iter().enumerate() {
+        let p = files.index(i);
+        errors.check(
+            &p.key("secret"),
+            validation::dns1123_subdomain(&file.secret),
+        );
+        errors.check(&p.key("path"), validation::absolute_path(&file.path));
+        if let Some(key) = &file.key {
+            errors.check(&p.key("key"), crate::secret::v1::key_name(key));
+        }
+        if c.files[..i].iter().any(|f| f.path == file.path) {
+            errors.push(
+                p.key("path"),
+                format!("duplicate path {}", quoted(&file.path)),
+            );
         }
     }
     validate_ports(&c.ports, replicas, &path.key("ports"), errors);

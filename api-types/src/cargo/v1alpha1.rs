@@ -68,6 +68,8 @@ struct Stash {
     placement: Option<v1::Placement>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     build: Option<v1::BuildSpec>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    files: Vec<v1::SecretFile>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     update: Option<v1::UpdateSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -76,7 +78,7 @@ struct Stash {
     autoscale: Option<v1::AutoscaleSpec>,
     // Set only when the flat form cannot hold these exactly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    env: Option<BTreeMap<String, String>>,
+    env: Option<BTreeMap<String, v1::EnvValue>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     volumes: Option<Vec<VolumeMount>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -211,7 +213,11 @@ pub fn to_v1(obj: Cargo) -> Result<v1::Cargo, FieldErrors> {
     let stash: Stash = conversion::take_v1_fields(&mut metadata, &mut errors);
     let spec = obj.spec;
 
-    let mut env = from_key_value_list(&spec.env, &FieldPath::keys("spec.env"), &mut errors);
+    let mut env: BTreeMap<String, v1::EnvValue> =
+        from_key_value_list(&spec.env, &FieldPath::keys("spec.env"), &mut errors)
+            .into_iter()
+            .map(|(k, v)| (k, v1::EnvValue::Text(v)))
+            .collect();
     let mut volumes = Vec::new();
     for (i, bind) in spec.binds.iter().enumerate() {
         match parse_bind(bind) {
@@ -257,6 +263,7 @@ pub fn to_v1(obj: Cargo) -> Result<v1::Cargo, FieldErrors> {
             container: v1::ContainerSpec {
                 image: spec.image,
                 build: stash.build,
+                files: stash.files,
                 image_pull_policy: stash.image_pull_policy,
                 command: spec.entrypoint,
                 args: spec.cmd,
@@ -286,6 +293,7 @@ pub fn from_v1(obj: v1::Cargo) -> Cargo {
     let mut stash = Stash {
         image_pull_policy: c.image_pull_policy,
         build: c.build,
+        files: c.files,
         working_dir: c.working_dir,
         user: c.user,
         labels: c.labels,
@@ -297,10 +305,19 @@ pub fn from_v1(obj: v1::Cargo) -> Cargo {
         autoscale: obj.spec.autoscale,
         ..Stash::default()
     };
-    let env = to_key_value_list(&c.env).unwrap_or_else(|| {
-        stash.env = Some(c.env.clone());
-        Vec::new()
-    });
+    // Only text values have a place in the flat `KEY=VALUE` list.
+    let text: Option<BTreeMap<String, String>> = c
+        .env
+        .iter()
+        .map(|(k, v)| v.text().map(|t| (k.clone(), t.to_owned())))
+        .collect();
+    let env = text
+        .as_ref()
+        .and_then(to_key_value_list)
+        .unwrap_or_else(|| {
+            stash.env = Some(c.env.clone());
+            Vec::new()
+        });
     let binds = flatten_exact(&c.volumes, format_bind, parse_bind).unwrap_or_else(|| {
         stash.volumes = Some(c.volumes.clone());
         Vec::new()

@@ -448,8 +448,11 @@ fn convert_to_v1(root: &Node, version: Version, kind: Kind) -> Result<AnyObject,
         (Version::V1, Kind::Replica) => Ok(AnyObject::Replica(
             typed::<crate::replica::v1::Replica>(root)?,
         )),
+        (Version::V1, Kind::Secret) => {
+            Ok(AnyObject::Secret(typed::<crate::secret::v1::Secret>(root)?))
+        }
         // Refused before conversion (`Kind::served_in`).
-        (Version::V1alpha1, kind @ (Kind::Node | Kind::Replica)) => Err(vec![(
+        (Version::V1alpha1, kind @ (Kind::Node | Kind::Replica | Kind::Secret)) => Err(vec![(
             Some(FieldPath::keys("apiVersion")),
             root.pos,
             format!("kind {kind} is served only in nanocl.io/v1"),

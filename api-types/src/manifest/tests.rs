@@ -105,7 +105,7 @@ fn unknown_version_and_kind_should_list_what_is_served() {
     );
     assert_eq!(
         errors("apiVersion: nanocl.io/v1\nkind: cargo\n"),
-        vec!["m.yaml:2:7: kind: unknown kind \"cargo\" (did you mean Cargo?) in nanocl.io/v1: served kinds are Namespace, Cluster, Network, Cargo, Node, Replica"]
+        vec!["m.yaml:2:7: kind: unknown kind \"cargo\" (did you mean Cargo?) in nanocl.io/v1: served kinds are Namespace, Cluster, Network, Secret, Cargo, Node, Replica"]
     );
     assert_eq!(
         errors("apiVersion: nanocl.io/v1alpha1\nkind: Nodes\n"),
@@ -177,7 +177,7 @@ spec:
     assert_eq!(decoded.manifests[0].version, Version::V1alpha1);
     assert_eq!(cargo.api_version, "nanocl.io/v1");
     assert_eq!(
-        cargo.spec.container.env.get("B").map(String::as_str),
+        cargo.spec.container.env.get("B").and_then(|v| v.text()),
         Some("{{ vars.DB }}")
     );
     assert!(cargo.spec.container.volumes[0].read_only);

@@ -88,7 +88,7 @@ pub async fn run(cli: &Cli, args: &DiffArgs, out: &mut impl Write) -> anyhow::Re
     for m in &manifests {
         let key = m.object.key();
         let live = lives.remove(&key);
-        let desired = remote::desired(&m.object, live.as_ref())?;
+        let desired = remote::desired_as_shown(&client, &m.object, live.as_ref()).await?;
         differs |= write_diff(&key, live.as_ref(), Some(&desired), color, out)?;
         keys.insert(key);
     }

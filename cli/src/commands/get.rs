@@ -67,6 +67,7 @@ fn header(kind: Kind, wide: bool, all_namespaces: bool) -> Vec<&'static str> {
     match kind {
         Kind::Namespace => h.push("STATUS"),
         Kind::Cluster => h.extend(["VARIABLES", "READY"]),
+        Kind::Secret => h.extend(["TYPE", "DATA"]),
         Kind::Network => {
             h.extend(["CLUSTER", "DRIVER"]);
             if wide {
@@ -262,6 +263,15 @@ fn row(kind: Kind, o: &Value, wide: bool, all_namespaces: bool, placed: &Placed)
                     .to_string(),
             );
             r.push(ready(o));
+        }
+        Kind::Secret => {
+            r.push(o["spec"]["type"].as_str().unwrap_or("opaque").to_owned());
+            r.push(
+                o["spec"]["data"]
+                    .as_object()
+                    .map_or(0, |m| m.len())
+                    .to_string(),
+            );
         }
         Kind::Network => {
             r.push(s(&o["spec"]["cluster"]));

@@ -100,7 +100,7 @@ pub fn object_response(
     object: &AnyObject,
     version: Version,
 ) -> Result<Response, ApiError> {
-    let value = object
+    let value = super::objects::shown(object)
         .to_version(version)
         .map_err(|e| ApiError::internal(format!("cannot convert to {version}: {e}")))?;
     Ok((

@@ -63,8 +63,7 @@ pub fn view(kv: &KeyValue, kind: Kind, version: Version) -> Result<View, ApiErro
     match objects::decode(kv) {
         Ok(stored) => Ok(View {
             labels: stored.object.metadata().labels.clone(),
-            value: stored
-                .object
+            value: shown(&stored.object)
                 .to_version(version)
                 .map_err(|e| ApiError::internal(format!("cannot convert to {version}: {e}")))?,
         }),
@@ -82,4 +81,32 @@ pub fn view(kv: &KeyValue, kind: Kind, version: Version) -> Result<View, ApiErro
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// `object` as the API shows it: a Secret's values replaced by
+/// `<hidden: N bytes, digest D>` (a keyed digest: equal values show equal digests, and a
+/// changed value a new one, but nothing about the value itself).
+pub fn shown(object: &AnyObject) -> std::borrow::Cow<'_, AnyObject> {
+    let AnyObject::Secret(secret) = object else {
+        return std::borrow::Cow::Borrowed(object);
+    };
+    let mut secret = secret.clone();
+    for (key, value) in &mut secret.spec.data {
+        let bytes = secret_value(value);
+        let _ = key;
+        *value = format!(
+            "{}{} bytes, digest {}>",
+            nanocl_api_types::secret::v1::HIDDEN_PREFIX,
+            bytes.len(),
+            crate::objects::sealing::keyring().digest(&bytes)
+        );
+    }
+    std::borrow::Cow::Owned(AnyObject::Secret(secret))
+}
+
+fn secret_value(base64: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(base64)
+        .unwrap_or_default()
 }

@@ -88,7 +88,15 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
         Some(&namespace),
         &cargo.spec.cluster,
     ));
-    let (container, variables) = match plan::substitute(&cargo, cluster.as_deref()) {
+    let substituted = plan::substitute(&cargo, cluster.as_deref()).and_then(|(mut c, vars)| {
+        // The secrets it uses: their digest makes a changed value a new revision.
+        if let Some(digest) = super::secrets::digest(&shared.hub, &namespace, &c)? {
+            c.labels
+                .insert(super::secrets::DIGEST_LABEL.to_owned(), digest);
+        }
+        Ok((c, vars))
+    });
+    let (container, variables) = match substituted {
         Ok(d) => d,
         Err(not_ready) => {
             let status = summarize(&cargo, &Summary::not_ready(&cargo, &not_ready), &replicas);

@@ -12,6 +12,7 @@ use nanocl_api_types::namespace::v1::Namespace as NamespaceObject;
 use nanocl_api_types::network::v1::Network as NetworkObject;
 use nanocl_api_types::node::v1::Node as NodeObject;
 use nanocl_api_types::replica::v1::Replica as ReplicaObject;
+use nanocl_api_types::secret::v1::Secret as SecretObject;
 use nanocl_api_types::{Kind, Resource};
 use tokio::sync::{broadcast, mpsc, watch};
 
@@ -128,6 +129,12 @@ impl Cached for ReplicaObject {
     }
 }
 
+impl Cached for SecretObject {
+    fn cache(hub: &Hub) -> &Reader<Self> {
+        &hub.secrets
+    }
+}
+
 impl Cached for CargoObject {
     fn cache(hub: &Hub) -> &Reader<Self> {
         &hub.cargoes
@@ -144,6 +151,7 @@ pub struct Hub {
     namespaces: Reader<NamespaceObject>,
     clusters: Reader<ClusterObject>,
     networks: Reader<NetworkObject>,
+    secrets: Reader<SecretObject>,
     cargoes: Reader<CargoObject>,
     nodes: Reader<NodeObject>,
     replicas: Reader<ReplicaObject>,
@@ -304,6 +312,7 @@ impl Hub {
             namespaces: watch_kind(&feed, tasks),
             clusters: watch_kind(&feed, tasks),
             networks: watch_kind(&feed, tasks),
+            secrets: watch_kind(&feed, tasks),
             cargoes: watch_kind(&feed, tasks),
             nodes: watch_kind(&feed, tasks),
             replicas: watch_kind(&feed, tasks),
@@ -344,6 +353,7 @@ impl Hub {
             Kind::Namespace => self.namespaces.keys(),
             Kind::Cluster => self.clusters.keys(),
             Kind::Network => self.networks.keys(),
+            Kind::Secret => self.secrets.keys(),
             Kind::Cargo => self.cargoes.keys(),
             Kind::Node => self.nodes.keys(),
             Kind::Replica => self.replicas.keys(),
@@ -355,6 +365,7 @@ impl Hub {
         self.namespaces.clone().wait_ready().await;
         self.clusters.clone().wait_ready().await;
         self.networks.clone().wait_ready().await;
+        self.secrets.clone().wait_ready().await;
         self.cargoes.clone().wait_ready().await;
         self.nodes.clone().wait_ready().await;
         self.replicas.clone().wait_ready().await;
@@ -465,6 +476,20 @@ impl Hub {
         let Some(namespace) = namespace else {
             return Vec::new();
         };
+        // A secret that changed, came or went: the cargoes of its namespace that use it.
+        if (kind, change.kind) == (Kind::Cargo, Kind::Secret) {
+            let (_, name) = keys::split_object_key(change.kind, &change.key);
+            return self
+                .cargoes
+                .list()
+                .into_iter()
+                .filter(|c| {
+                    c.metadata.namespace.as_deref() == Some(namespace.as_str())
+                        && super::secrets::referenced(&c.spec.container).contains(&name)
+                })
+                .map(|c| ObjectRef::of(&*c).store_key())
+                .collect();
+        }
         if !change.exists {
             // Deletions of other kinds matter to parents waiting for their children.
             return match kind {

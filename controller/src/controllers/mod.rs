@@ -19,6 +19,7 @@ pub mod plan;
 pub mod replicas;
 pub mod rollout;
 pub mod scheduler;
+pub mod secrets;
 pub mod subnets;
 pub mod tasks;
 pub mod usage;
@@ -102,6 +103,8 @@ pub struct Shared<S, D> {
     pub metrics: Arc<Metrics>,
     /// The node whose Docker `docker` is, when it is one (where images are built).
     pub node: Option<String>,
+    /// Where the replica runner writes containers' secret files (bound read-only).
+    pub secret_files: std::path::PathBuf,
 }
 
 /// The Replica writes of the leader that its cache has not yet seen: the store revision of
@@ -241,6 +244,9 @@ pub struct Options {
     /// The node whose Docker the controllers use, when this host runs one (images are
     /// built there); `local_node`'s when there is one.
     pub node: Option<String>,
+    /// Where containers' secret files are written (default: a directory of the system's
+    /// temp dir for this store instance).
+    pub secret_files: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -259,6 +265,7 @@ impl Default for Options {
                 check: crate::agent::CHECK,
             }),
             node: None,
+            secret_files: None,
         }
     }
 }
@@ -314,6 +321,7 @@ async fn start<S: Store + Clone, D: Docker>(
         }
     }
     tracing::debug!(%instance, "caches filled");
+    let instance_for_files = instance.clone();
     let shared = Arc::new(Shared {
         store,
         docker,
@@ -329,6 +337,9 @@ async fn start<S: Store + Clone, D: Docker>(
             .as_ref()
             .map(|n| n.node.clone())
             .or_else(|| options.node.clone()),
+        secret_files: options.secret_files.clone().unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("nanocl-secret-files-{instance_for_files}"))
+        }),
     });
     Ok(Some(Started {
         shared,
@@ -443,6 +454,7 @@ pub async fn run<S: Store + Clone, D: Docker>(
                         Kind::Namespace => namespace::reconcile(&shared, &key).await,
                         Kind::Cluster => cluster::reconcile(&shared, &key).await,
                         Kind::Network => network::reconcile(&shared, &key).await,
+                        Kind::Secret => secrets::reconcile(&shared, &key).await,
                         Kind::Cargo => cargo::reconcile(&shared, &key).await,
                         Kind::Node => node::reconcile(&shared, &key).await,
                         Kind::Replica => Ok(Action::AwaitChange),

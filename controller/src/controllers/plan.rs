@@ -232,6 +232,10 @@ pub fn substitute_with(
     let mut rendered = container.clone();
     let mut used = BTreeMap::new();
     for (name, value) in &mut rendered.env {
+        // A secret's key is read where the container is made, never rendered here.
+        let nanocl_api_types::cargo::v1::EnvValue::Text(value) = value else {
+            continue;
+        };
         for reference in template::references(value).map_err(|e| (name.clone(), e))? {
             if let Some(v) = variables.get(reference) {
                 used.insert(reference.to_owned(), v.clone());
@@ -314,7 +318,16 @@ pub fn render_template(
     replicas: u32,
 ) -> Desired {
     let namespace = source.namespace.to_owned();
-    let env = c.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let env = c
+        .env
+        .iter()
+        .map(|(k, v)| match v {
+            nanocl_api_types::cargo::v1::EnvValue::Text(t) => format!("{k}={t}"),
+            nanocl_api_types::cargo::v1::EnvValue::From(f) => {
+                format!("{k}={}", super::secrets::env_placeholder(&f.value_from))
+            }
+        })
+        .collect();
     let networks = if spec_networks.is_empty() {
         vec![default_network_name(source.cluster, &namespace)]
     } else {
@@ -362,6 +375,12 @@ pub fn render_template(
                     if v.read_only { ":ro" } else { "" }
                 )
             })
+            .chain(
+                c.files
+                    .iter()
+                    .enumerate()
+                    .map(|(i, f)| super::secrets::file_placeholder(i, f)),
+            )
             .collect(),
         networks,
         aliases: vec![source.cargo.to_owned()],

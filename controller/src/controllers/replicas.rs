@@ -856,6 +856,14 @@ async fn create_and_start<S: Store + Clone, D: Docker>(
     );
     spec.labels.insert(labels::SLOT.into(), slot.to_string());
     spec.labels.insert(labels::NODE.into(), node.to_owned());
+    let files = shared.secret_files.join(node);
+    if let Err(e) = super::secrets::resolve(&shared.hub, &namespace, &mut spec, &files) {
+        return Ok(Some(Problem {
+            slot: Some(slot),
+            reason: e.reason,
+            message: e.message,
+        }));
+    }
     let mut attempts = 0;
     let id = loop {
         attempts += 1;
@@ -1069,7 +1077,12 @@ pub async fn collect_garbage<S: Store + Clone, D: Docker>(
     node: &str,
 ) -> Result<(), ReconcileError> {
     let ours_filter = OwnerFilter::instance(&shared.instance).labels();
-    for c in ours(shared.docker.list_containers(&ours_filter).await?, node) {
+    let containers = ours(shared.docker.list_containers(&ours_filter).await?, node);
+    // Secret files of containers that are gone.
+    let live: std::collections::BTreeSet<String> =
+        containers.iter().map(|c| c.name.clone()).collect();
+    super::secrets::collect_files(&shared.secret_files.join(node), &live);
+    for c in containers {
         let (Some(ns), Some(cargo)) =
             (c.labels.get(labels::NAMESPACE), c.labels.get(labels::CARGO))
         else {

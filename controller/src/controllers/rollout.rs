@@ -287,7 +287,12 @@ pub fn change(a: &CargoRevision, b: &CargoRevision) -> String {
         names.dedup();
         names.join(", ")
     };
-    let env = keys_changed(&x.env, &y.env);
+    let text = |m: &std::collections::BTreeMap<String, nanocl_api_types::cargo::v1::EnvValue>| {
+        m.iter()
+            .map(|(k, v)| (k.clone(), serde_json::to_string(v).unwrap_or_default()))
+            .collect::<std::collections::BTreeMap<String, String>>()
+    };
+    let env = keys_changed(&text(&x.env), &text(&y.env));
     if !env.is_empty() {
         parts.push(format!("env {env}"));
     }

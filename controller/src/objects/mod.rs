@@ -9,6 +9,7 @@
 pub mod admission;
 pub mod api;
 pub mod lifecycle;
+pub mod sealing;
 pub mod status;
 
 use std::time::SystemTime;
@@ -61,10 +62,14 @@ pub fn now() -> String {
 
 /// Decodes a stored value.
 pub fn decode(kv: &KeyValue) -> Result<Stored, ObjectError> {
-    let mut object = AnyObject::from_stored(&kv.value).map_err(|e| ObjectError::Undecodable {
+    let undecodable = |message: String| ObjectError::Undecodable {
         key: kv.key.clone(),
-        message: e.to_string(),
-    })?;
+        message,
+    };
+    let mut value: Value =
+        serde_json::from_slice(&kv.value).map_err(|e| undecodable(e.to_string()))?;
+    unseal(&mut value).map_err(|e| undecodable(format!("a secret that cannot be opened: {e}")))?;
+    let mut object = AnyObject::from_v1_value(value).map_err(|e| undecodable(e.to_string()))?;
     object.metadata_mut().resource_version = Some(kv.mod_revision.to_string());
     Ok(Stored {
         object,
@@ -76,10 +81,74 @@ pub fn decode(kv: &KeyValue) -> Result<Stored, ObjectError> {
 pub fn encode(object: &AnyObject) -> Result<Vec<u8>, ObjectError> {
     let mut object = object.clone();
     object.metadata_mut().resource_version = None;
-    serde_json::to_vec(&object).map_err(|e| ObjectError::EncodeFailed {
+    let failed = |message: String| ObjectError::EncodeFailed {
         key: object.key().to_string(),
-        message: e.to_string(),
-    })
+        message,
+    };
+    let mut value = serde_json::to_value(&object).map_err(|e| failed(e.to_string()))?;
+    if object.kind() == Kind::Secret {
+        seal(&mut value, &sealing_aad(&object.key()));
+    }
+    serde_json::to_vec(&value).map_err(|e| failed(e.to_string()))
+}
+
+/// What a Secret's sealed data is bound to: its kind, namespace and name.
+fn sealing_aad(key: &ObjectKey) -> String {
+    format!(
+        "{}/{}/{}",
+        key.kind,
+        key.namespace.as_deref().unwrap_or(""),
+        key.name
+    )
+}
+
+/// Replaces a Secret's `spec.data` by `spec.sealed`.
+fn seal(value: &mut Value, aad: &str) {
+    let Some(spec) = value.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let data = spec
+        .remove("data")
+        .unwrap_or_else(|| Value::Object(Default::default()));
+    let plaintext = data.to_string();
+    spec.insert(
+        "sealed".into(),
+        Value::String(sealing::keyring().seal(aad, plaintext.as_bytes())),
+    );
+}
+
+/// Puts a sealed Secret's `spec.data` back (anything else is left as it is).
+fn unseal(value: &mut Value) -> Result<(), String> {
+    if value.get("kind").and_then(Value::as_str) != Some("Secret") {
+        return Ok(());
+    }
+    let Some(sealed) = value["spec"]
+        .get("sealed")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+    else {
+        return Ok(());
+    };
+    let name = value["metadata"]["name"].as_str().unwrap_or_default();
+    let namespace = value["metadata"]["namespace"].as_str().unwrap_or_default();
+    let aad = format!("Secret/{namespace}/{name}");
+    let plaintext = sealing::keyring().open(&aad, &sealed)?;
+    let data: Value = serde_json::from_slice(&plaintext)
+        .map_err(|_| "its opened data is not the JSON nanocld seals".to_owned())?;
+    if let Some(spec) = value.get_mut("spec").and_then(Value::as_object_mut) {
+        spec.remove("sealed");
+        spec.insert("data".into(), data);
+    }
+    Ok(())
+}
+
+/// Whether a stored Secret's value was sealed with an older key than the current one (the
+/// leader seals it again).
+pub fn needs_resealing(kv: &KeyValue) -> bool {
+    serde_json::from_slice::<Value>(&kv.value)
+        .ok()
+        .and_then(|v| v["spec"]["sealed"].as_str().map(str::to_owned))
+        .is_some_and(|s| sealing::keyring().needs_resealing(&s))
 }
 
 /// Reads one object.
