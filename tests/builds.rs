@@ -506,3 +506,135 @@ fn a_directory_next_to_the_manifest_should_build_once_per_content() {
     let out = d.nanocl(&["delete", "ns", &ns, "--wait", "--timeout", "60s"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+/// busybox httpd serving `git http-backend` for the bare repositories under `repos`, behind
+/// basic authentication (`user:password`), on a loopback port; killed on drop.
+struct HttpGit(Child);
+
+impl Drop for HttpGit {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn http_git(root: &Path, repos: &Path, user: &str, password: &str, port: u16) -> HttpGit {
+    let www = root.join("www");
+    std::fs::create_dir_all(www.join("cgi-bin")).expect("mkdir");
+    let git_bin = Command::new("sh")
+        .args(["-c", "command -v git"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .expect("git is installed");
+    let script = www.join("cgi-bin/git");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nexport GIT_PROJECT_ROOT='{}'\nexport GIT_HTTP_EXPORT_ALL=1\nexec '{git_bin}' http-backend\n",
+            repos.display()
+        ),
+    )
+    .expect("cgi");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let conf = root.join("httpd.conf");
+    std::fs::write(&conf, format!("/cgi-bin:{user}:{password}\n")).expect("conf");
+    let child = Command::new("busybox")
+        .args(["httpd", "-f", "-p", &format!("127.0.0.1:{port}"), "-h"])
+        .arg(&www)
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("busybox httpd starts");
+    wait("busybox httpd", Duration::from_secs(10), || {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    HttpGit(child)
+}
+
+#[test]
+fn a_private_repository_should_be_read_with_the_credentials_of_a_secret() {
+    const PASSWORD: &str = "pr1vate-Passw0rd";
+    let scope = Scope::new("gitauth");
+    let ns = scope.ns.clone();
+    let d = Daemon::start_with_controllers(StoreKind::Embedded);
+    let work = tempfile::tempdir().expect("tmp");
+    let src = work.path().join("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    git(&src, &["init", "-q", "-b", "main"]);
+    commit(&src, "private page", DOCKERFILE, "one");
+    let repos = work.path().join("repos");
+    std::fs::create_dir_all(&repos).expect("mkdir");
+    git(
+        work.path(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            &src.display().to_string(),
+            &repos.join("site.git").display().to_string(),
+        ],
+    );
+    let http_port = free_port();
+    let _server = http_git(work.path(), &repos, "alice", PASSWORD, http_port);
+    let url = format!("http://127.0.0.1:{http_port}/cgi-bin/git/site.git");
+    let port = free_port();
+    let cargo = git_cargo(
+        &ns,
+        "private",
+        &format!("{{url: \"{url}\", path: site, secret: creds}}"),
+        port,
+    );
+    let file = work.path().join("private.yaml");
+    let creds = |password: &str| {
+        format!("apiVersion: nanocl.io/v1\nkind: Secret\nmetadata: {{name: creds, namespace: {ns}}}\nspec:\n  stringData: {{username: alice, password: \"{password}\"}}\n")
+    };
+    let failed_with = |what: &str| {
+        let c = cargo_json(&d, &ns, "private");
+        c["status"]["build"]["phase"] == "Failed"
+            && c["status"]["build"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(what))
+    };
+
+    // No secret yet; then a wrong password; then the right one.
+    apply(&d, &file, &format!("{}---\n{cargo}", base(&ns)));
+    wait("the missing secret said", Duration::from_secs(30), || {
+        failed_with("spec.container.build.git.secret: secret \"creds\" does not exist")
+    });
+    apply(
+        &d,
+        &file,
+        &format!("{}---\n{}---\n{cargo}", base(&ns), creds("wrong")),
+    );
+    wait("the refusal said", Duration::from_secs(30), || {
+        failed_with("spec.container.build.git.url: cannot read the git repository")
+    });
+    apply(
+        &d,
+        &file,
+        &format!("{}---\n{}---\n{cargo}", base(&ns), creds(PASSWORD)),
+    );
+    wait("the private page", Duration::from_secs(120), || {
+        page(port, "/") == "private page"
+    });
+
+    let everything = [
+        stdout(&d.nanocl(&["-n", &ns, "get", "cargo", "private", "-o", "yaml"])),
+        stdout(&d.nanocl(&["-n", &ns, "describe", "cargo", "private"])),
+        stdout(&d.nanocl(&["-n", &ns, "events"])),
+        stdout(&d.nanocl(&["-n", &ns, "logs", "cargo", "private", "--build"])),
+        d.log(),
+    ]
+    .join("\n");
+    assert!(
+        !everything.contains(PASSWORD),
+        "the password shows:\n{everything}"
+    );
+    let out = d.nanocl(&["delete", "ns", &ns, "--wait", "--timeout", "60s"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}

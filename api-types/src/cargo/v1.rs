@@ -557,6 +557,11 @@ pub struct GitSource {
     /// spec changes or on `nanocl build cargo NAME`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub poll: Option<String>,
+    /// A Secret of the namespace with the credentials to read the repository: `username`
+    /// (optional) and `password` or `token` for `https://`; `ssh-privatekey` (and, to check
+    /// the server, `known_hosts`) for `ssh://` and `user@host:path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
 }
 
 impl BuildSpec {
@@ -1233,6 +1238,9 @@ fn validate_build(b: &BuildSpec, path: &FieldPath, errors: &mut FieldErrors) {
         }
         if let Some(dir) = &git.path {
             errors.check(&p.key("path"), relative_path(dir));
+        }
+        if let Some(secret) = &git.secret {
+            errors.check(&p.key("secret"), validation::dns1123_subdomain(secret));
         }
         if let Some(poll) = &git.poll {
             match quantity::parse_duration_ms(poll) {

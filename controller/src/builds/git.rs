@@ -57,16 +57,95 @@ pub struct Resolved {
     pub fetch: String,
 }
 
-fn git() -> Command {
+/// How to authenticate to the repository (from a Secret). Never on a command line (other
+/// users could read it in the process list): in git's environment, and in files only
+/// nanocld's user can read, removed with the value.
+#[derive(Default)]
+pub struct Credentials {
+    /// `Authorization: Basic` for http(s): username and password (or token).
+    pub basic: Option<(String, String)>,
+    /// An ssh private key, written to a file of mode 0600 while git runs.
+    pub ssh_key: Option<tempfile::NamedTempFile>,
+    /// `known_hosts` for ssh: without it, the server's key is accepted on first sight.
+    pub known_hosts: Option<tempfile::NamedTempFile>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the values.
+        f.debug_struct("Credentials")
+            .field("basic", &self.basic.is_some())
+            .field("ssh_key", &self.ssh_key.is_some())
+            .field("known_hosts", &self.known_hosts.is_some())
+            .finish()
+    }
+}
+
+impl Credentials {
+    /// From a secret's keys: `username`, `password` or `token`, `ssh-privatekey`,
+    /// `known_hosts`.
+    pub fn from_secret(value: impl Fn(&str) -> Option<Vec<u8>>) -> std::io::Result<Credentials> {
+        let text = |key: &str| value(key).map(|v| String::from_utf8_lossy(&v).trim().to_owned());
+        let password = text("password").or_else(|| text("token"));
+        let basic = password.map(|p| (text("username").unwrap_or_else(|| "nanocl".to_owned()), p));
+        let file = |bytes: Vec<u8>| -> std::io::Result<tempfile::NamedTempFile> {
+            use std::io::Write;
+            // tempfile makes it 0600.
+            let mut f = tempfile::Builder::new().prefix("nanocl-git-").tempfile()?;
+            f.write_all(&bytes)?;
+            if !bytes.ends_with(b"\n") {
+                f.write_all(b"\n")?;
+            }
+            f.flush()?;
+            Ok(f)
+        };
+        Ok(Credentials {
+            basic,
+            ssh_key: value("ssh-privatekey").map(file).transpose()?,
+            known_hosts: value("known_hosts").map(file).transpose()?,
+        })
+    }
+}
+
+fn git(credentials: &Credentials) -> Command {
+    use base64::Engine as _;
     let mut command = Command::new("git");
     command
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_ASKPASS", "true")
         .env("SSH_ASKPASS", "true")
-        .env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
         .env("LC_ALL", "C")
         .stdin(Stdio::null())
         .kill_on_drop(true);
+    let mut ssh = "ssh -o BatchMode=yes".to_owned();
+    if let Some(key) = &credentials.ssh_key {
+        ssh.push_str(&format!(
+            " -o IdentitiesOnly=yes -i '{}'",
+            key.path().display()
+        ));
+    }
+    match &credentials.known_hosts {
+        Some(hosts) => ssh.push_str(&format!(
+            " -o StrictHostKeyChecking=yes -o UserKnownHostsFile='{}'",
+            hosts.path().display()
+        )),
+        None if credentials.ssh_key.is_some() => {
+            ssh.push_str(" -o StrictHostKeyChecking=accept-new");
+        }
+        None => {}
+    }
+    command.env("GIT_SSH_COMMAND", ssh);
+    if let Some((user, password)) = &credentials.basic {
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        // Configuration through the environment (git 2.31+), never the command line.
+        command
+            .env("GIT_CONFIG_COUNT", "1")
+            .env("GIT_CONFIG_KEY_0", "http.extraHeader")
+            .env(
+                "GIT_CONFIG_VALUE_0",
+                format!("Authorization: Basic {token}"),
+            );
+    }
     command
 }
 
@@ -96,8 +175,12 @@ pub fn is_commit(s: &str) -> bool {
 
 /// Resolves `reference` (a branch, a tag, a full ref name or a commit id; the remote's HEAD
 /// when `None`) at `url` to a commit, asking the remote (`git ls-remote`).
-pub async fn resolve(url: &str, reference: Option<&str>) -> Result<Resolved, GitError> {
-    let mut command = git();
+pub async fn resolve(
+    url: &str,
+    reference: Option<&str>,
+    credentials: &Credentials,
+) -> Result<Resolved, GitError> {
+    let mut command = git(credentials);
     command.args(["ls-remote", "--", url]);
     let out = run(command).await?;
     if !out.status.success() {
@@ -150,18 +233,23 @@ pub async fn resolve(url: &str, reference: Option<&str>) -> Result<Resolved, Git
 
 /// Fetches `resolved` from `url` into a new repository at `dir` (only that commit, no
 /// history where the server allows it) and checks it out; answers the commit checked out.
-pub async fn fetch(url: &str, resolved: &Resolved, dir: &Path) -> Result<String, GitError> {
+pub async fn fetch(
+    url: &str,
+    resolved: &Resolved,
+    dir: &Path,
+    credentials: &Credentials,
+) -> Result<String, GitError> {
     let fetch_error = |message: String| GitError::Fetch {
         url: url.to_owned(),
         what: resolved.fetch.clone(),
         message,
     };
     let step = |args: &[&str]| {
-        let mut command = git();
+        let mut command = git(credentials);
         command.arg("-C").arg(dir).args(args);
         command
     };
-    let mut init = git();
+    let mut init = git(credentials);
     init.args(["init", "-q", "--"]).arg(dir);
     let out = run(init).await?;
     if !out.status.success() {
@@ -260,25 +348,34 @@ mod tests {
              && git checkout -q main",
         );
         let url = repo.path().display().to_string();
+        let none = Credentials::default();
         let main = rev(repo.path(), "main");
         let first = rev(repo.path(), "v1^{commit}");
-        let head = resolve(&url, None).await.expect("HEAD");
+        let head = resolve(&url, None, &none).await.expect("HEAD");
         assert_eq!(head.commit, main);
         assert_eq!(
-            resolve(&url, Some("main")).await.expect("main").commit,
+            resolve(&url, Some("main"), &none)
+                .await
+                .expect("main")
+                .commit,
             main
         );
-        let tag = resolve(&url, Some("v1")).await.expect("tag");
+        let tag = resolve(&url, Some("v1"), &none).await.expect("tag");
         assert_eq!(tag.commit, first, "an annotated tag resolves to its commit");
         assert_eq!(
-            resolve(&url, Some("other")).await.expect("other").commit,
+            resolve(&url, Some("other"), &none)
+                .await
+                .expect("other")
+                .commit,
             rev(repo.path(), "other")
         );
-        let unknown = resolve(&url, Some("nope")).await.expect_err("unknown");
+        let unknown = resolve(&url, Some("nope"), &none)
+            .await
+            .expect_err("unknown");
         let text = unknown.to_string();
         assert!(text.contains("\"nope\"") && text.contains(&url), "{text}");
         assert!(text.contains("main"), "names a branch: {text}");
-        let missing = resolve("/nonexistent/repo", None)
+        let missing = resolve("/nonexistent/repo", None, &none)
             .await
             .expect_err("missing");
         assert!(
@@ -288,7 +385,7 @@ mod tests {
 
         // A tip, shallowly; then a commit that is no tip (the tag's, by id).
         let out = tempfile::tempdir().expect("tmp");
-        let got = fetch(&url, &tag, &out.path().join("a"))
+        let got = fetch(&url, &tag, &out.path().join("a"), &none)
             .await
             .expect("fetch");
         assert_eq!(got, first);
@@ -301,7 +398,7 @@ mod tests {
             fetch: first.clone(),
         };
         let file_url = format!("file://{url}");
-        let got = fetch(&file_url, &by_id, &out.path().join("b"))
+        let got = fetch(&file_url, &by_id, &out.path().join("b"), &none)
             .await
             .expect("by id");
         assert_eq!(got, first);

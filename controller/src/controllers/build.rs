@@ -309,8 +309,25 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
             (settings_key.clone(), tokio::time::Instant::now()),
         );
 
+    // The repository's credentials, from a Secret of the namespace.
+    let credentials = match credentials(shared, &namespace, &settings) {
+        Ok(c) => c,
+        Err(message) => {
+            let status = BuildStatus {
+                phase: phase::FAILED.into(),
+                key: settings_key,
+                message,
+                finished: Some(now_text()),
+                ..carry(previous.as_ref())
+            };
+            if previous.as_ref() != Some(&status) {
+                save(shared, &cargo, &status).await?;
+            }
+            return Ok(Action::Requeue(RETRY_RESOLVE));
+        }
+    };
     // What to build: a commit, or a context's content.
-    let source = match resolve(&settings).await {
+    let source = match resolve(&settings, &credentials).await {
         Ok(source) => source,
         Err(message) => {
             let status = BuildStatus {
@@ -382,6 +399,7 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
             &cargo.metadata.name,
             source,
             &tag,
+            &credentials,
         );
         let timeout = Duration::from_millis(settings.spec.timeout_ms());
         let moved_on = moved_on(shared, key, &settings_key);
@@ -582,13 +600,42 @@ async fn moved_on<S: Store + Clone, D: Docker>(
     }
 }
 
+/// The credentials `build.git.secret` names (none without one), or why there are none.
+fn credentials<S: Store + Clone, D: Docker>(
+    shared: &Shared<S, D>,
+    namespace: &str,
+    settings: &Settings,
+) -> Result<git::Credentials, String> {
+    let Some(name) = settings.spec.git.as_ref().and_then(|g| g.secret.as_deref()) else {
+        return Ok(git::Credentials::default());
+    };
+    let secret = shared
+        .hub
+        .get(&ObjectRef::<nanocl_api_types::secret::v1::Secret>::new(
+            Some(namespace),
+            name,
+        ))
+        .ok_or_else(|| {
+            format!("spec.container.build.git.secret: secret {name:?} does not exist in namespace {namespace:?}")
+        })?;
+    let credentials = git::Credentials::from_secret(|key| secret.spec.value(key)).map_err(|e| {
+        format!("spec.container.build.git.secret: cannot write the ssh key of secret {name:?}: {e}")
+    })?;
+    if credentials.basic.is_none() && credentials.ssh_key.is_none() {
+        return Err(format!(
+            "spec.container.build.git.secret: secret {name:?} has neither password nor token (https) nor ssh-privatekey (ssh)"
+        ));
+    }
+    Ok(credentials)
+}
+
 /// Looks up what to build: the commit the ref names, or the context's content.
-async fn resolve(settings: &Settings) -> Result<Source, String> {
+async fn resolve(settings: &Settings, credentials: &git::Credentials) -> Result<Source, String> {
     let spec = &settings.spec;
     if let Some(g) = &spec.git {
         let resolved = tokio::time::timeout(
             RESOLVE_TIMEOUT,
-            git::resolve(&g.url, g.reference.as_deref()),
+            git::resolve(&g.url, g.reference.as_deref(), credentials),
         )
         .await
         .map_err(|_| {
@@ -650,6 +697,7 @@ async fn build<S: Store + Clone, D: Docker>(
     cargo: &str,
     source: Source,
     tag: &str,
+    credentials: &git::Credentials,
 ) -> Outcome {
     let spec = &settings.spec;
     let checkout = match tempfile::Builder::new().prefix("nanocl-build-").tempdir() {
@@ -671,7 +719,7 @@ async fn build<S: Store + Clone, D: Docker>(
                 };
             };
             let repo = checkout.path().join("repo");
-            if let Err(e) = git::fetch(&g.url, &resolved, &repo).await {
+            if let Err(e) = git::fetch(&g.url, &resolved, &repo, credentials).await {
                 return Outcome::Failed {
                     message: format!("spec.container.build.git.url: {e}"),
                     log: Vec::new(),

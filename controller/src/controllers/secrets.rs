@@ -41,13 +41,20 @@ pub fn file_placeholder(i: usize, f: &SecretFile) -> String {
     )
 }
 
-/// The names of the secrets `container` uses.
+/// The names of the secrets `container` uses (its build's credentials included).
 pub fn referenced(container: &ApiContainerSpec) -> BTreeSet<String> {
     container
         .env
         .values()
         .filter_map(|v| v.secret().map(|s| s.secret.clone()))
         .chain(container.files.iter().map(|f| f.secret.clone()))
+        .chain(
+            container
+                .build
+                .as_ref()
+                .and_then(|b| b.git.as_ref())
+                .and_then(|g| g.secret.clone()),
+        )
         .collect()
 }
 
