@@ -46,6 +46,12 @@ struct Args {
     #[arg(long, value_name = "FILE")]
     secrets_key: Option<PathBuf>,
 
+    /// This nanocld's API as other nodes reach it, tcp://HOST:PORT: where their agents
+    /// fetch the images built here (no registry needed). Default: the first
+    /// --listen tcp:// address.
+    #[arg(long, value_name = "URL")]
+    advertise_url: Option<String>,
+
     /// Where to listen: unix:///PATH or tcp://127.0.0.1:PORT. Repeatable. Without any unix://
     /// address the default socket is used: /run/nanocl/nanocl.sock as root, else
     /// $XDG_RUNTIME_DIR/nanocl/nanocl.sock.
@@ -310,6 +316,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .context("cannot use the key file secrets are sealed with (--secrets-key)")?;
     nanocl_controller::objects::sealing::install(keyring);
     let secret_files = state_dir.join("secret-files");
+    let advertise = args.advertise_url.clone().or_else(|| {
+        args.listen.iter().find_map(|l| match l {
+            ListenUrl::Tcp(addr) if !addr.ip().is_unspecified() => Some(format!("tcp://{addr}")),
+            _ => None,
+        })
+    });
     let (store, store_kind) = open_store(&args, &state_dir).await?;
     apiserver::ensure_default_namespace(&store)
         .await
@@ -423,6 +435,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 local_node: None,
                 // Builds run on the controllers' Docker: this host's node when it runs one.
                 node: (args.role == Role::All).then(|| node.clone()),
+                advertise: advertise.clone(),
                 ..Default::default()
             };
             let election = Election {
@@ -450,6 +463,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         metrics,
         shutdown: shutdown.clone(),
         store_kind,
+        docker: args.docker.clone(),
     });
     let router = apiserver::router(app.clone());
     for syncer in syncers {

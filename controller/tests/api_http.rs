@@ -98,6 +98,7 @@ where
             Backend::Embedded => "embedded",
             Backend::Etcd => "etcd",
         },
+        docker: None,
     });
     let listener = within("bind", TcpListener::bind("127.0.0.1:0"))
         .await

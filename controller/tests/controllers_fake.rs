@@ -317,6 +317,7 @@ async fn an_undecodable_cargo_should_keep_its_containers_be_reported_listed_and_
         metrics: metrics.clone(),
         shutdown: app_shutdown,
         store_kind: "embedded",
+        docker: None,
     });
     let router = nanocl_controller::apiserver::router(app);
     put(&store, &cargo(1, IMAGE).replace("name: web", "name: other")).await;

@@ -108,6 +108,7 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         metrics: Default::default(),
         shutdown,
         store_kind: "embedded",
+        docker: None,
     });
     let api = InProcess::new(apiserver::router(app));
     let tmp = tempfile::tempdir().expect("tempdir");

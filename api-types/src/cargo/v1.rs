@@ -617,6 +617,10 @@ pub struct BuildStatus {
     /// The node whose Docker holds it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// The API of the nanocld that built it (its `--advertise-url`), where the agents of
+    /// other nodes fetch it (`/images/export`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export_url: Option<String>,
 }
 
 /// What nanocl observed of a Cargo.

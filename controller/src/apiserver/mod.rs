@@ -5,6 +5,7 @@
 
 pub mod events;
 pub mod handlers;
+pub mod images;
 pub mod listen;
 pub mod logs;
 pub mod objects;
@@ -43,6 +44,9 @@ pub struct App<S> {
     pub shutdown: signal::Receiver<bool>,
     /// `etcd` or `embedded`, for `/version` and `/metrics`.
     pub store_kind: &'static str,
+    /// The Docker engine of this nanocld (`--docker`; `None`: `DOCKER_HOST` or the local
+    /// socket), where `/images/export` reads built images.
+    pub docker: Option<String>,
 }
 
 pub use crate::objects::ensure_default_namespace;
@@ -55,6 +59,7 @@ pub fn router<S: Store + Clone>(app: Arc<App<S>>) -> Router {
         .route("/version", get(version::<S>))
         .route("/metrics", get(metrics_text::<S>))
         .route("/openapi/v3", get(openapi))
+        .route("/images/export", get(images::export::<S>))
         .fallback(resource::<S>)
         .layer(middleware::from_fn_with_state(
             app.clone(),

@@ -200,9 +200,101 @@ impl Settings {
     }
 }
 
+/// The first component of every built image's name.
+pub const LOCAL_REPOSITORY: &str = "nanocl.local/";
+
 /// The repository of a cargo's built images.
 pub fn repository(namespace: &str, cargo: &str) -> String {
-    format!("nanocl.local/{namespace}/{cargo}")
+    format!("{LOCAL_REPOSITORY}{namespace}/{cargo}")
+}
+
+/// How long bringing a built image from another nanocld may take.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Brings the built image `image` of `cargo` onto this node's Docker from the nanocld that
+/// built it (`status.build.exportUrl`: its `/images/export`, a `docker save` stream loaded
+/// here as it comes), and checks it is the very image that was built (its id).
+pub async fn fetch<S: Store + Clone, D: Docker>(
+    shared: &Shared<S, D>,
+    cargo: &CargoObject,
+    image: &str,
+) -> Result<(), String> {
+    use http_body_util::BodyExt;
+    let build = cargo.status.as_ref().and_then(|s| s.build.as_ref());
+    let Some(url) = build.and_then(|b| b.export_url.clone()) else {
+        return Err(format!(
+            "image {image} was built on {}, whose nanocld advertises no URL to fetch it from: start it with --listen tcp://ADDR:PORT (and --advertise-url when ADDR is not what other nodes reach)",
+            build
+                .and_then(|b| b.node.clone())
+                .map_or_else(|| "another nanocld's Docker".to_owned(), |n| format!("node {n}"))
+        ));
+    };
+    let client = nanocl_client::http::Client::new(
+        nanocl_client::http::Host::parse(Some(&url)).map_err(|e| format!("{url}: {e}"))?,
+    );
+    let path = format!("/images/export?name={}", percent(image));
+    let work = async {
+        let body = match client.stream(&path).await {
+            Ok(Ok(body)) => body,
+            Ok(Err(answer)) => {
+                return Err(format!(
+                    "fetching image {image} from {url}: {}",
+                    answer.error_message()
+                ))
+            }
+            Err(e) => return Err(format!("fetching image {image} from {url}: {e}")),
+        };
+        let tar = body
+            .into_data_stream()
+            .map(|chunk| chunk.map_err(|e| std::io::Error::other(e.to_string())))
+            .boxed();
+        shared
+            .docker
+            .import_image(tar)
+            .await
+            .map_err(|e| format!("loading image {image} fetched from {url}: {e}"))
+    };
+    tokio::time::timeout(FETCH_TIMEOUT, work)
+        .await
+        .map_err(|_| {
+            format!(
+                "fetching image {image} from {url} took longer than {}s",
+                FETCH_TIMEOUT.as_secs()
+            )
+        })??;
+    let got = shared
+        .docker
+        .image_id(image)
+        .await
+        .map_err(|e| format!("inspecting image {image}: {e}"))?;
+    let want = build
+        .filter(|b| b.image.as_deref() == Some(image))
+        .and_then(|b| b.image_id.clone());
+    match (got, want) {
+        (None, _) => Err(format!(
+            "image {image} fetched from {url} is not on this node after loading"
+        )),
+        (Some(got), Some(want)) if got != want => Err(format!(
+            "image {image} fetched from {url} is {got}, not the {want} that was built"
+        )),
+        (Some(got), _) => {
+            tracing::info!(%image, id = %got, from = %url, "brought a built image to this node");
+            Ok(())
+        }
+    }
+}
+
+/// `value` for a URL query.
+fn percent(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn hex16(bytes: &[u8]) -> String {
@@ -373,6 +465,7 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
             image: Some(tag),
             image_id: Some(id),
             node: shared.node.clone(),
+            export_url: shared.advertise.clone(),
         };
         save(shared, &cargo, &status).await?;
         return Ok(settled(&settings.spec));
@@ -451,6 +544,7 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
                 image: Some(tag),
                 image_id: Some(id),
                 node: shared.node.clone(),
+                export_url: shared.advertise.clone(),
             }
         }
         Outcome::Failed { message, log } => {
@@ -555,6 +649,7 @@ fn carry(previous: Option<&BuildStatus>) -> BuildStatus {
         image: previous.and_then(|p| p.image.clone()),
         image_id: previous.and_then(|p| p.image_id.clone()),
         node: previous.and_then(|p| p.node.clone()),
+        export_url: previous.and_then(|p| p.export_url.clone()),
         ..BuildStatus::default()
     }
 }

@@ -105,6 +105,8 @@ pub struct Shared<S, D> {
     pub node: Option<String>,
     /// Where the replica runner writes containers' secret files (bound read-only).
     pub secret_files: std::path::PathBuf,
+    /// This nanocld's API as other nodes reach it (`--advertise-url`), if it has one.
+    pub advertise: Option<String>,
 }
 
 /// The Replica writes of the leader that its cache has not yet seen: the store revision of
@@ -247,6 +249,9 @@ pub struct Options {
     /// Where containers' secret files are written (default: a directory of the system's
     /// temp dir for this store instance).
     pub secret_files: Option<std::path::PathBuf>,
+    /// This nanocld's API as other nodes reach it (`--advertise-url`): where they fetch
+    /// the images built here.
+    pub advertise: Option<String>,
 }
 
 impl Default for Options {
@@ -266,6 +271,7 @@ impl Default for Options {
             }),
             node: None,
             secret_files: None,
+            advertise: None,
         }
     }
 }
@@ -337,6 +343,7 @@ async fn start<S: Store + Clone, D: Docker>(
             .as_ref()
             .map(|n| n.node.clone())
             .or_else(|| options.node.clone()),
+        advertise: options.advertise.clone(),
         secret_files: options.secret_files.clone().unwrap_or_else(|| {
             std::env::temp_dir().join(format!("nanocl-secret-files-{instance_for_files}"))
         }),

@@ -489,7 +489,7 @@ async fn prepare<S: Store + Clone, D: Docker>(
             // fallback.
             return Ok(Err(Action::Requeue(Duration::from_millis(500))));
         }
-        if let Err(problem) = ensure_image(shared, *policy, desired).await {
+        if let Err(problem) = ensure_image(shared, ctx.cargo, *policy, desired).await {
             events::record(
                 &shared.store,
                 &ctx.object,
@@ -911,6 +911,7 @@ async fn create_and_start<S: Store + Clone, D: Docker>(
 
 async fn ensure_image<S: Store + Clone, D: Docker>(
     shared: &Shared<S, D>,
+    cargo: &CargoObject,
     policy: Option<ImagePullPolicy>,
     desired: &Desired,
 ) -> Result<(), Problem> {
@@ -925,6 +926,16 @@ async fn ensure_image<S: Store + Clone, D: Docker>(
             reason: "ImageCheckFailed",
             message: e.to_string(),
         })?;
+    if !present && image.starts_with(super::build::LOCAL_REPOSITORY) {
+        // Built by nanocl on another node's Docker: from the nanocld that built it.
+        return super::build::fetch(shared, cargo, image)
+            .await
+            .map_err(|message| Problem {
+                slot: None,
+                reason: "ImageFetchFailed",
+                message,
+            });
+    }
     match (policy, present) {
         (ImagePullPolicy::IfNotPresent | ImagePullPolicy::Never, true) => Ok(()),
         (ImagePullPolicy::Never, false) => Err(Problem {

@@ -101,12 +101,31 @@ pub async fn images_should_build_list_and_remove<D: Docker>(docker: &D, prefix: 
         listed[0].labels.get(TEST_LABEL).map(String::as_str),
         Some(prefix)
     );
+    // Saved, removed, loaded again: the same image, tag and id.
+    let saved: Vec<bytes::Bytes> = docker
+        .export_image(&tag)
+        .map(|chunk| chunk.expect("export"))
+        .collect()
+        .await;
+    assert!(!saved.is_empty());
     docker.remove_image(&tag).await.expect("remove");
     assert_eq!(docker.image_id(&tag).await.expect("inspect"), None);
     docker
         .remove_image(&tag)
         .await
         .expect("removing a missing image is fine");
+    let tar = futures::stream::iter(saved.into_iter().map(Ok)).boxed();
+    docker.import_image(tar).await.expect("import");
+    assert_eq!(
+        docker.image_id(&tag).await.expect("inspect").as_deref(),
+        Some(id.as_str())
+    );
+    docker.remove_image(&tag).await.expect("remove");
+    let missing: Vec<_> = docker.export_image(&tag).collect().await;
+    assert!(
+        missing.iter().any(Result::is_err),
+        "a missing image is no archive"
+    );
 }
 
 /// Create → inspect → start → list → stop → remove, with labels and states as Docker has them.

@@ -690,6 +690,55 @@ impl Docker for Engine {
         }
     }
 
+    fn export_image(&self, image: &str) -> BoxStream<'static, Result<bytes::Bytes, DockerError>> {
+        let (docker, image) = (self.docker.clone(), image.to_owned());
+        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(async move {
+            let mut upstream = docker.export_image(&image).boxed();
+            loop {
+                let item = tokio::select! {
+                    item = upstream.next() => item,
+                    () = tx.closed() => return,
+                };
+                let Some(item) = item else { return };
+                let item = item.map_err(failed("export image"));
+                let end = item.is_err();
+                if tx.send(item).await.is_err() || end {
+                    return;
+                }
+            }
+        });
+        futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
+    }
+
+    async fn import_image(
+        &self,
+        tar: BoxStream<'static, Result<bytes::Bytes, std::io::Error>>,
+    ) -> Result<(), DockerError> {
+        let mut progress = self.docker.import_image_stream(
+            ::bollard::query_parameters::ImportImageOptions {
+                quiet: true,
+                ..Default::default()
+            },
+            tar,
+            None,
+        );
+        while let Some(step) = progress.next().await {
+            match step {
+                Ok(_) => {}
+                Err(BollardError::DockerStreamError { error }) => {
+                    return Err(DockerError::RequestFailed {
+                        op: "import image",
+                        status: 500,
+                        message: error,
+                    })
+                }
+                Err(e) => return Err(failed("import image")(e)),
+            }
+        }
+        Ok(())
+    }
+
     fn events(&self, labels: &[String]) -> BoxStream<'static, Result<Event, DockerError>> {
         let mut filters = label_filters(labels).unwrap_or_default();
         filters.insert(

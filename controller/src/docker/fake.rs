@@ -671,6 +671,56 @@ impl Docker for FakeDocker {
         Ok(())
     }
 
+    fn export_image(&self, image: &str) -> BoxStream<'static, Result<bytes::Bytes, DockerError>> {
+        let outcome = (|| {
+            let world = self.enter("export_image", image)?;
+            if !world.images.contains(image) {
+                return Err(DockerError::NotFound {
+                    what: format!("image {image}"),
+                });
+            }
+            let (id, labels) = world.built.get(image).cloned().unwrap_or_else(|| {
+                (
+                    format!("sha256:{:064x}", fnv(image.as_bytes())),
+                    BTreeMap::new(),
+                )
+            });
+            // The fake's "tar": what it takes to make the image again.
+            let body = serde_json::json!({"tag": image, "id": id, "labels": labels});
+            Ok(bytes::Bytes::from(body.to_string()))
+        })();
+        futures::stream::iter([outcome]).boxed()
+    }
+
+    async fn import_image(
+        &self,
+        mut tar: BoxStream<'static, Result<bytes::Bytes, std::io::Error>>,
+    ) -> Result<(), DockerError> {
+        let mut body = Vec::new();
+        while let Some(chunk) = tar.next().await {
+            let chunk = chunk.map_err(|e| DockerError::RequestFailed {
+                op: "import image",
+                status: 0,
+                message: e.to_string(),
+            })?;
+            body.extend_from_slice(&chunk);
+        }
+        let value: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| DockerError::RequestFailed {
+                op: "import image",
+                status: 0,
+                message: format!("not an image archive: {e}"),
+            })?;
+        let tag = value["tag"].as_str().unwrap_or_default().to_owned();
+        let mut world = self.enter("import_image", &tag)?;
+        let labels: BTreeMap<String, String> =
+            serde_json::from_value(value["labels"].clone()).unwrap_or_default();
+        let id = value["id"].as_str().unwrap_or_default().to_owned();
+        world.images.insert(tag.clone());
+        world.built.insert(tag, (id, labels));
+        Ok(())
+    }
+
     fn logs(
         &self,
         id: &str,

@@ -393,6 +393,14 @@ pub trait Docker: Clone + Send + Sync + 'static {
     /// Removes an image by name or id (not forced: an image a container uses stays); a
     /// missing one is fine.
     fn remove_image(&self, image: &str) -> impl Future<Output = Result<(), DockerError>> + Send;
+    /// An image with its tags as a tar stream (`docker save`), for another engine's
+    /// `import_image`.
+    fn export_image(&self, image: &str) -> BoxStream<'static, Result<bytes::Bytes, DockerError>>;
+    /// Loads the images of a tar stream made by `export_image` (`docker load`).
+    fn import_image(
+        &self,
+        tar: BoxStream<'static, Result<bytes::Bytes, std::io::Error>>,
+    ) -> impl Future<Output = Result<(), DockerError>> + Send;
     /// CPUs, memory and the engine's version.
     fn host_info(&self) -> impl Future<Output = Result<HostInfo, DockerError>> + Send;
     /// One sample of a running container's resource use, at once (Docker's one-shot stats:
