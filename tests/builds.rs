@@ -481,6 +481,22 @@ fn a_directory_next_to_the_manifest_should_build_once_per_content() {
         "followed to the end: {text}"
     );
 
+    // A remote nanocld cannot read this machine's directory: refused before any request
+    // (192.0.2.1 is TEST-NET, never reached).
+    let out = Command::new(nanocl_e2e::bin_dir().join("nanocl"))
+        .args(["apply", "-f", &file.display().to_string()])
+        .env("NANOCL_HOST", "tcp://192.0.2.1:9")
+        .output()
+        .expect("nanocl");
+    assert_eq!(out.status.code(), Some(1));
+    let text = stderr(&out);
+    assert!(
+        text.contains(&format!("{}:", file.display()))
+            && text.contains("spec.container.build.context:")
+            && text.contains("build from git"),
+        "{text}"
+    );
+
     // From stdin there is no directory to resolve against: refused, saying why.
     let mut child = Command::new(nanocl_e2e::bin_dir().join("nanocl"))
         .args(["apply", "-f", "-"])

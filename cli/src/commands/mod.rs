@@ -97,7 +97,10 @@ pub fn load_desired(
     prune: &PruneArgs,
     nothing_done: &str,
 ) -> anyhow::Result<Option<Desired>> {
-    let loaded = crate::input::load(files, &decode_options(cli));
+    let mut loaded = crate::input::load(files, &decode_options(cli));
+    loaded
+        .errors
+        .extend(remote_contexts(cli, &loaded.manifests));
     if !loaded.errors.is_empty() {
         loaded.report_errors(nothing_done);
         return Ok(None);
@@ -128,3 +131,41 @@ pub fn load_desired(
 }
 
 pub use nanocl_client::signal::wait_for_interrupt;
+
+/// A build `context` is a directory of the nanocld host: from this machine it can only be
+/// built by a nanocld on this machine (a unix socket, or TCP on loopback). One error per
+/// manifest that asks otherwise, at its document.
+fn remote_contexts(cli: &Cli, manifests: &[Manifest]) -> Vec<String> {
+    let Ok(nanocl_client::http::Host::Tcp(addr)) =
+        nanocl_client::http::Host::parse(cli.host.as_deref())
+    else {
+        return Vec::new();
+    };
+    let host = addr.rsplit_once(':').map_or(addr.as_str(), |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let local = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if local {
+        return Vec::new();
+    }
+    manifests
+        .iter()
+        .filter_map(|m| match &m.object {
+            nanocl_api_types::AnyObject::Cargo(c) => c
+                .spec
+                .container
+                .build
+                .as_ref()
+                .and_then(|b| b.context.as_ref())
+                .map(|dir| {
+                    format!(
+                        "{}:{}: spec.container.build.context: {dir} is a directory of this machine, and the nanocld at tcp://{addr} runs on another, which cannot read it: build from git (build.git), or apply on that host",
+                        m.file, m.pos
+                    )
+                }),
+            _ => None,
+        })
+        .collect()
+}
