@@ -29,6 +29,11 @@
 //!   and what sampling costs: one one-shot Docker stats call, and nanocld's CPU with 20
 //!   idle autoscaled replicas against 20 without autoscale.
 //!
+//! - `build`: apply → running of a cargo built from a local git repository (a new commit
+//!   each round) against `git clone --depth 1 && docker build && docker run -d` by hand
+//!   (median of 3); the re-apply of an unchanged commit (no build); a new commit on a
+//!   polled branch until its replica runs.
+//!
 //! Swarm is initialised on loopback for the comparison and left again at the end (only if
 //! this benchmark initialised it). Images are referenced by ID there, so no registry is asked.
 
@@ -1372,6 +1377,177 @@ fn bench_autoscale(rt: &tokio::runtime::Runtime) {
     cleanup_label(&label);
 }
 
+fn git_in(dir: &std::path::Path, args: &[&str]) -> bool {
+    Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "bench")
+        .env("GIT_AUTHOR_EMAIL", "bench@nanocl.invalid")
+        .env("GIT_COMMITTER_NAME", "bench")
+        .env("GIT_COMMITTER_EMAIL", "bench@nanocl.invalid")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// A new commit of `repo` whose page (and so the image's last layer) is `page`.
+fn commit_page(repo: &std::path::Path, page: &str) {
+    std::fs::write(repo.join("page.txt"), page).expect("page");
+    git_in(repo, &["add", "-A"]);
+    git_in(repo, &["commit", "-qm", page]);
+}
+
+fn bench_build() {
+    println!("\n== build from git → running: a cargo built from a local repository (file://, a new commit each round, the base image local) against doing it by hand: git clone --depth 1 && docker build && docker run -d (median of 3); re-apply of an unchanged commit; a new commit on a polled branch (poll: 2s) until its container runs");
+    let d = Daemon::start_with_controllers(StoreKind::Embedded);
+    let ns = format!("bench-build-{}", std::process::id());
+    let label = format!("io.nanocl.namespace={ns}");
+    let hand_label = format!("nanocl-bench-build={}", std::process::id());
+    let work = tempfile::tempdir().expect("tmp");
+    let repo = work.path().join("repo");
+    std::fs::create_dir_all(&repo).expect("mkdir");
+    git_in(&repo, &["init", "-q", "-b", "main"]);
+    std::fs::write(
+        repo.join("Dockerfile"),
+        format!(
+            "FROM {}\nCOPY page.txt /page.txt\nRUN wc -c /page.txt > /size.txt\nCMD [\"sleep\", \"3600\"]\n",
+            test_image()
+        ),
+    )
+    .expect("Dockerfile");
+    commit_page(&repo, "warm-up");
+    let url = format!("file://{}", repo.display());
+    let base = manifests(&ns, &[]);
+    nanocl_apply(&d, &base);
+    let cargo = |name: &str, poll: &str| {
+        format!(
+            "apiVersion: nanocl.io/v1\nkind: Cargo\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  cluster: dev\n  container:\n    build: {{git: {{url: \"{url}\", ref: main{poll}}}}}\n"
+        )
+    };
+    // Warm-up: the namespace's network, the base image's layers in both paths.
+    nanocl_apply(&d, &cargo("warm", ""));
+    wait_running(
+        "io.nanocl.cargo=warm",
+        1,
+        Duration::from_secs(120),
+    );
+    let (mut ours, mut hand) = (Vec::new(), Vec::new());
+    for round in 0..3 {
+        commit_page(&repo, &format!("nanocl round {round}"));
+        let name = format!("b{round}");
+        let start = nanocl_apply(&d, &cargo(&name, ""));
+        let cargo_label = format!("io.nanocl.cargo={name}");
+        let deadline = Instant::now() + Duration::from_secs(180);
+        while count(&label, true) < 2 + round || running_count(&cargo_label) < 1 {
+            if Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        ours.push(start.elapsed());
+
+        commit_page(&repo, &format!("by hand round {round}"));
+        let clone = work.path().join(format!("clone-{round}"));
+        let tag = format!("nanocl-bench/by-hand:{round}");
+        let start = Instant::now();
+        let cloned = Command::new("git")
+            .args(["clone", "-q", "--depth", "1", &url])
+            .arg(&clone)
+            .status()
+            .is_ok_and(|s| s.success());
+        let built = cloned
+            && Command::new("/usr/bin/docker")
+                .args(["build", "-q", "-t", &tag, "--label", &hand_label])
+                .arg(&clone)
+                .stdout(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+        let ran = built
+            && Command::new("/usr/bin/docker")
+                .args(["run", "-d", "--label", &hand_label, &tag])
+                .stdout(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+        if ran {
+            hand.push(start.elapsed());
+        }
+    }
+    println!(
+        "  apply → running: nanocl {}, by hand {} (ratio of medians {})",
+        spread(&ours),
+        spread(&hand),
+        ratio(&ours, &hand)
+    );
+
+    // Re-apply of the last cargo, its commit unchanged: no build.
+    let last = cargo("b2", "");
+    let mut reapply = Vec::new();
+    for _ in 0..5 {
+        let start = nanocl_apply(&d, &last);
+        reapply.push(start.elapsed());
+    }
+    let status = d.nanocl(&["-n", &ns, "get", "cargo", "b2", "-o", "json"]);
+    let built: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap_or_default();
+    println!(
+        "  re-apply of an unchanged commit: {} (nanocl apply, start to exit; the build still the one of {})",
+        spread(&reapply),
+        built["status"]["build"]["started"].as_str().unwrap_or("?")
+    );
+
+    // A polled branch: commit → the new image's container running.
+    nanocl_apply(&d, &cargo("follow", ", poll: 2s"));
+    wait_running("io.nanocl.cargo=follow", 1, Duration::from_secs(120));
+    let mut follow = Vec::new();
+    for round in 0..3 {
+        let before = docker(&[
+            "ps",
+            "-q",
+            "--filter",
+            "label=io.nanocl.cargo=follow",
+            "--filter",
+            &format!("label={label}"),
+        ]);
+        commit_page(&repo, &format!("followed {round}"));
+        let start = Instant::now();
+        let deadline = start + Duration::from_secs(120);
+        loop {
+            let now = docker(&[
+                "ps",
+                "-q",
+                "--filter",
+                "label=io.nanocl.cargo=follow",
+                "--filter",
+                &format!("label={label}"),
+                "--filter",
+                "status=running",
+            ]);
+            if !now.is_empty() && now.lines().all(|id| !before.contains(id)) {
+                follow.push(start.elapsed());
+                break;
+            }
+            if Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    println!(
+        "  new commit → its replica running, poll 2 s: {} (the poll interval included: on average half of it)",
+        spread(&follow)
+    );
+    let out = d.nanocl(&["delete", "ns", &ns, "--wait", "--timeout", "120s"]);
+    if !out.status.success() {
+        println!("  delete failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    drop(d);
+    cleanup_label(&label);
+    cleanup_label(&hand_label);
+    for filter in [format!("label={label}"), format!("label={hand_label}")] {
+        for id in docker(&["images", "-q", "--filter", &filter]).lines() {
+            docker(&["rmi", "-f", id]);
+        }
+    }
+}
+
 fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("runtime: {e}"));
     let asked: Vec<String> = std::env::args()
@@ -1406,5 +1582,8 @@ fn main() {
     }
     if run("autoscale") {
         bench_autoscale(&rt);
+    }
+    if run("build") {
+        bench_build();
     }
 }
