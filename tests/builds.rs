@@ -84,10 +84,11 @@ fn build_status(d: &Daemon, ns: &str, name: &str) -> serde_json::Value {
     cargo_json(d, ns, name)["status"]["build"].clone()
 }
 
-/// A cargo that builds `git` (a YAML flow mapping) and publishes 8080 on `port`.
+/// A cargo that builds `git` (a YAML flow mapping) and publishes 8080 on `port`; a replica
+/// counts once up for 2 s (a crash right after its start fails the update).
 fn git_cargo(ns: &str, name: &str, git: &str, port: u16) -> String {
     format!(
-        "apiVersion: nanocl.io/v1\nkind: Cargo\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  cluster: dev\n  container:\n    build:\n      git: {git}\n      args: {{GREETING: \"{{{{ vars.GREETING }}}}\"}}\n    ports: [{{containerPort: 8080, hostPort: {port}}}]\n"
+        "apiVersion: nanocl.io/v1\nkind: Cargo\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  cluster: dev\n  update: {{minReadySeconds: 2}}\n  container:\n    build:\n      git: {git}\n      args: {{GREETING: \"{{{{ vars.GREETING }}}}\"}}\n    ports: [{{containerPort: 8080, hostPort: {port}}}]\n"
     )
 }
 
@@ -279,6 +280,36 @@ fn a_git_repository_should_build_run_follow_its_branch_and_say_what_failed() {
     assert!(
         describe.contains("Build:") && describe.contains("Failed"),
         "{describe}"
+    );
+
+    // A commit that builds but crashes: the update fails and rolls back to the image of
+    // the revision before, which serves again.
+    let crashing = DOCKERFILE.replace(
+        "CMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]",
+        "CMD [\"sh\", \"-c\", \"exit 3\"]",
+    );
+    assert_ne!(crashing, DOCKERFILE);
+    let fourth = commit(&repo, "version four", &crashing, "four");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let c = cargo_json(&d, &ns, "web");
+        if c["status"]["build"]["commit"] == fourth.as_str()
+            && c["status"]["rollout"]["phase"] == "RolledBack"
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no rollback: {:#}", c["status"]);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    wait(
+        "the page of the second commit again",
+        Duration::from_secs(60),
+        || page(port, "/") == "version two",
+    );
+    let history = stdout(&d.nanocl(&["-n", &ns, "rollout", "history", "cargo", "web"]));
+    assert!(
+        history.contains(&format!(":{}", &fourth[..12])),
+        "{history}"
     );
 
     // Bad sources: each says which field and why.

@@ -274,7 +274,7 @@ pub enum RolloutCommand {
 /// The cargo a `nanocl rollout` subcommand acts on.
 #[derive(Debug, Args)]
 pub struct RolloutTarget {
-    /// The kind: only `cargo` (or `cargoes`, `cg`) rolls out.
+    /// The kind: only `cargo` (or `cargoes`, `cg`).
     pub kind: String,
 
     /// The cargo's name.

@@ -46,14 +46,17 @@ fn apply_dry_run_should_validate_the_examples_in_apply_order() {
     assert_eq!(
         lines,
         vec![
+            "namespace/build-demo valid (dry run: nothing applied)",
             "namespace/getting-started valid (dry run: nothing applied)",
             "namespace/shop valid (dry run: nothing applied)",
             "namespace/rollouts valid (dry run: nothing applied)",
+            "cluster/dev (namespace build-demo) valid (dry run: nothing applied)",
             "cluster/dev (namespace getting-started) valid (dry run: nothing applied)",
             "cluster/prod (namespace shop) valid (dry run: nothing applied)",
             "cluster/dev (namespace rollouts) valid (dry run: nothing applied)",
             "network/front (namespace getting-started) valid (dry run: nothing applied)",
             "network/back (namespace getting-started) valid (dry run: nothing applied)",
+            "cargo/site (namespace build-demo) valid (dry run: nothing applied)",
             "cargo/backend (namespace getting-started) valid (dry run: nothing applied)",
             "cargo/web (namespace getting-started) valid (dry run: nothing applied)",
             "cargo/storefront (namespace shop) valid (dry run: nothing applied)",

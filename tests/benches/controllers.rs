@@ -1425,11 +1425,7 @@ fn bench_build() {
     };
     // Warm-up: the namespace's network, the base image's layers in both paths.
     nanocl_apply(&d, &cargo("warm", ""));
-    wait_running(
-        "io.nanocl.cargo=warm",
-        1,
-        Duration::from_secs(120),
-    );
+    wait_running("io.nanocl.cargo=warm", 1, Duration::from_secs(120));
     let (mut ours, mut hand) = (Vec::new(), Vec::new());
     for round in 0..3 {
         commit_page(&repo, &format!("nanocl round {round}"));

@@ -583,7 +583,7 @@ impl BuildSpec {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BuildStatus {
-    /// `Resolving`, `Building`, `Succeeded` or `Failed`: the latest build.
+    /// `Building`, `Succeeded` or `Failed`: the latest build.
     pub phase: String,
     /// The identity of what the latest build is of (its source, commit or context, and
     /// settings), for nanocld to tell whether the spec moved on.

@@ -299,7 +299,14 @@ fn row(kind: Kind, o: &Value, wide: bool, all_namespaces: bool, placed: &Placed)
                     .to_string(),
             );
             if wide {
-                r.push(s(&o["spec"]["container"]["image"]));
+                // A built cargo's: the image its last build made.
+                r.push(match o["spec"]["container"]["image"].as_str() {
+                    Some(image) if !image.is_empty() => image.to_owned(),
+                    _ => o["status"]["build"]["image"]
+                        .as_str()
+                        .unwrap_or("<building>")
+                        .to_owned(),
+                });
                 let nets: Vec<String> = o["spec"]["networks"]
                     .as_array()
                     .map(|a| a.iter().map(s).collect())

@@ -157,6 +157,17 @@ fn last_lines(stderr: &[u8]) -> String {
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .collect();
+    // git's own verdicts say why (e.g. "detected dubious ownership" before a generic "could
+    // not read"); the last lines otherwise.
+    let verdicts: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("fatal:") || l.starts_with("error:"))
+        .take(3)
+        .collect();
+    if !verdicts.is_empty() {
+        return verdicts.join("; ");
+    }
     let start = lines.len().saturating_sub(3);
     lines[start..].join("; ")
 }

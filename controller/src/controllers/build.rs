@@ -93,8 +93,6 @@ const LOG_FLUSH: Duration = Duration::from_secs(1);
 
 /// Phases of `status.build.phase`.
 pub mod phase {
-    /// Looking up the commit, or packing the context.
-    pub const RESOLVING: &str = "Resolving";
     /// Docker is building.
     pub const BUILDING: &str = "Building";
     /// The image is built.

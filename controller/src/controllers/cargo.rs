@@ -142,10 +142,17 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
     );
     let policy = cargo.spec.update_policy(want);
     let mut history = rollout::History::of(cargo.status.as_ref());
+    // The spec's container (its env unrendered: the variables are recorded apart), with
+    // what renders it besides the spec: a build's image, the secrets' digest. A rollback
+    // renders exactly this revision again.
+    let mut recorded_container = cargo.spec.container.clone();
+    recorded_container.image = container.image.clone();
+    recorded_container.image_pull_policy = container.image_pull_policy;
+    recorded_container.labels = container.labels.clone();
     let recorded = history.record(
         CargoRevision {
             hash: desired.hash.clone(),
-            container: cargo.spec.container.clone(),
+            container: recorded_container,
             networks: cargo.spec.networks.clone(),
             variables,
             restarted_at: restarted_at.clone(),
@@ -436,6 +443,18 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
             requeue = Some(Duration::from_millis(50));
         }
     }
+    // A build of other settings than the last one's is to come: not converged yet.
+    let building = match super::build::Settings::of(&cargo, cluster.as_deref()) {
+        Some(Ok(settings)) => {
+            let build = cargo.status.as_ref().and_then(|s| s.build.as_ref());
+            match build {
+                Some(b) if b.phase == super::build::phase::BUILDING => Some(b.message.clone()),
+                Some(b) if b.key == settings.key() => None,
+                _ => Some("a build of the new settings is queued".to_owned()),
+            }
+        }
+        _ => None,
+    };
     let summary = Summary {
         want,
         desired_hash: Some(desired.hash.clone()),
@@ -444,6 +463,7 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
         placement: Some(&placement),
         history: Some(&history),
         autoscale: autoscaled,
+        building,
     };
     let requeue = match (requeue, autoscale_wait) {
         (Some(a), Some(b)) => Some(a.min(b)),
@@ -1054,6 +1074,9 @@ struct Summary<'a> {
     placement: Option<&'a Placement>,
     /// Revisions and the update, as they are now (`None`: as the status has them).
     history: Option<&'a rollout::History>,
+    /// A build of the spec's settings is still to come (the builder has not yet taken
+    /// them up, or is building): what it says.
+    building: Option<String>,
 }
 
 impl Summary<'_> {
@@ -1066,6 +1089,7 @@ impl Summary<'_> {
             not_ready: Some((not_ready.reason.to_owned(), not_ready.message.clone())),
             placement: None,
             history: None,
+            building: None,
         }
     }
 }
@@ -1153,10 +1177,13 @@ fn summarize(
         .unwrap_or_default();
     // The latest build failed: the replicas run the previous image, and the cargo is not
     // what its spec says.
+    let building = summary.building.clone();
+    // (A failure of settings the spec no longer has is no longer the news.)
     let build_failed = previous
         .build
         .as_ref()
         .filter(|b| b.phase == super::build::phase::FAILED && b.image.is_some())
+        .filter(|_| building.is_none())
         .map(|b| b.message.clone());
     if let Some(message) = &build_failed {
         problems.insert(
@@ -1167,18 +1194,16 @@ fn summarize(
             },
         );
     }
-    let building = previous
-        .build
-        .as_ref()
-        .filter(|b| b.phase == super::build::phase::BUILDING && b.image.is_some())
-        .map(|b| b.message.clone());
-    let all_ready = all_ready && build_failed.is_none();
+    let all_ready = all_ready && build_failed.is_none() && building.is_none();
     let (ready_reason, ready_message) = match (&not_ready, problems.first()) {
         (Some((reason, message)), _) => (reason.clone(), message.clone()),
         (None, _) if build_failed.is_some() => (
             "BuildFailed".to_owned(),
             build_failed.clone().unwrap_or_default(),
         ),
+        (None, _) if building.is_some() => {
+            ("Building".to_owned(), building.clone().unwrap_or_default())
+        }
         _ if matches!(phase, "RolledBack" | "RollingBack" | "Failed") && !all_ready => {
             (phase.to_owned(), rollout_message.clone())
         }

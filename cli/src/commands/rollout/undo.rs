@@ -79,8 +79,18 @@ pub fn changed_variables(
 /// was recorded with (so that its hash, and its containers' configuration, are that
 /// revision's).
 pub fn write_revision(live: &mut Value, revision: &CargoRevision) -> anyhow::Result<()> {
-    let container = serde_json::to_value(&revision.container)
-        .context("cannot write the revision's container")?;
+    // What nanocl recorded besides the spec goes: the image a build made (the build
+    // settings are the spec's: they build it again, or find it built), and its own labels.
+    let mut spec_container = revision.container.clone();
+    if spec_container.build.is_some() {
+        spec_container.image.clear();
+        spec_container.image_pull_policy = None;
+    }
+    spec_container
+        .labels
+        .retain(|k, _| !k.starts_with("io.nanocl."));
+    let container =
+        serde_json::to_value(&spec_container).context("cannot write the revision's container")?;
     let spec = live
         .get_mut("spec")
         .and_then(Value::as_object_mut)
