@@ -98,6 +98,7 @@ up() {
     DOCKER_HOST="unix://$(sock "$i")" NANOCL_LOG="${NANOCL_LOG:-info}" "$bin/nanocld" \
       --store "$store" --node "host-$i" --node-label "index=$i" \
       --state-dir "$dir/state" --listen "unix://$(nanocl_sock "$i")" \
+      --listen "tcp://127.0.0.1:$((23830 + i))" --secrets-key "$root/secrets.key" \
       >"$dir/log" 2>&1 &
     echo $! >"$dir/pid"
   done

@@ -395,21 +395,28 @@ fn a_git_repository_should_build_run_follow_its_branch_and_say_what_failed() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
 
-#[test]
-fn a_directory_next_to_the_manifest_should_build_once_per_content() {
-    let scope = Scope::new("ctx");
-    let ns = scope.ns.clone();
+/// A test of its own: its scope, a nanocld, a work directory and its `app` directory
+/// holding `dockerfile`.
+fn with_app_dir(
+    test: &str,
+    dockerfile: &str,
+) -> (Scope, Daemon, tempfile::TempDir, std::path::PathBuf) {
+    let scope = Scope::new(test);
     let d = Daemon::start_with_controllers(StoreKind::Embedded);
     let work = tempfile::tempdir().expect("tmp");
     let app = work.path().join("app");
     std::fs::create_dir_all(&app).expect("mkdir");
-    std::fs::write(
-        app.join("Dockerfile"),
-        DOCKERFILE
-            .replace("index.html", "page.txt")
-            .replace("/www/page.txt", "/www/index.html"),
-    )
-    .expect("Dockerfile");
+    std::fs::write(app.join("Dockerfile"), dockerfile).expect("Dockerfile");
+    (scope, d, work, app)
+}
+
+#[test]
+fn a_directory_next_to_the_manifest_should_build_once_per_content() {
+    let dockerfile = DOCKERFILE
+        .replace("index.html", "page.txt")
+        .replace("/www/page.txt", "/www/index.html");
+    let (scope, d, work, app) = with_app_dir("ctx", &dockerfile);
+    let ns = scope.ns.clone();
     std::fs::write(app.join("page.txt"), "from a directory").expect("page");
     std::fs::write(app.join(".dockerignore"), "*.log\n").expect("ignore");
     let port = free_port();
@@ -458,7 +465,7 @@ fn a_directory_next_to_the_manifest_should_build_once_per_content() {
             "--format",
             "{{.Tag}}",
             "--filter",
-            &format!("label=io.nanocl.namespace={ns}"),
+            &format!("reference=nanocl.local/{ns}/*"),
         ])
         .lines()
         .map(str::to_owned)
@@ -682,6 +689,56 @@ fn a_private_repository_should_be_read_with_the_credentials_of_a_secret() {
         !everything.contains(PASSWORD),
         "the password shows:\n{everything}"
     );
+    let out = d.nanocl(&["delete", "ns", &ns, "--wait", "--timeout", "60s"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn a_slow_build_should_time_out_and_give_way_to_a_new_spec() {
+    let (scope, d, work, _app) = with_app_dir(
+        "slow",
+        "FROM busybox:stable\nARG N=1\nARG FAST\nRUN echo \"step $N\" && if [ -z \"$FAST\" ]; then sleep 25; fi\nCMD [\"sleep\", \"3600\"]\n",
+    );
+    let ns = scope.ns.clone();
+    let file = work.path().join("slow.yaml");
+    let cargo = |args: &str, timeout: &str| {
+        format!(
+            "{}---\napiVersion: nanocl.io/v1\nkind: Cargo\nmetadata: {{name: slow, namespace: {ns}}}\nspec:\n  cluster: dev\n  container:\n    build: {{context: ./app, args: {{{args}}}, timeout: {timeout}}}\n",
+            base(&ns)
+        )
+    };
+    let status = || build_status(&d, &ns, "slow");
+
+    // Longer than its timeout: stopped, failed, and not tried again.
+    apply(&d, &file, &cargo("N: \"1\"", "3s"));
+    wait("the timeout", Duration::from_secs(60), || {
+        let b = status();
+        b["phase"] == "Failed"
+            && b["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("took longer than its timeout (3s)"))
+    });
+    let failed = status();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(status()["finished"], failed["finished"], "not tried again");
+
+    // A spec that changes mid-build: the running build gives way at once (a build that
+    // ran to its end would hold the builder's slot for this cargo 25 s).
+    apply(&d, &file, &cargo("N: \"2\"", "5m"));
+    wait("the second build", Duration::from_secs(30), || {
+        status()["phase"] == "Building"
+    });
+    apply(&d, &file, &cargo("N: \"3\", FAST: \"yes\"", "5m"));
+    wait(
+        "the third build, the second one cancelled",
+        Duration::from_secs(15),
+        || status()["phase"] == "Succeeded",
+    );
+    let log = stdout(&d.nanocl(&["-n", &ns, "logs", "cargo", "slow", "--build"]));
+    assert!(log.contains("step 3") && !log.contains("step 2"), "{log}");
+    wait("the replica", Duration::from_secs(60), || {
+        running(&scope.cargo("slow")).len() == 1
+    });
     let out = d.nanocl(&["delete", "ns", &ns, "--wait", "--timeout", "60s"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }

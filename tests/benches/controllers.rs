@@ -1537,7 +1537,10 @@ fn bench_build() {
     drop(d);
     cleanup_label(&label);
     cleanup_label(&hand_label);
-    for filter in [format!("label={label}"), format!("label={hand_label}")] {
+    for filter in [
+        format!("reference=nanocl.local/{ns}/*"),
+        format!("label={hand_label}"),
+    ] {
         for id in docker(&["images", "-q", "--filter", &filter]).lines() {
             docker(&["rmi", "-f", id]);
         }

@@ -111,13 +111,13 @@ impl Drop for Scope {
         for id in nets.lines() {
             docker(&["network", "rm", id]);
         }
-        // Images nanocl built for the namespace (every tag of each).
+        // Images nanocl built for the namespace (`nanocl.local/NS/CARGO:…`, every tag).
         let images = docker(&[
             "images",
             "-q",
             "--no-trunc",
             "--filter",
-            &format!("label={}", self.label()),
+            &format!("reference=nanocl.local/{}/*", self.ns),
         ]);
         let mut ids: Vec<&str> = images.lines().collect();
         ids.dedup();

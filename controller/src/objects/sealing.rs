@@ -95,27 +95,29 @@ impl Keyring {
             source,
         };
         if !path.exists() {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(io)?;
-            }
+            let dir = path.parent().unwrap_or(Path::new("."));
+            std::fs::create_dir_all(dir).map_err(io)?;
+            // Written whole beside it, then linked into place: several nanocld starting
+            // at once on one file all end up with the one that was linked first.
             let key: [u8; 32] = rand::random();
-            let mut file = {
-                use std::os::unix::fs::OpenOptionsExt;
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(path)
-                    .map_err(io)?
-            };
+            let mut file = tempfile::Builder::new()
+                .prefix(".secrets-key-")
+                .tempfile_in(dir)
+                .map_err(io)?;
             writeln!(
                 file,
                 "{}",
                 base64::engine::general_purpose::STANDARD.encode(key)
             )
             .map_err(io)?;
-            file.sync_all().map_err(io)?;
-            tracing::info!(path = %path.display(), "created the key file secrets are sealed with: back it up, and give every nanocld of this store the same one");
+            file.as_file().sync_all().map_err(io)?;
+            match std::fs::hard_link(file.path(), path) {
+                Ok(()) => {
+                    tracing::info!(path = %path.display(), "created the key file secrets are sealed with: back it up, and give every nanocld of this store the same one")
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io(e)),
+            }
         }
         {
             use std::os::unix::fs::PermissionsExt;
@@ -274,6 +276,26 @@ mod tests {
             ring.seal("Secret/a/db", b"x"),
             "a nonce per seal"
         );
+    }
+
+    #[test]
+    fn nanocld_starting_together_should_share_one_new_key_file() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("secrets.key");
+        let ids: Vec<String> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    s.spawn(|| Keyring::load_or_create(&path).map(|k| k.current_id().to_owned()))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("thread").expect("a keyring"))
+                .collect()
+        });
+        assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ids:?}");
+        let leftovers = std::fs::read_dir(dir.path()).expect("dir").count();
+        assert_eq!(leftovers, 1, "only the key file stays");
     }
 
     #[test]
