@@ -235,7 +235,9 @@ fn a_git_repository_should_build_run_follow_its_branch_and_say_what_failed() {
 
     // A Dockerfile that fails: BuildFailed with the failing step, the old replica serves.
     let broken = DOCKERFILE.replace("CMD", "RUN echo about to fail && exit 3\nCMD");
-    let third = commit(&repo, "version three", &broken, "three");
+    // (The page as before: the steps before the failing one are Docker's cached layers, so
+    // the failure leaves no untagged image behind.)
+    let third = commit(&repo, "version two", &broken, "three");
     wait(
         "the failed build, said on the cargo",
         Duration::from_secs(120),
