@@ -49,6 +49,13 @@ fn a_secret_should_reach_its_container_and_nothing_else() {
     let ns = scope.ns.clone();
     let d = Daemon::start_with_controllers(StoreKind::Embedded);
     let file = d.dir.path().join("app.yaml");
+    // Before anything exists (its namespace neither): a diff shows the secret, sizes only.
+    std::fs::write(&file, manifests(&ns, VALUE)).expect("write");
+    let diff = d.nanocl(&["diff", "-f", &file.display().to_string()]);
+    assert_eq!(diff.status.code(), Some(1), "{}", stderr(&diff));
+    let text = stdout(&diff);
+    assert!(text.contains("password: \"<hidden: 22 bytes>\""), "{text}");
+    assert!(!text.contains(VALUE), "{text}");
     apply(&d, &file, &manifests(&ns, VALUE));
     let app = scope.cargo("app");
     wait_until("the replica", || running(&app).len() == 1);

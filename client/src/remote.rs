@@ -191,21 +191,18 @@ pub async fn desired_as_shown(
         return Ok(desired);
     }
     let key = object.key();
-    let answer = match live {
-        Some(_) => {
-            client
-                .request(
-                    Method::PUT,
-                    &(item_path(&key) + "?dryRun=All"),
-                    Some(&desired),
-                )
-                .await?
-        }
-        None => {
-            let path = collection_path(key.kind, key.namespace.as_deref()) + "?dryRun=All";
-            client.request(Method::POST, &path, Some(&desired)).await?
-        }
-    };
+    if live.is_none() {
+        // Nothing to compare with (and its namespace may not exist yet): hidden here, sizes
+        // only.
+        return Ok(hidden_locally(desired));
+    }
+    let answer = client
+        .request(
+            Method::PUT,
+            &(item_path(&key) + "?dryRun=All"),
+            Some(&desired),
+        )
+        .await?;
     if answer.status.is_success() {
         answer.json()
     } else {
@@ -214,6 +211,25 @@ pub async fn desired_as_shown(
             format!("checking {}", display_key(&key)),
         ))
     }
+}
+
+/// A Secret's values replaced by `<hidden: N bytes>`, as printed by this CLI when the
+/// server has not seen them.
+fn hidden_locally(mut secret: Value) -> Value {
+    use base64::Engine as _;
+    if let Some(data) = secret["spec"]["data"].as_object_mut() {
+        for value in data.values_mut() {
+            let n = value
+                .as_str()
+                .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok())
+                .map_or(0, |b| b.len());
+            *value = Value::String(format!(
+                "{}{n} bytes>",
+                nanocl_api_types::secret::v1::HIDDEN_PREFIX
+            ));
+        }
+    }
+    secret
 }
 
 /// Replaces the `rollout.nanocl.io/` and `build.nanocl.io/` annotations of `meta` with those of `live` (none when
