@@ -1735,7 +1735,7 @@ fn corpus(web: &Value) -> Vec<Case> {
         malformed_create(
             "unknown field in spec.container",
             Some("spec.container.imagee"),
-            "unknown field `imagee`, expected one of `image`",
+            "unknown field `imagee` (did you mean `image`?), expected one of `image`",
             |o| o["spec"]["container"]["imagee"] = json!("x"),
         ),
         malformed_create(
@@ -1759,7 +1759,7 @@ fn corpus(web: &Value) -> Vec<Case> {
         malformed_create(
             "env as a list in v1",
             Some("spec.container.env"),
-            "invalid type: sequence, expected a mapping",
+            "invalid type: a list, expected a mapping of names to",
             |o| o["spec"]["container"]["env"] = json!(["A=1"]),
         ),
         malformed_create(

@@ -1,6 +1,7 @@
 //! Manifest decoding: multi-document YAML and JSON files into validated v1 objects, every
 //! problem reported as `FILE:LINE:COLUMN: field.path: message`.
 
+mod check;
 pub mod de;
 pub mod node;
 
@@ -421,8 +422,23 @@ fn decode_document(
     Ok((version, object))
 }
 
-fn typed<T: DeserializeOwned>(root: &Node) -> Result<T, LocatedErrors> {
+/// `root` as a `T`; when serde refuses it, every shape error the kind's schema finds (serde
+/// stops at the first), else serde's.
+fn typed<T: DeserializeOwned>(
+    root: &Node,
+    version: Version,
+    kind: Kind,
+) -> Result<T, LocatedErrors> {
     de::from_node(root, &FieldPath::root()).map_err(|e| {
+        let all = crate::schema::schema(version, kind)
+            .map(|schema| check::check(root, &schema))
+            .unwrap_or_default();
+        if !all.is_empty() {
+            return all
+                .into_iter()
+                .map(|(path, pos, message)| (Some(path), pos, message, ErrorClass::Malformed))
+                .collect();
+        }
         let (path, pos) = e.location.unwrap_or_else(|| (FieldPath::root(), root.pos));
         vec![(Some(path), pos, e.message, ErrorClass::Malformed)]
     })
@@ -436,21 +452,25 @@ fn convert_to_v1(root: &Node, version: Version, kind: Kind) -> Result<AnyObject,
     match (version, kind) {
         (Version::V1, Kind::Namespace) => Ok(AnyObject::Namespace(typed::<
             namespace::v1::Namespace,
-        >(root)?)),
-        (Version::V1, Kind::Cluster) => {
-            Ok(AnyObject::Cluster(typed::<cluster::v1::Cluster>(root)?))
-        }
-        (Version::V1, Kind::Network) => {
-            Ok(AnyObject::Network(typed::<network::v1::Network>(root)?))
-        }
-        (Version::V1, Kind::Cargo) => Ok(AnyObject::Cargo(typed::<cargo::v1::Cargo>(root)?)),
-        (Version::V1, Kind::Node) => Ok(AnyObject::Node(typed::<node_kind::v1::Node>(root)?)),
+        >(root, version, kind)?)),
+        (Version::V1, Kind::Cluster) => Ok(AnyObject::Cluster(typed::<cluster::v1::Cluster>(
+            root, version, kind,
+        )?)),
+        (Version::V1, Kind::Network) => Ok(AnyObject::Network(typed::<network::v1::Network>(
+            root, version, kind,
+        )?)),
+        (Version::V1, Kind::Cargo) => Ok(AnyObject::Cargo(typed::<cargo::v1::Cargo>(
+            root, version, kind,
+        )?)),
+        (Version::V1, Kind::Node) => Ok(AnyObject::Node(typed::<node_kind::v1::Node>(
+            root, version, kind,
+        )?)),
         (Version::V1, Kind::Replica) => Ok(AnyObject::Replica(
-            typed::<crate::replica::v1::Replica>(root)?,
+            typed::<crate::replica::v1::Replica>(root, version, kind)?,
         )),
-        (Version::V1, Kind::Secret) => {
-            Ok(AnyObject::Secret(typed::<crate::secret::v1::Secret>(root)?))
-        }
+        (Version::V1, Kind::Secret) => Ok(AnyObject::Secret(typed::<crate::secret::v1::Secret>(
+            root, version, kind,
+        )?)),
         // Refused before conversion (`Kind::served_in`).
         (Version::V1alpha1, kind @ (Kind::Node | Kind::Replica | Kind::Secret)) => Err(vec![(
             Some(FieldPath::keys("apiVersion")),
@@ -462,22 +482,23 @@ fn convert_to_v1(root: &Node, version: Version, kind: Kind) -> Result<AnyObject,
             Ok(AnyObject::Namespace(namespace::v1alpha1::to_v1(typed::<
                 namespace::v1alpha1::Namespace,
             >(
-                root
+                root, version, kind,
             )?)))
         }
         (Version::V1alpha1, Kind::Network) => {
             Ok(AnyObject::Network(network::v1alpha1::to_v1(typed::<
                 network::v1alpha1::Network,
             >(
-                root
+                root, version, kind,
             )?)))
         }
         (Version::V1alpha1, Kind::Cluster) => converted(
-            cluster::v1alpha1::to_v1(typed::<cluster::v1alpha1::Cluster>(root)?)
+            cluster::v1alpha1::to_v1(typed::<cluster::v1alpha1::Cluster>(root, version, kind)?)
                 .map(AnyObject::Cluster),
         ),
         (Version::V1alpha1, Kind::Cargo) => converted(
-            cargo::v1alpha1::to_v1(typed::<cargo::v1alpha1::Cargo>(root)?).map(AnyObject::Cargo),
+            cargo::v1alpha1::to_v1(typed::<cargo::v1alpha1::Cargo>(root, version, kind)?)
+                .map(AnyObject::Cargo),
         ),
     }
 }

@@ -52,7 +52,7 @@ fn unknown_field_should_be_reported_at_its_key() {
     let text = CARGO.replace("  cluster: dev\n", "  cluster: dev\n  replica: 3\n");
     assert_eq!(
         errors(&text),
-        vec!["m.yaml:7:3: spec.replica: unknown field `replica`, expected one of `cluster`, `replicas`, `networks`, `container`, `placement`, `update`, `revisionHistoryLimit`, `autoscale`"]
+        vec!["m.yaml:7:3: spec.replica: unknown field `replica` (did you mean `replicas`?), expected one of `cluster`, `replicas`, `networks`, `container`, `placement`, `update`, `revisionHistoryLimit`, `autoscale`"]
     );
 }
 
@@ -406,4 +406,38 @@ fn build_should_be_checked_where_it_is_written_and_resolved_against_the_file() {
         got[0].contains("spec.container.build.git.url: a relative repository path \"../repo\" needs the manifest's directory"),
         "{got:?}"
     );
+}
+
+#[test]
+fn every_shape_error_should_be_listed_with_a_hint_and_no_rust_type_name() {
+    let text = "\
+apiVersion: nanocl.io/v1
+kind: Cargo
+metadata:
+  name: web
+spec:
+  cluster: dev
+  replicas: many
+  command: [sh]
+  container:
+    image: busybox:1.36
+    enviroment: {A: b}
+    ports:
+      - \"80:80\"
+    imagePullPolicy: Sometimes
+    healthcheck: {command: sh, retries: 3}
+";
+    assert_eq!(
+        errors(text),
+        vec![
+            "m.yaml:7:13: spec.replicas: invalid type: string \"many\", expected an integer",
+            "m.yaml:8:3: spec.command: unknown field `command` (did you mean `spec.container.command`?), expected one of `cluster`, `replicas`, `networks`, `container`, `placement`, `update`, `revisionHistoryLimit`, `autoscale`",
+            "m.yaml:11:5: spec.container.enviroment: unknown field `enviroment` (did you mean `env`?), expected one of `image`, `build`, `imagePullPolicy`, `command`, `args`, `env`, `files`, `ports`, `volumes`, `workingDir`, `user`, `labels`, `resources`, `healthcheck`",
+            "m.yaml:13:9: spec.container.ports[0]: invalid type: string \"80:80\", expected a mapping with containerPort, hostPort, hostIP, protocol",
+            "m.yaml:14:22: spec.container.imagePullPolicy: unknown value `Sometimes`, expected one of `IfNotPresent`, `Always`, `Never`",
+            "m.yaml:15:28: spec.container.healthcheck.command: invalid type: string \"sh\", expected a list (of a string)",
+        ]
+    );
+    // A document serde accepts is never refused by the walk: the example manifests decode.
+    assert!(decode(CARGO).errors.is_empty());
 }
