@@ -174,6 +174,16 @@ fn a_secret_should_reach_its_container_and_nothing_else() {
     hidden("nanocld's log", &d.log());
     let out = d.nanocl(&["delete", "ns", &ns, "--wait", "--timeout", "60s"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // The namespace took its secrets and its Events with it.
+    let out = d.nanocl(&["-n", &ns, "get", "secrets", "-o", "name"]);
+    assert!(stdout(&out).trim().is_empty(), "{}", stdout(&out));
+    let out = d.nanocl(&["-n", &ns, "events"]);
+    assert!(
+        stderr(&out).contains("No events found"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
     // The store file, read raw, holds the sealed value only.
     let raw = std::fs::read(d.dir.path().join("state/store.redb")).expect("the store file");
     let raw = String::from_utf8_lossy(&raw);

@@ -65,6 +65,25 @@ pub fn row(e: &Value, with_object: bool, with_namespace: bool) -> Vec<String> {
     r
 }
 
+/// The table rows of an event: one per distinct message, oldest first, each with its own
+/// count and age (`removed container a (x2)`, `removed container b`).
+pub fn rows(e: &Value, with_object: bool, with_namespace: bool) -> Vec<Vec<String>> {
+    let messages = e["messages"].as_array().filter(|m| m.len() > 1);
+    let Some(messages) = messages else {
+        return vec![row(e, with_object, with_namespace)];
+    };
+    messages
+        .iter()
+        .map(|m| {
+            let mut one = e.clone();
+            one["message"] = m["message"].clone();
+            one["count"] = m["count"].clone();
+            one["lastTimestamp"] = m["lastTimestamp"].clone();
+            row(&one, with_object, with_namespace)
+        })
+        .collect()
+}
+
 /// Runs `events`.
 pub async fn run(cli: &Cli, args: &EventsArgs, out: &mut impl Write) -> anyhow::Result<Outcome> {
     let client = Client::new(Host::parse(cli.host.as_deref())?);
@@ -89,8 +108,15 @@ pub async fn run(cli: &Cli, args: &EventsArgs, out: &mut impl Write) -> anyhow::
         );
         return Ok(Outcome::Success);
     }
-    let rows: Vec<Vec<String>> = events.iter().map(|e| row(e, true, all)).collect();
+    let rows: Vec<Vec<String>> = events.iter().flat_map(|e| rows(e, true, all)).collect();
     print_table(&header, &rows, out)?;
+    // Rows that come later line up with the table's columns.
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in &rows {
+        for (w, cell) in widths.iter_mut().zip(r) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
     if !args.watch {
         return Ok(Outcome::Success);
     }
@@ -109,7 +135,22 @@ pub async fn run(cli: &Cli, args: &EventsArgs, out: &mut impl Write) -> anyhow::
     while let Some(event) = lines.next().await? {
         match event["type"].as_str() {
             Some("ADDED" | "MODIFIED") => {
-                writeln!(out, "{}", row(&event["object"], true, all).join("   "))?;
+                // The latest message only: the earlier ones were printed as they came.
+                let r = row(&event["object"], true, all);
+                let last = r.len().saturating_sub(1);
+                let line: Vec<String> = r
+                    .iter()
+                    .enumerate()
+                    .map(|(i, cell)| {
+                        let width = widths.get(i).copied().unwrap_or(0);
+                        if i == last {
+                            cell.clone()
+                        } else {
+                            format!("{cell:<width$}")
+                        }
+                    })
+                    .collect();
+                writeln!(out, "{}", line.join("   ").trim_end())?;
                 out.flush()?;
             }
             Some("ERROR") => bail!(
@@ -120,4 +161,34 @@ pub async fn run(cli: &Cli, args: &EventsArgs, out: &mut impl Write) -> anyhow::
         }
     }
     Ok(Outcome::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn an_event_with_distinct_messages_should_be_one_row_each() {
+        let e = json!({
+            "type": "Normal", "reason": "ReplicaRemoved", "count": 3,
+            "message": "removed container a",
+            "involvedObject": {"kind": "Cargo", "name": "web"},
+            "messages": [
+                {"message": "removed container b", "count": 1, "lastTimestamp": "2026-12-03T00:00:00Z"},
+                {"message": "removed container a", "count": 2, "lastTimestamp": "2026-12-03T00:00:01Z"}
+            ]
+        });
+        let messages: Vec<String> = rows(&e, true, false)
+            .into_iter()
+            .map(|r| r.last().cloned().unwrap_or_default())
+            .collect();
+        assert_eq!(
+            messages,
+            ["removed container b", "removed container a (x2)"]
+        );
+        let single = json!({"type": "Normal", "reason": "R", "count": 1, "message": "m",
+            "involvedObject": {"kind": "Cargo", "name": "web"}});
+        assert_eq!(rows(&single, false, false).len(), 1);
+    }
 }

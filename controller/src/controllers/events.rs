@@ -51,9 +51,7 @@ pub async fn record_for<S: Store>(
         match store.get(&key).await? {
             Some(kv) => {
                 let mut event: Event = serde_json::from_slice(&kv.value).unwrap_or_default();
-                event.count += 1;
-                event.last_timestamp = now();
-                event.message = message.clone();
+                event.said(&message, &now());
                 let bytes = serde_json::to_vec(&event).unwrap_or_default();
                 match store.update(&key, bytes, kv.mod_revision).await {
                     Ok(_) | Err(StoreError::Conflict { .. }) => Ok(()),
@@ -80,6 +78,11 @@ pub async fn record_for<S: Store>(
                     count: 1,
                     first_timestamp: now(),
                     last_timestamp: now(),
+                    messages: vec![nanocl_api_types::event::EventMessage {
+                        message: message.clone(),
+                        count: 1,
+                        last_timestamp: now(),
+                    }],
                 };
                 let bytes = serde_json::to_vec(&event).unwrap_or_default();
                 match store.create(&key, bytes).await {

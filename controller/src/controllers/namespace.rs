@@ -20,6 +20,7 @@ use nanocl_api_types::cluster::v1::Cluster as ClusterObject;
 use nanocl_api_types::namespace::v1::Namespace as NamespaceObject;
 use nanocl_api_types::network::v1::Network as NetworkObject;
 use nanocl_api_types::replica::v1::Replica as ReplicaObject;
+use nanocl_api_types::secret::v1::Secret as SecretObject;
 use nanocl_api_types::Resource as _;
 
 /// Reconciles one Namespace (`namespaces/{name}`).
@@ -60,9 +61,18 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
         let remaining = cascade(shared, shared.hub.cache::<CargoObject>(), &name).await?
             + cascade(shared, shared.hub.cache::<ReplicaObject>(), &name).await?
             + cascade(shared, shared.hub.cache::<NetworkObject>(), &name).await?
-            + cascade(shared, shared.hub.cache::<ClusterObject>(), &name).await?;
+            + cascade(shared, shared.hub.cache::<ClusterObject>(), &name).await?
+            + cascade(shared, shared.hub.cache::<SecretObject>(), &name).await?;
         if remaining > 0 {
             return Ok(Action::Requeue(Duration::from_millis(500)));
+        }
+        // Its Events go with it: a namespace made again with the name starts afresh.
+        let prefix = super::events::key(&name, "");
+        for kv in shared.store.list(&prefix).await?.items {
+            match shared.store.delete(&kv.key, Some(kv.mod_revision)).await {
+                Ok(_) | Err(StoreError::NotFound { .. } | StoreError::Conflict { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         return Ok(Action::AwaitChange);
     }
