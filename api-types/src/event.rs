@@ -97,6 +97,16 @@ impl Event {
     }
 }
 
+/// The store key of the event for `reason` on an object: one per (object, reason), so
+/// repeats are counted.
+pub fn event_name(kind: &str, name: &str, reason: &str) -> String {
+    format!(
+        "{}.{name}.{}",
+        kind.to_ascii_lowercase(),
+        reason.to_ascii_lowercase()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,14 +134,4 @@ mod tests {
         assert_eq!(e.messages.len(), MAX_MESSAGES);
         assert_eq!(e.count, 23);
     }
-}
-
-/// The store key of the event for `reason` on an object: one per (object, reason), so
-/// repeats are counted.
-pub fn event_name(kind: &str, name: &str, reason: &str) -> String {
-    format!(
-        "{}.{name}.{}",
-        kind.to_ascii_lowercase(),
-        reason.to_ascii_lowercase()
-    )
 }
