@@ -19,7 +19,7 @@ daemon=$!
 trap 'kill -TERM $daemon 2>/dev/null || true; wait $daemon 2>/dev/null || true' INT TERM EXIT
 
 for _ in $(seq 1 200); do
-  [[ -S $socket ]] && "$bin/nanocl" version >/dev/null 2>&1 && break
+  [[ -S $socket ]] && "$bin/nanocl" get namespaces -o name >/dev/null 2>&1 && break
   kill -0 $daemon 2>/dev/null || { echo "run: nanocld exited; see the messages above" >&2; exit 1; }
   sleep 0.05
 done

@@ -103,7 +103,7 @@ up() {
     echo $! >"$dir/pid"
   done
   for i in "${hosts[@]}"; do
-    wait_for "nanocld $i" 60 env NANOCL_HOST="unix://$(nanocl_sock "$i")" "$bin/nanocl" version
+    wait_for "nanocld $i" 60 env NANOCL_HOST="unix://$(nanocl_sock "$i")" "$bin/nanocl" get namespaces -o name
   done
   # The outcome, checked the way a user would: every node Ready, as any host serves it.
   for i in "${hosts[@]}"; do

@@ -663,3 +663,26 @@ fn json_logs_should_be_one_object_per_line_with_the_request_span() {
     assert_eq!(request["span"]["method"], "GET");
     assert_eq!(request["span"]["path"], "/apis/nanocl.io/v1/namespaces");
 }
+
+#[test]
+fn version_should_say_the_servers_version_too() {
+    let d = Daemon::start(StoreKind::Embedded);
+    let out = d.nanocl(&["version"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "Server Version: {} (store: embedded)",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stderr(&out).is_empty(),
+        "same versions, no warning: {}",
+        stderr(&out)
+    );
+    let json: Value =
+        serde_json::from_slice(&d.nanocl(&["version", "-o", "json"]).stdout).unwrap_or_default();
+    assert_eq!(json["serverVersion"]["store"], "embedded");
+}

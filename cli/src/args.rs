@@ -32,9 +32,31 @@ pub struct Cli {
     #[arg(short = 'n', long = "namespace", global = true, value_name = "NS")]
     pub namespace: Option<String>,
 
+    /// The namespace when -n is not given (default: global). Unlike -n, objects that name
+    /// another namespace are not refused.
+    #[arg(
+        long = "default-namespace",
+        global = true,
+        env = "NANOCL_NAMESPACE",
+        value_name = "NS",
+        hide_short_help = true
+    )]
+    pub default_namespace: Option<String>,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The namespace of namespaced objects named on the command line: `-n`, else
+    /// `NANOCL_NAMESPACE` (`--default-namespace`), else `global`.
+    pub fn namespace_or_default(&self) -> String {
+        self.namespace
+            .clone()
+            .or_else(|| self.default_namespace.clone().filter(|n| !n.is_empty()))
+            .unwrap_or_else(|| nanocl_api_types::meta::DEFAULT_NAMESPACE.to_owned())
+    }
 }
 
 /// The commands.
@@ -452,6 +474,10 @@ pub struct VersionArgs {
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum)]
     pub output: Option<Output>,
+
+    /// Only this client's version: do not ask nanocld.
+    #[arg(long)]
+    pub client: bool,
 }
 
 /// `nanocl completion`.

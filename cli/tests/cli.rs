@@ -9,6 +9,7 @@ fn nanocl(args: &[&str], stdin: Option<&str>) -> Output {
         .args(args)
         .current_dir(repo())
         .env_remove("NANOCL_HOST")
+        .env_remove("NANOCL_NAMESPACE")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -219,7 +220,7 @@ fn namespace_flag_should_default_and_enforce_the_namespace() {
 
 #[test]
 fn version_and_completion_should_print_and_exit_zero() {
-    let out = nanocl(&["version"], None);
+    let out = nanocl(&["version", "--client"], None);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(
         stdout(&out),
@@ -303,5 +304,29 @@ fn rollout_should_explain_itself_and_refuse_other_kinds() {
     assert_eq!(
         stderr(&out),
         "error: only cargoes roll out: nanocl rollout undo cargo NAME\n"
+    );
+}
+
+#[test]
+fn nanocl_namespace_should_default_the_namespace_without_enforcing_it() {
+    let cargo = "apiVersion: nanocl.io/v1\nkind: Cargo\nmetadata: {name: web}\nspec: {cluster: dev, container: {image: busybox}}\n---\napiVersion: nanocl.io/v1\nkind: Cargo\nmetadata: {name: api, namespace: other}\nspec: {cluster: dev, container: {image: busybox}}\n";
+    let out = Command::new(env!("CARGO_BIN_EXE_nanocl"))
+        .args(["apply", "--dry-run=client", "-f", "-"])
+        .env_remove("NANOCL_HOST")
+        .env("NANOCL_NAMESPACE", "shop")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().expect("stdin").write_all(cargo.as_bytes())?;
+            c.wait_with_output()
+        })
+        .expect("nanocl runs");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "cargo/web (namespace shop) valid (dry run: nothing applied)\ncargo/api (namespace other) valid (dry run: nothing applied)\n"
     );
 }

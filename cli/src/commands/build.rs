@@ -5,7 +5,6 @@ use std::io::Write;
 
 use anyhow::bail;
 use nanocl_api_types::cargo::v1::BUILD_REQUESTED_AT_ANNOTATION;
-use nanocl_api_types::meta::DEFAULT_NAMESPACE;
 use nanocl_api_types::{Kind, ObjectKey};
 
 use crate::args::{Cli, RolloutTarget};
@@ -22,11 +21,7 @@ pub async fn run(cli: &Cli, args: &RolloutTarget, out: &mut impl Write) -> anyho
     }
     let key = ObjectKey {
         kind: Kind::Cargo,
-        namespace: Some(
-            cli.namespace
-                .clone()
-                .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
-        ),
+        namespace: Some(cli.namespace_or_default()),
         name: args.name.clone(),
     };
     let client = Client::new(Host::parse(cli.host.as_deref())?);

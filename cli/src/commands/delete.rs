@@ -3,7 +3,6 @@
 use std::io::Write;
 
 use hyper::{Method, StatusCode};
-use nanocl_api_types::meta::DEFAULT_NAMESPACE;
 use nanocl_api_types::ObjectKey;
 
 use crate::args::{Cli, DeleteArgs, FileArgs};
@@ -23,11 +22,7 @@ pub async fn run(cli: &Cli, args: &DeleteArgs, out: &mut impl Write) -> anyhow::
         let kind = parse_kind(kind)?;
         keys.push(ObjectKey {
             kind,
-            namespace: kind.namespaced().then(|| {
-                cli.namespace
-                    .clone()
-                    .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned())
-            }),
+            namespace: kind.namespaced().then(|| cli.namespace_or_default()),
             name: name.clone(),
         });
     } else {

@@ -4,7 +4,6 @@ use std::io::Write;
 
 use anyhow::bail;
 use hyper::{Method, StatusCode};
-use nanocl_api_types::meta::DEFAULT_NAMESPACE;
 use serde_json::Value;
 
 use crate::args::{Cli, EventsArgs};
@@ -87,11 +86,7 @@ pub fn rows(e: &Value, with_object: bool, with_namespace: bool) -> Vec<Vec<Strin
 /// Runs `events`.
 pub async fn run(cli: &Cli, args: &EventsArgs, out: &mut impl Write) -> anyhow::Result<Outcome> {
     let client = Client::new(Host::parse(cli.host.as_deref())?);
-    let namespace = (!args.all_namespaces).then(|| {
-        cli.namespace
-            .clone()
-            .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned())
-    });
+    let namespace = (!args.all_namespaces).then(|| cli.namespace_or_default());
     let (events, revision) = list(&client, namespace.as_deref()).await?;
     let all = args.all_namespaces;
     let mut header = Vec::new();

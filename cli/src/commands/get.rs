@@ -5,7 +5,6 @@ use std::time::SystemTime;
 
 use anyhow::{anyhow, bail};
 use hyper::{Method, StatusCode};
-use nanocl_api_types::meta::DEFAULT_NAMESPACE;
 use nanocl_api_types::Kind;
 use serde_json::Value;
 
@@ -491,11 +490,7 @@ pub async fn run(cli: &Cli, args: &GetArgs, out: &mut impl Write) -> anyhow::Res
     let namespace = if all {
         None
     } else {
-        Some(
-            cli.namespace
-                .clone()
-                .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
-        )
+        Some(cli.namespace_or_default())
     };
     let collection = remote::collection_path(kind, namespace.as_deref());
     let mut query = Vec::new();

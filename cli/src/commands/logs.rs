@@ -4,7 +4,6 @@ use std::io::Write;
 
 use anyhow::bail;
 use http_body_util::BodyExt;
-use nanocl_api_types::meta::DEFAULT_NAMESPACE;
 use nanocl_api_types::{Kind, ObjectKey};
 
 use crate::args::{Cli, LogsArgs};
@@ -20,11 +19,7 @@ pub async fn run(cli: &Cli, args: &LogsArgs, out: &mut impl Write) -> anyhow::Re
     }
     let key = ObjectKey {
         kind: Kind::Cargo,
-        namespace: Some(
-            cli.namespace
-                .clone()
-                .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
-        ),
+        namespace: Some(cli.namespace_or_default()),
         name: args.name.clone(),
     };
     let mut query = Vec::new();

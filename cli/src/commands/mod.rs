@@ -19,7 +19,6 @@ pub mod watch;
 use std::io::Write;
 
 use nanocl_api_types::manifest::DecodeOptions;
-use nanocl_api_types::meta::DEFAULT_NAMESPACE;
 use serde_json::Value;
 
 use crate::args::{Cli, FileArgs, Output, PruneArgs};
@@ -29,10 +28,7 @@ use nanocl_api_types::APPLYSET_LABEL;
 /// Decoding options from the global flags: `-n` sets and enforces the namespace.
 pub fn decode_options(cli: &Cli) -> DecodeOptions {
     DecodeOptions {
-        default_namespace: cli
-            .namespace
-            .clone()
-            .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
+        default_namespace: cli.namespace_or_default(),
         required_namespace: cli.namespace.clone(),
         base_dir: None,
     }

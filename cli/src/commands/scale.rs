@@ -4,7 +4,6 @@ use std::io::Write;
 
 use anyhow::bail;
 use hyper::{Method, StatusCode};
-use nanocl_api_types::meta::DEFAULT_NAMESPACE;
 use nanocl_api_types::{Kind, ObjectKey};
 
 use crate::args::{Cli, ScaleArgs};
@@ -27,11 +26,7 @@ pub async fn run(cli: &Cli, args: &ScaleArgs, out: &mut impl Write) -> anyhow::R
     let client = Client::new(Host::parse(cli.host.as_deref())?);
     let key = ObjectKey {
         kind: Kind::Cargo,
-        namespace: Some(
-            cli.namespace
-                .clone()
-                .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
-        ),
+        namespace: Some(cli.namespace_or_default()),
         name: args.name.clone(),
     };
     for _ in 0..10 {

@@ -41,11 +41,7 @@ pub fn cargo_key(cli: &Cli, target: &RolloutTarget, verb: &str) -> anyhow::Resul
     }
     Ok(ObjectKey {
         kind: Kind::Cargo,
-        namespace: Some(
-            cli.namespace
-                .clone()
-                .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
-        ),
+        namespace: Some(cli.namespace_or_default()),
         name: target.name.clone(),
     })
 }
