@@ -280,7 +280,12 @@ fn a_git_repository_should_build_run_follow_its_branch_and_say_what_failed() {
     );
     let describe = stdout(&d.nanocl(&["-n", &ns, "describe", "cargo", "web"]));
     assert!(
-        describe.contains("Build:") && describe.contains("Failed"),
+        describe.contains("Build:")
+            && describe.contains("Failed")
+            && describe.contains("Events:")
+            && describe
+                .lines()
+                .any(|l| l.contains("Warning") && l.contains("BuildFailed")),
         "{describe}"
     );
 

@@ -37,10 +37,7 @@ fn indented(value: &Value) -> String {
 pub async fn run(cli: &Cli, args: &DescribeArgs, out: &mut impl Write) -> anyhow::Result<Outcome> {
     let kind = parse_kind(&args.kind)?;
     let client = Client::new(Host::parse(cli.host.as_deref())?);
-    let namespace = cli
-        .namespace
-        .clone()
-        .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
+    let namespace = cli.namespace_or_default();
     let path = format!(
         "{}/{}",
         remote::collection_path(kind, Some(&namespace)),
@@ -212,7 +209,69 @@ pub async fn run(cli: &Cli, args: &DescribeArgs, out: &mut impl Write) -> anyhow
     if let Some(status) = &rollout {
         write_revisions(status, &args.name, out)?;
     }
+    write_events(&client, kind, &namespace, &args.name, out).await?;
     Ok(Outcome::Success)
+}
+
+/// Events `describe` shows, the most recent last.
+const RECENT_EVENTS: usize = 10;
+
+/// `Events:` of the object (each distinct message a row), the most recent last.
+async fn write_events(
+    client: &Client,
+    kind: Kind,
+    namespace: &str,
+    name: &str,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    // A Namespace's Events are kept in itself; a Node's in the default namespace.
+    let events_namespace = match kind {
+        Kind::Namespace => name.to_owned(),
+        k if !k.namespaced() => DEFAULT_NAMESPACE.to_owned(),
+        _ => namespace.to_owned(),
+    };
+    let Ok((events, _)) = super::events::list(client, Some(&events_namespace)).await else {
+        // Events are informative: a describe without them is still a describe.
+        return Ok(());
+    };
+    let mut rows: Vec<(String, Vec<String>)> = events
+        .iter()
+        .filter(|e| {
+            e["involvedObject"]["kind"] == kind.as_str() && e["involvedObject"]["name"] == name
+        })
+        .flat_map(|e| {
+            let messages = e["messages"].as_array().filter(|m| m.len() > 1);
+            let times: Vec<String> = match messages {
+                Some(m) => m
+                    .iter()
+                    .map(|m| m["lastTimestamp"].as_str().unwrap_or("").to_owned())
+                    .collect(),
+                None => vec![e["lastTimestamp"].as_str().unwrap_or("").to_owned()],
+            };
+            times
+                .into_iter()
+                .zip(super::events::rows(e, false, false))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    if rows.is_empty() {
+        writeln!(out, "Events:       <none>")?;
+        return Ok(());
+    }
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    let start = rows.len().saturating_sub(RECENT_EVENTS);
+    let rows: Vec<Vec<String>> = rows[start..]
+        .iter()
+        .map(|(_, r)| {
+            let mut r = r.clone();
+            if let Some(first) = r.first_mut() {
+                *first = format!("  {first}");
+            }
+            r
+        })
+        .collect();
+    writeln!(out, "Events:")?;
+    print_table(&["  LAST SEEN", "TYPE", "REASON", "MESSAGE"], &rows, out)
 }
 
 /// How many revisions `describe` lists; `rollout history` lists them all.
