@@ -122,8 +122,15 @@ pub enum Command {
     Watch(WatchArgs),
     /// Rewrite manifests in another API version (nanocl.io/v1 or nanocl.io/v1alpha1).
     Convert(ConvertArgs),
-    /// Print the client version.
+    /// Print the client version, and nanocld's.
     Version(VersionArgs),
+    /// Describe a kind or one of its fields: type, meaning, and the fields under it.
+    ///
+    /// Read from the JSON Schemas the API serves (`manifests/schemas/`), so it needs no
+    /// nanocld.
+    ///
+    /// Examples: `nanocl explain cargo`, `nanocl explain cargo.spec.container.build.git`
+    Explain(ExplainArgs),
     /// Print a shell completion script.
     ///
     /// bash: `source <(nanocl completion bash)`; zsh: `nanocl completion zsh > "${fpath[1]}/_nanocl"`;
@@ -478,6 +485,17 @@ pub struct VersionArgs {
     /// Only this client's version: do not ask nanocld.
     #[arg(long)]
     pub client: bool,
+}
+
+/// `nanocl explain`.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// KIND, or KIND.FIELD.PATH (e.g. `cargo.spec.update`).
+    pub path: String,
+
+    /// The version to explain: v1 (default) or v1alpha1.
+    #[arg(long = "api-version", value_name = "VERSION", default_value = "v1")]
+    pub api_version: String,
 }
 
 /// `nanocl completion`.

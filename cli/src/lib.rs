@@ -111,6 +111,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Watch(args) => commands::watch::run(&cli, args, &mut stdout).await,
         Command::Convert(args) => commands::convert::run(&cli, args, &mut stdout),
         Command::Version(args) => commands::version::run(&cli, args, &mut stdout).await,
+        Command::Explain(args) => commands::explain::run(args, &mut stdout),
         Command::Completion(args) => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(args.shell, &mut command, "nanocl", &mut stdout);

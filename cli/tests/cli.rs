@@ -330,3 +330,39 @@ fn nanocl_namespace_should_default_the_namespace_without_enforcing_it() {
         "cargo/web (namespace shop) valid (dry run: nothing applied)\ncargo/api (namespace other) valid (dry run: nothing applied)\n"
     );
 }
+
+#[test]
+fn explain_should_describe_kinds_and_fields_and_name_the_fields_of_a_wrong_one() {
+    let out = nanocl(&["explain", "cargo.spec.update"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("FIELD:    spec.update <UpdateSpec>"),
+        "{text}"
+    );
+    assert!(text.contains("  maxSurge\t<IntOrPercent>"), "{text}");
+    assert!(
+        text.contains("strategy\t<UpdateStrategy: RollingUpdate | Recreate>"),
+        "{text}"
+    );
+    let secret = stdout(&nanocl(&["explain", "secret.spec"], None));
+    assert!(
+        secret.contains("stringData\t<map[string]string>"),
+        "{secret}"
+    );
+    let out = nanocl(&["explain", "cargo.spec.contaner"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(
+            "field \"contaner\" does not exist in cargo.spec; its fields: cluster, replicas"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let out = nanocl(&["explain", "node", "--api-version", "v1alpha1"], None);
+    assert!(
+        stderr(&out).contains("Node is not served in nanocl.io/v1alpha1"),
+        "{}",
+        stderr(&out)
+    );
+}
