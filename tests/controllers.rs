@@ -547,3 +547,39 @@ fn an_undecodable_cargo_should_keep_its_replica_and_stay_visible_and_deletable()
         "the other one untouched"
     );
 }
+
+#[test]
+fn a_host_port_held_elsewhere_should_say_port_in_use_until_it_is_free() {
+    let scope = Scope::new("port");
+    let ns = scope.ns.clone();
+    let d = Daemon::start_with_controllers(StoreKind::Embedded);
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").expect("a port to hold");
+    let port = holder.local_addr().expect("addr").port();
+    d.apply(&format!(
+        "{}---\napiVersion: nanocl.io/v1\nkind: Cargo\nmetadata: {{name: web, namespace: {ns}}}\nspec:\n  cluster: dev\n  container:\n    image: {}\n    command: [sleep, \"3600\"]\n    ports: [{{containerPort: 80, hostPort: {port}}}]\n",
+        base(&ns),
+        test_image()
+    ));
+    let said = |reason: &str| {
+        let (_, r) = condition(&status(&d, &ns, "web"), "Ready");
+        r == reason
+    };
+    wait_until("PortInUse", || said("PortInUse"));
+    let message = status(&d, &ns, "web")["conditions"][0]["message"].to_string();
+    assert!(
+        message.contains(&port.to_string()),
+        "names the port: {message}"
+    );
+    // Retried with backoff, still said as what it is, never a crash loop.
+    std::thread::sleep(Duration::from_secs(8));
+    assert!(said("PortInUse"), "{:#}", status(&d, &ns, "web"));
+    let events = stdout(&d.nanocl(&["-n", &ns, "events"]));
+    assert!(events.contains("PortInUse"), "{events}");
+    // Freed: the replica starts.
+    drop(holder);
+    wait_until("the replica running", || {
+        running(&scope.cargo("web")).len() == 1
+    });
+    let out = d.nanocl(&["delete", "ns", &ns, "--wait", "--timeout", "60s"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}

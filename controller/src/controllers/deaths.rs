@@ -108,6 +108,7 @@ mod tests {
             health: None,
 
             started_at: None,
+            start_error: None,
         }
     }
 

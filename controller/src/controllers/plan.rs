@@ -642,6 +642,7 @@ mod tests {
             oom_killed: false,
             health: None,
             started_at: None,
+            start_error: None,
         }
     }
 

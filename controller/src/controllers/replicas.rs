@@ -793,6 +793,23 @@ async fn restart_replica<S: Store + Clone, D: Docker>(
             .await;
         }
         Err(after) => {
+            // It never ran: Docker refused to start it, and says why.
+            if let Some(start_error) = last.as_ref().and_then(|c| c.start_error.clone()) {
+                let (reason, message) = match start_error {
+                    crate::docker::StartError::PortInUse(m) => ("PortInUse", m),
+                    crate::docker::StartError::Failed(m) => ("StartFailed", m),
+                };
+                applied.problems.push(Problem {
+                    slot: Some(slot),
+                    reason,
+                    message: format!(
+                        "replica {slot} cannot start: {message}; trying again in {}s",
+                        after.as_secs().max(1)
+                    ),
+                });
+                applied.wait = Some(applied.wait.map_or(after, |w| w.min(after)));
+                return Ok(());
+            }
             let detail = match last {
                 Some(c) if c.oom_killed => {
                     "was killed for using too much memory (OOMKilled)".to_owned()

@@ -130,6 +130,7 @@ impl Docker for Engine {
                 oom_killed: false,
                 health: None,
                 started_at: None,
+                start_error: None,
             })
             .collect())
     }
@@ -176,6 +177,16 @@ impl Docker for Engine {
                         .and_then(|t| humantime::parse_rfc3339(t).ok())
                 })
                 .flatten(),
+            start_error: state
+                .error
+                .filter(|e| !e.is_empty() && parsed != State::Running)
+                .map(|e| {
+                    if docker_text::port_taken(&e) {
+                        super::StartError::PortInUse(e)
+                    } else {
+                        super::StartError::Failed(e)
+                    }
+                }),
         }))
     }
 

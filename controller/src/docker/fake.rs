@@ -366,6 +366,7 @@ impl Docker for FakeDocker {
             oom_killed: false,
             health: None,
             started_at: None,
+            start_error: None,
         };
         world.insert(spec.clone(), container);
         drop(world);
@@ -399,13 +400,15 @@ impl Docker for FakeDocker {
         for p in &spec.ports {
             if let Some(h) = p.host_port {
                 if taken.contains(&(p.host_ip.clone(), h, p.protocol.clone())) {
-                    return Err(DockerError::PortAllocated {
-                        name: c.name.clone(),
-                        message: format!(
-                            "Bind for {}:{h} failed: port is already allocated",
-                            p.host_ip
-                        ),
-                    });
+                    let message = format!(
+                        "Bind for {}:{h} failed: port is already allocated",
+                        p.host_ip
+                    );
+                    let name = c.name.clone();
+                    if let Some((_, c)) = world.find(id) {
+                        c.start_error = Some(super::StartError::PortInUse(message.clone()));
+                    }
+                    return Err(DockerError::PortAllocated { name, message });
                 }
             }
         }
@@ -413,6 +416,7 @@ impl Docker for FakeDocker {
             c.state = State::Running;
             c.exit_code = None;
             c.started_at = Some(std::time::SystemTime::now());
+            c.start_error = None;
         }
         world.listed_running.remove(&c.id);
         drop(world);

@@ -132,6 +132,17 @@ pub struct Container {
     pub health: Option<String>,
     /// When it last started, while it runs (inspect only).
     pub started_at: Option<std::time::SystemTime>,
+    /// Why Docker could not start it the last time, as Docker recorded it (inspect only).
+    pub start_error: Option<StartError>,
+}
+
+/// Why Docker could not start a container, as its inspect records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StartError {
+    /// A host port it publishes is held by something else (Docker's message names it).
+    PortInUse(String),
+    /// Anything else (a missing mount source, a bad entrypoint…): Docker's message.
+    Failed(String),
 }
 
 /// Everything needed to create one network.
