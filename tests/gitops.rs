@@ -219,7 +219,7 @@ fn ci_deploy_follows_the_commits_of_a_git_repository() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains(&format!("cargo/worker (namespace {}) pruned", scope.ns))
-            && stdout.contains(&format!("cargo/worker (namespace {}) gone", scope.ns)),
+            && stdout.contains(&format!("cargo/worker (namespace {}) deleted", scope.ns)),
         "{}",
         text(&out)
     );

@@ -66,7 +66,7 @@ pub async fn until_gone(
     out: &mut impl Write,
 ) -> anyhow::Result<bool> {
     let goal = Goal {
-        what: "gone",
+        what: "deleted",
         check: |live: Option<&Value>| match live {
             None => Ok(()),
             Some(_) => Err("its finalizers have not finished".to_owned()),
