@@ -129,7 +129,8 @@ struct Args {
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_lease_ttl)]
     node_ttl: std::time::Duration,
 
-    /// Log format; the level comes from NANOCL_LOG (RUST_LOG syntax, default info).
+    /// Log format; the level comes from NANOCL_LOG (RUST_LOG syntax, default info; a bare
+    /// `debug` or `trace` is nanocld's own, its libraries stay at info).
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
 }
@@ -256,8 +257,30 @@ fn default_state_dir() -> PathBuf {
     }
 }
 
+/// `NANOCL_LOG` as a filter. A bare level (`debug`, `trace`) is nanocld's own: the
+/// libraries underneath (bollard, hyper, h2, tonic, redb…) stay at `info`, so a debug log
+/// says what nanocld does rather than every byte on its sockets; name them to have theirs
+/// (`debug,bollard=debug`), as any `tracing` filter.
+fn log_filter(value: Option<&str>) -> String {
+    const LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
+    match value.map(str::trim) {
+        None | Some("") => "info".to_owned(),
+        Some(level) if LEVELS.contains(&level.to_ascii_lowercase().as_str()) => {
+            let level = level.to_ascii_lowercase();
+            if matches!(level.as_str(), "debug" | "trace") {
+                format!("info,nanocl_controller={level},nanocl_client={level},nanocld={level}")
+            } else {
+                level
+            }
+        }
+        Some(other) => other.to_owned(),
+    }
+}
+
 fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("NANOCL_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let value = std::env::var("NANOCL_LOG").ok();
+    let filter =
+        EnvFilter::try_new(log_filter(value.as_deref())).unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -627,5 +650,24 @@ fn main() -> ExitCode {
             eprintln!("nanocld: error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_filter;
+
+    #[test]
+    fn a_bare_debug_level_should_be_nanoclds_own() {
+        assert_eq!(log_filter(None), "info");
+        assert_eq!(log_filter(Some("warn")), "warn");
+        assert_eq!(
+            log_filter(Some("DEBUG")),
+            "info,nanocl_controller=debug,nanocl_client=debug,nanocld=debug"
+        );
+        assert_eq!(
+            log_filter(Some("debug,bollard=debug")),
+            "debug,bollard=debug"
+        );
     }
 }
