@@ -196,6 +196,30 @@ fn a_pool_that_runs_out_should_say_so_and_give_subnets_back_on_delete() {
         "{message}"
     );
     assert_eq!(docker_subnets(&scope).len(), 2, "no network for the third");
+    // A cargo of that cluster names it, and why its network is missing.
+    apply(
+        &d,
+        "cargo.yaml",
+        &format!(
+            "apiVersion: nanocl.io/v1\nkind: Cargo\nmetadata: {{name: web, namespace: {}}}\nspec:\n  cluster: c\n  container: {{image: {}, command: [sleep, \"60\"]}}\n",
+            scope.ns,
+            nanocl_e2e::test_image()
+        ),
+    );
+    let mut said = String::new();
+    assert!(
+        within(Duration::from_secs(60), || {
+            let out = d.nanocl(&["-n", &scope.ns, "get", "cargo", "web", "-o", "json"]);
+            let c: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            said = c["status"]["conditions"][0]["message"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned();
+            said.contains("the network of cluster c") && said.contains("AddressPoolExhausted")
+        }),
+        "the cargo names its cluster: {said}"
+    );
+    succeed(&d, &["-n", &scope.ns, "delete", "cargo", "web", "--wait"]);
     // The subnet of a deleted cluster is free again.
     succeed(&d, &["-n", &scope.ns, "delete", "cluster", "a", "--wait"]);
     succeed(&d, &["-n", &scope.ns, "delete", "cluster", "c", "--wait"]);

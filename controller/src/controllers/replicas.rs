@@ -542,11 +542,30 @@ async fn ensure_networks<S: Store + Clone, D: Docker>(
         .iter()
         .filter(|n| !present.contains(n))
     {
+        // Named by what the user wrote: the cluster's own network, or a Network object.
+        let cluster_network = *missing == plan::default_network_name(cluster, &ctx.namespace);
         let not_yet = || NotReady {
             reason: "NetworkNotReady",
-            message: format!(
-                "Docker network {missing} does not exist yet (is its Network object applied?)"
-            ),
+            message: if cluster_network {
+                let why = cluster_not_ready(ctx);
+                format!(
+                    "the network of cluster {cluster} ({missing}) is not ready yet{why} (nanocl -n {} describe cluster {cluster})",
+                    ctx.namespace
+                )
+            } else {
+                let name = ctx
+                    .cargo
+                    .spec
+                    .networks
+                    .iter()
+                    .find(|n| plan::network_name(n, cluster, &ctx.namespace) == *missing)
+                    .cloned()
+                    .unwrap_or_else(|| missing.clone());
+                format!(
+                    "network {name} of cluster {cluster} ({missing}) does not exist yet: is its Network object applied? (nanocl -n {} describe network {name})",
+                    ctx.namespace
+                )
+            },
         };
         let Some(spec) = network_spec(ctx, missing, networks) else {
             return Ok(Some(not_yet()));
@@ -572,6 +591,24 @@ async fn ensure_networks<S: Store + Clone, D: Docker>(
         }
     }
     Ok(None)
+}
+
+/// `: REASON: message` of the cargo's Cluster when it is not Ready, for a message.
+fn cluster_not_ready<S: Store + Clone, D: Docker>(ctx: &Ctx<'_, S, D>) -> String {
+    let cluster = ctx.shared.hub.get(&ObjectRef::<ClusterObject>::new(
+        Some(&ctx.namespace),
+        &ctx.cargo.spec.cluster,
+    ));
+    let Some(cluster) = cluster else {
+        return ": the cluster does not exist".to_owned();
+    };
+    cluster
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+        .filter(|c| c.status != nanocl_api_types::meta::ConditionStatus::True)
+        .map(|c| format!(": {}: {}", c.reason, c.message))
+        .unwrap_or_default()
 }
 
 /// How to create Docker network `docker_name` of the cargo on this node, from its Cluster
