@@ -23,12 +23,25 @@ fn readiness(object: &Value) -> Result<(), String> {
     let generation = object["metadata"]["generation"].as_i64().unwrap_or(0);
     let observed = object["status"]["observedGeneration"].as_i64().unwrap_or(0);
     // A Node's Ready is its own nanocld's report, not a controller's view of a spec.
-    if observed < generation && object["kind"] != Kind::Node.as_str() {
-        return Err("not yet observed by its controller".into());
-    }
     let ready = object["status"]["conditions"]
         .as_array()
         .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"));
+    if observed < generation && object["kind"] != Kind::Node.as_str() {
+        // What it said of the spec before, which may well still hold.
+        let before = ready
+            .filter(|c| c["status"] != "True")
+            .map(|c| {
+                format!(
+                    " (before: {}: {})",
+                    c["reason"].as_str().unwrap_or(""),
+                    c["message"].as_str().unwrap_or("")
+                )
+            })
+            .unwrap_or_default();
+        return Err(format!(
+            "this change not yet observed by its controller{before}"
+        ));
+    }
     match ready {
         Some(c) if c["status"] == "True" => Ok(()),
         Some(c) => Err(format!(
