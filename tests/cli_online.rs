@@ -686,3 +686,40 @@ fn version_should_say_the_servers_version_too() {
         serde_json::from_slice(&d.nanocl(&["version", "-o", "json"]).stdout).unwrap_or_default();
     assert_eq!(json["serverVersion"]["store"], "embedded");
 }
+
+#[test]
+fn a_network_change_docker_cannot_make_should_be_refused_naming_the_fields() {
+    let d = Daemon::start(StoreKind::Embedded);
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("net.yaml");
+    let net = |extra: &str| {
+        format!(
+            "apiVersion: nanocl.io/v1\nkind: Namespace\nmetadata: {{name: imm}}\n---\napiVersion: nanocl.io/v1\nkind: Network\nmetadata: {{name: back, namespace: imm}}\nspec:\n  cluster: dev\n  subnet: 10.231.7.0/24\n{extra}"
+        )
+    };
+    std::fs::write(&file, net("")).expect("write");
+    let out = d.nanocl(&["apply", "-f", &file.display().to_string()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    std::fs::write(
+        &file,
+        net("  internal: true\n").replace("10.231.7.0/24", "10.231.8.0/24"),
+    )
+    .expect("write");
+    let out = d.nanocl(&["apply", "-f", &file.display().to_string()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let text = stderr(&out);
+    assert!(
+        text.contains(&format!(
+            "network/back (namespace imm) ({}:4:1)",
+            file.display()
+        )) && text.contains("spec.internal: immutable")
+            && text.contains("spec.subnet: immutable")
+            && text.contains("delete it and apply it again"),
+        "{text}"
+    );
+    let live = stdout(&d.nanocl(&["-n", "imm", "get", "network", "back", "-o", "yaml"]));
+    assert!(
+        live.contains("10.231.7.0/24") && !live.contains("internal: true"),
+        "{live}"
+    );
+}

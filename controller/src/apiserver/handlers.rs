@@ -380,6 +380,7 @@ pub async fn replace<S: Store>(
             current.revision
         )));
     }
+    immutable(target, name, &object, &current.object)?;
     let next = match lifecycle::replaced(&object, &current.object, current.revision)? {
         Replacement::Unchanged => {
             return object_response(StatusCode::OK, &current.object, target.version)
@@ -399,6 +400,44 @@ pub async fn replace<S: Store>(
         return object_response(StatusCode::OK, &next, target.version);
     }
     write_and_respond(app, target, &key, &next, expected).await
+}
+
+/// Refuses a change Docker cannot make to what exists: a Network's cluster, driver,
+/// `internal` and subnet are its Docker network's, fixed at creation. Refused here, named
+/// field by field, rather than accepted and never carried out.
+fn immutable(
+    target: &Target,
+    name: &str,
+    next: &AnyObject,
+    current: &AnyObject,
+) -> Result<(), ApiError> {
+    let (AnyObject::Network(new), AnyObject::Network(old)) = (next, current) else {
+        return Ok(());
+    };
+    let changed = [
+        ("spec.cluster", new.spec.cluster != old.spec.cluster),
+        ("spec.driver", new.spec.driver != old.spec.driver),
+        ("spec.internal", new.spec.internal != old.spec.internal),
+        ("spec.subnet", new.spec.subnet != old.spec.subnet),
+    ];
+    let causes: Vec<Cause> = changed
+        .iter()
+        .filter(|(_, c)| *c)
+        .map(|(field, _)| Cause {
+            field: (*field).to_owned(),
+            message: "immutable: Docker cannot change a network in place".to_owned(),
+        })
+        .collect();
+    if causes.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::invalid(
+        format!(
+            "{} cannot be changed in place: delete it and apply it again (the replicas on it are re-created on the new one)",
+            described(target, name)
+        ),
+        causes,
+    ))
 }
 
 /// Stores `next` if `expected` is still current, and answers with what was stored.
