@@ -723,3 +723,52 @@ fn a_network_change_docker_cannot_make_should_be_refused_naming_the_fields() {
         "{live}"
     );
 }
+
+#[test]
+fn delete_should_take_several_names_type_slash_name_and_a_selector() {
+    let d = Daemon::start(StoreKind::Embedded);
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("many.yaml");
+    let cargo = |name: &str, app: &str| {
+        format!("---\napiVersion: nanocl.io/v1\nkind: Cargo\nmetadata: {{name: {name}, namespace: del, labels: {{app: {app}}}}}\nspec: {{cluster: dev, container: {{image: busybox}}}}\n")
+    };
+    let yaml = format!(
+        "apiVersion: nanocl.io/v1\nkind: Namespace\nmetadata: {{name: del}}\n{}{}{}{}{}",
+        cargo("a", "x"),
+        cargo("b", "x"),
+        cargo("c", "y"),
+        cargo("d", "y"),
+        cargo("e", "z")
+    );
+    std::fs::write(&file, yaml).expect("write");
+    let out = d.nanocl(&["apply", "-f", &file.display().to_string()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let names = || stdout(&d.nanocl(&["-n", "del", "get", "cargoes", "-o", "name"]));
+
+    let out = d.nanocl(&["-n", "del", "delete", "cargo", "-l", "app=x"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(names(), "cargo/c\ncargo/d\ncargo/e\n");
+    // `get -o name` output is accepted back.
+    let out = d.nanocl(&["-n", "del", "delete", "cargo/c", "cargo/d"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("cargo/c (namespace del) deleted"),
+        "{}",
+        stdout(&out)
+    );
+    let out = d.nanocl(&["-n", "del", "delete", "cargo", "e", "nope"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the missing one fails the command"
+    );
+    assert!(stderr(&out).contains("nope"), "{}", stderr(&out));
+    assert_eq!(names(), "");
+    let out = d.nanocl(&["-n", "del", "delete", "cargo"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("NAME…, or -l SELECTOR"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -435,13 +435,23 @@ pub struct DescribeArgs {
 /// `nanocl delete`.
 #[derive(Debug, Args)]
 pub struct DeleteArgs {
-    /// The kind (with NAME), when not deleting from files.
+    /// The kind (then NAMEs, or -l), or TYPE/NAME arguments as `get -o name` prints them,
+    /// when not deleting from files.
     #[arg(required_unless_present = "files", conflicts_with = "files")]
     pub kind: Option<String>,
 
-    /// The object's name.
+    /// The objects' names.
     #[arg(requires = "kind")]
-    pub name: Option<String>,
+    pub names: Vec<String>,
+
+    /// Every object of the kind whose labels match, e.g. app=web,tier!=db.
+    #[arg(
+        short = 'l',
+        long = "selector",
+        value_name = "SELECTOR",
+        conflicts_with = "files"
+    )]
+    pub selector: Option<String>,
 
     /// Delete every object defined in these files or directories.
     #[arg(short = 'f', long = "filename", value_name = "PATH")]

@@ -15,16 +15,63 @@ use crate::{input, Outcome};
 /// Runs `delete`.
 pub async fn run(cli: &Cli, args: &DeleteArgs, out: &mut impl Write) -> anyhow::Result<Outcome> {
     let mut keys: Vec<ObjectKey> = Vec::new();
+    let client = Client::new(Host::parse(cli.host.as_deref())?);
     if args.files.is_empty() {
-        let (Some(kind), Some(name)) = (&args.kind, &args.name) else {
-            anyhow::bail!("give KIND NAME, or -f PATH");
+        let Some(first) = &args.kind else {
+            anyhow::bail!("give KIND NAME…, KIND -l SELECTOR, TYPE/NAME…, or -f PATH");
         };
-        let kind = parse_kind(kind)?;
-        keys.push(ObjectKey {
+        let key_of = |kind: nanocl_api_types::Kind, name: &str| ObjectKey {
             kind,
             namespace: kind.namespaced().then(|| cli.namespace_or_default()),
-            name: name.clone(),
-        });
+            name: name.to_owned(),
+        };
+        if first.contains('/') {
+            // TYPE/NAME arguments, as `get -o name` prints them.
+            for arg in std::iter::once(first).chain(&args.names) {
+                let Some((kind, name)) = arg.split_once('/') else {
+                    anyhow::bail!(
+                        "{arg:?}: mix no TYPE/NAME with KIND NAME: write every object as TYPE/NAME"
+                    );
+                };
+                keys.push(key_of(parse_kind(kind)?, name));
+            }
+        } else {
+            let kind = parse_kind(first)?;
+            match (&args.selector, args.names.is_empty()) {
+                (Some(_), false) => anyhow::bail!("give NAMEs or -l SELECTOR, not both"),
+                (None, true) => anyhow::bail!(
+                    "give the {} to delete: NAME…, or -l SELECTOR",
+                    kind.plural()
+                ),
+                (None, false) => keys.extend(args.names.iter().map(|n| key_of(kind, n))),
+                (Some(selector), true) => {
+                    nanocl_api_types::selector::Selector::parse(selector)
+                        .map_err(|e| anyhow::anyhow!("-l: {e}"))?;
+                    let namespace = kind.namespaced().then(|| cli.namespace_or_default());
+                    let path = format!(
+                        "{}?labelSelector={}",
+                        remote::collection_path(kind, namespace.as_deref()),
+                        crate::commands::get::encode(selector)
+                    );
+                    let answer = client.request(Method::GET, &path, None).await?;
+                    if answer.status != StatusCode::OK {
+                        anyhow::bail!("{}", answer.error_message());
+                    }
+                    let list = answer.json()?;
+                    keys.extend(
+                        list["items"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(remote::key_of),
+                    );
+                    if keys.is_empty() {
+                        eprintln!("No {} match {selector:?}.", kind.plural());
+                        return Ok(Outcome::Success);
+                    }
+                }
+            }
+        }
     } else {
         let files = FileArgs {
             files: args.files.clone(),
@@ -39,7 +86,6 @@ pub async fn run(cli: &Cli, args: &DeleteArgs, out: &mut impl Write) -> anyhow::
         // Cargoes before networks before clusters before namespaces.
         keys.sort_by_key(|k| std::cmp::Reverse(k.kind));
     }
-    let client = Client::new(Host::parse(cli.host.as_deref())?);
     let mut ok = true;
     let mut pending = Vec::new();
     for key in keys {
