@@ -1753,7 +1753,7 @@ fn corpus(web: &Value) -> Vec<Case> {
         malformed_create(
             "replicas beyond i32",
             Some("spec.replicas"),
-            "integer 99999999999 is out of range",
+            "must be between 0 and 1000, got 99999999999",
             |o| o["spec"]["replicas"] = json!(99_999_999_999_i64),
         ),
         malformed_create(

@@ -128,7 +128,25 @@ impl<'a> Checker<'a> {
         match &node.value {
             Value::Null if fits("null") || fits("object") || fits("array") => {}
             Value::Bool(_) if fits("boolean") => {}
-            Value::Int(_) if fits("integer") || fits("number") => {}
+            Value::Int(i) if fits("integer") || fits("number") => {
+                // The ranges validation would check, had decoding got that far.
+                let min = schema.get("minimum").and_then(Json::as_f64);
+                let max = schema.get("maximum").and_then(Json::as_f64);
+                #[allow(
+                    clippy::cast_precision_loss,
+                    reason = "a range check of a manifest integer"
+                )]
+                let v = *i as f64;
+                if min.is_some_and(|m| v < m) || max.is_some_and(|m| v > m) {
+                    let message = match (min, max) {
+                        (Some(a), Some(b)) => format!("must be between {a} and {b}, got {i}"),
+                        (Some(a), None) => format!("must be at least {a}, got {i}"),
+                        (None, Some(b)) => format!("must be at most {b}, got {i}"),
+                        (None, None) => String::new(),
+                    };
+                    self.push(path, node.pos, message);
+                }
+            }
             Value::BigInt(text) if fits("integer") || fits("number") => {
                 self.push(path, node.pos, format!("integer {text} is out of range"));
             }

@@ -441,3 +441,17 @@ spec:
     // A document serde accepts is never refused by the walk: the example manifests decode.
     assert!(decode(CARGO).errors.is_empty());
 }
+
+#[test]
+fn ranges_should_be_listed_with_shape_errors() {
+    let text = CARGO
+        .replace("  cluster: dev\n", "  cluster: dev\n  replica: 3\n")
+        .replace("containerPort: 80", "containerPort: 70000");
+    assert_eq!(
+        errors(&text),
+        vec![
+            "m.yaml:7:3: spec.replica: unknown field `replica` (did you mean `replicas`?), expected one of `cluster`, `replicas`, `networks`, `container`, `placement`, `update`, `revisionHistoryLimit`, `autoscale`",
+            "m.yaml:11:24: spec.container.ports[0].containerPort: must be between 1 and 65535, got 70000",
+        ]
+    );
+}
