@@ -407,7 +407,7 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
                 finished: Some(now_text()),
                 ..carry(previous.as_ref())
             };
-            if previous.as_ref() != Some(&status) {
+            if !same_but_time(previous.as_ref(), &status) {
                 save(shared, &cargo, &status).await?;
             }
             return Ok(Action::Requeue(RETRY_RESOLVE));
@@ -427,7 +427,7 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
                 finished: Some(now_text()),
                 ..carry(previous.as_ref())
             };
-            if previous.as_ref() != Some(&status) {
+            if !same_but_time(previous.as_ref(), &status) {
                 save(shared, &cargo, &status).await?;
             }
             return Ok(Action::Requeue(
@@ -640,6 +640,20 @@ pub async fn collect_images<S: Store + Clone, D: Docker>(shared: &Shared<S, D>) 
             }
         }
     }
+}
+
+/// Whether `status` says what `previous` said (its time aside): a failure retried every
+/// minute is not a status write every minute.
+fn same_but_time(previous: Option<&BuildStatus>, status: &BuildStatus) -> bool {
+    previous.is_some_and(|p| {
+        BuildStatus {
+            finished: None,
+            ..p.clone()
+        } == BuildStatus {
+            finished: None,
+            ..status.clone()
+        }
+    })
 }
 
 /// The image of the last successful build, for a status about a newer attempt.
