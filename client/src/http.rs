@@ -279,3 +279,16 @@ impl Transport for Client {
         Client::request(self, method, path, body).await
     }
 }
+
+/// Percent-encodes a query value (everything but RFC 3986's unreserved characters).
+pub fn encode_query(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -601,18 +601,7 @@ pub async fn run(cli: &Cli, args: &GetArgs, out: &mut impl Write) -> anyhow::Res
     Ok(Outcome::Success)
 }
 
-/// Percent-encodes a query value.
-pub fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
+pub use nanocl_client::http::encode_query as encode;
 
 #[cfg(test)]
 mod tests {

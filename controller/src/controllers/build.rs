@@ -227,7 +227,10 @@ pub async fn fetch<S: Store + Clone, D: Docker>(
     let client = nanocl_client::http::Client::new(
         nanocl_client::http::Host::parse(Some(&url)).map_err(|e| format!("{url}: {e}"))?,
     );
-    let path = format!("/images/export?name={}", percent(image));
+    let path = format!(
+        "/images/export?name={}",
+        nanocl_client::http::encode_query(image)
+    );
     let work = async {
         let body = match client.stream(&path).await {
             Ok(Ok(body)) => body,
@@ -277,19 +280,6 @@ pub async fn fetch<S: Store + Clone, D: Docker>(
             Ok(())
         }
     }
-}
-
-/// `value` for a URL query.
-fn percent(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn hex16(bytes: &[u8]) -> String {
@@ -400,16 +390,7 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
     let credentials = match credentials(shared, &namespace, &settings) {
         Ok(c) => c,
         Err(message) => {
-            let status = BuildStatus {
-                phase: phase::FAILED.into(),
-                key: settings_key,
-                message,
-                finished: Some(now_text()),
-                ..carry(previous.as_ref())
-            };
-            if !same_but_time(previous.as_ref(), &status) {
-                save(shared, &cargo, &status).await?;
-            }
+            unresolved(shared, &cargo, previous.as_ref(), settings_key, message).await?;
             return Ok(Action::Requeue(RETRY_RESOLVE));
         }
     };
@@ -420,16 +401,7 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
     let source = match resolved {
         Ok(source) => source,
         Err(message) => {
-            let status = BuildStatus {
-                phase: phase::FAILED.into(),
-                key: settings_key,
-                message,
-                finished: Some(now_text()),
-                ..carry(previous.as_ref())
-            };
-            if !same_but_time(previous.as_ref(), &status) {
-                save(shared, &cargo, &status).await?;
-            }
+            unresolved(shared, &cargo, previous.as_ref(), settings_key, message).await?;
             return Ok(Action::Requeue(
                 poll.map_or(RETRY_RESOLVE, |p| p.min(RETRY_RESOLVE)),
             ));
@@ -640,6 +612,28 @@ pub async fn collect_images<S: Store + Clone, D: Docker>(shared: &Shared<S, D>) 
             }
         }
     }
+}
+
+/// Records that what to build could not be found out (no credentials, no commit): `Failed`
+/// without a commit, so it is tried again; written only when it says something new.
+async fn unresolved<S: Store + Clone, D: Docker>(
+    shared: &Shared<S, D>,
+    cargo: &CargoObject,
+    previous: Option<&BuildStatus>,
+    key: String,
+    message: String,
+) -> Result<(), ReconcileError> {
+    let status = BuildStatus {
+        phase: phase::FAILED.into(),
+        key,
+        message,
+        finished: Some(now_text()),
+        ..carry(previous)
+    };
+    if !same_but_time(previous, &status) {
+        save(shared, cargo, &status).await?;
+    }
+    Ok(())
 }
 
 /// Whether `status` says what `previous` said (its time aside): a failure retried every
