@@ -138,10 +138,11 @@ fn a_secret_should_reach_its_container_and_nothing_else() {
     );
     assert!(!text.contains(CHANGED) && !text.contains(VALUE), "{text}");
     apply(&d, &file, &manifests(&ns, CHANGED));
-    wait_until("the replica with the new value", || {
-        running(&app)
-            .first()
-            .is_some_and(|c| *c != container && exec(c, "echo \"$PASSWORD\"") == CHANGED)
+    // `docker ps` lists the newest first; the old replica runs until the new one is up,
+    // so the rollout is over when the new one is the only one.
+    wait_until("the replica with the new value, alone", || {
+        let now = running(&app);
+        now.len() == 1 && now[0] != container && exec(&now[0], "echo \"$PASSWORD\"") == CHANGED
     });
     let now = running(&app).pop().expect("a replica");
     assert_eq!(exec(&now, "cat /etc/app/password"), CHANGED);
