@@ -210,9 +210,26 @@ pub fn openapi() -> Value {
                     json!({"get": {"tags": [tag], "summary": "The output of every replica, each line prefixed with its replica ([web-0] ...)",
                                    "parameters": [
                                        {"name": "follow", "in": "query", "schema": {"type": "boolean"}, "description": "Keep streaming new output."},
-                                       {"name": "tailLines", "in": "query", "schema": {"type": "integer", "minimum": 0}, "description": "Only the last N lines of each replica."}
+                                       {"name": "tailLines", "in": "query", "schema": {"type": "integer", "minimum": 0}, "description": "Only the last N lines of each replica."},
+                                       {"name": "sinceSeconds", "in": "query", "schema": {"type": "integer", "minimum": 0}, "description": "Only the output of the last N seconds."},
+                                       {"name": "sinceTime", "in": "query", "schema": {"type": "string", "format": "date-time"}, "description": "Only the output written at or after this time."},
+                                       {"name": "timestamps", "in": "query", "schema": {"type": "boolean"}, "description": "Each line starts with the time Docker received it."},
+                                       {"name": "build", "in": "query", "schema": {"type": "boolean"}, "description": "The output of the cargo's latest image build instead."}
                                    ],
-                                   "responses": {"200": {"description": "Text lines", "content": {"text/plain": {}}}, "default": status_response()}}}),
+                                   "responses": {"200": {"description": "Text lines; with follow, the replicas that replace the ones listed are followed too, each change said in a `---` line", "content": {"text/plain": {}}}, "default": status_response()}}}),
+                );
+                paths.insert(
+                    format!("{item}/exec"),
+                    json!({"post": {"tags": [tag], "summary": "Run a command in a running replica, over a connection switched with Connection: Upgrade, Upgrade: nanocl-exec (frames: one type byte, a 4-byte big-endian length, the payload; the server ends with the exit code)",
+                                   "parameters": [
+                                       {"name": "command", "in": "query", "required": true, "schema": {"type": "string"}, "description": "The program, then each argument: repeated."},
+                                       {"name": "replica", "in": "query", "schema": {"type": "integer", "minimum": 0}, "description": "The slot (default: the lowest running)."},
+                                       {"name": "stdin", "in": "query", "schema": {"type": "boolean"}, "description": "The client's input reaches the command."},
+                                       {"name": "tty", "in": "query", "schema": {"type": "boolean"}, "description": "A terminal for the command."},
+                                       {"name": "rows", "in": "query", "schema": {"type": "integer", "minimum": 1}, "description": "The terminal's rows."},
+                                       {"name": "cols", "in": "query", "schema": {"type": "integer", "minimum": 1}, "description": "The terminal's columns."}
+                                   ],
+                                   "responses": {"101": {"description": "Switched to nanocl-exec"}, "default": status_response()}}}),
                 );
             }
             if kind.namespaced() {

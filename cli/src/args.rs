@@ -109,6 +109,15 @@ pub enum Command {
     ///
     /// Examples: `nanocl logs cargo web -f --tail 20`, `nanocl logs cargo web --build -f`
     Logs(LogsArgs),
+    /// Run a command in one of a cargo's running replicas.
+    ///
+    /// The command runs in the lowest-numbered running replica unless --replica names one;
+    /// nanocl exits with the command's exit status. -i passes your input to it, -t gives it a
+    /// terminal (both for a shell).
+    ///
+    /// Examples: `nanocl exec cargo web -- cat /etc/hostname`,
+    /// `nanocl exec cargo web --replica 2 -it -- sh`
+    Exec(ExecArgs),
     /// Show what the controllers did and what went wrong.
     Events(EventsArgs),
     /// Keep a directory of manifests applied: sync it now, then after every change.
@@ -212,6 +221,32 @@ pub struct EventsArgs {
     pub all_namespaces: bool,
 }
 
+/// `nanocl exec`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// The kind: only `cargo` runs commands.
+    pub kind: String,
+
+    /// The cargo's name.
+    pub name: String,
+
+    /// The replica (its slot number, as `nanocl get replicas` lists them).
+    #[arg(long, value_name = "N")]
+    pub replica: Option<u32>,
+
+    /// Pass this terminal's input to the command.
+    #[arg(short = 'i', long = "stdin")]
+    pub stdin: bool,
+
+    /// Give the command a terminal (with -i: an interactive shell).
+    #[arg(short = 't', long = "tty")]
+    pub tty: bool,
+
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
 /// `nanocl logs`.
 #[derive(Debug, Args)]
 pub struct LogsArgs {
@@ -228,6 +263,15 @@ pub struct LogsArgs {
     /// Only the last N lines of each replica (of the build, with --build).
     #[arg(long, value_name = "N")]
     pub tail: Option<u32>,
+
+    /// Only output newer than a duration (10s, 5m, 2h) or since an RFC 3339 time
+    /// (2026-12-03T09:00:00Z).
+    #[arg(long, value_name = "DURATION|TIME", conflicts_with = "build")]
+    pub since: Option<String>,
+
+    /// Start each line with the time Docker received it (RFC 3339, nanoseconds).
+    #[arg(long, conflicts_with = "build")]
+    pub timestamps: bool,
 
     /// The output of the cargo's latest image build instead (spec.container.build); with
     /// -f, until the build ends.

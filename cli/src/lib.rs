@@ -25,6 +25,8 @@ pub enum Outcome {
     Differences,
     /// The command failed; its messages are already printed.
     Failed,
+    /// Exit with this status (`exec`: the command's own).
+    Exit(u8),
 }
 
 /// Runs the CLI with the process's arguments and returns its exit code.
@@ -62,6 +64,7 @@ pub fn main() -> ExitCode {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::Differences) => ExitCode::from(1),
         Ok(Outcome::Failed) => ExitCode::from(failed),
+        Ok(Outcome::Exit(code)) => ExitCode::from(code),
         Err(e) => {
             let _ = std::io::stdout().flush();
             eprintln!("error: {e:#}");
@@ -107,6 +110,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Rollout(args) => commands::rollout::run(&cli, args, &mut stdout).await,
         Command::Build(args) => commands::build::run(&cli, args, &mut stdout).await,
         Command::Logs(args) => commands::logs::run(&cli, args, &mut stdout).await,
+        Command::Exec(args) => {
+            drop(stdout);
+            commands::exec::run(&cli, args).await
+        }
         Command::Events(args) => commands::events::run(&cli, args, &mut stdout).await,
         Command::Watch(args) => commands::watch::run(&cli, args, &mut stdout).await,
         Command::Convert(args) => commands::convert::run(&cli, args, &mut stdout),

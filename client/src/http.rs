@@ -114,6 +114,54 @@ impl Client {
     }
 
     async fn connect(&self) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
+        self.connect_with(false).await
+    }
+
+    /// Sends `POST path` asking to switch the connection to `protocol` (`nanocl exec`);
+    /// the switched connection, or the answer when the server said no.
+    pub async fn upgrade(
+        &self,
+        path: &str,
+        protocol: &str,
+    ) -> Result<Result<TokioIo<hyper::upgrade::Upgraded>, Answer>> {
+        let mut sender = self.connect_with(true).await?;
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header(hyper::header::HOST, "nanocld")
+            .header(hyper::header::CONNECTION, "Upgrade")
+            .header(hyper::header::UPGRADE, protocol)
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| Error::RequestBuildFailed(e.to_string()))?;
+        let response = tokio::time::timeout(self.timeout, sender.send_request(request))
+            .await
+            .map_err(|_| {
+                Error::Unavailable(format!(
+                    "nanocld did not answer POST {path} within {:?}",
+                    self.timeout
+                ))
+            })?
+            .map_err(|e| Error::Unavailable(format!("POST {path} failed: {e}")))?;
+        let status = response.status();
+        if status != hyper::StatusCode::SWITCHING_PROTOCOLS {
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| Error::Unavailable(format!("reading the answer to POST {path}: {e}")))?
+                .to_bytes();
+            return Ok(Err(Answer { status, body }));
+        }
+        let upgraded = hyper::upgrade::on(response)
+            .await
+            .map_err(|e| Error::Unavailable(format!("switching POST {path} to {protocol}: {e}")))?;
+        Ok(Ok(TokioIo::new(upgraded)))
+    }
+
+    async fn connect_with(
+        &self,
+        upgrades: bool,
+    ) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
         let unreachable = |e: std::io::Error| {
             let hint = match &self.host {
                 Host::Unix(p) if !p.exists() => format!(
@@ -138,7 +186,11 @@ impl Client {
                         ))
                     })?;
                 tokio::spawn(async move {
-                    let _ = conn.await;
+                    let _ = if upgrades {
+                        conn.with_upgrades().await
+                    } else {
+                        conn.await
+                    };
                 });
                 Ok(sender)
             }};

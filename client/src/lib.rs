@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod deploy;
 pub mod error;
+pub mod exec;
 pub mod http;
 pub mod read;
 pub mod remote;

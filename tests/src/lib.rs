@@ -443,8 +443,15 @@ fn collect_lines(
 impl WatchProcess {
     /// Starts `nanocl watch ARGS` against `daemon`.
     pub fn start(daemon: &Daemon, args: &[&str]) -> WatchProcess {
+        let mut all = vec!["watch"];
+        all.extend_from_slice(args);
+        WatchProcess::spawn(daemon, &all)
+    }
+
+    /// Starts `nanocl ARGS` against `daemon` (a long-running command: `logs -f`,
+    /// `events -w`), its lines collected as they come.
+    pub fn spawn(daemon: &Daemon, args: &[&str]) -> WatchProcess {
         let mut child = Command::new(binary("nanocl"))
-            .arg("watch")
             .args(args)
             .env("NANOCL_HOST", &daemon.host)
             .stdout(Stdio::piped())

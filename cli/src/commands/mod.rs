@@ -7,6 +7,7 @@ pub mod delete;
 pub mod describe;
 pub mod diff;
 pub mod events;
+pub mod exec;
 pub mod explain;
 pub mod get;
 pub mod logs;

@@ -43,6 +43,41 @@ pub struct Query {
     pub tail_lines: Option<u32>,
     /// `build=true` (logs): the output of the cargo's latest image build.
     pub build: bool,
+    /// `sinceSeconds=N` (logs): only the output of the last N seconds.
+    pub since_seconds: Option<u64>,
+    /// `sinceTime=RFC3339` (logs): only the output written at or after this time.
+    pub since_time: Option<std::time::SystemTime>,
+    /// `timestamps=true` (logs): each line starts with the time Docker received it.
+    pub timestamps: bool,
+    /// `command=ARG`, repeated (exec): the program and its arguments.
+    pub command: Vec<String>,
+    /// `replica=N` (exec): the slot whose container runs the command (the first ready one
+    /// when absent).
+    pub replica: Option<u32>,
+    /// `tty=true` (exec): a terminal for the command.
+    pub tty: bool,
+    /// `stdin=true` (exec): the client's input reaches the command.
+    pub stdin: bool,
+    /// `rows=N&cols=N` (exec with a tty): the terminal's size.
+    pub size: (Option<u16>, Option<u16>),
+}
+
+fn flag(value: &str, name: &str) -> Result<bool, ApiError> {
+    match value {
+        "true" | "1" | "" => Ok(true),
+        "false" | "0" => Ok(false),
+        other => Err(ApiError::bad_request(format!(
+            "{name} must be true or false, got {other:?}"
+        ))),
+    }
+}
+
+fn number<T: std::str::FromStr>(value: &str, name: &str) -> Result<T, ApiError> {
+    value.parse().map_err(|_| {
+        ApiError::bad_request(format!(
+            "{name} must be a non-negative integer, got {value:?}"
+        ))
+    })
 }
 
 /// Parses the query string; unknown parameters are an error, not silently ignored.
@@ -75,16 +110,25 @@ pub fn parse_query(raw: Option<&str>) -> Result<Query, ApiError> {
                 query.dry_run = true;
             }
             "allowWatchBookmarks" => {}
-            "follow" => query.follow = matches!(value.as_str(), "true" | "1" | ""),
-            "build" => query.build = matches!(value.as_str(), "true" | "1" | ""),
-            "tailLines" => {
-                query.tail_lines = Some(value.parse().map_err(|_| {
-                    ApiError::bad_request(format!("tailLines must be a non-negative integer, got {value:?}"))
+            "follow" => query.follow = flag(&value, name)?,
+            "build" => query.build = flag(&value, name)?,
+            "tailLines" => query.tail_lines = Some(number(&value, name)?),
+            "sinceSeconds" => query.since_seconds = Some(number(&value, name)?),
+            "sinceTime" => {
+                query.since_time = Some(humantime::parse_rfc3339_weak(&value).map_err(|e| {
+                    ApiError::bad_request(format!("sinceTime must be an RFC 3339 time such as 2026-12-03T09:00:00Z, got {value:?}: {e}"))
                 })?)
             }
+            "timestamps" => query.timestamps = flag(&value, name)?,
+            "command" => query.command.push(value),
+            "replica" => query.replica = Some(number(&value, name)?),
+            "tty" => query.tty = flag(&value, name)?,
+            "stdin" => query.stdin = flag(&value, name)?,
+            "rows" => query.size.0 = Some(number(&value, name)?),
+            "cols" => query.size.1 = Some(number(&value, name)?),
             other => {
                 return Err(ApiError::bad_request(format!(
-                    "unknown query parameter {other:?}: known are watch, resourceVersion, labelSelector, dryRun, follow, tailLines, build"
+                    "unknown query parameter {other:?}: known are watch, resourceVersion, labelSelector, dryRun, follow, tailLines, sinceSeconds, sinceTime, timestamps, build, command, replica, tty, stdin, rows, cols"
                 )))
             }
         }

@@ -18,7 +18,7 @@ use super::status::ApiError;
 use super::App;
 use crate::controllers::owner::OwnerFilter;
 use crate::controllers::plan::labels;
-use crate::docker::{Docker, DockerError, Engine};
+use crate::docker::{Container, Docker, DockerError, Engine, LogOptions};
 use crate::store::Store;
 
 /// Streams a cargo's logs.
@@ -68,31 +68,46 @@ pub async fn serve<S: Store + Clone>(
         .list_containers(&filter)
         .await
         .map_err(|e| ApiError::unavailable(format!("listing the replicas failed: {e}")))?;
-    replicas.sort_by_key(|c| {
-        c.labels
-            .get(labels::SLOT)
-            .and_then(|s| s.parse::<u32>().ok())
-    });
-    let (tx, mut rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(256);
-    let streams: Vec<(String, BoxStream<'static, Result<String, DockerError>>)> = replicas
-        .iter()
-        .map(|r| {
-            let slot = r.labels.get(labels::SLOT).cloned().unwrap_or_default();
-            (
-                format!("[{name}-{slot}] "),
-                docker.logs(&r.id, query.follow, query.tail_lines),
-            )
-        })
-        .collect();
-    if query.follow {
-        // Live: every replica at once, lines as they come.
-        for (prefix, output) in streams {
-            tokio::spawn(pump(prefix, output, tx.clone(), app.shutdown.clone()));
+    replicas.sort_by_key(slot_of);
+    let since = match (query.since_seconds, query.since_time) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "give sinceSeconds or sinceTime, not both",
+            ))
         }
+        (Some(seconds), None) => Some(unix_now().saturating_sub(seconds)),
+        (None, Some(time)) => Some(
+            time.duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        ),
+        (None, None) => None,
+    };
+    let options = LogOptions {
+        follow: query.follow,
+        tail: query.tail_lines,
+        since: since.and_then(|s| i64::try_from(s).ok()),
+        timestamps: query.timestamps,
+    };
+    let (tx, mut rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(256);
+    if query.follow {
+        tokio::spawn(follow(
+            app.clone(),
+            docker,
+            Followed {
+                key,
+                filter,
+                options,
+                first: replicas,
+            },
+            tx,
+        ));
     } else {
         // A snapshot: replica after replica, in slot order.
         let shutdown = app.shutdown.clone();
-        let tx = tx.clone();
+        let streams: Vec<_> = replicas
+            .iter()
+            .map(|r| (prefix(name, r), docker.logs(&r.id, &options)))
+            .collect();
         tokio::spawn(async move {
             for (prefix, output) in streams {
                 if !pump(prefix, output, tx.clone(), shutdown.clone()).await {
@@ -101,7 +116,6 @@ pub async fn serve<S: Store + Clone>(
             }
         });
     }
-    drop(tx);
     let body = Body::from_stream(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)));
     Ok((
         StatusCode::OK,
@@ -109,6 +123,162 @@ pub async fn serve<S: Store + Clone>(
         body,
     )
         .into_response())
+}
+
+fn slot_of(c: &Container) -> Option<u32> {
+    c.labels
+        .get(labels::SLOT)
+        .and_then(|s| s.parse::<u32>().ok())
+}
+
+/// `[web-0] `: the cargo's name and the replica's slot, before each of its lines.
+fn prefix(cargo: &str, c: &Container) -> String {
+    let slot = c.labels.get(labels::SLOT).map_or("?", String::as_str);
+    format!("[{cargo}-{slot}] ")
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// How often a followed cargo's containers are listed again, to follow replacements.
+const FOLLOW_RELIST: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What `follow` follows.
+struct Followed {
+    key: ObjectKey,
+    filter: Vec<String>,
+    options: LogOptions,
+    /// The containers listed when the request came.
+    first: Vec<Container>,
+}
+
+/// `logs -f`: every replica at once, lines as they come, and the replicas that replace them
+/// as they appear (from their first line), each change said in a `---` line. Ends when the
+/// cargo is deleted, the client leaves or nanocld shuts down.
+async fn follow<S: Store + Clone>(
+    app: Arc<App<S>>,
+    docker: Engine,
+    what: Followed,
+    tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+) {
+    let cargo = what.key.name.clone();
+    let say = |line: String| {
+        let tx = tx.clone();
+        async move { tx.send(Ok(Bytes::from(line))).await.is_ok() }
+    };
+    // Per container: its pump while one runs; when its output was last read to the end (a
+    // container started again is read from then on).
+    let mut pumps: std::collections::HashMap<String, tokio::task::JoinHandle<bool>> =
+        std::collections::HashMap::new();
+    let mut ended: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    let start = |c: &Container, options: LogOptions| {
+        tokio::spawn(pump(
+            prefix(&cargo, c),
+            docker.logs(&c.id, &options),
+            tx.clone(),
+            app.shutdown.clone(),
+        ))
+    };
+    for c in &what.first {
+        pumps.insert(c.id.clone(), start(c, what.options.clone()));
+    }
+    let mut shutdown = app.shutdown.clone();
+    let mut known: std::collections::HashMap<String, Container> =
+        what.first.into_iter().map(|c| (c.id.clone(), c)).collect();
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(FOLLOW_RELIST) => {}
+            _ = shutdown.wait_for(|v| *v) => break,
+            () = tx.closed() => break,
+        }
+        // Pumps that ended: their container stopped (or went).
+        let done: Vec<String> = pumps
+            .iter()
+            .filter(|(_, h)| h.is_finished())
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in done {
+            pumps.remove(&id);
+            ended.insert(id, unix_now());
+        }
+        match objects::read(&app.store, &what.key).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                say(format!("--- cargo {cargo:?} was deleted ---\n")).await;
+                break;
+            }
+            // The store not answering for a moment is no reason to stop.
+            Err(_) => continue,
+        }
+        let Ok(mut now) = docker.list_containers(&what.filter).await else {
+            continue;
+        };
+        now.sort_by_key(slot_of);
+        let listed: std::collections::HashSet<String> = now.iter().map(|c| c.id.clone()).collect();
+        for (id, c) in &known {
+            if !listed.contains(id) && ended.remove(id).is_some() {
+                let line = format!(
+                    "{}--- container {} was removed ---\n",
+                    prefix(&cargo, c),
+                    c.name
+                );
+                if !say(line).await {
+                    return;
+                }
+            }
+        }
+        known.retain(|id, _| listed.contains(id));
+        for c in now {
+            if pumps.contains_key(&c.id) {
+                continue;
+            }
+            let running = c.state == crate::docker::State::Running;
+            let options = match (known.contains_key(&c.id), ended.get(&c.id)) {
+                // A new container not started yet: once it is.
+                (false, _) if c.state == crate::docker::State::Created => continue,
+                // A new container: all of it, from its first line.
+                (false, _) => {
+                    let line = format!(
+                        "{}--- following {}, a new container of this replica ---\n",
+                        prefix(&cargo, &c),
+                        c.name
+                    );
+                    if !say(line).await {
+                        return;
+                    }
+                    LogOptions {
+                        follow: true,
+                        tail: None,
+                        since: None,
+                        timestamps: what.options.timestamps,
+                    }
+                }
+                // Read to its end, and started again: what came since.
+                (true, Some(at)) if running => {
+                    let line = format!("{}--- {} started again ---\n", prefix(&cargo, &c), c.name);
+                    if !say(line).await {
+                        return;
+                    }
+                    LogOptions {
+                        follow: true,
+                        tail: None,
+                        since: i64::try_from(*at).ok(),
+                        timestamps: what.options.timestamps,
+                    }
+                }
+                _ => continue,
+            };
+            ended.remove(&c.id);
+            pumps.insert(c.id.clone(), start(&c, options));
+            known.insert(c.id.clone(), c);
+        }
+    }
+    for handle in pumps.into_values() {
+        handle.abort();
+    }
 }
 
 /// Copies one replica's output as prefixed lines; `false` once the client is gone.

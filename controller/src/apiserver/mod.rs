@@ -4,6 +4,7 @@
 //! start a real server in-process on a temp socket (the mini-redis shape).
 
 pub mod events;
+pub mod exec;
 pub mod handlers;
 pub mod images;
 pub mod listen;
@@ -132,8 +133,9 @@ async fn openapi() -> Response {
 }
 
 async fn resource<S: Store + Clone>(State(app): State<Arc<App<S>>>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    match route(app, &parts, body).await {
+    let (mut parts, body) = request.into_parts();
+    let upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
+    match route(app, &parts, body, upgrade).await {
         Ok(response) => response,
         Err(e) => e.into_response(),
     }
@@ -143,6 +145,7 @@ async fn route<S: Store + Clone>(
     app: Arc<App<S>>,
     parts: &axum::http::request::Parts,
     body: Body,
+    upgrade: Option<hyper::upgrade::OnUpgrade>,
 ) -> Result<Response, ApiError> {
     if let Some(namespace) = events::parse(parts.uri.path()) {
         let query = handlers::parse_query(parts.uri.query())?;
@@ -168,6 +171,12 @@ async fn route<S: Store + Clone>(
         (&Method::GET, Some(name), Some(Subresource::Log)) => {
             logs::serve(app.clone(), &target, name, &query).await
         }
+        (&Method::POST, Some(name), Some(Subresource::Exec)) => {
+            exec::serve(app.clone(), &target, name, &query, &parts.headers, upgrade).await
+        }
+        (_, Some(_), Some(Subresource::Exec)) => Err(ApiError::method_not_allowed(
+            "exec is a POST that switches the connection (Upgrade: nanocl-exec): use nanocl exec",
+        )),
         (&Method::GET, Some(name), _) => handlers::get(&app, &target, name).await,
         (&Method::PUT, Some(name), None) => {
             handlers::replace(&app, &target, name, &query, &parts.headers, body).await

@@ -11,6 +11,8 @@ pub enum Subresource {
     Status,
     /// `/log`: a cargo's container output.
     Log,
+    /// `/exec`: a command run in one of a cargo's replicas (an upgraded connection).
+    Exec,
 }
 
 /// What a path addresses.
@@ -117,8 +119,9 @@ pub fn parse(path: &str) -> Result<Target, ApiError> {
     let sub = |s: &str| match s {
         "status" => Ok(Subresource::Status),
         "log" => Ok(Subresource::Log),
+        "exec" => Ok(Subresource::Exec),
         other => Err(ApiError::not_found(format!(
-            "no subresource {other:?}: served are status and log"
+            "no subresource {other:?}: served are status, log and exec"
         ))),
     };
     let parsed = match rest {

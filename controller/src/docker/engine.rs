@@ -75,7 +75,126 @@ fn label_filters(labels: &[String]) -> Option<HashMap<String, Vec<String>>> {
     }
 }
 
+/// A command started in a container with `Engine::exec`, attached.
+pub struct Attached {
+    /// Docker's id of the exec, for its exit code and resizes.
+    pub id: String,
+    /// What the command writes (with a tty, all of it as stdout).
+    pub output: BoxStream<'static, Result<ExecOutput, DockerError>>,
+    /// The command's standard input.
+    pub input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+}
+
+impl std::fmt::Debug for Attached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attached")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A chunk of an exec'd command's output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExecOutput {
+    /// Standard output (or the terminal, with a tty).
+    Stdout(bytes::Bytes),
+    /// Standard error.
+    Stderr(bytes::Bytes),
+}
+
 impl Engine {
+    /// Starts `command` in the running container `container`, attached: `nanocl exec`.
+    /// (Not part of the `Docker` trait: only the API server runs it, never a controller.)
+    pub async fn exec(
+        &self,
+        container: &str,
+        command: &[String],
+        tty: bool,
+        stdin: bool,
+    ) -> Result<Attached, DockerError> {
+        use ::bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+        let created = self
+            .docker
+            .create_exec(
+                container,
+                CreateExecOptions {
+                    attach_stdin: Some(stdin),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    tty: Some(tty),
+                    cmd: Some(command.to_vec()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(failed("create exec"))?;
+        let started = self
+            .docker
+            .start_exec(
+                &created.id,
+                Some(StartExecOptions {
+                    detach: false,
+                    tty,
+                    output_capacity: None,
+                }),
+            )
+            .await
+            .map_err(failed("start exec"))?;
+        let StartExecResults::Attached { output, input } = started else {
+            return Err(DockerError::Unreachable {
+                message: "start exec: Docker did not attach".into(),
+            });
+        };
+        let output = output
+            .filter_map(|chunk| async move {
+                match chunk {
+                    Ok(::bollard::container::LogOutput::StdErr { message }) => {
+                        Some(Ok(ExecOutput::Stderr(message)))
+                    }
+                    Ok(
+                        ::bollard::container::LogOutput::StdOut { message }
+                        | ::bollard::container::LogOutput::Console { message },
+                    ) => Some(Ok(ExecOutput::Stdout(message))),
+                    Ok(::bollard::container::LogOutput::StdIn { .. }) => None,
+                    Err(e) => Some(Err(failed("exec output")(e))),
+                }
+            })
+            .boxed();
+        Ok(Attached {
+            id: created.id,
+            output,
+            input,
+        })
+    }
+
+    /// The exit code of an exec whose output ended (`None` while it still runs).
+    pub async fn exec_exit_code(&self, id: &str) -> Result<Option<i64>, DockerError> {
+        let inspected = self
+            .docker
+            .inspect_exec(id)
+            .await
+            .map_err(failed("inspect exec"))?;
+        Ok(if inspected.running == Some(true) {
+            None
+        } else {
+            inspected.exit_code
+        })
+    }
+
+    /// Tells an exec's terminal its new size.
+    pub async fn resize_exec(&self, id: &str, rows: u16, cols: u16) -> Result<(), DockerError> {
+        self.docker
+            .resize_exec(
+                id,
+                ::bollard::exec::ResizeExecOptions {
+                    height: rows,
+                    width: cols,
+                },
+            )
+            .await
+            .map_err(failed("resize exec"))
+    }
+
     /// Connects to the local engine and negotiates the API version.
     pub async fn connect() -> Result<Engine, DockerError> {
         Engine::connect_to(None).await
@@ -798,14 +917,21 @@ impl Docker for Engine {
     fn logs(
         &self,
         id: &str,
-        follow: bool,
-        tail: Option<u32>,
+        options: &super::LogOptions,
     ) -> BoxStream<'static, Result<String, DockerError>> {
         let options = LogsOptions {
-            follow,
+            follow: options.follow,
             stdout: true,
             stderr: true,
-            tail: tail.map_or_else(|| "all".to_owned(), |t| t.to_string()),
+            tail: options
+                .tail
+                .map_or_else(|| "all".to_owned(), |t| t.to_string()),
+            // Docker's API takes seconds as a 32-bit number until 2038.
+            since: options
+                .since
+                .and_then(|s| i32::try_from(s).ok())
+                .unwrap_or(0),
+            timestamps: options.timestamps,
             ..Default::default()
         };
         self.docker

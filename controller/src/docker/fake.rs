@@ -728,9 +728,9 @@ impl Docker for FakeDocker {
     fn logs(
         &self,
         id: &str,
-        _follow: bool,
-        tail: Option<u32>,
+        options: &super::LogOptions,
     ) -> BoxStream<'static, Result<String, DockerError>> {
+        let tail = options.tail;
         let mut world = self.world();
         let name = world
             .find(id)

@@ -11,7 +11,7 @@ use std::future::Future;
 
 use futures::stream::BoxStream;
 
-pub use self::engine::{cgroup_stats, Engine};
+pub use self::engine::{cgroup_stats, Attached, Engine, ExecOutput};
 pub use self::fake::FakeDocker;
 
 /// A published port.
@@ -419,12 +419,24 @@ pub trait Docker: Clone + Send + Sync + 'static {
     fn stats(&self, id: &str) -> impl Future<Output = Result<Stats, DockerError>> + Send;
     /// Container and network events of objects matching the label filters, from now on.
     fn events(&self, labels: &[String]) -> BoxStream<'static, Result<Event, DockerError>>;
-    /// A container's output, stdout and stderr, as chunks of text: the last `tail` lines (all
-    /// when `None`), then, with `follow`, whatever comes until the container stops.
+    /// A container's output, stdout and stderr, as chunks of text: what `options` select,
+    /// then, with `follow`, whatever comes until the container stops.
     fn logs(
         &self,
         id: &str,
-        follow: bool,
-        tail: Option<u32>,
+        options: &LogOptions,
     ) -> BoxStream<'static, Result<String, DockerError>>;
+}
+
+/// Which of a container's output `Docker::logs` reads.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogOptions {
+    /// Keep reading until the container stops.
+    pub follow: bool,
+    /// The last N lines only (all when `None`).
+    pub tail: Option<u32>,
+    /// Only lines written at or after this Unix time (seconds).
+    pub since: Option<i64>,
+    /// Each line starts with its RFC 3339 time (Docker's, nanoseconds).
+    pub timestamps: bool,
 }
