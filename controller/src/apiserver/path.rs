@@ -269,7 +269,7 @@ mod tests {
                 "nodes are not inside namespaces",
             ),
             (
-                "/apis/nanocl.io/v1/namespaces/demo/cargoes/web/exec",
+                "/apis/nanocl.io/v1/namespaces/demo/cargoes/web/attach",
                 404,
                 "no subresource",
             ),
