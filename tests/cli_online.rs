@@ -725,6 +725,80 @@ fn a_network_change_docker_cannot_make_should_be_refused_naming_the_fields() {
 }
 
 #[test]
+fn get_and_describe_should_take_several_names_and_type_slash_name() {
+    let d = Daemon::start(StoreKind::Embedded);
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("many.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: nanocl.io/v1\nkind: Namespace\nmetadata: {name: many}\n---\n\
+         apiVersion: nanocl.io/v1\nkind: Cluster\nmetadata: {name: dev, namespace: many}\n---\n\
+         apiVersion: nanocl.io/v1\nkind: Cargo\nmetadata: {name: a, namespace: many}\nspec: {cluster: dev, container: {image: busybox}}\n---\n\
+         apiVersion: nanocl.io/v1\nkind: Cargo\nmetadata: {name: b, namespace: many}\nspec: {cluster: dev, container: {image: busybox}}\n---\n\
+         apiVersion: nanocl.io/v1\nkind: Cargo\nmetadata: {name: c, namespace: many}\nspec: {cluster: dev, container: {image: busybox}}\n",
+    )
+    .expect("write");
+    let out = d.nanocl(&["apply", "-f", &file.display().to_string()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let get = |args: &[&str]| {
+        let mut all = vec!["-n", "many", "get"];
+        all.extend_from_slice(args);
+        d.nanocl(&all)
+    };
+    // Several names: one table, in the order given.
+    let out = get(&["cargo", "c", "a"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows: Vec<String> = stdout(&out)
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(rows, ["NAME", "c", "a"]);
+    // TYPE/NAME, as -o name prints them, of several kinds: a table per kind.
+    let names = stdout(&get(&["cargoes", "-o", "name"]));
+    let mut args: Vec<&str> = names.lines().collect();
+    args.insert(0, "cluster/dev");
+    let out = get(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let tables: Vec<&str> = text.split("\n\n").collect();
+    assert_eq!(tables.len(), 2, "{text}");
+    assert!(
+        tables[0].starts_with("NAME") && tables[0].contains("VARIABLES"),
+        "{text}"
+    );
+    assert_eq!(
+        tables[1].lines().count(),
+        4,
+        "a header and 3 cargoes: {text}"
+    );
+    // Round trip: -o name of TYPE/NAME is the same names.
+    let mut args = names.lines().collect::<Vec<_>>();
+    args.extend(["-o", "name"]);
+    assert_eq!(stdout(&get(&args)), names);
+    // A missing one: the others are printed, the missing one said, exit 1.
+    let out = get(&["cargo", "a", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("\na "), "{}", stdout(&out));
+    assert!(stderr(&out).contains("\"nope\""), "{}", stderr(&out));
+    let out = get(&["cargo", "cargo/a"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("not both"), "{}", stderr(&out));
+    // describe: each object in turn.
+    let out = d.nanocl(&["-n", "many", "describe", "cargo/a", "cluster/dev"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let a = text.find("Name:         a").expect("cargo a described");
+    let dev = text
+        .find("Name:         dev")
+        .expect("cluster dev described");
+    assert!(a < dev, "{text}");
+    let out = d.nanocl(&["-n", "many", "describe", "cargo", "b", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("Name:         b"), "{}", stdout(&out));
+    assert!(stderr(&out).contains("\"nope\""), "{}", stderr(&out));
+}
+
+#[test]
 fn delete_should_take_several_names_type_slash_name_and_a_selector() {
     let d = Daemon::start(StoreKind::Embedded);
     let dir = tempfile::tempdir().expect("tmp");

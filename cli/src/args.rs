@@ -443,11 +443,12 @@ pub enum GetOutput {
 /// `nanocl get`.
 #[derive(Debug, Args)]
 pub struct GetArgs {
-    /// The kind: namespace(s)/ns, cluster(s)/cl, network(s)/net, cargo(es)/cg.
+    /// The kind: namespace(s)/ns, cluster(s)/cl, network(s)/net, secret(s), cargo(es)/cg,
+    /// node(s)/no, replica(s)/rep; or TYPE/NAME arguments as `get -o name` prints them.
     pub kind: String,
 
-    /// One object's name; all objects when omitted.
-    pub name: Option<String>,
+    /// The objects' names; every object of the kind when omitted.
+    pub names: Vec<String>,
 
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
@@ -469,11 +470,11 @@ pub struct GetArgs {
 /// `nanocl describe`.
 #[derive(Debug, Args)]
 pub struct DescribeArgs {
-    /// The kind.
+    /// The kind, or TYPE/NAME arguments as `get -o name` prints them.
     pub kind: String,
 
-    /// The object's name.
-    pub name: String,
+    /// The objects' names.
+    pub names: Vec<String>,
 }
 
 /// `nanocl delete`.

@@ -8,7 +8,6 @@ use nanocl_api_types::ObjectKey;
 use crate::args::{Cli, DeleteArgs, FileArgs};
 use crate::client::{Client, Host};
 use crate::commands::decode_options;
-use crate::commands::get::parse_kind;
 use crate::remote::{self, display_key};
 use crate::{input, Outcome};
 
@@ -25,25 +24,15 @@ pub async fn run(cli: &Cli, args: &DeleteArgs, out: &mut impl Write) -> anyhow::
             namespace: kind.namespaced().then(|| cli.namespace_or_default()),
             name: name.to_owned(),
         };
-        if first.contains('/') {
-            // TYPE/NAME arguments, as `get -o name` prints them.
-            for arg in std::iter::once(first).chain(&args.names) {
-                let Some((kind, name)) = arg.split_once('/') else {
-                    anyhow::bail!(
-                        "{arg:?}: mix no TYPE/NAME with KIND NAME: write every object as TYPE/NAME"
-                    );
-                };
-                keys.push(key_of(parse_kind(kind)?, name));
-            }
-        } else {
-            let kind = parse_kind(first)?;
-            match (&args.selector, args.names.is_empty()) {
+        let (kind, objects) = crate::commands::named(first, &args.names)?;
+        if let Some(kind) = kind {
+            match (&args.selector, objects.is_empty()) {
                 (Some(_), false) => anyhow::bail!("give NAMEs or -l SELECTOR, not both"),
                 (None, true) => anyhow::bail!(
                     "give the {} to delete: NAME…, or -l SELECTOR",
                     kind.plural()
                 ),
-                (None, false) => keys.extend(args.names.iter().map(|n| key_of(kind, n))),
+                (None, false) => keys.extend(objects.iter().map(|(k, n)| key_of(*k, n))),
                 (Some(selector), true) => {
                     nanocl_api_types::selector::Selector::parse(selector)
                         .map_err(|e| anyhow::anyhow!("-l: {e}"))?;
@@ -71,6 +60,11 @@ pub async fn run(cli: &Cli, args: &DeleteArgs, out: &mut impl Write) -> anyhow::
                     }
                 }
             }
+        } else {
+            if args.selector.is_some() {
+                anyhow::bail!("-l selects within one kind: give KIND -l SELECTOR, not TYPE/NAME");
+            }
+            keys.extend(objects.iter().map(|(k, n)| key_of(*k, n)));
         }
     } else {
         let files = FileArgs {

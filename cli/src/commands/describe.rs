@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::args::{Cli, DescribeArgs};
 use crate::client::{Client, Host};
-use crate::commands::get::{age, parse_kind, print_table};
+use crate::commands::get::{age, print_table};
 use crate::commands::rollout::revision_status;
 use crate::{remote, yaml, Outcome};
 use nanocl_api_types::cargo::v1::CargoStatus;
@@ -35,13 +35,45 @@ fn indented(value: &Value) -> String {
 
 /// Runs `describe`.
 pub async fn run(cli: &Cli, args: &DescribeArgs, out: &mut impl Write) -> anyhow::Result<Outcome> {
-    let kind = parse_kind(&args.kind)?;
+    let (kind, objects) = crate::commands::named(&args.kind, &args.names)?;
+    if objects.is_empty() {
+        bail!(
+            "give the {} to describe: NAME…, or TYPE/NAME…",
+            kind.map_or("objects", |k| k.plural())
+        );
+    }
     let client = Client::new(Host::parse(cli.host.as_deref())?);
+    let mut ok = true;
+    for (i, (kind, name)) in objects.iter().enumerate() {
+        if i > 0 {
+            writeln!(out)?;
+        }
+        if let Err(e) = describe(cli, &client, *kind, name, out).await {
+            out.flush()?;
+            eprintln!("error: {e:#}");
+            ok = false;
+        }
+    }
+    Ok(if ok {
+        Outcome::Success
+    } else {
+        Outcome::Failed
+    })
+}
+
+/// Describes one object.
+async fn describe(
+    cli: &Cli,
+    client: &Client,
+    kind: Kind,
+    name: &str,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     let namespace = cli.namespace_or_default();
     let path = format!(
         "{}/{}",
         remote::collection_path(kind, Some(&namespace)),
-        args.name
+        name
     );
     let answer = client.request(Method::GET, &path, None).await?;
     if answer.status != StatusCode::OK {
@@ -160,7 +192,7 @@ pub async fn run(cli: &Cli, args: &DescribeArgs, out: &mut impl Write) -> anyhow
         )?;
     }
     if kind == Kind::Cargo {
-        let replicas: Vec<Value> = crate::commands::get::replicas(&client, Some(&namespace))
+        let replicas: Vec<Value> = crate::commands::get::replicas(client, Some(&namespace))
             .await?
             .into_iter()
             .filter(|r| r["spec"]["cargo"] == meta["name"])
@@ -207,10 +239,10 @@ pub async fn run(cli: &Cli, args: &DescribeArgs, out: &mut impl Write) -> anyhow
         }
     }
     if let Some(status) = &rollout {
-        write_revisions(status, &args.name, out)?;
+        write_revisions(status, name, out)?;
     }
-    write_events(&client, kind, &namespace, &args.name, out).await?;
-    Ok(Outcome::Success)
+    write_events(client, kind, &namespace, name, out).await?;
+    Ok(())
 }
 
 /// Events `describe` shows, the most recent last.

@@ -484,7 +484,10 @@ pub async fn replicas(client: &Client, namespace: Option<&str>) -> anyhow::Resul
 
 /// Runs `get`.
 pub async fn run(cli: &Cli, args: &GetArgs, out: &mut impl Write) -> anyhow::Result<Outcome> {
-    let kind = parse_kind(&args.kind)?;
+    let (kind, named) = crate::commands::named(&args.kind, &args.names)?;
+    let Some(kind) = kind else {
+        return get_typed(cli, args, &named, out).await;
+    };
     let client = Client::new(Host::parse(cli.host.as_deref())?);
     let all = args.all_namespaces && kind.namespaced();
     let namespace = if all {
@@ -495,18 +498,17 @@ pub async fn run(cli: &Cli, args: &GetArgs, out: &mut impl Write) -> anyhow::Res
     let collection = remote::collection_path(kind, namespace.as_deref());
     let mut query = Vec::new();
     if let Some(selector) = &args.selector {
+        if !named.is_empty() {
+            bail!("give NAMEs or -l SELECTOR, not both");
+        }
         nanocl_api_types::selector::Selector::parse(selector).map_err(|e| anyhow!("-l: {e}"))?;
         query.push(format!("labelSelector={}", encode(selector)));
     }
-    let (objects, revision) = if let Some(name) = &args.name {
-        let answer = client
-            .request(Method::GET, &format!("{collection}/{name}"), None)
-            .await?;
-        match answer.status {
-            StatusCode::OK => (vec![answer.json()?], None),
-            _ => bail!("{}", answer.error_message()),
-        }
-    } else {
+    if all && !named.is_empty() {
+        bail!("-A lists every namespace; to get objects by name, give their namespace with -n");
+    }
+    let mut missing = false;
+    let (objects, revision) = if named.is_empty() {
         let path = if query.is_empty() {
             collection.clone()
         } else {
@@ -524,6 +526,26 @@ pub async fn run(cli: &Cli, args: &GetArgs, out: &mut impl Write) -> anyhow::Res
                 .as_str()
                 .map(str::to_owned),
         )
+    } else {
+        // As kubectl: what exists is printed, what does not is an error each (exit 1).
+        let mut found = Vec::new();
+        for (_, name) in &named {
+            let answer = client
+                .request(Method::GET, &format!("{collection}/{name}"), None)
+                .await?;
+            match answer.status {
+                StatusCode::OK => found.push(answer.json()?),
+                _ if named.len() == 1 => bail!("{}", answer.error_message()),
+                _ => {
+                    eprintln!("error: {}", answer.error_message());
+                    missing = true;
+                }
+            }
+        }
+        if found.is_empty() {
+            return Ok(Outcome::Failed);
+        }
+        (found, None)
     };
     if objects.is_empty() && !args.watch {
         match &namespace {
@@ -541,7 +563,11 @@ pub async fn run(cli: &Cli, args: &GetArgs, out: &mut impl Write) -> anyhow::Res
     };
     print(kind, &objects, args, all, true, &placed, out)?;
     if !args.watch {
-        return Ok(Outcome::Success);
+        return Ok(if missing {
+            Outcome::Failed
+        } else {
+            Outcome::Success
+        });
     }
     out.flush()?;
     query.push("watch=true".into());
@@ -573,10 +599,7 @@ pub async fn run(cli: &Cli, args: &GetArgs, out: &mut impl Write) -> anyhow::Res
         match event["type"].as_str() {
             Some("ADDED" | "MODIFIED" | "DELETED") => {
                 let object = &event["object"];
-                if args
-                    .name
-                    .as_deref()
-                    .is_some_and(|n| object["metadata"]["name"] != n)
+                if !named.is_empty() && !named.iter().any(|(_, n)| object["metadata"]["name"] == *n)
                 {
                     continue;
                 }
@@ -599,6 +622,68 @@ pub async fn run(cli: &Cli, args: &GetArgs, out: &mut impl Write) -> anyhow::Res
         }
     }
     Ok(Outcome::Success)
+}
+
+/// `get TYPE/NAME…`: each object, a table (or document) per kind in the order given.
+async fn get_typed(
+    cli: &Cli,
+    args: &GetArgs,
+    named: &[(Kind, String)],
+    out: &mut impl Write,
+) -> anyhow::Result<Outcome> {
+    if args.watch {
+        bail!("-w watches one kind: nanocl get KIND [NAME…] -w");
+    }
+    if args.selector.is_some() {
+        bail!("-l selects within one kind: give KIND -l SELECTOR, not TYPE/NAME");
+    }
+    let client = Client::new(Host::parse(cli.host.as_deref())?);
+    let namespace = cli.namespace_or_default();
+    let mut groups: Vec<(Kind, Vec<Value>)> = Vec::new();
+    let mut ok = true;
+    for (kind, name) in named {
+        let path = format!(
+            "{}/{name}",
+            remote::collection_path(*kind, kind.namespaced().then_some(namespace.as_str()))
+        );
+        let answer = client.request(Method::GET, &path, None).await?;
+        if answer.status != StatusCode::OK {
+            eprintln!("error: {}", answer.error_message());
+            ok = false;
+            continue;
+        }
+        let object = answer.json()?;
+        match groups.iter_mut().find(|(k, _)| k == kind) {
+            Some((_, objects)) => objects.push(object),
+            None => groups.push((*kind, vec![object])),
+        }
+    }
+    match args.output {
+        GetOutput::Table | GetOutput::Wide => {
+            for (i, (kind, objects)) in groups.iter().enumerate() {
+                if i > 0 {
+                    writeln!(out)?;
+                }
+                let placed = if *kind == Kind::Cargo && args.output == GetOutput::Wide {
+                    Placed(replicas(&client, Some(&namespace)).await?)
+                } else {
+                    Placed::default()
+                };
+                print(*kind, objects, args, false, true, &placed, out)?;
+            }
+        }
+        _ => {
+            let all: Vec<Value> = groups.into_iter().flat_map(|(_, o)| o).collect();
+            if let Some(kind) = named.first().map(|(k, _)| *k) {
+                print(kind, &all, args, false, true, &Placed::default(), out)?;
+            }
+        }
+    }
+    Ok(if ok {
+        Outcome::Success
+    } else {
+        Outcome::Failed
+    })
 }
 
 pub use nanocl_client::http::encode_query as encode;

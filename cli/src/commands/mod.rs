@@ -36,6 +36,37 @@ pub fn decode_options(cli: &Cli) -> DecodeOptions {
     }
 }
 
+/// Objects named on a command line: (kind, name) pairs.
+pub type Named = Vec<(nanocl_api_types::Kind, String)>;
+
+/// The objects named on a command line: `KIND [NAME…]` (the kind, and its names) or
+/// `TYPE/NAME…` as `get -o name` prints them (no single kind). Mixing both is refused.
+pub fn named(
+    first: &str,
+    rest: &[String],
+) -> anyhow::Result<(Option<nanocl_api_types::Kind>, Named)> {
+    if first.contains('/') {
+        let mut objects = Vec::new();
+        for arg in std::iter::once(first).chain(rest.iter().map(String::as_str)) {
+            let Some((kind, name)) = arg.split_once('/') else {
+                anyhow::bail!(
+                    "{arg:?}: mix no TYPE/NAME with KIND NAME: write every object as TYPE/NAME"
+                );
+            };
+            if name.is_empty() {
+                anyhow::bail!("{arg:?}: a name after the slash");
+            }
+            objects.push((get::parse_kind(kind)?, name.to_owned()));
+        }
+        return Ok((None, objects));
+    }
+    let kind = get::parse_kind(first)?;
+    if let Some(typed) = rest.iter().find(|n| n.contains('/')) {
+        anyhow::bail!("{typed:?}: a name has no slash; give KIND NAME… or TYPE/NAME…, not both");
+    }
+    Ok((Some(kind), rest.iter().map(|n| (kind, n.clone())).collect()))
+}
+
 /// `kind/name`, as kubectl prints objects.
 pub fn object_name(value: &Value) -> String {
     let kind = value["kind"]
