@@ -799,6 +799,123 @@ fn get_and_describe_should_take_several_names_and_type_slash_name() {
 }
 
 #[test]
+fn edit_should_validate_refuse_stale_writes_and_keep_the_work() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = Daemon::start(StoreKind::Embedded);
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("edit.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: nanocl.io/v1\nkind: Namespace\nmetadata: {name: ed}\n---\n\
+         apiVersion: nanocl.io/v1\nkind: Cluster\nmetadata: {name: dev, namespace: ed}\n---\n\
+         apiVersion: nanocl.io/v1\nkind: Secret\nmetadata: {name: s, namespace: ed}\nspec: {stringData: {k: v}}\n---\n\
+         apiVersion: nanocl.io/v1\nkind: Cargo\nmetadata: {name: a, namespace: ed}\nspec: {cluster: dev, replicas: 1, container: {image: busybox}}\n",
+    )
+    .expect("write");
+    let out = d.nanocl(&["apply", "-f", &file.display().to_string()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // An "editor": a script run on the file, as the user's editor would be.
+    let editor = |name: &str, script: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).expect("write the editor");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        path.display().to_string()
+    };
+    let edit = |editor: &str, args: &[&str]| {
+        std::process::Command::new(nanocl_e2e::binary("nanocl"))
+            .args(["-n", "ed", "edit"])
+            .args(args)
+            .env("NANOCL_HOST", &d.host)
+            .env("EDITOR", editor)
+            // Kept edits land in the test's own directory, removed with it.
+            .env("TMPDIR", dir.path())
+            .env_remove("VISUAL")
+            .env_remove("NANOCL_EDITOR")
+            .output()
+            .expect("nanocl edit runs")
+    };
+    let replicas = || {
+        let out = d.nanocl(&["-n", "ed", "get", "cargo", "a", "-o", "json"]);
+        serde_json::from_slice::<Value>(&out.stdout).unwrap_or_default()["spec"]["replicas"]
+            .as_i64()
+    };
+
+    let out = edit(
+        &editor("three", "sed -i 's/replicas: 1/replicas: 3/' \"$1\""),
+        &["cargo", "a"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "cargo/a (namespace ed) edited\n");
+    assert_eq!(replicas(), Some(3));
+
+    let out = edit("true", &["cargo/a"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "Edit cancelled, no changes made.\n");
+
+    // Invalid: every problem, located in the file, then the editor again with the problems at
+    // the end; left as it was, the edit ends, kept.
+    let out = edit(
+        &editor("typo", "sed -i 's/replicas: 3/replica: 3/' \"$1\""),
+        &["cargo", "a"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(".yaml:")
+            && err.contains("spec.replica: unknown field `replica` (did you mean `replicas`?)"),
+        "{err}"
+    );
+    let kept = err
+        .split("your edit is kept in ")
+        .nth(1)
+        .map(str::trim)
+        .expect("the kept file named");
+    let text = std::fs::read_to_string(kept).expect("the kept edit");
+    assert!(
+        text.contains("replica: 3")
+            && text.contains("# ---- nanocl edit: this could not be applied ----"),
+        "{text}"
+    );
+    std::fs::remove_file(kept).expect("remove the kept edit");
+    assert_eq!(replicas(), Some(3), "nothing written");
+
+    // Renaming is refused the same way.
+    let out = edit(
+        &editor("rename", "sed -i 's/name: a$/name: z/' \"$1\""),
+        &["cargo", "a"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("edit cannot rename"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Someone else writes while the editor is open: nothing is overwritten.
+    let scale = format!(
+        "NANOCL_HOST={} {} -n ed scale cargo a --replicas 5 >/dev/null\nsed -i 's/replicas: 3/replicas: 4/' \"$1\"",
+        d.host,
+        nanocl_e2e::binary("nanocl").display()
+    );
+    let out = edit(&editor("race", &scale), &["cargo", "a"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("was changed by someone else"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(replicas(), Some(5), "the other write stands");
+
+    let out = edit("true", &["secret", "s"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("secrets cannot be edited"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn delete_should_take_several_names_type_slash_name_and_a_selector() {
     let d = Daemon::start(StoreKind::Embedded);
     let dir = tempfile::tempdir().expect("tmp");

@@ -77,6 +77,17 @@ pub enum Command {
     Describe(DescribeArgs),
     /// Delete objects by name, or every object of some files.
     Delete(DeleteArgs),
+    /// Edit a live object in your editor ($NANOCL_EDITOR, $VISUAL, $EDITOR, else vi).
+    ///
+    /// The object is written as YAML (its spec and metadata; the status is the server's);
+    /// when you save and quit, it is validated like `apply`. An invalid edit reopens the
+    /// editor with the problems listed at the end of the file (quit without changing it to
+    /// give up; the edit is kept in a temporary file). An object changed by someone else
+    /// since it was opened is not overwritten: the edit is kept and the command fails.
+    /// Secrets cannot be edited (their values are never shown): change their file and apply.
+    ///
+    /// Example: `nanocl -n shop edit cargo web`
+    Edit(EditArgs),
     /// Set a cargo's replica count.
     Scale(ScaleArgs),
     /// Mark a node unschedulable: no new replica is placed on it; those running stay.
@@ -219,6 +230,16 @@ pub struct EventsArgs {
     /// Every namespace.
     #[arg(short = 'A', long = "all-namespaces")]
     pub all_namespaces: bool,
+}
+
+/// `nanocl edit`.
+#[derive(Debug, Args)]
+pub struct EditArgs {
+    /// The kind (then NAME), or TYPE/NAME as `get -o name` prints it.
+    pub kind: String,
+
+    /// The object's name.
+    pub name: Option<String>,
 }
 
 /// `nanocl exec`.

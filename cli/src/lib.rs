@@ -97,6 +97,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Get(args) => commands::get::run(&cli, args, &mut stdout).await,
         Command::Describe(args) => commands::describe::run(&cli, args, &mut stdout).await,
         Command::Delete(args) => commands::delete::run(&cli, args, &mut stdout).await,
+        Command::Edit(args) => commands::edit::run(&cli, args, &mut stdout).await,
         Command::Scale(args) => commands::scale::run(&cli, args, &mut stdout).await,
         Command::Cordon(args) => {
             commands::node::run(&cli, commands::node::Action::Cordon, args, &mut stdout).await

@@ -6,6 +6,7 @@ pub mod convert;
 pub mod delete;
 pub mod describe;
 pub mod diff;
+pub mod edit;
 pub mod events;
 pub mod exec;
 pub mod explain;
