@@ -264,3 +264,45 @@ fn logs_should_follow_replacements_and_read_since_and_timestamps() {
         l == "--- cargo \"app\" was deleted ---"
     });
 }
+
+#[test]
+fn top_should_show_what_each_running_replica_uses() {
+    let scope = Scope::new("top");
+    let ns = scope.ns.clone();
+    let d = Daemon::start_with_controllers(StoreKind::Embedded);
+    let file = d.dir.path().join("app.yaml");
+    let busy = format!(
+        "---\napiVersion: nanocl.io/v1\nkind: Cargo\nmetadata: {{name: busy, namespace: {ns}}}\n\
+         spec:\n  cluster: dev\n  container:\n    image: {}\n    command: [sh, -c, 'while :; do :; done']\n",
+        test_image()
+    );
+    apply(&d, &file, &(manifests(&ns, "one") + &busy));
+    wait_until("3 replicas", || {
+        running(&scope.cargo("app")).len() == 2 && running(&scope.cargo("busy")).len() == 1
+    });
+    let millis = |text: &str, name: &str| -> u64 {
+        let row = text
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no row {name}: {text}"));
+        row.split_whitespace()
+            .nth(1)
+            .and_then(|c| c.strip_suffix('m'))
+            .and_then(|c| c.parse().ok())
+            .unwrap_or_else(|| panic!("CPU of {name}: {text}"))
+    };
+    let out = nanocl(&d, &ns, &["top", "cargo"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("NAME"), "{text}");
+    assert!(text.contains("CPU(cores)") && text.contains("MEMORY"), "{text}");
+    // A busy loop uses a good part of a CPU; a sleeping shell next to nothing.
+    assert!(millis(&text, "busy-0") > 100, "{text}");
+    assert!(millis(&text, "app-0") < millis(&text, "busy-0"), "{text}");
+    assert!(text.contains("app-1"), "{text}");
+    let out = nanocl(&d, &ns, &["top", "cargo", "app"]);
+    assert_eq!(stdout(&out).lines().count(), 3, "{}", stdout(&out));
+    let out = nanocl(&d, &ns, &["top", "cargo", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("cargo \"nope\" not found"), "{}", stderr(&out));
+}

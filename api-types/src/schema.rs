@@ -219,6 +219,11 @@ pub fn openapi() -> Value {
                                    "responses": {"200": {"description": "Text lines; with follow, the replicas that replace the ones listed are followed too, each change said in a `---` line", "content": {"text/plain": {}}}, "default": status_response()}}}),
                 );
                 paths.insert(
+                    format!("{item}/usage"),
+                    json!({"get": {"tags": [tag], "summary": "What each running replica uses now: CPU (cores, over half a second) and memory, read from Docker (nanocl top)",
+                                   "responses": {"200": {"description": "A CargoUsage: items of slot, node, container, cpus, memoryBytes", "content": {"application/json": {}}}, "default": status_response()}}}),
+                );
+                paths.insert(
                     format!("{item}/exec"),
                     json!({"post": {"tags": [tag], "summary": "Run a command in a running replica, over a connection switched with Connection: Upgrade, Upgrade: nanocl-exec (frames: one type byte, a 4-byte big-endian length, the payload; the server ends with the exit code)",
                                    "parameters": [

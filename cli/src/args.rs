@@ -120,6 +120,13 @@ pub enum Command {
     ///
     /// Examples: `nanocl logs cargo web -f --tail 20`, `nanocl logs cargo web --build -f`
     Logs(LogsArgs),
+    /// Show what each running replica of a cargo uses now: CPU (millicores) and memory.
+    ///
+    /// Read from Docker at the time of asking, over half a second; without NAME, every cargo
+    /// of the namespace.
+    ///
+    /// Example: `nanocl -n shop top cargo web`
+    Top(TopArgs),
     /// Run a command in one of a cargo's running replicas.
     ///
     /// The command runs in the lowest-numbered running replica unless --replica names one;
@@ -239,6 +246,16 @@ pub struct EditArgs {
     pub kind: String,
 
     /// The object's name.
+    pub name: Option<String>,
+}
+
+/// `nanocl top`.
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// The kind: only `cargo`.
+    pub kind: String,
+
+    /// The cargo's name; every cargo of the namespace when omitted.
     pub name: Option<String>,
 }
 

@@ -111,6 +111,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Rollout(args) => commands::rollout::run(&cli, args, &mut stdout).await,
         Command::Build(args) => commands::build::run(&cli, args, &mut stdout).await,
         Command::Logs(args) => commands::logs::run(&cli, args, &mut stdout).await,
+        Command::Top(args) => commands::top::run(&cli, args, &mut stdout).await,
         Command::Exec(args) => {
             drop(stdout);
             commands::exec::run(&cli, args).await

@@ -15,6 +15,7 @@ pub mod logs;
 pub mod node;
 pub mod rollout;
 pub mod scale;
+pub mod top;
 pub mod version;
 pub mod wait;
 pub mod watch;

@@ -12,6 +12,7 @@ pub mod logs;
 pub mod objects;
 pub mod path;
 pub mod status;
+pub mod usage;
 pub mod watch;
 
 use std::sync::Arc;
@@ -173,6 +174,12 @@ async fn route<S: Store + Clone>(
         }
         (&Method::POST, Some(name), Some(Subresource::Exec)) => {
             exec::serve(app.clone(), &target, name, &query, &parts.headers, upgrade).await
+        }
+        (&Method::GET, Some(name), Some(Subresource::Usage)) => {
+            usage::serve(app.clone(), &target, name).await
+        }
+        (_, Some(_), Some(Subresource::Usage)) => {
+            Err(ApiError::method_not_allowed("usage is read-only: GET it"))
         }
         (_, Some(_), Some(Subresource::Exec)) => Err(ApiError::method_not_allowed(
             "exec is a POST that switches the connection (Upgrade: nanocl-exec): use nanocl exec",

@@ -13,6 +13,8 @@ pub enum Subresource {
     Log,
     /// `/exec`: a command run in one of a cargo's replicas (an upgraded connection).
     Exec,
+    /// `/usage`: what a cargo's replicas use now (`nanocl top`).
+    Usage,
 }
 
 /// What a path addresses.
@@ -120,8 +122,9 @@ pub fn parse(path: &str) -> Result<Target, ApiError> {
         "status" => Ok(Subresource::Status),
         "log" => Ok(Subresource::Log),
         "exec" => Ok(Subresource::Exec),
+        "usage" => Ok(Subresource::Usage),
         other => Err(ApiError::not_found(format!(
-            "no subresource {other:?}: served are status, log and exec"
+            "no subresource {other:?}: served are status, log, exec and usage"
         ))),
     };
     let parsed = match rest {
