@@ -916,6 +916,75 @@ fn edit_should_validate_refuse_stale_writes_and_keep_the_work() {
 }
 
 #[test]
+fn bash_completion_should_offer_live_names() {
+    let d = Daemon::start(StoreKind::Embedded);
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("c.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: nanocl.io/v1\nkind: Namespace\nmetadata: {name: compl}\n---\n\
+         apiVersion: nanocl.io/v1\nkind: Cargo\nmetadata: {name: frontend, namespace: compl}\nspec: {cluster: dev, container: {image: busybox}}\n---\n\
+         apiVersion: nanocl.io/v1\nkind: Cargo\nmetadata: {name: backend, namespace: compl}\nspec: {cluster: dev, container: {image: busybox}}\n",
+    )
+    .expect("write");
+    let out = d.nanocl(&["apply", "-f", &file.display().to_string()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // bash itself: the script registered, then its function run as bash would on TAB.
+    let bin = nanocl_e2e::bin_dir();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let tab = |words: &[&str]| -> Vec<String> {
+        let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+        let script = format!(
+            "source <(nanocl completion bash)\ncomplete -p nanocl\nCOMP_WORDS=(nanocl {})\nCOMP_CWORD={}\n_nanocl\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"\n",
+            quoted.join(" "),
+            words.len()
+        );
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .env("PATH", &path)
+            .env("NANOCL_HOST", &d.host)
+            .env_remove("NANOCL_NAMESPACE")
+            .output()
+            .expect("bash runs");
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let text = stdout(&out);
+        let mut lines = text.lines();
+        assert_eq!(
+            lines.next(),
+            Some("complete -o default -F _nanocl nanocl"),
+            "{text}"
+        );
+        lines.filter(|l| !l.is_empty()).map(str::to_owned).collect()
+    };
+    assert_eq!(
+        tab(&["-n", "compl", "get", "cargo", ""]),
+        ["backend", "frontend"]
+    );
+    assert_eq!(tab(&["-n", "compl", "logs", "cargo", "f"]), ["frontend"]);
+    assert_eq!(
+        tab(&["get", "cargo", "--namespace=compl", "b"]),
+        ["backend"]
+    );
+    assert!(tab(&["-n", ""]).contains(&"compl".to_owned()));
+    assert_eq!(tab(&["-n", "compl", "desc"]), ["describe"]);
+    assert_eq!(
+        tab(&["-n", "compl", "get", "cargo", "backend", ""]),
+        ["frontend"],
+        "the names not given yet"
+    );
+    assert_eq!(
+        tab(&["get", "cargo", ""]),
+        Vec::<String>::new(),
+        "none in global"
+    );
+}
+
+#[test]
 fn delete_should_take_several_names_type_slash_name_and_a_selector() {
     let d = Daemon::start(StoreKind::Embedded);
     let dir = tempfile::tempdir().expect("tmp");

@@ -295,7 +295,10 @@ fn top_should_show_what_each_running_replica_uses() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.starts_with("NAME"), "{text}");
-    assert!(text.contains("CPU(cores)") && text.contains("MEMORY"), "{text}");
+    assert!(
+        text.contains("CPU(cores)") && text.contains("MEMORY"),
+        "{text}"
+    );
     // A busy loop uses a good part of a CPU; a sleeping shell next to nothing.
     assert!(millis(&text, "busy-0") > 100, "{text}");
     assert!(millis(&text, "app-0") < millis(&text, "busy-0"), "{text}");
@@ -304,5 +307,9 @@ fn top_should_show_what_each_running_replica_uses() {
     assert_eq!(stdout(&out).lines().count(), 3, "{}", stdout(&out));
     let out = nanocl(&d, &ns, &["top", "cargo", "nope"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("cargo \"nope\" not found"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cargo \"nope\" not found"),
+        "{}",
+        stderr(&out)
+    );
 }

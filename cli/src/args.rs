@@ -158,11 +158,15 @@ pub enum Command {
     ///
     /// Examples: `nanocl explain cargo`, `nanocl explain cargo.spec.container.build.git`
     Explain(ExplainArgs),
-    /// Print a shell completion script.
+    /// Print a shell completion script: subcommands, flags, kinds, and the names of live
+    /// objects and namespaces, asked of nanocld as you type.
     ///
     /// bash: `source <(nanocl completion bash)`; zsh: `nanocl completion zsh > "${fpath[1]}/_nanocl"`;
     /// fish: `nanocl completion fish > ~/.config/fish/completions/nanocl.fish`.
     Completion(CompletionArgs),
+    /// The completion candidates of a command line (used by the completion scripts).
+    #[command(name = "__complete", hide = true)]
+    Complete(CompleteArgs),
 }
 
 /// Where manifests come from.
@@ -597,6 +601,14 @@ pub struct CompletionArgs {
     /// The shell.
     #[arg(value_enum)]
     pub shell: Shell,
+}
+
+/// `nanocl __complete`.
+#[derive(Debug, Args)]
+pub struct CompleteArgs {
+    /// The words after `nanocl`, the one being typed last.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+    pub words: Vec<String>,
 }
 
 /// `nanocl watch`.

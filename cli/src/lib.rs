@@ -122,8 +122,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Version(args) => commands::version::run(&cli, args, &mut stdout).await,
         Command::Explain(args) => commands::explain::run(args, &mut stdout),
         Command::Completion(args) => {
-            let mut command = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(args.shell, &mut command, "nanocl", &mut stdout);
+            commands::complete::script(args.shell, &mut stdout)?;
+            Ok(Outcome::Success)
+        }
+        Command::Complete(args) => {
+            // From the raw words: the line being typed is rarely a valid command yet.
+            commands::complete::complete(cli.host.as_deref(), &args.words, &mut stdout).await?;
             Ok(Outcome::Success)
         }
     }

@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod build;
+pub mod complete;
 pub mod convert;
 pub mod delete;
 pub mod describe;
