@@ -106,9 +106,9 @@ mod tests {
             exit_code: None,
             oom_killed: false,
             health: None,
-
             started_at: None,
             start_error: None,
+            networks: None,
         }
     }
 

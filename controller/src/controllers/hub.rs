@@ -17,6 +17,7 @@ use nanocl_api_types::{Kind, Resource};
 use tokio::sync::{broadcast, mpsc, watch};
 
 use super::deaths::Deaths;
+use super::drift::Drifts;
 use super::plan::labels;
 use super::tasks::Tasks;
 use super::{events, OwnerFilter};
@@ -157,6 +158,7 @@ pub struct Hub {
     replicas: Reader<ReplicaObject>,
     changes: broadcast::Sender<Change>,
     deaths: Deaths,
+    drifts: Drifts,
 }
 
 impl std::fmt::Debug for Hub {
@@ -318,12 +320,18 @@ impl Hub {
             replicas: watch_kind(&feed, tasks),
             changes,
             deaths: Deaths::default(),
+            drifts: Drifts::default(),
         }
     }
 
     /// What Docker's events said of containers ahead of its listings.
     pub fn deaths(&self) -> &Deaths {
         &self.deaths
+    }
+
+    /// What Docker's events said was done to our containers behind our back.
+    pub fn drifts(&self) -> &Drifts {
+        &self.drifts
     }
 
     /// The typed cache of `K`.
@@ -440,7 +448,9 @@ impl Hub {
         });
         if let Some((docker, instance)) = docker_events {
             let hub = self.clone();
+            let (disconnects, owner, to) = (docker.clone(), instance.clone(), tx.clone());
             tokio::spawn(async move { forward_docker_events(hub, docker, instance, tx).await });
+            tokio::spawn(async move { forward_disconnects(disconnects, owner, to).await });
         }
         futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
     }
@@ -547,6 +557,49 @@ fn report_undecodable<S: Store + Clone, K>(
     }
 }
 
+/// A container disconnected from a network (Docker's label filters do not reach network
+/// events, so every disconnect is looked at): its Cargo, when the container is ours. The
+/// periodic resync covers a gap in this stream.
+async fn forward_disconnects<D: Docker>(
+    docker: D,
+    instance: String,
+    tx: mpsc::UnboundedSender<String>,
+) {
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+    loop {
+        let mut events = docker.network_disconnects();
+        loop {
+            let event = tokio::select! {
+                event = events.next() => event,
+                () = tx.closed() => return,
+            };
+            let Some(Ok(event)) = event else { break };
+            backoff.reset();
+            let Some(container) = event.labels.get("container") else {
+                continue;
+            };
+            let Ok(Some(c)) = docker.inspect_container(container).await else {
+                continue;
+            };
+            if c.labels.get(labels::INSTANCE) != Some(&instance) {
+                continue;
+            }
+            if let (Some(ns), Some(cargo)) =
+                (c.labels.get(labels::NAMESPACE), c.labels.get(labels::CARGO))
+            {
+                let key = ObjectRef::<CargoObject>::new(Some(ns), cargo).store_key();
+                if tx.send(key).is_err() {
+                    return;
+                }
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff.next_delay()) => {}
+            () = tx.closed() => return,
+        }
+    }
+}
+
 /// Docker events are triggers: each maps to its Cargo by label. After any gap (the stream
 /// ended) every cargo is reconciled, since events may have been missed.
 async fn forward_docker_events<D: Docker>(
@@ -573,6 +626,7 @@ async fn forward_docker_events<D: Docker>(
             tracing::debug!(action = %event.action, id = %event.id, "docker event");
             backoff.reset();
             hub.deaths.record(&event);
+            hub.drifts.record(&event);
             if let (Some(ns), Some(cargo)) = (
                 event.labels.get(labels::NAMESPACE),
                 event.labels.get(labels::CARGO),

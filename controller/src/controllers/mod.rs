@@ -9,6 +9,7 @@ pub mod build;
 pub mod cargo;
 pub mod cluster;
 pub mod deaths;
+pub mod drift;
 pub mod events;
 pub mod hub;
 pub mod namespace;

@@ -643,6 +643,7 @@ mod tests {
             health: None,
             started_at: None,
             start_error: None,
+            networks: None,
         }
     }
 

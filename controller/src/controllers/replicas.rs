@@ -241,6 +241,7 @@ async fn run<S: Store + Clone, D: Docker>(ctx: &Ctx<'_, S, D>) -> Result<Action,
         }
     };
     let observed = observe(ctx, prepared.as_ref()).await?;
+    let observed = repair_drift(ctx, prepared.as_ref(), observed).await?;
     let now = SystemTime::now();
     let ops = match &prepared {
         Some(p) => plan::plan_slots(&p.wanted(), &observed, &|c: &Container| p.ready(c, now)),
@@ -286,6 +287,93 @@ async fn run<S: Store + Clone, D: Docker>(ctx: &Ctx<'_, S, D>) -> Result<Action,
         }
         None => Action::AwaitChange,
     })
+}
+
+/// Containers changed behind nanocl's back (`super::drift`): one updated or renamed is
+/// removed, and the plan creates its slot's container anew (a container is never kept under
+/// a name or with resources the spec did not give it); a running one disconnected from a
+/// network of its spec is connected again. Each is said in one Warning Event. What is left is
+/// what the plan works on.
+async fn repair_drift<S: Store + Clone, D: Docker>(
+    ctx: &Ctx<'_, S, D>,
+    prepared: Option<&Prepared>,
+    observed: Vec<Container>,
+) -> Result<Vec<Container>, ReconcileError> {
+    let Some(prepared) = prepared else {
+        return Ok(observed);
+    };
+    let drifts = ctx.shared.hub.drifts();
+    let mut kept = Vec::with_capacity(observed.len());
+    let mut said = Vec::new();
+    let mut failure = None;
+    for c in observed {
+        let (Some(slot), Some(hash)) = (slot_of(&c), c.labels.get(labels::SPEC_HASH)) else {
+            kept.push(c);
+            continue;
+        };
+        let expected = container_name(
+            &ctx.cargo.metadata.name,
+            slot,
+            hash,
+            &ctx.cargo.spec.cluster,
+            &ctx.namespace,
+        );
+        let changed = drifts.of(&c.id).or_else(|| {
+            (c.name != expected).then(|| format!("it was renamed to {} (docker rename)", c.name))
+        });
+        if let Some(what) = changed {
+            match ctx.shared.docker.remove_container(&c.id).await {
+                Ok(()) | Err(DockerError::NotFound { .. }) => {
+                    drifts.forget(&c.id);
+                    said.push(format!(
+                        "{expected}: {what}; removed, a new container takes its place"
+                    ));
+                }
+                Err(e) => {
+                    failure.get_or_insert(e);
+                    kept.push(c);
+                }
+            }
+            continue;
+        }
+        let desired = prepared
+            .of(slot)
+            .filter(|d| d.hash == *hash && c.state == State::Running);
+        if let (Some(d), Some(networks)) = (desired, &c.networks) {
+            for network in d.template.networks.iter().filter(|n| !networks.contains(n)) {
+                match ctx
+                    .shared
+                    .docker
+                    .connect_network(&c.id, network, &d.template.aliases)
+                    .await
+                {
+                    Ok(()) => said.push(format!(
+                        "{}: it was disconnected from network {network} (docker network disconnect); connected again",
+                        c.name
+                    )),
+                    Err(e) => {
+                        failure.get_or_insert(e);
+                    }
+                }
+            }
+        }
+        kept.push(c);
+    }
+    if !said.is_empty() {
+        tracing::warn!(cargo = %ctx.cargo.metadata.name, repaired = ?said, "drift repaired");
+        events::record(
+            &ctx.shared.store,
+            &ctx.object,
+            true,
+            "DriftRepaired",
+            format!("changed behind nanocl's back: {}", said.join("; ")),
+        )
+        .await;
+    }
+    match failure {
+        Some(e) => Err(e.into()),
+        None => Ok(kept),
+    }
 }
 
 fn slot_of(c: &Container) -> Option<u32> {

@@ -277,6 +277,42 @@ pub async fn networks_should_hold_containers_and_refuse_removal_in_use<D: Docker
         .await
         .expect("create on the network");
     docker.start_container(&c).await.expect("start");
+    let networks_of = || async {
+        let listed = docker.list_containers(&filter(prefix)).await.expect("list");
+        let mut n = listed
+            .into_iter()
+            .find(|x| x.id == c)
+            .and_then(|x| x.networks)
+            .expect("a listing says the networks");
+        n.sort();
+        n
+    };
+    assert_eq!(networks_of().await, vec![net.name.clone()]);
+    // A second network, connected after the start (what drift repair does).
+    let second = NetworkSpec {
+        name: format!("{prefix}-net2"),
+        ..net.clone()
+    };
+    let second_id = docker
+        .create_network(&second)
+        .await
+        .expect("create network");
+    docker
+        .connect_network(&c, &second.name, &spec.aliases)
+        .await
+        .expect("connect");
+    let mut both = vec![net.name.clone(), second.name.clone()];
+    both.sort();
+    assert_eq!(networks_of().await, both);
+    assert!(
+        matches!(
+            docker
+                .connect_network(&c, &format!("{prefix}-nope"), &[])
+                .await,
+            Err(DockerError::NotFound { .. })
+        ),
+        "a missing network is NotFound"
+    );
     assert!(
         matches!(
             docker.remove_network(&id).await,
@@ -285,6 +321,10 @@ pub async fn networks_should_hold_containers_and_refuse_removal_in_use<D: Docker
         "a network in use is not removed, and says why"
     );
     docker.remove_container(&c).await.expect("remove container");
+    docker
+        .remove_network(&second_id)
+        .await
+        .expect("remove network");
     docker.remove_network(&id).await.expect("remove network");
     assert_eq!(
         docker.list_networks(&filter(prefix)).await.expect("list"),

@@ -26,6 +26,14 @@ pub struct Engine {
     docker: ::bollard::Docker,
 }
 
+/// A network endpoint with DNS aliases.
+fn endpoint(aliases: &[String]) -> EndpointSettings {
+    EndpointSettings {
+        aliases: (!aliases.is_empty()).then(|| aliases.to_vec()),
+        ..Default::default()
+    }
+}
+
 fn failed(op: &'static str) -> impl Fn(BollardError) -> DockerError {
     move |e| match e {
         BollardError::DockerResponseServerError {
@@ -250,6 +258,10 @@ impl Docker for Engine {
                 health: None,
                 started_at: None,
                 start_error: None,
+                networks: c
+                    .network_settings
+                    .and_then(|n| n.networks)
+                    .map(|n| n.into_keys().collect()),
             })
             .collect())
     }
@@ -266,6 +278,10 @@ impl Docker for Engine {
             }) => return Ok(None),
             Err(e) => return Err(failed("inspect container")(e)),
         };
+        let networks = inspected
+            .network_settings
+            .and_then(|n| n.networks)
+            .map(|n| n.into_keys().collect());
         let state = inspected.state.unwrap_or_default();
         let config = inspected.config.unwrap_or_default();
         let status = state.status.map(|s| s.to_string()).unwrap_or_default();
@@ -306,6 +322,7 @@ impl Docker for Engine {
                         super::StartError::Failed(e)
                     }
                 }),
+            networks,
         }))
     }
 
@@ -321,10 +338,6 @@ impl Docker for Engine {
                     host_port: Some(p.host_port.map(|h| h.to_string()).unwrap_or_default()),
                 });
         }
-        let endpoint = |aliases: &[String]| EndpointSettings {
-            aliases: (!aliases.is_empty()).then(|| aliases.to_vec()),
-            ..Default::default()
-        };
         let networking_config = spec.networks.first().map(|first| NetworkingConfig {
             endpoints_config: Some(HashMap::from([(first.clone(), endpoint(&spec.aliases))])),
         });
@@ -394,18 +407,51 @@ impl Docker for Engine {
             }
         };
         for network in spec.networks.iter().skip(1) {
-            self.docker
-                .connect_network(
-                    network,
-                    NetworkConnectRequest {
-                        container: created.id.clone(),
-                        endpoint_config: Some(endpoint(&spec.aliases)),
-                    },
-                )
-                .await
-                .map_err(failed("connect network"))?;
+            self.connect_network(&created.id, network, &spec.aliases)
+                .await?;
         }
         Ok(created.id)
+    }
+
+    async fn connect_network(
+        &self,
+        container: &str,
+        network: &str,
+        aliases: &[String],
+    ) -> Result<(), DockerError> {
+        self.docker
+            .connect_network(
+                network,
+                NetworkConnectRequest {
+                    container: container.to_owned(),
+                    endpoint_config: Some(endpoint(aliases)),
+                },
+            )
+            .await
+            .map_err(failed("connect network"))
+    }
+
+    fn network_disconnects(&self) -> BoxStream<'static, Result<Event, DockerError>> {
+        let filters = HashMap::from([
+            ("type".to_owned(), vec!["network".to_owned()]),
+            ("event".to_owned(), vec!["disconnect".to_owned()]),
+        ]);
+        self.docker
+            .events(Some(EventsOptions {
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .map(|e| {
+                let e = e.map_err(failed("events"))?;
+                let actor = e.actor.unwrap_or_default();
+                Ok(Event {
+                    kind: e.typ.map(|t| t.to_string()).unwrap_or_default(),
+                    action: e.action.unwrap_or_default(),
+                    id: actor.id.unwrap_or_default(),
+                    labels: labels_of(actor.attributes),
+                })
+            })
+            .boxed()
     }
 
     async fn start_container(&self, id: &str) -> Result<(), DockerError> {

@@ -309,7 +309,70 @@ impl FakeDocker {
     }
 }
 
+impl FakeDocker {
+    /// Disconnects a container from a network, as `docker network disconnect` would behind
+    /// nanocl's back (with its event).
+    pub fn disconnect_network(&self, container: &str, network: &str) {
+        let mut world = self.world();
+        let Some((_, c)) = world.find(container) else {
+            return;
+        };
+        if let Some(n) = c.networks.as_mut() {
+            n.retain(|x| x != network);
+        }
+        let attributes = BTreeMap::from([("container".to_owned(), c.id.clone())]);
+        drop(world);
+        self.emit("network", "disconnect", network, &attributes);
+    }
+}
+
 impl Docker for FakeDocker {
+    async fn connect_network(
+        &self,
+        container: &str,
+        network: &str,
+        _aliases: &[String],
+    ) -> Result<(), DockerError> {
+        let mut world = self.enter("connect_network", container)?;
+        if world.network_id(network).is_none() {
+            return Err(DockerError::NotFound {
+                what: format!("network {network} not found"),
+            });
+        }
+        let Some((_, c)) = world.find(container) else {
+            return Err(DockerError::NotFound {
+                what: format!("container {container} not found"),
+            });
+        };
+        let networks = c.networks.get_or_insert_with(Vec::new);
+        if !networks.iter().any(|n| n == network) {
+            networks.push(network.to_owned());
+        }
+        Ok(())
+    }
+
+    fn network_disconnects(&self) -> BoxStream<'static, Result<Event, DockerError>> {
+        let mut rx = self.events.subscribe();
+        let (tx, mut out) = tokio::sync::mpsc::channel(1024);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    received = rx.recv() => match received {
+                        Ok(e) if e.kind == "network" && e.action == "disconnect" => {
+                            if tx.send(Ok(e)).await.is_err() {
+                                return;
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(_) => return,
+                    },
+                    () = tx.closed() => return,
+                }
+            }
+        });
+        futures::stream::poll_fn(move |cx| out.poll_recv(cx)).boxed()
+    }
+
     async fn list_containers(&self, labels: &[String]) -> Result<Vec<Container>, DockerError> {
         let world = self.enter("list_containers", &labels.join(","))?;
         Ok(world
@@ -367,6 +430,7 @@ impl Docker for FakeDocker {
             health: None,
             started_at: None,
             start_error: None,
+            networks: Some(spec.networks.clone()),
         };
         world.insert(spec.clone(), container);
         drop(world);

@@ -134,6 +134,8 @@ pub struct Container {
     pub started_at: Option<std::time::SystemTime>,
     /// Why Docker could not start it the last time, as Docker recorded it (inspect only).
     pub start_error: Option<StartError>,
+    /// The networks it is connected to, by name (`None`: not known).
+    pub networks: Option<Vec<String>>,
 }
 
 /// Why Docker could not start a container, as its inspect records it.
@@ -417,6 +419,16 @@ pub trait Docker: Clone + Send + Sync + 'static {
     /// One sample of a running container's resource use, at once (Docker's one-shot stats:
     /// no long-lived stream per container; the CPU rate is the difference of two samples).
     fn stats(&self, id: &str) -> impl Future<Output = Result<Stats, DockerError>> + Send;
+    /// Connects a container to a network, with DNS aliases.
+    fn connect_network(
+        &self,
+        container: &str,
+        network: &str,
+        aliases: &[String],
+    ) -> impl Future<Output = Result<(), DockerError>> + Send;
+    /// Every network `disconnect` from now on, whoever's the network (Docker's label
+    /// filters do not reach network events): `Event::labels["container"]` is the container.
+    fn network_disconnects(&self) -> BoxStream<'static, Result<Event, DockerError>>;
     /// Container and network events of objects matching the label filters, from now on.
     fn events(&self, labels: &[String]) -> BoxStream<'static, Result<Event, DockerError>>;
     /// A container's output, stdout and stderr, as chunks of text: what `options` select,
