@@ -109,6 +109,7 @@ mod tests {
             started_at: None,
             start_error: None,
             networks: None,
+            image_id: None,
         }
     }
 

@@ -329,6 +329,22 @@ impl Hub {
         &self.deaths
     }
 
+    /// The keys of the cargoes with `imagePullPolicy: Always` whose image is `image`.
+    fn cargoes_pulling_always(&self, image: &str) -> Vec<String> {
+        use nanocl_api_types::cargo::v1::ImagePullPolicy;
+        let image = with_tag(image);
+        self.cache::<CargoObject>()
+            .list()
+            .into_iter()
+            .filter(|c| {
+                c.spec.container.image_pull_policy == Some(ImagePullPolicy::Always)
+                    && !c.spec.container.image.is_empty()
+                    && with_tag(&c.spec.container.image) == image
+            })
+            .map(|c| ObjectRef::of(c.as_ref()).store_key())
+            .collect()
+    }
+
     /// What Docker's events said was done to our containers behind our back.
     pub fn drifts(&self) -> &Drifts {
         &self.drifts
@@ -448,9 +464,10 @@ impl Hub {
         });
         if let Some((docker, instance)) = docker_events {
             let hub = self.clone();
-            let (disconnects, owner, to) = (docker.clone(), instance.clone(), tx.clone());
+            let (unlabelled, owner, to) = (docker.clone(), instance.clone(), tx.clone());
+            let images = hub.clone();
             tokio::spawn(async move { forward_docker_events(hub, docker, instance, tx).await });
-            tokio::spawn(async move { forward_disconnects(disconnects, owner, to).await });
+            tokio::spawn(async move { forward_unlabelled(images, unlabelled, owner, to).await });
         }
         futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
     }
@@ -557,17 +574,19 @@ fn report_undecodable<S: Store + Clone, K>(
     }
 }
 
-/// A container disconnected from a network (Docker's label filters do not reach network
-/// events, so every disconnect is looked at): its Cargo, when the container is ours. The
-/// periodic resync covers a gap in this stream.
-async fn forward_disconnects<D: Docker>(
+/// The Docker events label filters do not reach (`Docker::unlabelled_events`): a container
+/// disconnected from a network triggers its Cargo when the container is ours (inspected to
+/// know); an image tagged, pulled or loaded triggers the cargoes with `imagePullPolicy:
+/// Always` that name it. The periodic resync covers a gap in this stream.
+async fn forward_unlabelled<D: Docker>(
+    hub: Hub,
     docker: D,
     instance: String,
     tx: mpsc::UnboundedSender<String>,
 ) {
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
     loop {
-        let mut events = docker.network_disconnects();
+        let mut events = docker.unlabelled_events();
         loop {
             let event = tokio::select! {
                 event = events.next() => event,
@@ -575,19 +594,30 @@ async fn forward_disconnects<D: Docker>(
             };
             let Some(Ok(event)) = event else { break };
             backoff.reset();
-            let Some(container) = event.labels.get("container") else {
-                continue;
+            let keys = if event.kind == "image" {
+                let Some(name) = event.labels.get("name") else {
+                    continue;
+                };
+                hub.cargoes_pulling_always(name)
+            } else {
+                let Some(container) = event.labels.get("container") else {
+                    continue;
+                };
+                let Ok(Some(c)) = docker.inspect_container(container).await else {
+                    continue;
+                };
+                match (
+                    c.labels.get(labels::INSTANCE) == Some(&instance),
+                    c.labels.get(labels::NAMESPACE),
+                    c.labels.get(labels::CARGO),
+                ) {
+                    (true, Some(ns), Some(cargo)) => {
+                        vec![ObjectRef::<CargoObject>::new(Some(ns), cargo).store_key()]
+                    }
+                    _ => continue,
+                }
             };
-            let Ok(Some(c)) = docker.inspect_container(container).await else {
-                continue;
-            };
-            if c.labels.get(labels::INSTANCE) != Some(&instance) {
-                continue;
-            }
-            if let (Some(ns), Some(cargo)) =
-                (c.labels.get(labels::NAMESPACE), c.labels.get(labels::CARGO))
-            {
-                let key = ObjectRef::<CargoObject>::new(Some(ns), cargo).store_key();
+            for key in keys {
                 if tx.send(key).is_err() {
                     return;
                 }
@@ -597,6 +627,16 @@ async fn forward_disconnects<D: Docker>(
             () = tokio::time::sleep(backoff.next_delay()) => {}
             () = tx.closed() => return,
         }
+    }
+}
+
+/// `name:latest` for a name without a tag or digest, as Docker reads it.
+fn with_tag(image: &str) -> String {
+    let last = image.rsplit('/').next().unwrap_or(image);
+    if last.contains(':') || last.contains('@') {
+        image.to_owned()
+    } else {
+        format!("{image}:latest")
     }
 }
 

@@ -242,6 +242,9 @@ async fn run<S: Store + Clone, D: Docker>(ctx: &Ctx<'_, S, D>) -> Result<Action,
     };
     let observed = observe(ctx, prepared.as_ref()).await?;
     let observed = repair_drift(ctx, prepared.as_ref(), observed).await?;
+    if let Some(p) = &prepared {
+        roll_a_rebuilt_image(ctx, p, &observed).await?;
+    }
     let now = SystemTime::now();
     let ops = match &prepared {
         Some(p) => plan::plan_slots(&p.wanted(), &observed, &|c: &Container| p.ready(c, now)),
@@ -373,6 +376,74 @@ async fn repair_drift<S: Store + Clone, D: Docker>(
     match failure {
         Some(e) => Err(e.into()),
         None => Ok(kept),
+    }
+}
+
+/// `imagePullPolicy: Always`: when the image's tag names another image than the one the
+/// replicas run (rebuilt here, or pulled), the cargo is restarted as `nanocl rollout restart`
+/// would (its `restartedAt` annotation), so the new image is rolled out through the normal,
+/// health-gated update and recorded as a revision. Not while an update is in progress.
+async fn roll_a_rebuilt_image<S: Store + Clone, D: Docker>(
+    ctx: &Ctx<'_, S, D>,
+    prepared: &Prepared,
+    observed: &[Container],
+) -> Result<(), ReconcileError> {
+    let cargo = ctx.cargo;
+    if cargo.spec.container.image_pull_policy != Some(ImagePullPolicy::Always)
+        || cargo.spec.container.build.is_some()
+    {
+        return Ok(());
+    }
+    let [desired] = &prepared.desired[..] else {
+        return Ok(());
+    };
+    if observed
+        .iter()
+        .any(|c| c.labels.get(labels::SPEC_HASH) != Some(&desired.hash))
+    {
+        return Ok(());
+    }
+    let image = &desired.template.image;
+    let Some(now_named) = ctx.shared.docker.image_id(image).await? else {
+        return Ok(());
+    };
+    let Some(stale) = observed
+        .iter()
+        .find_map(|c| c.image_id.as_ref().filter(|id| **id != now_named))
+    else {
+        return Ok(());
+    };
+    let short = |id: &str| {
+        let hex = id.trim_start_matches("sha256:");
+        hex[..hex.len().min(12)].to_owned()
+    };
+    let mut next = cargo.clone();
+    next.metadata.annotations.insert(
+        nanocl_api_types::cargo::v1::RESTARTED_AT_ANNOTATION.to_owned(),
+        crate::objects::now(),
+    );
+    let api: Api<CargoObject, S> = Api::new(ctx.shared.store.clone());
+    match api.replace(cargo, &next).await {
+        Ok(()) => {
+            events::record(
+                &ctx.shared.store,
+                &ctx.object,
+                false,
+                "ImageChanged",
+                format!(
+                    "{image} now names image {} (the replicas run {}): rolling them to it (imagePullPolicy: Always)",
+                    short(&now_named),
+                    short(stale)
+                ),
+            )
+            .await;
+            Ok(())
+        }
+        // Someone wrote first (another node saw it too): the next reconcile looks again.
+        Err(crate::objects::ObjectError::Store(crate::store::StoreError::Conflict { .. })) => {
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -1085,7 +1156,22 @@ async fn ensure_image<S: Store + Clone, D: Docker>(
             reason: "ImageNotPresent",
             message: format!("image {image} is not on this host and imagePullPolicy is Never"),
         }),
-        (ImagePullPolicy::Always, _) | (ImagePullPolicy::IfNotPresent, false) => {
+        // Always, with the image here: the registry's newest when it answers, else what
+        // this host has (built here, or no registry reachable), said in a Warning Event.
+        (ImagePullPolicy::Always, true) => {
+            if let Err(e) = shared.docker.pull_image(image).await {
+                events::record(
+                    &shared.store,
+                    &cargo.clone().into_any(),
+                    true,
+                    "ImagePullFailed",
+                    format!("pulling {image} failed ({e}); running the image this host has"),
+                )
+                .await;
+            }
+            Ok(())
+        }
+        (ImagePullPolicy::Always | ImagePullPolicy::IfNotPresent, false) => {
             shared.docker.pull_image(image).await.map_err(|e| Problem {
                 slot: None,
                 reason: "ImagePullBackOff",

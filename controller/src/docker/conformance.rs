@@ -288,6 +288,14 @@ pub async fn networks_should_hold_containers_and_refuse_removal_in_use<D: Docker
         n
     };
     assert_eq!(networks_of().await, vec![net.name.clone()]);
+    // The image it runs, by id, as the image's own id.
+    let listed = docker.list_containers(&filter(prefix)).await.expect("list");
+    let runs = listed
+        .iter()
+        .find(|x| x.id == c)
+        .and_then(|x| x.image_id.clone());
+    assert_eq!(runs, docker.image_id(image).await.expect("image id"));
+    assert!(runs.is_some_and(|i| i.starts_with("sha256:")));
     // A second network, connected after the start (what drift repair does).
     let second = NetworkSpec {
         name: format!("{prefix}-net2"),

@@ -262,6 +262,7 @@ impl Docker for Engine {
                     .network_settings
                     .and_then(|n| n.networks)
                     .map(|n| n.into_keys().collect()),
+                image_id: c.image_id.filter(|i| !i.is_empty()),
             })
             .collect())
     }
@@ -278,6 +279,7 @@ impl Docker for Engine {
             }) => return Ok(None),
             Err(e) => return Err(failed("inspect container")(e)),
         };
+        let image_id = inspected.image.clone().filter(|i| !i.is_empty());
         let networks = inspected
             .network_settings
             .and_then(|n| n.networks)
@@ -323,6 +325,7 @@ impl Docker for Engine {
                     }
                 }),
             networks,
+            image_id,
         }))
     }
 
@@ -431,10 +434,18 @@ impl Docker for Engine {
             .map_err(failed("connect network"))
     }
 
-    fn network_disconnects(&self) -> BoxStream<'static, Result<Event, DockerError>> {
+    fn unlabelled_events(&self) -> BoxStream<'static, Result<Event, DockerError>> {
         let filters = HashMap::from([
-            ("type".to_owned(), vec!["network".to_owned()]),
-            ("event".to_owned(), vec!["disconnect".to_owned()]),
+            (
+                "type".to_owned(),
+                vec!["network".to_owned(), "image".to_owned()],
+            ),
+            (
+                "event".to_owned(),
+                ["disconnect", "tag", "pull", "load", "import"]
+                    .map(String::from)
+                    .to_vec(),
+            ),
         ]);
         self.docker
             .events(Some(EventsOptions {

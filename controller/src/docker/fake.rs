@@ -351,14 +351,14 @@ impl Docker for FakeDocker {
         Ok(())
     }
 
-    fn network_disconnects(&self) -> BoxStream<'static, Result<Event, DockerError>> {
+    fn unlabelled_events(&self) -> BoxStream<'static, Result<Event, DockerError>> {
         let mut rx = self.events.subscribe();
         let (tx, mut out) = tokio::sync::mpsc::channel(1024);
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     received = rx.recv() => match received {
-                        Ok(e) if e.kind == "network" && e.action == "disconnect" => {
+                        Ok(e) if (e.kind == "network" && e.action == "disconnect") || e.kind == "image" => {
                             if tx.send(Ok(e)).await.is_err() {
                                 return;
                             }
@@ -431,6 +431,10 @@ impl Docker for FakeDocker {
             started_at: None,
             start_error: None,
             networks: Some(spec.networks.clone()),
+            image_id: Some(match world.built.get(&spec.image) {
+                Some((id, _)) => id.clone(),
+                None => format!("sha256:{:064x}", fnv(spec.image.as_bytes())),
+            }),
         };
         world.insert(spec.clone(), container);
         drop(world);

@@ -136,6 +136,8 @@ pub struct Container {
     pub start_error: Option<StartError>,
     /// The networks it is connected to, by name (`None`: not known).
     pub networks: Option<Vec<String>>,
+    /// The id of the image it runs (`sha256:…`; `None`: not known).
+    pub image_id: Option<String>,
 }
 
 /// Why Docker could not start a container, as its inspect records it.
@@ -426,9 +428,10 @@ pub trait Docker: Clone + Send + Sync + 'static {
         network: &str,
         aliases: &[String],
     ) -> impl Future<Output = Result<(), DockerError>> + Send;
-    /// Every network `disconnect` from now on, whoever's the network (Docker's label
-    /// filters do not reach network events): `Event::labels["container"]` is the container.
-    fn network_disconnects(&self) -> BoxStream<'static, Result<Event, DockerError>>;
+    /// The events Docker's label filters do not reach, from now on: every network
+    /// `disconnect` (`Event::labels["container"]` is the container) and every image `tag`,
+    /// `pull`, `load` and `import` (`Event::labels["name"]` is the image's name).
+    fn unlabelled_events(&self) -> BoxStream<'static, Result<Event, DockerError>>;
     /// Container and network events of objects matching the label filters, from now on.
     fn events(&self, labels: &[String]) -> BoxStream<'static, Result<Event, DockerError>>;
     /// A container's output, stdout and stderr, as chunks of text: what `options` select,
