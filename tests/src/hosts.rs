@@ -193,6 +193,8 @@ impl Drop for PrivateDocker {
 pub struct EtcdCluster {
     dir: tempfile::TempDir,
     members: Vec<Member>,
+    /// Extra flags of every member.
+    extra: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -206,6 +208,11 @@ struct Member {
 impl EtcdCluster {
     /// Starts `size` members and waits until the cluster is healthy.
     pub fn start(size: usize) -> EtcdCluster {
+        EtcdCluster::start_with(size, &[])
+    }
+
+    /// As `start`, every member with the `extra` flags (e.g. `--quota-backend-bytes`).
+    pub fn start_with(size: usize, extra: &[&str]) -> EtcdCluster {
         let dir = tempfile::tempdir().expect("tempdir");
         // Held until every port is chosen, so no two are the same.
         let listeners: Vec<std::net::TcpListener> = (0..size * 2)
@@ -224,7 +231,11 @@ impl EtcdCluster {
                 child: None,
             })
             .collect();
-        let mut cluster = EtcdCluster { dir, members };
+        let mut cluster = EtcdCluster {
+            dir,
+            members,
+            extra: extra.iter().map(|a| (*a).to_owned()).collect(),
+        };
         for i in 0..size {
             cluster.spawn(i);
         }
@@ -267,6 +278,7 @@ impl EtcdCluster {
             .args(["--initial-advertise-peer-urls", &peer])
             .args(["--initial-cluster", &initial])
             .args(["--initial-cluster-state", "new"])
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(log);
         if std::env::consts::ARCH == "aarch64" {
@@ -302,6 +314,12 @@ impl EtcdCluster {
             Ok(out) => (out.status.success(), out.stdout),
             Err(_) => (false, Vec::new()),
         }
+    }
+
+    /// `etcdctl ARGS` against the first member: whether it succeeded, and its stdout.
+    pub fn ctl(&self, args: &[&str]) -> (bool, String) {
+        let (ok, out) = Self::etcdctl(&self.members[0], args);
+        (ok, String::from_utf8_lossy(&out).into_owned())
     }
 
     /// How many members answer `etcdctl endpoint health`.

@@ -94,8 +94,13 @@ async fn log_request<S: Store>(
 }
 
 async fn readyz<S: Store>(State(app): State<Arc<App<S>>>) -> Response {
-    match app.store.get("namespaces/global").await {
-        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
+    // Readable, and writable as far as the store knows (a full etcd answers reads).
+    let ready = match app.store.get("namespaces/global").await {
+        Ok(_) => app.store.writable().await,
+        Err(e) => Err(e),
+    };
+    match ready {
+        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
         Err(e) => ApiError::unavailable(format!(
             "the store is not ready: {}",
             status::error_chain(&e)

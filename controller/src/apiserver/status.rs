@@ -114,6 +114,15 @@ impl ApiError {
         )
     }
 
+    /// 507: the store has no room; nothing was written.
+    pub fn store_full(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "InsufficientStorage",
+            message,
+        )
+    }
+
     /// 500.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", message)
@@ -201,6 +210,7 @@ impl From<StoreError> for ApiError {
             StoreError::Gone { requested, oldest } => ApiError::gone(format!(
                 "resourceVersion {requested} is too old (oldest available: {oldest}); list again and watch from the list's resourceVersion"
             )),
+            StoreError::Full { .. } => ApiError::store_full(e.to_string()),
             _ if e.is_transient() => ApiError::unavailable(format!("the store is not answering: {}", error_chain(&e))),
             _ => ApiError::internal(format!("store failure: {}", error_chain(&e))),
         }

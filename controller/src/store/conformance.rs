@@ -44,6 +44,10 @@ fn v(s: &str) -> Vec<u8> {
 
 /// Create stores a new key once; a second create is refused with the current value.
 pub async fn create_should_refuse_an_existing_key<S: Store>(store: &S) {
+    store
+        .writable()
+        .await
+        .expect("a store with room is writable");
     let kv = store.create("things/a", v("1")).await.expect("create");
     assert_eq!(kv.key, "things/a");
     assert_eq!(kv.value, v("1"));

@@ -87,6 +87,8 @@ struct Inner {
     events: broadcast::Sender<WatchEvent>,
     /// The last revision whose event has been published.
     published: AtomicI64,
+    /// The last write failed for want of space (until one succeeds).
+    full: AtomicBool,
     options: EmbeddedOptions,
     path: Option<PathBuf>,
     /// Held for the life of the store: the lock file other processes see.
@@ -248,6 +250,7 @@ impl EmbeddedStore {
                 queue: Mutex::new(Vec::new()),
                 events,
                 published: AtomicI64::new(to_revision(revision)),
+                full: AtomicBool::new(false),
                 options,
                 path,
                 _lock: lock,
@@ -280,7 +283,17 @@ impl EmbeddedStore {
 
     /// Runs one write (batched with whatever else is waiting: `Inner::write`).
     async fn submit(&self, op: Op) -> Result<Reply, StoreError> {
-        self.blocking(op.name(), move |inner| inner.write(op)).await
+        let was_full = self.inner.full.load(Ordering::Relaxed);
+        let result = self
+            .blocking(op.name(), move |inner| inner.write(op))
+            .await
+            .map_err(|e| full_if_no_space(e, was_full));
+        match &result {
+            Err(StoreError::Full { .. }) => self.inner.full.store(true, Ordering::Relaxed),
+            Ok(_) => self.inner.full.store(false, Ordering::Relaxed),
+            Err(_) => {}
+        }
+        result
     }
 
     /// The store file, unless in memory.
@@ -304,6 +317,38 @@ impl EmbeddedStore {
                 })
         })
         .await
+    }
+}
+
+/// redb's "no space left on the device" as `StoreError::Full` (and, after one, its
+/// "previous I/O error", which it answers every write with until the file is reopened).
+fn full_if_no_space(e: StoreError, was_full: bool) -> StoreError {
+    let no_space = match &e {
+        StoreError::EmbeddedTransactionFailed {
+            source: redb::Error::PreviousIo,
+            ..
+        } => was_full,
+        StoreError::EmbeddedTransactionFailed { source, .. } => {
+            let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source);
+            let mut found = false;
+            while let Some(c) = cause {
+                if let Some(io) = c.downcast_ref::<std::io::Error>() {
+                    found |= io.kind() == std::io::ErrorKind::StorageFull
+                        || io.raw_os_error() == Some(28);
+                }
+                found |= c.to_string().contains("No space left on device");
+                cause = c.source();
+            }
+            found
+        }
+        _ => false,
+    };
+    match e {
+        StoreError::EmbeddedTransactionFailed { op, source } if no_space => StoreError::Full {
+            detail: format!("embedded store {op}: {source}"),
+            remedy: super::EMBEDDED_FULL_REMEDY,
+        },
+        other => other,
     }
 }
 
@@ -924,6 +969,16 @@ fn event_key(event: &WatchEvent) -> Option<&str> {
 }
 
 impl Store for EmbeddedStore {
+    async fn writable(&self) -> Result<(), StoreError> {
+        if self.inner.full.load(Ordering::Relaxed) {
+            return Err(StoreError::Full {
+                detail: "embedded: the last write found no space left on the device".into(),
+                remedy: super::EMBEDDED_FULL_REMEDY,
+            });
+        }
+        Ok(())
+    }
+
     async fn create(&self, key: &str, value: Vec<u8>) -> Result<KeyValue, StoreError> {
         let op = Op::Create {
             key: key.to_owned(),

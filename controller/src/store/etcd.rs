@@ -63,7 +63,19 @@ impl std::fmt::Debug for EtcdStore {
 }
 
 fn etcd_error(op: &'static str) -> impl FnOnce(etcd_client::Error) -> StoreError {
-    move |source| StoreError::EtcdRequestFailed { op, source }
+    move |source| match &source {
+        // "etcdserver: mvcc: database space exceeded": the NOSPACE alarm is raised, and
+        // every write fails until it is disarmed.
+        etcd_client::Error::GRpcStatus(status)
+            if status.code() == tonic::Code::ResourceExhausted =>
+        {
+            StoreError::Full {
+                detail: format!("etcd: {}", status.message()),
+                remedy: super::ETCD_FULL_REMEDY,
+            }
+        }
+        _ => StoreError::EtcdRequestFailed { op, source },
+    }
 }
 
 /// As [`etcd_error`], but etcd's "requested lease not found" (gRPC NotFound) is
@@ -350,6 +362,26 @@ impl Store for EtcdStore {
             })
             .await?;
         resp.kvs().first().map(|kv| self.convert(kv)).transpose()
+    }
+
+    async fn writable(&self) -> Result<(), StoreError> {
+        use etcd_client::{AlarmAction, AlarmType};
+        let (resp, _) = self
+            .retrying("alarm list", etcd_error("alarm list"), |mut client| async move {
+                client.alarm(AlarmAction::Get, AlarmType::None, None).await
+            })
+            .await?;
+        if resp
+            .alarms()
+            .iter()
+            .any(|a| a.alarm() == AlarmType::Nospace)
+        {
+            return Err(StoreError::Full {
+                detail: "etcd: its NOSPACE alarm is raised (database space exceeded)".into(),
+                remedy: super::ETCD_FULL_REMEDY,
+            });
+        }
+        Ok(())
     }
 
     async fn current_revision(&self) -> Result<Revision, StoreError> {

@@ -194,6 +194,14 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
+    /// The store has no room left: nothing was written.
+    #[error("the store is full ({detail}): nothing was written; {remedy}")]
+    Full {
+        /// What the backend said.
+        detail: String,
+        /// What frees room, for this backend.
+        remedy: &'static str,
+    },
     /// A stored record could not be read.
     #[error("stored record for {what} is corrupt")]
     RecordCorrupt {
@@ -212,8 +220,20 @@ impl StoreError {
     }
 }
 
+/// What frees room in a full etcd.
+pub const ETCD_FULL_REMEDY: &str =
+    "compact and defragment etcd, then `etcdctl alarm disarm` (or raise its --quota-backend-bytes)";
+
+/// What frees room in a full embedded store.
+pub const EMBEDDED_FULL_REMEDY: &str = "free space on the disk of the store file, then restart nanocld (the store reopens its file after a failed write; nothing acknowledged is lost)";
+
 /// A revisioned key-value store. Keys are given without the backend's prefix.
 pub trait Store: Send + Sync + 'static {
+    /// Whether writes can succeed now, as far as the store knows without writing: `Full`
+    /// while etcd's NOSPACE alarm is raised, or since the embedded store's last write failed
+    /// for want of space (until one succeeds). `/readyz` asks it.
+    fn writable(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Stores `value` at `key` if the key is absent.
     fn create(
         &self,
@@ -358,6 +378,9 @@ macro_rules! delegate {
 }
 
 impl Store for AnyStore {
+    async fn writable(&self) -> Result<(), StoreError> {
+        delegate!(self, s => s.writable())
+    }
     async fn create(&self, key: &str, value: Vec<u8>) -> Result<KeyValue, StoreError> {
         delegate!(self, s => s.create(key, value))
     }
