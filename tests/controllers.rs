@@ -67,6 +67,13 @@ fn replicas_should_converge_heal_scale_roll_and_go() {
             "{object} ready: {printed}"
         );
     }
+    // Not a terminal: how far the cargo was, a plain line per change, before it was ready.
+    assert!(
+        printed.lines().any(|l| l.starts_with("cargo/app")
+            && l.contains(&format!("(namespace {ns}): "))
+            && l.contains("/2 replicas ready")),
+        "progress lines: {printed}"
+    );
     let app = scope.cargo("app");
     assert_eq!(
         running(&app).len(),

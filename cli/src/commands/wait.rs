@@ -53,7 +53,36 @@ fn readiness(object: &Value) -> Result<(), String> {
     }
 }
 
-/// Waits until every object is Ready or `timeout` passes; prints each as it becomes ready.
+/// How far an object is, for the progress display: a cargo's replica counts, and why it
+/// is not ready yet.
+fn progress(object: Option<&Value>) -> String {
+    let Some(o) = object else {
+        return "not found".to_owned();
+    };
+    let mut parts = Vec::new();
+    if o["kind"] == Kind::Cargo.as_str() {
+        let status = &o["status"];
+        let desired = status["autoscale"]["desiredReplicas"]
+            .as_i64()
+            .filter(|_| o["spec"].get("autoscale").is_some())
+            .unwrap_or_else(|| o["spec"]["replicas"].as_i64().unwrap_or(1));
+        let ready = status["readyReplicas"].as_i64().unwrap_or(0);
+        let updated = status["updatedReplicas"].as_i64().unwrap_or(0);
+        let mut counts = format!("{ready}/{desired} replicas ready");
+        if updated < desired && status["updateRevision"] != status["currentRevision"] {
+            counts.push_str(&format!(", {updated} updated"));
+        }
+        parts.push(counts);
+    }
+    if let Err(why) = readiness(o) {
+        parts.push(why);
+    }
+    parts.join("; ")
+}
+
+/// Waits until every object is Ready or `timeout` passes; prints each as it becomes ready,
+/// and how far each is meanwhile: a live board on a terminal (stderr), a line per change
+/// otherwise.
 pub async fn until_ready(
     client: &Client,
     keys: &[ObjectKey],
@@ -67,6 +96,7 @@ pub async fn until_ready(
             None => Err("not found".to_owned()),
         },
         failed: "not ready",
+        progress: Some(progress),
     };
     wait(client, keys, timeout, out, goal).await
 }
@@ -85,6 +115,7 @@ pub async fn until_gone(
             Some(_) => Err("its finalizers have not finished".to_owned()),
         },
         failed: "still there",
+        progress: None,
     };
     wait(client, keys, timeout, out, goal).await
 }
@@ -97,6 +128,54 @@ struct Goal<F> {
     check: F,
     /// Printed when the time is up: `cargo/web not ready after 5m: why`.
     failed: &'static str,
+    /// How far an object is, shown while waiting (`None`: nothing shown).
+    progress: Option<fn(Option<&Value>) -> String>,
+}
+
+/// The progress of the objects not there yet, on a terminal: one line each on stderr,
+/// redrawn in place, cleared before anything else is printed.
+#[derive(Default)]
+struct Board {
+    /// Lines drawn last.
+    drawn: usize,
+}
+
+impl Board {
+    fn clear(&mut self) {
+        if self.drawn > 0 {
+            // Up to the board's first line, then clear to the end of the screen.
+            eprint!("\x1b[{}A\r\x1b[J", self.drawn);
+            self.drawn = 0;
+        }
+    }
+
+    fn draw(&mut self, rows: &[String]) {
+        self.clear();
+        let width = rustix::termios::tcgetwinsize(std::io::stderr())
+            .map_or(100, |w| usize::from(w.ws_col).max(20));
+        for row in rows {
+            // One screen line each, or the count of lines to clear would be wrong.
+            let line: String = row.chars().take(width - 1).collect();
+            eprintln!("{line}");
+        }
+        self.drawn = rows.len();
+    }
+}
+
+/// The board's rows: each pending object and how far it is.
+fn board_rows(pending: &[ObjectKey], shown: &HashMap<ObjectKey, String>) -> Vec<String> {
+    let names: Vec<String> = pending.iter().map(display_key).collect();
+    let width = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+    pending
+        .iter()
+        .zip(&names)
+        .map(|(key, name)| {
+            format!(
+                "  {name:<width$}  {}",
+                shown.get(key).map_or("waiting", String::as_str)
+            )
+        })
+        .collect()
 }
 
 /// What a collection's watch says of one object: the object now, or `None` when it is gone.
@@ -203,7 +282,8 @@ async fn wait<F: Fn(Option<&Value>) -> Result<(), String>>(
     let deadline = tokio::time::Instant::now() + timeout;
     let mut pending: Vec<ObjectKey> = keys.to_vec();
     pending.dedup();
-    let terminal = std::io::stdout().is_terminal();
+    // The board needs both on the terminal: it is drawn on stderr between stdout's lines.
+    let terminal = std::io::stdout().is_terminal() && std::io::stderr().is_terminal();
     writeln!(
         out,
         "waiting for {} object{} to be {}...",
@@ -228,18 +308,18 @@ async fn wait<F: Fn(Option<&Value>) -> Result<(), String>>(
         .collect();
     drop(tx);
     let mut last_reason: HashMap<ObjectKey, String> = HashMap::new();
+    // What the progress display shows of each pending object.
+    let mut shown: HashMap<ObjectKey, String> = HashMap::new();
+    let mut board = Board::default();
     let outcome = loop {
         if pending.is_empty() {
             break Ok(true);
         }
-        if terminal {
-            // A quiet progress hint on terminals; plain output stays line-per-event.
-            eprint!("\r{} not {} yet...   ", pending.len(), goal.what);
+        if terminal && goal.progress.is_some() {
+            board.draw(&board_rows(&pending, &shown));
         }
         let next = tokio::time::timeout_at(deadline, rx.recv()).await;
-        if terminal {
-            eprint!("\r                              \r");
-        }
+        board.clear();
         match next {
             Err(_) => {
                 for key in &pending {
@@ -262,18 +342,84 @@ async fn wait<F: Fn(Option<&Value>) -> Result<(), String>>(
                 match (goal.check)(live.as_ref()) {
                     Ok(()) => {
                         pending.remove(at);
+                        shown.remove(&key);
                         writeln!(out, "{} {}", display_key(&key), goal.what)?;
                         out.flush()?;
                     }
                     Err(why) => {
+                        if let Some(progress) = goal.progress {
+                            let now = progress(live.as_ref());
+                            if shown.get(&key) != Some(&now) {
+                                if !terminal {
+                                    writeln!(out, "{}: {now}", display_key(&key))?;
+                                    out.flush()?;
+                                }
+                                shown.insert(key.clone(), now);
+                            }
+                        }
                         last_reason.insert(key, why);
                     }
                 }
             }
         }
     };
+    board.clear();
     for follower in followers {
         follower.abort();
     }
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn progress_should_count_replicas_and_say_why_not_ready() {
+        let cargo = json!({
+            "kind": "Cargo",
+            "metadata": {"generation": 2},
+            "spec": {"replicas": 3},
+            "status": {"observedGeneration": 2, "readyReplicas": 1, "updatedReplicas": 1,
+                       "currentRevision": 1, "updateRevision": 2,
+                       "conditions": [{"type": "Ready", "status": "False", "reason": "Progressing", "message": "rolling out revision 2"}]},
+        });
+        assert_eq!(
+            progress(Some(&cargo)),
+            "1/3 replicas ready, 1 updated; Progressing: rolling out revision 2"
+        );
+        let fresh =
+            json!({"kind": "Cargo", "metadata": {"generation": 1}, "spec": {"replicas": 2}});
+        assert_eq!(
+            progress(Some(&fresh)),
+            "0/2 replicas ready; this change not yet observed by its controller"
+        );
+        let cluster = json!({"kind": "Cluster", "metadata": {"generation": 1},
+            "status": {"observedGeneration": 1, "conditions": [{"type": "Ready", "status": "False", "reason": "AddressPoolExhausted", "message": "no address pool left"}]}});
+        assert_eq!(
+            progress(Some(&cluster)),
+            "AddressPoolExhausted: no address pool left"
+        );
+        assert_eq!(progress(None), "not found");
+    }
+
+    #[test]
+    fn the_board_should_align_names_and_show_waiting_until_seen() {
+        let key = |name: &str| ObjectKey {
+            kind: Kind::Cargo,
+            namespace: Some("shop".into()),
+            name: name.into(),
+        };
+        let pending = [key("web"), key("backend")];
+        let shown = HashMap::from([(key("web"), "1/2 replicas ready".to_owned())]);
+        let rows = board_rows(&pending, &shown);
+        assert_eq!(
+            rows,
+            [
+                "  cargo/web (namespace shop)      1/2 replicas ready",
+                "  cargo/backend (namespace shop)  waiting"
+            ]
+        );
+    }
 }
