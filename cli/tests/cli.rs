@@ -230,9 +230,11 @@ fn version_and_completion_should_print_and_exit_zero() {
         )
     );
     for (shell, marker) in [
-        ("bash", "complete -F"),
+        ("bash", "complete -o default -F _nanocl nanocl"),
         ("zsh", "#compdef nanocl"),
         ("fish", "complete -c nanocl"),
+        ("elvish", "nanocl"),
+        ("powershell", "nanocl"),
     ] {
         let out = nanocl(&["completion", shell], None);
         assert_eq!(out.status.code(), Some(0), "{shell}");
@@ -240,9 +242,21 @@ fn version_and_completion_should_print_and_exit_zero() {
             stdout(&out).contains(marker),
             "{shell} script lacks {marker:?}"
         );
+        if ["bash", "zsh", "fish"].contains(&shell) {
+            assert!(
+                stdout(&out).contains("nanocl __complete --"),
+                "{shell} asks nanocl for each word"
+            );
+        }
+    }
+    // What the scripts ask: the subcommands, without a server.
+    let out = nanocl(&["__complete", "--", ""], None);
+    assert_eq!(out.status.code(), Some(0));
+    for sub in ["apply", "convert", "rollout", "exec"] {
         assert!(
-            stdout(&out).contains("convert"),
-            "{shell} completes subcommands"
+            stdout(&out).lines().any(|l| l == sub),
+            "{sub}: {}",
+            stdout(&out)
         );
     }
 }
@@ -297,8 +311,10 @@ fn rollout_should_explain_itself_and_refuse_other_kinds() {
         "status documents its exit codes: {}",
         stdout(&out)
     );
-    let out = nanocl(&["completion", "bash"], None);
-    assert!(stdout(&out).contains("rollout"), "rollout is completed");
+    let out = nanocl(&["__complete", "--", "roll"], None);
+    assert_eq!(stdout(&out), "rollout\n", "rollout is completed");
+    let out = nanocl(&["__complete", "--", "rollout", ""], None);
+    assert!(stdout(&out).contains("undo"), "its subcommands too");
     let out = nanocl(&["rollout", "undo", "network", "front"], None);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(

@@ -2229,11 +2229,11 @@ fn corpus(web: &Value) -> Vec<Case> {
         ),
         case(
             "unknown subresource",
-            request("GET", &format!("{web_path}/exec"), None, None),
+            request("GET", &format!("{web_path}/attach"), None, None),
             404,
             "NotFound",
             None,
-            "no subresource \"exec\"",
+            "no subresource \"attach\"",
         ),
         case(
             "namespaces inside a namespace",
