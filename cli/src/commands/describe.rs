@@ -303,7 +303,8 @@ async fn write_events(
         })
         .collect();
     writeln!(out, "Events:")?;
-    print_table(&["  LAST SEEN", "TYPE", "REASON", "MESSAGE"], &rows, out)
+    print_table(&["  LAST SEEN", "TYPE", "REASON", "MESSAGE"], &rows, out)?;
+    Ok(())
 }
 
 /// How many revisions `describe` lists; `rollout history` lists them all.
@@ -394,7 +395,8 @@ fn write_revisions(status: &CargoStatus, name: &str, out: &mut impl Write) -> an
             ]
         })
         .collect();
-    print_table(&["  REVISION", "CHANGE", "STATUS"], &rows, out)
+    print_table(&["  REVISION", "CHANGE", "STATUS"], &rows, out)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -104,14 +104,8 @@ pub async fn run(cli: &Cli, args: &EventsArgs, out: &mut impl Write) -> anyhow::
         return Ok(Outcome::Success);
     }
     let rows: Vec<Vec<String>> = events.iter().flat_map(|e| rows(e, true, all)).collect();
-    print_table(&header, &rows, out)?;
     // Rows that come later line up with the table's columns.
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for r in &rows {
-        for (w, cell) in widths.iter_mut().zip(r) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
+    let widths = print_table(&header, &rows, out)?;
     if !args.watch {
         return Ok(Outcome::Success);
     }
@@ -132,20 +126,7 @@ pub async fn run(cli: &Cli, args: &EventsArgs, out: &mut impl Write) -> anyhow::
             Some("ADDED" | "MODIFIED") => {
                 // The latest message only: the earlier ones were printed as they came.
                 let r = row(&event["object"], true, all);
-                let last = r.len().saturating_sub(1);
-                let line: Vec<String> = r
-                    .iter()
-                    .enumerate()
-                    .map(|(i, cell)| {
-                        let width = widths.get(i).copied().unwrap_or(0);
-                        if i == last {
-                            cell.clone()
-                        } else {
-                            format!("{cell:<width$}")
-                        }
-                    })
-                    .collect();
-                writeln!(out, "{}", line.join("   ").trim_end())?;
+                writeln!(out, "{}", crate::commands::get::aligned_row(&r, &widths))?;
                 out.flush()?;
             }
             Some("ERROR") => bail!(

@@ -342,44 +342,58 @@ pub fn undecodable(object: &Value) -> Option<&str> {
     (ready["reason"] == "Undecodable").then(|| ready["message"].as_str().unwrap_or(""))
 }
 
-/// Prints rows aligned under the header, kubectl style.
-pub fn print_table(
-    header: &[&str],
-    rows: &[Vec<String>],
-    out: &mut impl Write,
-) -> anyhow::Result<()> {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+/// The width of each column of a table: its widest cell, header included.
+pub fn table_widths(header: &[&str], rows: &[Vec<String>]) -> Vec<usize> {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in rows {
         for (w, cell) in widths.iter_mut().zip(r) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |cells: Vec<String>| {
-        let last = cells.len().saturating_sub(1);
-        cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                if i == last {
-                    c.clone()
-                } else {
-                    format!("{c:<w$}", w = widths[i])
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("   ")
-    };
-    writeln!(
-        out,
-        "{}",
-        line(header.iter().map(|h| (*h).to_owned()).collect())
-    )?;
-    for r in rows {
-        writeln!(out, "{}", line(r.clone()))?;
-    }
-    Ok(())
+    widths
 }
 
+/// One row with its cells padded to `widths` (the last one as it is).
+pub fn aligned_row(cells: &[String], widths: &[usize]) -> String {
+    let last = cells.len().saturating_sub(1);
+    cells
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            if i == last {
+                c.clone()
+            } else {
+                format!("{c:<w$}", w = widths.get(i).copied().unwrap_or(0))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("   ")
+        .trim_end()
+        .to_owned()
+}
+
+/// Prints rows aligned under the header, kubectl style; the widths, for rows printed later
+/// (`-w`) to line up with it.
+pub fn print_table(
+    header: &[&str],
+    rows: &[Vec<String>],
+    out: &mut impl Write,
+) -> anyhow::Result<Vec<usize>> {
+    let widths = table_widths(header, rows);
+    let header: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
+    writeln!(out, "{}", aligned_row(&header, &widths))?;
+    for r in rows {
+        writeln!(out, "{}", aligned_row(r, &widths))?;
+    }
+    Ok(widths)
+}
+
+/// Prints objects; a table's column widths go to `widths`, and rows printed later with
+/// `with_header: false` (a watch's) use them, so they line up with the header.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one printer for lists and watch rows"
+)]
 fn print(
     kind: Kind,
     objects: &[Value],
@@ -387,6 +401,7 @@ fn print(
     all: bool,
     with_header: bool,
     placed: &Placed,
+    widths: &mut Vec<usize>,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     match args.output {
@@ -408,14 +423,18 @@ fn print(
                 .map(|o| row(kind, o, wide, all, placed))
                 .collect();
             if with_header {
-                print_table(&header(kind, wide, all), &rows, out)
+                *widths = print_table(&header(kind, wide, all), &rows, out)?;
             } else {
-                // Rows of a watch: aligned on their own, without repeating the header.
-                for r in rows {
-                    writeln!(out, "{}", r.join("   "))?;
+                // Rows of a watch: under the header printed first, without repeating it
+                // (a wider cell pushes the columns after it, as kubectl's do).
+                if widths.is_empty() {
+                    *widths = table_widths(&header(kind, wide, all), &[]);
                 }
-                Ok(())
+                for r in rows {
+                    writeln!(out, "{}", aligned_row(&r, widths))?;
+                }
             }
+            Ok(())
         }
         GetOutput::Yaml => print_objects(objects, Output::Yaml, out),
         GetOutput::Json => print_objects(objects, Output::Json, out),
@@ -561,7 +580,8 @@ pub async fn run(cli: &Cli, args: &GetArgs, out: &mut impl Write) -> anyhow::Res
     } else {
         Placed::default()
     };
-    print(kind, &objects, args, all, true, &placed, out)?;
+    let mut widths = Vec::new();
+    print(kind, &objects, args, all, true, &placed, &mut widths, out)?;
     if !args.watch {
         return Ok(if missing {
             Outcome::Failed
@@ -610,6 +630,7 @@ pub async fn run(cli: &Cli, args: &GetArgs, out: &mut impl Write) -> anyhow::Res
                     all,
                     false,
                     &placed,
+                    &mut widths,
                     out,
                 )?;
                 out.flush()?;
@@ -669,13 +690,31 @@ async fn get_typed(
                 } else {
                     Placed::default()
                 };
-                print(*kind, objects, args, false, true, &placed, out)?;
+                print(
+                    *kind,
+                    objects,
+                    args,
+                    false,
+                    true,
+                    &placed,
+                    &mut Vec::new(),
+                    out,
+                )?;
             }
         }
         _ => {
             let all: Vec<Value> = groups.into_iter().flat_map(|(_, o)| o).collect();
             if let Some(kind) = named.first().map(|(k, _)| *k) {
-                print(kind, &all, args, false, true, &Placed::default(), out)?;
+                print(
+                    kind,
+                    &all,
+                    args,
+                    false,
+                    true,
+                    &Placed::default(),
+                    &mut Vec::new(),
+                    out,
+                )?;
             }
         }
     }
@@ -749,6 +788,59 @@ mod tests {
         assert_eq!(autoscale_column(&cargo), "2-6 cpu 91%/60%");
         let cells = row(Kind::Cargo, &cargo, false, false, &Placed(Vec::new()));
         assert_eq!(cells[2], "5/5", "the autoscaler's count, not the spec's 3");
+    }
+
+    #[test]
+    fn watch_rows_should_line_up_with_the_header() {
+        use clap::Parser;
+        let cli = crate::args::Cli::parse_from(["nanocl", "get", "cargo", "-w"]);
+        let crate::args::Command::Get(args) = &cli.command else {
+            panic!("get");
+        };
+        let cargo = |name: &str, cluster: &str| {
+            json!({"kind": "Cargo", "metadata": {"name": name, "namespace": "global"},
+                   "spec": {"cluster": cluster, "replicas": 1, "container": {"image": "busybox"}}})
+        };
+        let mut out = Vec::new();
+        let mut widths = Vec::new();
+        let listed = [cargo("a-long-name", "dev")];
+        print(
+            Kind::Cargo,
+            &listed,
+            args,
+            false,
+            true,
+            &Placed::default(),
+            &mut widths,
+            &mut out,
+        )
+        .expect("table");
+        let later = [cargo("b", "production")];
+        print(
+            Kind::Cargo,
+            &later,
+            args,
+            false,
+            false,
+            &Placed::default(),
+            &mut widths,
+            &mut out,
+        )
+        .expect("row");
+        let text = String::from_utf8(out).expect("utf-8");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        let column = |line: &str, cell: &str| line.find(cell).unwrap_or(usize::MAX);
+        assert_eq!(
+            column(lines[0], "CLUSTER"),
+            column(lines[2], "production"),
+            "{text}"
+        );
+        assert_eq!(
+            column(lines[0], "CLUSTER"),
+            column(lines[1], "dev"),
+            "{text}"
+        );
     }
 
     #[test]
