@@ -455,9 +455,9 @@ mod tests {
             text,
             "Revisions:    (the last 5; nanocl rollout history cargo web lists all 7)\n  \
              REVISION   CHANGE   STATUS\n  \
-             3          env V3   \n  \
-             4          env V4   \n  \
-             5          env V5   \n  \
+             3          env V3\n  \
+             4          env V4\n  \
+             5          env V5\n  \
              6          env V6   current\n  \
              7          env V7   updating\n"
         );

@@ -165,7 +165,7 @@ mod tests {
         assert_eq!(
             text,
             "REVISION   CREATED     CHANGE                               STATUS\n\
-             1          <unknown>   created                              \n\
+             1          <unknown>   created\n\
              2          <unknown>   env X                                current\n\
              3          <unknown>   image busybox:1.36 -> busybox:1.37   failed: CrashLoopBackOff: exited with 1\n\
              4          <unknown>   back to revision 1                   updating\n"
