@@ -313,3 +313,42 @@ fn top_should_show_what_each_running_replica_uses() {
         stderr(&out)
     );
 }
+
+#[test]
+fn get_replicas_should_show_restarts_health_and_image() {
+    let scope = Scope::new("replicas");
+    let ns = scope.ns.clone();
+    let d = Daemon::start_with_controllers(StoreKind::Embedded);
+    let file = d.dir.path().join("app.yaml");
+    let yaml = format!(
+        "apiVersion: nanocl.io/v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\n\
+         apiVersion: nanocl.io/v1\nkind: Cluster\nmetadata: {{name: dev, namespace: {ns}}}\n---\n\
+         apiVersion: nanocl.io/v1\nkind: Cargo\nmetadata: {{name: app, namespace: {ns}}}\n\
+         spec:\n  cluster: dev\n  container:\n    image: {}\n    command: [sleep, \"600\"]\n    \
+         healthcheck: {{command: [\"true\"], interval: 1s}}\n",
+        test_image()
+    );
+    apply(&d, &file, &yaml);
+    let app = scope.cargo("app");
+    wait_until("the replica", || running(&app).len() == 1);
+    let container = running(&app).pop().expect("a replica");
+    docker(&["kill", &container]);
+    let row = || {
+        let out = stdout(&nanocl(&d, &ns, &["get", "replicas", "-o", "wide"]));
+        out.lines().nth(1).unwrap_or_default().to_owned()
+    };
+    wait_until("restarted once, healthy", || {
+        let r = row();
+        let cells: Vec<&str> = r.split_whitespace().collect();
+        // NAME CARGO SLOT NODE PHASE READY RESTARTS CONTAINER HEALTH IMAGE REASON? AGE
+        cells.get(6) == Some(&"1") && cells.get(8) == Some(&"healthy")
+    });
+    let header = stdout(&nanocl(&d, &ns, &["get", "replicas", "-o", "wide"]));
+    assert!(
+        header.starts_with("NAME") && header.contains("RESTARTS") && header.contains("HEALTH"),
+        "{header}"
+    );
+    let r = row();
+    assert!(r.contains(&container) && r.contains(&test_image()), "{r}");
+    assert!(r.contains("Running") && r.contains("true"), "{r}");
+}

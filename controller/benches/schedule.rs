@@ -154,6 +154,7 @@ fn simulate_agents<S: Store + Clone>(
                                 reason: None,
                                 message: None,
                                 usage: None,
+                                ..ReplicaStatus::default()
                             };
                             let patch = serde_json::to_value(&status).unwrap_or_default();
                             match patch_status_any(

@@ -68,6 +68,17 @@ pub struct ReplicaStatus {
     /// The container's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
+    /// The image its container was created from, as the spec names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Docker's health of its container (`starting`, `healthy`, `unhealthy`), when it has
+    /// a health check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
+    /// How many times its container was started again after it stopped (a new container
+    /// starts at 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub restarts: u32,
     /// `Pending` (no container yet), `Running`, `Stopped` (exited or not started) or
     /// `Failed` (it cannot run: `reason` says why).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -74,9 +74,9 @@ fn header(kind: Kind, wide: bool, all_namespaces: bool) -> Vec<&'static str> {
             }
         }
         Kind::Replica => {
-            h.extend(["CARGO", "SLOT", "NODE", "PHASE", "READY"]);
+            h.extend(["CARGO", "SLOT", "NODE", "PHASE", "READY", "RESTARTS"]);
             if wide {
-                h.extend(["CONTAINER", "REASON"]);
+                h.extend(["CONTAINER", "HEALTH", "IMAGE", "REASON"]);
             }
         }
         Kind::Cargo => {
@@ -232,14 +232,24 @@ fn row(kind: Kind, o: &Value, wide: bool, all_namespaces: bool, placed: &Placed)
                 "Pending".to_owned()
             });
             r.push((reported && st["ready"].as_bool().unwrap_or(false)).to_string());
+            r.push(
+                st["restarts"]
+                    .as_u64()
+                    .filter(|_| reported)
+                    .unwrap_or(0)
+                    .to_string(),
+            );
             if wide {
-                r.push(
-                    st["container"]
+                let shown = |field: &str, none: &str| {
+                    st[field]
                         .as_str()
                         .filter(|_| reported)
-                        .unwrap_or("<none>")
-                        .to_owned(),
-                );
+                        .unwrap_or(none)
+                        .to_owned()
+                };
+                r.push(shown("container", "<none>"));
+                r.push(shown("health", "<none>"));
+                r.push(shown("image", "<none>"));
                 r.push(
                     st["reason"]
                         .as_str()

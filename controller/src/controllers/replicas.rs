@@ -30,9 +30,17 @@ use nanocl_api_types::Resource as _;
 /// container (or the scheduler gave up on a lost node).
 pub const AGENT_FINALIZER: &str = "nanocl.io/agent";
 
-/// Restarts of each slot, to tell a replica that died once from one crash-looping.
+/// Restarts of each slot, to tell a replica that died once from one crash-looping; and
+/// how many times each container was started again (what `get replicas` shows).
 #[derive(Debug, Default)]
-pub struct Restarts(Mutex<HashMap<(String, u32), (u32, Instant)>>);
+pub struct Restarts(
+    Mutex<HashMap<(String, u32), (u32, Instant)>>,
+    Mutex<HashMap<String, u32>>,
+);
+
+/// Containers whose restarts are remembered at most (the oldest counts are dropped beyond:
+/// a Replica's status keeps what was written).
+const COUNTED_CONTAINERS: usize = 10_000;
 
 /// Restarts within this window count toward a crash loop.
 const CRASH_WINDOW: Duration = Duration::from_secs(30);
@@ -63,6 +71,28 @@ impl Restarts {
         }
         *entry = (entry.0 + 1, now);
         Ok(())
+    }
+
+    /// Counts one more start of container `name` after it stopped.
+    fn started_again(&self, name: &str) {
+        let mut totals = self
+            .1
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if totals.len() >= COUNTED_CONTAINERS && !totals.contains_key(name) {
+            totals.clear();
+        }
+        *totals.entry(name.to_owned()).or_default() += 1;
+    }
+
+    /// How many times container `name` was started again by this nanocld.
+    fn of(&self, name: &str) -> u32 {
+        self.1
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(name)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Forgets every count of cargo `key` (of any revision: `key#hash`).
@@ -971,6 +1001,9 @@ async fn restart_replica<S: Store + Clone, D: Docker>(
                 applied.problems.push(start_problem(slot, e)?);
                 return Ok(());
             }
+            if let Some(c) = &last {
+                shared.restarts.started_again(&c.name);
+            }
             let why = match &last {
                 Some(c) if c.oom_killed => "after it was OOMKilled".to_owned(),
                 Some(Container {
@@ -1263,9 +1296,21 @@ async fn write_status<S: Store + Clone, D: Docker>(
             (None, _, Some(_)) if running => ("Running", None, None),
             (None, _, Some(_)) => ("Stopped", None, None),
         };
+        let previous = replica.status.as_ref();
+        // Restarts of this container: what this nanocld counted, or what was written of it
+        // before (by a nanocld since restarted); a new container starts at 0.
+        let restarts = container.map_or(0, |c| {
+            let written = previous
+                .filter(|p| p.container.as_deref() == Some(c.name.as_str()))
+                .map_or(0, |p| p.restarts);
+            ctx.shared.restarts.of(&c.name).max(written)
+        });
         let status = ReplicaStatus {
             node: Some(ctx.node.to_owned()),
             container: container.map(|c| c.name.clone()),
+            image: container.map(|c| c.image.clone()).filter(|i| !i.is_empty()),
+            health: container.and_then(|c| c.health.clone()),
+            restarts,
             phase: Some(phase.to_owned()),
             ready,
             containers: u32::try_from(in_slot.len()).unwrap_or(u32::MAX),

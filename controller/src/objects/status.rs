@@ -83,6 +83,9 @@ pub mod owners {
         fields: &[
             "node",
             "container",
+            "image",
+            "health",
+            "restarts",
             "phase",
             "ready",
             "containers",
