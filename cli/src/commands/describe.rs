@@ -226,13 +226,26 @@ async fn describe(
                         s(&r["spec"]["node"]),
                         phase,
                         (reported && st["ready"].as_bool().unwrap_or(false)).to_string(),
+                        st["restarts"]
+                            .as_u64()
+                            .filter(|_| reported)
+                            .unwrap_or(0)
+                            .to_string(),
                         shown(&st["container"]),
                         shown(&st["reason"]),
                     ]
                 })
                 .collect();
             print_table(
-                &["  SLOT", "NODE", "PHASE", "READY", "CONTAINER", "REASON"],
+                &[
+                    "  SLOT",
+                    "NODE",
+                    "PHASE",
+                    "READY",
+                    "RESTARTS",
+                    "CONTAINER",
+                    "REASON",
+                ],
                 &rows,
                 out,
             )?;
