@@ -261,6 +261,13 @@ fn foreign_names_strays_and_missing_images_should_be_handled_without_touching_ot
         condition(&status(&d, &ns, "late"), "Degraded")
             == ("True".into(), "ImagePullBackOff".into())
     });
+    let said = stdout(&d.nanocl(&["-n", &ns, "describe", "cargo", "late"]));
+    assert!(
+        said.contains(&format!(
+            "image {missing} is not on this host, and pulling it failed"
+        )) && said.contains("check the name and tag"),
+        "{said}"
+    );
     docker(&["tag", &test_image(), &missing]);
     wait_until("the replica once the image exists", || {
         running(&scope.cargo("late")).len() == 1

@@ -1205,10 +1205,17 @@ async fn ensure_image<S: Store + Clone, D: Docker>(
             Ok(())
         }
         (ImagePullPolicy::Always | ImagePullPolicy::IfNotPresent, false) => {
-            shared.docker.pull_image(image).await.map_err(|e| Problem {
-                slot: None,
-                reason: "ImagePullBackOff",
-                message: e.to_string(),
+            shared.docker.pull_image(image).await.map_err(|e| match e {
+                DockerError::NotFound { what } => Problem {
+                    slot: None,
+                    reason: "ImageNotFound",
+                    message: format!("image {image} is not on this host, and its registry has no such image: {what} (check the name and tag, or build or load it here)"),
+                },
+                other => Problem {
+                    slot: None,
+                    reason: "ImagePullBackOff",
+                    message: format!("image {image} is not on this host, and pulling it failed: {other} (check the name and tag, or build or load it here)"),
+                },
             })
         }
     }

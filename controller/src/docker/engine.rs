@@ -720,11 +720,19 @@ impl Docker for Engine {
             None,
         );
         while let Some(step) = progress.next().await {
-            if let Err(e) = step {
-                return Err(DockerError::PullFailed {
-                    image: image.to_owned(),
-                    message: e.to_string(),
-                });
+            match step {
+                Ok(_) => {}
+                // The registry answered: it has no such image (or it is private).
+                Err(BollardError::DockerResponseServerError {
+                    status_code: 404,
+                    message,
+                }) => return Err(DockerError::NotFound { what: message }),
+                Err(e) => {
+                    return Err(DockerError::PullFailed {
+                        image: image.to_owned(),
+                        message: e.to_string(),
+                    })
+                }
             }
         }
         Ok(())
