@@ -635,7 +635,8 @@ async fn run_controllers(
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    init_logging(args.log_format);
+    let log_format = args.log_format;
+    init_logging(log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -646,8 +647,11 @@ fn main() -> ExitCode {
     match runtime.block_on(run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("nanocld: error: {e:#}");
+            // Once: to the terminal as a sentence, or as a JSON log line for a collector.
+            match log_format {
+                LogFormat::Json => tracing::error!("{e:#}"),
+                LogFormat::Text => eprintln!("nanocld: error: {e:#}"),
+            }
             ExitCode::FAILURE
         }
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use nanocl_controller::store::conformance;
-use nanocl_controller::store::{EtcdStore, Store, StoreError, WatchEvent};
+use nanocl_controller::store::{EtcdOptions, EtcdStore, Store, StoreError, WatchEvent};
 use proptest::prelude::*;
 use support::{dev_etcd, dev_etcd_options, EtcdProcess, PrefixCleanup};
 
@@ -68,6 +68,34 @@ async fn list_should_page_through_more_than_one_page_consistently() {
     assert_eq!(keys, expected);
 }
 
+#[tokio::test]
+async fn an_etcd_not_listening_should_be_said_in_a_sentence() {
+    // A port nothing listens on: bound, then let go.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let options = EtcdOptions {
+        timeout: Duration::from_secs(1),
+        ..EtcdOptions::new(vec![format!("127.0.0.1:{port}")])
+    };
+    let outcome = match EtcdStore::connect(options).await {
+        Ok(store) => store.get("a").await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    let Err(e) = outcome else {
+        panic!("nothing listens on {port}");
+    };
+    assert!(e.is_transient(), "{e:?}");
+    let text = e.to_string();
+    assert!(
+        text.contains("etcd is not reachable (Connection refused")
+            && text.contains("is it running at the --store address?"),
+        "{text}"
+    );
+    assert!(!text.contains("tonic"), "no library internals: {text}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_should_fail_at_their_deadline_when_etcd_is_stopped() {
     let etcd = EtcdProcess::start().await;
@@ -82,7 +110,8 @@ async fn calls_should_fail_at_their_deadline_when_etcd_is_stopped() {
     etcd.signal("CONT");
     match outcome {
         Ok(Err(StoreError::DeadlineExceeded { op: "get", .. }))
-        | Ok(Err(StoreError::EtcdRequestFailed { .. })) => {}
+        | Ok(Err(StoreError::EtcdRequestFailed { .. }))
+        | Ok(Err(StoreError::EtcdUnreachable { .. })) => {}
         other => panic!("expected a deadline error from get, got {other:?}"),
     }
     assert!(

@@ -74,8 +74,28 @@ fn etcd_error(op: &'static str) -> impl FnOnce(etcd_client::Error) -> StoreError
                 remedy: super::ETCD_FULL_REMEDY,
             }
         }
+        _ if unavailable(&source) => StoreError::EtcdUnreachable {
+            op,
+            detail: match &source {
+                etcd_client::Error::GRpcStatus(status) => match std::error::Error::source(status) {
+                    Some(cause) => root_cause(cause),
+                    None => status.message().to_owned(),
+                },
+                other => root_cause(other),
+            },
+        },
         _ => StoreError::EtcdRequestFailed { op, source },
     }
+}
+
+/// The innermost cause of an error, which says what happened ("Connection refused (os
+/// error 111)") where the outer ones repeat the layers it went through.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut last: &(dyn std::error::Error + 'static) = e;
+    while let Some(next) = last.source() {
+        last = next;
+    }
+    last.to_string()
 }
 
 /// As [`etcd_error`], but etcd's "requested lease not found" (gRPC NotFound) is

@@ -145,6 +145,17 @@ pub enum StoreError {
         /// The deadline.
         after: Duration,
     },
+    /// etcd could not be reached (not listening, the connection broken, no leader), until
+    /// the call's deadline.
+    #[error(
+        "etcd {op} failed: etcd is not reachable ({detail}); is it running at the --store address?"
+    )]
+    EtcdUnreachable {
+        /// The operation.
+        op: &'static str,
+        /// What the connection said last, e.g. `Connection refused (os error 111)`.
+        detail: String,
+    },
     /// etcd refused or failed a request.
     #[error("etcd {op} failed")]
     EtcdRequestFailed {
@@ -215,7 +226,9 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            StoreError::DeadlineExceeded { .. } | StoreError::EtcdRequestFailed { .. }
+            StoreError::DeadlineExceeded { .. }
+                | StoreError::EtcdRequestFailed { .. }
+                | StoreError::EtcdUnreachable { .. }
         )
     }
 }
