@@ -14,6 +14,7 @@ pub mod network;
 pub mod node;
 pub mod object;
 pub mod path;
+pub mod proxy_rule;
 pub mod quantity;
 pub mod reference;
 pub mod replica;

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::meta::{ObjectMeta, DEFAULT_NAMESPACE, RESERVED_PREFIX};
 use crate::path::FieldPath;
 use crate::validation::FieldErrors;
-use crate::{cargo, cluster, conversion, namespace, network, node, replica, secret};
+use crate::{cargo, cluster, conversion, namespace, network, node, proxy_rule, replica, secret};
 
 /// The API group of every nanocl kind.
 pub const GROUP: &str = "nanocl.io";
@@ -29,6 +29,8 @@ pub enum Kind {
     Secret,
     /// A replicable container.
     Cargo,
+    /// Listeners of the node proxy and the cargoes behind them (served in v1 only).
+    ProxyRule,
     /// A Docker host of nanocl (served in v1 only).
     Node,
     /// One slot of a Cargo and its node (served in v1 only; written by nanocl).
@@ -37,12 +39,13 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in the order objects are applied (containers last).
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Namespace,
         Kind::Cluster,
         Kind::Network,
         Kind::Secret,
         Kind::Cargo,
+        Kind::ProxyRule,
         Kind::Node,
         Kind::Replica,
     ];
@@ -55,6 +58,7 @@ impl Kind {
             Kind::Network => "Network",
             Kind::Secret => "Secret",
             Kind::Cargo => "Cargo",
+            Kind::ProxyRule => "ProxyRule",
             Kind::Node => "Node",
             Kind::Replica => "Replica",
         }
@@ -68,6 +72,7 @@ impl Kind {
             Kind::Network => "networks",
             Kind::Secret => "secrets",
             Kind::Cargo => "cargoes",
+            Kind::ProxyRule => "proxyrules",
             Kind::Node => "nodes",
             Kind::Replica => "replicas",
         }
@@ -81,6 +86,7 @@ impl Kind {
             Kind::Network => "net",
             Kind::Secret => "sec",
             Kind::Cargo => "cg",
+            Kind::ProxyRule => "pr",
             Kind::Node => "no",
             Kind::Replica => "rp",
         }
@@ -94,7 +100,11 @@ impl Kind {
     /// Whether the kind is served in `version` (`Node` is new in v1: v1alpha1 serves only
     /// the four original kinds).
     pub fn served_in(self, version: Version) -> bool {
-        version == Version::V1 || !matches!(self, Kind::Node | Kind::Replica | Kind::Secret)
+        version == Version::V1
+            || !matches!(
+                self,
+                Kind::Node | Kind::Replica | Kind::Secret | Kind::ProxyRule
+            )
     }
 
     /// The kind exactly as written in a manifest's `kind:`.
@@ -206,6 +216,8 @@ pub enum AnyObject {
     Secret(secret::v1::Secret),
     /// A Cargo.
     Cargo(cargo::v1::Cargo),
+    /// A ProxyRule.
+    ProxyRule(proxy_rule::v1::ProxyRule),
     /// A Node.
     Node(node::v1::Node),
     /// A Replica.
@@ -221,6 +233,7 @@ impl AnyObject {
             AnyObject::Network(_) => Kind::Network,
             AnyObject::Secret(_) => Kind::Secret,
             AnyObject::Cargo(_) => Kind::Cargo,
+            AnyObject::ProxyRule(_) => Kind::ProxyRule,
             AnyObject::Node(_) => Kind::Node,
             AnyObject::Replica(_) => Kind::Replica,
         }
@@ -234,6 +247,7 @@ impl AnyObject {
             AnyObject::Network(o) => &o.metadata,
             AnyObject::Secret(o) => &o.metadata,
             AnyObject::Cargo(o) => &o.metadata,
+            AnyObject::ProxyRule(o) => &o.metadata,
             AnyObject::Node(o) => &o.metadata,
             AnyObject::Replica(o) => &o.metadata,
         }
@@ -247,6 +261,7 @@ impl AnyObject {
             AnyObject::Network(o) => &mut o.metadata,
             AnyObject::Secret(o) => &mut o.metadata,
             AnyObject::Cargo(o) => &mut o.metadata,
+            AnyObject::ProxyRule(o) => &mut o.metadata,
             AnyObject::Node(o) => &mut o.metadata,
             AnyObject::Replica(o) => &mut o.metadata,
         }
@@ -287,6 +302,7 @@ impl AnyObject {
             AnyObject::Network(o) => network::v1::apply_defaults(o),
             AnyObject::Secret(o) => secret::v1::apply_defaults(o),
             AnyObject::Cargo(o) => cargo::v1::apply_defaults(o),
+            AnyObject::ProxyRule(o) => proxy_rule::v1::apply_defaults(o),
         }
     }
 
@@ -298,6 +314,7 @@ impl AnyObject {
             AnyObject::Network(o) => network::v1::validate(o),
             AnyObject::Secret(o) => secret::v1::validate(o),
             AnyObject::Cargo(o) => cargo::v1::validate(o),
+            AnyObject::ProxyRule(o) => proxy_rule::v1::validate(o),
             AnyObject::Node(o) => node::v1::validate(o),
             AnyObject::Replica(o) => replica::v1::validate(o),
         };
@@ -344,6 +361,9 @@ impl AnyObject {
             (AnyObject::Secret(_), Version::V1alpha1) => Err(serde::ser::Error::custom(
                 "Secret is served only in nanocl.io/v1",
             )),
+            (AnyObject::ProxyRule(_), Version::V1alpha1) => Err(serde::ser::Error::custom(
+                "ProxyRule is served only in nanocl.io/v1",
+            )),
             (AnyObject::Node(_), Version::V1alpha1) => Err(serde::ser::Error::custom(
                 "Node is served only in nanocl.io/v1",
             )),
@@ -373,6 +393,7 @@ impl AnyObject {
             Kind::Network => AnyObject::Network(serde_json::from_value(value)?),
             Kind::Secret => AnyObject::Secret(serde_json::from_value(value)?),
             Kind::Cargo => AnyObject::Cargo(serde_json::from_value(value)?),
+            Kind::ProxyRule => AnyObject::ProxyRule(serde_json::from_value(value)?),
             Kind::Node => AnyObject::Node(serde_json::from_value(value)?),
             Kind::Replica => AnyObject::Replica(serde_json::from_value(value)?),
         })

@@ -4,7 +4,7 @@
 
 use crate::meta::ObjectMeta;
 use crate::object::{AnyObject, Kind, Version};
-use crate::{cargo, cluster, namespace, network, node, replica, secret};
+use crate::{cargo, cluster, namespace, network, node, proxy_rule, replica, secret};
 
 /// A kind of object, in its storage version.
 pub trait Resource: Clone + std::fmt::Debug + serde::Serialize + Send + Sync + 'static {
@@ -70,6 +70,7 @@ resource!(cluster::v1::Cluster, Cluster);
 resource!(network::v1::Network, Network);
 resource!(secret::v1::Secret, Secret, &[Version::V1]);
 resource!(cargo::v1::Cargo, Cargo);
+resource!(proxy_rule::v1::ProxyRule, ProxyRule, &[Version::V1]);
 resource!(node::v1::Node, Node, &[Version::V1]);
 resource!(replica::v1::Replica, Replica, &[Version::V1]);
 
@@ -90,6 +91,7 @@ mod tests {
                 kind_of::<network::v1::Network>(),
                 kind_of::<secret::v1::Secret>(),
                 kind_of::<cargo::v1::Cargo>(),
+                kind_of::<proxy_rule::v1::ProxyRule>(),
                 kind_of::<node::v1::Node>(),
                 kind_of::<replica::v1::Replica>(),
             ],

@@ -4,7 +4,7 @@ use schemars::{schema_for, JsonSchema, Schema};
 use serde_json::{json, Value};
 
 use crate::object::{Kind, Version};
-use crate::{cargo, cluster, namespace, network, node, replica, secret};
+use crate::{cargo, cluster, namespace, network, node, proxy_rule, replica, secret};
 
 fn finish<T: JsonSchema>(version: Version, kind: Kind) -> Value {
     let schema: Schema = schema_for!(T);
@@ -50,7 +50,10 @@ pub fn schema(version: Version, kind: Kind) -> Option<Value> {
         (Version::V1, Kind::Node) => finish::<node::v1::Node>(version, kind),
         (Version::V1, Kind::Replica) => finish::<replica::v1::Replica>(version, kind),
         (Version::V1, Kind::Secret) => finish::<secret::v1::Secret>(version, kind),
-        (Version::V1alpha1, Kind::Node | Kind::Replica | Kind::Secret) => return None,
+        (Version::V1, Kind::ProxyRule) => finish::<proxy_rule::v1::ProxyRule>(version, kind),
+        (Version::V1alpha1, Kind::Node | Kind::Replica | Kind::Secret | Kind::ProxyRule) => {
+            return None
+        }
     })
 }
 

@@ -10,5 +10,6 @@ pub mod deploy;
 pub mod docker;
 pub mod metrics;
 pub mod objects;
+pub mod proxy;
 pub mod runtime;
 pub mod store;

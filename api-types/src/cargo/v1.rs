@@ -1421,7 +1421,7 @@ fn validate_ports(ports: &[PortSpec], replicas: i32, path: &FieldPath, errors: &
                 errors.push(
                     p.key("hostPort"),
                     format!(
-                        "a fixed host port can serve only one replica, but replicas is {replicas}: remove hostPort to let Docker pick a port per replica, or set replicas to 1"
+                        "a fixed host port can serve only one replica, but replicas is {replicas}: put the replicas behind a ProxyRule listener (kind: ProxyRule, one port for all of them), remove hostPort to let Docker pick a port per replica, or set replicas to 1"
                     ),
                 );
             }

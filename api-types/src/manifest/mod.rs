@@ -471,8 +471,14 @@ fn convert_to_v1(root: &Node, version: Version, kind: Kind) -> Result<AnyObject,
         (Version::V1, Kind::Secret) => Ok(AnyObject::Secret(typed::<crate::secret::v1::Secret>(
             root, version, kind,
         )?)),
+        (Version::V1, Kind::ProxyRule) => Ok(AnyObject::ProxyRule(typed::<
+            crate::proxy_rule::v1::ProxyRule,
+        >(root, version, kind)?)),
         // Refused before conversion (`Kind::served_in`).
-        (Version::V1alpha1, kind @ (Kind::Node | Kind::Replica | Kind::Secret)) => Err(vec![(
+        (
+            Version::V1alpha1,
+            kind @ (Kind::Node | Kind::Replica | Kind::Secret | Kind::ProxyRule),
+        ) => Err(vec![(
             Some(FieldPath::keys("apiVersion")),
             root.pos,
             format!("kind {kind} is served only in nanocl.io/v1"),

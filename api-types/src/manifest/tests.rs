@@ -92,7 +92,7 @@ spec:
             "m.yaml:11:13: spec.container.env.1BAD: invalid name \"1BAD\": letters, digits and '_', not starting with a digit",
             "m.yaml:12:13: spec.container.env.GOOD: unclosed placeholder in \"{{ vars.X\": expected \"{{ vars.NAME }}\"",
             "m.yaml:14:24: spec.container.ports[0].containerPort: must be between 1 and 65535, got 70000",
-            "m.yaml:16:19: spec.container.ports[1].hostPort: a fixed host port can serve only one replica, but replicas is 2: remove hostPort to let Docker pick a port per replica, or set replicas to 1",
+            "m.yaml:16:19: spec.container.ports[1].hostPort: a fixed host port can serve only one replica, but replicas is 2: put the replicas behind a ProxyRule listener (kind: ProxyRule, one port for all of them), remove hostPort to let Docker pick a port per replica, or set replicas to 1",
         ]
     );
 }
@@ -105,7 +105,7 @@ fn unknown_version_and_kind_should_list_what_is_served() {
     );
     assert_eq!(
         errors("apiVersion: nanocl.io/v1\nkind: cargo\n"),
-        vec!["m.yaml:2:7: kind: unknown kind \"cargo\" (did you mean Cargo?) in nanocl.io/v1: served kinds are Namespace, Cluster, Network, Secret, Cargo, Node, Replica"]
+        vec!["m.yaml:2:7: kind: unknown kind \"cargo\" (did you mean Cargo?) in nanocl.io/v1: served kinds are Namespace, Cluster, Network, Secret, Cargo, ProxyRule, Node, Replica"]
     );
     assert_eq!(
         errors("apiVersion: nanocl.io/v1alpha1\nkind: Nodes\n"),

@@ -79,6 +79,10 @@ pub struct ReplicaStatus {
     /// starts at 0).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub restarts: u32,
+    /// Its container's IPv4 address on the cargo's first network, while it runs: where the
+    /// node's proxy sends it traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
     /// `Pending` (no container yet), `Running`, `Stopped` (exited or not started) or
     /// `Failed` (it cannot run: `reason` says why).
     #[serde(default, skip_serializing_if = "Option::is_none")]

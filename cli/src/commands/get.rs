@@ -85,6 +85,12 @@ fn header(kind: Kind, wide: bool, all_namespaces: bool) -> Vec<&'static str> {
                 h.extend(["IMAGE", "NETWORKS", "NODES", "REVISION", "AUTOSCALE"]);
             }
         }
+        Kind::ProxyRule => {
+            h.extend(["CLUSTER", "LISTENERS", "ROUTES"]);
+            if wide {
+                h.push("READY-BACKENDS");
+            }
+        }
         Kind::Node => {
             h.extend(["STATUS", "VERSION", "DOCKER"]);
             if wide {
@@ -153,6 +159,68 @@ fn node_row(o: &Value, wide: bool, r: &mut Vec<String>) {
                 .as_u64()
                 .map_or("<none>".into(), bytes),
         );
+    }
+}
+
+/// A ProxyRule's columns: its cluster, listeners (`127.0.0.1:80/http`), routes
+/// (`shop.example.com/api→backend:8080`, `tcp:5432→db:5432`), and with `wide` the ready
+/// replicas of each cargo it routes to.
+fn proxy_rule_row(o: &Value, wide: bool, placed: &Placed, r: &mut Vec<String>) {
+    let spec = &o["spec"];
+    let list = |v: &Value| v.as_array().cloned().unwrap_or_default();
+    r.push(spec["cluster"].as_str().unwrap_or("").to_owned());
+    let listeners: Vec<String> = list(&spec["listeners"])
+        .iter()
+        .map(|l| {
+            format!(
+                "{}:{}/{}",
+                l["hostIP"].as_str().unwrap_or("127.0.0.1"),
+                l["port"],
+                l["protocol"].as_str().unwrap_or("http")
+            )
+        })
+        .collect();
+    r.push(if listeners.is_empty() {
+        "<none>".into()
+    } else {
+        listeners.join(",")
+    });
+    let mut cargoes: Vec<String> = Vec::new();
+    let mut routes: Vec<String> = list(&spec["http"])
+        .iter()
+        .map(|h| {
+            let cargo = h["cargo"].as_str().unwrap_or("").to_owned();
+            cargoes.push(cargo.clone());
+            format!(
+                "{}{}→{cargo}:{}",
+                h["host"].as_str().unwrap_or("*"),
+                h["path"].as_str().unwrap_or("/"),
+                h["port"]
+            )
+        })
+        .collect();
+    routes.extend(list(&spec["tcp"]).iter().map(|t| {
+        let cargo = t["cargo"].as_str().unwrap_or("").to_owned();
+        cargoes.push(cargo.clone());
+        format!("tcp:{}→{cargo}:{}", t["listener"], t["port"])
+    }));
+    r.push(if routes.is_empty() {
+        "<none>".into()
+    } else {
+        routes.join(",")
+    });
+    if wide {
+        cargoes.sort();
+        cargoes.dedup();
+        let ready: Vec<String> = cargoes
+            .iter()
+            .map(|c| format!("{c}:{}", placed.ready_of(o, c)))
+            .collect();
+        r.push(if ready.is_empty() {
+            "<none>".into()
+        } else {
+            ready.join(",")
+        });
     }
 }
 
@@ -273,6 +341,7 @@ fn row(kind: Kind, o: &Value, wide: bool, all_namespaces: bool, placed: &Placed)
             );
             r.push(ready(o));
         }
+        Kind::ProxyRule => proxy_rule_row(o, wide, placed, &mut r),
         Kind::Secret => {
             r.push(o["spec"]["type"].as_str().unwrap_or("opaque").to_owned());
             r.push(
@@ -462,6 +531,19 @@ fn print(
 struct Placed(Vec<Value>);
 
 impl Placed {
+    /// How many replicas of cargo `cargo` (in `o`'s namespace) are ready.
+    fn ready_of(&self, o: &Value, cargo: &str) -> usize {
+        self.0
+            .iter()
+            .filter(|r| {
+                r["spec"]["cargo"] == cargo
+                    && r["metadata"]["namespace"] == o["metadata"]["namespace"]
+                    && r["status"]["ready"].as_bool() == Some(true)
+                    && r["status"]["node"] == r["spec"]["node"]
+            })
+            .count()
+    }
+
     /// `host-0:2,host-1:1`: how many replicas of cargo `o` each node has, `<none>` without.
     fn nodes_of(&self, o: &Value) -> String {
         let mut count: std::collections::BTreeMap<&str, usize> = Default::default();
@@ -585,7 +667,8 @@ pub async fn run(cli: &Cli, args: &GetArgs, out: &mut impl Write) -> anyhow::Res
         }
         return Ok(Outcome::Success);
     }
-    let placed = if kind == Kind::Cargo && args.output == GetOutput::Wide {
+    let placed = if matches!(kind, Kind::Cargo | Kind::ProxyRule) && args.output == GetOutput::Wide
+    {
         Placed(replicas(&client, namespace.as_deref()).await?)
     } else {
         Placed::default()
@@ -695,7 +778,9 @@ async fn get_typed(
                 if i > 0 {
                     writeln!(out)?;
                 }
-                let placed = if *kind == Kind::Cargo && args.output == GetOutput::Wide {
+                let placed = if matches!(*kind, Kind::Cargo | Kind::ProxyRule)
+                    && args.output == GetOutput::Wide
+                {
                     Placed(replicas(&client, Some(&namespace)).await?)
                 } else {
                     Placed::default()

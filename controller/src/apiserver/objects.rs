@@ -25,6 +25,10 @@ impl From<ObjectError> for ApiError {
                     }
                     Refusal::NamespaceNotEmpty { .. } => ApiError::conflict(message),
                     Refusal::GlobalNamespace => ApiError::forbidden(message),
+                    Refusal::ProxyRuleConflict { field, .. } => ApiError::invalid(
+                        message.clone(),
+                        vec![crate::apiserver::status::Cause { field, message }],
+                    ),
                 }
             }
             other => ApiError::internal(other.to_string()),

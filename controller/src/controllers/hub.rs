@@ -11,6 +11,7 @@ use nanocl_api_types::cluster::v1::Cluster as ClusterObject;
 use nanocl_api_types::namespace::v1::Namespace as NamespaceObject;
 use nanocl_api_types::network::v1::Network as NetworkObject;
 use nanocl_api_types::node::v1::Node as NodeObject;
+use nanocl_api_types::proxy_rule::v1::ProxyRule as ProxyRuleObject;
 use nanocl_api_types::replica::v1::Replica as ReplicaObject;
 use nanocl_api_types::secret::v1::Secret as SecretObject;
 use nanocl_api_types::{Kind, Resource};
@@ -146,6 +147,16 @@ impl Cached for CargoObject {
     }
 }
 
+impl Cached for ProxyRuleObject {
+    fn cache(hub: &Hub) -> &Reader<Self> {
+        &hub.proxy_rules
+    }
+
+    fn cluster(&self) -> Option<&str> {
+        Some(&self.spec.cluster)
+    }
+}
+
 /// The caches, one typed store per kind, and the change feed.
 #[derive(Clone)]
 pub struct Hub {
@@ -154,6 +165,7 @@ pub struct Hub {
     networks: Reader<NetworkObject>,
     secrets: Reader<SecretObject>,
     cargoes: Reader<CargoObject>,
+    proxy_rules: Reader<ProxyRuleObject>,
     nodes: Reader<NodeObject>,
     replicas: Reader<ReplicaObject>,
     changes: broadcast::Sender<Change>,
@@ -316,12 +328,18 @@ impl Hub {
             networks: watch_kind(&feed, tasks),
             secrets: watch_kind(&feed, tasks),
             cargoes: watch_kind(&feed, tasks),
+            proxy_rules: watch_kind(&feed, tasks),
             nodes: watch_kind(&feed, tasks),
             replicas: watch_kind(&feed, tasks),
             changes,
             deaths: Deaths::default(),
             drifts: Drifts::default(),
         }
+    }
+
+    /// Every change the caches apply, from now on (the proxy rebuilds its routes on them).
+    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.changes.subscribe()
     }
 
     /// What Docker's events said of containers ahead of its listings.
@@ -379,6 +397,7 @@ impl Hub {
             Kind::Network => self.networks.keys(),
             Kind::Secret => self.secrets.keys(),
             Kind::Cargo => self.cargoes.keys(),
+            Kind::ProxyRule => self.proxy_rules.keys(),
             Kind::Node => self.nodes.keys(),
             Kind::Replica => self.replicas.keys(),
         }

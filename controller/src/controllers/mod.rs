@@ -433,8 +433,8 @@ pub async fn run<S: Store + Clone, D: Docker>(
     }
     for kind in Kind::ALL {
         // Replicas are the scheduler's output (the Cargo controller) and the node runners'
-        // input: no controller of their own.
-        if kind == Kind::Replica {
+        // input; ProxyRules the node proxies' input: no controller of their own.
+        if matches!(kind, Kind::Replica | Kind::ProxyRule) {
             continue;
         }
         let shared = shared.clone();
@@ -465,7 +465,7 @@ pub async fn run<S: Store + Clone, D: Docker>(
                         Kind::Secret => secrets::reconcile(&shared, &key).await,
                         Kind::Cargo => cargo::reconcile(&shared, &key).await,
                         Kind::Node => node::reconcile(&shared, &key).await,
-                        Kind::Replica => Ok(Action::AwaitChange),
+                        Kind::Replica | Kind::ProxyRule => Ok(Action::AwaitChange),
                     };
                     result
                 }
@@ -545,6 +545,7 @@ fn spawn_node_tasks<S: Store + Clone, D: Docker>(
     tasks.spawn("garbage collector", async move {
         replicas::collect_garbage_until(&shared_, &node_, every, done).await;
     });
+    let (shared_proxy, node_proxy) = (shared.clone(), node.to_owned());
     let (shared, every, done, node) = (
         shared.clone(),
         options.metrics_interval,
@@ -553,6 +554,15 @@ fn spawn_node_tasks<S: Store + Clone, D: Docker>(
     );
     tasks.spawn("usage sampler", async move {
         usage::sample_until(&shared, &node, every, done).await;
+    });
+    let (hub, store, node, done) = (
+        shared_proxy.hub.clone(),
+        shared_proxy.store.clone(),
+        node_proxy,
+        stop(),
+    );
+    tasks.spawn("proxy", async move {
+        crate::proxy::run(hub, store, node, done).await;
     });
 }
 

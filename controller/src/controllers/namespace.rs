@@ -19,6 +19,7 @@ use nanocl_api_types::cargo::v1::Cargo as CargoObject;
 use nanocl_api_types::cluster::v1::Cluster as ClusterObject;
 use nanocl_api_types::namespace::v1::Namespace as NamespaceObject;
 use nanocl_api_types::network::v1::Network as NetworkObject;
+use nanocl_api_types::proxy_rule::v1::ProxyRule as ProxyRuleObject;
 use nanocl_api_types::replica::v1::Replica as ReplicaObject;
 use nanocl_api_types::secret::v1::Secret as SecretObject;
 use nanocl_api_types::Resource as _;
@@ -58,7 +59,8 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
         .await?;
         // Cargoes first, then networks, then clusters: each kind's controller cleans up
         // its Docker objects behind its finalizer.
-        let remaining = cascade(shared, shared.hub.cache::<CargoObject>(), &name).await?
+        let remaining = cascade(shared, shared.hub.cache::<ProxyRuleObject>(), &name).await?
+            + cascade(shared, shared.hub.cache::<CargoObject>(), &name).await?
             + cascade(shared, shared.hub.cache::<ReplicaObject>(), &name).await?
             + cascade(shared, shared.hub.cache::<NetworkObject>(), &name).await?
             + cascade(shared, shared.hub.cache::<ClusterObject>(), &name).await?

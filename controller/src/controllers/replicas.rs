@@ -373,7 +373,12 @@ async fn repair_drift<S: Store + Clone, D: Docker>(
             .of(slot)
             .filter(|d| d.hash == *hash && c.state == State::Running);
         if let (Some(d), Some(networks)) = (desired, &c.networks) {
-            for network in d.template.networks.iter().filter(|n| !networks.contains(n)) {
+            for network in d
+                .template
+                .networks
+                .iter()
+                .filter(|n| !networks.contains_key(*n))
+            {
                 match ctx
                     .shared
                     .docker
@@ -1318,6 +1323,13 @@ async fn write_status<S: Store + Clone, D: Docker>(
             image: container.map(|c| c.image.clone()).filter(|i| !i.is_empty()),
             health: container.and_then(|c| c.health.clone()),
             restarts,
+            address: container
+                .filter(|c| c.state == State::Running)
+                .and_then(|c| {
+                    let first = desired.and_then(|d| d.template.networks.first())?;
+                    c.networks.as_ref()?.get(first).cloned()
+                })
+                .filter(|ip| !ip.is_empty()),
             phase: Some(phase.to_owned()),
             ready,
             containers: u32::try_from(in_slot.len()).unwrap_or(u32::MAX),

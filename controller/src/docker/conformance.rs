@@ -279,13 +279,17 @@ pub async fn networks_should_hold_containers_and_refuse_removal_in_use<D: Docker
     docker.start_container(&c).await.expect("start");
     let networks_of = || async {
         let listed = docker.list_containers(&filter(prefix)).await.expect("list");
-        let mut n = listed
+        let n = listed
             .into_iter()
             .find(|x| x.id == c)
             .and_then(|x| x.networks)
             .expect("a listing says the networks");
-        n.sort();
-        n
+        assert!(
+            n.values()
+                .all(|ip| ip.parse::<std::net::Ipv4Addr>().is_ok() || ip.is_empty()),
+            "addresses: {n:?}"
+        );
+        n.into_keys().collect::<Vec<_>>()
     };
     assert_eq!(networks_of().await, vec![net.name.clone()]);
     // The image it runs, by id, as the image's own id.

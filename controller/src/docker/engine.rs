@@ -26,6 +26,14 @@ pub struct Engine {
     docker: ::bollard::Docker,
 }
 
+/// Each network's name and the container's IPv4 address on it.
+fn addresses(networks: HashMap<String, EndpointSettings>) -> BTreeMap<String, String> {
+    networks
+        .into_iter()
+        .map(|(name, e)| (name, e.ip_address.unwrap_or_default()))
+        .collect()
+}
+
 /// A network endpoint with DNS aliases.
 fn endpoint(aliases: &[String]) -> EndpointSettings {
     EndpointSettings {
@@ -258,10 +266,7 @@ impl Docker for Engine {
                 health: None,
                 started_at: None,
                 start_error: None,
-                networks: c
-                    .network_settings
-                    .and_then(|n| n.networks)
-                    .map(|n| n.into_keys().collect()),
+                networks: c.network_settings.and_then(|n| n.networks).map(addresses),
                 image_id: c.image_id.filter(|i| !i.is_empty()),
             })
             .collect())
@@ -283,7 +288,7 @@ impl Docker for Engine {
         let networks = inspected
             .network_settings
             .and_then(|n| n.networks)
-            .map(|n| n.into_keys().collect());
+            .map(addresses);
         let state = inspected.state.unwrap_or_default();
         let config = inspected.config.unwrap_or_default();
         let status = state.status.map(|s| s.to_string()).unwrap_or_default();

@@ -318,7 +318,7 @@ impl FakeDocker {
             return;
         };
         if let Some(n) = c.networks.as_mut() {
-            n.retain(|x| x != network);
+            n.remove(network);
         }
         let attributes = BTreeMap::from([("container".to_owned(), c.id.clone())]);
         drop(world);
@@ -344,10 +344,13 @@ impl Docker for FakeDocker {
                 what: format!("container {container} not found"),
             });
         };
-        let networks = c.networks.get_or_insert_with(Vec::new);
-        if !networks.iter().any(|n| n == network) {
-            networks.push(network.to_owned());
-        }
+        let address = c.networks.as_ref().map_or_else(String::new, |n| {
+            n.values().next().cloned().unwrap_or_default()
+        });
+        c.networks
+            .get_or_insert_with(BTreeMap::new)
+            .entry(network.to_owned())
+            .or_insert(address);
         Ok(())
     }
 
@@ -430,7 +433,12 @@ impl Docker for FakeDocker {
             health: None,
             started_at: None,
             start_error: None,
-            networks: Some(spec.networks.clone()),
+            networks: Some(
+                spec.networks
+                    .iter()
+                    .map(|n| (n.clone(), String::new()))
+                    .collect(),
+            ),
             image_id: Some(match world.built.get(&spec.image) {
                 Some((id, _)) => id.clone(),
                 None => format!("sha256:{:064x}", fnv(spec.image.as_bytes())),

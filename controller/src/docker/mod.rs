@@ -134,8 +134,9 @@ pub struct Container {
     pub started_at: Option<std::time::SystemTime>,
     /// Why Docker could not start it the last time, as Docker recorded it (inspect only).
     pub start_error: Option<StartError>,
-    /// The networks it is connected to, by name (`None`: not known).
-    pub networks: Option<Vec<String>>,
+    /// The networks it is connected to, by name, with its IPv4 address on each (empty
+    /// while it has none: not running); `None`: not known.
+    pub networks: Option<BTreeMap<String, String>>,
     /// The id of the image it runs (`sha256:…`; `None`: not known).
     pub image_id: Option<String>,
 }

@@ -35,6 +35,93 @@ pub enum Refusal {
     /// Allowed to nobody.
     #[error("namespace {DEFAULT_NAMESPACE:?} is where objects without a namespace go; it cannot be deleted")]
     GlobalNamespace,
+    /// A ProxyRule claims what another already has.
+    #[error(
+        "{field}: {claim} is already proxyrule {other}'s: one listener, host and path per rule"
+    )]
+    ProxyRuleConflict {
+        /// The field of the refused rule, e.g. `spec.http[0]`.
+        field: String,
+        /// What both claim, e.g. `listener 127.0.0.1:8080 host "web.test" path "/"`.
+        claim: String,
+        /// The other rule, `namespace/name`.
+        other: String,
+    },
+}
+
+/// Fails if ProxyRule `object` claims a listener another rule has for another protocol (or
+/// a tcp listener another has), or an HTTP listener, host and path another routes: the
+/// refusal names the field and the other rule.
+pub async fn check_proxy_rule<S: Store>(store: &S, object: &AnyObject) -> Result<(), ObjectError> {
+    use nanocl_api_types::proxy_rule::v1::ListenerProtocol;
+    let AnyObject::ProxyRule(rule) = object else {
+        return Ok(());
+    };
+    let me = object.key();
+    let listed = store
+        .list(&keys::kind_prefix(Kind::ProxyRule, None))
+        .await?;
+    for kv in listed.items {
+        let Ok(stored) = super::decode(&kv) else {
+            continue;
+        };
+        let AnyObject::ProxyRule(other) = &stored.object else {
+            continue;
+        };
+        let key = stored.object.key();
+        if key == me || other.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let name = format!("{}/{}", key.namespace.as_deref().unwrap_or(""), key.name);
+        let conflict = |field: String, claim: String| -> ObjectError {
+            Refusal::ProxyRuleConflict {
+                field,
+                claim,
+                other: name.clone(),
+            }
+            .into()
+        };
+        for (i, l) in rule.spec.listeners.iter().enumerate() {
+            for o in &other.spec.listeners {
+                let same = o.port == l.port && o.host_ip() == l.host_ip();
+                if same && (o.protocol() != l.protocol() || l.protocol() == ListenerProtocol::Tcp) {
+                    return Err(conflict(
+                        format!("spec.listeners[{i}]"),
+                        format!("listener {}:{} ({:?})", l.host_ip(), l.port, o.protocol()),
+                    ));
+                }
+            }
+        }
+        let address = |spec: &nanocl_api_types::proxy_rule::v1::ProxyRuleSpec,
+                       r: &nanocl_api_types::proxy_rule::v1::HttpRoute| {
+            let port = spec.http_listener(r)?;
+            let l = spec.listeners.iter().find(|l| l.port == port)?;
+            Some((l.host_ip().to_owned(), port))
+        };
+        for (i, r) in rule.spec.http.iter().enumerate() {
+            let Some(mine) = address(&rule.spec, r) else {
+                continue;
+            };
+            let taken = other.spec.http.iter().any(|o| {
+                address(&other.spec, o).as_ref() == Some(&mine)
+                    && o.host == r.host
+                    && o.path() == r.path()
+            });
+            if taken {
+                return Err(conflict(
+                    format!("spec.http[{i}]"),
+                    format!(
+                        "listener {}:{} host {:?} path {:?}",
+                        mine.0,
+                        mine.1,
+                        r.host.as_deref().unwrap_or("*"),
+                        r.path()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Fails unless `object` may be created: its namespace exists and is not terminating.

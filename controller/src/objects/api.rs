@@ -155,6 +155,7 @@ pub async fn replace_any_at<S: Store>(
 ) -> Result<Option<Revision>, ObjectError> {
     let key = keys::object_key(&current.key());
     let expected = revision_of(current);
+    admission::check_proxy_rule(store, next).await?;
     match lifecycle::replaced(next, current, expected)? {
         Replacement::Unchanged => Ok(None),
         Replacement::Store(next) => {
@@ -177,6 +178,7 @@ pub async fn create_any<S: Store>(
     dry_run: bool,
 ) -> Result<AnyObject, ObjectError> {
     admission::check_create(store, object).await?;
+    admission::check_proxy_rule(store, object).await?;
     let object = lifecycle::created(object)?;
     let key = keys::object_key(&object.key());
     if dry_run {

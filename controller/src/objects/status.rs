@@ -86,6 +86,7 @@ pub mod owners {
             "image",
             "health",
             "restarts",
+            "address",
             "phase",
             "ready",
             "containers",

@@ -1,0 +1,347 @@
+//! `ProxyRule` in `nanocl.io/v1` (the only version it is served in).
+//!
+//! A rule puts cargoes of one cluster behind listeners of the node proxy: HTTP requests
+//! routed by host and path prefix, TCP streams as they come, always to ready replicas.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::meta::Object;
+use crate::path::FieldPath;
+use crate::validation::{self, quoted, FieldErrors};
+
+/// A ProxyRule: listeners of the proxy and the cargoes behind them.
+pub type ProxyRule = Object<ProxyRuleSpec, ProxyRuleStatus>;
+
+/// The listeners and routes of a rule.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProxyRuleSpec {
+    /// The cluster whose cargoes receive the traffic (its variables fill `{{ vars.NAME }}`
+    /// in `host`).
+    pub cluster: String,
+    /// Where the proxy listens.
+    pub listeners: Vec<Listener>,
+    /// HTTP routes: by host and path prefix, to a cargo's port.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http: Vec<HttpRoute>,
+    /// TCP routes: every stream of a listener to a cargo's port.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tcp: Vec<TcpRoute>,
+}
+
+/// A port the proxy listens on.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Listener {
+    /// The address to listen on (default `127.0.0.1`; `0.0.0.0` for every interface).
+    #[serde(default, rename = "hostIP", skip_serializing_if = "Option::is_none")]
+    pub host_ip: Option<String>,
+    /// The port.
+    pub port: u16,
+    /// `http` (default) or `tcp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<ListenerProtocol>,
+}
+
+/// What a listener speaks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ListenerProtocol {
+    /// HTTP/1.1, routed by host and path.
+    #[default]
+    Http,
+    /// TLS-terminated HTTP (not served yet: refused at validation).
+    Https,
+    /// Raw TCP streams.
+    Tcp,
+}
+
+/// An HTTP route.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpRoute {
+    /// The listener's port (may be left out when the rule has one http listener).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listener: Option<u16>,
+    /// The `Host` it answers: exact (`shop.example.com`) or a wildcard of one label or more
+    /// (`*.example.com`); any host when left out. May use `{{ vars.NAME }}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// The path prefix it answers (default `/`), matched segment by segment: `/api`
+    /// answers `/api` and `/api/x`, not `/apix`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The cargo, in the rule's namespace and cluster.
+    pub cargo: String,
+    /// The port its containers listen on.
+    pub port: u16,
+}
+
+/// A TCP route.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TcpRoute {
+    /// The tcp listener's port.
+    pub listener: u16,
+    /// The cargo, in the rule's namespace and cluster.
+    pub cargo: String,
+    /// The port its containers listen on.
+    pub port: u16,
+}
+
+/// What the proxies observed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProxyRuleStatus {}
+
+/// The default listen address.
+pub const DEFAULT_HOST_IP: &str = "127.0.0.1";
+
+impl Listener {
+    /// The listen address.
+    pub fn host_ip(&self) -> &str {
+        self.host_ip.as_deref().unwrap_or(DEFAULT_HOST_IP)
+    }
+
+    /// The protocol.
+    pub fn protocol(&self) -> ListenerProtocol {
+        self.protocol.unwrap_or_default()
+    }
+}
+
+impl HttpRoute {
+    /// The path prefix.
+    pub fn path(&self) -> &str {
+        self.path.as_deref().unwrap_or("/")
+    }
+}
+
+impl ProxyRuleSpec {
+    /// The listener port of an HTTP route: its own, or the rule's only http listener's.
+    pub fn http_listener(&self, route: &HttpRoute) -> Option<u16> {
+        route.listener.or_else(|| {
+            let mut http = self
+                .listeners
+                .iter()
+                .filter(|l| l.protocol() == ListenerProtocol::Http);
+            match (http.next(), http.next()) {
+                (Some(one), None) => Some(one.port),
+                _ => None,
+            }
+        })
+    }
+}
+
+/// Fills in the defaults: `hostIP` 127.0.0.1, protocol `http`, path `/`.
+pub fn apply_defaults(rule: &mut ProxyRule) {
+    for l in &mut rule.spec.listeners {
+        l.host_ip.get_or_insert_with(|| DEFAULT_HOST_IP.to_owned());
+        l.protocol.get_or_insert(ListenerProtocol::Http);
+    }
+    for r in &mut rule.spec.http {
+        r.path.get_or_insert_with(|| "/".to_owned());
+    }
+}
+
+/// A `host`: a DNS name, or `*.` and one; placeholders are checked as templates (their
+/// value is checked when rendered).
+pub fn host_pattern(host: &str) -> Result<(), String> {
+    if host.contains("{{") {
+        return crate::template::parse(host).map(|_| ());
+    }
+    let name = host.strip_prefix("*.").unwrap_or(host);
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid host {}: a DNS name (shop.example.com) or a wildcard of it (*.example.com), without a port",
+            quoted(host)
+        ))
+    }
+}
+
+/// Checks a ProxyRule, collecting every problem.
+pub fn validate(rule: &ProxyRule) -> FieldErrors {
+    let mut errors = FieldErrors::new();
+    rule.metadata
+        .validate(&FieldPath::keys("metadata"), true, &mut errors);
+    let spec = &rule.spec;
+    let cluster = FieldPath::keys("spec.cluster");
+    if spec.cluster.is_empty() {
+        errors.push(cluster, "required: the cluster whose cargoes it routes to");
+    } else {
+        errors.check(&cluster, validation::dns1123_label(&spec.cluster));
+    }
+    let listeners = FieldPath::keys("spec.listeners");
+    if spec.listeners.is_empty() {
+        errors.push(listeners.clone(), "at least one listener: {port: 8080}");
+    }
+    for (i, l) in spec.listeners.iter().enumerate() {
+        let p = listeners.index(i);
+        if l.port == 0 {
+            errors.push(p.key("port"), "must be between 1 and 65535, got 0");
+        }
+        if let Some(ip) = &l.host_ip {
+            errors.check(&p.key("hostIP"), validation::ip_address(ip));
+        }
+        if l.protocol() == ListenerProtocol::Https {
+            errors.push(
+                p.key("protocol"),
+                "https is not served yet: use http (TLS termination comes with certificates from Secrets and ACME)",
+            );
+        }
+        if let Some(j) = spec.listeners[..i]
+            .iter()
+            .position(|o| o.port == l.port && o.host_ip() == l.host_ip())
+        {
+            errors.push(p.key("port"), format!("{} is also listeners[{j}]", l.port));
+        }
+    }
+    let is = |port: u16, protocol: ListenerProtocol| {
+        spec.listeners
+            .iter()
+            .any(|l| l.port == port && l.protocol() == protocol)
+    };
+    let http = FieldPath::keys("spec.http");
+    for (i, r) in spec.http.iter().enumerate() {
+        let p = http.index(i);
+        match (r.listener, spec.http_listener(r)) {
+            (Some(port), _) if !is(port, ListenerProtocol::Http) => errors.push(
+                p.key("listener"),
+                format!("{port} is not an http listener of this rule"),
+            ),
+            (None, None) => errors.push(
+                p.key("listener"),
+                "required: the rule has no single http listener to default to",
+            ),
+            _ => {}
+        }
+        if let Some(host) = &r.host {
+            errors.check(&p.key("host"), host_pattern(host));
+        }
+        if let Some(path) = &r.path {
+            if !path.starts_with('/') || path.contains(char::is_whitespace) || path.contains('?') {
+                errors.push(
+                    p.key("path"),
+                    format!(
+                        "invalid path {}: a prefix starting with /, without spaces or a query",
+                        quoted(path)
+                    ),
+                );
+            }
+        }
+        errors.check(&p.key("cargo"), validation::dns1123_label(&r.cargo));
+        if r.port == 0 {
+            errors.push(p.key("port"), "must be between 1 and 65535, got 0");
+        }
+        let same = |o: &HttpRoute| {
+            spec.http_listener(o) == spec.http_listener(r)
+                && o.host == r.host
+                && o.path() == r.path()
+        };
+        if let Some(j) = spec.http[..i].iter().position(same) {
+            errors.push(
+                p.clone(),
+                format!("the same listener, host and path as http[{j}]"),
+            );
+        }
+    }
+    let tcp = FieldPath::keys("spec.tcp");
+    for (i, r) in spec.tcp.iter().enumerate() {
+        let p = tcp.index(i);
+        if !is(r.listener, ListenerProtocol::Tcp) {
+            errors.push(
+                p.key("listener"),
+                format!("{} is not a tcp listener of this rule", r.listener),
+            );
+        }
+        errors.check(&p.key("cargo"), validation::dns1123_label(&r.cargo));
+        if r.port == 0 {
+            errors.push(p.key("port"), "must be between 1 and 65535, got 0");
+        }
+        if let Some(j) = spec.tcp[..i].iter().position(|o| o.listener == r.listener) {
+            errors.push(
+                p.key("listener"),
+                format!(
+                    "{} is also tcp[{j}]'s: one cargo per tcp listener",
+                    r.listener
+                ),
+            );
+        }
+    }
+    for (i, l) in spec.listeners.iter().enumerate() {
+        let used = match l.protocol() {
+            ListenerProtocol::Tcp => spec.tcp.iter().any(|r| r.listener == l.port),
+            _ => spec
+                .http
+                .iter()
+                .any(|r| spec.http_listener(r) == Some(l.port)),
+        };
+        if !used {
+            errors.push(
+                listeners.index(i),
+                format!("no route uses listener {}", l.port),
+            );
+        }
+    }
+    errors
+}
+
+/// Whether `host` (a request's, without its port) matches `pattern` (a rendered `host`).
+pub fn host_matches(pattern: &str, host: &str) -> bool {
+    match pattern.strip_prefix("*.") {
+        Some(suffix) => host.len().checked_sub(suffix.len() + 1).is_some_and(|cut| {
+            host.is_char_boundary(cut)
+                && host[cut..].starts_with('.')
+                && host[cut + 1..].eq_ignore_ascii_case(suffix)
+                && cut > 0
+        }),
+        None => pattern.eq_ignore_ascii_case(host),
+    }
+}
+
+/// Whether `path` (a request's) is under `prefix`, segment by segment.
+pub fn path_matches(prefix: &str, path: &str) -> bool {
+    let prefix = prefix.trim_end_matches('/');
+    prefix.is_empty()
+        || path == prefix
+        || path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_should_match_exactly_or_by_wildcard() {
+        assert!(host_matches("shop.example.com", "SHOP.example.com"));
+        assert!(!host_matches("shop.example.com", "example.com"));
+        assert!(host_matches("*.example.com", "a.example.com"));
+        assert!(host_matches("*.example.com", "a.b.example.com"));
+        assert!(!host_matches("*.example.com", "example.com"));
+        assert!(!host_matches("*.example.com", "aexample.com"));
+    }
+
+    #[test]
+    fn paths_should_match_by_segment() {
+        assert!(path_matches("/", "/anything"));
+        assert!(path_matches("/api", "/api"));
+        assert!(path_matches("/api", "/api/v1"));
+        assert!(path_matches("/api/", "/api/v1"));
+        assert!(!path_matches("/api", "/apix"));
+    }
+}

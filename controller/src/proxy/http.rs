@@ -1,0 +1,187 @@
+//! HTTP/1.1 through the proxy: the route by `Host` and path, then a backend connection per
+//! client connection's request (the request's own: no pooling yet).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+
+use super::{connect, Listen, State};
+
+type Body = BoxBody<Bytes, hyper::Error>;
+
+/// Serves one client connection (keep-alive: several requests).
+pub async fn serve(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    listen: Listen,
+    state: Arc<State>,
+) {
+    let service = hyper::service::service_fn(move |request| {
+        let (state, listen) = (state.clone(), listen.clone());
+        async move { Ok::<_, Infallible>(route(request, peer, &listen, &state).await) }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+}
+
+/// A response of the proxy itself (no backend): its status and a line saying why.
+fn said(status: StatusCode, text: String) -> Response<Body> {
+    let mut response = Response::new(
+        Full::new(Bytes::from(text + "\n"))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// The request's host, without its port.
+fn host_of(request: &Request<Incoming>) -> String {
+    let raw = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| request.uri().host().map(str::to_owned))
+        .unwrap_or_default();
+    // `[::1]:8080`, `example.com:8080`, `example.com`.
+    let host = match raw.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(rest).to_owned(),
+        None => raw
+            .rsplit_once(':')
+            .map_or(raw.as_str(), |(h, _)| h)
+            .to_owned(),
+    };
+    host.to_ascii_lowercase()
+}
+
+/// Idempotent methods: sent again after a failure midway when they have no body.
+fn idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
+}
+
+async fn route(
+    request: Request<Incoming>,
+    peer: SocketAddr,
+    listen: &Listen,
+    state: &State,
+) -> Response<Body> {
+    let host = host_of(&request);
+    let path = request.uri().path().to_owned();
+    let table = state.table();
+    let Some(entry) = table.http(listen, &host, &path) else {
+        return said(
+            StatusCode::NOT_FOUND,
+            format!("no route for host {host:?} and path {path:?} on {listen}"),
+        );
+    };
+    let backends = entry.backends.clone();
+    drop(table);
+    if backends.targets.is_empty() {
+        return said(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("no ready replica of cargo {} on this node", backends.cargo),
+        );
+    }
+    let (mut parts, body) = request.into_parts();
+    // Only the path and query go to the backend; the Host stays the client's.
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    parts.uri = path_and_query.parse().unwrap_or_default();
+    let forwarded = match parts
+        .headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(before) => format!("{before}, {}", peer.ip()),
+        None => peer.ip().to_string(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&forwarded) {
+        parts.headers.insert("x-forwarded-for", v);
+    }
+    // A request whose body is known to be empty can be sent again as it was.
+    let replayable = idempotent(&parts.method) && hyper::body::Body::is_end_stream(&body);
+    let mut body = Some(body);
+    let order = state.order(&backends);
+    let mut tried = 0;
+    let mut last_error = String::new();
+    while tried < order.len() {
+        let Some((addr, stream)) = connect(state, &order[tried..]).await else {
+            break;
+        };
+        tried += order[tried..].iter().position(|a| *a == addr).unwrap_or(0) + 1;
+        let (mut sender, conn) =
+            match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await {
+                Ok(pair) => pair,
+                Err(e) => {
+                    last_error = format!("{addr}: {e}");
+                    continue;
+                }
+            };
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let outgoing = match body.take() {
+            Some(b) => b.boxed(),
+            // Sent once already and failed midway: again, without a body.
+            None if replayable => http_body_util::Empty::new()
+                .map_err(|never| match never {})
+                .boxed(),
+            None => break,
+        };
+        let request = Request::from_parts(parts.clone(), outgoing);
+        match sender.send_request(request).await {
+            Ok(response) => return response.map(BodyExt::boxed),
+            Err(e) => {
+                state.mark_down(addr);
+                last_error = format!("{addr}: {e}");
+                if !replayable {
+                    break;
+                }
+            }
+        }
+    }
+    said(
+        StatusCode::BAD_GATEWAY,
+        format!(
+            "no replica of cargo {} answered{}",
+            backends.cargo,
+            if last_error.is_empty() {
+                String::new()
+            } else {
+                format!(" (last: {last_error})")
+            }
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_idempotent_methods_should_be_sent_again() {
+        assert!(idempotent(&Method::GET) && idempotent(&Method::PUT));
+        assert!(!idempotent(&Method::POST) && !idempotent(&Method::PATCH));
+    }
+}

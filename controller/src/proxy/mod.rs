@@ -1,0 +1,276 @@
+//! The node proxy: the listeners of every ProxyRule, routing HTTP requests by host and path
+//! and TCP streams to the ready replicas of this node, as the caches say now.
+//!
+//! It runs as a task of the node's agent (`controllers::spawn_node_tasks`): the routes are
+//! rebuilt from the hub's caches on every change of a ProxyRule, Replica, Cargo or Cluster
+//! (and every few seconds), and swapped in whole; a listener whose rules are unchanged keeps
+//! its socket, and connections already accepted keep running whatever the routes become.
+//! Backends are the addresses the agent reports in each Replica's status (`address`), only
+//! of replicas that are `ready` (running the current spec, healthy when they have a check,
+//! up for `minReadySeconds`), so a replacement gets traffic once ready and a replica that
+//! stops being ready leaves the rotation at once. A backend that refuses a connection is
+//! left out for a few seconds (passive check) and the connection is tried on the next
+//! (nothing was sent yet, so for any request); a request without a body whose exchange
+//! failed midway is sent again if its method is idempotent.
+
+mod http;
+mod table;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use nanocl_api_types::proxy_rule::v1::{ListenerProtocol, ProxyRule as ProxyRuleObject};
+use nanocl_api_types::{Kind, Resource as _};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::controllers::events;
+use crate::controllers::hub::Hub;
+use crate::store::Store;
+pub use table::{build, Backends, Listen, Routes, Table};
+
+/// How long a backend that refused a connection is left out.
+const DOWN_FOR: Duration = Duration::from_secs(5);
+/// The longest wait for a backend to accept a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often the routes are rebuilt without a change (a safety net).
+const RESYNC: Duration = Duration::from_secs(5);
+
+/// What every connection of the proxy reads: the routes now, and the backends out of
+/// rotation.
+#[derive(Debug, Default)]
+pub struct State {
+    table: RwLock<Arc<Table>>,
+    down: Mutex<HashMap<SocketAddr, Instant>>,
+}
+
+impl State {
+    /// The routes now.
+    pub fn table(&self) -> Arc<Table> {
+        self.table
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set(&self, table: Table) {
+        *self
+            .table
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(table);
+    }
+
+    /// Whether `addr` is out of rotation.
+    fn is_down(&self, addr: &SocketAddr) -> bool {
+        let mut down = self
+            .down
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match down.get(addr) {
+            Some(until) if *until > Instant::now() => true,
+            Some(_) => {
+                down.remove(addr);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Takes `addr` out of rotation for `DOWN_FOR`.
+    fn mark_down(&self, addr: SocketAddr) {
+        tracing::info!(backend = %addr, "proxy: backend refused a connection; out of rotation for a moment");
+        self.down
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(addr, Instant::now() + DOWN_FOR);
+    }
+
+    /// The backends to try, in order: round robin from the next one, those out of rotation
+    /// last (better than nothing when all are).
+    fn order(&self, backends: &Backends) -> Vec<SocketAddr> {
+        let n = backends.targets.len();
+        if n == 0 {
+            return Vec::new();
+        }
+        let start = backends
+            .next
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let rotated: Vec<SocketAddr> = (0..n).map(|i| backends.targets[(start + i) % n]).collect();
+        let (up, down): (Vec<_>, Vec<_>) = rotated.into_iter().partition(|a| !self.is_down(a));
+        up.into_iter().chain(down).collect()
+    }
+}
+
+/// Connects to the first backend of `order` that accepts, marking those that refuse.
+async fn connect(
+    state: &State,
+    order: &[SocketAddr],
+) -> Option<(SocketAddr, tokio::net::TcpStream)> {
+    for addr in order {
+        match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                return Some((*addr, stream));
+            }
+            _ => state.mark_down(*addr),
+        }
+    }
+    None
+}
+
+/// A listener's accept loop, and what it was opened for.
+struct Open {
+    protocol: ListenerProtocol,
+    task: JoinHandle<()>,
+}
+
+/// Runs the proxy of node `node` until `done`.
+pub async fn run<S: Store + Clone>(
+    hub: Hub,
+    store: S,
+    node: String,
+    done: impl std::future::Future<Output = ()>,
+) {
+    let state = Arc::new(State::default());
+    let mut open: BTreeMap<Listen, Open> = BTreeMap::new();
+    // What was said of each rule's listener that could not be opened, to say it once.
+    let mut said: HashMap<(Listen, String), String> = HashMap::new();
+    let mut changes = hub.subscribe();
+    tokio::pin!(done);
+    hub.wait_ready().await;
+    loop {
+        let (table, problems) = build(&hub, &node);
+        for (rule, message) in problems {
+            warn(&hub, &store, &rule, "ProxyRouteIgnored", message).await;
+        }
+        // Listeners no longer wanted (or wanted for another protocol) close; connections
+        // already accepted run on.
+        let wanted: BTreeMap<Listen, (ListenerProtocol, String)> = table
+            .listeners
+            .iter()
+            .map(|(l, r)| (l.clone(), (r.protocol(), r.rule().to_owned())))
+            .collect();
+        open.retain(|listen, o| {
+            let keep = wanted.get(listen).is_some_and(|(p, _)| *p == o.protocol);
+            if !keep {
+                tracing::info!(listener = %listen, "proxy: closing a listener no rule uses");
+                o.task.abort();
+            }
+            keep
+        });
+        state.set(table);
+        for (listen, (protocol, rule)) in wanted {
+            if open.contains_key(&listen) {
+                continue;
+            }
+            match TcpListener::bind((listen.ip.as_str(), listen.port)).await {
+                Ok(listener) => {
+                    tracing::info!(listener = %listen, ?protocol, %rule, "proxy: listening");
+                    said.retain(|(l, _), _| *l != listen);
+                    let task =
+                        tokio::spawn(accept(listener, listen.clone(), protocol, state.clone()));
+                    open.insert(listen, Open { protocol, task });
+                }
+                Err(e) => {
+                    let message = format!("cannot listen on {listen}: {e}");
+                    if said.get(&(listen.clone(), rule.clone())) != Some(&message) {
+                        warn(&hub, &store, &rule, "ListenerFailed", message.clone()).await;
+                        said.insert((listen.clone(), rule), message);
+                    }
+                }
+            }
+        }
+        // The next change (a burst of them is one rebuild), or the resync.
+        let wait = async {
+            loop {
+                match changes.recv().await {
+                    Ok(c)
+                        if matches!(
+                            c.kind,
+                            Kind::ProxyRule | Kind::Replica | Kind::Cargo | Kind::Cluster
+                        ) =>
+                    {
+                        break
+                    }
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        std::future::pending::<()>().await;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            while changes.try_recv().is_ok() {}
+        };
+        tokio::select! {
+            () = wait => {}
+            () = tokio::time::sleep(RESYNC) => {}
+            () = &mut done => break,
+        }
+    }
+    for o in open.into_values() {
+        o.task.abort();
+    }
+}
+
+/// A Warning Event on rule `rule` (`namespace/name`).
+async fn warn<S: Store>(hub: &Hub, store: &S, rule: &str, reason: &str, message: String) {
+    let Some((namespace, name)) = rule.split_once('/') else {
+        return;
+    };
+    let at = crate::objects::api::ObjectRef::<ProxyRuleObject>::new(Some(namespace), name);
+    if let Some(object) = hub.get(&at) {
+        tracing::warn!(rule, reason, %message, "proxy");
+        events::record(
+            store,
+            &ProxyRuleObject::clone(&object).into_any(),
+            true,
+            reason,
+            message,
+        )
+        .await;
+    }
+}
+
+/// Accepts connections on `listener` until aborted, each served on its own task.
+async fn accept(
+    listener: TcpListener,
+    listen: Listen,
+    protocol: ListenerProtocol,
+    state: Arc<State>,
+) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(listener = %listen, error = %e, "proxy: accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let (state, listen) = (state.clone(), listen.clone());
+        tokio::spawn(async move {
+            match protocol {
+                ListenerProtocol::Tcp => tcp(stream, &listen, &state).await,
+                _ => http::serve(stream, peer, listen, state).await,
+            }
+        });
+    }
+}
+
+/// A TCP stream to the listener's backends.
+async fn tcp(mut client: tokio::net::TcpStream, listen: &Listen, state: &State) {
+    let table = state.table();
+    let Some(Routes::Tcp { backends, .. }) = table.listeners.get(listen) else {
+        return;
+    };
+    let order = state.order(backends);
+    let Some((_, mut backend)) = connect(state, &order).await else {
+        tracing::debug!(listener = %listen, "proxy: no backend accepted a tcp stream");
+        return;
+    };
+    let _ = tokio::io::copy_bidirectional(&mut client, &mut backend).await;
+}

@@ -1,0 +1,328 @@
+//! The proxy's routes, built from the caches: a pure function of the ProxyRules, Cargoes,
+//! Clusters and Replicas it reads.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+
+use nanocl_api_types::cargo::v1::Cargo as CargoObject;
+use nanocl_api_types::cluster::v1::Cluster as ClusterObject;
+use nanocl_api_types::proxy_rule::v1::{ListenerProtocol, ProxyRule as ProxyRuleObject};
+
+use crate::controllers::hub::Hub;
+use crate::objects::api::ObjectRef;
+
+/// A listen address.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Listen {
+    /// The IP.
+    pub ip: String,
+    /// The port.
+    pub port: u16,
+}
+
+impl std::fmt::Display for Listen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.ip.parse::<IpAddr>() {
+            Ok(IpAddr::V6(_)) => write!(f, "[{}]:{}", self.ip, self.port),
+            _ => write!(f, "{}:{}", self.ip, self.port),
+        }
+    }
+}
+
+/// The ready replicas of one cargo port, and where round robin is.
+#[derive(Debug, Default)]
+pub struct Backends {
+    /// `namespace/cargo`, for messages.
+    pub cargo: String,
+    /// Their addresses.
+    pub targets: Vec<SocketAddr>,
+    /// The next to use.
+    pub next: AtomicUsize,
+}
+
+/// One HTTP route of a listener.
+#[derive(Debug)]
+pub struct HttpEntry {
+    /// The host pattern, rendered (`None`: any host).
+    pub host: Option<String>,
+    /// The path prefix.
+    pub path: String,
+    /// Where requests go.
+    pub backends: Arc<Backends>,
+}
+
+/// What a listener serves.
+#[derive(Debug)]
+pub enum Routes {
+    /// HTTP routes, the most specific first.
+    Http {
+        /// The rule that opened the listener (`namespace/name`).
+        rule: String,
+        /// The routes.
+        entries: Vec<HttpEntry>,
+    },
+    /// One cargo port.
+    Tcp {
+        /// The rule (`namespace/name`).
+        rule: String,
+        /// Where streams go.
+        backends: Arc<Backends>,
+    },
+}
+
+impl Routes {
+    /// The protocol.
+    pub fn protocol(&self) -> ListenerProtocol {
+        match self {
+            Routes::Http { .. } => ListenerProtocol::Http,
+            Routes::Tcp { .. } => ListenerProtocol::Tcp,
+        }
+    }
+
+    /// The rule that opened it.
+    pub fn rule(&self) -> &str {
+        match self {
+            Routes::Http { rule, .. } | Routes::Tcp { rule, .. } => rule,
+        }
+    }
+}
+
+/// Every listener and its routes.
+#[derive(Debug, Default)]
+pub struct Table {
+    /// By listen address.
+    pub listeners: BTreeMap<Listen, Routes>,
+}
+
+impl Table {
+    /// The route of an HTTP request, if any: the first whose host and path match.
+    pub fn http(&self, listen: &Listen, host: &str, path: &str) -> Option<&HttpEntry> {
+        let Some(Routes::Http { entries, .. }) = self.listeners.get(listen) else {
+            return None;
+        };
+        use nanocl_api_types::proxy_rule::v1::{host_matches, path_matches};
+        entries.iter().find(|e| {
+            e.host.as_deref().is_none_or(|h| host_matches(h, host)) && path_matches(&e.path, path)
+        })
+    }
+}
+
+/// The addresses of the ready replicas of `cargo` (in `namespace`) on node `node`, port
+/// `port`.
+fn backends(hub: &Hub, node: &str, namespace: &str, cargo: &str, port: u16) -> Backends {
+    let mut targets: Vec<SocketAddr> = hub
+        .replicas_of(namespace, cargo)
+        .iter()
+        .filter(|r| r.metadata.deletion_timestamp.is_none() && r.spec.node == node)
+        .filter_map(|r| {
+            let status = r.status.as_ref()?;
+            if !status.ready || status.node.as_deref() != Some(node) {
+                return None;
+            }
+            let ip: IpAddr = status.address.as_deref()?.parse().ok()?;
+            Some(SocketAddr::new(ip, port))
+        })
+        .collect();
+    targets.sort();
+    Backends {
+        cargo: format!("{namespace}/{cargo}"),
+        targets,
+        next: AtomicUsize::new(0),
+    }
+}
+
+/// How specific an HTTP route is: exact hosts before wildcards before any host, then longer
+/// paths first.
+fn specificity(host: Option<&str>, path: &str) -> (u8, std::cmp::Reverse<usize>) {
+    let host_rank = match host {
+        Some(h) if h.starts_with("*.") => 1,
+        Some(_) => 0,
+        None => 2,
+    };
+    (
+        host_rank,
+        std::cmp::Reverse(path.trim_end_matches('/').len()),
+    )
+}
+
+/// The routes of node `node`, and the problems of routes left out, by rule
+/// (`namespace/name`). Rules are read in key order: where two claim the same listener for
+/// different protocols (or the same tcp listener), the first keeps it.
+pub fn build(hub: &Hub, node: &str) -> (Table, Vec<(String, String)>) {
+    let mut table = Table::default();
+    let mut problems = Vec::new();
+    let mut rules: Vec<Arc<ProxyRuleObject>> = hub.cache::<ProxyRuleObject>().list();
+    rules.sort_by(|a, b| {
+        (&a.metadata.namespace, &a.metadata.name).cmp(&(&b.metadata.namespace, &b.metadata.name))
+    });
+    for rule in rules {
+        if rule.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let namespace = rule.metadata.namespace.clone().unwrap_or_default();
+        let key = format!("{namespace}/{}", rule.metadata.name);
+        let spec = &rule.spec;
+        let cluster = hub.get(&ObjectRef::<ClusterObject>::new(
+            Some(&namespace),
+            &spec.cluster,
+        ));
+        let vars = cluster
+            .as_ref()
+            .map(|c| c.spec.variables.clone())
+            .unwrap_or_default();
+        // A cargo of another cluster (or none) gets nothing: the rule's cluster is its scope.
+        let in_cluster = |cargo: &str, problems: &mut Vec<(String, String)>| {
+            match hub.get(&ObjectRef::<CargoObject>::new(Some(&namespace), cargo)) {
+                Some(c) if c.spec.cluster == spec.cluster => true,
+                Some(c) => {
+                    problems.push((
+                        key.clone(),
+                        format!(
+                            "cargo {cargo:?} is in cluster {:?}, not the rule's {:?}: its route is left out",
+                            c.spec.cluster, spec.cluster
+                        ),
+                    ));
+                    false
+                }
+                // Not applied yet: its route serves 503 until it is.
+                None => true,
+            }
+        };
+        for l in &spec.listeners {
+            let listen = Listen {
+                ip: l.host_ip().to_owned(),
+                port: l.port,
+            };
+            match (table.listeners.get(&listen), l.protocol()) {
+                (None, ListenerProtocol::Http) => {
+                    table.listeners.insert(
+                        listen,
+                        Routes::Http {
+                            rule: key.clone(),
+                            entries: Vec::new(),
+                        },
+                    );
+                }
+                (Some(Routes::Http { .. }), ListenerProtocol::Http) => {}
+                (Some(other), _) => problems.push((
+                    key.clone(),
+                    format!(
+                        "listener {listen} is already {}'s ({:?}): this rule's is left out",
+                        other.rule(),
+                        other.protocol()
+                    ),
+                )),
+                (None, _) => {}
+            }
+        }
+        for r in &spec.tcp {
+            let Some(l) = spec
+                .listeners
+                .iter()
+                .find(|l| l.port == r.listener && l.protocol() == ListenerProtocol::Tcp)
+            else {
+                continue;
+            };
+            let listen = Listen {
+                ip: l.host_ip().to_owned(),
+                port: l.port,
+            };
+            if table.listeners.contains_key(&listen) || !in_cluster(&r.cargo, &mut problems) {
+                continue;
+            }
+            table.listeners.insert(
+                listen,
+                Routes::Tcp {
+                    rule: key.clone(),
+                    backends: Arc::new(backends(hub, node, &namespace, &r.cargo, r.port)),
+                },
+            );
+        }
+        for r in &spec.http {
+            let Some(port) = spec.http_listener(r) else {
+                continue;
+            };
+            let Some(l) = spec.listeners.iter().find(|l| l.port == port) else {
+                continue;
+            };
+            let listen = Listen {
+                ip: l.host_ip().to_owned(),
+                port,
+            };
+            let host = match r
+                .host
+                .as_deref()
+                .map(|h| nanocl_api_types::template::render(h, &vars))
+            {
+                None => None,
+                Some(Ok(h)) => Some(h),
+                Some(Err(e)) => {
+                    problems.push((
+                        key.clone(),
+                        format!("host {:?}: {e}: its route is left out", r.host),
+                    ));
+                    continue;
+                }
+            };
+            if !in_cluster(&r.cargo, &mut problems) {
+                continue;
+            }
+            let Some(Routes::Http {
+                rule: owner,
+                entries,
+            }) = table.listeners.get_mut(&listen)
+            else {
+                continue;
+            };
+            if entries.iter().any(|e| e.host == host && e.path == r.path()) {
+                problems.push((
+                    key.clone(),
+                    format!(
+                        "listener {listen} host {} path {} is already routed (listener opened by {owner}): this route is left out",
+                        host.as_deref().unwrap_or("*"),
+                        r.path()
+                    ),
+                ));
+                continue;
+            }
+            entries.push(HttpEntry {
+                host,
+                path: r.path().to_owned(),
+                backends: Arc::new(backends(hub, node, &namespace, &r.cargo, r.port)),
+            });
+        }
+    }
+    for routes in table.listeners.values_mut() {
+        if let Routes::Http { entries, .. } = routes {
+            entries.sort_by_key(|e| specificity(e.host.as_deref(), &e.path));
+        }
+    }
+    (table, problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specific_routes_should_come_first() {
+        let mut routes = vec![
+            (None, "/"),
+            (Some("*.example.com"), "/"),
+            (Some("shop.example.com"), "/"),
+            (Some("shop.example.com"), "/api"),
+        ];
+        routes.sort_by_key(|(h, p)| specificity(*h, p));
+        assert_eq!(
+            routes,
+            [
+                (Some("shop.example.com"), "/api"),
+                (Some("shop.example.com"), "/"),
+                (Some("*.example.com"), "/"),
+                (None, "/"),
+            ]
+        );
+    }
+}

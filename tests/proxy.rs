@@ -1,0 +1,223 @@
+//! The node proxy end to end, against a real nanocld and dockerd: one HTTP listener routes
+//! by host and by path to two cargoes, an unknown host gets the proxy's 404, requests spread
+//! over the replicas, a TCP listener streams to an echo, a replica killed under a loop of
+//! requests costs none of them, and a route change is served without a restart.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use nanocl_e2e::docker::{docker, running, wait_until, Scope};
+use nanocl_e2e::{stderr, stdout, test_image, Daemon, StoreKind};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// `GET path` with `Host: host` on 127.0.0.1:`port`: the status code and the body.
+fn get(port: u16, host: &str, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split(' ').nth(1)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n")?.1.to_owned();
+    Some((status, body))
+}
+
+fn cargo(ns: &str, name: &str, replicas: u32, script: &str) -> String {
+    format!(
+        "---\napiVersion: nanocl.io/v1\nkind: Cargo\nmetadata: {{name: {name}, namespace: {ns}}}\n\
+         spec:\n  cluster: dev\n  replicas: {replicas}\n  container:\n    image: {}\n    \
+         command: [sh, -c, '{script}']\n",
+        test_image()
+    )
+}
+
+fn rule(ns: &str, http: u16, tcp: u16, api_path: &str) -> String {
+    format!(
+        "---\napiVersion: nanocl.io/v1\nkind: ProxyRule\nmetadata: {{name: front, namespace: {ns}}}\n\
+         spec:\n  cluster: dev\n  listeners:\n    - {{port: {http}}}\n    - {{port: {tcp}, protocol: tcp}}\n  \
+         http:\n    - {{host: \"{{{{ vars.DOMAIN }}}}\", cargo: web, port: 8080}}\n    \
+         - {{host: \"{{{{ vars.DOMAIN }}}}\", path: {api_path}, cargo: api, port: 8080}}\n    \
+         - {{host: \"*.apps.test\", cargo: api, port: 8080}}\n  \
+         tcp:\n    - {{listener: {tcp}, cargo: echo, port: 9000}}\n"
+    )
+}
+
+fn apply(d: &Daemon, file: &std::path::Path, yaml: &str) {
+    std::fs::write(file, yaml).expect("write");
+    let out = d.nanocl(&["apply", "-f", &file.display().to_string()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
+#[test]
+fn the_proxy_should_route_by_host_path_and_port_to_ready_replicas() {
+    let scope = Scope::new("proxy");
+    let ns = scope.ns.clone();
+    let d = Daemon::start_with_controllers(StoreKind::Embedded);
+    let (http, tcp) = (free_port(), free_port());
+    let file = d.dir.path().join("proxy.yaml");
+    let web = "mkdir -p /www && echo web $(cat /etc/hostname) > /www/index.html && exec httpd -f -p 8080 -h /www";
+    let api = "mkdir -p /www/api /www/v2 && echo api-root > /www/index.html && echo api > /www/api/index.html && echo api-v2 > /www/v2/index.html && exec httpd -f -p 8080 -h /www";
+    let echo = "while true; do nc -l -p 9000 -e cat; done";
+    let manifests = |api_path: &str| {
+        format!(
+            "apiVersion: nanocl.io/v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\n\
+             apiVersion: nanocl.io/v1\nkind: Cluster\nmetadata: {{name: dev, namespace: {ns}}}\n\
+             spec: {{variables: {{DOMAIN: web.test}}}}\n{}{}{}{}",
+            cargo(&ns, "web", 3, web),
+            cargo(&ns, "api", 1, api),
+            cargo(&ns, "echo", 1, echo),
+            rule(&ns, http, tcp, api_path)
+        )
+    };
+    apply(&d, &file, &manifests("/api"));
+    wait_until("the replicas", || {
+        running(&scope.cargo("web")).len() == 3
+            && running(&scope.cargo("api")).len() == 1
+            && running(&scope.cargo("echo")).len() == 1
+    });
+
+    // By host (from the cluster's variable), by path, by wildcard host; others: 404.
+    wait_until("the web cargo behind the proxy", || {
+        get(http, "web.test", "/").is_some_and(|(s, b)| s == 200 && b.starts_with("web "))
+    });
+    assert_eq!(
+        get(http, "web.test", "/api/"),
+        Some((200, "api\n".to_owned()))
+    );
+    assert_eq!(
+        get(http, "WEB.test:8080", "/api/index.html"),
+        Some((200, "api\n".to_owned())),
+        "the host without its port, any case"
+    );
+    assert_eq!(
+        get(http, "shop.apps.test", "/"),
+        Some((200, "api-root\n".to_owned()))
+    );
+    let (status, body) = get(http, "other.test", "/").expect("an answer, not a hang");
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("no route for host \"other.test\""), "{body}");
+
+    // Requests spread over the three replicas, once all three are ready.
+    wait_until("every web replica served", || {
+        let seen: std::collections::BTreeSet<String> = (0..12)
+            .filter_map(|_| get(http, "web.test", "/"))
+            .map(|(_, b)| b)
+            .collect();
+        seen.len() == 3
+    });
+
+    // TCP: an echo.
+    wait_until("the echo behind the tcp listener", || {
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", tcp)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        if s.write_all(b"hello proxy\n").is_err() {
+            return false;
+        }
+        let mut buf = [0u8; 12];
+        s.read_exact(&mut buf).is_ok() && &buf == b"hello proxy\n"
+    });
+
+    // A replica killed under a loop of requests: none of them fails.
+    let victim = running(&scope.cargo("web")).pop().expect("a replica");
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        docker(&["kill", &victim]);
+    });
+    let mut failed = Vec::new();
+    for i in 0..60 {
+        match get(http, "web.test", "/") {
+            Some((200, body)) if body.starts_with("web ") => {}
+            other => failed.push(format!("request {i}: {other:?}")),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    killer.join().expect("killed");
+    assert!(failed.is_empty(), "failed requests: {failed:?}");
+
+    // A route change is served at once, by the same proxy.
+    apply(&d, &file, &manifests("/v2"));
+    wait_until("the new path routed", || {
+        get(http, "web.test", "/v2/") == Some((200, "api-v2\n".to_owned()))
+    });
+    let (_, body) = get(http, "web.test", "/api/").expect("an answer");
+    assert_ne!(body, "api\n", "/api is the web cargo's now");
+    let table = stdout(&d.nanocl(&["-n", &ns, "get", "proxyrules", "-o", "wide"]));
+    assert!(
+        table.contains("READY-BACKENDS") && table.contains(&format!("127.0.0.1:{http}/http")),
+        "{table}"
+    );
+    assert!(
+        table.contains("{{ vars.DOMAIN }}/→web:8080") && table.contains("web:3"),
+        "{table}"
+    );
+}
+
+#[test]
+fn a_proxy_rule_should_be_validated_with_located_errors() {
+    let d = Daemon::start(StoreKind::Embedded);
+    let file = d.dir.path().join("bad.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: nanocl.io/v1\nkind: ProxyRule\nmetadata: {name: bad}\nspec:\n  cluster: dev\n  \
+         listeners:\n    - {port: 8080}\n    - {port: 8081, protocol: https}\n  \
+         http:\n    - {host: \"bad host\", cargo: web, port: 80}\n    - {listener: 9999, cargo: web, port: 80}\n  \
+         tcp:\n    - {listener: 8080, cargo: db, port: 5432}\n",
+    )
+    .expect("write");
+    let out = d.nanocl(&["apply", "-f", &file.display().to_string()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    for expected in [
+        "spec.listeners[1].protocol: https is not served yet",
+        "spec.http[0].host: invalid host \"bad host\"",
+        "spec.http[1].listener: 9999 is not an http listener of this rule",
+        "spec.tcp[0].listener: 8080 is not a tcp listener of this rule",
+    ] {
+        assert!(err.contains(expected), "{expected}: {err}");
+    }
+    assert!(err.contains("bad.yaml:"), "located: {err}");
+
+    // Two rules claiming the same listener, host and path: the second is refused, naming the
+    // first; another host on the same listener is fine.
+    let rule = |name: &str, host: &str| {
+        format!(
+            "apiVersion: nanocl.io/v1\nkind: ProxyRule\nmetadata: {{name: {name}}}\nspec:\n  cluster: dev\n  \
+             listeners: [{{port: 18999}}]\n  http: [{{host: {host}, cargo: web, port: 80}}]\n"
+        )
+    };
+    for (name, host, code) in [("a", "a.test", 0), ("b", "a.test", 1), ("c", "c.test", 0)] {
+        std::fs::write(&file, rule(name, host)).expect("write");
+        let out = d.nanocl(&["apply", "-f", &file.display().to_string()]);
+        assert_eq!(out.status.code(), Some(code), "{name}: {}", stderr(&out));
+        if code == 1 {
+            let err = stderr(&out);
+            assert!(
+                err.contains("spec.http[0]")
+                    && err.contains("host \"a.test\" path \"/\"")
+                    && err.contains("proxyrule global/a"),
+                "{err}"
+            );
+        }
+    }
+}
