@@ -34,6 +34,7 @@ run: nanocld is running in the foreground (Ctrl-C stops it). In another shell:
   $bin/nanocl get nodes -o wide           # this host, registered by nanocld
   $bin/nanocl get replicas -A -o wide     # every replica and the node it is placed on
   curl http://127.0.0.1:18080/cgi-bin/index    # the web cargo asks the backend cargo
+  curl -H 'Host: backend.localhost' http://127.0.0.1:18088/   # through the proxy (examples/getting-started/05-proxy.yaml)
   docker rm -f \$(docker ps -q --filter label=io.nanocl.namespace=getting-started --filter label=io.nanocl.cargo=backend | head -1)   # and watch it come back
   $bin/nanocl -n getting-started scale cargo backend --replicas 4
   $bin/nanocl -n getting-started describe cargo web

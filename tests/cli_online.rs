@@ -60,12 +60,13 @@ fn apply_get_diff_edit_delete_should_round_trip(store: StoreKind) {
          network/front (namespace getting-started) created\n\
          network/back (namespace getting-started) created\n\
          cargo/backend (namespace getting-started) created\n\
-         cargo/web (namespace getting-started) created\n"
+         cargo/web (namespace getting-started) created\n\
+         proxyrule/front (namespace getting-started) created\n"
     );
     let again = d.nanocl(&["apply", "-R", "-f", &ex]);
     assert_eq!(
         stdout(&again).matches(" unchanged\n").count(),
-        6,
+        7,
         "{}",
         stdout(&again)
     );
@@ -141,7 +142,7 @@ fn apply_get_diff_edit_delete_should_round_trip(store: StoreKind) {
         "{}",
         stdout(&out)
     );
-    assert_eq!(stdout(&out).matches(" unchanged\n").count(), 5);
+    assert_eq!(stdout(&out).matches(" unchanged\n").count(), 6);
     let after = live_json(
         &d,
         &[
@@ -168,10 +169,14 @@ fn apply_get_diff_edit_delete_should_round_trip(store: StoreKind) {
 
     let out = d.nanocl(&["delete", "-f", &edited, "--wait"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(stdout(&out).lines().count(), 6);
+    assert_eq!(stdout(&out).lines().count(), 7);
     assert!(
-        stdout(&out).starts_with("cargo/"),
-        "cargoes go first: {}",
+        stdout(&out).starts_with("proxyrule/front")
+            && stdout(&out)
+                .lines()
+                .nth(1)
+                .is_some_and(|l| l.starts_with("cargo/")),
+        "what routes to cargoes goes first, then cargoes: {}",
         stdout(&out)
     );
     let out = d.nanocl(&["get", "ns", "-o", "name"]);

@@ -62,6 +62,7 @@ fn apply_dry_run_should_validate_the_examples_in_apply_order() {
             "cargo/web (namespace getting-started) valid (dry run: nothing applied)",
             "cargo/storefront (namespace shop) valid (dry run: nothing applied)",
             "cargo/api (namespace rollouts) valid (dry run: nothing applied)",
+            "proxyrule/front (namespace getting-started) valid (dry run: nothing applied)",
         ]
     );
 }
@@ -139,16 +140,38 @@ fn stdin_should_be_read_with_dash_and_named_in_errors() {
 #[test]
 fn convert_should_round_trip_through_v1alpha1() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let legacy = nanocl(
+    // The four kinds v1alpha1 serves (the example's ProxyRule is v1 only).
+    let files = [
+        "examples/getting-started/00-namespace.yaml",
+        "examples/getting-started/01-cluster.yaml",
+        "examples/getting-started/02-networks.yaml",
+        "examples/getting-started/03-backend.yaml",
+        "examples/getting-started/04-web.yaml",
+    ];
+    let with_files = |args: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        for f in &files {
+            all.extend(["-f", f]);
+        }
+        all.iter().map(|a| (*a).to_owned()).collect::<Vec<String>>()
+    };
+    let args = with_files(&["convert", "--output-version", "nanocl.io/v1alpha1"]);
+    let legacy = nanocl(&args.iter().map(String::as_str).collect::<Vec<_>>(), None);
+    let refused = nanocl(
         &[
             "convert",
-            "-R",
             "-f",
-            "examples/getting-started",
+            "examples/getting-started/05-proxy.yaml",
             "--output-version",
             "nanocl.io/v1alpha1",
         ],
         None,
+    );
+    assert_ne!(refused.status.code(), Some(0));
+    assert!(
+        stderr(&refused).contains("served only in nanocl.io/v1"),
+        "{}",
+        stderr(&refused)
     );
     assert_eq!(legacy.status.code(), Some(0), "{}", stderr(&legacy));
     let legacy_text = stdout(&legacy);
@@ -171,18 +194,8 @@ fn convert_should_round_trip_through_v1alpha1() {
         None,
     );
     assert_eq!(back.status.code(), Some(0), "{}", stderr(&back));
-    let direct = nanocl(
-        &[
-            "apply",
-            "--dry-run=client",
-            "-o",
-            "yaml",
-            "-R",
-            "-f",
-            "examples/getting-started",
-        ],
-        None,
-    );
+    let args = with_files(&["apply", "--dry-run=client", "-o", "yaml"]);
+    let direct = nanocl(&args.iter().map(String::as_str).collect::<Vec<_>>(), None);
     // apply orders by kind; convert keeps input order, which for the examples is the same.
     assert_eq!(stdout(&back), stdout(&direct));
 }
