@@ -71,7 +71,8 @@ fn apply(d: &Daemon, file: &std::path::Path, yaml: &str) {
 fn the_proxy_should_route_by_host_path_and_port_to_ready_replicas() {
     let scope = Scope::new("proxy");
     let ns = scope.ns.clone();
-    let d = Daemon::start_with_controllers(StoreKind::Embedded);
+    // The access log is at info, the tests' nanocld logs warnings only: this one both.
+    let d = Daemon::start_configured(&[], &[("NANOCL_LOG", "warn,nanocl::access=info")]);
     let (http, tcp) = (free_port(), free_port());
     let file = d.dir.path().join("proxy.yaml");
     let web = "mkdir -p /www && echo web $(cat /etc/hostname) > /www/index.html && exec httpd -f -p 8080 -h /www";
@@ -154,6 +155,37 @@ fn the_proxy_should_route_by_host_path_and_port_to_ready_replicas() {
     }
     killer.join().expect("killed");
     assert!(failed.is_empty(), "failed requests: {failed:?}");
+
+    // What it answered, per rule, in /metrics.
+    let metrics = d.metrics();
+    let rule = format!("{ns}/front");
+    assert!(
+        metrics.contains(&format!(
+            "nanocl_proxy_requests_total{{rule=\"{rule}\",class=\"2xx\"}}"
+        )) && metrics.contains("nanocl_proxy_requests_total{rule=\"<none>\",class=\"4xx\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!(
+            "nanocl_proxy_request_duration_seconds_bucket{{rule=\"{rule}\",le=\"+Inf\"}}"
+        )),
+        "{metrics}"
+    );
+    // And an access log line per request, JSON.
+    let log = d.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("nanocl::access") && l.contains("\"status\":404"))
+        .unwrap_or_else(|| panic!("no access line of the 404 in:\n{log}"));
+    let json: serde_json::Value = serde_json::from_str(&line[line.find('{').unwrap_or(0)..])
+        .unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(json["host"], "other.test", "{line}");
+    assert_eq!(json["listener"], format!("127.0.0.1:{http}"), "{line}");
+    wait_until("the killed replica back in rotation", || {
+        d.metrics().contains(&format!(
+            "nanocl_proxy_ready_backends{{rule=\"{rule}\",cargo=\"{ns}/web\"}} 3"
+        ))
+    });
 
     // A route change is served at once, by the same proxy.
     apply(&d, &file, &manifests("/v2"));

@@ -28,6 +28,26 @@ pub struct Metrics {
     autoscale: Mutex<BTreeMap<&'static str, u64>>,
     /// Per cargo (namespace, name) with an update in progress or `autoscale`.
     cargoes: Mutex<BTreeMap<(String, String), CargoGauges>>,
+    /// The node proxy: per rule (`namespace/name`), what it answered.
+    proxy: Mutex<BTreeMap<String, ProxyCounts>>,
+    /// The node proxy: per rule and cargo, its ready backends now.
+    proxy_backends: Mutex<BTreeMap<(String, String), usize>>,
+}
+
+/// The upper bounds of the proxy's latency histogram, in seconds.
+const LATENCY_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// What the proxy answered for one rule.
+#[derive(Debug, Default)]
+struct ProxyCounts {
+    /// By status class (`2xx` … `5xx`).
+    classes: BTreeMap<String, u64>,
+    /// Per bucket of `LATENCY_BUCKETS` (not cumulative), then the sum and the count.
+    buckets: [u64; LATENCY_BUCKETS.len()],
+    sum: f64,
+    count: u64,
 }
 
 /// What `/metrics` shows of one cargo.
@@ -141,6 +161,96 @@ impl Metrics {
             .insert(kind, count);
     }
 
+    /// Counts one request the proxy answered for rule `rule` (`namespace/name`).
+    pub fn record_proxied(&self, rule: &str, status: u16, seconds: f64) {
+        let mut proxy = self
+            .proxy
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let counts = proxy.entry(rule.to_owned()).or_default();
+        *counts
+            .classes
+            .entry(format!("{}xx", status / 100))
+            .or_default() += 1;
+        if let Some(i) = LATENCY_BUCKETS.iter().position(|b| seconds <= *b) {
+            counts.buckets[i] += 1;
+        }
+        counts.sum += seconds;
+        counts.count += 1;
+    }
+
+    /// The ready backends of each (rule, cargo) of the proxy, replacing what was there.
+    pub fn set_proxy_backends(&self, backends: BTreeMap<(String, String), usize>) {
+        *self
+            .proxy_backends
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = backends;
+    }
+
+    fn render_proxy(&self, out: &mut String) {
+        let proxy = self
+            .proxy
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _ = writeln!(out, "# HELP nanocl_proxy_requests_total Requests the node proxy answered, by rule and status class.");
+        let _ = writeln!(out, "# TYPE nanocl_proxy_requests_total counter");
+        for (rule, c) in proxy.iter() {
+            for (class, n) in &c.classes {
+                let _ = writeln!(
+                    out,
+                    "nanocl_proxy_requests_total{{rule=\"{}\",class=\"{class}\"}} {n}",
+                    escape_label(rule)
+                );
+            }
+        }
+        let _ = writeln!(out, "# HELP nanocl_proxy_request_duration_seconds Time from a request's arrival at the proxy to its response's head, by rule.");
+        let _ = writeln!(
+            out,
+            "# TYPE nanocl_proxy_request_duration_seconds histogram"
+        );
+        for (rule, c) in proxy.iter() {
+            let rule = escape_label(rule);
+            let mut cumulative = 0;
+            for (bound, n) in LATENCY_BUCKETS.iter().zip(c.buckets) {
+                cumulative += n;
+                let _ = writeln!(
+                    out,
+                    "nanocl_proxy_request_duration_seconds_bucket{{rule=\"{rule}\",le=\"{bound}\"}} {cumulative}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "nanocl_proxy_request_duration_seconds_bucket{{rule=\"{rule}\",le=\"+Inf\"}} {}",
+                c.count
+            );
+            let _ = writeln!(
+                out,
+                "nanocl_proxy_request_duration_seconds_sum{{rule=\"{rule}\"}} {:.6}",
+                c.sum
+            );
+            let _ = writeln!(
+                out,
+                "nanocl_proxy_request_duration_seconds_count{{rule=\"{rule}\"}} {}",
+                c.count
+            );
+        }
+        drop(proxy);
+        let backends = self
+            .proxy_backends
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _ = writeln!(out, "# HELP nanocl_proxy_ready_backends Ready replicas the node proxy sends a rule's traffic for a cargo to.");
+        let _ = writeln!(out, "# TYPE nanocl_proxy_ready_backends gauge");
+        for ((rule, cargo), n) in backends.iter() {
+            let _ = writeln!(
+                out,
+                "nanocl_proxy_ready_backends{{rule=\"{}\",cargo=\"{}\"}} {n}",
+                escape_label(rule),
+                escape_label(cargo)
+            );
+        }
+    }
+
     /// Counts one answered request.
     pub fn record(&self, method: &str, code: u16) {
         let mut requests = self
@@ -193,6 +303,7 @@ impl Metrics {
         }
         self.render_controllers(&mut out);
         self.render_cargoes(&mut out);
+        self.render_proxy(&mut out);
         self.render_deploy(&mut out);
         out
     }

@@ -555,14 +555,15 @@ fn spawn_node_tasks<S: Store + Clone, D: Docker>(
     tasks.spawn("usage sampler", async move {
         usage::sample_until(&shared, &node, every, done).await;
     });
-    let (hub, store, node, done) = (
+    let (hub, store, node, metrics, done) = (
         shared_proxy.hub.clone(),
         shared_proxy.store.clone(),
         node_proxy,
+        metrics.clone(),
         stop(),
     );
     tasks.spawn("proxy", async move {
-        crate::proxy::run(hub, store, node, done).await;
+        crate::proxy::run(hub, store, node, metrics, done).await;
     });
 }
 

@@ -77,28 +77,65 @@ fn idempotent(method: &Method) -> bool {
     )
 }
 
+/// Routes one request, then counts it and writes its access log line (JSON, on the
+/// `nanocl::access` log target).
 async fn route(
     request: Request<Incoming>,
     peer: SocketAddr,
     listen: &Listen,
     state: &State,
 ) -> Response<Body> {
+    let started = std::time::Instant::now();
+    let (method, host, path) = (
+        request.method().clone(),
+        host_of(&request),
+        request.uri().path().to_owned(),
+    );
+    let (response, rule, backend) = forward(request, peer, listen, state).await;
+    let seconds = started.elapsed().as_secs_f64();
+    let status = response.status().as_u16();
+    let rule_name = rule.as_deref().unwrap_or("<none>");
+    state.metrics.record_proxied(rule_name, status, seconds);
+    let line = serde_json::json!({
+        "client": peer.to_string(),
+        "listener": listen.to_string(),
+        "method": method.as_str(),
+        "host": host,
+        "path": path,
+        "status": status,
+        "rule": rule,
+        "backend": backend.map(|b| b.to_string()),
+        "ms": (seconds * 1000.0 * 1000.0).round() / 1000.0,
+    });
+    tracing::info!(target: "nanocl::access", "{line}");
+    response
+}
+
+/// The response, the rule that routed it and the backend that answered.
+async fn forward(
+    request: Request<Incoming>,
+    peer: SocketAddr,
+    listen: &Listen,
+    state: &State,
+) -> (Response<Body>, Option<String>, Option<SocketAddr>) {
     let host = host_of(&request);
     let path = request.uri().path().to_owned();
     let table = state.table();
     let Some(entry) = table.http(listen, &host, &path) else {
-        return said(
+        let response = said(
             StatusCode::NOT_FOUND,
             format!("no route for host {host:?} and path {path:?} on {listen}"),
         );
+        return (response, None, None);
     };
-    let backends = entry.backends.clone();
+    let (backends, rule) = (entry.backends.clone(), Some(entry.rule.clone()));
     drop(table);
     if backends.targets.is_empty() {
-        return said(
+        let response = said(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("no ready replica of cargo {} on this node", backends.cargo),
         );
+        return (response, rule, None);
     }
     let (mut parts, body) = request.into_parts();
     // Only the path and query go to the backend; the Host stays the client's.
@@ -151,7 +188,7 @@ async fn route(
         };
         let request = Request::from_parts(parts.clone(), outgoing);
         match sender.send_request(request).await {
-            Ok(response) => return response.map(BodyExt::boxed),
+            Ok(response) => return (response.map(BodyExt::boxed), rule, Some(addr)),
             Err(e) => {
                 state.mark_down(addr);
                 last_error = format!("{addr}: {e}");
@@ -161,7 +198,7 @@ async fn route(
             }
         }
     }
-    said(
+    let response = said(
         StatusCode::BAD_GATEWAY,
         format!(
             "no replica of cargo {} answered{}",
@@ -172,7 +209,8 @@ async fn route(
                 format!(" (last: {last_error})")
             }
         ),
-    )
+    );
+    (response, rule, None)
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ use tokio::task::JoinHandle;
 
 use crate::controllers::events;
 use crate::controllers::hub::Hub;
+use crate::metrics::Metrics;
 use crate::store::Store;
 pub use table::{build, Backends, Listen, Routes, Table};
 
@@ -44,6 +45,7 @@ const RESYNC: Duration = Duration::from_secs(5);
 pub struct State {
     table: RwLock<Arc<Table>>,
     down: Mutex<HashMap<SocketAddr, Instant>>,
+    metrics: Arc<Metrics>,
 }
 
 impl State {
@@ -131,9 +133,13 @@ pub async fn run<S: Store + Clone>(
     hub: Hub,
     store: S,
     node: String,
+    metrics: Arc<Metrics>,
     done: impl std::future::Future<Output = ()>,
 ) {
-    let state = Arc::new(State::default());
+    let state = Arc::new(State {
+        metrics: metrics.clone(),
+        ..State::default()
+    });
     let mut open: BTreeMap<Listen, Open> = BTreeMap::new();
     // What was said of each rule's listener that could not be opened, to say it once.
     let mut said: HashMap<(Listen, String), String> = HashMap::new();
@@ -160,6 +166,7 @@ pub async fn run<S: Store + Clone>(
             }
             keep
         });
+        metrics.set_proxy_backends(table.backend_counts());
         state.set(table);
         for (listen, (protocol, rule)) in wanted {
             if open.contains_key(&listen) {

@@ -45,6 +45,8 @@ pub struct Backends {
 /// One HTTP route of a listener.
 #[derive(Debug)]
 pub struct HttpEntry {
+    /// The rule it comes from (`namespace/name`).
+    pub rule: String,
     /// The host pattern, rendered (`None`: any host).
     pub host: Option<String>,
     /// The path prefix.
@@ -288,6 +290,7 @@ pub fn build(hub: &Hub, node: &str) -> (Table, Vec<(String, String)>) {
                 continue;
             }
             entries.push(HttpEntry {
+                rule: key.clone(),
                 host,
                 path: r.path().to_owned(),
                 backends: Arc::new(backends(hub, node, &namespace, &r.cargo, r.port)),
@@ -300,6 +303,32 @@ pub fn build(hub: &Hub, node: &str) -> (Table, Vec<(String, String)>) {
         }
     }
     (table, problems)
+}
+
+impl Table {
+    /// The ready backends of each (rule, cargo), for `/metrics`.
+    pub fn backend_counts(&self) -> BTreeMap<(String, String), usize> {
+        let mut counts = BTreeMap::new();
+        for routes in self.listeners.values() {
+            match routes {
+                Routes::Http { entries, .. } => {
+                    for e in entries {
+                        counts.insert(
+                            (e.rule.clone(), e.backends.cargo.clone()),
+                            e.backends.targets.len(),
+                        );
+                    }
+                }
+                Routes::Tcp { rule, backends } => {
+                    counts.insert(
+                        (rule.clone(), backends.cargo.clone()),
+                        backends.targets.len(),
+                    );
+                }
+            }
+        }
+        counts
+    }
 }
 
 #[cfg(test)]
