@@ -8,18 +8,15 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use hyper_util::rt::TokioIo;
-use nanocl_api_types::{Kind, ObjectKey};
 use nanocl_client::exec::{self as wire, Frame};
 use tokio::io::AsyncWriteExt;
 
 use super::handlers::Query;
-use super::objects;
 use super::path::Target;
 use super::status::ApiError;
 use super::App;
-use crate::controllers::owner::OwnerFilter;
 use crate::controllers::plan::labels;
-use crate::docker::{Attached, Container, Docker, DockerError, Engine, ExecOutput, State};
+use crate::docker::{Attached, Container, DockerError, Engine, ExecOutput, State};
 use crate::store::Store;
 
 /// Starts the command and switches the connection.
@@ -31,9 +28,6 @@ pub async fn serve<S: Store + Clone>(
     headers: &HeaderMap,
     upgrade: Option<hyper::upgrade::OnUpgrade>,
 ) -> Result<Response, ApiError> {
-    if target.kind != Kind::Cargo {
-        return Err(ApiError::not_found("exec runs in cargoes only"));
-    }
     if query.command.is_empty() {
         return Err(ApiError::bad_request(
             "give the command: command=PROGRAM&command=ARG… (nanocl exec cargo NAME -- CMD)",
@@ -49,31 +43,10 @@ pub async fn serve<S: Store + Clone>(
             wire::PROTOCOL
         )));
     };
-    let namespace = target.namespace.clone().unwrap_or_default();
-    let key = ObjectKey {
-        kind: Kind::Cargo,
-        namespace: Some(namespace.clone()),
-        name: name.to_owned(),
-    };
-    if objects::read(&app.store, &key).await?.is_none() {
-        return Err(ApiError::not_found(format!(
-            "cargo {name:?} not found in namespace {namespace:?}"
-        )));
-    }
-    let docker = Engine::connect().await.map_err(|e| {
-        ApiError::unavailable(format!(
-            "exec goes through Docker, which is not reachable: {e}"
-        ))
-    })?;
-    let instance = crate::controllers::instance_id(&app.store).await?;
-    let filter = OwnerFilter::instance(&instance)
-        .namespace(&namespace)
-        .cargo(name)
-        .labels();
-    let containers = docker
-        .list_containers(&filter)
-        .await
-        .map_err(|e| ApiError::unavailable(format!("listing the replicas failed: {e}")))?;
+    let (key, _) = super::cargo_docker::require(&app, target, name, "exec runs").await?;
+    let namespace = key.namespace.clone().unwrap_or_default();
+    let (docker, _, containers) =
+        super::cargo_docker::containers(&app, &key, "exec goes through").await?;
     let container = choose(name, &containers, query.replica)?;
     let attached = docker
         .exec(&container.id, &query.command, query.tty, query.stdin)

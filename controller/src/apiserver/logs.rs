@@ -8,7 +8,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::stream::BoxStream;
 use futures::StreamExt;
-use nanocl_api_types::{Kind, ObjectKey};
+use nanocl_api_types::ObjectKey;
 use tokio::sync::mpsc;
 
 use super::handlers::Query;
@@ -16,7 +16,6 @@ use super::objects;
 use super::path::Target;
 use super::status::ApiError;
 use super::App;
-use crate::controllers::owner::OwnerFilter;
 use crate::controllers::plan::labels;
 use crate::docker::{Container, Docker, DockerError, Engine, LogOptions};
 use crate::store::Store;
@@ -28,20 +27,8 @@ pub async fn serve<S: Store + Clone>(
     name: &str,
     query: &Query,
 ) -> Result<Response, ApiError> {
-    if target.kind != Kind::Cargo {
-        return Err(ApiError::not_found("logs are served for cargoes only"));
-    }
-    let namespace = target.namespace.clone().unwrap_or_default();
-    let key = ObjectKey {
-        kind: Kind::Cargo,
-        namespace: Some(namespace.clone()),
-        name: name.to_owned(),
-    };
-    let Some(stored) = objects::read(&app.store, &key).await? else {
-        return Err(ApiError::not_found(format!(
-            "cargo {name:?} not found in namespace {namespace:?}"
-        )));
-    };
+    let (key, stored) = super::cargo_docker::require(&app, target, name, "logs are served").await?;
+    let namespace = key.namespace.clone().unwrap_or_default();
     if query.build {
         let builds = match &stored.object {
             nanocl_api_types::AnyObject::Cargo(c) => c.spec.container.build.is_some(),
@@ -54,20 +41,8 @@ pub async fn serve<S: Store + Clone>(
         }
         return Ok(build_log(app, &namespace, name, query));
     }
-    let docker = Engine::connect().await.map_err(|e| {
-        ApiError::unavailable(format!(
-            "logs come from Docker, which is not reachable: {e}"
-        ))
-    })?;
-    let instance = crate::controllers::instance_id(&app.store).await?;
-    let filter = OwnerFilter::instance(&instance)
-        .namespace(&namespace)
-        .cargo(name)
-        .labels();
-    let mut replicas = docker
-        .list_containers(&filter)
-        .await
-        .map_err(|e| ApiError::unavailable(format!("listing the replicas failed: {e}")))?;
+    let (docker, filter, mut replicas) =
+        super::cargo_docker::containers(&app, &key, "logs come from").await?;
     replicas.sort_by_key(slot_of);
     let since = match (query.since_seconds, query.since_time) {
         (Some(_), Some(_)) => {

@@ -3,6 +3,7 @@
 //! `serve(listeners, app)` takes its listeners and shutdown signal from the caller, so tests
 //! start a real server in-process on a temp socket (the mini-redis shape).
 
+pub mod cargo_docker;
 pub mod events;
 pub mod exec;
 pub mod handlers;

@@ -8,15 +8,12 @@ use std::time::Duration;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
-use nanocl_api_types::{Kind, ObjectKey};
 use serde_json::json;
 use tokio::time::Instant;
 
-use super::objects;
 use super::path::Target;
 use super::status::ApiError;
 use super::App;
-use crate::controllers::owner::OwnerFilter;
 use crate::controllers::plan::labels;
 use crate::docker::{Docker, Engine, State};
 use crate::store::Store;
@@ -30,34 +27,11 @@ pub async fn serve<S: Store + Clone>(
     target: &Target,
     name: &str,
 ) -> Result<Response, ApiError> {
-    if target.kind != Kind::Cargo {
-        return Err(ApiError::not_found("usage is served for cargoes only"));
-    }
-    let namespace = target.namespace.clone().unwrap_or_default();
-    let key = ObjectKey {
-        kind: Kind::Cargo,
-        namespace: Some(namespace.clone()),
-        name: name.to_owned(),
-    };
-    if objects::read(&app.store, &key).await?.is_none() {
-        return Err(ApiError::not_found(format!(
-            "cargo {name:?} not found in namespace {namespace:?}"
-        )));
-    }
-    let docker = Engine::connect().await.map_err(|e| {
-        ApiError::unavailable(format!(
-            "usage comes from Docker, which is not reachable: {e}"
-        ))
-    })?;
-    let instance = crate::controllers::instance_id(&app.store).await?;
-    let filter = OwnerFilter::instance(&instance)
-        .namespace(&namespace)
-        .cargo(name)
-        .labels();
-    let mut running: Vec<_> = docker
-        .list_containers(&filter)
-        .await
-        .map_err(|e| ApiError::unavailable(format!("listing the replicas failed: {e}")))?
+    let (key, _) = super::cargo_docker::require(&app, target, name, "usage is served").await?;
+    let namespace = key.namespace.clone().unwrap_or_default();
+    let (docker, _, listed) =
+        super::cargo_docker::containers(&app, &key, "usage comes from").await?;
+    let mut running: Vec<_> = listed
         .into_iter()
         .filter(|c| c.state == State::Running)
         .collect();

@@ -119,6 +119,29 @@ pub enum ExecOutput {
 }
 
 impl Engine {
+    /// Docker's events matching `filters`, as ours (subscribed when first polled).
+    fn event_stream(
+        &self,
+        filters: HashMap<String, Vec<String>>,
+    ) -> BoxStream<'static, Result<Event, DockerError>> {
+        self.docker
+            .events(Some(EventsOptions {
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .map(|e| {
+                let e = e.map_err(failed("events"))?;
+                let actor = e.actor.unwrap_or_default();
+                Ok(Event {
+                    kind: e.typ.map(|t| t.to_string()).unwrap_or_default(),
+                    action: e.action.unwrap_or_default(),
+                    id: actor.id.unwrap_or_default(),
+                    labels: labels_of(actor.attributes),
+                })
+            })
+            .boxed()
+    }
+
     /// Starts `command` in the running container `container`, attached: `nanocl exec`.
     /// (Not part of the `Docker` trait: only the API server runs it, never a controller.)
     pub async fn exec(
@@ -452,22 +475,7 @@ impl Docker for Engine {
                     .to_vec(),
             ),
         ]);
-        self.docker
-            .events(Some(EventsOptions {
-                filters: Some(filters),
-                ..Default::default()
-            }))
-            .map(|e| {
-                let e = e.map_err(failed("events"))?;
-                let actor = e.actor.unwrap_or_default();
-                Ok(Event {
-                    kind: e.typ.map(|t| t.to_string()).unwrap_or_default(),
-                    action: e.action.unwrap_or_default(),
-                    id: actor.id.unwrap_or_default(),
-                    labels: labels_of(actor.attributes),
-                })
-            })
-            .boxed()
+        self.event_stream(filters)
     }
 
     async fn start_container(&self, id: &str) -> Result<(), DockerError> {
@@ -945,23 +953,7 @@ impl Docker for Engine {
             "type".to_owned(),
             vec!["container".to_owned(), "network".to_owned()],
         );
-        let mut upstream = self
-            .docker
-            .events(Some(EventsOptions {
-                filters: Some(filters),
-                ..Default::default()
-            }))
-            .map(|e| {
-                let e = e.map_err(failed("events"))?;
-                let actor = e.actor.unwrap_or_default();
-                Ok(Event {
-                    kind: e.typ.map(|t| t.to_string()).unwrap_or_default(),
-                    action: e.action.unwrap_or_default(),
-                    id: actor.id.unwrap_or_default(),
-                    labels: labels_of(actor.attributes),
-                })
-            })
-            .boxed();
+        let mut upstream = self.event_stream(filters);
         // bollard's stream sends its request on the first poll; drive it now, so the
         // subscription starts when `events` is called, not when the caller first reads.
         let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
