@@ -310,6 +310,33 @@ impl FakeDocker {
 }
 
 impl FakeDocker {
+    /// The events `keep` keeps, from now on. Lagging behind (events missed) ends the stream,
+    /// as a broken Docker event stream does, and the consumer re-lists.
+    fn subscribe(
+        &self,
+        keep: impl Fn(&Event) -> bool + Send + 'static,
+    ) -> BoxStream<'static, Result<Event, DockerError>> {
+        let mut rx = self.events.subscribe();
+        let (tx, mut out) = tokio::sync::mpsc::channel(1024);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    received = rx.recv() => match received {
+                        Ok(e) if keep(&e) => {
+                            if tx.send(Ok(e)).await.is_err() {
+                                return;
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(_) => return,
+                    },
+                    () = tx.closed() => return,
+                }
+            }
+        });
+        futures::stream::poll_fn(move |cx| out.poll_recv(cx)).boxed()
+    }
+
     /// Disconnects a container from a network, as `docker network disconnect` would behind
     /// nanocl's back (with its event).
     pub fn disconnect_network(&self, container: &str, network: &str) {
@@ -355,25 +382,7 @@ impl Docker for FakeDocker {
     }
 
     fn unlabelled_events(&self) -> BoxStream<'static, Result<Event, DockerError>> {
-        let mut rx = self.events.subscribe();
-        let (tx, mut out) = tokio::sync::mpsc::channel(1024);
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    received = rx.recv() => match received {
-                        Ok(e) if (e.kind == "network" && e.action == "disconnect") || e.kind == "image" => {
-                            if tx.send(Ok(e)).await.is_err() {
-                                return;
-                            }
-                        }
-                        Ok(_) => {}
-                        Err(_) => return,
-                    },
-                    () = tx.closed() => return,
-                }
-            }
-        });
-        futures::stream::poll_fn(move |cx| out.poll_recv(cx)).boxed()
+        self.subscribe(|e| (e.kind == "network" && e.action == "disconnect") || e.kind == "image")
     }
 
     async fn list_containers(&self, labels: &[String]) -> Result<Vec<Container>, DockerError> {
@@ -645,27 +654,7 @@ impl Docker for FakeDocker {
 
     fn events(&self, labels: &[String]) -> BoxStream<'static, Result<Event, DockerError>> {
         let filters = labels.to_vec();
-        let mut rx = self.events.subscribe();
-        let (tx, mut out) = tokio::sync::mpsc::channel(1024);
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    received = rx.recv() => match received {
-                        Ok(e) if matches(&e.labels, &filters) => {
-                            if tx.send(Ok(e)).await.is_err() {
-                                return;
-                            }
-                        }
-                        Ok(_) => {}
-                        // Lagged: events were missed. Like a broken event stream, it ends,
-                        // and the consumer re-lists.
-                        Err(_) => return,
-                    },
-                    () = tx.closed() => return,
-                }
-            }
-        });
-        futures::stream::poll_fn(move |cx| out.poll_recv(cx)).boxed()
+        self.subscribe(move |e| matches(&e.labels, &filters))
     }
 
     async fn image_id(&self, image: &str) -> Result<Option<String>, DockerError> {
