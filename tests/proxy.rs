@@ -1,7 +1,9 @@
 //! The node proxy end to end, against a real nanocld and dockerd: one HTTP listener routes
 //! by host and by path to two cargoes, an unknown host gets the proxy's 404, requests spread
 //! over the replicas, a TCP listener streams to an echo, a replica killed under a loop of
-//! requests costs none of them, and a route change is served without a restart.
+//! requests costs none of them, and a route change is served without a restart; a rollout
+//! under load fails no request, sends none to a replica before its health check passes, and
+//! lets a slow request to the replaced replica finish.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -252,4 +254,126 @@ fn a_proxy_rule_should_be_validated_with_located_errors() {
             );
         }
     }
+}
+
+/// What a loop of requests saw.
+#[derive(Debug, Default)]
+struct Seen {
+    ok: usize,
+    /// Bodies by count (`v1 <host>`, ...).
+    bodies: std::collections::BTreeMap<String, usize>,
+    /// Everything else: non-200 answers, socket errors, a replica answering before it was
+    /// ready.
+    failed: Vec<String>,
+}
+
+/// Loops of requests from `threads` clients until `stop`: what they saw.
+fn load(
+    port: u16,
+    host: &'static str,
+    threads: usize,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<Seen> {
+    std::thread::spawn(move || {
+        let clients: Vec<_> = (0..threads)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut seen = Seen::default();
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        match get(port, host, "/") {
+                            Some((200, body)) if !body.starts_with("early") => {
+                                seen.ok += 1;
+                                *seen.bodies.entry(body.trim().to_owned()).or_default() += 1;
+                            }
+                            other => seen.failed.push(format!("{other:?}")),
+                        }
+                    }
+                    seen
+                })
+            })
+            .collect();
+        let mut all = Seen::default();
+        for c in clients {
+            let seen = c.join().expect("a client");
+            all.ok += seen.ok;
+            for (b, n) in seen.bodies {
+                *all.bodies.entry(b).or_default() += n;
+            }
+            all.failed.extend(seen.failed);
+        }
+        all
+    })
+}
+
+#[test]
+fn a_rollout_under_load_should_fail_no_request_and_send_none_before_the_health_check_passes() {
+    let scope = Scope::new("proxy-roll");
+    let ns = scope.ns.clone();
+    let d = Daemon::start_with_controllers(StoreKind::Embedded);
+    let http = free_port();
+    let file = d.dir.path().join("roll.yaml");
+    // Each replica answers `early` from its start, and its version only once its health
+    // check passes: an `early` through the proxy is a request sent before readiness.
+    let manifests = |version: &str| {
+        format!(
+            "apiVersion: nanocl.io/v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\n\
+             apiVersion: nanocl.io/v1\nkind: Cluster\nmetadata: {{name: dev, namespace: {ns}}}\n---\n\
+             apiVersion: nanocl.io/v1\nkind: Cargo\nmetadata: {{name: web, namespace: {ns}}}\n\
+             spec:\n  cluster: dev\n  replicas: 1\n  container:\n    image: {}\n    \
+             env: {{VERSION: {version}}}\n    \
+             command: [sh, -c, 'mkdir -p /www/cgi-bin && printf \"#!/bin/sh\\nsleep 4\\necho Content-Type: text/plain\\necho\\necho slow $VERSION\\n\" > /www/cgi-bin/slow && chmod +x /www/cgi-bin/slow && echo early > /www/index.html && (httpd -f -p 8080 -h /www &) && sleep 2 && echo $VERSION $(hostname) > /www/index.html && touch /tmp/ready && exec sleep 600']\n    \
+             healthcheck: {{command: [sh, -c, \"test -f /tmp/ready\"], interval: 1s, timeout: 1s, retries: 1, startPeriod: 5s}}\n---\n\
+             apiVersion: nanocl.io/v1\nkind: ProxyRule\nmetadata: {{name: front, namespace: {ns}}}\n\
+             spec:\n  cluster: dev\n  listeners: [{{port: {http}}}]\n  http: [{{host: roll.test, cargo: web, port: 8080}}]\n",
+            test_image()
+        )
+    };
+    apply(&d, &file, &manifests("v1"));
+    wait_until("v1 behind the proxy", || {
+        get(http, "roll.test", "/").is_some_and(|(s, b)| s == 200 && b.starts_with("v1 "))
+    });
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let loader = load(http, "roll.test", 4, stop.clone());
+    std::thread::sleep(Duration::from_millis(500));
+    apply(&d, &file, &manifests("v2"));
+    // A slow request (4 s) to the old replica, still in flight when its successor is ready
+    // (about 3 s from now): it finishes before the old replica is removed.
+    let slow = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(800));
+        get(http, "roll.test", "/cgi-bin/slow")
+    });
+    wait_until("v2 alone behind the proxy", || {
+        running(&scope.cargo("web")).len() == 1
+            && get(http, "roll.test", "/").is_some_and(|(s, b)| s == 200 && b.starts_with("v2 "))
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let seen = loader.join().expect("the load");
+    let slow = slow.join().expect("the slow request");
+    assert!(
+        slow.as_ref()
+            .is_some_and(|(s, b)| *s == 200 && b.contains("slow v1\n")),
+        "drained, not cut: {slow:?}"
+    );
+    assert!(
+        seen.failed.is_empty(),
+        "{} of {} requests failed: {:?}",
+        seen.failed.len(),
+        seen.ok + seen.failed.len(),
+        &seen.failed[..seen.failed.len().min(20)]
+    );
+    let versions: std::collections::BTreeSet<&str> = seen
+        .bodies
+        .keys()
+        .filter_map(|b| b.split(' ').next())
+        .collect();
+    assert_eq!(
+        versions,
+        ["v1", "v2"].into(),
+        "both versions served: {:?}",
+        seen.bodies
+    );
+    assert!(seen.ok > 50, "a real load: {seen:?}");
 }

@@ -79,10 +79,14 @@ pub struct ReplicaStatus {
     /// starts at 0).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub restarts: u32,
-    /// Its container's IPv4 address on the cargo's first network, while it runs: where the
-    /// node's proxy sends it traffic.
+    /// Its container's IPv4 address on the cargo's first network, while it runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
+    /// Where the node's proxy sends the replica's traffic: the address of its ready
+    /// container — during a replacement, the container being replaced until its successor is
+    /// ready (a new container gets traffic only once ready, the old one keeps it until then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving: Option<String>,
     /// `Pending` (no container yet), `Running`, `Stopped` (exited or not started) or
     /// `Failed` (it cannot run: `reason` says why).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -531,14 +531,14 @@ fn print(
 struct Placed(Vec<Value>);
 
 impl Placed {
-    /// How many replicas of cargo `cargo` (in `o`'s namespace) are ready.
+    /// How many replicas of cargo `cargo` (in `o`'s namespace) the proxy sends traffic to.
     fn ready_of(&self, o: &Value, cargo: &str) -> usize {
         self.0
             .iter()
             .filter(|r| {
                 r["spec"]["cargo"] == cargo
                     && r["metadata"]["namespace"] == o["metadata"]["namespace"]
-                    && r["status"]["ready"].as_bool() == Some(true)
+                    && r["status"]["serving"].is_string()
                     && r["status"]["node"] == r["spec"]["node"]
             })
             .count()

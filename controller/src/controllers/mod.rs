@@ -108,6 +108,9 @@ pub struct Shared<S, D> {
     pub secret_files: std::path::PathBuf,
     /// This nanocld's API as other nodes reach it (`--advertise-url`), if it has one.
     pub advertise: Option<String>,
+    /// What the replica runner and the node's proxy share to drain a container before it
+    /// is removed.
+    pub handoff: crate::proxy::Handoff,
 }
 
 /// The Replica writes of the leader that its cache has not yet seen: the store revision of
@@ -345,6 +348,7 @@ async fn start<S: Store + Clone, D: Docker>(
             .map(|n| n.node.clone())
             .or_else(|| options.node.clone()),
         advertise: options.advertise.clone(),
+        handoff: crate::proxy::Handoff::default(),
         secret_files: options.secret_files.clone().unwrap_or_else(|| {
             std::env::temp_dir().join(format!("nanocl-secret-files-{instance_for_files}"))
         }),
@@ -555,15 +559,16 @@ fn spawn_node_tasks<S: Store + Clone, D: Docker>(
     tasks.spawn("usage sampler", async move {
         usage::sample_until(&shared, &node, every, done).await;
     });
-    let (hub, store, node, metrics, done) = (
+    let (hub, store, node, metrics, handoff, done) = (
         shared_proxy.hub.clone(),
         shared_proxy.store.clone(),
         node_proxy,
         metrics.clone(),
+        shared_proxy.handoff.clone(),
         stop(),
     );
     tasks.spawn("proxy", async move {
-        crate::proxy::run(hub, store, node, metrics, done).await;
+        crate::proxy::run(hub, store, node, metrics, handoff, done).await;
     });
 }
 

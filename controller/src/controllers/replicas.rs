@@ -147,6 +147,8 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
                 .hub
                 .get(&at)
                 .map(|c| CargoObject::clone(&c).into_any());
+            // The proxy no longer routes to a cargo being deleted: what is in flight ends.
+            let _drained = drain(shared, object.as_ref(), &observed, &ids).await;
             remove_containers(shared, object.as_ref(), &observed, &ids).await?;
         }
         release(shared, &mine, &BTreeSet::new()).await?;
@@ -284,6 +286,28 @@ async fn run<S: Store + Clone, D: Docker>(ctx: &Ctx<'_, S, D>) -> Result<Action,
             .collect(),
     };
     tracing::debug!(?ops, observed = ?observed.iter().map(|c| (c.name.as_str(), c.state)).collect::<Vec<_>>(), "planned");
+    let removed: Vec<&str> = ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::Remove { id } => Some(id.as_str()),
+            _ => None,
+        })
+        .collect();
+    // Out of rotation until removed (Docker may give its address to a new container then).
+    let _drained = if ctx.shared.handoff.busy(&addresses(&observed, &removed)) {
+        // Where their slots' traffic goes now (the successor, or nowhere), then the drain.
+        if let Some(p) = &prepared {
+            let after: Vec<Container> = observed
+                .iter()
+                .filter(|c| !removed.contains(&c.id.as_str()))
+                .cloned()
+                .collect();
+            write_status(ctx, &after, Some(p), None, &[], now).await?;
+        }
+        Some(drain(ctx.shared, Some(&ctx.object), &observed, &removed).await)
+    } else {
+        None
+    };
     let applied = execute(ctx, prepared.as_ref(), &observed, &ops).await?;
     let observed = if ops.is_empty() {
         observed
@@ -525,6 +549,64 @@ fn ours(containers: Vec<Container>, node: &str) -> Vec<Container> {
         .into_iter()
         .filter(|c| c.labels.get(labels::NODE).is_none_or(|n| n == node))
         .collect()
+}
+
+/// The addresses of containers `ids` on all their networks.
+fn addresses(observed: &[Container], ids: &[&str]) -> Vec<std::net::IpAddr> {
+    observed
+        .iter()
+        .filter(|c| ids.contains(&c.id.as_str()))
+        .flat_map(|c| c.networks.iter().flatten())
+        .filter_map(|(_, ip)| ip.parse().ok())
+        .collect()
+}
+
+/// Waits for the node's proxy to stop sending traffic to containers `ids` and for what is
+/// in flight to them to end (up to `handoff::DRAIN_TIMEOUT`; said in a Warning Event on
+/// `object` when it ran out). They stay out of rotation while the guard lives.
+async fn drain<S: Store + Clone, D: Docker>(
+    shared: &Shared<S, D>,
+    object: Option<&AnyObject>,
+    observed: &[Container],
+    ids: &[&str],
+) -> crate::proxy::handoff::DrainGuard {
+    use crate::proxy::handoff::{Drained, DRAIN_TIMEOUT, PROPAGATION};
+    let addresses = addresses(observed, ids);
+    let started = std::time::Instant::now();
+    let (how, guard) = shared
+        .handoff
+        .drain(&addresses, PROPAGATION, DRAIN_TIMEOUT)
+        .await;
+    let names = || {
+        observed
+            .iter()
+            .filter(|c| ids.contains(&c.id.as_str()))
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match how {
+        Drained::Idle => {
+            tracing::debug!(containers = %names(), took = ?started.elapsed(), "drained");
+        }
+        Drained::TimedOut(n) => {
+            if let Some(object) = object {
+                events::record(
+                    &shared.store,
+                    object,
+                    true,
+                    "DrainTimedOut",
+                    format!(
+                        "{n} request(s) or stream(s) through the proxy still in flight to {} after {}s; removed anyway",
+                        names(),
+                        DRAIN_TIMEOUT.as_secs()
+                    ),
+                )
+                .await;
+            }
+        }
+    }
+    guard
 }
 
 /// Removes the containers `ids` side by side (in the same window as creation), and records
@@ -1276,6 +1358,27 @@ async fn write_status<S: Store + Clone, D: Docker>(
             .find(|c| current(c))
             .or_else(|| in_slot.first())
             .copied();
+        // Where its traffic goes: to the current container once ready; until then to the
+        // one it replaces, while that one runs healthy.
+        let serving = in_slot
+            .iter()
+            .find(|c| current(c) && prepared.is_some_and(|p| p.ready(c, now)))
+            .or_else(|| {
+                in_slot.iter().find(|c| {
+                    !current(c)
+                        && c.state == State::Running
+                        && c.health.as_deref().is_none_or(|h| h == "healthy")
+                })
+            })
+            .and_then(|c| {
+                let networks = c.networks.as_ref()?;
+                desired
+                    .and_then(|d| d.template.networks.first())
+                    .and_then(|first| networks.get(first))
+                    .or_else(|| networks.values().next())
+                    .filter(|ip| !ip.is_empty())
+                    .cloned()
+            });
         let running = container.is_some_and(|c| c.state == State::Running);
         let ready = container.is_some_and(|c| prepared.is_some_and(|p| p.ready(c, now)));
         // A new container that failed its health check is the slot's problem (an update
@@ -1330,6 +1433,7 @@ async fn write_status<S: Store + Clone, D: Docker>(
                     c.networks.as_ref()?.get(first).cloned()
                 })
                 .filter(|ip| !ip.is_empty()),
+            serving,
             phase: Some(phase.to_owned()),
             ready,
             containers: u32::try_from(in_slot.len()).unwrap_or(u32::MAX),

@@ -87,6 +87,7 @@ pub mod owners {
             "health",
             "restarts",
             "address",
+            "serving",
             "phase",
             "ready",
             "containers",

@@ -13,9 +13,36 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 
+use super::handoff::InFlight;
 use super::{connect, Listen, State};
 
 type Body = BoxBody<Bytes, hyper::Error>;
+
+/// A backend's response body, in flight to the backend until it is dropped.
+struct Tracked {
+    body: Body,
+    _flight: InFlight,
+}
+
+impl hyper::body::Body for Tracked {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>> {
+        std::pin::Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
 
 /// Serves one client connection (keep-alive: several requests).
 pub async fn serve(
@@ -163,7 +190,7 @@ async fn forward(
     let mut tried = 0;
     let mut last_error = String::new();
     while tried < order.len() {
-        let Some((addr, stream)) = connect(state, &order[tried..]).await else {
+        let Some((addr, stream, flight)) = connect(state, &order[tried..]).await else {
             break;
         };
         tried += order[tried..].iter().position(|a| *a == addr).unwrap_or(0) + 1;
@@ -188,7 +215,17 @@ async fn forward(
         };
         let request = Request::from_parts(parts.clone(), outgoing);
         match sender.send_request(request).await {
-            Ok(response) => return (response.map(BodyExt::boxed), rule, Some(addr)),
+            // In flight until the client has the whole body (or went away).
+            Ok(response) => {
+                let response = response.map(|body| {
+                    Tracked {
+                        body: body.boxed(),
+                        _flight: flight,
+                    }
+                    .boxed()
+                });
+                return (response, rule, Some(addr));
+            }
             Err(e) => {
                 state.mark_down(addr);
                 last_error = format!("{addr}: {e}");

@@ -13,6 +13,7 @@
 //! (nothing was sent yet, so for any request); a request without a body whose exchange
 //! failed midway is sent again if its method is idempotent.
 
+pub mod handoff;
 mod http;
 mod table;
 
@@ -30,6 +31,7 @@ use crate::controllers::events;
 use crate::controllers::hub::Hub;
 use crate::metrics::Metrics;
 use crate::store::Store;
+pub use handoff::Handoff;
 pub use table::{build, Backends, Listen, Routes, Table};
 
 /// How long a backend that refused a connection is left out.
@@ -46,6 +48,7 @@ pub struct State {
     table: RwLock<Arc<Table>>,
     down: Mutex<HashMap<SocketAddr, Instant>>,
     metrics: Arc<Metrics>,
+    handoff: Handoff,
 }
 
 impl State {
@@ -89,8 +92,8 @@ impl State {
             .insert(addr, Instant::now() + DOWN_FOR);
     }
 
-    /// The backends to try, in order: round robin from the next one, those out of rotation
-    /// last (better than nothing when all are).
+    /// The backends to try, in order: round robin from the next one, those that refused a
+    /// connection a moment ago last (better than nothing when all did); none being drained.
     fn order(&self, backends: &Backends) -> Vec<SocketAddr> {
         let n = backends.targets.len();
         if n == 0 {
@@ -99,22 +102,27 @@ impl State {
         let start = backends
             .next
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let rotated: Vec<SocketAddr> = (0..n).map(|i| backends.targets[(start + i) % n]).collect();
+        let rotated: Vec<SocketAddr> = (0..n)
+            .map(|i| backends.targets[(start + i) % n])
+            .filter(|a| !self.handoff.is_draining(&a.ip()))
+            .collect();
         let (up, down): (Vec<_>, Vec<_>) = rotated.into_iter().partition(|a| !self.is_down(a));
         up.into_iter().chain(down).collect()
     }
 }
 
-/// Connects to the first backend of `order` that accepts, marking those that refuse.
+/// Connects to the first backend of `order` that accepts, marking those that refuse; what
+/// is sent on the connection is in flight to it until the guard is dropped.
 async fn connect(
     state: &State,
     order: &[SocketAddr],
-) -> Option<(SocketAddr, tokio::net::TcpStream)> {
+) -> Option<(SocketAddr, tokio::net::TcpStream, handoff::InFlight)> {
     for addr in order {
+        let flight = state.handoff.begin(addr.ip());
         match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
-                return Some((*addr, stream));
+                return Some((*addr, stream, flight));
             }
             _ => state.mark_down(*addr),
         }
@@ -134,10 +142,12 @@ pub async fn run<S: Store + Clone>(
     store: S,
     node: String,
     metrics: Arc<Metrics>,
+    handoff: Handoff,
     done: impl std::future::Future<Output = ()>,
 ) {
     let state = Arc::new(State {
         metrics: metrics.clone(),
+        handoff: handoff.clone(),
         ..State::default()
     });
     let mut open: BTreeMap<Listen, Open> = BTreeMap::new();
@@ -167,7 +177,9 @@ pub async fn run<S: Store + Clone>(
             keep
         });
         metrics.set_proxy_backends(table.backend_counts());
+        let routed = table.addresses();
         state.set(table);
+        handoff.set_routed(routed);
         for (listen, (protocol, rule)) in wanted {
             if open.contains_key(&listen) {
                 continue;
@@ -275,7 +287,7 @@ async fn tcp(mut client: tokio::net::TcpStream, listen: &Listen, state: &State) 
         return;
     };
     let order = state.order(backends);
-    let Some((_, mut backend)) = connect(state, &order).await else {
+    let Some((_, mut backend, _flight)) = connect(state, &order).await else {
         tracing::debug!(listener = %listen, "proxy: no backend accepted a tcp stream");
         return;
     };

@@ -99,6 +99,24 @@ pub struct Table {
 }
 
 impl Table {
+    /// Every backend address the routes send traffic to.
+    pub fn addresses(&self) -> std::collections::HashSet<IpAddr> {
+        let mut out = std::collections::HashSet::new();
+        for routes in self.listeners.values() {
+            match routes {
+                Routes::Http { entries, .. } => {
+                    for e in entries {
+                        out.extend(e.backends.targets.iter().map(SocketAddr::ip));
+                    }
+                }
+                Routes::Tcp { backends, .. } => {
+                    out.extend(backends.targets.iter().map(SocketAddr::ip));
+                }
+            }
+        }
+        out
+    }
+
     /// The route of an HTTP request, if any: the first whose host and path match.
     pub fn http(&self, listen: &Listen, host: &str, path: &str) -> Option<&HttpEntry> {
         let Some(Routes::Http { entries, .. }) = self.listeners.get(listen) else {
@@ -111,8 +129,8 @@ impl Table {
     }
 }
 
-/// The addresses of the ready replicas of `cargo` (in `namespace`) on node `node`, port
-/// `port`.
+/// The addresses of the replicas of `cargo` (in `namespace`) on node `node` that take
+/// traffic (their status' `serving`: ready containers only), port `port`.
 fn backends(hub: &Hub, node: &str, namespace: &str, cargo: &str, port: u16) -> Backends {
     let mut targets: Vec<SocketAddr> = hub
         .replicas_of(namespace, cargo)
@@ -120,13 +138,20 @@ fn backends(hub: &Hub, node: &str, namespace: &str, cargo: &str, port: u16) -> B
         .filter(|r| r.metadata.deletion_timestamp.is_none() && r.spec.node == node)
         .filter_map(|r| {
             let status = r.status.as_ref()?;
-            if !status.ready || status.node.as_deref() != Some(node) {
+            if status.node.as_deref() != Some(node) {
                 return None;
             }
-            let ip: IpAddr = status.address.as_deref()?.parse().ok()?;
+            let ip: IpAddr = status.serving.as_deref()?.parse().ok()?;
             Some(SocketAddr::new(ip, port))
         })
         .collect();
+    // A cargo being deleted takes no more traffic: its containers are drained and removed.
+    if hub
+        .get(&ObjectRef::<CargoObject>::new(Some(namespace), cargo))
+        .is_some_and(|c| c.metadata.deletion_timestamp.is_some())
+    {
+        targets.clear();
+    }
     targets.sort();
     Backends {
         cargo: format!("{namespace}/{cargo}"),
