@@ -377,3 +377,155 @@ fn a_rollout_under_load_should_fail_no_request_and_send_none_before_the_health_c
     );
     assert!(seen.ok > 50, "a real load: {seen:?}");
 }
+
+/// A test CA, and certificates it signs: (CA PEM, [(certificate PEM, key PEM)]).
+fn certificates(names: &[&[&str]]) -> (String, Vec<(String, String)>) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "nanocl proxy test CA");
+    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().expect("a CA key"))
+        .expect("the CA");
+    let issued = names
+        .iter()
+        .map(|sans| {
+            let key = KeyPair::generate().expect("a key");
+            let sans: Vec<String> = sans.iter().map(|s| (*s).to_owned()).collect();
+            let cert = CertificateParams::new(sans)
+                .expect("params")
+                .signed_by(&key, &ca)
+                .expect("signed");
+            (cert.pem(), key.serialize_pem())
+        })
+        .collect();
+    (ca.pem(), issued)
+}
+
+/// `GET /` over TLS to 127.0.0.1:`port` asking for `name` (SNI and Host), trusting only
+/// `ca`: the status and body, or why the handshake or exchange failed.
+fn https_get(port: u16, name: &str, ca: &str) -> Result<(u16, String), String> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = rustls_pki_types::CertificateDer::from_pem_slice(ca.as_bytes())
+        .map_err(|e| e.to_string())?;
+    roots.add(ca).map_err(|e| e.to_string())?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let server =
+        rustls_pki_types::ServerName::try_from(name.to_owned()).map_err(|e| e.to_string())?;
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), server)
+        .map_err(|e| e.to_string())?;
+    let sock = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    let mut tls = rustls::StreamOwned::new(conn, sock);
+    write!(
+        tls,
+        "GET / HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    match tls.read_to_end(&mut out) {
+        Ok(_) => {}
+        // A peer that closes without close_notify: what it sent is what it sent.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !out.is_empty() => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    let response = String::from_utf8_lossy(&out);
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("not an HTTP response: {response}"))?;
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    Ok((status, body.to_owned()))
+}
+
+/// A tls Secret's manifest.
+fn tls_secret(ns: &str, name: &str, (crt, key): &(String, String)) -> String {
+    let indent = |pem: &str| {
+        pem.lines()
+            .map(|l| format!("      {l}\n"))
+            .collect::<String>()
+    };
+    format!(
+        "---\napiVersion: nanocl.io/v1\nkind: Secret\nmetadata: {{name: {name}, namespace: {ns}}}\n\
+         spec:\n  type: tls\n  stringData:\n    tls.crt: |\n{}    tls.key: |\n{}",
+        indent(crt),
+        indent(key)
+    )
+}
+
+#[test]
+fn https_should_serve_the_certificate_of_the_name_asked_and_http_should_redirect_to_it() {
+    let scope = Scope::new("proxy-tls");
+    let ns = scope.ns.clone();
+    let d = Daemon::start_with_controllers(StoreKind::Embedded);
+    let (https, http) = (free_port(), free_port());
+    let (ca, issued) = certificates(&[&["secure.test"], &["*.other.test"]]);
+    let file = d.dir.path().join("tls.yaml");
+    let yaml = format!(
+        "apiVersion: nanocl.io/v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\n\
+         apiVersion: nanocl.io/v1\nkind: Cluster\nmetadata: {{name: dev, namespace: {ns}}}\n\
+         spec: {{variables: {{DOMAIN: secure.test}}}}\n{}{}{}\
+         ---\napiVersion: nanocl.io/v1\nkind: ProxyRule\nmetadata: {{name: front, namespace: {ns}}}\n\
+         spec:\n  cluster: dev\n  listeners:\n    - {{port: {https}, protocol: https}}\n    \
+         - {{port: {http}, httpsRedirect: {https}}}\n  \
+         http:\n    - {{host: \"{{{{ vars.DOMAIN }}}}\", cargo: web, port: 8080}}\n    \
+         - {{host: \"*.other.test\", cargo: web, port: 8080}}\n  \
+         tls:\n    - {{hosts: [\"{{{{ vars.DOMAIN }}}}\"], secret: secure-cert}}\n    \
+         - {{hosts: [\"*.other.test\"], secret: other-cert}}\n",
+        tls_secret(&ns, "secure-cert", &issued[0]),
+        tls_secret(&ns, "other-cert", &issued[1]),
+        cargo(
+            &ns,
+            "web",
+            1,
+            "mkdir -p /www && echo secure web > /www/index.html && exec httpd -f -p 8080 -h /www"
+        ),
+    );
+    apply(&d, &file, &yaml);
+    wait_until("the web cargo behind https", || {
+        https_get(https, "secure.test", &ca).is_ok_and(|(s, b)| s == 200 && b == "secure web\n")
+    });
+    // The other name gets its own certificate (the client checks it names the host).
+    assert_eq!(
+        https_get(https, "shop.other.test", &ca),
+        Ok((200, "secure web\n".to_owned()))
+    );
+    // A name no certificate serves (and no default): the handshake fails, nothing is sent.
+    let refused = https_get(https, "unknown.test", &ca).expect_err("no certificate for it");
+    assert!(refused.contains("received fatal alert"), "{refused}");
+    // Plain HTTP is redirected, path and query kept.
+    let (status, body) = get(http, "secure.test", "/x?y=1").expect("an answer");
+    assert_eq!(status, 308, "{body}");
+    assert!(
+        body.contains(&format!("https://secure.test:{https}/x?y=1")),
+        "{body}"
+    );
+    // A certificate that is not one: said on the rule, the others keep serving.
+    let broken = tls_secret(
+        &ns,
+        "secure-cert",
+        &("not a certificate".to_owned(), issued[0].1.clone()),
+    );
+    apply(
+        &d,
+        &file,
+        &yaml.replace(&tls_secret(&ns, "secure-cert", &issued[0]), &broken),
+    );
+    wait_until("the broken certificate said", || {
+        stdout(&d.nanocl(&["-n", &ns, "describe", "proxyrule", "front"]))
+            .contains("certificate left out: secret \"secure-cert\": tls.crt")
+    });
+    assert_eq!(
+        https_get(https, "shop.other.test", &ca),
+        Ok((200, "secure web\n".to_owned()))
+    );
+}

@@ -28,6 +28,24 @@ pub struct ProxyRuleSpec {
     /// TCP routes: every stream of a listener to a cargo's port.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tcp: Vec<TcpRoute>,
+    /// The certificates of the rule's https listeners, chosen by the name the client asks
+    /// for (SNI).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tls: Vec<TlsCertificate>,
+}
+
+/// A certificate for https listeners.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TlsCertificate {
+    /// The names it serves (exact or `*.example.com`; may use `{{ vars.NAME }}`); left out,
+    /// it is the listeners' default: served to clients that ask for no name, or for one no
+    /// other certificate serves.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+    /// A Secret of type `tls` in the rule's namespace: `tls.crt` (the chain, PEM) and
+    /// `tls.key`.
+    pub secret: String,
 }
 
 /// A port the proxy listens on.
@@ -39,9 +57,13 @@ pub struct Listener {
     pub host_ip: Option<String>,
     /// The port.
     pub port: u16,
-    /// `http` (default) or `tcp`.
+    /// `http` (default), `https` (TLS with the rule's `tls` certificates) or `tcp`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<ListenerProtocol>,
+    /// An http listener only: every request is answered with a redirect (308) to the same
+    /// host and path on this https port (ACME http-01 challenges excepted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub https_redirect: Option<u16>,
 }
 
 /// What a listener speaks.
@@ -51,7 +73,7 @@ pub enum ListenerProtocol {
     /// HTTP/1.1, routed by host and path.
     #[default]
     Http,
-    /// TLS-terminated HTTP (not served yet: refused at validation).
+    /// HTTP/1.1 over TLS, routed by host and path; the certificate chosen by SNI.
     Https,
     /// Raw TCP streams.
     Tcp,
@@ -61,7 +83,7 @@ pub enum ListenerProtocol {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpRoute {
-    /// The listener's port (may be left out when the rule has one http listener).
+    /// The listener's port (default: every http and https listener of the rule).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listener: Option<u16>,
     /// The `Host` it answers: exact (`shop.example.com`) or a wildcard of one label or more
@@ -117,19 +139,30 @@ impl HttpRoute {
     }
 }
 
+impl ListenerProtocol {
+    /// Whether it speaks HTTP (`http`, `https`).
+    pub fn is_http(self) -> bool {
+        matches!(self, ListenerProtocol::Http | ListenerProtocol::Https)
+    }
+}
+
 impl ProxyRuleSpec {
-    /// The listener port of an HTTP route: its own, or the rule's only http listener's.
-    pub fn http_listener(&self, route: &HttpRoute) -> Option<u16> {
-        route.listener.or_else(|| {
-            let mut http = self
-                .listeners
-                .iter()
-                .filter(|l| l.protocol() == ListenerProtocol::Http);
-            match (http.next(), http.next()) {
-                (Some(one), None) => Some(one.port),
-                _ => None,
+    /// The listener ports of an HTTP route: its own, or every http and https listener's of
+    /// the rule.
+    pub fn http_listeners(&self, route: &HttpRoute) -> Vec<u16> {
+        match route.listener {
+            Some(port) => vec![port],
+            None => {
+                let mut ports: Vec<u16> = self
+                    .listeners
+                    .iter()
+                    .filter(|l| l.protocol().is_http())
+                    .map(|l| l.port)
+                    .collect();
+                ports.dedup();
+                ports
             }
-        })
+        }
     }
 }
 
@@ -196,11 +229,28 @@ pub fn validate(rule: &ProxyRule) -> FieldErrors {
         if let Some(ip) = &l.host_ip {
             errors.check(&p.key("hostIP"), validation::ip_address(ip));
         }
-        if l.protocol() == ListenerProtocol::Https {
+        if l.protocol() == ListenerProtocol::Https && spec.tls.is_empty() {
             errors.push(
                 p.key("protocol"),
-                "https is not served yet: use http (TLS termination comes with certificates from Secrets and ACME)",
+                "an https listener needs a certificate: tls: [{secret: NAME}], a Secret of type tls",
             );
+        }
+        if let Some(to) = l.https_redirect {
+            if l.protocol() != ListenerProtocol::Http {
+                errors.push(
+                    p.key("httpsRedirect"),
+                    "only an http listener redirects to https",
+                );
+            } else if !spec
+                .listeners
+                .iter()
+                .any(|o| o.port == to && o.protocol() == ListenerProtocol::Https)
+            {
+                errors.push(
+                    p.key("httpsRedirect"),
+                    format!("{to} is not an https listener of this rule"),
+                );
+            }
         }
         if let Some(j) = spec.listeners[..i]
             .iter()
@@ -217,14 +267,18 @@ pub fn validate(rule: &ProxyRule) -> FieldErrors {
     let http = FieldPath::keys("spec.http");
     for (i, r) in spec.http.iter().enumerate() {
         let p = http.index(i);
-        match (r.listener, spec.http_listener(r)) {
-            (Some(port), _) if !is(port, ListenerProtocol::Http) => errors.push(
+        match r.listener {
+            Some(port)
+                if !is(port, ListenerProtocol::Http) && !is(port, ListenerProtocol::Https) =>
+            {
+                errors.push(
+                    p.key("listener"),
+                    format!("{port} is not an http or https listener of this rule"),
+                )
+            }
+            None if spec.http_listeners(r).is_empty() => errors.push(
                 p.key("listener"),
-                format!("{port} is not an http listener of this rule"),
-            ),
-            (None, None) => errors.push(
-                p.key("listener"),
-                "required: the rule has no single http listener to default to",
+                "the rule has no http or https listener for it",
             ),
             _ => {}
         }
@@ -246,8 +300,9 @@ pub fn validate(rule: &ProxyRule) -> FieldErrors {
         if r.port == 0 {
             errors.push(p.key("port"), "must be between 1 and 65535, got 0");
         }
+        let mine = spec.http_listeners(r);
         let same = |o: &HttpRoute| {
-            spec.http_listener(o) == spec.http_listener(r)
+            spec.http_listeners(o).iter().any(|l| mine.contains(l))
                 && o.host == r.host
                 && o.path() == r.path()
         };
@@ -284,15 +339,42 @@ pub fn validate(rule: &ProxyRule) -> FieldErrors {
     for (i, l) in spec.listeners.iter().enumerate() {
         let used = match l.protocol() {
             ListenerProtocol::Tcp => spec.tcp.iter().any(|r| r.listener == l.port),
+            _ if l.https_redirect.is_some() => true,
             _ => spec
                 .http
                 .iter()
-                .any(|r| spec.http_listener(r) == Some(l.port)),
+                .any(|r| spec.http_listeners(r).contains(&l.port)),
         };
         if !used {
             errors.push(
                 listeners.index(i),
                 format!("no route uses listener {}", l.port),
+            );
+        }
+    }
+    let tls = FieldPath::keys("spec.tls");
+    if !spec.tls.is_empty()
+        && !spec
+            .listeners
+            .iter()
+            .any(|l| l.protocol() == ListenerProtocol::Https)
+    {
+        errors.push(
+            tls.clone(),
+            "certificates serve https listeners: the rule has none",
+        );
+    }
+    for (i, t) in spec.tls.iter().enumerate() {
+        let p = tls.index(i);
+        errors.check(&p.key("secret"), validation::dns1123_subdomain(&t.secret));
+        for (j, host) in t.hosts.iter().enumerate() {
+            errors.check(&p.key("hosts").index(j), host_pattern(host));
+        }
+        let default = |o: &TlsCertificate| o.hosts.is_empty();
+        if t.hosts.is_empty() && spec.tls[..i].iter().any(default) {
+            errors.push(
+                p.key("hosts"),
+                "a second default certificate: name the hosts it serves",
             );
         }
     }

@@ -84,7 +84,11 @@ pub async fn check_proxy_rule<S: Store>(store: &S, object: &AnyObject) -> Result
         for (i, l) in rule.spec.listeners.iter().enumerate() {
             for o in &other.spec.listeners {
                 let same = o.port == l.port && o.host_ip() == l.host_ip();
-                if same && (o.protocol() != l.protocol() || l.protocol() == ListenerProtocol::Tcp) {
+                if same
+                    && (o.protocol() != l.protocol()
+                        || l.protocol() == ListenerProtocol::Tcp
+                        || o.https_redirect != l.https_redirect)
+                {
                     return Err(conflict(
                         format!("spec.listeners[{i}]"),
                         format!("listener {}:{} ({:?})", l.host_ip(), l.port, o.protocol()),
@@ -92,32 +96,35 @@ pub async fn check_proxy_rule<S: Store>(store: &S, object: &AnyObject) -> Result
                 }
             }
         }
-        let address = |spec: &nanocl_api_types::proxy_rule::v1::ProxyRuleSpec,
-                       r: &nanocl_api_types::proxy_rule::v1::HttpRoute| {
-            let port = spec.http_listener(r)?;
-            let l = spec.listeners.iter().find(|l| l.port == port)?;
-            Some((l.host_ip().to_owned(), port))
+        let addresses = |spec: &nanocl_api_types::proxy_rule::v1::ProxyRuleSpec,
+                         r: &nanocl_api_types::proxy_rule::v1::HttpRoute| {
+            spec.http_listeners(r)
+                .into_iter()
+                .filter_map(|port| {
+                    let l = spec.listeners.iter().find(|l| l.port == port)?;
+                    Some((l.host_ip().to_owned(), port))
+                })
+                .collect::<Vec<_>>()
         };
         for (i, r) in rule.spec.http.iter().enumerate() {
-            let Some(mine) = address(&rule.spec, r) else {
-                continue;
-            };
-            let taken = other.spec.http.iter().any(|o| {
-                address(&other.spec, o).as_ref() == Some(&mine)
-                    && o.host == r.host
-                    && o.path() == r.path()
-            });
-            if taken {
-                return Err(conflict(
-                    format!("spec.http[{i}]"),
-                    format!(
-                        "listener {}:{} host {:?} path {:?}",
-                        mine.0,
-                        mine.1,
-                        r.host.as_deref().unwrap_or("*"),
-                        r.path()
-                    ),
-                ));
+            for mine in addresses(&rule.spec, r) {
+                let taken = other.spec.http.iter().any(|o| {
+                    addresses(&other.spec, o).contains(&mine)
+                        && o.host == r.host
+                        && o.path() == r.path()
+                });
+                if taken {
+                    return Err(conflict(
+                        format!("spec.http[{i}]"),
+                        format!(
+                            "listener {}:{} host {:?} path {:?}",
+                            mine.0,
+                            mine.1,
+                            r.host.as_deref().unwrap_or("*"),
+                            r.path()
+                        ),
+                    ));
+                }
             }
         }
     }

@@ -18,6 +18,9 @@ use super::{connect, Listen, State};
 
 type Body = BoxBody<Bytes, hyper::Error>;
 
+/// Where ACME http-01 challenges are answered (never redirected).
+const ACME_CHALLENGE: &str = "/.well-known/acme-challenge/";
+
 /// A backend's response body, in flight to the backend until it is dropped.
 struct Tracked {
     body: Body,
@@ -44,16 +47,14 @@ impl hyper::body::Body for Tracked {
     }
 }
 
-/// Serves one client connection (keep-alive: several requests).
-pub async fn serve(
-    stream: tokio::net::TcpStream,
-    peer: SocketAddr,
-    listen: Listen,
-    state: Arc<State>,
-) {
+/// Serves one client connection (keep-alive: several requests), over TLS when `https`.
+pub async fn serve<T>(stream: T, peer: SocketAddr, listen: Listen, https: bool, state: Arc<State>)
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service = hyper::service::service_fn(move |request| {
         let (state, listen) = (state.clone(), listen.clone());
-        async move { Ok::<_, Infallible>(route(request, peer, &listen, &state).await) }
+        async move { Ok::<_, Infallible>(route(request, peer, &listen, https, &state).await) }
     });
     let _ = hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
@@ -110,6 +111,7 @@ async fn route(
     request: Request<Incoming>,
     peer: SocketAddr,
     listen: &Listen,
+    https: bool,
     state: &State,
 ) -> Response<Body> {
     let started = std::time::Instant::now();
@@ -118,7 +120,7 @@ async fn route(
         host_of(&request),
         request.uri().path().to_owned(),
     );
-    let (response, rule, backend) = forward(request, peer, listen, state).await;
+    let (response, rule, backend) = forward(request, peer, listen, https, state).await;
     let seconds = started.elapsed().as_secs_f64();
     let status = response.status().as_u16();
     let rule_name = rule.as_deref().unwrap_or("<none>");
@@ -143,11 +145,35 @@ async fn forward(
     request: Request<Incoming>,
     peer: SocketAddr,
     listen: &Listen,
+    https: bool,
     state: &State,
 ) -> (Response<Body>, Option<String>, Option<SocketAddr>) {
     let host = host_of(&request);
     let path = request.uri().path().to_owned();
     let table = state.table();
+    if let Some(port) = table
+        .redirect(listen)
+        .filter(|_| !path.starts_with(ACME_CHALLENGE))
+    {
+        let target = match port {
+            443 => format!("https://{host}"),
+            _ => format!("https://{host}:{port}"),
+        };
+        let path_and_query = request.uri().path_and_query().map_or("/", |p| p.as_str());
+        let location = format!("{target}{path_and_query}");
+        let mut response = said(
+            StatusCode::PERMANENT_REDIRECT,
+            format!("this listener redirects to https: {location}"),
+        );
+        if let Ok(v) = HeaderValue::from_str(&location) {
+            response.headers_mut().insert(header::LOCATION, v);
+        }
+        return (
+            response,
+            table.listeners.get(listen).map(|r| r.rule().to_owned()),
+            None,
+        );
+    }
     let Some(entry) = table.http(listen, &host, &path) else {
         let response = said(
             StatusCode::NOT_FOUND,
@@ -183,6 +209,10 @@ async fn forward(
     if let Ok(v) = HeaderValue::from_str(&forwarded) {
         parts.headers.insert("x-forwarded-for", v);
     }
+    parts.headers.insert(
+        "x-forwarded-proto",
+        HeaderValue::from_static(if https { "https" } else { "http" }),
+    );
     // A request whose body is known to be empty can be sent again as it was.
     let replayable = idempotent(&parts.method) && hyper::body::Body::is_end_stream(&body);
     let mut body = Some(body);

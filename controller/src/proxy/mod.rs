@@ -38,6 +38,8 @@ pub use table::{build, Backends, Listen, Routes, Table};
 const DOWN_FOR: Duration = Duration::from_secs(5);
 /// The longest wait for a backend to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// The longest a client may take to finish a TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the routes are rebuilt without a change (a safety net).
 const RESYNC: Duration = Duration::from_secs(5);
 
@@ -260,6 +262,13 @@ async fn accept(
     protocol: ListenerProtocol,
     state: Arc<State>,
 ) {
+    let tls = match protocol {
+        ListenerProtocol::Https => match tls_acceptor(&listen, &state) {
+            Some(acceptor) => Some(acceptor),
+            None => return,
+        },
+        _ => None,
+    };
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -270,13 +279,68 @@ async fn accept(
             }
         };
         let _ = stream.set_nodelay(true);
-        let (state, listen) = (state.clone(), listen.clone());
+        let (state, listen, tls) = (state.clone(), listen.clone(), tls.clone());
         tokio::spawn(async move {
-            match protocol {
-                ListenerProtocol::Tcp => tcp(stream, &listen, &state).await,
-                _ => http::serve(stream, peer, listen, state).await,
+            match (protocol, tls) {
+                (ListenerProtocol::Tcp, _) => tcp(stream, &listen, &state).await,
+                (_, Some(tls)) => {
+                    let accepted =
+                        tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await;
+                    match accepted {
+                        Ok(Ok(stream)) => http::serve(stream, peer, listen, true, state).await,
+                        Ok(Err(e)) => {
+                            tracing::debug!(listener = %listen, client = %peer, error = %e, "proxy: tls handshake failed");
+                        }
+                        Err(_) => {
+                            tracing::debug!(listener = %listen, client = %peer, "proxy: tls handshake timed out");
+                        }
+                    }
+                }
+                _ => http::serve(stream, peer, listen, false, state).await,
             }
         });
+    }
+}
+
+/// The TLS side of https listener `listen`: the certificate of each handshake is chosen from
+/// the routes of the moment by the name the client asks for.
+fn tls_acceptor(listen: &Listen, state: &Arc<State>) -> Option<tokio_rustls::TlsAcceptor> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tracing::error!(error = %e, "proxy: no TLS protocol version"))
+        .ok()?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(Sni {
+            listen: listen.clone(),
+            state: state.clone(),
+        }));
+    let mut config = config;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Chooses an https listener's certificate by SNI, from the routes now.
+#[derive(Debug)]
+struct Sni {
+    listen: Listen,
+    state: Arc<State>,
+}
+
+impl rustls::server::ResolvesServerCert for Sni {
+    fn resolve(
+        &self,
+        hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        let name = hello.server_name().map(str::to_ascii_lowercase);
+        let found = self
+            .state
+            .table()
+            .certificate(&self.listen, name.as_deref());
+        if found.is_none() {
+            tracing::debug!(listener = %self.listen, name = ?name, "proxy: no certificate for this name");
+        }
+        found
     }
 }
 

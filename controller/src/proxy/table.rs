@@ -55,6 +55,17 @@ pub struct HttpEntry {
     pub backends: Arc<Backends>,
 }
 
+/// A certificate of an https listener.
+#[derive(Debug)]
+pub struct Certificate {
+    /// The rule it comes from (`namespace/name`).
+    pub rule: String,
+    /// The name it serves, rendered (`None`: the default).
+    pub host: Option<String>,
+    /// The chain and its key.
+    pub key: Arc<rustls::sign::CertifiedKey>,
+}
+
 /// What a listener serves.
 #[derive(Debug)]
 pub enum Routes {
@@ -64,6 +75,10 @@ pub enum Routes {
         rule: String,
         /// The routes.
         entries: Vec<HttpEntry>,
+        /// An https listener's certificates, the most specific name first, defaults last.
+        tls: Option<Vec<Certificate>>,
+        /// Every request is redirected to this https port.
+        redirect: Option<u16>,
     },
     /// One cargo port.
     Tcp {
@@ -78,6 +93,7 @@ impl Routes {
     /// The protocol.
     pub fn protocol(&self) -> ListenerProtocol {
         match self {
+            Routes::Http { tls: Some(_), .. } => ListenerProtocol::Https,
             Routes::Http { .. } => ListenerProtocol::Http,
             Routes::Tcp { .. } => ListenerProtocol::Tcp,
         }
@@ -126,6 +142,38 @@ impl Table {
         entries.iter().find(|e| {
             e.host.as_deref().is_none_or(|h| host_matches(h, host)) && path_matches(&e.path, path)
         })
+    }
+
+    /// The certificate of https listener `listen` for the name a client asks for (SNI): the
+    /// most specific that serves it, else the default.
+    pub fn certificate(
+        &self,
+        listen: &Listen,
+        name: Option<&str>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        let Some(Routes::Http {
+            tls: Some(certs), ..
+        }) = self.listeners.get(listen)
+        else {
+            return None;
+        };
+        use nanocl_api_types::proxy_rule::v1::host_matches;
+        certs
+            .iter()
+            .find(|c| match (&c.host, name) {
+                (Some(h), Some(name)) => host_matches(h, name),
+                _ => false,
+            })
+            .or_else(|| certs.iter().find(|c| c.host.is_none()))
+            .map(|c| c.key.clone())
+    }
+
+    /// The https port listener `listen` redirects every request to, if it does.
+    pub fn redirect(&self, listen: &Listen) -> Option<u16> {
+        match self.listeners.get(listen) {
+            Some(Routes::Http { redirect, .. }) => *redirect,
+            _ => None,
+        }
     }
 }
 
@@ -222,18 +270,24 @@ pub fn build(hub: &Hub, node: &str) -> (Table, Vec<(String, String)>) {
                 ip: l.host_ip().to_owned(),
                 port: l.port,
             };
-            match (table.listeners.get(&listen), l.protocol()) {
-                (None, ListenerProtocol::Http) => {
+            let protocol = l.protocol();
+            match table.listeners.get(&listen) {
+                None if protocol.is_http() => {
                     table.listeners.insert(
-                        listen,
+                        listen.clone(),
                         Routes::Http {
                             rule: key.clone(),
                             entries: Vec::new(),
+                            tls: (protocol == ListenerProtocol::Https).then(Vec::new),
+                            redirect: l.https_redirect,
                         },
                     );
                 }
-                (Some(Routes::Http { .. }), ListenerProtocol::Http) => {}
-                (Some(other), _) => problems.push((
+                Some(Routes::Http { redirect, .. })
+                    if protocol.is_http()
+                        && table.listeners[&listen].protocol() == protocol
+                        && *redirect == l.https_redirect => {}
+                Some(other) => problems.push((
                     key.clone(),
                     format!(
                         "listener {listen} is already {}'s ({:?}): this rule's is left out",
@@ -241,7 +295,14 @@ pub fn build(hub: &Hub, node: &str) -> (Table, Vec<(String, String)>) {
                         other.protocol()
                     ),
                 )),
-                (None, _) => {}
+                None => {}
+            }
+            if protocol == ListenerProtocol::Https {
+                let certs = certificates(hub, &key, &namespace, &spec.tls, &vars, &mut problems);
+                if let Some(Routes::Http { tls: Some(all), .. }) = table.listeners.get_mut(&listen)
+                {
+                    all.extend(certs);
+                }
             }
         }
         for r in &spec.tcp {
@@ -267,10 +328,11 @@ pub fn build(hub: &Hub, node: &str) -> (Table, Vec<(String, String)>) {
                 },
             );
         }
-        for r in &spec.http {
-            let Some(port) = spec.http_listener(r) else {
-                continue;
-            };
+        for (r, port) in spec
+            .http
+            .iter()
+            .flat_map(|r| spec.http_listeners(r).into_iter().map(move |p| (r, p)))
+        {
             let Some(l) = spec.listeners.iter().find(|l| l.port == port) else {
                 continue;
             };
@@ -299,6 +361,7 @@ pub fn build(hub: &Hub, node: &str) -> (Table, Vec<(String, String)>) {
             let Some(Routes::Http {
                 rule: owner,
                 entries,
+                ..
             }) = table.listeners.get_mut(&listen)
             else {
                 continue;
@@ -323,11 +386,89 @@ pub fn build(hub: &Hub, node: &str) -> (Table, Vec<(String, String)>) {
         }
     }
     for routes in table.listeners.values_mut() {
-        if let Routes::Http { entries, .. } = routes {
+        if let Routes::Http { entries, tls, .. } = routes {
             entries.sort_by_key(|e| specificity(e.host.as_deref(), &e.path));
+            if let Some(certs) = tls {
+                certs.sort_by_key(|c| specificity(c.host.as_deref(), "/"));
+            }
         }
     }
     (table, problems)
+}
+
+/// The certificates of rule `key`'s `tls` entries, from their Secrets; what cannot be used is
+/// said in `problems` and left out.
+fn certificates(
+    hub: &Hub,
+    key: &str,
+    namespace: &str,
+    tls: &[nanocl_api_types::proxy_rule::v1::TlsCertificate],
+    vars: &BTreeMap<String, String>,
+    problems: &mut Vec<(String, String)>,
+) -> Vec<Certificate> {
+    use nanocl_api_types::secret::v1::{Secret as SecretObject, SecretType};
+    let mut out = Vec::new();
+    for t in tls {
+        let secret = hub.get(&ObjectRef::<SecretObject>::new(Some(namespace), &t.secret));
+        let loaded = match secret {
+            None => Err(format!("secret {:?} not found", t.secret)),
+            Some(s) if s.spec.type_ != Some(SecretType::Tls) => {
+                Err(format!("secret {:?} is not of type tls", t.secret))
+            }
+            Some(s) => certified_key(
+                &s.spec.value("tls.crt").unwrap_or_default(),
+                &s.spec.value("tls.key").unwrap_or_default(),
+            )
+            .map_err(|e| format!("secret {:?}: {e}", t.secret)),
+        };
+        let certified = match loaded {
+            Ok(k) => Arc::new(k),
+            Err(e) => {
+                problems.push((key.to_owned(), format!("certificate left out: {e}")));
+                continue;
+            }
+        };
+        if t.hosts.is_empty() {
+            out.push(Certificate {
+                rule: key.to_owned(),
+                host: None,
+                key: certified.clone(),
+            });
+        }
+        for h in &t.hosts {
+            match nanocl_api_types::template::render(h, vars) {
+                Ok(host) => out.push(Certificate {
+                    rule: key.to_owned(),
+                    host: Some(host.to_ascii_lowercase()),
+                    key: certified.clone(),
+                }),
+                Err(e) => problems.push((key.to_owned(), format!("tls host {h:?}: {e}: left out"))),
+            }
+        }
+    }
+    out
+}
+
+/// A certificate chain and its private key from PEM, the key matching the first
+/// certificate.
+pub fn certified_key(crt: &[u8], key: &[u8]) -> Result<rustls::sign::CertifiedKey, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(crt)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("tls.crt: not a PEM certificate chain ({e})"))?;
+    if chain.is_empty() {
+        return Err("tls.crt: no certificate in it (PEM, -----BEGIN CERTIFICATE-----)".into());
+    }
+    let key = PrivateKeyDer::from_pem_slice(key)
+        .map_err(|e| format!("tls.key: not a PEM private key ({e})"))?;
+    let signing = rustls::crypto::ring::sign::any_supported_type(&key)
+        .map_err(|e| format!("tls.key: {e}"))?;
+    let certified = rustls::sign::CertifiedKey::new(chain, signing);
+    certified
+        .keys_match()
+        .map_err(|e| format!("tls.key does not match the certificate of tls.crt ({e})"))?;
+    Ok(certified)
 }
 
 impl Table {
