@@ -214,7 +214,7 @@ fn a_proxy_rule_should_be_validated_with_located_errors() {
     std::fs::write(
         &file,
         "apiVersion: nanocl.io/v1\nkind: ProxyRule\nmetadata: {name: bad}\nspec:\n  cluster: dev\n  \
-         listeners:\n    - {port: 8080}\n    - {port: 8081, protocol: https}\n  \
+         listeners:\n    - {port: 8080, httpsRedirect: 8082}\n    - {port: 8081, protocol: https}\n  \
          http:\n    - {host: \"bad host\", cargo: web, port: 80}\n    - {listener: 9999, cargo: web, port: 80}\n  \
          tcp:\n    - {listener: 8080, cargo: db, port: 5432}\n",
     )
@@ -223,9 +223,10 @@ fn a_proxy_rule_should_be_validated_with_located_errors() {
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     for expected in [
-        "spec.listeners[1].protocol: https is not served yet",
+        "spec.listeners[0].httpsRedirect: 8082 is not an https listener of this rule",
+        "spec.listeners[1].protocol: an https listener needs a certificate: tls: [{secret: NAME}]",
         "spec.http[0].host: invalid host \"bad host\"",
-        "spec.http[1].listener: 9999 is not an http listener of this rule",
+        "spec.http[1].listener: 9999 is not an http or https listener of this rule",
         "spec.tcp[0].listener: 8080 is not a tcp listener of this rule",
     ] {
         assert!(err.contains(expected), "{expected}: {err}");
