@@ -39,7 +39,9 @@ test: dev-env lint ## Everything: lint, unit, property, corpus and real-service 
 schemas: ## Regenerate manifests/schemas from the types
 	NANOCL_UPDATE_SCHEMAS=1 $(CARGO) test -p nanocl-api-types --test schemas
 
-bench: dev-env ## Benchmarks (criterion, medians in target/criterion) and peak memory
+bench: dev-env ## Benchmarks (criterion, medians in target/criterion), peak memory, the proxy against nginx and HAProxy
+	bash $(DEV_ENV) bench-tools
 	$(CARGO) build --release -p nanocl-cli -p nanocl-controller
 	$(WITH_ENV) $(CARGO) bench --workspace
 	bash scripts/bench-decode-memory.sh
+	$(WITH_ENV) bash scripts/bench-proxy.sh

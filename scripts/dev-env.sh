@@ -15,6 +15,8 @@ readonly ENV_FILE="$STATE_DIR/env"
 # libprotobuf-dev holds protoc's well-known types (google/protobuf/*.proto), which the build of
 # etcd-client imports; it is only a Recommends of protobuf-compiler, and we skip those.
 readonly PACKAGES=(docker.io etcd-server etcd-client protobuf-compiler libprotobuf-dev busybox-static time git)
+# The peers `make bench` measures the proxy against, and its load generator.
+readonly BENCH_PACKAGES=(wrk nginx haproxy curl)
 
 readonly DOCKER_SOCK=/var/run/docker.sock
 readonly DOCKER_HOST_URL="unix://$DOCKER_SOCK"
@@ -72,6 +74,9 @@ Commands:
            ($ETCD_ENDPOINT), build offline busybox images ($TEST_IMAGE,
            $EXAMPLE_IMAGE) and write $ENV_FILE
   down     stop the etcd started by 'up' (dockerd is left running)
+  bench-tools
+           install what 'make bench' compares against and drives load with
+           (${BENCH_PACKAGES[*]}); starts none of them
   status   report the state of docker, etcd and the images
   env      print the env file written by 'up'
   --help   show this help
@@ -126,6 +131,7 @@ log_lines() { if [[ -f "$1" ]]; then wc -l <"$1"; else echo 0; fi; }
 ensure_packages() {
   command -v dpkg-query >/dev/null 2>&1 || die "dpkg-query not found: this script expects Debian 12"
   local missing=() pkg status
+  local wanted=("$@")
   # A guard left behind by an interrupted earlier run.
   if [[ -f "$POLICY_RC_D" ]] && grep -qxF "$POLICY_MARKER" "$POLICY_RC_D" 2>/dev/null; then
     if ((EUID == 0)); then
@@ -133,12 +139,12 @@ ensure_packages() {
       rm -f -- "$POLICY_RC_D"
     fi
   fi
-  for pkg in "${PACKAGES[@]}"; do
+  for pkg in "${wanted[@]}"; do
     status="$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)"
     [[ "$status" == "install ok installed" ]] || missing+=("$pkg")
   done
   if ((${#missing[@]} == 0)); then
-    say "packages: all present (${PACKAGES[*]})"
+    say "packages: all present (${wanted[*]})"
     return 0
   fi
   if ((EUID != 0)); then
@@ -518,7 +524,7 @@ verify_outcome() {
 # --- commands --------------------------------------------------------------------
 
 cmd_up() {
-  ensure_packages
+  ensure_packages "${PACKAGES[@]}"
   # Packages may just have been installed.
   if [[ -z "$DOCKER" ]]; then
     if [[ -x /usr/bin/docker ]]; then DOCKER=/usr/bin/docker; else DOCKER="$(command -v docker || true)"; fi
@@ -531,6 +537,19 @@ cmd_up() {
   write_env
   verify_outcome
   say "ready (load with: set -a; . $ENV_FILE; set +a)"
+}
+
+cmd_bench_tools() {
+  ensure_packages "${BENCH_PACKAGES[@]}"
+  local tool failed=0
+  for tool in wrk nginx haproxy curl; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+      warn "check: $tool not found after installing ${BENCH_PACKAGES[*]}"
+      failed=$((failed + 1))
+    fi
+  done
+  ((failed == 0)) || die "$failed benchmark tool(s) missing"
+  say "bench tools ready: wrk, nginx, haproxy, curl (none of them is started here)"
 }
 
 cmd_down() {
@@ -634,6 +653,7 @@ main() {
   case "$1" in
     up) cmd_up ;;
     down) cmd_down ;;
+    bench-tools) cmd_bench_tools ;;
     status) cmd_status ;;
     env) cmd_env ;;
     -h | --help | help) usage ;;

@@ -135,7 +135,80 @@ async fn connect(
 /// A listener's accept loop, and what it was opened for.
 struct Open {
     protocol: ListenerProtocol,
-    task: JoinHandle<()>,
+    /// One per worker.
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Open {
+    fn close(&self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// The proxy's worker threads, one per CPU: each a single-threaded runtime accepting on every
+/// listener, so a connection and its backend exchange never hop between threads (nginx's
+/// workers, in tokio), and the proxy never waits behind the controllers' work.
+struct Workers {
+    handles: Vec<tokio::runtime::Handle>,
+    stop: Vec<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Workers {
+    fn start() -> std::io::Result<Workers> {
+        let n = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let (mut handles, mut stop) = (Vec::new(), Vec::new());
+        for i in 0..n {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            handles.push(runtime.handle().clone());
+            stop.push(tx);
+            std::thread::Builder::new()
+                .name(format!("proxy-{i}"))
+                .spawn(move || {
+                    runtime.block_on(async {
+                        let _ = rx.await;
+                    });
+                    // Connections still open end with the runtime.
+                    runtime.shutdown_timeout(Duration::from_secs(1));
+                })?;
+        }
+        Ok(Workers { handles, stop })
+    }
+
+    /// Accepts on `listener` in every worker.
+    fn serve(
+        &self,
+        listener: std::net::TcpListener,
+        listen: &Listen,
+        protocol: ListenerProtocol,
+        state: &Arc<State>,
+    ) -> std::io::Result<Vec<JoinHandle<()>>> {
+        let mut tasks = Vec::new();
+        for handle in &self.handles {
+            let (listener, listen, state) = (listener.try_clone()?, listen.clone(), state.clone());
+            tasks.push(handle.spawn(async move {
+                match TcpListener::from_std(listener) {
+                    Ok(listener) => accept(listener, listen, protocol, state).await,
+                    Err(e) => {
+                        tracing::error!(listener = %listen, error = %e, "proxy: cannot accept")
+                    }
+                }
+            }));
+        }
+        Ok(tasks)
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for tx in self.stop.drain(..) {
+            let _ = tx.send(());
+        }
+    }
 }
 
 /// Runs the proxy of node `node` until `done`.
@@ -152,6 +225,14 @@ pub async fn run<S: Store + Clone>(
         handoff: handoff.clone(),
         ..State::default()
     });
+    let workers = match Workers::start() {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!(error = %e, "proxy: cannot start its worker threads; no listener opens");
+            done.await;
+            return;
+        }
+    };
     let mut open: BTreeMap<Listen, Open> = BTreeMap::new();
     // What was said of each rule's listener that could not be opened, to say it once.
     let mut said: HashMap<(Listen, String), String> = HashMap::new();
@@ -174,7 +255,7 @@ pub async fn run<S: Store + Clone>(
             let keep = wanted.get(listen).is_some_and(|(p, _)| *p == o.protocol);
             if !keep {
                 tracing::info!(listener = %listen, "proxy: closing a listener no rule uses");
-                o.task.abort();
+                o.close();
             }
             keep
         });
@@ -186,13 +267,17 @@ pub async fn run<S: Store + Clone>(
             if open.contains_key(&listen) {
                 continue;
             }
-            match TcpListener::bind((listen.ip.as_str(), listen.port)).await {
-                Ok(listener) => {
+            let bound = match TcpListener::bind((listen.ip.as_str(), listen.port)).await {
+                Ok(listener) => listener
+                    .into_std()
+                    .and_then(|l| workers.serve(l, &listen, protocol, &state)),
+                Err(e) => Err(e),
+            };
+            match bound {
+                Ok(tasks) => {
                     tracing::info!(listener = %listen, ?protocol, %rule, "proxy: listening");
                     said.retain(|(l, _), _| *l != listen);
-                    let task =
-                        tokio::spawn(accept(listener, listen.clone(), protocol, state.clone()));
-                    open.insert(listen, Open { protocol, task });
+                    open.insert(listen, Open { protocol, tasks });
                 }
                 Err(e) => {
                     let message = format!("cannot listen on {listen}: {e}");
@@ -232,7 +317,7 @@ pub async fn run<S: Store + Clone>(
         }
     }
     for o in open.into_values() {
-        o.task.abort();
+        o.close();
     }
 }
 
