@@ -14,7 +14,8 @@ readonly ENV_FILE="$STATE_DIR/env"
 
 # libprotobuf-dev holds protoc's well-known types (google/protobuf/*.proto), which the build of
 # etcd-client imports; it is only a Recommends of protobuf-compiler, and we skip those.
-readonly PACKAGES=(docker.io etcd-server etcd-client protobuf-compiler libprotobuf-dev busybox-static time git)
+# pebble: a test ACME server (and its mock DNS, pebble-challtestsrv) for the proxy's ACME test.
+readonly PACKAGES=(docker.io etcd-server etcd-client protobuf-compiler libprotobuf-dev busybox-static time git pebble)
 # The peers `make bench` measures the proxy against, and its load generator.
 readonly BENCH_PACKAGES=(wrk nginx haproxy curl)
 
@@ -508,7 +509,7 @@ verify_outcome() {
     failed=$((failed + 1))
   fi
   # `time` is a shell keyword: the benchmarks need the program, /usr/bin/time.
-  for name in /usr/bin/git:git /usr/bin/time:time /bin/busybox:busybox-static; do
+  for name in /usr/bin/git:git /usr/bin/time:time /bin/busybox:busybox-static /usr/bin/pebble:pebble /usr/bin/pebble-challtestsrv:pebble; do
     if [[ ! -x "${name%%:*}" ]]; then
       warn "check: ${name%%:*} not found (package ${name#*:}): apt-get install ${name#*:}"
       failed=$((failed + 1))
@@ -518,7 +519,7 @@ verify_outcome() {
   if ((failed > 0)); then
     die "$failed check(s) failed: the environment is not ready"
   fi
-  say "checks passed: protoc with the well-known types, dockerd, images run, etcd healthy, git, time"
+  say "checks passed: protoc with the well-known types, dockerd, images run, etcd healthy, git, time, pebble"
 }
 
 # --- commands --------------------------------------------------------------------

@@ -407,6 +407,11 @@ fn certificates(names: &[&[&str]]) -> (String, Vec<(String, String)>) {
 /// `GET /` over TLS to 127.0.0.1:`port` asking for `name` (SNI and Host), trusting only
 /// `ca`: the status and body, or why the handshake or exchange failed.
 fn https_get(port: u16, name: &str, ca: &str) -> Result<(u16, String), String> {
+    https_get_path(port, name, "/", ca)
+}
+
+/// `GET path` over TLS to 127.0.0.1:`port` asking for `name`, trusting only `ca`.
+fn https_get_path(port: u16, name: &str, path: &str, ca: &str) -> Result<(u16, String), String> {
     use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     let ca = rustls_pki_types::CertificateDer::from_pem_slice(ca.as_bytes())
@@ -428,7 +433,7 @@ fn https_get(port: u16, name: &str, ca: &str) -> Result<(u16, String), String> {
     let mut tls = rustls::StreamOwned::new(conn, sock);
     write!(
         tls,
-        "GET / HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n"
     )
     .map_err(|e| e.to_string())?;
     let mut out = Vec::new();
@@ -529,4 +534,199 @@ fn https_should_serve_the_certificate_of_the_name_asked_and_http_should_redirect
         https_get(https, "shop.other.test", &ca),
         Ok((200, "secure web\n".to_owned()))
     );
+}
+
+/// A Pebble (Let's Encrypt's test ACME server) and its mock DNS, answering 127.0.0.1 for
+/// every name, on loopback; both stopped on drop.
+struct Pebble {
+    children: Vec<std::process::Child>,
+    /// The ACME directory URL.
+    directory: String,
+    /// Pebble's management port (its roots).
+    management: u16,
+    /// The CA of Pebble's own HTTPS certificate (PEM), and its file.
+    ca: String,
+    ca_file: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Pebble {
+    /// Validates http-01 challenges on 127.0.0.1:`http_port`.
+    fn start(http_port: u16) -> Pebble {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let (ca, issued) = certificates(&[&["localhost", "127.0.0.1"]]);
+        let (crt, key) = &issued[0];
+        let path = |name: &str| dir.path().join(name);
+        std::fs::write(path("ca.pem"), &ca).expect("write");
+        std::fs::write(path("cert.pem"), crt).expect("write");
+        std::fs::write(path("key.pem"), key).expect("write");
+        let (acme, management, dns, tls) = (free_port(), free_port(), free_port(), free_port());
+        let config = serde_json::json!({"pebble": {
+            "listenAddress": format!("127.0.0.1:{acme}"),
+            "managementListenAddress": format!("127.0.0.1:{management}"),
+            "certificate": path("cert.pem"),
+            "privateKey": path("key.pem"),
+            "httpPort": http_port,
+            "tlsPort": tls,
+            "ocspResponderURL": "",
+            "externalAccountBindingRequired": false,
+        }});
+        std::fs::write(path("pebble.json"), config.to_string()).expect("write");
+        let log = |name: &str| std::fs::File::create(path(name)).expect("a log file");
+        let dns_server = std::process::Command::new("pebble-challtestsrv")
+            .args([
+                "-dns01",
+                &format!("127.0.0.1:{dns}"),
+                "-http01",
+                "",
+                "-https01",
+                "",
+                "-tlsalpn01",
+                "",
+                "-management",
+                &format!("127.0.0.1:{}", free_port()),
+                "-defaultIPv4",
+                "127.0.0.1",
+                "-defaultIPv6",
+                "",
+            ])
+            .stdout(log("dns.log"))
+            .stderr(log("dns.err"))
+            .spawn()
+            .expect("pebble-challtestsrv (package pebble; make dev-env installs it)");
+        let pebble = std::process::Command::new("pebble")
+            .args([
+                "-config",
+                &path("pebble.json").display().to_string(),
+                "-dnsserver",
+                &format!("127.0.0.1:{dns}"),
+            ])
+            .env("PEBBLE_VA_NOSLEEP", "1")
+            .env("PEBBLE_WFE_NONCEREJECT", "0")
+            .stdout(log("pebble.log"))
+            .stderr(log("pebble.err"))
+            .spawn()
+            .expect("pebble (package pebble; make dev-env installs it)");
+        let me = Pebble {
+            children: vec![dns_server, pebble],
+            directory: format!("https://127.0.0.1:{acme}/dir"),
+            management,
+            ca,
+            ca_file: path("ca.pem"),
+            _dir: dir,
+        };
+        wait_until("pebble answering", || {
+            https_get_path(acme, "localhost", "/dir", &me.ca).is_ok_and(|(s, _)| s == 200)
+        });
+        me
+    }
+
+    /// The root of the certificates Pebble issues (PEM).
+    fn root(&self) -> String {
+        let (status, body) = https_get_path(self.management, "localhost", "/roots/0", &self.ca)
+            .expect("pebble's root");
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    fn logs(&self) -> String {
+        ["pebble.log", "pebble.err"]
+            .iter()
+            .map(|f| std::fs::read_to_string(self._dir.path().join(f)).unwrap_or_default())
+            .collect()
+    }
+}
+
+impl Drop for Pebble {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[test]
+fn an_acme_certificate_should_be_obtained_over_http_01_and_served() {
+    let scope = Scope::new("proxy-acme");
+    let ns = scope.ns.clone();
+    let (https, http) = (free_port(), free_port());
+    let pebble = Pebble::start(http);
+    let ca_file = pebble.ca_file.display().to_string();
+    let d = Daemon::start_with(
+        StoreKind::Embedded,
+        &[
+            "--acme-directory",
+            &pebble.directory,
+            "--acme-ca-file",
+            &ca_file,
+        ],
+    );
+    let file = d.dir.path().join("acme.yaml");
+    let yaml = format!(
+        "apiVersion: nanocl.io/v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\n\
+         apiVersion: nanocl.io/v1\nkind: Cluster\nmetadata: {{name: dev, namespace: {ns}}}\n\
+         spec: {{variables: {{DOMAIN: acme.test}}}}\n{}\
+         ---\napiVersion: nanocl.io/v1\nkind: ProxyRule\nmetadata: {{name: front, namespace: {ns}}}\n\
+         spec:\n  cluster: dev\n  listeners:\n    - {{port: {https}, protocol: https}}\n    \
+         - {{port: {http}, httpsRedirect: {https}}}\n  \
+         http:\n    - {{host: \"{{{{ vars.DOMAIN }}}}\", cargo: web, port: 8080}}\n  \
+         tls:\n    - {{hosts: [\"{{{{ vars.DOMAIN }}}}\"], acme: true, secret: acme-cert}}\n",
+        cargo(
+            &ns,
+            "web",
+            1,
+            "mkdir -p /www && echo acme web > /www/index.html && exec httpd -f -p 8080 -h /www"
+        ),
+    );
+    apply(&d, &file, &yaml);
+    let root = pebble.root();
+    wait_until("the ACME certificate served", || {
+        https_get(https, "acme.test", &root).is_ok_and(|(s, b)| s == 200 && b == "acme web\n")
+    });
+    let describe = stdout(&d.nanocl(&["-n", &ns, "get", "proxyrule", "front", "-o", "json"]));
+    let rule: serde_json::Value = serde_json::from_str(&describe).expect("json");
+    let cert = &rule["status"]["certificates"][0];
+    assert_eq!(cert["state"], "Valid", "{describe}\n{}", pebble.logs());
+    assert_eq!(
+        cert["hosts"],
+        serde_json::json!(["acme.test"]),
+        "{describe}"
+    );
+    assert!(
+        cert["notAfter"].is_string() && cert["renewAfter"].is_string(),
+        "{describe}"
+    );
+    assert!(
+        rule["status"].get("challenges").is_none(),
+        "challenges cleared once answered: {describe}"
+    );
+    // Kept in the Secret the rule names, labelled as the rule's.
+    let secret = stdout(&d.nanocl(&["-n", &ns, "get", "secret", "acme-cert", "-o", "json"]));
+    let secret: serde_json::Value = serde_json::from_str(&secret).expect("json");
+    assert_eq!(secret["spec"]["type"], "tls", "{secret}");
+    assert_eq!(
+        secret["metadata"]["labels"]["io.nanocl.acme"],
+        format!("{ns}/front"),
+        "{secret}"
+    );
+    let events = stdout(&d.nanocl(&["-n", &ns, "describe", "proxyrule", "front"]));
+    assert!(events.contains("CertificateIssued"), "{events}");
+
+    // A Secret nanocl did not create is never overwritten: the rule says so.
+    let (_, issued) = certificates(&[&["taken.test"]]);
+    let other = format!(
+        "{}---\napiVersion: nanocl.io/v1\nkind: ProxyRule\nmetadata: {{name: other, namespace: {ns}}}\n\
+         spec:\n  cluster: dev\n  listeners: [{{port: {https}, protocol: https}}]\n  \
+         http: [{{host: taken.test, cargo: web, port: 8080}}]\n  \
+         tls: [{{hosts: [taken.test], acme: true, secret: taken}}]\n",
+        tls_secret(&ns, "taken", &issued[0])
+    );
+    apply(&d, &d.dir.path().join("other.yaml"), &other);
+    wait_until("the refusal said", || {
+        let out = stdout(&d.nanocl(&["-n", &ns, "get", "proxyrule", "other", "-o", "json"]));
+        out.contains("\"Failed\"") && out.contains("exists and is not the one nanocl keeps")
+    });
+    let kept = stdout(&d.nanocl(&["-n", &ns, "get", "secret", "taken", "-o", "json"]));
+    assert!(!kept.contains("io.nanocl.acme"), "{kept}");
 }

@@ -129,6 +129,24 @@ struct Args {
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_lease_ttl)]
     node_ttl: std::time::Duration,
 
+    /// The ACME server ProxyRules' `acme` certificates come from (its directory URL).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "NANOCL_ACME_DIRECTORY",
+        default_value = nanocl_controller::controllers::acme::LETS_ENCRYPT
+    )]
+    acme_directory: String,
+
+    /// A contact address for the ACME account (the ACME server's expiry notices).
+    #[arg(long, value_name = "EMAIL", env = "NANOCL_ACME_EMAIL")]
+    acme_email: Option<String>,
+
+    /// A PEM file of the CA that issued the ACME server's own HTTPS certificate, when it is
+    /// not a public one (a private ACME server; Pebble in tests).
+    #[arg(long, value_name = "FILE", env = "NANOCL_ACME_CA_FILE")]
+    acme_ca_file: Option<PathBuf>,
+
     /// Log format; the level comes from NANOCL_LOG (RUST_LOG syntax, default info; a bare
     /// `debug` or `trace` is nanocld's own, its libraries stay at info).
     #[arg(long, value_enum, default_value = "text")]
@@ -459,6 +477,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 // Builds run on the controllers' Docker: this host's node when it runs one.
                 node: (args.role == Role::All).then(|| node.clone()),
                 advertise: advertise.clone(),
+                acme: nanocl_controller::controllers::acme::Config {
+                    directory: args.acme_directory.clone(),
+                    email: args.acme_email.clone(),
+                    ca_file: args.acme_ca_file.clone(),
+                    state_dir: Some(state_dir.clone()),
+                },
                 ..Default::default()
             };
             let election = Election {

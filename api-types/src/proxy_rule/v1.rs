@@ -44,8 +44,14 @@ pub struct TlsCertificate {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<String>,
     /// A Secret of type `tls` in the rule's namespace: `tls.crt` (the chain, PEM) and
-    /// `tls.key`.
+    /// `tls.key`. With `acme`, nanocl writes it (and renews it).
     pub secret: String,
+    /// Obtain the certificate for `hosts` over ACME (http-01: the ACME server asks for
+    /// `http://HOST/.well-known/acme-challenge/...` on port 80, which an http listener of the
+    /// proxy answers), keep it in `secret` and renew it before it expires. nanocld's
+    /// `--acme-directory` says which ACME server (default: Let's Encrypt).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub acme: bool,
 }
 
 /// A port the proxy listens on.
@@ -112,10 +118,50 @@ pub struct TcpRoute {
     pub port: u16,
 }
 
-/// What the proxies observed.
+/// What nanocl did for the rule.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ProxyRuleStatus {}
+pub struct ProxyRuleStatus {
+    /// The certificates obtained over ACME, one per `tls` entry with `acme`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<AcmeCertificate>,
+    /// The ACME http-01 challenges being answered now (every node's proxy serves them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub challenges: Vec<AcmeChallenge>,
+}
+
+/// A certificate obtained over ACME.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AcmeCertificate {
+    /// The Secret it is kept in.
+    pub secret: String,
+    /// The names it serves (rendered).
+    pub hosts: Vec<String>,
+    /// `Valid`, `Issuing` or `Failed`.
+    pub state: String,
+    /// When it expires (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<String>,
+    /// When it will be renewed (RFC 3339): a third of its lifetime before it expires, 30
+    /// days at most.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renew_after: Option<String>,
+    /// What went wrong with the last attempt, and when the next one is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// One http-01 challenge: `GET /.well-known/acme-challenge/{token}` answers
+/// `keyAuthorization`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AcmeChallenge {
+    /// The token.
+    pub token: String,
+    /// The answer.
+    pub key_authorization: String,
+}
 
 /// The default listen address.
 pub const DEFAULT_HOST_IP: &str = "127.0.0.1";
@@ -369,6 +415,31 @@ pub fn validate(rule: &ProxyRule) -> FieldErrors {
         errors.check(&p.key("secret"), validation::dns1123_subdomain(&t.secret));
         for (j, host) in t.hosts.iter().enumerate() {
             errors.check(&p.key("hosts").index(j), host_pattern(host));
+        }
+        if t.acme {
+            if t.hosts.is_empty() {
+                errors.push(
+                    p.key("hosts"),
+                    "required with acme: the names to obtain the certificate for",
+                );
+            }
+            for (j, host) in t.hosts.iter().enumerate() {
+                if host.starts_with("*.") {
+                    errors.push(
+                        p.key("hosts").index(j),
+                        format!(
+                            "{}: ACME over http-01 cannot prove a wildcard name; use a certificate from a Secret",
+                            quoted(host)
+                        ),
+                    );
+                }
+            }
+            if let Some(j) = spec.tls[..i].iter().position(|o| o.secret == t.secret) {
+                errors.push(
+                    p.key("secret"),
+                    format!("also tls[{j}]'s: an ACME certificate needs a Secret of its own"),
+                );
+            }
         }
         let default = |o: &TlsCertificate| o.hosts.is_empty();
         if t.hosts.is_empty() && spec.tls[..i].iter().any(default) {

@@ -4,6 +4,7 @@
 //! and one runner per kind. Docker events and related objects are triggers; a periodic
 //! resync and a garbage collector cover anything a trigger missed.
 
+pub mod acme;
 pub mod autoscale;
 pub mod build;
 pub mod cargo;
@@ -111,6 +112,8 @@ pub struct Shared<S, D> {
     /// What the replica runner and the node's proxy share to drain a container before it
     /// is removed.
     pub handoff: crate::proxy::Handoff,
+    /// The ACME issuer of ProxyRules' certificates (on the leader).
+    pub acme: acme::Acme,
 }
 
 /// The Replica writes of the leader that its cache has not yet seen: the store revision of
@@ -256,6 +259,8 @@ pub struct Options {
     /// This nanocld's API as other nodes reach it (`--advertise-url`): where they fetch
     /// the images built here.
     pub advertise: Option<String>,
+    /// Where ProxyRules' ACME certificates come from (`--acme-*`).
+    pub acme: acme::Config,
 }
 
 impl Default for Options {
@@ -276,6 +281,7 @@ impl Default for Options {
             node: None,
             secret_files: None,
             advertise: None,
+            acme: acme::Config::default(),
         }
     }
 }
@@ -349,6 +355,7 @@ async fn start<S: Store + Clone, D: Docker>(
             .or_else(|| options.node.clone()),
         advertise: options.advertise.clone(),
         handoff: crate::proxy::Handoff::default(),
+        acme: acme::Acme::new(options.acme.clone()),
         secret_files: options.secret_files.clone().unwrap_or_else(|| {
             std::env::temp_dir().join(format!("nanocl-secret-files-{instance_for_files}"))
         }),
@@ -437,8 +444,9 @@ pub async fn run<S: Store + Clone, D: Docker>(
     }
     for kind in Kind::ALL {
         // Replicas are the scheduler's output (the Cargo controller) and the node runners'
-        // input; ProxyRules the node proxies' input: no controller of their own.
-        if matches!(kind, Kind::Replica | Kind::ProxyRule) {
+        // input: no controller of their own. ProxyRules are the node proxies' input; their
+        // controller obtains their ACME certificates.
+        if matches!(kind, Kind::Replica) {
             continue;
         }
         let shared = shared.clone();
@@ -469,7 +477,8 @@ pub async fn run<S: Store + Clone, D: Docker>(
                         Kind::Secret => secrets::reconcile(&shared, &key).await,
                         Kind::Cargo => cargo::reconcile(&shared, &key).await,
                         Kind::Node => node::reconcile(&shared, &key).await,
-                        Kind::Replica | Kind::ProxyRule => Ok(Action::AwaitChange),
+                        Kind::ProxyRule => acme::reconcile(&shared, &key).await,
+                        Kind::Replica => Ok(Action::AwaitChange),
                     };
                     result
                 }

@@ -97,6 +97,11 @@ pub mod owners {
         ],
         conditions: &[],
     };
+    /// The ACME issuer (on the leader): the ProxyRule's certificates and challenges.
+    pub const PROXY_RULE_ACME: StatusOwner = StatusOwner {
+        fields: &["certificates", "challenges"],
+        conditions: &[],
+    };
     /// The usage sampler of the Replica's node: what the container used.
     pub const REPLICA_USAGE: StatusOwner = StatusOwner {
         fields: &["usage"],

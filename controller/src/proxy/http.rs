@@ -151,6 +151,20 @@ async fn forward(
     let host = host_of(&request);
     let path = request.uri().path().to_owned();
     let table = state.table();
+    if let Some(answer) = path
+        .strip_prefix(ACME_CHALLENGE)
+        .and_then(|token| table.challenges.get(token))
+    {
+        let mut response = said(StatusCode::OK, String::new());
+        *response.body_mut() = Full::new(Bytes::from(answer.clone()))
+            .map_err(|never| match never {})
+            .boxed();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        return (response, None, None);
+    }
     if let Some(port) = table
         .redirect(listen)
         .filter(|_| !path.starts_with(ACME_CHALLENGE))

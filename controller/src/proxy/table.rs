@@ -112,6 +112,8 @@ impl Routes {
 pub struct Table {
     /// By listen address.
     pub listeners: BTreeMap<Listen, Routes>,
+    /// The ACME http-01 challenges being answered (every rule's), by token.
+    pub challenges: std::collections::HashMap<String, String>,
 }
 
 impl Table {
@@ -239,6 +241,11 @@ pub fn build(hub: &Hub, node: &str) -> (Table, Vec<(String, String)>) {
         let namespace = rule.metadata.namespace.clone().unwrap_or_default();
         let key = format!("{namespace}/{}", rule.metadata.name);
         let spec = &rule.spec;
+        for c in rule.status.iter().flat_map(|s| &s.challenges) {
+            table
+                .challenges
+                .insert(c.token.clone(), c.key_authorization.clone());
+        }
         let cluster = hub.get(&ObjectRef::<ClusterObject>::new(
             Some(&namespace),
             &spec.cluster,
@@ -411,6 +418,8 @@ fn certificates(
     for t in tls {
         let secret = hub.get(&ObjectRef::<SecretObject>::new(Some(namespace), &t.secret));
         let loaded = match secret {
+            // Not obtained yet: the rule's status says how it goes.
+            None if t.acme => continue,
             None => Err(format!("secret {:?} not found", t.secret)),
             Some(s) if s.spec.type_ != Some(SecretType::Tls) => {
                 Err(format!("secret {:?} is not of type tls", t.secret))
