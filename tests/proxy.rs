@@ -158,15 +158,16 @@ fn the_proxy_should_route_by_host_path_and_port_to_ready_replicas() {
     killer.join().expect("killed");
     assert!(failed.is_empty(), "failed requests: {failed:?}");
 
-    // What it answered, per rule, in /metrics.
-    let metrics = d.metrics();
+    // What it answered, per rule, in /metrics (the proxy process's counts, fetched every
+    // second).
     let rule = format!("{ns}/front");
-    assert!(
+    wait_until("the proxy's counts in /metrics", || {
+        let metrics = d.metrics();
         metrics.contains(&format!(
             "nanocl_proxy_requests_total{{rule=\"{rule}\",class=\"2xx\"}}"
-        )) && metrics.contains("nanocl_proxy_requests_total{rule=\"<none>\",class=\"4xx\"}"),
-        "{metrics}"
-    );
+        )) && metrics.contains("nanocl_proxy_requests_total{rule=\"<none>\",class=\"4xx\"}")
+    });
+    let metrics = d.metrics();
     assert!(
         metrics.contains(&format!(
             "nanocl_proxy_request_duration_seconds_bucket{{rule=\"{rule}\",le=\"+Inf\"}}"
@@ -729,4 +730,62 @@ fn an_acme_certificate_should_be_obtained_over_http_01_and_served() {
     });
     let kept = stdout(&d.nanocl(&["-n", &ns, "get", "secret", "taken", "-o", "json"]));
     assert!(!kept.contains("io.nanocl.acme"), "{kept}");
+}
+
+#[test]
+fn the_proxy_should_keep_serving_while_nanocld_is_killed_and_restarted() {
+    let scope = Scope::new("proxy-restart");
+    let ns = scope.ns.clone();
+    let mut d = Daemon::start_with_controllers(StoreKind::Embedded);
+    let http = free_port();
+    let file = d.dir.path().join("restart.yaml");
+    let yaml = format!(
+        "apiVersion: nanocl.io/v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\n\
+         apiVersion: nanocl.io/v1\nkind: Cluster\nmetadata: {{name: dev, namespace: {ns}}}\n{}\
+         ---\napiVersion: nanocl.io/v1\nkind: ProxyRule\nmetadata: {{name: front, namespace: {ns}}}\n\
+         spec:\n  cluster: dev\n  listeners: [{{port: {http}}}]\n  http: [{{host: restart.test, cargo: web, port: 8080}}]\n",
+        cargo(
+            &ns,
+            "web",
+            2,
+            "mkdir -p /www && echo v1 $(hostname) > /www/index.html && exec httpd -f -p 8080 -h /www"
+        ),
+    );
+    apply(&d, &file, &yaml);
+    wait_until("the web cargo behind the proxy", || {
+        get(http, "restart.test", "/").is_some_and(|(s, b)| s == 200 && b.starts_with("v1 "))
+    });
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let loader = load(http, "restart.test", 4, stop.clone());
+    std::thread::sleep(Duration::from_millis(500));
+    // Killed: nothing stops gracefully; the proxy process serves on, alone.
+    d.kill9();
+    std::thread::sleep(Duration::from_secs(2));
+    d.restart();
+    // Adopted: a route change is served by the same process, with nothing dropped.
+    apply(
+        &d,
+        &file,
+        &yaml.replace("host: restart.test, cargo", "host: again.test, cargo"),
+    );
+    wait_until("the new route served after the restart", || {
+        get(http, "again.test", "/").is_some_and(|(s, _)| s == 200)
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let seen = loader.join().expect("the load");
+    // restart.test is no route any more once the change is applied: 404s after it are the
+    // proxy's right answer, anything else is a failure.
+    let failed: Vec<&String> = seen
+        .failed
+        .iter()
+        .filter(|f| !f.starts_with("Some((404,"))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {:?}",
+        failed.len(),
+        seen.ok + seen.failed.len(),
+        &failed[..failed.len().min(20)]
+    );
+    assert!(seen.ok > 50, "a real load: {seen:?}");
 }

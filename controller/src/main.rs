@@ -147,6 +147,9 @@ struct Args {
     #[arg(long, value_name = "FILE", env = "NANOCL_ACME_CA_FILE")]
     acme_ca_file: Option<PathBuf>,
 
+    #[command(subcommand)]
+    command: Option<Command>,
+
     /// Log format; the level comes from NANOCL_LOG (RUST_LOG syntax, default info; a bare
     /// `debug` or `trace` is nanocld's own, its libraries stay at info).
     #[arg(long, value_enum, default_value = "text")]
@@ -445,6 +448,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
             let (url, pool, node) = (args.docker.clone(), args.network_pool, node.clone());
             let secret_files = secret_files.clone();
             let metrics_interval = args.metrics_interval;
+            // The proxy in a process of its own, which outlives this one's restarts.
+            let proxy_mode = match std::env::current_exe() {
+                Ok(exe) => nanocl_controller::proxy::Mode::Process {
+                    exe,
+                    dir: state_dir.clone(),
+                },
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot tell nanocld's own path: the proxy runs in this process");
+                    nanocl_controller::proxy::Mode::InProcess
+                }
+            };
             tasks.spawn("replica runner", async move {
                 let Some(docker) = connect_docker(url.as_deref(), shutdown.clone()).await else {
                     return;
@@ -454,6 +468,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     metrics_interval,
                     local_node: None,
                     secret_files: Some(secret_files),
+                    proxy: proxy_mode,
                     ..Default::default()
                 };
                 if let Err(e) = nanocl_controller::controllers::run_node(
@@ -657,6 +672,19 @@ async fn run_controllers(
     nanocl_controller::controllers::run(store, docker, metrics, options, shutdown).await
 }
 
+/// What else nanocld runs as.
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// The node proxy's process: serves the routes the nanocld connected to --control sends,
+    /// and the last ones while none is. nanocld starts it (in its state directory) and adopts
+    /// it after a restart; it stops on SIGTERM.
+    Proxy {
+        /// The control socket (nanocld's: STATE_DIR/proxy.sock).
+        #[arg(long, value_name = "PATH")]
+        control: PathBuf,
+    },
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let log_format = args.log_format;
@@ -668,7 +696,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args)) {
+    let outcome = match &args.command {
+        Some(Command::Proxy { control }) => runtime
+            .block_on(nanocl_controller::proxy::plane::serve_process(control))
+            .map_err(|e| anyhow::anyhow!("proxy: {e}")),
+        None => runtime.block_on(run(args)),
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // Once: to the terminal as a sentence, or as a JSON log line for a collector.

@@ -32,6 +32,8 @@ pub struct Metrics {
     proxy: Mutex<BTreeMap<String, ProxyCounts>>,
     /// The node proxy: per rule and cargo, its ready backends now.
     proxy_backends: Mutex<BTreeMap<(String, String), usize>>,
+    /// The node proxy's own process's request counts, rendered.
+    proxy_remote: Mutex<Option<String>>,
 }
 
 /// The upper bounds of the proxy's latency histogram, in seconds.
@@ -187,7 +189,32 @@ impl Metrics {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = backends;
     }
 
+    /// What the proxy process counted (its `render_proxy_requests`), shown in place of this
+    /// process's own counts; `None` while it is not known.
+    pub fn set_proxy_requests(&self, text: Option<String>) {
+        *self
+            .proxy_remote
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = text;
+    }
+
     fn render_proxy(&self, out: &mut String) {
+        let remote = self
+            .proxy_remote
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        match remote {
+            Some(text) => out.push_str(&text),
+            None => out.push_str(&self.render_proxy_requests()),
+        }
+        self.render_proxy_backends(out);
+    }
+
+    /// The proxy's request counts and latency histogram.
+    pub fn render_proxy_requests(&self) -> String {
+        let mut out = String::new();
+        let out = &mut out;
         let proxy = self
             .proxy
             .lock()
@@ -235,6 +262,10 @@ impl Metrics {
             );
         }
         drop(proxy);
+        out.clone()
+    }
+
+    fn render_proxy_backends(&self, out: &mut String) {
         let backends = self
             .proxy_backends
             .lock()

@@ -363,9 +363,34 @@ impl Daemon {
     }
 }
 
+/// Stops the proxy process a nanocld of state directory `state` started, if one runs, and
+/// waits (5 s at most) until it is gone.
+pub fn stop_proxy(state: &Path) {
+    let Ok(pid) = std::fs::read_to_string(state.join("proxy.pid")) else {
+        return;
+    };
+    let pid = pid.trim().to_owned();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    for _ in 0..250 {
+        // Gone, or a zombie its reaper has not collected yet.
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if stat.is_empty()
+            || stat
+                .rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('Z'))
+        {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = Command::new("kill").args(["-KILL", &pid]).status();
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         self.stop();
+        stop_proxy(&self.dir.path().join("state"));
         if std::thread::panicking() {
             // The test failed: what nanocld said is what explains it.
             let log = self.log();

@@ -109,9 +109,9 @@ pub struct Shared<S, D> {
     pub secret_files: std::path::PathBuf,
     /// This nanocld's API as other nodes reach it (`--advertise-url`), if it has one.
     pub advertise: Option<String>,
-    /// What the replica runner and the node's proxy share to drain a container before it
-    /// is removed.
-    pub handoff: crate::proxy::Handoff,
+    /// The node's proxy (its data plane): what the replica runner drains a container
+    /// through before removing it.
+    pub proxy: crate::proxy::Plane,
     /// The ACME issuer of ProxyRules' certificates (on the leader).
     pub acme: acme::Acme,
 }
@@ -261,6 +261,8 @@ pub struct Options {
     pub advertise: Option<String>,
     /// Where ProxyRules' ACME certificates come from (`--acme-*`).
     pub acme: acme::Config,
+    /// Where the node's proxy runs.
+    pub proxy: crate::proxy::Mode,
 }
 
 impl Default for Options {
@@ -282,6 +284,7 @@ impl Default for Options {
             secret_files: None,
             advertise: None,
             acme: acme::Config::default(),
+            proxy: crate::proxy::Mode::default(),
         }
     }
 }
@@ -316,6 +319,7 @@ async fn start<S: Store + Clone, D: Docker>(
     docker: D,
     metrics: &Arc<Metrics>,
     options: &Options,
+    node_tasks: bool,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<Option<Started<S, D>>, RunError> {
     let instance = instance_id(&store).await?;
@@ -354,7 +358,11 @@ async fn start<S: Store + Clone, D: Docker>(
             .map(|n| n.node.clone())
             .or_else(|| options.node.clone()),
         advertise: options.advertise.clone(),
-        handoff: crate::proxy::Handoff::default(),
+        proxy: if node_tasks {
+            crate::proxy::Plane::start(&options.proxy, metrics)
+        } else {
+            crate::proxy::Plane::None
+        },
         acme: acme::Acme::new(options.acme.clone()),
         secret_files: options.secret_files.clone().unwrap_or_else(|| {
             std::env::temp_dir().join(format!("nanocl-secret-files-{instance_for_files}"))
@@ -422,7 +430,15 @@ pub async fn run<S: Store + Clone, D: Docker>(
         mut tasks,
         stop_tasks,
         tasks_shutdown,
-    }) = start(store, docker, &metrics, &options, &mut shutdown).await?
+    }) = start(
+        store,
+        docker,
+        &metrics,
+        &options,
+        options.local_node.is_some(),
+        &mut shutdown,
+    )
+    .await?
     else {
         return Ok(());
     };
@@ -568,16 +584,16 @@ fn spawn_node_tasks<S: Store + Clone, D: Docker>(
     tasks.spawn("usage sampler", async move {
         usage::sample_until(&shared, &node, every, done).await;
     });
-    let (hub, store, node, metrics, handoff, done) = (
+    let (hub, store, node, metrics, plane, done) = (
         shared_proxy.hub.clone(),
         shared_proxy.store.clone(),
         node_proxy,
         metrics.clone(),
-        shared_proxy.handoff.clone(),
+        shared_proxy.proxy.clone(),
         stop(),
     );
     tasks.spawn("proxy", async move {
-        crate::proxy::run(hub, store, node, metrics, handoff, done).await;
+        crate::proxy::run(hub, store, node, metrics, plane, done).await;
     });
 }
 
@@ -598,7 +614,7 @@ pub async fn run_node<S: Store + Clone, D: Docker>(
         mut tasks,
         stop_tasks,
         tasks_shutdown,
-    }) = start(store, docker, &metrics, &options, &mut shutdown).await?
+    }) = start(store, docker, &metrics, &options, true, &mut shutdown).await?
     else {
         return Ok(());
     };

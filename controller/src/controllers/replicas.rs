@@ -148,7 +148,11 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
                 .get(&at)
                 .map(|c| CargoObject::clone(&c).into_any());
             // The proxy no longer routes to a cargo being deleted: what is in flight ends.
-            let _drained = drain(shared, object.as_ref(), &observed, &ids).await;
+            let _drained = if shared.proxy.busy(&addresses(&observed, &ids)).await {
+                Some(drain(shared, object.as_ref(), &observed, &ids).await)
+            } else {
+                None
+            };
             remove_containers(shared, object.as_ref(), &observed, &ids).await?;
         }
         release(shared, &mine, &BTreeSet::new()).await?;
@@ -294,7 +298,7 @@ async fn run<S: Store + Clone, D: Docker>(ctx: &Ctx<'_, S, D>) -> Result<Action,
         })
         .collect();
     // Out of rotation until removed (Docker may give its address to a new container then).
-    let _drained = if ctx.shared.handoff.busy(&addresses(&observed, &removed)) {
+    let _drained = if ctx.shared.proxy.busy(&addresses(&observed, &removed)).await {
         // Where their slots' traffic goes now (the successor, or nowhere), then the drain.
         if let Some(p) = &prepared {
             let after: Vec<Container> = observed
@@ -563,18 +567,18 @@ fn addresses(observed: &[Container], ids: &[&str]) -> Vec<std::net::IpAddr> {
 
 /// Waits for the node's proxy to stop sending traffic to containers `ids` and for what is
 /// in flight to them to end (up to `handoff::DRAIN_TIMEOUT`; said in a Warning Event on
-/// `object` when it ran out). They stay out of rotation while the guard lives.
+/// `object` when it ran out). They stay out of rotation while the release lives.
 async fn drain<S: Store + Clone, D: Docker>(
     shared: &Shared<S, D>,
     object: Option<&AnyObject>,
     observed: &[Container],
     ids: &[&str],
-) -> crate::proxy::handoff::DrainGuard {
+) -> crate::proxy::plane::Release {
     use crate::proxy::handoff::{Drained, DRAIN_TIMEOUT, PROPAGATION};
     let addresses = addresses(observed, ids);
     let started = std::time::Instant::now();
     let (how, guard) = shared
-        .handoff
+        .proxy
         .drain(&addresses, PROPAGATION, DRAIN_TIMEOUT)
         .await;
     let names = || {

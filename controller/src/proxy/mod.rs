@@ -15,9 +15,10 @@
 
 pub mod handoff;
 mod http;
+pub mod plane;
 mod table;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -32,6 +33,7 @@ use crate::controllers::hub::Hub;
 use crate::metrics::Metrics;
 use crate::store::Store;
 pub use handoff::Handoff;
+pub use plane::{Mode, Plane};
 pub use table::{build, Backends, Listen, Routes, Table};
 
 /// How long a backend that refused a connection is left out.
@@ -211,81 +213,35 @@ impl Drop for Workers {
     }
 }
 
-/// Runs the proxy of node `node` until `done`.
+/// Builds node `node`'s routes from the caches and hands them to the data plane `plane`,
+/// on every change (and every few seconds), until `done`; says in Events what the routes
+/// leave out and the listeners that cannot be opened. The data plane serves on after `done`
+/// when it runs in a process of its own.
 pub async fn run<S: Store + Clone>(
     hub: Hub,
     store: S,
     node: String,
     metrics: Arc<Metrics>,
-    handoff: Handoff,
+    plane: Plane,
     done: impl std::future::Future<Output = ()>,
 ) {
-    let state = Arc::new(State {
-        metrics: metrics.clone(),
-        handoff: handoff.clone(),
-        ..State::default()
-    });
-    let workers = match Workers::start() {
-        Ok(w) => w,
-        Err(e) => {
-            tracing::error!(error = %e, "proxy: cannot start its worker threads; no listener opens");
-            done.await;
-            return;
-        }
-    };
-    let mut open: BTreeMap<Listen, Open> = BTreeMap::new();
-    // What was said of each rule's listener that could not be opened, to say it once.
-    let mut said: HashMap<(Listen, String), String> = HashMap::new();
+    // What was said of listeners that cannot be opened, to say it once.
+    let mut said: std::collections::HashSet<(String, String)> = Default::default();
     let mut changes = hub.subscribe();
     tokio::pin!(done);
     hub.wait_ready().await;
+    let mut counts = tokio::time::interval(Duration::from_secs(1));
     loop {
         let (table, problems) = build(&hub, &node);
         for (rule, message) in problems {
             warn(&hub, &store, &rule, "ProxyRouteIgnored", message).await;
         }
-        // Listeners no longer wanted (or wanted for another protocol) close; connections
-        // already accepted run on.
-        let wanted: BTreeMap<Listen, (ListenerProtocol, String)> = table
-            .listeners
-            .iter()
-            .map(|(l, r)| (l.clone(), (r.protocol(), r.rule().to_owned())))
-            .collect();
-        open.retain(|listen, o| {
-            let keep = wanted.get(listen).is_some_and(|(p, _)| *p == o.protocol);
-            if !keep {
-                tracing::info!(listener = %listen, "proxy: closing a listener no rule uses");
-                o.close();
-            }
-            keep
-        });
         metrics.set_proxy_backends(table.backend_counts());
-        let routed = table.addresses();
-        state.set(table);
-        handoff.set_routed(routed);
-        for (listen, (protocol, rule)) in wanted {
-            if open.contains_key(&listen) {
-                continue;
-            }
-            let bound = match TcpListener::bind((listen.ip.as_str(), listen.port)).await {
-                Ok(listener) => listener
-                    .into_std()
-                    .and_then(|l| workers.serve(l, &listen, protocol, &state)),
-                Err(e) => Err(e),
-            };
-            match bound {
-                Ok(tasks) => {
-                    tracing::info!(listener = %listen, ?protocol, %rule, "proxy: listening");
-                    said.retain(|(l, _), _| *l != listen);
-                    open.insert(listen, Open { protocol, tasks });
-                }
-                Err(e) => {
-                    let message = format!("cannot listen on {listen}: {e}");
-                    if said.get(&(listen.clone(), rule.clone())) != Some(&message) {
-                        warn(&hub, &store, &rule, "ListenerFailed", message.clone()).await;
-                        said.insert((listen.clone(), rule), message);
-                    }
-                }
+        let failed = plane.apply(table).await;
+        said.retain(|p| failed.contains(p));
+        for (rule, message) in failed {
+            if said.insert((rule.clone(), message.clone())) {
+                warn(&hub, &store, &rule, "ListenerFailed", message).await;
             }
         }
         // The next change (a burst of them is one rebuild), or the resync.
@@ -295,7 +251,11 @@ pub async fn run<S: Store + Clone>(
                     Ok(c)
                         if matches!(
                             c.kind,
-                            Kind::ProxyRule | Kind::Replica | Kind::Cargo | Kind::Cluster
+                            Kind::ProxyRule
+                                | Kind::Replica
+                                | Kind::Cargo
+                                | Kind::Cluster
+                                | Kind::Secret
                         ) =>
                     {
                         break
@@ -310,14 +270,22 @@ pub async fn run<S: Store + Clone>(
             tokio::time::sleep(Duration::from_millis(20)).await;
             while changes.try_recv().is_ok() {}
         };
-        tokio::select! {
-            () = wait => {}
-            () = tokio::time::sleep(RESYNC) => {}
-            () = &mut done => break,
+        tokio::pin!(wait);
+        let resync = tokio::time::sleep(RESYNC);
+        tokio::pin!(resync);
+        loop {
+            tokio::select! {
+                () = &mut wait => break,
+                () = &mut resync => break,
+                () = &mut done => return,
+                // The proxy process's request counts, for `/metrics`.
+                _ = counts.tick() => {
+                    if matches!(plane, Plane::Remote(_)) {
+                        metrics.set_proxy_requests(plane.remote_metrics().await);
+                    }
+                }
+            }
         }
-    }
-    for o in open.into_values() {
-        o.close();
     }
 }
 

@@ -10,11 +10,13 @@ use nanocl_api_types::cargo::v1::Cargo as CargoObject;
 use nanocl_api_types::cluster::v1::Cluster as ClusterObject;
 use nanocl_api_types::proxy_rule::v1::{ListenerProtocol, ProxyRule as ProxyRuleObject};
 
+use serde::{Deserialize, Serialize};
+
 use crate::controllers::hub::Hub;
 use crate::objects::api::ObjectRef;
 
 /// A listen address.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Listen {
     /// The IP.
     pub ip: String,
@@ -32,18 +34,19 @@ impl std::fmt::Display for Listen {
 }
 
 /// The ready replicas of one cargo port, and where round robin is.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Backends {
     /// `namespace/cargo`, for messages.
     pub cargo: String,
     /// Their addresses.
     pub targets: Vec<SocketAddr>,
     /// The next to use.
+    #[serde(skip)]
     pub next: AtomicUsize,
 }
 
 /// One HTTP route of a listener.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct HttpEntry {
     /// The rule it comes from (`namespace/name`).
     pub rule: String,
@@ -56,18 +59,32 @@ pub struct HttpEntry {
 }
 
 /// A certificate of an https listener.
-#[derive(Debug)]
+#[derive(Serialize, Deserialize)]
 pub struct Certificate {
     /// The rule it comes from (`namespace/name`).
     pub rule: String,
     /// The name it serves, rendered (`None`: the default).
     pub host: Option<String>,
-    /// The chain and its key.
-    pub key: Arc<rustls::sign::CertifiedKey>,
+    /// The chain, PEM.
+    pub crt: String,
+    /// Its key, PEM.
+    pub key: String,
+    /// Both, parsed (`Table::load`).
+    #[serde(skip)]
+    pub certified: Option<Arc<rustls::sign::CertifiedKey>>,
+}
+
+impl std::fmt::Debug for Certificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Certificate")
+            .field("rule", &self.rule)
+            .field("host", &self.host)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a listener serves.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub enum Routes {
     /// HTTP routes, the most specific first.
     Http {
@@ -107,16 +124,57 @@ impl Routes {
     }
 }
 
-/// Every listener and its routes.
-#[derive(Debug, Default)]
+/// Every listener and its routes: what the proxy serves, sent whole to its process.
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Table {
     /// By listen address.
+    #[serde(with = "pairs")]
     pub listeners: BTreeMap<Listen, Routes>,
     /// The ACME http-01 challenges being answered (every rule's), by token.
     pub challenges: std::collections::HashMap<String, String>,
 }
 
+/// A map whose keys are not strings, as a list of pairs in JSON.
+mod pairs {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::BTreeMap;
+
+    pub fn serialize<K: Serialize, V: Serialize, S: Serializer>(
+        map: &BTreeMap<K, V>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(map.iter())
+    }
+
+    pub fn deserialize<'de, K, V, D>(deserializer: D) -> Result<BTreeMap<K, V>, D::Error>
+    where
+        K: Deserialize<'de> + Ord,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        Ok(Vec::<(K, V)>::deserialize(deserializer)?
+            .into_iter()
+            .collect())
+    }
+}
+
 impl Table {
+    /// Parses the certificates (once received).
+    pub fn load(&mut self) {
+        for routes in self.listeners.values_mut() {
+            if let Routes::Http {
+                tls: Some(certs), ..
+            } = routes
+            {
+                for c in certs {
+                    c.certified = certified_key(c.crt.as_bytes(), c.key.as_bytes())
+                        .ok()
+                        .map(Arc::new);
+                }
+            }
+        }
+    }
+
     /// Every backend address the routes send traffic to.
     pub fn addresses(&self) -> std::collections::HashSet<IpAddr> {
         let mut out = std::collections::HashSet::new();
@@ -167,7 +225,7 @@ impl Table {
                 _ => false,
             })
             .or_else(|| certs.iter().find(|c| c.host.is_none()))
-            .map(|c| c.key.clone())
+            .and_then(|c| c.certified.clone())
     }
 
     /// The https port listener `listen` redirects every request to, if it does.
@@ -424,33 +482,40 @@ fn certificates(
             Some(s) if s.spec.type_ != Some(SecretType::Tls) => {
                 Err(format!("secret {:?} is not of type tls", t.secret))
             }
-            Some(s) => certified_key(
-                &s.spec.value("tls.crt").unwrap_or_default(),
-                &s.spec.value("tls.key").unwrap_or_default(),
-            )
-            .map_err(|e| format!("secret {:?}: {e}", t.secret)),
+            Some(s) => {
+                let crt = s.spec.value("tls.crt").unwrap_or_default();
+                let pem_key = s.spec.value("tls.key").unwrap_or_default();
+                certified_key(&crt, &pem_key)
+                    .map(|k| {
+                        (
+                            String::from_utf8_lossy(&crt).into_owned(),
+                            String::from_utf8_lossy(&pem_key).into_owned(),
+                            Arc::new(k),
+                        )
+                    })
+                    .map_err(|e| format!("secret {:?}: {e}", t.secret))
+            }
         };
-        let certified = match loaded {
-            Ok(k) => Arc::new(k),
+        let (crt, pem_key, certified) = match loaded {
+            Ok(k) => k,
             Err(e) => {
                 problems.push((key.to_owned(), format!("certificate left out: {e}")));
                 continue;
             }
         };
+        let certificate = |host: Option<String>| Certificate {
+            rule: key.to_owned(),
+            host,
+            crt: crt.clone(),
+            key: pem_key.clone(),
+            certified: Some(certified.clone()),
+        };
         if t.hosts.is_empty() {
-            out.push(Certificate {
-                rule: key.to_owned(),
-                host: None,
-                key: certified.clone(),
-            });
+            out.push(certificate(None));
         }
         for h in &t.hosts {
             match nanocl_api_types::template::render(h, vars) {
-                Ok(host) => out.push(Certificate {
-                    rule: key.to_owned(),
-                    host: Some(host.to_ascii_lowercase()),
-                    key: certified.clone(),
-                }),
+                Ok(host) => out.push(certificate(Some(host.to_ascii_lowercase()))),
                 Err(e) => problems.push((key.to_owned(), format!("tls host {h:?}: {e}: left out"))),
             }
         }
