@@ -5,8 +5,8 @@
 # connections, BENCH_PROXY_RUNS runs each (interleaved), the median and the spread; then the
 # time from `nanocl apply` of a new route to the proxy serving it (median of 7).
 #
-# Everything it starts (nanocld on its own embedded store and socket, nginx, haproxy, the
-# namespace's containers and network) carries the run's prefix and is removed at the end.
+# Everything it starts (nanocld on its own embedded store and socket, its proxy process,
+# nginx, haproxy, the namespace's containers and network) carries the run's prefix and is removed at the end.
 # Needs: make dev-env, `scripts/dev-env.sh bench-tools` (wrk, nginx, haproxy, curl) and
 # target/release binaries (`make bench` does all three).
 set -euo pipefail
@@ -38,7 +38,7 @@ cleanup() {
     kill -TERM "$daemon" 2>/dev/null
     wait "$daemon" 2>/dev/null
   fi
-  for pidfile in "$work/nginx.pid" "$work/haproxy.pid"; do
+  for pidfile in "$work/nginx.pid" "$work/haproxy.pid" "$work/state/proxy.pid"; do
     [[ -f $pidfile ]] && kill -TERM "$(cat "$pidfile")" 2>/dev/null
   done
   # Whatever the namespace still has (nanocld stopped midway): only ours, by its label.

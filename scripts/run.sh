@@ -16,7 +16,14 @@ export NANOCL_HOST="unix://$socket"
 echo "run: starting nanocld (store: embedded:$state/store.redb, socket: $socket)"
 NANOCL_LOG="${NANOCL_LOG:-warn,nanocld=info}" "$bin/nanocld" --state-dir "$state" --listen "unix://$socket" &
 daemon=$!
-trap 'kill -TERM $daemon 2>/dev/null || true; wait $daemon 2>/dev/null || true' INT TERM EXIT
+# The proxy runs in a process of its own that outlives nanocld's restarts; `make run` stops
+# it too when it stops.
+stop_all() {
+  kill -TERM $daemon 2>/dev/null || true
+  wait $daemon 2>/dev/null || true
+  if [[ -f $state/proxy.pid ]]; then kill -TERM "$(cat "$state/proxy.pid")" 2>/dev/null || true; fi
+}
+trap stop_all INT TERM EXIT
 
 for _ in $(seq 1 200); do
   [[ -S $socket ]] && "$bin/nanocl" get namespaces -o name >/dev/null 2>&1 && break

@@ -133,7 +133,7 @@ stop_pid() { # pidfile
 }
 
 down() {
-  for i in "${hosts[@]}"; do stop_pid "$root/nanocld$i/pid"; done
+  for i in "${hosts[@]}"; do stop_pid "$root/nanocld$i/pid"; stop_pid "$root/nanocld$i/state/proxy.pid"; done
   for i in "${hosts[@]}"; do
     local s; s=$(sock "$i")
     if [[ -S $s ]] && "$docker_cli" -H "unix://$s" info >/dev/null 2>&1; then

@@ -345,6 +345,7 @@ fn starts(line: &str, dir: &Path) -> Result<(), String> {
         .args(["-TERM", &child.id().to_string()])
         .status();
     let _ = child.wait();
+    nanocl_e2e::stop_proxy(&state);
     result.map_err(|e| {
         format!(
             "{e}\n{}",
