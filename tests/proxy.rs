@@ -216,7 +216,8 @@ fn a_proxy_rule_should_be_validated_with_located_errors() {
         &file,
         "apiVersion: nanocl.io/v1\nkind: ProxyRule\nmetadata: {name: bad}\nspec:\n  cluster: dev\n  \
          listeners:\n    - {port: 8080, httpsRedirect: 8082}\n    - {port: 8081, protocol: https}\n  \
-         http:\n    - {host: \"bad host\", cargo: web, port: 80}\n    - {listener: 9999, cargo: web, port: 80}\n  \
+         http:\n    - {host: \"bad host\", cargo: web, port: 80}\n    - {listener: 9999, cargo: web, port: 80}\n    \
+         - {host: r.test, cargo: web, port: 80, redirect: {url: \"ftp://x\"}, requestHeaders: {remove: [Content-Length]}, maxBodySize: lots}\n  \
          tcp:\n    - {listener: 8080, cargo: db, port: 5432}\n",
     )
     .expect("write");
@@ -229,6 +230,10 @@ fn a_proxy_rule_should_be_validated_with_located_errors() {
         "spec.http[0].host: invalid host \"bad host\"",
         "spec.http[1].listener: 9999 is not an http or https listener of this rule",
         "spec.tcp[0].listener: 8080 is not a tcp listener of this rule",
+        "spec.http[2].redirect: a redirect answers by itself: leave cargo and port out",
+        "spec.http[2].redirect.url: invalid url \"ftp://x\"",
+        "spec.http[2].requestHeaders.remove[0]: \"Content-Length\" is HTTP's own framing",
+        "spec.http[2].maxBodySize: invalid memory size \"lots\"",
     ] {
         assert!(err.contains(expected), "{expected}: {err}");
     }
@@ -788,4 +793,101 @@ fn the_proxy_should_keep_serving_while_nanocld_is_killed_and_restarted() {
         &failed[..failed.len().min(20)]
     );
     assert!(seen.ok > 50, "a real load: {seen:?}");
+}
+
+/// Sends `request` as written to 127.0.0.1:`port`: the whole response (empty when nothing
+/// listens).
+fn raw(port: u16, request: &str) -> String {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response
+}
+
+#[test]
+fn routes_should_change_headers_redirect_and_limit_request_bodies() {
+    let scope = Scope::new("proxy-edit");
+    let ns = scope.ns.clone();
+    let d = Daemon::start_with_controllers(StoreKind::Embedded);
+    let http = free_port();
+    // A CGI that says which request headers it got, and sets one of its own.
+    let echo = "mkdir -p /www/cgi-bin && printf \"#!/bin/sh\\necho Content-Type: text/plain\\necho X-Backend: secret\\necho\\necho env=\\$HTTP_X_ENV debug=\\$HTTP_X_DEBUG\\n\" > /www/cgi-bin/echo && chmod +x /www/cgi-bin/echo && exec httpd -f -p 8080 -h /www";
+    let yaml = format!(
+        "apiVersion: nanocl.io/v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\n\
+         apiVersion: nanocl.io/v1\nkind: Cluster\nmetadata: {{name: dev, namespace: {ns}}}\n{}\
+         ---\napiVersion: nanocl.io/v1\nkind: ProxyRule\nmetadata: {{name: front, namespace: {ns}}}\n\
+         spec:\n  cluster: dev\n  listeners: [{{port: {http}}}]\n  http:\n    \
+         - {{host: h.test, cargo: web, port: 8080, maxBodySize: 1Ki, \
+         requestHeaders: {{set: {{X-Env: prod}}, remove: [X-Debug]}}, \
+         responseHeaders: {{set: {{X-Proxy: nanocl}}, remove: [X-Backend]}}}}\n    \
+         - {{host: old.test, redirect: {{url: \"https://new.test\", status: 301}}}}\n",
+        cargo(&ns, "web", 1, echo),
+    );
+    apply(&d, &d.dir.path().join("edit.yaml"), &yaml);
+    let ask = |extra: &str| {
+        raw(
+            http,
+            &format!(
+                "GET /cgi-bin/echo HTTP/1.1\r\nHost: h.test\r\n{extra}Connection: close\r\n\r\n"
+            ),
+        )
+    };
+    wait_until("the echo behind the proxy", || ask("").contains("200 OK"));
+    let response = ask("X-Debug: 1\r\nX-Env: dev\r\n");
+    assert!(
+        response.contains("env=prod debug=\n"),
+        "X-Env replaced, X-Debug removed on the way in: {response}"
+    );
+    let head = response
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or("")
+        .to_lowercase();
+    assert!(
+        head.contains("x-proxy: nanocl") && !head.contains("x-backend"),
+        "X-Proxy set, X-Backend removed on the way out: {response}"
+    );
+    // A redirect route answers by itself, path and query kept.
+    let response = raw(
+        http,
+        "GET /a/b?c=1 HTTP/1.1\r\nHost: old.test\r\nConnection: close\r\n\r\n",
+    );
+    assert!(response.starts_with("HTTP/1.1 301"), "{response}");
+    assert!(
+        response
+            .to_lowercase()
+            .contains("location: https://new.test/a/b?c=1\r\n"),
+        "{response}"
+    );
+    // Bodies over 1 KiB are refused before the replica, with a length or streamed.
+    let big = "x".repeat(2048);
+    let response = raw(
+        http,
+        &format!(
+            "POST /cgi-bin/echo HTTP/1.1\r\nHost: h.test\r\nContent-Length: 2048\r\nConnection: close\r\n\r\n{big}"
+        ),
+    );
+    assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    assert!(
+        response.contains("over this route's limit of 1024 bytes"),
+        "{response}"
+    );
+    let response = raw(
+        http,
+        &format!(
+            "POST /cgi-bin/echo HTTP/1.1\r\nHost: h.test\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n800\r\n{big}\r\n0\r\n\r\n"
+        ),
+    );
+    assert!(response.starts_with("HTTP/1.1 413"), "streamed: {response}");
+    let small = raw(
+        http,
+        "POST /cgi-bin/echo HTTP/1.1\r\nHost: h.test\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+    );
+    assert!(small.contains("200 OK"), "{small}");
 }

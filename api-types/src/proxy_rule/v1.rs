@@ -100,10 +100,93 @@ pub struct HttpRoute {
     /// answers `/api` and `/api/x`, not `/apix`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
-    /// The cargo, in the rule's namespace and cluster.
+    /// The cargo, in the rule's namespace and cluster (not with `redirect`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub cargo: String,
-    /// The port its containers listen on.
+    /// The port its containers listen on (not with `redirect`).
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub port: u16,
+    /// Headers set (replaced) or removed on the request sent to the replica.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_headers: Option<HeaderChanges>,
+    /// Headers set (replaced) or removed on the response sent to the client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_headers: Option<HeaderChanges>,
+    /// Answer with a redirect instead of proxying (no `cargo`, no `port`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect: Option<Redirect>,
+    /// The largest request body accepted (`10Mi`, `512Ki`, `4096`); a larger one is
+    /// answered 413 and never reaches the replica. Default: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_body_size: Option<String>,
+}
+
+/// Headers to set or remove.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HeaderChanges {
+    /// Set, replacing any value: name → value.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub set: std::collections::BTreeMap<String, String>,
+    /// Removed, by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+}
+
+/// Where a route redirects.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Redirect {
+    /// `http(s)://host[:port]`, to which the request's path and query are appended.
+    pub url: String,
+    /// 301, 302, 303, 307 or 308 (default 308: permanent, method kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+}
+
+fn is_zero(n: &u16) -> bool {
+    *n == 0
+}
+
+/// Headers a route may not set or remove: HTTP/1.1's own framing.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "content-length",
+    "transfer-encoding",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "trailer",
+    "proxy-connection",
+];
+
+fn check_headers(changes: &HeaderChanges, at: &FieldPath, errors: &mut FieldErrors) {
+    let token = |name: &str| {
+        !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    };
+    let check = |name: &str, path: FieldPath, errors: &mut FieldErrors| {
+        if !token(name) {
+            errors.push(path, format!("invalid header name {}", quoted(name)));
+        } else if HOP_BY_HOP.contains(&name.to_ascii_lowercase().as_str()) {
+            errors.push(
+                path,
+                format!("{} is HTTP's own framing: the proxy sets it", quoted(name)),
+            );
+        }
+    };
+    for (name, value) in &changes.set {
+        let p = at.key("set").key(name);
+        check(name, p.clone(), errors);
+        if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+            errors.push(p, "a header value cannot hold a line break");
+        }
+    }
+    for (i, name) in changes.remove.iter().enumerate() {
+        check(name, at.key("remove").index(i), errors);
+    }
 }
 
 /// A TCP route.
@@ -342,9 +425,64 @@ pub fn validate(rule: &ProxyRule) -> FieldErrors {
                 );
             }
         }
-        errors.check(&p.key("cargo"), validation::dns1123_label(&r.cargo));
-        if r.port == 0 {
-            errors.push(p.key("port"), "must be between 1 and 65535, got 0");
+        match &r.redirect {
+            None => {
+                if r.cargo.is_empty() {
+                    errors.push(
+                        p.key("cargo"),
+                        "required: the cargo requests go to (or a redirect)",
+                    );
+                } else {
+                    errors.check(&p.key("cargo"), validation::dns1123_label(&r.cargo));
+                }
+                if r.port == 0 {
+                    errors.push(
+                        p.key("port"),
+                        "required: the port its containers listen on, 1 to 65535",
+                    );
+                }
+            }
+            Some(redirect) => {
+                if !r.cargo.is_empty() || r.port != 0 {
+                    errors.push(
+                        p.key("redirect"),
+                        "a redirect answers by itself: leave cargo and port out",
+                    );
+                }
+                let url = redirect.url.as_str();
+                let rest = url
+                    .strip_prefix("https://")
+                    .or_else(|| url.strip_prefix("http://"));
+                if !rest.is_some_and(|r| !r.is_empty() && !r.contains(char::is_whitespace)) {
+                    errors.push(
+                        p.key("redirect").key("url"),
+                        format!(
+                            "invalid url {}: http(s)://host[:port][/prefix]",
+                            quoted(url)
+                        ),
+                    );
+                }
+                if let Some(code) = redirect.status {
+                    if ![301, 302, 303, 307, 308].contains(&code) {
+                        errors.push(
+                            p.key("redirect").key("status"),
+                            format!("{code} is not a redirect: 301, 302, 303, 307 or 308"),
+                        );
+                    }
+                }
+            }
+        }
+        if let Some(h) = &r.request_headers {
+            check_headers(h, &p.key("requestHeaders"), &mut errors);
+        }
+        if let Some(h) = &r.response_headers {
+            check_headers(h, &p.key("responseHeaders"), &mut errors);
+        }
+        if let Some(size) = &r.max_body_size {
+            errors.check(
+                &p.key("maxBodySize"),
+                crate::quantity::parse_memory(size).map(|_| ()),
+            );
         }
         let mine = spec.http_listeners(r);
         let same = |o: &HttpRoute| {

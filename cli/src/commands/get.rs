@@ -189,14 +189,16 @@ fn proxy_rule_row(o: &Value, wide: bool, placed: &Placed, r: &mut Vec<String>) {
     let mut routes: Vec<String> = list(&spec["http"])
         .iter()
         .map(|h| {
-            let cargo = h["cargo"].as_str().unwrap_or("").to_owned();
-            cargoes.push(cargo.clone());
-            format!(
-                "{}{}→{cargo}:{}",
+            let (host, path) = (
                 h["host"].as_str().unwrap_or("*"),
                 h["path"].as_str().unwrap_or("/"),
-                h["port"]
-            )
+            );
+            if let Some(url) = h["redirect"]["url"].as_str() {
+                return format!("{host}{path}→{url}");
+            }
+            let cargo = h["cargo"].as_str().unwrap_or("").to_owned();
+            cargoes.push(cargo.clone());
+            format!("{host}{path}→{cargo}:{}", h["port"])
         })
         .collect();
     routes.extend(list(&spec["tcp"]).iter().map(|t| {

@@ -17,6 +17,41 @@ use super::handoff::InFlight;
 use super::{connect, Listen, State};
 
 type Body = BoxBody<Bytes, hyper::Error>;
+/// A request body on its way to a replica (its length limit may stop it).
+type Outgoing = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+/// Applies a route's header changes.
+fn change(
+    headers: &mut hyper::HeaderMap,
+    changes: Option<&nanocl_api_types::proxy_rule::v1::HeaderChanges>,
+) {
+    let Some(changes) = changes else { return };
+    for name in &changes.remove {
+        if let Ok(name) = header::HeaderName::from_bytes(name.as_bytes()) {
+            headers.remove(name);
+        }
+    }
+    for (name, value) in &changes.set {
+        if let (Ok(name), Ok(value)) = (
+            header::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            headers.insert(name, value);
+        }
+    }
+}
+
+/// Whether an exchange stopped because the request body went over its route's limit.
+fn over_limit(e: &hyper::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
 
 /// Where ACME http-01 challenges are answered (never redirected).
 const ACME_CHALLENGE: &str = "/.well-known/acme-challenge/";
@@ -196,7 +231,42 @@ async fn forward(
         return (response, None, None);
     };
     let (backends, rule) = (entry.backends.clone(), Some(entry.rule.clone()));
+    let (request_headers, response_headers) = (
+        entry.request_headers.clone(),
+        entry.response_headers.clone(),
+    );
+    let (redirect, max_body) = (entry.redirect.clone(), entry.max_body);
     drop(table);
+    if let Some(redirect) = redirect {
+        let path_and_query = request.uri().path_and_query().map_or("/", |p| p.as_str());
+        let location = format!("{}{path_and_query}", redirect.url.trim_end_matches('/'));
+        let status = redirect
+            .status
+            .and_then(|s| StatusCode::from_u16(s).ok())
+            .unwrap_or(StatusCode::PERMANENT_REDIRECT);
+        let mut response = said(status, format!("redirected to {location}"));
+        if let Ok(v) = HeaderValue::from_str(&location) {
+            response.headers_mut().insert(header::LOCATION, v);
+        }
+        change(response.headers_mut(), response_headers.as_ref());
+        return (response, rule, None);
+    }
+    if let Some(max) = max_body {
+        let length = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if let Some(length) = length.filter(|l| *l > max) {
+            let response = said(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "a request body of {length} bytes is over this route's limit of {max} bytes"
+                ),
+            );
+            return (response, rule, None);
+        }
+    }
     if backends.targets.is_empty() {
         let response = said(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -227,6 +297,14 @@ async fn forward(
         "x-forwarded-proto",
         HeaderValue::from_static(if https { "https" } else { "http" }),
     );
+    change(&mut parts.headers, request_headers.as_ref());
+    // A body without a length is counted as it streams: past the limit, the exchange stops.
+    let body: Outgoing = match max_body {
+        Some(max) => {
+            http_body_util::Limited::new(body, usize::try_from(max).unwrap_or(usize::MAX)).boxed()
+        }
+        None => body.map_err(Into::into).boxed(),
+    };
     // A request whose body is known to be empty can be sent again as it was.
     let replayable = idempotent(&parts.method) && hyper::body::Body::is_end_stream(&body);
     let mut body = Some(body);
@@ -260,7 +338,8 @@ async fn forward(
         let request = Request::from_parts(parts.clone(), outgoing);
         match sender.send_request(request).await {
             // In flight until the client has the whole body (or went away).
-            Ok(response) => {
+            Ok(mut response) => {
+                change(response.headers_mut(), response_headers.as_ref());
                 let response = response.map(|body| {
                     Tracked {
                         body: body.boxed(),
@@ -269,6 +348,16 @@ async fn forward(
                     .boxed()
                 });
                 return (response, rule, Some(addr));
+            }
+            Err(e) if over_limit(&e) => {
+                let response = said(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "the request body is over this route's limit of {} bytes",
+                        max_body.unwrap_or_default()
+                    ),
+                );
+                return (response, rule, None);
             }
             Err(e) => {
                 state.mark_down(addr);

@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use nanocl_api_types::cargo::v1::Cargo as CargoObject;
 use nanocl_api_types::cluster::v1::Cluster as ClusterObject;
-use nanocl_api_types::proxy_rule::v1::{ListenerProtocol, ProxyRule as ProxyRuleObject};
+use nanocl_api_types::proxy_rule::v1::{
+    HeaderChanges, ListenerProtocol, ProxyRule as ProxyRuleObject, Redirect,
+};
 
 use serde::{Deserialize, Serialize};
 
@@ -56,6 +58,18 @@ pub struct HttpEntry {
     pub path: String,
     /// Where requests go.
     pub backends: Arc<Backends>,
+    /// Headers set or removed on the request.
+    #[serde(default)]
+    pub request_headers: Option<HeaderChanges>,
+    /// Headers set or removed on the response.
+    #[serde(default)]
+    pub response_headers: Option<HeaderChanges>,
+    /// A redirect answered instead.
+    #[serde(default)]
+    pub redirect: Option<Redirect>,
+    /// The largest request body, in bytes.
+    #[serde(default)]
+    pub max_body: Option<u64>,
 }
 
 /// A certificate of an https listener.
@@ -420,7 +434,7 @@ pub fn build(hub: &Hub, node: &str) -> (Table, Vec<(String, String)>) {
                     continue;
                 }
             };
-            if !in_cluster(&r.cargo, &mut problems) {
+            if r.redirect.is_none() && !in_cluster(&r.cargo, &mut problems) {
                 continue;
             }
             let Some(Routes::Http {
@@ -446,7 +460,18 @@ pub fn build(hub: &Hub, node: &str) -> (Table, Vec<(String, String)>) {
                 rule: key.clone(),
                 host,
                 path: r.path().to_owned(),
-                backends: Arc::new(backends(hub, node, &namespace, &r.cargo, r.port)),
+                backends: Arc::new(if r.redirect.is_some() {
+                    Backends::default()
+                } else {
+                    backends(hub, node, &namespace, &r.cargo, r.port)
+                }),
+                request_headers: r.request_headers.clone(),
+                response_headers: r.response_headers.clone(),
+                redirect: r.redirect.clone(),
+                max_body: r
+                    .max_body_size
+                    .as_deref()
+                    .and_then(|m| nanocl_api_types::quantity::parse_memory(m).ok()),
             });
         }
     }
