@@ -97,6 +97,7 @@ up() {
     if alive "$dir/pid"; then continue; fi
     DOCKER_HOST="unix://$(sock "$i")" NANOCL_LOG="${NANOCL_LOG:-info}" "$bin/nanocld" \
       --store "$store" --node "host-$i" --node-label "index=$i" \
+      --node-address "127.0.0.$((i + 2))" \
       --state-dir "$dir/state" --listen "unix://$(nanocl_sock "$i")" \
       --listen "tcp://127.0.0.1:$((23830 + i))" --secrets-key "$root/secrets.key" \
       >"$dir/log" 2>&1 &

@@ -43,6 +43,9 @@ pub struct Config {
     pub labels: BTreeMap<String, String>,
     /// The host's addresses (`--node-address`, else the source of the default route).
     pub addresses: Vec<String>,
+    /// Where this node's proxy relays the other nodes' connections to its replicas
+    /// (`IP:PORT`), published in the Node's status; `None`: no relay.
+    pub proxy_relay: Option<String>,
     /// The lease's TTL (`--node-ttl`).
     pub ttl: Duration,
     /// This process, for the lease key's value (`node/pid`).
@@ -379,6 +382,7 @@ impl<S: Store + Clone, D: Docker> Agent<S, D> {
         };
         let status = NodeStatus {
             addresses: self.config.addresses.clone(),
+            proxy_relay: self.config.proxy_relay.clone(),
             capacity: self.host.as_ref().map(|h| NodeCapacity {
                 cpus: h.cpus,
                 memory_bytes: h.memory_bytes,

@@ -118,6 +118,13 @@ struct Args {
     #[arg(long = "node-address", value_name = "IP")]
     node_addresses: Vec<std::net::IpAddr>,
 
+    /// The port this node's proxy takes the other nodes' proxies' connections on, to reach
+    /// the replicas that run here (on the node's first address; published in the Node's
+    /// status). Open only while another node and a ProxyRule exist, and only to the other
+    /// nodes' addresses. 0: none (replicas here get traffic from this node's proxy only).
+    #[arg(long, value_name = "PORT", default_value_t = 7470)]
+    proxy_relay_port: u16,
+
     /// How long a leader that stopped answering (crashed, paused, cut off) keeps the lead
     /// of the controllers before another nanocld takes over. A leader that stops gracefully
     /// hands over at once.
@@ -205,17 +212,26 @@ fn agent_config(args: &Args, node: &str) -> anyhow::Result<agent::Config> {
     if let Some(e) = errors.into_iter().next() {
         anyhow::bail!("invalid --node-label: {}: {}", e.path, e.message);
     }
+    let addresses: Vec<String> = if args.node_addresses.is_empty() {
+        agent::primary_address()
+    } else {
+        args.node_addresses
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    };
+    let proxy_relay = match (addresses.first(), args.proxy_relay_port) {
+        (Some(ip), port) if port != 0 => ip
+            .parse::<std::net::IpAddr>()
+            .ok()
+            .map(|ip| std::net::SocketAddr::new(ip, port).to_string()),
+        _ => None,
+    };
     Ok(agent::Config {
         node: node.to_owned(),
         labels,
-        addresses: if args.node_addresses.is_empty() {
-            agent::primary_address()
-        } else {
-            args.node_addresses
-                .iter()
-                .map(ToString::to_string)
-                .collect()
-        },
+        addresses,
+        proxy_relay,
         ttl: args.node_ttl,
         identity: format!("{node}/{}", std::process::id()),
         check: agent::CHECK,

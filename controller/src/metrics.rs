@@ -34,6 +34,8 @@ pub struct Metrics {
     proxy_backends: Mutex<BTreeMap<(String, String), usize>>,
     /// The node proxy's own process's request counts, rendered.
     proxy_remote: Mutex<Option<String>>,
+    /// The node proxy's relay: connections of other nodes' proxies carried to replicas here.
+    proxy_relayed: std::sync::atomic::AtomicU64,
 }
 
 /// The upper bounds of the proxy's latency histogram, in seconds.
@@ -181,6 +183,12 @@ impl Metrics {
         counts.count += 1;
     }
 
+    /// Counts one connection the relay carried from another node's proxy.
+    pub fn count_relayed(&self) {
+        self.proxy_relayed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// The ready backends of each (rule, cargo) of the proxy, replacing what was there.
     pub fn set_proxy_backends(&self, backends: BTreeMap<(String, String), usize>) {
         *self
@@ -262,6 +270,14 @@ impl Metrics {
             );
         }
         drop(proxy);
+        let _ = writeln!(out, "# HELP nanocl_proxy_relayed_connections_total Connections of other nodes' proxies this node's relay carried to its replicas.");
+        let _ = writeln!(out, "# TYPE nanocl_proxy_relayed_connections_total counter");
+        let _ = writeln!(
+            out,
+            "nanocl_proxy_relayed_connections_total {}",
+            self.proxy_relayed
+                .load(std::sync::atomic::Ordering::Relaxed)
+        );
         out.clone()
     }
 

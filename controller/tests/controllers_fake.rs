@@ -449,6 +449,7 @@ async fn a_node_should_register_go_not_ready_when_its_lease_ends_and_come_back()
         node: "host-1".into(),
         labels: [("zone".to_owned(), "a".to_owned())].into(),
         addresses: vec!["10.0.0.1".into()],
+        proxy_relay: None,
         ttl: Duration::from_secs(1),
         identity: "host-1/1".into(),
         check: Duration::from_millis(200),
@@ -564,6 +565,7 @@ fn start_node(
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect(),
         addresses: Vec::new(),
+        proxy_relay: None,
         ttl: Duration::from_secs(1),
         identity: format!("{name}/1"),
         check: Duration::from_millis(200),

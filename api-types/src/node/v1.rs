@@ -38,6 +38,10 @@ pub struct NodeStatus {
     /// The host's addresses (`--node-address`, else those of its network interfaces).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub addresses: Vec<String>,
+    /// Where this node's proxy takes the connections of the other nodes' proxies to its
+    /// replicas (`IP:PORT`: the node's first address and `--proxy-relay-port`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_relay: Option<String>,
     /// CPUs and memory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity: Option<NodeCapacity>,

@@ -32,6 +32,11 @@ pub struct ProxyRuleSpec {
     /// for (SNI).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tls: Vec<TlsCertificate>,
+    /// The nodes whose proxies open the listeners, as a label selector over the nodes'
+    /// labels (`role=edge`, `zone in (a,b)`); default every node. Replicas on any node of
+    /// the cluster receive the traffic: a node reaches another's through that node's relay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<String>,
 }
 
 /// A certificate for https listeners.
@@ -205,6 +210,9 @@ pub struct TcpRoute {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProxyRuleStatus {
+    /// The `metadata.generation` the controller last acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
     /// The certificates obtained over ACME, one per `tls` entry with `acme`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub certificates: Vec<AcmeCertificate>,
@@ -345,6 +353,12 @@ pub fn validate(rule: &ProxyRule) -> FieldErrors {
         errors.push(cluster, "required: the cluster whose cargoes it routes to");
     } else {
         errors.check(&cluster, validation::dns1123_label(&spec.cluster));
+    }
+    if let Some(nodes) = &spec.nodes {
+        errors.check(
+            &FieldPath::keys("spec.nodes"),
+            crate::selector::Selector::parse(nodes).map(|_| ()),
+        );
     }
     let listeners = FieldPath::keys("spec.listeners");
     if spec.listeners.is_empty() {

@@ -462,7 +462,7 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
     })
 }
 
-/// Writes the rule's ACME status when it differs.
+/// Writes the rule's ACME status, and the generation it was acted on, when they differ.
 async fn write_status<S: Store + Clone, D: Docker>(
     shared: &Shared<S, D>,
     rule: &ProxyRuleObject,
@@ -470,10 +470,15 @@ async fn write_status<S: Store + Clone, D: Docker>(
     challenges: &[AcmeChallenge],
 ) -> Result<(), ReconcileError> {
     let current = rule.status.clone().unwrap_or_default();
-    if current.certificates == certificates && current.challenges == challenges {
+    let generation = rule.metadata.generation;
+    if current.certificates == certificates
+        && current.challenges == challenges
+        && current.observed_generation == generation
+    {
         return Ok(());
     }
     let patch = serde_json::json!({
+        "observedGeneration": generation,
         "certificates": certificates,
         "challenges": challenges,
     });

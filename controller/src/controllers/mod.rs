@@ -276,6 +276,7 @@ impl Default for Options {
                 node: "local".into(),
                 labels: Default::default(),
                 addresses: Vec::new(),
+                proxy_relay: None,
                 ttl: Duration::from_secs(10),
                 identity: "local".into(),
                 check: crate::agent::CHECK,

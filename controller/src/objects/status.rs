@@ -97,9 +97,10 @@ pub mod owners {
         ],
         conditions: &[],
     };
-    /// The ACME issuer (on the leader): the ProxyRule's certificates and challenges.
+    /// The ProxyRule controller (on the leader; ACME): the generation it acted on, the
+    /// rule's certificates and challenges.
     pub const PROXY_RULE_ACME: StatusOwner = StatusOwner {
-        fields: &["certificates", "challenges"],
+        fields: &["observedGeneration", "certificates", "challenges"],
         conditions: &[],
     };
     /// The usage sampler of the Replica's node: what the container used.
@@ -127,6 +128,7 @@ pub mod owners {
     pub const NODE_AGENT: StatusOwner = StatusOwner {
         fields: &[
             "addresses",
+            "proxyRelay",
             "capacity",
             "dockerVersion",
             "nanoclVersion",

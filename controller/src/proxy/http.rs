@@ -14,7 +14,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 
 use super::handoff::InFlight;
-use super::{connect, Listen, State};
+use super::{connect, Listen, State, Target};
 
 type Body = BoxBody<Bytes, hyper::Error>;
 /// A request body on its way to a replica (its length limit may stop it).
@@ -59,7 +59,7 @@ const ACME_CHALLENGE: &str = "/.well-known/acme-challenge/";
 /// A backend's response body, in flight to the backend until it is dropped.
 struct Tracked {
     body: Body,
-    _flight: InFlight,
+    _flight: Option<InFlight>,
 }
 
 impl hyper::body::Body for Tracked {
@@ -182,7 +182,7 @@ async fn forward(
     listen: &Listen,
     https: bool,
     state: &State,
-) -> (Response<Body>, Option<String>, Option<SocketAddr>) {
+) -> (Response<Body>, Option<String>, Option<Target>) {
     let host = host_of(&request);
     let path = request.uri().path().to_owned();
     let table = state.table();
@@ -270,7 +270,7 @@ async fn forward(
     if backends.targets.is_empty() {
         let response = said(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("no ready replica of cargo {} on this node", backends.cargo),
+            format!("no ready replica of cargo {}", backends.cargo),
         );
         return (response, rule, None);
     }

@@ -16,10 +16,10 @@
 pub mod handoff;
 mod http;
 pub mod plane;
+mod relay;
 mod table;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -34,7 +34,7 @@ use crate::metrics::Metrics;
 use crate::store::Store;
 pub use handoff::Handoff;
 pub use plane::{Mode, Plane};
-pub use table::{build, Backends, Listen, Routes, Table};
+pub use table::{build, Backends, Listen, Relay, Routes, Table, Target};
 
 /// How long a backend that refused a connection is left out.
 const DOWN_FOR: Duration = Duration::from_secs(5);
@@ -50,7 +50,7 @@ const RESYNC: Duration = Duration::from_secs(5);
 #[derive(Debug, Default)]
 pub struct State {
     table: RwLock<Arc<Table>>,
-    down: Mutex<HashMap<SocketAddr, Instant>>,
+    down: Mutex<HashMap<Target, Instant>>,
     metrics: Arc<Metrics>,
     handoff: Handoff,
 }
@@ -71,34 +71,35 @@ impl State {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(table);
     }
 
-    /// Whether `addr` is out of rotation.
-    fn is_down(&self, addr: &SocketAddr) -> bool {
+    /// Whether `target` is out of rotation.
+    fn is_down(&self, target: &Target) -> bool {
         let mut down = self
             .down
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match down.get(addr) {
+        match down.get(target) {
             Some(until) if *until > Instant::now() => true,
             Some(_) => {
-                down.remove(addr);
+                down.remove(target);
                 false
             }
             None => false,
         }
     }
 
-    /// Takes `addr` out of rotation for `DOWN_FOR`.
-    fn mark_down(&self, addr: SocketAddr) {
-        tracing::info!(backend = %addr, "proxy: backend refused a connection; out of rotation for a moment");
+    /// Takes `target` out of rotation for `DOWN_FOR`.
+    fn mark_down(&self, target: Target) {
+        tracing::info!(backend = %target, "proxy: backend refused a connection; out of rotation for a moment");
         self.down
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(addr, Instant::now() + DOWN_FOR);
+            .insert(target, Instant::now() + DOWN_FOR);
     }
 
     /// The backends to try, in order: round robin from the next one, those that refused a
-    /// connection a moment ago last (better than nothing when all did); none being drained.
-    fn order(&self, backends: &Backends) -> Vec<SocketAddr> {
+    /// connection a moment ago last (better than nothing when all did); none being drained
+    /// (this node's: another node's relay refuses what its node drains).
+    fn order(&self, backends: &Backends) -> Vec<Target> {
         let n = backends.targets.len();
         if n == 0 {
             return Vec::new();
@@ -106,29 +107,43 @@ impl State {
         let start = backends
             .next
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let rotated: Vec<SocketAddr> = (0..n)
+        let rotated: Vec<Target> = (0..n)
             .map(|i| backends.targets[(start + i) % n])
-            .filter(|a| !self.handoff.is_draining(&a.ip()))
+            .filter(|t| t.via.is_some() || !self.handoff.is_draining(&t.addr.ip()))
             .collect();
         let (up, down): (Vec<_>, Vec<_>) = rotated.into_iter().partition(|a| !self.is_down(a));
         up.into_iter().chain(down).collect()
     }
 }
 
-/// Connects to the first backend of `order` that accepts, marking those that refuse; what
-/// is sent on the connection is in flight to it until the guard is dropped.
+/// Connects to the first backend of `order` that accepts (another node's through its
+/// relay), marking those that refuse; what is sent on a connection to a replica of this node
+/// is in flight to it until the guard is dropped (another node's relay counts its own).
 async fn connect(
     state: &State,
-    order: &[SocketAddr],
-) -> Option<(SocketAddr, tokio::net::TcpStream, handoff::InFlight)> {
-    for addr in order {
-        let flight = state.handoff.begin(addr.ip());
-        match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
+    order: &[Target],
+) -> Option<(Target, tokio::net::TcpStream, Option<handoff::InFlight>)> {
+    for target in order {
+        let flight = target
+            .via
+            .is_none()
+            .then(|| state.handoff.begin(target.addr.ip()));
+        let attempt = async {
+            match target.via {
+                None => tokio::net::TcpStream::connect(target.addr).await,
+                Some(via) => relay::open(via, target.addr, state.table().source).await,
+            }
+        };
+        match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
-                return Some((*addr, stream, flight));
+                return Some((*target, stream, flight));
             }
-            _ => state.mark_down(*addr),
+            Ok(Err(e)) => {
+                tracing::debug!(backend = %target, error = %e, "proxy: cannot connect");
+                state.mark_down(*target);
+            }
+            Err(_) => state.mark_down(*target),
         }
     }
     None
@@ -205,6 +220,27 @@ impl Workers {
     }
 }
 
+impl Workers {
+    /// Accepts relayed connections on `listener` in every worker.
+    fn serve_relay(
+        &self,
+        listener: std::net::TcpListener,
+        state: &Arc<State>,
+    ) -> std::io::Result<Vec<JoinHandle<()>>> {
+        let mut tasks = Vec::new();
+        for handle in &self.handles {
+            let (listener, state) = (listener.try_clone()?, state.clone());
+            tasks.push(handle.spawn(async move {
+                match TcpListener::from_std(listener) {
+                    Ok(listener) => relay::serve(listener, state).await,
+                    Err(e) => tracing::error!(error = %e, "proxy relay: cannot accept"),
+                }
+            }));
+        }
+        Ok(tasks)
+    }
+}
+
 impl Drop for Workers {
     fn drop(&mut self) {
         for tx in self.stop.drain(..) {
@@ -252,6 +288,7 @@ pub async fn run<S: Store + Clone>(
                         if matches!(
                             c.kind,
                             Kind::ProxyRule
+                                | Kind::Node
                                 | Kind::Replica
                                 | Kind::Cargo
                                 | Kind::Cluster

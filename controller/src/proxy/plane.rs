@@ -40,6 +40,8 @@ pub struct Local {
     state: Arc<State>,
     workers: Workers,
     open: tokio::sync::Mutex<BTreeMap<Listen, Open>>,
+    /// The relay's listener, where it listens.
+    relay: tokio::sync::Mutex<Option<(std::net::SocketAddr, Vec<tokio::task::JoinHandle<()>>)>>,
 }
 
 impl std::fmt::Debug for Local {
@@ -58,6 +60,7 @@ impl Local {
             }),
             workers: Workers::start()?,
             open: tokio::sync::Mutex::new(BTreeMap::new()),
+            relay: tokio::sync::Mutex::new(None),
         }))
     }
 
@@ -80,8 +83,10 @@ impl Local {
             keep
         });
         let routed = table.addresses();
+        let relay = table.relay.as_ref().map(|r| r.listen);
         self.state.set(table);
         self.state.handoff.set_routed(routed);
+        self.open_relay(relay).await;
         let mut problems = Vec::new();
         for (listen, (protocol, rule)) in wanted {
             if open.contains_key(&listen) {
@@ -102,6 +107,37 @@ impl Local {
             }
         }
         problems
+    }
+
+    /// Opens the relay on `at` (closing one elsewhere), or closes it (`None`). A relay that
+    /// cannot be opened is said in the log and tried again with the next routes.
+    async fn open_relay(&self, at: Option<std::net::SocketAddr>) {
+        let mut relay = self.relay.lock().await;
+        if relay.as_ref().map(|(a, _)| *a) == at {
+            return;
+        }
+        if let Some((was, tasks)) = relay.take() {
+            tracing::info!(relay = %was, "proxy: closing the relay");
+            for t in tasks {
+                t.abort();
+            }
+        }
+        let Some(at) = at else { return };
+        let bound = match TcpListener::bind(at).await {
+            Ok(listener) => listener
+                .into_std()
+                .and_then(|l| self.workers.serve_relay(l, &self.state)),
+            Err(e) => Err(e),
+        };
+        match bound {
+            Ok(tasks) => {
+                tracing::info!(relay = %at, "proxy: relay listening (the other nodes' proxies reach this node's replicas through it)");
+                *relay = Some((at, tasks));
+            }
+            Err(e) => {
+                tracing::warn!(relay = %at, error = %e, "proxy: cannot open the relay: the other nodes' proxies cannot reach this node's replicas (see --proxy-relay-port)")
+            }
+        }
     }
 
     /// The handoff's side of this data plane.
@@ -453,8 +489,8 @@ async fn connection(exe: PathBuf, socket: PathBuf, mut rx: mpsc::UnboundedReceiv
     let mut last_table: Option<Request> = None;
     let mut backoff = Duration::from_millis(100);
     loop {
-        let wanted =
-            matches!(&last_table, Some(Request::Apply { table }) if !table.listeners.is_empty());
+        let wanted = matches!(&last_table, Some(Request::Apply { table })
+            if !table.listeners.is_empty() || table.relay.is_some());
         let stream = tokio::select! {
             s = connect(&exe, &socket, wanted, &started) => s,
             next = rx.recv() => {

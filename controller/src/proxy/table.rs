@@ -1,5 +1,5 @@
 //! The proxy's routes, built from the caches: a pure function of the ProxyRules, Cargoes,
-//! Clusters and Replicas it reads.
+//! Clusters, Nodes and Replicas it reads.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use nanocl_api_types::cargo::v1::Cargo as CargoObject;
 use nanocl_api_types::cluster::v1::Cluster as ClusterObject;
+use nanocl_api_types::node::v1::Node as NodeObject;
 use nanocl_api_types::proxy_rule::v1::{
     HeaderChanges, ListenerProtocol, ProxyRule as ProxyRuleObject, Redirect,
 };
@@ -35,13 +36,50 @@ impl std::fmt::Display for Listen {
     }
 }
 
+/// A replica's address, and the relay of the node it runs on when that is another node
+/// (container addresses are the node's own: another node's replica is reached through
+/// that node's proxy).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Target {
+    /// The replica's address and port.
+    pub addr: SocketAddr,
+    /// The relay of its node, when it runs on another node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<SocketAddr>,
+}
+
+impl Target {
+    /// A replica of this node.
+    pub fn local(addr: SocketAddr) -> Target {
+        Target { addr, via: None }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.via {
+            None => write!(f, "{}", self.addr),
+            Some(via) => write!(f, "{} via {via}", self.addr),
+        }
+    }
+}
+
+/// This node's relay: where the other nodes' proxies connect to reach its replicas.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Relay {
+    /// Where it listens (the node's `proxyRelay`).
+    pub listen: SocketAddr,
+    /// The other nodes' addresses: the only peers it takes connections from.
+    pub peers: Vec<IpAddr>,
+}
+
 /// The ready replicas of one cargo port, and where round robin is.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Backends {
     /// `namespace/cargo`, for messages.
     pub cargo: String,
-    /// Their addresses.
-    pub targets: Vec<SocketAddr>,
+    /// Where they are.
+    pub targets: Vec<Target>,
     /// The next to use.
     #[serde(skip)]
     pub next: AtomicUsize,
@@ -146,6 +184,18 @@ pub struct Table {
     pub listeners: BTreeMap<Listen, Routes>,
     /// The ACME http-01 challenges being answered (every rule's), by token.
     pub challenges: std::collections::HashMap<String, String>,
+    /// This node's relay, open while another node and a rule exist.
+    #[serde(default)]
+    pub relay: Option<Relay>,
+    /// This node's address: the source of its connections to other nodes' relays (which
+    /// take connections from node addresses only).
+    #[serde(default)]
+    pub source: Option<IpAddr>,
+    /// The replicas of this node that take traffic, of every rule's routes (those of rules
+    /// whose listeners open on other nodes too): what the relay may reach, and what a drain
+    /// waits for the routes to leave.
+    #[serde(default)]
+    pub local: std::collections::HashSet<SocketAddr>,
 }
 
 /// A map whose keys are not strings, as a list of pairs in JSON.
@@ -189,22 +239,9 @@ impl Table {
         }
     }
 
-    /// Every backend address the routes send traffic to.
+    /// Every address of this node's replicas the routes send traffic to.
     pub fn addresses(&self) -> std::collections::HashSet<IpAddr> {
-        let mut out = std::collections::HashSet::new();
-        for routes in self.listeners.values() {
-            match routes {
-                Routes::Http { entries, .. } => {
-                    for e in entries {
-                        out.extend(e.backends.targets.iter().map(SocketAddr::ip));
-                    }
-                }
-                Routes::Tcp { backends, .. } => {
-                    out.extend(backends.targets.iter().map(SocketAddr::ip));
-                }
-            }
-        }
-        out
+        self.local.iter().map(SocketAddr::ip).collect()
     }
 
     /// The route of an HTTP request, if any: the first whose host and path match.
@@ -251,20 +288,38 @@ impl Table {
     }
 }
 
-/// The addresses of the replicas of `cargo` (in `namespace`) on node `node` that take
-/// traffic (their status' `serving`: ready containers only), port `port`.
-fn backends(hub: &Hub, node: &str, namespace: &str, cargo: &str, port: u16) -> Backends {
-    let mut targets: Vec<SocketAddr> = hub
+/// Where the replicas of `cargo` (in `namespace`) that take traffic are (their status'
+/// `serving`: ready containers only), port `port`: those of node `node` at their address,
+/// those of other Ready nodes through their node's relay (`relays`: node → relay).
+fn backends(
+    hub: &Hub,
+    node: &str,
+    relays: &BTreeMap<String, SocketAddr>,
+    namespace: &str,
+    cargo: &str,
+    port: u16,
+) -> Backends {
+    let mut targets: Vec<Target> = hub
         .replicas_of(namespace, cargo)
         .iter()
-        .filter(|r| r.metadata.deletion_timestamp.is_none() && r.spec.node == node)
+        .filter(|r| r.metadata.deletion_timestamp.is_none())
         .filter_map(|r| {
             let status = r.status.as_ref()?;
-            if status.node.as_deref() != Some(node) {
+            // The node that reports it is the node it is placed on.
+            if status.node.as_deref() != Some(r.spec.node.as_str()) {
                 return None;
             }
             let ip: IpAddr = status.serving.as_deref()?.parse().ok()?;
-            Some(SocketAddr::new(ip, port))
+            let addr = SocketAddr::new(ip, port);
+            if r.spec.node == node {
+                Some(Target::local(addr))
+            } else {
+                let via = *relays.get(&r.spec.node)?;
+                Some(Target {
+                    addr,
+                    via: Some(via),
+                })
+            }
         })
         .collect();
     // A cargo being deleted takes no more traffic: its containers are drained and removed.
@@ -303,13 +358,51 @@ pub fn build(hub: &Hub, node: &str) -> (Table, Vec<(String, String)>) {
     let mut table = Table::default();
     let mut problems = Vec::new();
     let mut rules: Vec<Arc<ProxyRuleObject>> = hub.cache::<ProxyRuleObject>().list();
+    rules.retain(|r| r.metadata.deletion_timestamp.is_none());
     rules.sort_by(|a, b| {
         (&a.metadata.namespace, &a.metadata.name).cmp(&(&b.metadata.namespace, &b.metadata.name))
     });
-    for rule in rules {
-        if rule.metadata.deletion_timestamp.is_some() {
+    // The nodes: this one's labels and addresses, the others' relays (Ready ones only) and
+    // addresses.
+    let relay_of = |n: &NodeObject| {
+        n.status
+            .as_ref()
+            .and_then(|s| s.proxy_relay.as_deref())
+            .and_then(|r| r.parse::<SocketAddr>().ok())
+    };
+    let addresses_of = |n: &NodeObject| -> Vec<IpAddr> {
+        n.status
+            .iter()
+            .flat_map(|s| &s.addresses)
+            .filter_map(|a| a.parse().ok())
+            .collect()
+    };
+    let (mut relays, mut peers) = (BTreeMap::new(), Vec::new());
+    let mut me: Option<Arc<NodeObject>> = None;
+    for n in hub.cache::<NodeObject>().list() {
+        if n.metadata.name == node {
+            me = Some(n);
             continue;
         }
+        peers.extend(addresses_of(&n));
+        if let Some(relay) = relay_of(&n).filter(|_| crate::controllers::cargo::node_ready(&n)) {
+            relays.insert(n.metadata.name.clone(), relay);
+        }
+    }
+    let labels = me
+        .as_ref()
+        .map(|n| n.metadata.labels.clone())
+        .unwrap_or_default();
+    table.source = me.as_deref().and_then(|n| addresses_of(n).first().copied());
+    if !rules.is_empty() && !peers.is_empty() {
+        peers.sort();
+        peers.dedup();
+        table.relay = me
+            .as_deref()
+            .and_then(relay_of)
+            .map(|listen| Relay { listen, peers });
+    }
+    for rule in rules {
         let namespace = rule.metadata.namespace.clone().unwrap_or_default();
         let key = format!("{namespace}/{}", rule.metadata.name);
         let spec = &rule.spec;
@@ -317,6 +410,34 @@ pub fn build(hub: &Hub, node: &str) -> (Table, Vec<(String, String)>) {
             table
                 .challenges
                 .insert(c.token.clone(), c.key_authorization.clone());
+        }
+        // Whatever node opens the listeners, this node's replicas behind them take traffic.
+        let no_relays = BTreeMap::new();
+        let ports = spec
+            .http
+            .iter()
+            .filter(|r| r.redirect.is_none())
+            .map(|r| (r.cargo.as_str(), r.port))
+            .chain(spec.tcp.iter().map(|r| (r.cargo.as_str(), r.port)));
+        for (cargo, port) in ports {
+            let here = backends(hub, node, &no_relays, &namespace, cargo, port);
+            table.local.extend(
+                here.targets
+                    .iter()
+                    .filter(|t| t.via.is_none())
+                    .map(|t| t.addr),
+            );
+        }
+        // Not a node of the rule's: its listeners open elsewhere.
+        if let Some(selector) = spec.nodes.as_deref() {
+            match nanocl_api_types::selector::Selector::parse(selector) {
+                Ok(s) if s.matches(&labels) => {}
+                Ok(_) => continue,
+                Err(e) => {
+                    problems.push((key.clone(), format!("nodes: {e}: the rule is left out")));
+                    continue;
+                }
+            }
         }
         let cluster = hub.get(&ObjectRef::<ClusterObject>::new(
             Some(&namespace),
@@ -403,7 +524,7 @@ pub fn build(hub: &Hub, node: &str) -> (Table, Vec<(String, String)>) {
                 listen,
                 Routes::Tcp {
                     rule: key.clone(),
-                    backends: Arc::new(backends(hub, node, &namespace, &r.cargo, r.port)),
+                    backends: Arc::new(backends(hub, node, &relays, &namespace, &r.cargo, r.port)),
                 },
             );
         }
@@ -463,7 +584,7 @@ pub fn build(hub: &Hub, node: &str) -> (Table, Vec<(String, String)>) {
                 backends: Arc::new(if r.redirect.is_some() {
                     Backends::default()
                 } else {
-                    backends(hub, node, &namespace, &r.cargo, r.port)
+                    backends(hub, node, &relays, &namespace, &r.cargo, r.port)
                 }),
                 request_headers: r.request_headers.clone(),
                 response_headers: r.response_headers.clone(),
