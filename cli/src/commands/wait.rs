@@ -14,10 +14,17 @@ use crate::remote::{self, display_key};
 
 /// Whether `object` is ready, and if not, why (reason: message).
 fn readiness(object: &Value) -> Result<(), String> {
-    // A ProxyRule has no status (yet): each node's proxy serves it as soon as it is stored,
-    // and says what it cannot serve in Events.
+    // A ProxyRule has no Ready condition: each node's proxy serves it as soon as it is
+    // stored, and says what it cannot serve in Events; it is ready once the ProxyRule
+    // controller has seen this change (and taken its ACME certificates in hand).
     if object["kind"] == Kind::ProxyRule.as_str() {
-        return Ok(());
+        let generation = object["metadata"]["generation"].as_i64().unwrap_or(0);
+        let observed = object["status"]["observedGeneration"].as_i64().unwrap_or(0);
+        return if observed >= generation {
+            Ok(())
+        } else {
+            Err("this change not yet observed by its controller".into())
+        };
     }
     if object["kind"] == Kind::Namespace.as_str() {
         return match object["status"]["phase"].as_str() {
