@@ -37,6 +37,44 @@ fn get(port: u16, host: &str, path: &str) -> Option<(u16, String)> {
     Some((status, body))
 }
 
+/// Two `GET /` with `Host: host` one after the other on one connection to 127.0.0.1:`port`
+/// (the replicas, busybox httpd, close theirs after each response): both statuses.
+fn twice_on_one_connection(port: u16, host: &str) -> Vec<u16> {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return Vec::new();
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut statuses = Vec::new();
+    for _ in 0..2 {
+        if write!(stream, "GET / HTTP/1.1\r\nHost: {host}\r\n\r\n").is_err() {
+            break;
+        }
+        // The head, then the body by its length.
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            match stream.read(&mut byte) {
+                Ok(1) => head.push(byte[0]),
+                _ => return statuses,
+            }
+        }
+        let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0u8; length];
+        if stream.read_exact(&mut body).is_err() {
+            return statuses;
+        }
+        if let Some(status) = head.split(' ').nth(1).and_then(|s| s.parse().ok()) {
+            statuses.push(status);
+        }
+    }
+    statuses
+}
+
 fn cargo(ns: &str, name: &str, replicas: u32, script: &str) -> String {
     format!(
         "---\napiVersion: nanocl.io/v1\nkind: Cargo\nmetadata: {{name: {name}, namespace: {ns}}}\n\
@@ -117,6 +155,8 @@ fn the_proxy_should_route_by_host_path_and_port_to_ready_replicas() {
     );
     let (status, body) = get(http, "other.test", "/").expect("an answer, not a hang");
     assert_eq!(status, 404, "{body}");
+    // The client's connection is kept alive though each replica closes its own.
+    assert_eq!(twice_on_one_connection(http, "web.test"), [200, 200]);
     assert!(body.contains("no route for host \"other.test\""), "{body}");
 
     // Requests spread over the three replicas, once all three are ready.

@@ -47,7 +47,7 @@ const LATENCY_BUCKETS: [f64; 11] = [
 #[derive(Debug, Default)]
 struct ProxyCounts {
     /// By status class (`2xx` … `5xx`).
-    classes: BTreeMap<String, u64>,
+    classes: BTreeMap<&'static str, u64>,
     /// Per bucket of `LATENCY_BUCKETS` (not cumulative), then the sum and the count.
     buckets: [u64; LATENCY_BUCKETS.len()],
     sum: f64,
@@ -171,11 +171,20 @@ impl Metrics {
             .proxy
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let counts = proxy.entry(rule.to_owned()).or_default();
-        *counts
-            .classes
-            .entry(format!("{}xx", status / 100))
-            .or_default() += 1;
+        if !proxy.contains_key(rule) {
+            proxy.insert(rule.to_owned(), ProxyCounts::default());
+        }
+        let Some(counts) = proxy.get_mut(rule) else {
+            return;
+        };
+        let class = match status / 100 {
+            1 => "1xx",
+            2 => "2xx",
+            3 => "3xx",
+            4 => "4xx",
+            _ => "5xx",
+        };
+        *counts.classes.entry(class).or_default() += 1;
         if let Some(i) = LATENCY_BUCKETS.iter().position(|b| seconds <= *b) {
             counts.buckets[i] += 1;
         }

@@ -41,6 +41,35 @@ fn change(
     }
 }
 
+/// Removes the hop-by-hop headers (RFC 9110 §7.6.1): those `Connection` names and the
+/// connection's own (`Connection`, `Keep-Alive`, `Proxy-Connection`, `TE`, `Trailer`,
+/// `Transfer-Encoding`, `Upgrade`). Each side of the proxy is a connection of its own: a
+/// replica closing after each response must not close the client's kept-alive connection,
+/// and the body is framed again for each side.
+fn strip_hop_by_hop(headers: &mut hyper::HeaderMap) {
+    let named: Vec<header::HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| header::HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [
+        header::CONNECTION,
+        header::HeaderName::from_static("keep-alive"),
+        header::HeaderName::from_static("proxy-connection"),
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+    ] {
+        headers.remove(name);
+    }
+}
+
 /// Whether an exchange stopped because the request body went over its route's limit.
 fn over_limit(e: &hyper::Error) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
@@ -155,35 +184,102 @@ async fn route(
         host_of(&request),
         request.uri().path().to_owned(),
     );
-    let (response, rule, backend) = forward(request, peer, listen, https, state).await;
+    let (response, rule, backend) = forward(request, &host, peer, listen, https, state).await;
     let seconds = started.elapsed().as_secs_f64();
     let status = response.status().as_u16();
     let rule_name = rule.as_deref().unwrap_or("<none>");
     state.metrics.record_proxied(rule_name, status, seconds);
-    let line = serde_json::json!({
-        "client": peer.to_string(),
-        "listener": listen.to_string(),
-        "method": method.as_str(),
-        "host": host,
-        "path": path,
-        "status": status,
-        "rule": rule,
-        "backend": backend.map(|b| b.to_string()),
-        "ms": (seconds * 1000.0 * 1000.0).round() / 1000.0,
-    });
-    tracing::info!(target: "nanocl::access", "{line}");
+    if tracing::enabled!(target: "nanocl::access", tracing::Level::INFO) {
+        let line = AccessLine {
+            peer,
+            listen,
+            method: method.as_str(),
+            host: &host,
+            path: &path,
+            status,
+            rule: rule.as_deref(),
+            backend,
+            seconds,
+        };
+        tracing::info!(target: "nanocl::access", "{line}");
+    }
     response
+}
+
+/// One request's access log line: a JSON object, written straight into the log line (no
+/// `Value` built per request).
+struct AccessLine<'a> {
+    peer: SocketAddr,
+    listen: &'a Listen,
+    method: &'a str,
+    host: &'a str,
+    path: &'a str,
+    status: u16,
+    rule: Option<&'a str>,
+    backend: Option<Target>,
+    seconds: f64,
+}
+
+/// `text` as a JSON string.
+struct Json<'a>(&'a str);
+
+impl std::fmt::Display for Json<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write as _;
+        f.write_char('"')?;
+        for c in self.0.chars() {
+            match c {
+                '"' => f.write_str("\\\"")?,
+                '\\' => f.write_str("\\\\")?,
+                '\n' => f.write_str("\\n")?,
+                '\r' => f.write_str("\\r")?,
+                '\t' => f.write_str("\\t")?,
+                c if u32::from(c) < 0x20 => write!(f, "\\u{:04x}", u32::from(c))?,
+                c => f.write_char(c)?,
+            }
+        }
+        f.write_char('"')
+    }
+}
+
+impl std::fmt::Display for AccessLine<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{{\"client\":\"{}\",\"listener\":\"{}\",\"method\":{},\"host\":{},\"path\":{},\"status\":{},\"rule\":",
+            self.peer,
+            self.listen,
+            Json(self.method),
+            Json(self.host),
+            Json(self.path),
+            self.status
+        )?;
+        match self.rule {
+            Some(rule) => write!(f, "{}", Json(rule))?,
+            None => f.write_str("null")?,
+        }
+        f.write_str(",\"backend\":")?;
+        match self.backend {
+            Some(b) => write!(f, "\"{b}\"")?,
+            None => f.write_str("null")?,
+        }
+        write!(
+            f,
+            ",\"ms\":{}}}",
+            (self.seconds * 1000.0 * 1000.0).round() / 1000.0
+        )
+    }
 }
 
 /// The response, the rule that routed it and the backend that answered.
 async fn forward(
     request: Request<Incoming>,
+    host: &str,
     peer: SocketAddr,
     listen: &Listen,
     https: bool,
     state: &State,
 ) -> (Response<Body>, Option<String>, Option<Target>) {
-    let host = host_of(&request);
     let path = request.uri().path().to_owned();
     let table = state.table();
     if let Some(answer) = path
@@ -282,6 +378,7 @@ async fn forward(
         .map_or("/", |p| p.as_str())
         .to_owned();
     parts.uri = path_and_query.parse().unwrap_or_default();
+    strip_hop_by_hop(&mut parts.headers);
     let forwarded = match parts
         .headers
         .get("x-forwarded-for")
@@ -339,6 +436,7 @@ async fn forward(
         match sender.send_request(request).await {
             // In flight until the client has the whole body (or went away).
             Ok(mut response) => {
+                strip_hop_by_hop(response.headers_mut());
                 change(response.headers_mut(), response_headers.as_ref());
                 let response = response.map(|body| {
                     Tracked {
@@ -386,6 +484,55 @@ async fn forward(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_access_line_should_be_json() {
+        let listen = Listen {
+            ip: "127.0.0.1".into(),
+            port: 80,
+        };
+        let line = AccessLine {
+            peer: "127.0.0.1:5000".parse().expect("addr"),
+            listen: &listen,
+            method: "GET",
+            host: "a\"b\\c",
+            path: "/x\ny\u{1}",
+            status: 200,
+            rule: Some("ns/front"),
+            backend: Some(Target::local("10.0.0.2:8080".parse().expect("addr"))),
+            seconds: 0.001_234_5,
+        }
+        .to_string();
+        let json: serde_json::Value = serde_json::from_str(&line).expect(&line);
+        assert_eq!(json["host"], "a\"b\\c");
+        assert_eq!(json["path"], "/x\ny\u{1}");
+        assert_eq!(json["rule"], "ns/front");
+        assert_eq!(json["backend"], "10.0.0.2:8080");
+        assert_eq!(json["status"], 200);
+        assert_eq!(json["ms"], 1.235);
+        assert_eq!(json["client"], "127.0.0.1:5000");
+    }
+
+    #[test]
+    fn hop_by_hop_headers_should_stay_on_their_side() {
+        let mut headers = hyper::HeaderMap::new();
+        for (name, value) in [
+            ("connection", "close, x-private"),
+            ("x-private", "1"),
+            ("keep-alive", "timeout=5"),
+            ("transfer-encoding", "chunked"),
+            ("content-type", "text/plain"),
+            ("x-end-to-end", "kept"),
+        ] {
+            headers.insert(
+                header::HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        strip_hop_by_hop(&mut headers);
+        let left: Vec<&str> = headers.keys().map(header::HeaderName::as_str).collect();
+        assert_eq!(left, ["content-type", "x-end-to-end"]);
+    }
 
     #[test]
     fn only_idempotent_methods_should_be_sent_again() {
