@@ -319,7 +319,7 @@ async fn forward(
             None,
         );
     }
-    let Some(entry) = table.http(listen, &host, &path) else {
+    let Some(entry) = table.http(listen, host, &path) else {
         let response = said(
             StatusCode::NOT_FOUND,
             format!("no route for host {host:?} and path {path:?} on {listen}"),
