@@ -410,6 +410,7 @@ impl Hub {
         self.networks.clone().wait_ready().await;
         self.secrets.clone().wait_ready().await;
         self.cargoes.clone().wait_ready().await;
+        self.proxy_rules.clone().wait_ready().await;
         self.nodes.clone().wait_ready().await;
         self.replicas.clone().wait_ready().await;
     }
