@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::combinators::BoxBody;
+use http_body_util::combinators::{BoxBody, UnsyncBoxBody};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
@@ -16,9 +16,12 @@ use hyper_util::rt::TokioIo;
 use super::handoff::InFlight;
 use super::{connect, Listen, State, Target};
 
-type Body = BoxBody<Bytes, hyper::Error>;
+type Body = UnsyncBoxBody<Bytes, hyper::Error>;
 /// A request body on its way to a replica (its length limit may stop it).
 type Outgoing = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+/// The connection to a replica for one exchange.
+type BackendConnection =
+    hyper::client::conn::http1::Connection<TokioIo<tokio::net::TcpStream>, Outgoing>;
 
 /// Applies a route's header changes.
 fn change(
@@ -85,9 +88,11 @@ fn over_limit(e: &hyper::Error) -> bool {
 /// Where ACME http-01 challenges are answered (never redirected).
 const ACME_CHALLENGE: &str = "/.well-known/acme-challenge/";
 
-/// A backend's response body, in flight to the backend until it is dropped.
+/// A backend's response body, in flight to the backend until it is dropped. It drives its
+/// connection itself, in the client connection's task (no task per exchange).
 struct Tracked {
-    body: Body,
+    body: Incoming,
+    connection: Option<std::pin::Pin<Box<BackendConnection>>>,
     _flight: Option<InFlight>,
 }
 
@@ -99,7 +104,15 @@ impl hyper::body::Body for Tracked {
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>> {
-        std::pin::Pin::new(&mut self.get_mut().body).poll_frame(cx)
+        use std::future::Future as _;
+        let this = self.get_mut();
+        if let Some(connection) = this.connection.as_mut() {
+            // Reads the socket into the body; done when the replica closed it.
+            if connection.as_mut().poll(cx).is_ready() {
+                this.connection = None;
+            }
+        }
+        std::pin::Pin::new(&mut this.body).poll_frame(cx)
     }
 
     fn is_end_stream(&self) -> bool {
@@ -131,7 +144,7 @@ fn said(status: StatusCode, text: String) -> Response<Body> {
     let mut response = Response::new(
         Full::new(Bytes::from(text + "\n"))
             .map_err(|never| match never {})
-            .boxed(),
+            .boxed_unsync(),
     );
     *response.status_mut() = status;
     response.headers_mut().insert(
@@ -289,7 +302,7 @@ async fn forward(
         let mut response = said(StatusCode::OK, String::new());
         *response.body_mut() = Full::new(Bytes::from(answer.clone()))
             .map_err(|never| match never {})
-            .boxed();
+            .boxed_unsync();
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/octet-stream"),
@@ -413,7 +426,7 @@ async fn forward(
             break;
         };
         tried += order[tried..].iter().position(|a| *a == addr).unwrap_or(0) + 1;
-        let (mut sender, conn) =
+        let (mut sender, connection) =
             match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await {
                 Ok(pair) => pair,
                 Err(e) => {
@@ -421,9 +434,8 @@ async fn forward(
                     continue;
                 }
             };
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+        let mut connection: Option<std::pin::Pin<Box<BackendConnection>>> =
+            Some(Box::pin(connection));
         let outgoing = match body.take() {
             Some(b) => b.boxed(),
             // Sent once already and failed midway: again, without a body.
@@ -433,17 +445,32 @@ async fn forward(
             None => break,
         };
         let request = Request::from_parts(parts.clone(), outgoing);
-        match sender.send_request(request).await {
+        // The exchange and its connection, driven here until the response's head is in.
+        let sent = {
+            let send = sender.send_request(request);
+            tokio::pin!(send);
+            loop {
+                tokio::select! {
+                    biased;
+                    sent = &mut send => break sent,
+                    _ = async { connection.as_mut()?.as_mut().await.ok() }, if connection.is_some() => {
+                        connection = None;
+                    }
+                }
+            }
+        };
+        match sent {
             // In flight until the client has the whole body (or went away).
             Ok(mut response) => {
                 strip_hop_by_hop(response.headers_mut());
                 change(response.headers_mut(), response_headers.as_ref());
                 let response = response.map(|body| {
                     Tracked {
-                        body: body.boxed(),
+                        body,
+                        connection,
                         _flight: flight,
                     }
-                    .boxed()
+                    .boxed_unsync()
                 });
                 return (response, rule, Some(addr));
             }
