@@ -281,7 +281,8 @@ fn foreign_names_strays_and_missing_images_should_be_handled_without_touching_ot
 fn a_crash_of_nanocld_while_creating_should_double_nothing() {
     let scope = Scope::new("crash");
     let ns = scope.ns.clone();
-    let mut d = Daemon::start_with_controllers(StoreKind::Embedded);
+    // What nanocld did, for a failure's message (this test has stalled under load before).
+    let mut d = Daemon::start_configured(&[], &[("NANOCL_LOG", "info")]);
     d.apply(&format!(
         "{}---\n{}",
         base(&ns),
