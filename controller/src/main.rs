@@ -71,6 +71,12 @@ struct Args {
     #[arg(long, value_name = "URL")]
     docker: Option<String>,
 
+    /// The group that owns the unix sockets (a name or a gid): its members may use nanocl
+    /// without root, as with dockerd's `--group`. Set at every start (mode 0660); without
+    /// it, a socket left by a killed nanocld passes its group on.
+    #[arg(long, value_name = "GROUP", value_parser = parse_group)]
+    socket_group: Option<u32>,
+
     /// Run the controllers that converge Docker (`all`), or serve the API only (`none`).
     #[arg(long, value_enum, default_value = "all")]
     controllers: Controllers,
@@ -238,6 +244,24 @@ fn agent_config(args: &Args, node: &str) -> anyhow::Result<agent::Config> {
     })
 }
 
+/// `--socket-group`: a gid, or a group name looked up in /etc/group.
+fn parse_group(value: &str) -> Result<u32, String> {
+    if let Ok(gid) = value.parse::<u32>() {
+        return Ok(gid);
+    }
+    let groups = std::fs::read_to_string("/etc/group")
+        .map_err(|e| format!("cannot read /etc/group to find group {value:?}: {e}"))?;
+    groups
+        .lines()
+        .find_map(|line| {
+            let mut fields = line.split(':');
+            (fields.next() == Some(value))
+                .then(|| fields.nth(1).and_then(|gid| gid.parse().ok()))
+                .flatten()
+        })
+        .ok_or_else(|| format!("no group {value:?} in /etc/group (give a name there, or a gid)"))
+}
+
 /// `--metrics-interval`: a duration of at least one second.
 fn parse_metrics_interval(value: &str) -> Result<std::time::Duration, String> {
     let every = humantime::parse_duration(value).map_err(|e| e.to_string())?;
@@ -400,7 +424,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let mut unix = Vec::new();
     for path in &unix_paths {
-        unix.push(listen::bind_unix(path)?);
+        unix.push(listen::bind_unix(path, args.socket_group)?);
         tracing::info!(url = %format!("unix://{}", path.display()), "listening");
     }
     let mut tcp = Vec::new();

@@ -10,10 +10,99 @@ use crate::validation::FieldErrors;
 /// A Namespace: cluster-scoped; its name prefixes everything stored in it.
 pub type Namespace = Object<NamespaceSpec, NamespaceStatus>;
 
-/// A Namespace has nothing to configure yet.
+/// What a Namespace configures.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct NamespaceSpec {}
+pub struct NamespaceSpec {
+    /// What the containers of the namespace's cargoes may do to the host. Default (and
+    /// `global`'s): the restricted policy — no bind mount of the host's own paths.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<ContainerPolicy>,
+}
+
+/// What containers may do to the host. nanocl offers no privileged mode, host network, pid
+/// or ipc namespace, added capabilities or devices at all (a cargo asking for them is an
+/// unknown field); bind mounts of host paths are what a policy governs.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContainerPolicy {
+    /// The host paths cargoes may bind-mount: a path is allowed when it is one of these or
+    /// under one, and refused otherwise. Left out, any path is allowed except the host's own
+    /// (`/`, `/etc`, `/proc`, `/sys`, `/dev`, `/boot`, `/root`, `/run`, `/var/run`,
+    /// `/var/lib/docker`, `/var/lib/containerd`, `/var/lib/nanocl`, what is under them,
+    /// and what holds them, such as `/var`); listing one of those here allows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_paths: Option<Vec<String>>,
+}
+
+/// The host's own paths: a container that mounts one (or what holds one) controls the
+/// host — Docker's socket is under `/run` and `/var/run`.
+pub const SENSITIVE_PATHS: &[&str] = &[
+    "/etc",
+    "/proc",
+    "/sys",
+    "/dev",
+    "/boot",
+    "/root",
+    "/run",
+    "/var/run",
+    "/var/lib/docker",
+    "/var/lib/containerd",
+    "/var/lib/nanocl",
+];
+
+/// `path` as components, `.` and `..` resolved (`None`: not absolute).
+fn components(path: &str) -> Option<Vec<&str>> {
+    if !path.starts_with('/') {
+        return None;
+    }
+    let mut out: Vec<&str> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    Some(out)
+}
+
+/// Whether `path` is `base` or under it (both as components).
+fn under(path: &[&str], base: &[&str]) -> bool {
+    path.starts_with(base)
+}
+
+/// Why bind-mounting host path `path` is refused by `policy` (`None`: the default), if it is.
+pub fn host_path_refusal(policy: Option<&ContainerPolicy>, path: &str) -> Option<String> {
+    let mine = components(path)?;
+    let shown = format!("/{}", mine.join("/"));
+    match policy.and_then(|p| p.host_paths.as_ref()) {
+        Some(allowed) => {
+            let ok = allowed
+                .iter()
+                .filter_map(|a| components(a))
+                .any(|a| under(&mine, &a));
+            (!ok).then(|| {
+                format!(
+                    "host path {shown} is not under the namespace's spec.policy.hostPaths ({})",
+                    allowed.join(", ")
+                )
+            })
+        }
+        None => SENSITIVE_PATHS.iter().find_map(|s| {
+            let s = components(s)?;
+            // The path itself, under it, or holding it.
+            (under(&mine, &s) || under(&s, &mine)).then(|| {
+                format!(
+                    "host path {shown} is the host's own (/{}): a container with it controls the host; the namespace's spec.policy.hostPaths can allow it",
+                    s.join("/")
+                )
+            })
+        }),
+    }
+}
 
 /// Lifecycle of a Namespace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -38,5 +127,74 @@ pub fn validate(ns: &Namespace) -> FieldErrors {
     let mut errors = FieldErrors::new();
     ns.metadata
         .validate(&FieldPath::keys("metadata"), false, &mut errors);
+    let paths = ns
+        .spec
+        .policy
+        .iter()
+        .flat_map(|p| p.host_paths.iter().flatten());
+    for (i, path) in paths.enumerate() {
+        if components(path).is_none() {
+            errors.push(
+                FieldPath::keys("spec.policy.hostPaths").index(i),
+                format!("must be an absolute path, got {path:?}"),
+            );
+        }
+    }
     errors
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_policy_should_refuse_the_hosts_own_paths_and_what_holds_them() {
+        for refused in [
+            "/",
+            "/etc",
+            "/etc/nginx/",
+            "/var/run/docker.sock",
+            "/run/docker.sock",
+            "/var",
+            "/proc/1",
+            "/home/../etc",
+            "//sys",
+        ] {
+            assert!(host_path_refusal(None, refused).is_some(), "{refused}");
+        }
+        for allowed in [
+            "/srv/www",
+            "/home/me/data",
+            "/var/lib/app",
+            "/tmp/x",
+            "data-volume",
+        ] {
+            assert_eq!(host_path_refusal(None, allowed), None, "{allowed}");
+        }
+        let why = host_path_refusal(None, "/var/run/docker.sock").unwrap_or_default();
+        assert!(
+            why.contains("/var/run/docker.sock is the host's own (/var/run)"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn a_listed_policy_should_allow_only_what_it_lists() {
+        let policy = ContainerPolicy {
+            host_paths: Some(vec!["/srv".into(), "/var/run/docker.sock".into()]),
+        };
+        assert_eq!(host_path_refusal(Some(&policy), "/srv/www"), None);
+        assert_eq!(
+            host_path_refusal(Some(&policy), "/var/run/docker.sock"),
+            None
+        );
+        let why = host_path_refusal(Some(&policy), "/home/me").unwrap_or_default();
+        assert!(
+            why.contains(
+                "not under the namespace's spec.policy.hostPaths (/srv, /var/run/docker.sock)"
+            ),
+            "{why}"
+        );
+        assert!(host_path_refusal(Some(&policy), "/srv/../etc").is_some());
+    }
 }

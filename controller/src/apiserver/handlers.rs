@@ -440,6 +440,10 @@ pub async fn replace<S: Store>(
         }
         Replacement::Store(next) => next,
     };
+    // A change is checked like a creation: a rule's claims, a cargo's container policy (an
+    // unchanged object, answered above, is not).
+    crate::objects::admission::check_proxy_rule(&app.store, &next).await?;
+    crate::objects::admission::check_policy(&app.store, &next).await?;
     if query.dry_run {
         return object_response(StatusCode::OK, &next, target.version);
     }

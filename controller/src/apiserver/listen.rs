@@ -51,15 +51,19 @@ impl std::fmt::Display for ListenUrl {
     }
 }
 
-/// Binds the unix socket at `path` with mode 0660. A socket file nobody answers on (left by a
-/// killed nanocld) is replaced; one a live process answers on is an error.
-pub fn bind_unix(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
+/// Binds the unix socket at `path` with mode 0660, owned by `group` (`--socket-group`), else
+/// by the group of the socket it replaces. A socket file nobody answers on (left by a killed
+/// nanocld) is replaced; one a live process answers on is an error.
+pub fn bind_unix(path: &Path, group: Option<u32>) -> anyhow::Result<tokio::net::UnixListener> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
+    // The group of a socket left by a killed nanocld, kept for its successor.
+    let mut previous_group = None;
     if let Ok(meta) = std::fs::symlink_metadata(path) {
-        use std::os::unix::fs::FileTypeExt;
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        previous_group = Some(meta.gid());
         if !meta.file_type().is_socket() {
             bail!(
                 "{} exists and is not a socket; refusing to replace it",
@@ -81,5 +85,31 @@ pub fn bind_unix(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
         .with_context(|| format!("cannot listen on {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
         .with_context(|| format!("cannot set the mode of {}", path.display()))?;
+    if let Some(gid) = group.or(previous_group) {
+        std::os::unix::fs::chown(path, None, Some(gid))
+            .with_context(|| format!("cannot give {} to group {gid}", path.display()))?;
+    }
     Ok(listener)
+}
+
+#[cfg(test)]
+mod socket_tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[tokio::test]
+    async fn a_socket_left_by_a_killed_nanocld_should_pass_its_group_on() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("nanocl.sock");
+        // A socket nobody answers on any more, given to group 65534 (nogroup).
+        drop(std::os::unix::net::UnixListener::bind(&path).expect("bind"));
+        std::os::unix::fs::chown(&path, None, Some(65534)).expect("chown");
+        let _listener = bind_unix(&path, None).expect("replaced");
+        let meta = std::fs::metadata(&path).expect("socket");
+        assert_eq!((meta.mode() & 0o777, meta.gid()), (0o660, 65534));
+        // A group given is the group.
+        drop(_listener);
+        let _listener = bind_unix(&path, Some(0)).expect("replaced");
+        assert_eq!(std::fs::metadata(&path).expect("socket").gid(), 0);
+    }
 }

@@ -25,10 +25,21 @@ impl From<ObjectError> for ApiError {
                     }
                     Refusal::NamespaceNotEmpty { .. } => ApiError::conflict(message),
                     Refusal::GlobalNamespace => ApiError::forbidden(message),
-                    Refusal::ProxyRuleConflict { field, .. } => ApiError::invalid(
-                        message.clone(),
-                        vec![crate::apiserver::status::Cause { field, message }],
-                    ),
+                    Refusal::ProxyRuleConflict { field, .. }
+                    | Refusal::PolicyViolation { field, .. } => {
+                        // The cause says the field once.
+                        let why = message
+                            .strip_prefix(&format!("{field}: "))
+                            .unwrap_or(&message)
+                            .to_owned();
+                        ApiError::invalid(
+                            message.clone(),
+                            vec![crate::apiserver::status::Cause {
+                                field,
+                                message: why,
+                            }],
+                        )
+                    }
                 }
             }
             other => ApiError::internal(other.to_string()),

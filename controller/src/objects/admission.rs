@@ -1,7 +1,8 @@
 //! The lifecycle rules that read other objects, once, for every writer (the API's handlers and
 //! `Api<K>`): an object is created only in a namespace that exists and is not being deleted;
 //! the `global` namespace is never deleted; a namespace without a finalizer (none can empty
-//! it) is deleted only when it holds nothing.
+//! it) is deleted only when it holds nothing. And the container policy of a cargo's
+//! namespace: no bind mount of the host's own paths unless the namespace allows it.
 
 use nanocl_api_types::meta::DEFAULT_NAMESPACE;
 use nanocl_api_types::{AnyObject, Kind, ObjectKey};
@@ -35,6 +36,14 @@ pub enum Refusal {
     /// Allowed to nobody.
     #[error("namespace {DEFAULT_NAMESPACE:?} is where objects without a namespace go; it cannot be deleted")]
     GlobalNamespace,
+    /// A cargo's container breaks its namespace's policy.
+    #[error("{field}: {message}")]
+    PolicyViolation {
+        /// The field, e.g. `spec.container.volumes[0].source`.
+        field: String,
+        /// Why.
+        message: String,
+    },
     /// A ProxyRule claims what another already has.
     #[error(
         "{field}: {claim} is already proxyrule {other}'s: one listener, host and path per rule"
@@ -126,6 +135,55 @@ pub async fn check_proxy_rule<S: Store>(store: &S, object: &AnyObject) -> Result
                     ));
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+/// Fails if Cargo `object` bind-mounts a host path its namespace's policy refuses (the
+/// restricted default when the namespace has none): the refusal names the field. Checked at
+/// every create and replace; a policy made stricter later does not touch what runs.
+pub async fn check_policy<S: Store>(store: &S, object: &AnyObject) -> Result<(), ObjectError> {
+    use nanocl_api_types::namespace::v1::host_path_refusal;
+    let AnyObject::Cargo(cargo) = object else {
+        return Ok(());
+    };
+    let sources: Vec<(usize, &str)> = cargo
+        .spec
+        .container
+        .volumes
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (i, v.source.as_str()))
+        .filter(|(_, s)| s.starts_with('/'))
+        .collect();
+    if sources.is_empty() {
+        return Ok(());
+    }
+    let namespace = cargo
+        .metadata
+        .namespace
+        .as_deref()
+        .unwrap_or(DEFAULT_NAMESPACE);
+    let key = ObjectKey {
+        kind: Kind::Namespace,
+        namespace: None,
+        name: namespace.to_owned(),
+    };
+    let policy = match read(store, &key).await? {
+        Some(stored) => match stored.object {
+            AnyObject::Namespace(ns) => ns.spec.policy,
+            _ => None,
+        },
+        None => None,
+    };
+    for (i, source) in sources {
+        if let Some(message) = host_path_refusal(policy.as_ref(), source) {
+            return Err(Refusal::PolicyViolation {
+                field: format!("spec.container.volumes[{i}].source"),
+                message: format!("{message} (namespace {namespace:?})"),
+            }
+            .into());
         }
     }
     Ok(())
@@ -247,6 +305,46 @@ mod tests {
             Err(ObjectError::Refused(r)) => r,
             other => panic!("expected a refusal, got {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn a_cargo_should_bind_mount_only_what_its_namespace_allows() {
+        let store = EmbeddedStore::in_memory(EmbeddedOptions::default()).expect("store");
+        let cargo = |ns: &str, source: &str| {
+            object(&format!(
+                "apiVersion: nanocl.io/v1\nkind: Cargo\nmetadata: {{name: web, namespace: {ns}}}\n\
+                 spec:\n  cluster: dev\n  container:\n    image: busybox\n    \
+                 volumes: [{{source: data, target: /data}}, {{source: {source}, target: /x}}]\n"
+            ))
+        };
+        put(
+            &store,
+            &object("apiVersion: nanocl.io/v1\nkind: Namespace\nmetadata: {name: open}\n"),
+        )
+        .await;
+        put(
+            &store,
+            &object("apiVersion: nanocl.io/v1\nkind: Namespace\nmetadata: {name: ops}\nspec: {policy: {hostPaths: [/var/run/docker.sock, /srv]}}\n"),
+        )
+        .await;
+        let refused = refusal(check_policy(&store, &cargo("open", "/var/run/docker.sock")).await);
+        assert_eq!(
+            refused.to_string(),
+            "spec.container.volumes[1].source: host path /var/run/docker.sock is the host's own (/var/run): a container with it controls the host; the namespace's spec.policy.hostPaths can allow it (namespace \"open\")"
+        );
+        assert!(check_policy(&store, &cargo("open", "/srv/www"))
+            .await
+            .is_ok());
+        assert!(check_policy(&store, &cargo("ops", "/var/run/docker.sock"))
+            .await
+            .is_ok());
+        let refused = refusal(check_policy(&store, &cargo("ops", "/home/me")).await);
+        assert!(
+            refused
+                .to_string()
+                .contains("not under the namespace's spec.policy.hostPaths"),
+            "{refused}"
+        );
     }
 
     #[tokio::test]

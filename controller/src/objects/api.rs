@@ -156,6 +156,7 @@ pub async fn replace_any_at<S: Store>(
     let key = keys::object_key(&current.key());
     let expected = revision_of(current);
     admission::check_proxy_rule(store, next).await?;
+    admission::check_policy(store, next).await?;
     match lifecycle::replaced(next, current, expected)? {
         Replacement::Unchanged => Ok(None),
         Replacement::Store(next) => {
@@ -179,6 +180,7 @@ pub async fn create_any<S: Store>(
 ) -> Result<AnyObject, ObjectError> {
     admission::check_create(store, object).await?;
     admission::check_proxy_rule(store, object).await?;
+    admission::check_policy(store, object).await?;
     let object = lifecycle::created(object)?;
     let key = keys::object_key(&object.key());
     if dry_run {
