@@ -21,20 +21,7 @@ fn free_port() -> u16 {
 
 /// `GET path` with `Host: host` on 127.0.0.1:`port`: the status code and the body.
 fn get(port: u16, host: &str, path: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let status = response.split(' ').nth(1)?.parse().ok()?;
-    let body = response.split_once("\r\n\r\n")?.1.to_owned();
-    Some((status, body))
+    nanocl_e2e::http_get(port, host, path)
 }
 
 /// Two `GET /` with `Host: host` one after the other on one connection to 127.0.0.1:`port`

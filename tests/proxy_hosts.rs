@@ -15,20 +15,7 @@ use nanocl_e2e::{stderr, stdout, test_image, Daemon};
 
 /// `GET /` on 127.0.0.1:`port`: the status code and the body.
 fn get(port: u16) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .ok()?;
-    write!(
-        stream,
-        "GET / HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let status = response.split(' ').nth(1)?.parse().ok()?;
-    let body = response.split_once("\r\n\r\n")?.1.to_owned();
-    Some((status, body))
+    nanocl_e2e::http_get(port, "web.test", "/")
 }
 
 /// Node `i` of the test: `role`, on `docker`, at 127.0.0.`i + 2`, its relay on `relay`.
