@@ -17,15 +17,15 @@ use clap_complete::Shell;
     max_term_width = 100
 )]
 pub struct Cli {
-    /// nanocld's address, e.g. unix:///run/nanocl/nanocl.sock or tcp://127.0.0.1:8585.
-    #[arg(
-        short = 'H',
-        long = "host",
-        env = "NANOCL_HOST",
-        global = true,
-        value_name = "URL"
-    )]
+    /// nanocld's address, e.g. unix:///run/nanocl/nanocl.sock or tcp://10.0.0.5:8586 (env:
+    /// NANOCL_HOST). TLS certificates for it: NANOCL_TLS_CA, NANOCL_TLS_CERT, NANOCL_TLS_KEY.
+    #[arg(short = 'H', long = "host", global = true, value_name = "URL")]
     pub host: Option<String>,
+
+    /// The context to use (`nanocl context list`), instead of the current one (env:
+    /// NANOCL_CONTEXT).
+    #[arg(long = "context", global = true, value_name = "NAME")]
+    pub context: Option<String>,
 
     /// Namespace for objects that name none (default: global). Objects naming another
     /// namespace are refused.
@@ -49,6 +49,17 @@ pub struct Cli {
 }
 
 impl Cli {
+    /// The client of the nanocld that -H, --context, the environment or the configuration
+    /// names (see [`crate::context::resolve`]).
+    pub fn client(&self) -> anyhow::Result<nanocl_client::http::Client> {
+        self.endpoint()?.client()
+    }
+
+    /// Which nanocld, and how to reach it.
+    pub fn endpoint(&self) -> anyhow::Result<crate::context::Endpoint> {
+        crate::context::resolve(self.host.as_deref(), self.context.as_deref())
+    }
+
     /// The namespace of namespaced objects named on the command line: `-n`, else
     /// `NANOCL_NAMESPACE` (`--default-namespace`), else `global`.
     pub fn namespace_or_default(&self) -> String {
@@ -149,6 +160,22 @@ pub enum Command {
     Watch(WatchArgs),
     /// Rewrite manifests in another API version (nanocl.io/v1 or nanocl.io/v1alpha1).
     Convert(ConvertArgs),
+    /// Name the nanocld hosts you use and their certificates, and pick one.
+    ///
+    /// Contexts live in ~/.config/nanocl/config.yaml ($XDG_CONFIG_HOME, or the file
+    /// NANOCL_CONFIG names). Which nanocld a command talks to, first match wins: -H,
+    /// --context, NANOCL_HOST, NANOCL_CONTEXT, the current context, the local socket.
+    ///
+    /// Example: `nanocl context create prod --server tcp://10.0.0.5:8586 --ca ca.pem --cert
+    /// alice.pem --key alice-key.pem --use`
+    Context(ContextArgs),
+    /// Make the certificates of mutual TLS: a CA, nanocld's certificate, users' certificates.
+    ///
+    /// Run on the machine that keeps the CA's key; copy each certificate and its key where
+    /// it is used. Example: `nanocl certs init`, `nanocl certs issue server --san
+    /// 10.0.0.5`, `nanocl certs issue client alice`, then `nanocld --listen
+    /// tcp://0.0.0.0:8586 --tls-cert server.pem --tls-key server-key.pem --tls-client-ca ca.pem`.
+    Certs(CertsArgs),
     /// Print the client version, and nanocld's.
     Version(VersionArgs),
     /// Describe a kind or one of its fields: type, meaning, and the fields under it.
@@ -734,4 +761,139 @@ mod tests {
         assert!(parse(&["rollout", "restart", "cargo"]).is_err());
         assert!(parse(&["rollout", "rewind", "cargo", "web"]).is_err());
     }
+}
+
+/// `nanocl context`.
+#[derive(Debug, Args)]
+pub struct ContextArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ContextCommand,
+}
+
+/// The `nanocl context` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ContextCommand {
+    /// Add a context, or replace one of that name.
+    Create(ContextCreateArgs),
+    /// Make a context the current one.
+    Use(ContextNameArg),
+    /// List the contexts; the current one is marked with *.
+    #[command(alias = "ls")]
+    List,
+    /// Remove a context (its certificate files stay).
+    #[command(alias = "rm")]
+    Remove(ContextNameArg),
+    /// Print the context in use (or NAME) as YAML.
+    Show(ContextShowArgs),
+}
+
+/// A context's name.
+#[derive(Debug, Args)]
+pub struct ContextNameArg {
+    /// The context.
+    pub name: String,
+}
+
+/// `nanocl context show`.
+#[derive(Debug, Args)]
+pub struct ContextShowArgs {
+    /// The context (default: the one in use).
+    pub name: Option<String>,
+}
+
+/// `nanocl context create`.
+#[derive(Debug, Args)]
+pub struct ContextCreateArgs {
+    /// Its name.
+    pub name: String,
+
+    /// nanocld's address: tcp://HOST:PORT (mutual TLS) or unix:///PATH.
+    #[arg(long = "server", value_name = "URL")]
+    pub server: String,
+
+    /// The CA that signed nanocld's certificate (PEM).
+    #[arg(long, value_name = "FILE", requires_all = ["cert", "key"])]
+    pub ca: Option<PathBuf>,
+
+    /// Your client certificate (PEM): its common name is your user.
+    #[arg(long, value_name = "FILE", requires_all = ["ca", "key"])]
+    pub cert: Option<PathBuf>,
+
+    /// Its private key (PEM).
+    #[arg(long, value_name = "FILE", requires_all = ["ca", "cert"])]
+    pub key: Option<PathBuf>,
+
+    /// Make it the current context too.
+    #[arg(long = "use")]
+    pub use_it: bool,
+}
+
+/// `nanocl certs`.
+#[derive(Debug, Args)]
+pub struct CertsArgs {
+    /// Where the CA and the certificates are (default: ~/.config/nanocl/pki).
+    #[arg(long, value_name = "DIR", global = true)]
+    pub dir: Option<PathBuf>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: CertsCommand,
+}
+
+/// The `nanocl certs` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Create a CA: DIR/ca.pem (give it to nanocld as --tls-client-ca and to clients) and
+    /// DIR/ca-key.pem (mode 0600; keep it safe). An existing CA is never replaced.
+    Init(CertsInitArgs),
+    /// Issue a certificate signed by the CA of DIR.
+    Issue(CertsIssueArgs),
+}
+
+/// `nanocl certs init`.
+#[derive(Debug, Args)]
+pub struct CertsInitArgs {
+    /// The CA's common name.
+    #[arg(long, value_name = "NAME", default_value = "nanocl CA")]
+    pub name: String,
+
+    /// How long the CA is valid, in days.
+    #[arg(long, value_name = "DAYS", default_value_t = 3650)]
+    pub days: u32,
+}
+
+/// `nanocl certs issue`.
+#[derive(Debug, Args)]
+pub struct CertsIssueArgs {
+    /// For nanocld (`server`: DIR/server.pem, DIR/server-key.pem) or for a user (`client`:
+    /// DIR/NAME.pem, DIR/NAME-key.pem).
+    pub role: CertRole,
+
+    /// The user (the certificate's common name) of a client certificate; a server
+    /// certificate's common name (default: its first --san).
+    pub name: Option<String>,
+
+    /// A DNS name or IP address clients reach nanocld at (a subject alternative name).
+    /// Repeatable; a server certificate needs one (127.0.0.1 and localhost are always
+    /// added).
+    #[arg(long = "san", value_name = "NAME|IP")]
+    pub sans: Vec<String>,
+
+    /// How long the certificate is valid, in days.
+    #[arg(long, value_name = "DAYS", default_value_t = 365)]
+    pub days: u32,
+
+    /// Replace existing files of the same name.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// What a certificate is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CertRole {
+    /// nanocld's own (it also authenticates nanocld to other nodes).
+    Server,
+    /// A user's.
+    Client,
 }

@@ -2,6 +2,7 @@
 
 pub mod args;
 pub mod commands;
+pub mod context;
 pub mod input;
 pub mod yaml;
 
@@ -119,6 +120,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Events(args) => commands::events::run(&cli, args, &mut stdout).await,
         Command::Watch(args) => commands::watch::run(&cli, args, &mut stdout).await,
         Command::Convert(args) => commands::convert::run(&cli, args, &mut stdout),
+        Command::Context(args) => commands::context::run(&cli, args, &mut stdout),
+        Command::Certs(args) => commands::certs::run(args, &mut stdout),
         Command::Version(args) => commands::version::run(&cli, args, &mut stdout).await,
         Command::Explain(args) => commands::explain::run(args, &mut stdout),
         Command::Completion(args) => {

@@ -22,6 +22,9 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// The TLS certificates or key cannot be used.
+    #[error("{0}")]
+    Tls(String),
     /// A request could not be built (a body that does not serialize).
     #[error("cannot build the request: {0}")]
     RequestBuildFailed(String),

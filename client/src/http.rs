@@ -1,6 +1,8 @@
-//! A small HTTP/1.1 client for nanocld's API over its unix socket or loopback TCP.
+//! A small HTTP/1.1 client for nanocld's API over its unix socket, loopback TCP, or TCP with
+//! mutual TLS.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
@@ -90,10 +92,50 @@ impl Answer {
 }
 
 /// The API client.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Client {
     host: Host,
     timeout: Duration,
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("host", &self.host)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+/// The name a TLS server at `addr` (`HOST:PORT`, `[IPv6]:PORT`) must have in its
+/// certificate.
+fn server_name(addr: &str) -> Result<rustls_pki_types::ServerName<'static>> {
+    let host = match addr.rsplit_once(':') {
+        Some((host, port)) if port.parse::<u16>().is_ok() => host,
+        _ => addr,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    rustls_pki_types::ServerName::try_from(host.to_owned()).map_err(|e| {
+        Error::Tls(format!(
+            "tcp://{addr}: {host:?} is not a name TLS can check: {e}"
+        ))
+    })
+}
+
+/// The causes of an error, joined.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = s.source();
+    }
+    text
 }
 
 /// A body of events being streamed.
@@ -105,7 +147,44 @@ impl Client {
         Client {
             host,
             timeout: Duration::from_secs(30),
+            tls: None,
         }
+    }
+
+    /// A client for `host` that speaks mutual TLS over TCP with `config` (see
+    /// [`crate::tls::TlsSettings::client_config`]).
+    pub fn with_tls(host: Host, config: Arc<rustls::ClientConfig>) -> Self {
+        Client {
+            tls: Some(config),
+            ..Client::new(host)
+        }
+    }
+
+    /// Whether requests go over TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some() && matches!(self.host, Host::Tcp(_))
+    }
+
+    /// What a failed exchange means: a TLS client whose connection the server ends during
+    /// the handshake's last step was refused its certificate.
+    fn failed(&self, what: &str, e: &hyper::Error) -> Error {
+        let text = chain(e);
+        if self.is_tls() && text.contains("alert") {
+            return Error::Tls(format!(
+                "nanocld at {} refused this client's certificate ({text}): is it signed by the CA nanocld trusts (its --tls-client-ca), and still valid?",
+                self.host
+            ));
+        }
+        if !self.is_tls()
+            && matches!(self.host, Host::Tcp(_))
+            && text.contains("invalid HTTP version")
+        {
+            return Error::Tls(format!(
+                "nanocld at {} does not answer plain HTTP ({text}): it probably serves mutual TLS; use a context with its certificates (`nanocl context create`) or set NANOCL_TLS_CA, NANOCL_TLS_CERT and NANOCL_TLS_KEY",
+                self.host
+            ));
+        }
+        Error::Unavailable(format!("{what} failed: {text}"))
     }
 
     /// The host, for messages.
@@ -141,7 +220,7 @@ impl Client {
                     self.timeout
                 ))
             })?
-            .map_err(|e| Error::Unavailable(format!("POST {path} failed: {e}")))?;
+            .map_err(|e| self.failed(&format!("POST {path}"), &e))?;
         let status = response.status();
         if status != hyper::StatusCode::SWITCHING_PROTOCOLS {
             let body = response
@@ -206,6 +285,33 @@ impl Client {
                 let stream = tokio::net::TcpStream::connect(addr)
                     .await
                     .map_err(unreachable)?;
+                let Some(config) = &self.tls else {
+                    return handshake!(stream);
+                };
+                let name = server_name(addr)?;
+                let connector = tokio_rustls::TlsConnector::from(config.clone());
+                let stream = tokio::time::timeout(self.timeout, connector.connect(name, stream))
+                    .await
+                    .map_err(|_| {
+                        Error::Unavailable(format!(
+                            "the TLS handshake with nanocld at {} did not finish within {:?}",
+                            self.host, self.timeout
+                        ))
+                    })?
+                    .map_err(|e| {
+                        let text = chain(&e);
+                        if text.contains("certificate") || text.contains("alert") {
+                            Error::Tls(format!(
+                                "TLS with nanocld at {} failed: {text} (is its certificate signed by this context's CA, for the name or IP in the URL?)",
+                                self.host
+                            ))
+                        } else {
+                            Error::Unavailable(format!(
+                                "TLS with nanocld at {} failed: {text}",
+                                self.host
+                            ))
+                        }
+                    })?;
                 handshake!(stream)
             }
         }
@@ -242,7 +348,7 @@ impl Client {
                     self.timeout
                 ))
             })?
-            .map_err(|e| Error::Unavailable(format!("{method} {path} failed: {e}")))
+            .map_err(|e| self.failed(&format!("{method} {path}"), &e))
     }
 
     /// Sends a request and reads the whole answer.

@@ -1,5 +1,5 @@
 //! The nanocl client library, shared by `nanocl` and `nanocld`: the HTTP client over the
-//! unix socket or TCP, the `Transport` trait both binaries send requests through, the
+//! unix socket, TCP or TCP with mutual TLS, the `Transport` trait both binaries send requests through, the
 //! object paths and comparisons, apply and prune, and the deploy-directory sync engine.
 //! Errors are typed (`Error`); the binaries add their context with `anyhow`.
 
@@ -11,6 +11,7 @@ pub mod http;
 pub mod read;
 pub mod remote;
 pub mod signal;
+pub mod tls;
 pub mod transport;
 
 pub use self::error::{Error, Result};

@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use nanocl_controller::agent;
 use nanocl_controller::apiserver::listen::{self, ListenUrl};
+use nanocl_controller::apiserver::tls::{TlsFiles, TlsListener};
 use nanocl_controller::apiserver::{self, App};
 use nanocl_controller::controllers::tasks::Tasks;
 use nanocl_controller::controllers::RunError;
@@ -52,11 +53,34 @@ struct Args {
     #[arg(long, value_name = "URL")]
     advertise_url: Option<String>,
 
-    /// Where to listen: unix:///PATH or tcp://127.0.0.1:PORT. Repeatable. Without any unix://
+    /// Where to listen: unix:///PATH or tcp://IP:PORT. Repeatable. Without any unix://
     /// address the default socket is used: /run/nanocl/nanocl.sock as root, else
-    /// $XDG_RUNTIME_DIR/nanocl/nanocl.sock.
+    /// $XDG_RUNTIME_DIR/nanocl/nanocl.sock. TCP is plaintext and loopback only, unless
+    /// --tls-cert, --tls-key and --tls-client-ca are given: then every tcp:// address
+    /// (any IP) serves mutual TLS.
     #[arg(long, value_name = "URL")]
     listen: Vec<ListenUrl>,
+
+    /// This nanocld's TLS certificate (PEM, the chain): with --tls-key and
+    /// --tls-client-ca, the tcp:// listeners serve mutual TLS. `nanocl certs issue server`
+    /// makes one. It is also this nanocld's client certificate towards other nodes.
+    #[arg(long, value_name = "FILE", requires_all = ["tls_key", "tls_client_ca"])]
+    tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires_all = ["tls_cert", "tls_client_ca"])]
+    tls_key: Option<PathBuf>,
+
+    /// The CA whose client certificates get in (PEM); the common name of a client's
+    /// certificate is its user, which namespaces' spec.access names. It is also the CA
+    /// other nodes' certificates must come from.
+    #[arg(long, value_name = "FILE", requires_all = ["tls_cert", "tls_key"])]
+    tls_client_ca: Option<PathBuf>,
+
+    /// Where the audit log goes: one JSON line per write (who, what, the result), whoever
+    /// sends it. `-` is standard error. Default: STATE_DIR/audit.log.
+    #[arg(long, value_name = "FILE")]
+    audit_log: Option<PathBuf>,
 
     /// What this nanocld does among several hosts: `all` (the default, one host: the
     /// API, a candidate for the lead of the controllers and the scheduler, and this host's
@@ -384,6 +408,47 @@ async fn open_store(
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
+    let tls_files = match (&args.tls_cert, &args.tls_key, &args.tls_client_ca) {
+        (Some(cert), Some(key), Some(client_ca)) => Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: client_ca.clone(),
+        }),
+        _ => None,
+    };
+    if let Some(why) = args
+        .listen
+        .iter()
+        .find_map(|l| l.refusal(tls_files.is_some()))
+    {
+        anyhow::bail!(why);
+    }
+    let tls = tls_files
+        .as_ref()
+        .map(apiserver::tls::server_config)
+        .transpose()?;
+    // This nanocld's certificate is its client certificate towards other nodes too.
+    let peer_tls = tls_files
+        .as_ref()
+        .map(|files| {
+            use nanocl_client::tls::{Pem, TlsSettings};
+            TlsSettings {
+                ca: Pem::File(files.client_ca.clone()),
+                cert: Pem::File(files.cert.clone()),
+                key: Pem::File(files.key.clone()),
+            }
+            .client_config()
+            .context("--tls-*: cannot use them towards other nodes")
+        })
+        .transpose()?;
+    let audit_path = args
+        .audit_log
+        .clone()
+        .unwrap_or_else(|| state_dir.join("audit.log"));
+    let audit = Arc::new(
+        nanocl_controller::apiserver::authz::Audit::open(&audit_path).context("--audit-log")?,
+    );
+    tracing::info!(audit_log = %audit.shown(), "auditing writes");
     let deploy = deploy::Options {
         dirs: args.deploy_dir.clone(),
         prune: args.deploy_prune,
@@ -427,15 +492,28 @@ async fn run(args: Args) -> anyhow::Result<()> {
         unix.push(listen::bind_unix(path, args.socket_group)?);
         tracing::info!(url = %format!("unix://{}", path.display()), "listening");
     }
-    let mut tcp = Vec::new();
+    let mut listeners = apiserver::Listeners {
+        unix,
+        ..Default::default()
+    };
     for l in &args.listen {
         if let ListenUrl::Tcp(addr) = l {
-            tcp.push(
-                tokio::net::TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("cannot listen on tcp://{addr}"))?,
-            );
-            tracing::info!(url = %l, "listening");
+            let tcp = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on tcp://{addr}"))?;
+            match &tls {
+                Some(config) => {
+                    listeners.tls.push(
+                        TlsListener::new(tcp, config.clone())
+                            .with_context(|| format!("cannot listen on tcp://{addr}"))?,
+                    );
+                    tracing::info!(url = %l, tls = "mutual", "listening");
+                }
+                None => {
+                    listeners.tcp.push(tcp);
+                    tracing::info!(url = %l, "listening");
+                }
+            }
         }
     }
 
@@ -532,6 +610,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 // Builds run on the controllers' Docker: this host's node when it runs one.
                 node: (args.role == Role::All).then(|| node.clone()),
                 advertise: advertise.clone(),
+                peer_tls: peer_tls.clone(),
                 acme: nanocl_controller::controllers::acme::Config {
                     directory: args.acme_directory.clone(),
                     email: args.acme_email.clone(),
@@ -566,6 +645,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         shutdown: shutdown.clone(),
         store_kind,
         docker: args.docker.clone(),
+        audit: Some(audit),
     });
     let router = apiserver::router(app.clone());
     for syncer in syncers {
@@ -601,7 +681,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             tasks.join_all().await;
         })
     };
-    let result = apiserver::serve(router, unix, tcp, shutdown).await;
+    let result = apiserver::serve(router, listeners, shutdown).await;
     for path in &unix_paths {
         let _ = std::fs::remove_file(path);
     }

@@ -99,6 +99,7 @@ where
             Backend::Etcd => "etcd",
         },
         docker: None,
+        audit: None,
     });
     let listener = within("bind", TcpListener::bind("127.0.0.1:0"))
         .await
@@ -106,8 +107,10 @@ where
     let addr = listener.local_addr().expect("local address");
     let server = tokio::spawn(apiserver::serve(
         apiserver::router(app),
-        vec![],
-        vec![listener],
+        apiserver::Listeners {
+            tcp: vec![listener],
+            ..Default::default()
+        },
         rx,
     ));
     let ctx = Ctx {

@@ -318,6 +318,7 @@ async fn an_undecodable_cargo_should_keep_its_containers_be_reported_listed_and_
         shutdown: app_shutdown,
         store_kind: "embedded",
         docker: None,
+        audit: None,
     });
     let router = nanocl_controller::apiserver::router(app);
     put(&store, &cargo(1, IMAGE).replace("name: web", "name: other")).await;

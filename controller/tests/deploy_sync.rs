@@ -109,6 +109,7 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         shutdown,
         store_kind: "embedded",
         docker: None,
+        audit: None,
     });
     let api = InProcess::new(apiserver::router(app));
     let tmp = tempfile::tempdir().expect("tempdir");

@@ -18,6 +18,52 @@ pub struct NamespaceSpec {
     /// `global`'s): the restricted policy — no bind mount of the host's own paths.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<ContainerPolicy>,
+
+    /// Who may use the namespace over the TLS API, by the common name (CN) of their client
+    /// certificate. Left out, every authenticated user may read and write it. Clients of the
+    /// unix socket (and of plaintext loopback TCP) are the host's own and are not restricted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<Access>,
+}
+
+/// The users who may read and write a namespace.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Access {
+    /// The users who may create, change and delete the namespace's objects, the namespace
+    /// itself included, and exec in its cargoes. Left out, every authenticated user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write: Option<Vec<String>>,
+    /// The users who may read them (writers always may). Left out, every authenticated user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read: Option<Vec<String>>,
+}
+
+/// What a user may do in a namespace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verb {
+    /// Get, list, watch, logs, usage, events.
+    Read,
+    /// Create, replace, delete, exec.
+    Write,
+}
+
+impl Access {
+    /// Whether `user` may `verb`.
+    pub fn allows(&self, user: &str, verb: Verb) -> bool {
+        let listed =
+            |list: &Option<Vec<String>>| list.as_ref().is_none_or(|l| l.iter().any(|u| u == user));
+        match verb {
+            Verb::Write => listed(&self.write),
+            Verb::Read => {
+                listed(&self.read)
+                    || self
+                        .write
+                        .as_ref()
+                        .is_some_and(|l| l.iter().any(|u| u == user))
+            }
+        }
+    }
 }
 
 /// What containers may do to the host. nanocl offers no privileged mode, host network, pid
@@ -140,6 +186,19 @@ pub fn validate(ns: &Namespace) -> FieldErrors {
             );
         }
     }
+    let access = ns.spec.access.iter();
+    for (field, list) in access.flat_map(|a| [("write", &a.write), ("read", &a.read)]) {
+        for (i, user) in list.iter().flatten().enumerate() {
+            if user.trim().is_empty() || user.chars().any(char::is_control) {
+                errors.push(
+                    FieldPath::keys("spec.access").key(field).index(i),
+                    format!(
+                        "must be a user name (a client certificate's common name), got {user:?}"
+                    ),
+                );
+            }
+        }
+    }
     errors
 }
 
@@ -176,6 +235,27 @@ mod tests {
             why.contains("/var/run/docker.sock is the host's own (/var/run)"),
             "{why}"
         );
+    }
+
+    #[test]
+    fn access_should_restrict_only_what_it_lists() {
+        let open = Access::default();
+        assert!(open.allows("anyone", Verb::Write) && open.allows("anyone", Verb::Read));
+        let writers = Access {
+            write: Some(vec!["alice".into()]),
+            read: None,
+        };
+        assert!(writers.allows("alice", Verb::Write));
+        assert!(!writers.allows("bob", Verb::Write));
+        assert!(writers.allows("bob", Verb::Read));
+        let closed = Access {
+            write: Some(vec!["alice".into()]),
+            read: Some(vec!["carol".into()]),
+        };
+        assert!(closed.allows("alice", Verb::Read), "writers read");
+        assert!(closed.allows("carol", Verb::Read));
+        assert!(!closed.allows("carol", Verb::Write));
+        assert!(!closed.allows("bob", Verb::Read));
     }
 
     #[test]

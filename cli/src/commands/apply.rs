@@ -10,7 +10,6 @@ use crate::args::{ApplyArgs, Cli, DryRun};
 use crate::commands::print_objects;
 use crate::Outcome;
 use nanocl_client::apply::{apply_from, prune};
-use nanocl_client::http::{Client, Host};
 use nanocl_client::remote::{self, display_key};
 
 /// Runs `apply`.
@@ -46,7 +45,7 @@ pub async fn run(cli: &Cli, args: &ApplyArgs, out: &mut impl Write) -> anyhow::R
         return Ok(Outcome::Success);
     }
 
-    let client = Client::new(Host::parse(cli.host.as_deref())?);
+    let client = cli.client()?;
     let dry_run = args.dry_run == DryRun::Server;
     let mut ok = true;
     let mut applied = HashSet::new();

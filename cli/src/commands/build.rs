@@ -8,7 +8,6 @@ use nanocl_api_types::cargo::v1::BUILD_REQUESTED_AT_ANNOTATION;
 use nanocl_api_types::{Kind, ObjectKey};
 
 use crate::args::{Cli, RolloutTarget};
-use crate::client::{Client, Host};
 use crate::commands::get::parse_kind;
 use crate::commands::rollout::{edit_cargo, set_annotation, Edit};
 use crate::remote::display_key;
@@ -24,7 +23,7 @@ pub async fn run(cli: &Cli, args: &RolloutTarget, out: &mut impl Write) -> anyho
         namespace: Some(cli.namespace_or_default()),
         name: args.name.clone(),
     };
-    let client = Client::new(Host::parse(cli.host.as_deref())?);
+    let client = cli.client()?;
     // Milliseconds: two requests within a second are two requests.
     let now = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
     edit_cargo(&client, &key, |live| {

@@ -6,7 +6,6 @@ use hyper::{Method, StatusCode};
 use nanocl_api_types::ObjectKey;
 
 use crate::args::{Cli, DeleteArgs, FileArgs};
-use crate::client::{Client, Host};
 use crate::commands::decode_options;
 use crate::remote::{self, display_key};
 use crate::{input, Outcome};
@@ -14,7 +13,7 @@ use crate::{input, Outcome};
 /// Runs `delete`.
 pub async fn run(cli: &Cli, args: &DeleteArgs, out: &mut impl Write) -> anyhow::Result<Outcome> {
     let mut keys: Vec<ObjectKey> = Vec::new();
-    let client = Client::new(Host::parse(cli.host.as_deref())?);
+    let client = cli.client()?;
     if args.files.is_empty() {
         let Some(first) = &args.kind else {
             anyhow::bail!("give KIND NAME…, KIND -l SELECTOR, TYPE/NAME…, or -f PATH");

@@ -9,7 +9,7 @@ use nanocl_api_types::Kind;
 use serde_json::Value;
 
 use crate::args::{Cli, DescribeArgs};
-use crate::client::{Client, Host};
+use crate::client::Client;
 use crate::commands::get::{age, print_table};
 use crate::commands::rollout::revision_status;
 use crate::{remote, yaml, Outcome};
@@ -42,7 +42,7 @@ pub async fn run(cli: &Cli, args: &DescribeArgs, out: &mut impl Write) -> anyhow
             kind.map_or("objects", |k| k.plural())
         );
     }
-    let client = Client::new(Host::parse(cli.host.as_deref())?);
+    let client = cli.client()?;
     let mut ok = true;
     for (i, (kind, name)) in objects.iter().enumerate() {
         if i > 0 {

@@ -9,7 +9,6 @@ use serde_json::Value;
 use similar::TextDiff;
 
 use crate::args::{Cli, DiffArgs};
-use crate::client::{Client, Host};
 use crate::remote;
 use crate::{yaml, Outcome};
 
@@ -79,7 +78,7 @@ pub async fn run(cli: &Cli, args: &DiffArgs, out: &mut impl Write) -> anyhow::Re
     else {
         return Ok(Outcome::Failed);
     };
-    let client = Client::new(Host::parse(cli.host.as_deref())?);
+    let client = cli.client()?;
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let mut differs = false;
     let mut keys = HashSet::new();

@@ -10,7 +10,6 @@ use nanocl_api_types::manifest::{decode_bytes, DecodeOptions};
 use nanocl_api_types::{Kind, ObjectKey};
 
 use crate::args::{Cli, EditArgs};
-use crate::client::{Client, Host};
 use crate::remote::{self, display_key};
 use crate::Outcome;
 
@@ -49,7 +48,7 @@ pub async fn run(cli: &Cli, args: &EditArgs, out: &mut impl Write) -> anyhow::Re
         namespace: kind.namespaced().then(|| namespace.clone()),
         name: name.clone(),
     };
-    let client = Client::new(Host::parse(cli.host.as_deref())?);
+    let client = cli.client()?;
     let Some(live) = remote::get_live(&client, &key).await? else {
         bail!("{} not found", display_key(&key));
     };

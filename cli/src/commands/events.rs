@@ -7,7 +7,7 @@ use hyper::{Method, StatusCode};
 use serde_json::Value;
 
 use crate::args::{Cli, EventsArgs};
-use crate::client::{Client, Host, Lines};
+use crate::client::{Client, Lines};
 use crate::commands::get::{age, print_table};
 use crate::Outcome;
 
@@ -85,7 +85,7 @@ pub fn rows(e: &Value, with_object: bool, with_namespace: bool) -> Vec<Vec<Strin
 
 /// Runs `events`.
 pub async fn run(cli: &Cli, args: &EventsArgs, out: &mut impl Write) -> anyhow::Result<Outcome> {
-    let client = Client::new(Host::parse(cli.host.as_deref())?);
+    let client = cli.client()?;
     let namespace = (!args.all_namespaces).then(|| cli.namespace_or_default());
     let (events, revision) = list(&client, namespace.as_deref()).await?;
     let all = args.all_namespaces;

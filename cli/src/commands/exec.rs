@@ -8,7 +8,7 @@ use nanocl_api_types::{Kind, ObjectKey};
 use nanocl_client::exec::{self as wire, Frame};
 
 use crate::args::{Cli, ExecArgs};
-use crate::client::{encode_query, Client, Host};
+use crate::client::encode_query;
 use crate::commands::get::parse_kind;
 use crate::remote;
 use crate::Outcome;
@@ -45,7 +45,7 @@ pub async fn run(cli: &Cli, args: &ExecArgs) -> anyhow::Result<Outcome> {
         query.push("stdin=true".into());
     }
     let path = format!("{}/exec?{}", remote::item_path(&key), query.join("&"));
-    let client = Client::new(Host::parse(cli.host.as_deref())?);
+    let client = cli.client()?;
     let io = match client.upgrade(&path, wire::PROTOCOL).await? {
         Ok(io) => io,
         Err(answer) => bail!("{}", answer.error_message()),

@@ -9,7 +9,7 @@ use nanocl_api_types::Kind;
 use serde_json::Value;
 
 use crate::args::{Cli, GetArgs, GetOutput, Output};
-use crate::client::{Client, Host, Lines};
+use crate::client::{Client, Lines};
 use crate::commands::{object_name, print_objects};
 use crate::remote;
 use crate::Outcome;
@@ -601,7 +601,7 @@ pub async fn run(cli: &Cli, args: &GetArgs, out: &mut impl Write) -> anyhow::Res
     let Some(kind) = kind else {
         return get_typed(cli, args, &named, out).await;
     };
-    let client = Client::new(Host::parse(cli.host.as_deref())?);
+    let client = cli.client()?;
     let all = args.all_namespaces && kind.namespaced();
     let namespace = if all {
         None
@@ -753,7 +753,7 @@ async fn get_typed(
     if args.selector.is_some() {
         bail!("-l selects within one kind: give KIND -l SELECTOR, not TYPE/NAME");
     }
-    let client = Client::new(Host::parse(cli.host.as_deref())?);
+    let client = cli.client()?;
     let namespace = cli.namespace_or_default();
     let mut groups: Vec<(Kind, Vec<Value>)> = Vec::new();
     let mut ok = true;

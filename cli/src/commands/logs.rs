@@ -8,7 +8,6 @@ use http_body_util::BodyExt;
 use nanocl_api_types::{Kind, ObjectKey};
 
 use crate::args::{Cli, LogsArgs};
-use crate::client::{Client, Host};
 use crate::commands::get::parse_kind;
 use crate::remote;
 use crate::Outcome;
@@ -45,7 +44,7 @@ pub async fn run(cli: &Cli, args: &LogsArgs, out: &mut impl Write) -> anyhow::Re
         if query.is_empty() { "" } else { "?" },
         query.join("&")
     );
-    let client = Client::new(Host::parse(cli.host.as_deref())?);
+    let client = cli.client()?;
     let mut body = match client.stream(&path).await? {
         Ok(body) => body,
         Err(answer) => bail!("{}", answer.error_message()),

@@ -2,7 +2,9 @@
 
 pub mod apply;
 pub mod build;
+pub mod certs;
 pub mod complete;
+pub mod context;
 pub mod convert;
 pub mod delete;
 pub mod describe;

@@ -7,7 +7,6 @@ use hyper::{Method, StatusCode};
 use nanocl_api_types::{Kind, ObjectKey};
 
 use crate::args::{Cli, NodeArgs};
-use crate::client::{Client, Host};
 use crate::commands::get::parse_kind;
 use crate::remote::{self, display_key};
 use crate::Outcome;
@@ -36,7 +35,7 @@ pub async fn run(
             verb(action)
         );
     }
-    let client = Client::new(Host::parse(cli.host.as_deref())?);
+    let client = cli.client()?;
     let key = ObjectKey {
         kind: Kind::Node,
         namespace: None,

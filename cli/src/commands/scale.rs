@@ -7,7 +7,6 @@ use hyper::{Method, StatusCode};
 use nanocl_api_types::{Kind, ObjectKey};
 
 use crate::args::{Cli, ScaleArgs};
-use crate::client::{Client, Host};
 use crate::commands::get::parse_kind;
 use crate::remote::{self, display_key};
 use crate::Outcome;
@@ -23,7 +22,7 @@ pub async fn run(cli: &Cli, args: &ScaleArgs, out: &mut impl Write) -> anyhow::R
             nanocl_api_types::cargo::v1::MAX_REPLICAS
         );
     }
-    let client = Client::new(Host::parse(cli.host.as_deref())?);
+    let client = cli.client()?;
     let key = ObjectKey {
         kind: Kind::Cargo,
         namespace: Some(cli.namespace_or_default()),

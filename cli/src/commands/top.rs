@@ -9,7 +9,6 @@ use nanocl_api_types::{Kind, ObjectKey};
 use serde_json::Value;
 
 use crate::args::{Cli, TopArgs};
-use crate::client::{Client, Host};
 use crate::commands::get::{bytes, parse_kind, print_table};
 use crate::remote;
 use crate::Outcome;
@@ -20,7 +19,7 @@ pub async fn run(cli: &Cli, args: &TopArgs, out: &mut impl Write) -> anyhow::Res
         bail!("top shows cargoes: nanocl top cargo [NAME]");
     }
     let namespace = cli.namespace_or_default();
-    let client = Client::new(Host::parse(cli.host.as_deref())?);
+    let client = cli.client()?;
     let names: Vec<String> = match &args.name {
         Some(name) => vec![name.clone()],
         None => {

@@ -8,7 +8,6 @@ use nanocl_api_types::Version;
 use serde_json::{json, Value};
 
 use crate::args::{Cli, Output, VersionArgs};
-use crate::client::{Client, Host};
 use crate::Outcome;
 
 /// How long nanocld has to say its version.
@@ -16,8 +15,7 @@ const SERVER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What nanocld says at `/version`, or why it could not be asked.
 async fn server(cli: &Cli) -> Result<Value, String> {
-    let host = Host::parse(cli.host.as_deref()).map_err(|e| e.to_string())?;
-    let client = Client::new(host);
+    let client = cli.client().map_err(|e| format!("{e:#}"))?;
     let answer = tokio::time::timeout(
         SERVER_TIMEOUT,
         client.request(Method::GET, "/version", None),

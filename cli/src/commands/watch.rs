@@ -5,7 +5,6 @@ use std::io::Write;
 use anyhow::bail;
 
 use crate::args::{Cli, WatchArgs};
-use crate::client::{Client, Host};
 use crate::commands::decode_options;
 use crate::deploy::watch::{self, Report, Timing, Trigger};
 use crate::deploy::{Config, SyncError, SyncReport, Syncer};
@@ -21,7 +20,7 @@ pub async fn run(cli: &Cli, args: &WatchArgs, out: &mut impl Write) -> anyhow::R
         prune: args.prune,
         decode: decode_options(cli),
     };
-    let client = Client::new(Host::parse(cli.host.as_deref())?);
+    let client = cli.client()?;
     let mut syncer = Syncer::new(config);
 
     if args.once {

@@ -1,5 +1,5 @@
-//! Where nanocld listens: its unix socket (stale sockets replaced, live ones refused) and
-//! optional loopback TCP.
+//! Where nanocld listens: its unix socket (stale sockets replaced, live ones refused),
+//! plaintext TCP on loopback, and TCP with mutual TLS on any address.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -11,8 +11,21 @@ use anyhow::{bail, Context};
 pub enum ListenUrl {
     /// `unix:///path/to.sock`
     Unix(PathBuf),
-    /// `tcp://127.0.0.1:PORT`
+    /// `tcp://IP:PORT`: with mutual TLS when nanocld has `--tls-*`, else loopback only.
     Tcp(std::net::SocketAddr),
+}
+
+impl ListenUrl {
+    /// Why nanocld may not listen here: plaintext TCP anywhere but loopback.
+    pub fn refusal(&self, tls: bool) -> Option<String> {
+        match self {
+            ListenUrl::Tcp(addr) if !tls && !addr.ip().is_loopback() => Some(format!(
+                "--listen {self}: plaintext TCP is served on loopback only (127.0.0.1 or [::1]); to listen on {} give --tls-cert, --tls-key and --tls-client-ca (mutual TLS; `nanocl certs` makes them)",
+                addr.ip()
+            )),
+            _ => None,
+        }
+    }
 }
 
 impl std::str::FromStr for ListenUrl {
@@ -29,11 +42,6 @@ impl std::str::FromStr for ListenUrl {
             let addr: std::net::SocketAddr = addr.parse().map_err(|_| {
                 format!("{url:?}: expected tcp://IP:PORT, e.g. tcp://127.0.0.1:8585")
             })?;
-            if !addr.ip().is_loopback() {
-                return Err(format!(
-                    "{url:?}: the TCP API has no authentication yet, so it only listens on loopback (127.0.0.1 or [::1])"
-                ));
-            }
             return Ok(ListenUrl::Tcp(addr));
         }
         Err(format!(
@@ -90,6 +98,30 @@ pub fn bind_unix(path: &Path, group: Option<u32>) -> anyhow::Result<tokio::net::
             .with_context(|| format!("cannot give {} to group {gid}", path.display()))?;
     }
     Ok(listener)
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::*;
+
+    #[test]
+    fn plaintext_tcp_should_be_refused_beyond_loopback_only() {
+        let public: ListenUrl = "tcp://0.0.0.0:8586".parse().expect("parses");
+        let why = public.refusal(false).unwrap_or_default();
+        assert!(
+            why.contains("plaintext TCP is served on loopback only"),
+            "{why}"
+        );
+        assert!(
+            why.contains("--tls-cert, --tls-key and --tls-client-ca"),
+            "{why}"
+        );
+        assert_eq!(public.refusal(true), None);
+        let local: ListenUrl = "tcp://127.0.0.1:8585".parse().expect("parses");
+        assert_eq!(local.refusal(false), None);
+        let v6: ListenUrl = "tcp://[::1]:8585".parse().expect("parses");
+        assert_eq!(v6.refusal(false), None);
+    }
 }
 
 #[cfg(test)]

@@ -1,8 +1,10 @@
-//! The API server: DESIGN §5 over axum, on a unix socket and optional loopback TCP.
+//! The API server: DESIGN §5 over axum, on a unix socket, optional loopback TCP, and TCP with
+//! mutual TLS ([`tls`]), each request authorized ([`authz`]) and every write audited.
 //!
 //! `serve(listeners, app)` takes its listeners and shutdown signal from the caller, so tests
 //! start a real server in-process on a temp socket (the mini-redis shape).
 
+pub mod authz;
 pub mod cargo_docker;
 pub mod events;
 pub mod exec;
@@ -13,6 +15,7 @@ pub mod logs;
 pub mod objects;
 pub mod path;
 pub mod status;
+pub mod tls;
 pub mod usage;
 pub mod watch;
 
@@ -20,7 +23,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -50,6 +53,8 @@ pub struct App<S> {
     /// The Docker engine of this nanocld (`--docker`; `None`: `DOCKER_HOST` or the local
     /// socket), where `/images/export` reads built images.
     pub docker: Option<String>,
+    /// The audit log (`--audit-log`): a JSON line per write.
+    pub audit: Option<Arc<authz::Audit>>,
 }
 
 pub use crate::objects::ensure_default_namespace;
@@ -71,7 +76,16 @@ pub fn router<S: Store + Clone>(app: Arc<App<S>>) -> Router {
         .with_state(app)
 }
 
-/// One span per request with method, path and status; counts requests.
+/// Who sent `request`: its connection's [`Peer`](tls::Peer). A router served without
+/// connection info (in-process tests) is the host's own.
+pub fn peer_of<B>(request: &axum::http::Request<B>) -> tls::Peer {
+    request
+        .extensions()
+        .get::<ConnectInfo<tls::Peer>>()
+        .map_or(tls::Peer::Local("in process"), |c| c.0.clone())
+}
+
+/// One span per request with method, path, user and status; counts requests; audits writes.
 async fn log_request<S: Store>(
     State(app): State<Arc<App<S>>>,
     request: Request,
@@ -79,11 +93,33 @@ async fn log_request<S: Store>(
 ) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let span = tracing::info_span!("request", method = %method, path = %path);
+    let peer = peer_of(&request);
+    let span = match &peer {
+        tls::Peer::User(user) => {
+            tracing::info_span!("request", method = %method, path = %path, user = %user)
+        }
+        tls::Peer::Local(_) => tracing::info_span!("request", method = %method, path = %path),
+    };
     let started = Instant::now();
-    let response = next.run(request).instrument(span.clone()).await;
+    let mut response = next.run(request).instrument(span.clone()).await;
     let code = response.status().as_u16();
     app.metrics.record(method.as_str(), code);
+    let write = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if let (true, Some(audit)) = (write, &app.audit) {
+        let mut reason = None;
+        if code >= 400 {
+            // Errors are small Status objects: read the message, then answer it as it was.
+            let (parts, body) = response.into_parts();
+            let bytes = axum::body::to_bytes(body, 1 << 20)
+                .await
+                .unwrap_or_default();
+            reason = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v["message"].as_str().map(str::to_owned));
+            response = Response::from_parts(parts, Body::from(bytes));
+        }
+        audit.record(&peer, method.as_str(), &path, code, reason.as_deref());
+    }
     span.in_scope(|| {
         tracing::info!(
             status = code,
@@ -140,9 +176,10 @@ async fn openapi() -> Response {
 }
 
 async fn resource<S: Store + Clone>(State(app): State<Arc<App<S>>>, request: Request) -> Response {
+    let peer = peer_of(&request);
     let (mut parts, body) = request.into_parts();
     let upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
-    match route(app, &parts, body, upgrade).await {
+    match route(app, &peer, &parts, body, upgrade).await {
         Ok(response) => response,
         Err(e) => e.into_response(),
     }
@@ -150,10 +187,17 @@ async fn resource<S: Store + Clone>(State(app): State<Arc<App<S>>>, request: Req
 
 async fn route<S: Store + Clone>(
     app: Arc<App<S>>,
+    peer: &tls::Peer,
     parts: &axum::http::request::Parts,
     body: Body,
     upgrade: Option<hyper::upgrade::OnUpgrade>,
 ) -> Result<Response, ApiError> {
+    use nanocl_api_types::namespace::v1::Verb;
+    let verb = if parts.method == Method::GET {
+        Verb::Read
+    } else {
+        Verb::Write
+    };
     if let Some(namespace) = events::parse(parts.uri.path()) {
         let query = handlers::parse_query(parts.uri.query())?;
         if parts.method != Method::GET {
@@ -161,10 +205,24 @@ async fn route<S: Store + Clone>(
                 "events are read-only: GET them",
             ));
         }
+        let ask = authz::Ask {
+            verb,
+            kind: nanocl_api_types::Kind::Cargo,
+            namespace: namespace.as_deref(),
+            name: None,
+        };
+        authz::check(&app.store, peer, ask).await?;
         return events::serve(app, namespace, &query).await;
     }
     let target = path::parse(parts.uri.path())?;
     let query = handlers::parse_query(parts.uri.query())?;
+    let ask = authz::Ask {
+        verb,
+        kind: target.kind,
+        namespace: target.namespace.as_deref(),
+        name: target.name.as_deref(),
+    };
+    authz::check(&app.store, peer, ask).await?;
     let name = target.name.clone();
     match (&parts.method, name.as_deref(), target.subresource) {
         (&Method::GET, None, _) if query.watch => watch::serve(app, target, query).await,
@@ -205,12 +263,22 @@ async fn route<S: Store + Clone>(
     }
 }
 
+/// Where the API is served.
+#[derive(Debug, Default)]
+pub struct Listeners {
+    /// Unix sockets.
+    pub unix: Vec<tokio::net::UnixListener>,
+    /// Plaintext TCP (loopback only).
+    pub tcp: Vec<tokio::net::TcpListener>,
+    /// TCP with mutual TLS.
+    pub tls: Vec<tls::TlsListener>,
+}
+
 /// Serves `router` on every listener until `shutdown` flips, then lets in-flight requests
 /// finish.
 pub async fn serve(
     router: Router,
-    unix: Vec<tokio::net::UnixListener>,
-    tcp: Vec<tokio::net::TcpListener>,
+    listeners: Listeners,
     shutdown: signal::Receiver<bool>,
 ) -> std::io::Result<()> {
     fn spawn<L: axum::serve::Listener>(
@@ -220,21 +288,29 @@ pub async fn serve(
         shutdown: &signal::Receiver<bool>,
     ) where
         L::Addr: std::fmt::Debug,
+        tls::Peer:
+            for<'a> axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
     {
         let mut rx = shutdown.clone();
         tasks.spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.wait_for(|stop| *stop).await;
-                })
-                .await
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<tls::Peer>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            })
+            .await
         });
     }
     let mut tasks = tokio::task::JoinSet::new();
-    for listener in unix {
+    for listener in listeners.unix {
         spawn(&mut tasks, listener, router.clone(), &shutdown);
     }
-    for listener in tcp {
+    for listener in listeners.tcp {
+        spawn(&mut tasks, listener, router.clone(), &shutdown);
+    }
+    for listener in listeners.tls {
         spawn(&mut tasks, listener, router.clone(), &shutdown);
     }
     // In-flight requests get a grace period after shutdown starts; then connections close.

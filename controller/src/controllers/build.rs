@@ -224,9 +224,11 @@ pub async fn fetch<S: Store + Clone, D: Docker>(
                 .map_or_else(|| "another nanocld's Docker".to_owned(), |n| format!("node {n}"))
         ));
     };
-    let client = nanocl_client::http::Client::new(
-        nanocl_client::http::Host::parse(Some(&url)).map_err(|e| format!("{url}: {e}"))?,
-    );
+    let host = nanocl_client::http::Host::parse(Some(&url)).map_err(|e| format!("{url}: {e}"))?;
+    let client = match &shared.peer_tls {
+        Some(tls) => nanocl_client::http::Client::with_tls(host, tls.clone()),
+        None => nanocl_client::http::Client::new(host),
+    };
     let path = format!(
         "/images/export?name={}",
         nanocl_client::http::encode_query(image)

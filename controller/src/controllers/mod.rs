@@ -109,6 +109,9 @@ pub struct Shared<S, D> {
     pub secret_files: std::path::PathBuf,
     /// This nanocld's API as other nodes reach it (`--advertise-url`), if it has one.
     pub advertise: Option<String>,
+    /// Mutual TLS towards other nodes' nanocld (their `/images/export`), when this one has
+    /// `--tls-*`.
+    pub peer_tls: Option<Arc<rustls::ClientConfig>>,
     /// The node's proxy (its data plane): what the replica runner drains a container
     /// through before removing it.
     pub proxy: crate::proxy::Plane,
@@ -259,6 +262,8 @@ pub struct Options {
     /// This nanocld's API as other nodes reach it (`--advertise-url`): where they fetch
     /// the images built here.
     pub advertise: Option<String>,
+    /// Mutual TLS towards other nodes' nanocld (`--tls-*`).
+    pub peer_tls: Option<Arc<rustls::ClientConfig>>,
     /// Where ProxyRules' ACME certificates come from (`--acme-*`).
     pub acme: acme::Config,
     /// Where the node's proxy runs.
@@ -284,6 +289,7 @@ impl Default for Options {
             node: None,
             secret_files: None,
             advertise: None,
+            peer_tls: None,
             acme: acme::Config::default(),
             proxy: crate::proxy::Mode::default(),
         }
@@ -359,6 +365,7 @@ async fn start<S: Store + Clone, D: Docker>(
             .map(|n| n.node.clone())
             .or_else(|| options.node.clone()),
         advertise: options.advertise.clone(),
+        peer_tls: options.peer_tls.clone(),
         proxy: if node_tasks {
             crate::proxy::Plane::start(&options.proxy, metrics)
         } else {

@@ -7,7 +7,6 @@ use anyhow::bail;
 use nanocl_api_types::cargo::v1::{CargoRevision, CargoStatus};
 
 use crate::args::{Cli, RolloutHistoryArgs};
-use crate::client::{Client, Host};
 use crate::commands::get::{age, print_table};
 use crate::commands::rollout::{cargo_key, cargo_status, get_cargo, revision_status};
 use crate::remote::display_key;
@@ -111,7 +110,7 @@ pub async fn run(
     out: &mut impl Write,
 ) -> anyhow::Result<Outcome> {
     let key = cargo_key(cli, &args.target, "history")?;
-    let client = Client::new(Host::parse(cli.host.as_deref())?);
+    let client = cli.client()?;
     let live = get_cargo(&client, &key).await?;
     let status = cargo_status(&live, &key)?;
     let name = display_key(&key);

@@ -7,7 +7,6 @@ use nanocl_api_types::cargo::v1::{PAUSED_ANNOTATION, RESTARTED_AT_ANNOTATION};
 use serde_json::Value;
 
 use crate::args::{Cli, RolloutTarget};
-use crate::client::{Client, Host};
 use crate::commands::rollout::{
     annotation, cargo_key, command_for, edit_cargo, set_annotation, Edit,
 };
@@ -68,7 +67,7 @@ pub async fn run(
     out: &mut impl Write,
 ) -> anyhow::Result<Outcome> {
     let key = cargo_key(cli, args, what.verb())?;
-    let client = Client::new(Host::parse(cli.host.as_deref())?);
+    let client = cli.client()?;
     // Read once: every retry of a restart writes the same instant. Milliseconds, so that two
     // restarts within a second are two changes.
     let now = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();

@@ -11,7 +11,7 @@ use nanocl_api_types::{Kind, ObjectKey};
 use serde_json::Value;
 
 use crate::args::{Cli, RolloutStatusArgs};
-use crate::client::{Client, Host};
+use crate::client::Client;
 use crate::commands::rollout::{cargo_key, cargo_status, command_for, get_cargo};
 use crate::commands::wait;
 use crate::remote::display_key;
@@ -174,7 +174,7 @@ pub async fn run(
     out: &mut impl Write,
 ) -> anyhow::Result<Outcome> {
     let key = cargo_key(cli, &args.target, "status")?;
-    let client = Client::new(Host::parse(cli.host.as_deref())?);
+    let client = cli.client()?;
     // A missing cargo is an error now, not something to wait for.
     let cargo = get_cargo(&client, &key).await?;
     let variables = used_variables(&client, &key, &cargo).await;

@@ -12,7 +12,7 @@ use nanocl_api_types::{Kind, ObjectKey};
 use serde_json::Value;
 
 use crate::args::{Cli, RolloutUndoArgs};
-use crate::client::{Client, Host};
+use crate::client::Client;
 use crate::commands::rollout::history::kept;
 use crate::commands::rollout::{
     annotation, cargo_key, cargo_status, command_for, edit_cargo, set_annotation, Edit,
@@ -116,7 +116,7 @@ pub async fn run(
     out: &mut impl Write,
 ) -> anyhow::Result<Outcome> {
     let key = cargo_key(cli, &args.target, "undo")?;
-    let client = Client::new(Host::parse(cli.host.as_deref())?);
+    let client = cli.client()?;
     let name = display_key(&key);
     // Chosen again from the fresh status when a write conflicts.
     let written = edit_cargo(&client, &key, |live| {
