@@ -108,9 +108,11 @@ pub async fn check<S: Store>(store: &S, peer: &Peer, ask: Ask<'_>) -> Result<(),
                         AnyObject::Namespace(ns) => ns.spec.access,
                         _ => None,
                     },
-                    Err(e) => return Err(ApiError::forbidden(format!(
+                    Err(e) => {
+                        return Err(ApiError::forbidden(format!(
                         "namespace {name:?} cannot be read, so its access cannot be checked: {e}"
-                    ))),
+                    )))
+                    }
                 };
                 if let Some(access) = access.filter(|a| !a.allows(user, Verb::Read)) {
                     let mut error = refusal(user, Verb::Read, &name, &access);
