@@ -12,7 +12,6 @@ use hyper::{Method, StatusCode};
 use nanocl_api_types::Kind;
 
 use crate::args::Cli;
-use crate::client::{Client, Host};
 use crate::remote;
 
 const BASH: &str = r#"# nanocl completion for bash: source <(nanocl completion bash)
@@ -272,10 +271,11 @@ fn flags(command: &clap::Command) -> Vec<String> {
 /// The names of the live objects of `kind` (in `namespace`); nothing when nanocld does not
 /// answer within 2 s (a completion never hangs the shell).
 async fn live_names(host: Option<&str>, kind: Kind, namespace: Option<&str>) -> Vec<String> {
-    let Ok(host) = Host::parse(host) else {
+    // -H on the line being completed, else what nanocl itself would use (NANOCL_HOST, a
+    // context, the socket).
+    let Ok(client) = crate::context::resolve(host, None).and_then(|e| e.client()) else {
         return Vec::new();
     };
-    let client = Client::new(host);
     let path = remote::collection_path(kind, kind.namespaced().then_some(namespace).flatten());
     let answer = tokio::time::timeout(
         Duration::from_secs(2),

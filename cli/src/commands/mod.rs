@@ -170,9 +170,7 @@ pub use nanocl_client::signal::wait_for_interrupt;
 /// built by a nanocld on this machine (a unix socket, or TCP on loopback). One error per
 /// manifest that asks otherwise, at its document.
 fn remote_contexts(cli: &Cli, manifests: &[Manifest]) -> Vec<String> {
-    let Ok(nanocl_client::http::Host::Tcp(addr)) =
-        nanocl_client::http::Host::parse(cli.host.as_deref())
-    else {
+    let Ok(nanocl_client::http::Host::Tcp(addr)) = cli.endpoint().map(|e| e.host) else {
         return Vec::new();
     };
     let host = addr.rsplit_once(':').map_or(addr.as_str(), |(h, _)| h);
