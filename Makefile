@@ -9,7 +9,7 @@ ENV_FILE := target/dev-env/env
 # Loads the addresses of the dev services (etcd on loopback, the offline test image).
 WITH_ENV := set -a; . $(ENV_FILE); set +a;
 
-.PHONY: run test lint fmt schemas bench dev-env dev-env-down build help
+.PHONY: run test lint fmt schemas bench dev-env dev-env-down build install deb help
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -22,6 +22,12 @@ dev-env-down: ## Stop the dev etcd (dockerd is left running)
 
 build: dev-env ## Build nanocl and nanocld (release)
 	$(CARGO) build --release -p nanocl-cli -p nanocl-controller
+
+install: build ## Install nanocl, nanocld, the systemd unit, completions and man pages (PREFIX=/usr/local, DESTDIR=)
+	bash scripts/install.sh
+
+deb: build ## Build target/debian/nanocl_VERSION_ARCH.deb (installs and starts the nanocld service)
+	bash scripts/deb.sh
 
 run: build ## nanocld on the embedded store, with examples/ applied (Ctrl-C stops it)
 	bash scripts/run.sh

@@ -158,7 +158,17 @@ pub enum Command {
     /// from neither. Objects are labelled with the applyset, so with --prune the objects of a
     /// deleted file are deleted. Stop with Ctrl-C.
     Watch(WatchArgs),
-    /// Rewrite manifests in another API version (nanocl.io/v1 or nanocl.io/v1alpha1).
+    /// Rewrite manifests in another API version, or a Compose file as nanocl objects.
+    ///
+    /// `--from compose FILE`: a docker-compose.yml becomes a Namespace and a Cluster for the
+    /// project (-n, else its `name`, else its directory's name), a Network per network and a
+    /// Cargo per service, printed for `nanocl apply -f -`. Every key nanocl has no
+    /// equivalent for, or converts differently, is reported on stderr as FILE:LINE:COLUMN.
+    /// depends_on is recorded, not enforced: cargoes start together and restart until what
+    /// they need is up.
+    ///
+    /// Examples: `nanocl convert -f old.yaml --output-version nanocl.io/v1`,
+    /// `nanocl convert --from compose docker-compose.yml | nanocl apply -f -`
     Convert(ConvertArgs),
     /// Name the nanocld hosts you use and their certificates, and pick one.
     ///
@@ -191,6 +201,9 @@ pub enum Command {
     /// bash: `source <(nanocl completion bash)`; zsh: `nanocl completion zsh > "${fpath[1]}/_nanocl"`;
     /// fish: `nanocl completion fish > ~/.config/fish/completions/nanocl.fish`.
     Completion(CompletionArgs),
+    /// Write the man pages (nanocl.1 and one per subcommand) into DIR (`make install`).
+    #[command(name = "__man", hide = true)]
+    Man(ManArgs),
     /// The completion candidates of a command line (used by the completion scripts).
     #[command(name = "__complete", hide = true)]
     Complete(CompleteArgs),
@@ -587,16 +600,48 @@ pub struct DeleteArgs {
 /// `nanocl convert`.
 #[derive(Debug, Args)]
 pub struct ConvertArgs {
-    #[command(flatten)]
-    pub files: FileArgs,
+    /// A manifest file, a directory of them (*.yaml, *.yml, *.json), or - for stdin.
+    /// Repeatable.
+    #[arg(
+        short = 'f',
+        long = "filename",
+        value_name = "PATH",
+        required_unless_present = "from",
+        conflicts_with = "from"
+    )]
+    pub files: Vec<PathBuf>,
 
-    /// The version to write.
-    #[arg(long, value_name = "VERSION", value_parser = ["nanocl.io/v1", "nanocl.io/v1alpha1"])]
-    pub output_version: String,
+    /// Also read the subdirectories of directories.
+    #[arg(short = 'R', long = "recursive")]
+    pub recursive: bool,
+
+    /// The version to write (required with -f; --from writes nanocl.io/v1).
+    #[arg(
+        long,
+        value_name = "VERSION",
+        value_parser = ["nanocl.io/v1", "nanocl.io/v1alpha1"],
+        required_unless_present = "from"
+    )]
+    pub output_version: Option<String>,
+
+    /// Convert another tool's file: `compose` (a Compose file, v2 or v3).
+    #[arg(long, value_enum, requires = "source")]
+    pub from: Option<ConvertFrom>,
+
+    /// With --from: the file to convert.
+    #[arg(value_name = "FILE", requires = "from")]
+    pub source: Option<PathBuf>,
 
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value = "yaml")]
     pub output: Output,
+}
+
+/// What `convert --from` reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ConvertFrom {
+    /// A Compose file (docker-compose.yml, compose.yaml).
+    Compose,
 }
 
 /// `nanocl version`.
@@ -628,6 +673,13 @@ pub struct CompletionArgs {
     /// The shell.
     #[arg(value_enum)]
     pub shell: Shell,
+}
+
+/// `nanocl __man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Where to write them.
+    pub dir: PathBuf,
 }
 
 /// `nanocl __complete`.

@@ -2,6 +2,7 @@
 
 pub mod args;
 pub mod commands;
+pub mod compose;
 pub mod context;
 pub mod input;
 pub mod yaml;
@@ -126,6 +127,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Explain(args) => commands::explain::run(args, &mut stdout),
         Command::Completion(args) => {
             commands::complete::script(args.shell, &mut stdout)?;
+            Ok(Outcome::Success)
+        }
+        Command::Man(args) => {
+            commands::man::write_all(&args.dir, &mut stdout)?;
             Ok(Outcome::Success)
         }
         Command::Complete(args) => {

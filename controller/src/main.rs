@@ -803,6 +803,12 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         control: PathBuf,
     },
+    /// Write the man page nanocld.8 into DIR (`make install`).
+    #[command(name = "__man", hide = true)]
+    Man {
+        /// Where to write it.
+        dir: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -820,6 +826,7 @@ fn main() -> ExitCode {
         Some(Command::Proxy { control }) => runtime
             .block_on(nanocl_controller::proxy::plane::serve_process(control))
             .map_err(|e| anyhow::anyhow!("proxy: {e}")),
+        Some(Command::Man { dir }) => write_man(dir),
         None => runtime.block_on(run(args)),
     };
     match outcome {
@@ -833,6 +840,19 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Writes `DIR/nanocld.8` from the clap definitions.
+fn write_man(dir: &std::path::Path) -> anyhow::Result<()> {
+    use clap::CommandFactory;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut page = Vec::new();
+    clap_mangen::Man::new(Args::command())
+        .section("8")
+        .render(&mut page)
+        .context("cannot render the man page")?;
+    let path = dir.join("nanocld.8");
+    std::fs::write(&path, page).with_context(|| format!("cannot write {}", path.display()))
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub mod exec;
 pub mod explain;
 pub mod get;
 pub mod logs;
+pub mod man;
 pub mod node;
 pub mod rollout;
 pub mod scale;
