@@ -15,7 +15,8 @@ readonly ENV_FILE="$STATE_DIR/env"
 # libprotobuf-dev holds protoc's well-known types (google/protobuf/*.proto), which the build of
 # etcd-client imports; it is only a Recommends of protobuf-compiler, and we skip those.
 # pebble: a test ACME server (and its mock DNS, pebble-challtestsrv) for the proxy's ACME test.
-readonly PACKAGES=(docker.io etcd-server etcd-client protobuf-compiler libprotobuf-dev busybox-static time git pebble)
+# chromium, chromium-driver: the dashboard test drives a real headless browser over WebDriver.
+readonly PACKAGES=(docker.io etcd-server etcd-client protobuf-compiler libprotobuf-dev busybox-static time git pebble chromium chromium-driver)
 # The peers `make bench` measures the proxy against, and its load generator.
 readonly BENCH_PACKAGES=(wrk nginx haproxy curl)
 
@@ -509,7 +510,7 @@ verify_outcome() {
     failed=$((failed + 1))
   fi
   # `time` is a shell keyword: the benchmarks need the program, /usr/bin/time.
-  for name in /usr/bin/git:git /usr/bin/time:time /bin/busybox:busybox-static /usr/bin/pebble:pebble /usr/bin/pebble-challtestsrv:pebble; do
+  for name in /usr/bin/git:git /usr/bin/time:time /bin/busybox:busybox-static /usr/bin/pebble:pebble /usr/bin/pebble-challtestsrv:pebble /usr/bin/chromium:chromium /usr/bin/chromedriver:chromium-driver; do
     if [[ ! -x "${name%%:*}" ]]; then
       warn "check: ${name%%:*} not found (package ${name#*:}): apt-get install ${name#*:}"
       failed=$((failed + 1))
@@ -519,7 +520,7 @@ verify_outcome() {
   if ((failed > 0)); then
     die "$failed check(s) failed: the environment is not ready"
   fi
-  say "checks passed: protoc with the well-known types, dockerd, images run, etcd healthy, git, time, pebble"
+  say "checks passed: protoc with the well-known types, dockerd, images run, etcd healthy, git, time, pebble, chromium"
 }
 
 # --- commands --------------------------------------------------------------------

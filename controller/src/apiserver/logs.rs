@@ -1,5 +1,6 @@
 //! `GET .../cargoes/{name}/log`: the output of every replica, each line prefixed with its
-//! replica (`[web-0] ...`), the last `tailLines` of each, then live with `follow=true`.
+//! replica (`[web-0] ...`), the last `tailLines` of each, then live with `follow=true`;
+//! `replica=N`: one replica's.
 
 use std::sync::Arc;
 
@@ -41,9 +42,29 @@ pub async fn serve<S: Store + Clone>(
         }
         return Ok(build_log(app, &namespace, name, query));
     }
-    let (docker, filter, mut replicas) =
+    let (docker, mut filter, mut replicas) =
         super::cargo_docker::containers(&app, &key, "logs come from").await?;
     replicas.sort_by_key(slot_of);
+    // `replica=N`: that replica only (and, following, the containers that replace it).
+    if let Some(slot) = query.replica {
+        filter.push(format!("{}={slot}", labels::SLOT));
+        let slots: Vec<String> = replicas
+            .iter()
+            .filter_map(slot_of)
+            .map(|s| s.to_string())
+            .collect();
+        replicas.retain(|c| slot_of(c) == Some(slot));
+        if replicas.is_empty() && !query.follow {
+            return Err(ApiError::not_found(format!(
+                "cargo {name:?} has no replica {slot} (its replicas: {})",
+                if slots.is_empty() {
+                    "none".to_owned()
+                } else {
+                    slots.join(", ")
+                }
+            )));
+        }
+    }
     let since = match (query.since_seconds, query.since_time) {
         (Some(_), Some(_)) => {
             return Err(ApiError::bad_request(

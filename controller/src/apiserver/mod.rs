@@ -16,6 +16,7 @@ pub mod objects;
 pub mod path;
 pub mod status;
 pub mod tls;
+pub mod ui;
 pub mod usage;
 pub mod watch;
 
@@ -68,6 +69,10 @@ pub fn router<S: Store + Clone>(app: Arc<App<S>>) -> Router {
         .route("/metrics", get(metrics_text::<S>))
         .route("/openapi/v3", get(openapi))
         .route("/images/export", get(images::export::<S>))
+        .route("/ui", get(ui::index))
+        .route("/ui/", get(ui::index))
+        .route("/ui/app.js", get(ui::script))
+        .route("/ui/style.css", get(ui::style))
         .fallback(resource::<S>)
         .layer(middleware::from_fn_with_state(
             app.clone(),
