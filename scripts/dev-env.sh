@@ -16,7 +16,8 @@ readonly ENV_FILE="$STATE_DIR/env"
 # etcd-client imports; it is only a Recommends of protobuf-compiler, and we skip those.
 # pebble: a test ACME server (and its mock DNS, pebble-challtestsrv) for the proxy's ACME test.
 # chromium, chromium-driver: the dashboard test drives a real headless browser over WebDriver.
-readonly PACKAGES=(docker.io etcd-server etcd-client protobuf-compiler libprotobuf-dev busybox-static time git pebble chromium chromium-driver)
+# python3-kubernetes: the kubectl test also lists and watches with the Python client.
+readonly PACKAGES=(docker.io etcd-server etcd-client protobuf-compiler libprotobuf-dev busybox-static time git pebble chromium chromium-driver python3-kubernetes)
 # The peers `make bench` measures the proxy against, and its load generator.
 readonly BENCH_PACKAGES=(wrk nginx haproxy curl)
 

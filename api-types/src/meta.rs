@@ -51,6 +51,37 @@ pub struct ObjectMeta {
     /// Cleanup steps that must finish before the object is removed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub finalizers: Vec<String>,
+    /// Which manager set which fields with server-side apply (`kubectl apply
+    /// --server-side`), kept by the server. An update that leaves it out keeps it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub managed_fields: Vec<ManagedFieldsEntry>,
+}
+
+/// The fields one manager set, as Kubernetes records them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ManagedFieldsEntry {
+    /// Who: the apply's `fieldManager` (`kubectl` for kubectl).
+    #[serde(default)]
+    pub manager: String,
+    /// `Apply`.
+    #[serde(default)]
+    pub operation: String,
+    /// The API version the fields were applied in.
+    #[serde(default)]
+    pub api_version: String,
+    /// When (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+    /// `FieldsV1`.
+    #[serde(default)]
+    pub fields_type: String,
+    /// The fields, as `{"f:spec": {"f:replicas": {}}}`.
+    #[serde(default, rename = "fieldsV1")]
+    pub fields_v1: serde_json::Value,
+    /// The subresource applied to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subresource: Option<String>,
 }
 
 impl ObjectMeta {

@@ -109,7 +109,7 @@ fn object_response(reference: &str, description: &str) -> Value {
     })
 }
 
-/// The OpenAPI 3.1 document served at `/openapi/v3` and written to `manifests/openapi.json`.
+/// The OpenAPI 3.1 document served at `/openapi/v3/apis/nanocl.io/{version}` (indexed at `/openapi/v3`) and written to `manifests/openapi.json`.
 pub fn openapi() -> Value {
     let mut schemas = serde_json::Map::new();
     let mut paths = serde_json::Map::new();
@@ -136,6 +136,12 @@ pub fn openapi() -> Value {
     );
     let common_params = json!([
         {"name": "dryRun", "in": "query", "schema": {"enum": ["All"]}, "description": "Validate and default without storing (writes only)."}
+    ]);
+    let patch_params = json!([
+        {"name": "dryRun", "in": "query", "schema": {"enum": ["All"]}, "description": "Validate and default without storing."},
+        {"name": "fieldManager", "in": "query", "schema": {"type": "string"}, "description": "Who applies (server-side apply: required)."},
+        {"name": "force", "in": "query", "schema": {"type": "boolean"}, "description": "Server-side apply: take over fields other managers applied."},
+        {"name": "fieldValidation", "in": "query", "schema": {"enum": ["Strict", "Warn", "Ignore"]}, "description": "Accepted; nanocl always validates strictly (unknown fields are errors)."}
     ]);
     let list_params = json!([
         {"name": "labelSelector", "in": "query", "schema": {"type": "string"}, "description": "e.g. app=web,tier!=db"},
@@ -195,7 +201,15 @@ pub fn openapi() -> Value {
                     "put": {"tags": [tag], "summary": format!("Replace a {} (metadata.resourceVersion must be current)", kind.as_str()), "parameters": common_params, "requestBody": body,
                             "responses": {"200": object_response(&reference, "Replaced"), "default": status_response()}},
                     "delete": {"tags": [tag], "summary": format!("Delete a {} (finalizers run first)", kind.as_str()), "parameters": common_params,
-                               "responses": {"200": object_response(&reference, "Deleted, or marked for deletion"), "default": status_response()}}
+                               "responses": {"200": object_response(&reference, "Deleted, or marked for deletion"), "default": status_response()}},
+                    "patch": {"tags": [tag], "summary": format!("Patch a {}: JSON merge patch, JSON patch, or server-side apply", kind.as_str()),
+                              "parameters": patch_params,
+                              "requestBody": {"required": true, "content": {
+                                  "application/merge-patch+json": {"schema": {"type": "object"}},
+                                  "application/json-patch+json": {"schema": {"type": "array", "items": {"type": "object"}}},
+                                  "application/apply-patch+yaml": {"schema": {"$ref": reference}}}},
+                              "responses": {"200": object_response(&reference, "Patched"), "201": object_response(&reference, "Created by an apply"), "default": status_response()},
+                              "x-kubernetes-group-version-kind": {"group": crate::GROUP, "version": version.name(), "kind": kind.as_str()}}
                 }),
             );
             paths.insert(

@@ -11,6 +11,7 @@ pub mod http;
 pub mod read;
 pub mod remote;
 pub mod signal;
+pub mod table;
 pub mod tls;
 pub mod transport;
 

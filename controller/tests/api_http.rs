@@ -754,7 +754,15 @@ async fn service_endpoints(ctx: Ctx) {
     assert!(text.contains(&format!("store=\"{kind}\"")), "{text}");
     assert!(text.contains("nanocl_apiserver_watchers 0"), "{text}");
 
-    let openapi = ctx.get("/openapi/v3").await.expect(200, "/openapi/v3");
+    let index = ctx.get("/openapi/v3").await.expect(200, "/openapi/v3");
+    assert_eq!(
+        index["paths"]["apis/nanocl.io/v1"]["serverRelativeURL"],
+        "/openapi/v3/apis/nanocl.io/v1"
+    );
+    let openapi = ctx
+        .get("/openapi/v3/apis/nanocl.io/v1")
+        .await
+        .expect(200, "/openapi/v3/apis/nanocl.io/v1");
     assert!(
         openapi["openapi"]
             .as_str()
@@ -2254,23 +2262,44 @@ fn corpus(web: &Value) -> Vec<Case> {
         // ---- query parameters
         case(
             "unknown query parameter",
-            request("GET", &format!("{collection}?limit=10"), None, None),
+            request("GET", &format!("{collection}?frobnicate=10"), None, None),
             400,
             "BadRequest",
             None,
-            "unknown query parameter \"limit\"",
+            "unknown query parameter \"frobnicate\"",
+        ),
+        case(
+            "a continue token: lists are not paged",
+            request("GET", &format!("{collection}?continue=abc"), None, None),
+            400,
+            "BadRequest",
+            None,
+            "lists are not paged here",
+        ),
+        case(
+            "a field selector on another field",
+            request(
+                "GET",
+                &format!("{collection}?fieldSelector=spec.cluster%3Ddev"),
+                None,
+                None,
+            ),
+            400,
+            "BadRequest",
+            None,
+            "only metadata.name and metadata.namespace are supported",
         ),
         case(
             "unknown query parameter on a write",
             json_request(
                 "POST",
-                &format!("{collection}?fieldManager=me"),
+                &format!("{collection}?shoeSize=9"),
                 &cargo("bad", "new"),
             ),
             400,
             "BadRequest",
             None,
-            "unknown query parameter \"fieldManager\"",
+            "unknown query parameter \"shoeSize\"",
         ),
         case(
             "bad labelSelector",
@@ -2349,12 +2378,12 @@ fn corpus(web: &Value) -> Vec<Case> {
             "POST /apis/nanocl.io/v1/namespaces/NAMESPACE/cargoes",
         ),
         case(
-            "PATCH an object",
+            "PATCH with a body that is not a patch type",
             json_request("PATCH", &web_path, &json!({"spec": {"replicas": 3}})),
-            405,
-            "MethodNotAllowed",
+            415,
+            "UnsupportedMediaType",
             None,
-            "PATCH is not allowed",
+            "is not a patch: send application/merge-patch+json",
         ),
         case(
             "POST to an object",

@@ -57,6 +57,8 @@ pub async fn serve<S: Store + Clone>(
             prefix,
             view: Arc::new(|kv| Ok(view(kv))),
             bookmark: json!({"apiVersion": "nanocl.io/v1", "kind": "Event"}),
+            table: None,
+            columns_sent: Arc::default(),
         };
         return watch::serve_source(app, source, query.clone()).await;
     }

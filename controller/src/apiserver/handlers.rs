@@ -60,10 +60,64 @@ pub struct Query {
     pub stdin: bool,
     /// `rows=N&cols=N` (exec with a tty): the terminal's size.
     pub size: (Option<u16>, Option<u16>),
+    /// `fieldSelector=metadata.name=NAME` (and `metadata.namespace`, `!=`).
+    pub fields: FieldSelector,
+    /// Answer as a `meta.k8s.io` Table (from the Accept header, not the query).
+    pub table: bool,
+    /// `includeObject=Object`: a Table's rows carry whole objects, not their metadata.
+    pub whole_object: bool,
+    /// `fieldManager=NAME`: who a server-side apply is (`kubectl`, ...).
+    pub field_manager: Option<String>,
+    /// `force=true`: a server-side apply takes fields over from their other managers.
+    pub force: bool,
 }
 
+/// A field selector: what kubectl sends to watch one object (`metadata.name=web`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FieldSelector(Vec<(String, bool, String)>);
+
+impl FieldSelector {
+    /// `metadata.name=web,metadata.namespace!=kube-system`: `=`, `==` and `!=` on the two
+    /// fields every object has.
+    pub fn parse(value: &str) -> Result<FieldSelector, String> {
+        let mut terms = Vec::new();
+        for term in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            let (field, equal, wanted) = if let Some((f, v)) = term.split_once("!=") {
+                (f, false, v)
+            } else if let Some((f, v)) = term.split_once("==") {
+                (f, true, v)
+            } else if let Some((f, v)) = term.split_once('=') {
+                (f, true, v)
+            } else {
+                return Err(format!(
+                    "field selector term {term:?}: expected FIELD=VALUE or FIELD!=VALUE"
+                ));
+            };
+            let field = field.trim();
+            if field != "metadata.name" && field != "metadata.namespace" {
+                return Err(format!(
+                    "field selector on {field:?}: only metadata.name and metadata.namespace are supported"
+                ));
+            }
+            terms.push((field.to_owned(), equal, wanted.trim().to_owned()));
+        }
+        Ok(FieldSelector(terms))
+    }
+
+    /// Whether `object` is selected.
+    pub fn matches(&self, object: &serde_json::Value) -> bool {
+        self.0.iter().all(|(field, equal, wanted)| {
+            let key = field.trim_start_matches("metadata.");
+            let value = object["metadata"][key].as_str().unwrap_or("");
+            (value == wanted) == *equal
+        })
+    }
+}
+
+/// A boolean parameter: `true`, `1` or nothing; `false` or `0` (any case: the Python client
+/// sends `True`).
 fn flag(value: &str, name: &str) -> Result<bool, ApiError> {
-    match value {
+    match value.to_ascii_lowercase().as_str() {
         "true" | "1" | "" => Ok(true),
         "false" | "0" => Ok(false),
         other => Err(ApiError::bad_request(format!(
@@ -87,13 +141,7 @@ pub fn parse_query(raw: Option<&str>) -> Result<Query, ApiError> {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         let value = query_decode(value)?;
         match name {
-            "watch" => {
-                query.watch = match value.as_str() {
-                    "true" | "1" | "" => true,
-                    "false" | "0" => false,
-                    other => return Err(ApiError::bad_request(format!("watch must be true or false, got {other:?}"))),
-                }
-            }
+            "watch" => query.watch = flag(&value, name)?,
             "resourceVersion" => {
                 if !value.is_empty() && value.parse::<u64>().is_err() {
                     return Err(ApiError::bad_request(format!(
@@ -126,9 +174,35 @@ pub fn parse_query(raw: Option<&str>) -> Result<Query, ApiError> {
             "stdin" => query.stdin = flag(&value, name)?,
             "rows" => query.size.0 = Some(number(&value, name)?),
             "cols" => query.size.1 = Some(number(&value, name)?),
+            "fieldSelector" => query.fields = FieldSelector::parse(&value).map_err(ApiError::bad_request)?,
+            "includeObject" => query.whole_object = value == "Object",
+            "fieldManager" => {
+                if value.is_empty() || value.len() > 128 || value.chars().any(char::is_control) {
+                    return Err(ApiError::bad_request(format!(
+                        "fieldManager must be 1 to 128 printable characters, got {value:?}"
+                    )));
+                }
+                query.field_manager = Some(value);
+            }
+            "force" => query.force = flag(&value, name)?,
+            // Lists are not paged: a `limit` is answered with everything (no `continue`).
+            "limit" => {
+                number::<u64>(&value, name)?;
+            }
+            "continue" if value.is_empty() => {}
+            "continue" => {
+                return Err(ApiError::bad_request(
+                    "lists are not paged here: every list is whole, so there is nothing to continue",
+                ))
+            }
+            // Accepted as Kubernetes clients send them; what they ask is what nanocl does
+            // anyway (strict field validation, background deletion), or only presentation.
+            "timeoutSeconds" | "resourceVersionMatch" | "sendInitialEvents" | "pretty"
+            | "fieldValidation" | "propagationPolicy" | "gracePeriodSeconds"
+            | "orphanDependents" => {}
             other => {
                 return Err(ApiError::bad_request(format!(
-                    "unknown query parameter {other:?}: known are watch, resourceVersion, labelSelector, dryRun, follow, tailLines, sinceSeconds, sinceTime, timestamps, build, command, replica, tty, stdin, rows, cols"
+                    "unknown query parameter {other:?}: known are watch, resourceVersion, labelSelector, fieldSelector, dryRun, follow, tailLines, sinceSeconds, sinceTime, timestamps, build, command, replica, tty, stdin, rows, cols, fieldManager, force, limit, includeObject"
                 )))
             }
         }
@@ -155,7 +229,7 @@ pub fn object_response(
         .into_response())
 }
 
-fn object_key(target: &Target, name: &str) -> ObjectKey {
+pub(crate) fn object_key(target: &Target, name: &str) -> ObjectKey {
     ObjectKey {
         kind: target.kind,
         namespace: target.namespace.clone(),
@@ -163,7 +237,7 @@ fn object_key(target: &Target, name: &str) -> ObjectKey {
     }
 }
 
-fn described(target: &Target, name: &str) -> String {
+pub(crate) fn described(target: &Target, name: &str) -> String {
     match &target.namespace {
         Some(ns) => format!(
             "{} {name:?} in namespace {ns:?}",
@@ -185,6 +259,11 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
             "content type {content_type:?} is not supported: send application/json"
         )));
     }
+    read_limited(headers, body).await
+}
+
+/// Reads a body of at most 3 MiB, whatever its type.
+pub async fn read_limited(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
     let too_large = || {
         ApiError::too_large(format!(
             "the request body is larger than the {} MiB limit",
@@ -230,6 +309,11 @@ async fn decode_body(
     body: Body,
 ) -> Result<AnyObject, ApiError> {
     let bytes = read_body(headers, body).await?;
+    decode_json(target, &bytes)
+}
+
+/// Decodes, defaults and validates JSON `bytes` for `target` (see [`decode_body`]).
+pub fn decode_json(target: &Target, bytes: &[u8]) -> Result<AnyObject, ApiError> {
     let options = DecodeOptions {
         default_namespace: target
             .namespace
@@ -239,7 +323,7 @@ async fn decode_body(
         base_dir: None,
     };
     // The body is application/json: strict JSON, not YAML that happens to look like it.
-    let decoded = manifest::decode_bytes_as("body", &bytes, manifest::Format::Json, &options);
+    let decoded = manifest::decode_bytes_as("body", bytes, manifest::Format::Json, &options);
     if !decoded.errors.is_empty() {
         return Err(ApiError::from_manifest_errors(&decoded.errors));
     }
@@ -299,6 +383,7 @@ pub async fn get<S: Store>(
     app: &App<S>,
     target: &Target,
     name: &str,
+    query: &Query,
 ) -> Result<Response, ApiError> {
     let kv = app
         .store
@@ -306,10 +391,22 @@ pub async fn get<S: Store>(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("{} not found", described(target, name))))?;
     let view = objects::view(&kv, target.kind, target.version)?;
+    let body = if query.table {
+        let rv = kv.mod_revision.to_string();
+        super::table::table(
+            target.kind,
+            &[view.value],
+            Some(&rv),
+            true,
+            query.whole_object,
+        )
+    } else {
+        view.value
+    };
     Ok((
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],
-        view.value.to_string() + "\n",
+        body.to_string() + "\n",
     )
         .into_response())
 }
@@ -326,9 +423,24 @@ pub async fn list<S: Store>(
     for kv in &listed.items {
         // An object this nanocld cannot decode is listed as a marker, not a 500 for all.
         let view = objects::view(kv, target.kind, target.version)?;
-        if query.selector.matches(&view.labels) {
+        if query.selector.matches(&view.labels) && query.fields.matches(&view.value) {
             items.push(view.value);
         }
+    }
+    if query.table {
+        let table = super::table::table(
+            target.kind,
+            &items,
+            Some(&listed.revision.to_string()),
+            true,
+            query.whole_object,
+        );
+        return Ok((
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            table.to_string() + "\n",
+        )
+            .into_response());
     }
     let list = json!({
         "apiVersion": target.version.api_version(),
@@ -412,6 +524,23 @@ pub async fn replace<S: Store>(
     body: Body,
 ) -> Result<Response, ApiError> {
     let object = decode_named_body(target, name, headers, body).await?;
+    replace_decoded(app, target, name, query, object).await
+}
+
+/// PUT's work once the body is decoded (and a PATCH's, on the patched object).
+pub async fn replace_decoded<S: Store>(
+    app: &App<S>,
+    target: &Target,
+    name: &str,
+    query: &Query,
+    object: AnyObject,
+) -> Result<Response, ApiError> {
+    if object.metadata().name != name {
+        return Err(ApiError::bad_request(format!(
+            "the object's metadata.name {:?} does not match the name {name:?} in the path",
+            object.metadata().name
+        )));
+    }
     let expected = required_revision(&object)?;
     let key = object_key(target, name);
     let current = objects::read(&app.store, &key)

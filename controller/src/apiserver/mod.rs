@@ -6,6 +6,7 @@
 
 pub mod authz;
 pub mod cargo_docker;
+pub mod discovery;
 pub mod events;
 pub mod exec;
 pub mod handlers;
@@ -13,8 +14,10 @@ pub mod images;
 pub mod listen;
 pub mod logs;
 pub mod objects;
+pub mod patch;
 pub mod path;
 pub mod status;
+pub mod table;
 pub mod tls;
 pub mod ui;
 pub mod usage;
@@ -67,8 +70,17 @@ pub fn router<S: Store + Clone>(app: Arc<App<S>>) -> Router {
         .route("/readyz", get(readyz::<S>))
         .route("/version", get(version::<S>))
         .route("/metrics", get(metrics_text::<S>))
-        .route("/openapi/v3", get(openapi))
+        .route("/openapi/v3", get(openapi_index))
+        .route("/openapi/v3/apis/nanocl.io/{version}", get(openapi))
         .route("/images/export", get(images::export::<S>))
+        .route("/api", get(discovery::core))
+        .route("/apis", get(discovery::groups))
+        .route(
+            "/api/v1/namespaces/{name}",
+            get(discovery::core_namespace::<S>),
+        )
+        .route("/apis/nanocl.io", get(discovery::nanocl_group))
+        .route("/apis/nanocl.io/{version}", get(discovery::resources))
         .route("/ui", get(ui::index))
         .route("/ui/", get(ui::index))
         .route("/ui/app.js", get(ui::script))
@@ -172,6 +184,27 @@ async fn metrics_text<S: Store>(State(app): State<Arc<App<S>>>) -> Response {
         .into_response()
 }
 
+/// `GET /openapi/v3`: where each group version's document is, as Kubernetes serves it
+/// (client-go and kubectl read it to learn which query parameters PATCH takes).
+async fn openapi_index() -> Response {
+    let paths: serde_json::Map<String, serde_json::Value> = Version::ALL
+        .iter()
+        .map(|v| {
+            let path = format!("apis/{}", v.api_version());
+            (
+                path.clone(),
+                json!({"serverRelativeURL": format!("/openapi/v3/{path}")}),
+            )
+        })
+        .collect();
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        json!({ "paths": paths }).to_string(),
+    )
+        .into_response()
+}
+
+/// `GET /openapi/v3/apis/nanocl.io/{version}`: the OpenAPI 3 document of the API.
 async fn openapi() -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
@@ -220,7 +253,8 @@ async fn route<S: Store + Clone>(
         return events::serve(app, namespace, &query).await;
     }
     let target = path::parse(parts.uri.path())?;
-    let query = handlers::parse_query(parts.uri.query())?;
+    let mut query = handlers::parse_query(parts.uri.query())?;
+    query.table = table::wanted(&parts.headers);
     let ask = authz::Ask {
         verb,
         kind: target.kind,
@@ -253,12 +287,15 @@ async fn route<S: Store + Clone>(
         (_, Some(_), Some(Subresource::Exec)) => Err(ApiError::method_not_allowed(
             "exec is a POST that switches the connection (Upgrade: nanocl-exec): use nanocl exec",
         )),
-        (&Method::GET, Some(name), _) => handlers::get(&app, &target, name).await,
+        (&Method::GET, Some(name), _) => handlers::get(&app, &target, name, &query).await,
         (&Method::PUT, Some(name), None) => {
             handlers::replace(&app, &target, name, &query, &parts.headers, body).await
         }
         (&Method::PUT, Some(name), Some(Subresource::Status)) => {
             handlers::replace_status(&app, &target, name, &query, &parts.headers, body).await
+        }
+        (&Method::PATCH, Some(name), None) => {
+            patch::serve(&app, &target, name, &query, &parts.headers, body).await
         }
         (&Method::DELETE, Some(name), None) => handlers::delete(&app, &target, name, &query).await,
         (method, _, _) => Err(ApiError::method_not_allowed(format!(

@@ -37,6 +37,10 @@ pub struct Source {
     pub view: ViewFn,
     /// `{"apiVersion": ..., "kind": ...}` of the bookmarks.
     pub bookmark: Value,
+    /// Events as Tables of this kind (`Accept: ...;as=Table`).
+    pub table: Option<nanocl_api_types::Kind>,
+    /// Whether a Table event carried the column definitions yet.
+    pub columns_sent: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Source {
@@ -55,6 +59,8 @@ impl Source {
             prefix: keys::kind_prefix(kind, target.namespace.as_deref()),
             view: Arc::new(move |kv| objects::view(kv, kind, version).map(Some)),
             bookmark: json!({"apiVersion": version.api_version(), "kind": kind.as_str()}),
+            table: None,
+            columns_sent: Arc::default(),
         }
     }
 }
@@ -62,7 +68,29 @@ impl Source {
 /// Whether `kv` is selected, and how it is shown (a marker when it cannot be decoded).
 fn matches(kv: &KeyValue, source: &Source, query: &Query) -> Result<(bool, Value), ApiError> {
     Ok(match (source.view)(kv)? {
-        Some(view) => (query.selector.matches(&view.labels), view.value),
+        Some(view) => {
+            let selected =
+                query.selector.matches(&view.labels) && query.fields.matches(&view.value);
+            match source.table {
+                // kubectl get -w: each event's object is a Table of one row; the column
+                // definitions come with the first only.
+                Some(kind) if selected => {
+                    let first = !source.columns_sent.swap(true, Ordering::Relaxed);
+                    let rv = view.value["metadata"]["resourceVersion"]
+                        .as_str()
+                        .map(str::to_owned);
+                    let table = super::table::table(
+                        kind,
+                        &[view.value],
+                        rv.as_deref(),
+                        first,
+                        query.whole_object,
+                    );
+                    (true, table)
+                }
+                _ => (selected, view.value),
+            }
+        }
         None => (false, Value::Null),
     })
 }
@@ -116,7 +144,11 @@ pub async fn serve<S: Store + Clone>(
     target: Target,
     query: Query,
 ) -> Result<Response, ApiError> {
-    serve_source(app, Source::objects(&target), query).await
+    let mut source = Source::objects(&target);
+    if query.table {
+        source.table = Some(target.kind);
+    }
+    serve_source(app, source, query).await
 }
 
 /// Serves a watch of `source`: the one implementation behind every `?watch=true`.

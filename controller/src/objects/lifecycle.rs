@@ -112,6 +112,10 @@ pub fn replaced(
         meta.deletion_timestamp = old.deletion_timestamp.clone();
         meta.generation = Some(old.generation.unwrap_or(1) + i64::from(spec_changed));
         meta.resource_version = Some(revision.to_string());
+        // An update that leaves them out keeps who applied what.
+        if meta.managed_fields.is_empty() {
+            meta.managed_fields = old.managed_fields.clone();
+        }
     }
     if &object == current {
         return Ok(Replacement::Unchanged);
