@@ -102,14 +102,26 @@ fn container() -> impl Strategy<Value = ContainerSpec> {
         (
             option::of((text(), option::of(text()), btree_map(text(), text(), 0..2))),
             vec((text(), text(), option::of(text())), 0..2),
+            (
+                any::<bool>(),
+                vec(text(), 0..2),
+                vec(text(), 0..2),
+                any::<bool>(),
+                any::<bool>(),
+            ),
         ),
     )
         .prop_map(
             |(
                 (image, image_pull_policy, command, args, env, ports),
                 (volumes, working_dir, user, labels, resources, healthcheck),
-                (build, files),
+                (build, files, (privileged, cap_add, devices, host_pid, host_ipc)),
             )| ContainerSpec {
+                privileged,
+                cap_add,
+                devices,
+                host_pid,
+                host_ipc,
                 image,
                 files: files
                     .into_iter()

@@ -726,6 +726,9 @@ pub fn convert(file: &str, text: &str, options: &Options) -> Result<Conversion, 
     })
 }
 
+/// What a converted dangerous setting needs (SETTING is the policy's line).
+const POLICY_NOTE: &str = "converted, and refused at apply unless the namespace's spec.policy allows it (SETTING): it gives the container the host";
+
 struct Cargo {
     spec: Value,
     annotations: BTreeMap<String, String>,
@@ -957,11 +960,39 @@ fn convert_service(
                 &field,
                 "nanocl names the containers of a cargo itself (CARGO-N.NAMESPACE); the cargo's name is its DNS name",
             ),
-            "privileged" | "cap_add" | "devices" | "network_mode" | "pid" | "ipc"
-            | "security_opt" | "userns_mode" => cx.unsupported(
+            "privileged" => {
+                if matches!(v.value, Yaml::Bool(true)) {
+                    container.insert("privileged".into(), json!(true));
+                    cx.note(k, &field, POLICY_NOTE.replace("SETTING", "privileged: true"));
+                }
+            }
+            "cap_add" | "devices" => {
+                if let Some(list) = cx.words(v, &field).filter(|l| !l.is_empty()) {
+                    let (name, allow) = if key == "cap_add" {
+                        ("capAdd", "capabilities")
+                    } else {
+                        ("devices", "devices")
+                    };
+                    container.insert(name.into(), json!(list));
+                    cx.note(k, &field, POLICY_NOTE.replace("SETTING", &format!("{allow}: {list:?}")));
+                }
+            }
+            "pid" | "ipc" => match cx.text(v, &field).as_deref() {
+                Some("host") => {
+                    let (name, allow) = if key == "pid" {
+                        ("hostPid", "hostPid: true")
+                    } else {
+                        ("hostIpc", "hostIpc: true")
+                    };
+                    container.insert(name.into(), json!(true));
+                    cx.note(k, &field, POLICY_NOTE.replace("SETTING", allow));
+                }
+                _ => cx.unsupported(k, &field, "only `host` has an equivalent (hostPid, hostIpc)"),
+            },
+            "network_mode" | "security_opt" | "userns_mode" => cx.unsupported(
                 k,
                 &field,
-                "nanocl gives containers no privileged mode, host namespaces, added capabilities or devices (they would control the host)",
+                "a replica is on its cluster's networks, with Docker's default security options",
             ),
             _ => cx.unsupported(k, &field, "no equivalent in a nanocl Cargo"),
         }
@@ -1574,7 +1605,9 @@ mod tests {
             ]
         );
         assert!(
-            c.notes[1].message.contains("no privileged mode"),
+            c.notes[1].message.contains(
+                "refused at apply unless the namespace's spec.policy allows it (privileged: true)"
+            ),
             "{:?}",
             c.notes[1]
         );

@@ -431,6 +431,37 @@ pub struct ContainerSpec {
     /// Docker health check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<Healthcheck>,
+    /// Every device and kernel capability of the host (Docker's `--privileged`): such a
+    /// container controls the host. Refused unless the namespace's `spec.policy.privileged`
+    /// is true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub privileged: bool,
+    /// Linux capabilities added to Docker's default set, e.g. `NET_ADMIN`. Refused unless
+    /// the namespace's `spec.policy.capabilities` lists each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_add: Vec<String>,
+    /// Host devices given to the container: `HOST[:CONTAINER[:rwm]]`, e.g. `/dev/fuse`.
+    /// Refused unless the namespace's `spec.policy.devices` lists each host path.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<String>,
+    /// Share the host's process namespace (`--pid host`): the container sees, and may
+    /// signal, every process of the host. Refused unless `spec.policy.hostPid`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub host_pid: bool,
+    /// Share the host's IPC namespace (`--ipc host`). Refused unless `spec.policy.hostIpc`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub host_ipc: bool,
+}
+
+/// A capability as Docker takes it: `NET_ADMIN` (a `CAP_` prefix is dropped), uppercase.
+pub fn capability_name(value: &str) -> String {
+    let upper = value.trim().to_ascii_uppercase();
+    upper.strip_prefix("CAP_").unwrap_or(&upper).to_owned()
+}
+
+/// The host path of a device mapping `HOST[:CONTAINER[:PERMISSIONS]]`.
+pub fn device_host_path(value: &str) -> &str {
+    value.split(':').next().unwrap_or(value)
 }
 
 /// The value of an environment variable.
@@ -1189,6 +1220,30 @@ fn validate_container(
         }
         if let Some(memory) = &resources.memory {
             errors.check(&p.key("memory"), quantity::memory_limit(memory));
+        }
+    }
+    for (i, cap) in c.cap_add.iter().enumerate() {
+        let name = capability_name(cap);
+        if name.is_empty() || !name.chars().all(|ch| ch.is_ascii_uppercase() || ch == '_') {
+            errors.push(
+                path.key("capAdd").index(i),
+                format!("must be a Linux capability such as NET_ADMIN, got {cap:?}"),
+            );
+        }
+    }
+    for (i, device) in c.devices.iter().enumerate() {
+        let parts: Vec<&str> = device.split(':').collect();
+        let bad = parts.len() > 3
+            || !parts[0].starts_with('/')
+            || parts.get(1).is_some_and(|t| !t.starts_with('/'))
+            || parts
+                .get(2)
+                .is_some_and(|m| m.is_empty() || !m.chars().all(|ch| "rwm".contains(ch)));
+        if bad {
+            errors.push(
+                path.key("devices").index(i),
+                format!("must be HOST[:CONTAINER[:PERMISSIONS]] with absolute paths and permissions of r, w, m (e.g. /dev/fuse), got {device:?}"),
+            );
         }
     }
     if let Some(hc) = &c.healthcheck {

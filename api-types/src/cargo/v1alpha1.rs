@@ -64,6 +64,16 @@ struct Stash {
     resources: Option<Resources>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     healthcheck: Option<Healthcheck>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    privileged: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    cap_add: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    devices: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    host_pid: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    host_ipc: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     placement: Option<v1::Placement>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -275,6 +285,11 @@ pub fn to_v1(obj: Cargo) -> Result<v1::Cargo, FieldErrors> {
                 labels: stash.labels,
                 resources: stash.resources,
                 healthcheck: stash.healthcheck,
+                privileged: stash.privileged,
+                cap_add: stash.cap_add,
+                devices: stash.devices,
+                host_pid: stash.host_pid,
+                host_ipc: stash.host_ipc,
             },
             placement: stash.placement,
             update: stash.update,
@@ -299,6 +314,11 @@ pub fn from_v1(obj: v1::Cargo) -> Cargo {
         labels: c.labels,
         resources: c.resources,
         healthcheck: c.healthcheck,
+        privileged: c.privileged,
+        cap_add: c.cap_add,
+        devices: c.devices,
+        host_pid: c.host_pid,
+        host_ipc: c.host_ipc,
         placement: obj.spec.placement,
         update: obj.spec.update,
         revision_history_limit: obj.spec.revision_history_limit,

@@ -432,7 +432,7 @@ spec:
         vec![
             "m.yaml:7:13: spec.replicas: invalid type: string \"many\", expected an integer",
             "m.yaml:8:3: spec.command: unknown field `command` (did you mean `spec.container.command`?), expected one of `cluster`, `replicas`, `networks`, `container`, `placement`, `update`, `revisionHistoryLimit`, `autoscale`",
-            "m.yaml:11:5: spec.container.enviroment: unknown field `enviroment` (did you mean `env`?), expected one of `image`, `build`, `imagePullPolicy`, `command`, `args`, `env`, `files`, `ports`, `volumes`, `workingDir`, `user`, `labels`, `resources`, `healthcheck`",
+            "m.yaml:11:5: spec.container.enviroment: unknown field `enviroment` (did you mean `env`?), expected one of `image`, `build`, `imagePullPolicy`, `command`, `args`, `env`, `files`, `ports`, `volumes`, `workingDir`, `user`, `labels`, `resources`, `healthcheck`, `privileged`, `capAdd`, `devices`, `hostPid`, `hostIpc`",
             "m.yaml:13:9: spec.container.ports[0]: invalid type: string \"80:80\", expected a mapping with containerPort, hostPort, hostIP, protocol",
             "m.yaml:14:22: spec.container.imagePullPolicy: unknown value `Sometimes`, expected one of `IfNotPresent`, `Always`, `Never`",
             "m.yaml:15:28: spec.container.healthcheck.command: invalid type: string \"sh\", expected a list (of a string)",

@@ -66,12 +66,29 @@ impl Access {
     }
 }
 
-/// What containers may do to the host. nanocl offers no privileged mode, host network, pid
-/// or ipc namespace, added capabilities or devices at all (a cargo asking for them is an
-/// unknown field); bind mounts of host paths are what a policy governs.
+/// What containers may do to the host. Left out, the restricted policy: no privileged
+/// container, no added capability, no device, no host pid or ipc namespace, no bind mount of
+/// the host's own paths. (A host network is not offered at all: a replica is on its
+/// cluster's networks.)
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ContainerPolicy {
+    /// Cargoes may be privileged (`spec.container.privileged`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub privileged: bool,
+    /// The capabilities cargoes may add to Docker's default set (`spec.container.capAdd`),
+    /// e.g. `[NET_ADMIN]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capabilities: Vec<String>,
+    /// The host devices cargoes may be given (`spec.container.devices`), by host path.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<String>,
+    /// Cargoes may share the host's process namespace (`spec.container.hostPid`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub host_pid: bool,
+    /// Cargoes may share the host's IPC namespace (`spec.container.hostIpc`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub host_ipc: bool,
     /// The host paths cargoes may bind-mount: a path is allowed when it is one of these or
     /// under one, and refused otherwise. Left out, any path is allowed except the host's own
     /// (`/`, `/etc`, `/proc`, `/sys`, `/dev`, `/boot`, `/root`, `/run`, `/var/run`,
@@ -148,6 +165,59 @@ pub fn host_path_refusal(policy: Option<&ContainerPolicy>, path: &str) -> Option
             })
         }),
     }
+}
+
+/// The settings of `container` that `policy` (`None`: the restricted default) refuses: the
+/// field, and why. Bind mounts are [`host_path_refusal`]'s.
+pub fn setting_refusals(
+    policy: Option<&ContainerPolicy>,
+    container: &crate::cargo::v1::ContainerSpec,
+) -> Vec<(String, String)> {
+    use crate::cargo::v1::{capability_name, device_host_path};
+    let default = ContainerPolicy::default();
+    let p = policy.unwrap_or(&default);
+    let mut out = Vec::new();
+    if container.privileged && !p.privileged {
+        out.push((
+            "spec.container.privileged".to_owned(),
+            "a privileged container controls the host; the namespace's spec.policy.privileged: true allows it".to_owned(),
+        ));
+    }
+    let allowed: Vec<String> = p.capabilities.iter().map(|c| capability_name(c)).collect();
+    for (i, cap) in container.cap_add.iter().enumerate() {
+        let name = capability_name(cap);
+        if !allowed.contains(&name) && !allowed.iter().any(|a| a == "ALL") {
+            out.push((
+                format!("spec.container.capAdd[{i}]"),
+                format!("capability {name} is beyond Docker's default set; the namespace's spec.policy.capabilities can allow it"),
+            ));
+        }
+    }
+    for (i, device) in container.devices.iter().enumerate() {
+        let host = device_host_path(device);
+        if !p.devices.iter().any(|d| d == host) {
+            out.push((
+                format!("spec.container.devices[{i}]"),
+                format!(
+                    "device {host} of the host; the namespace's spec.policy.devices can allow it"
+                ),
+            ));
+        }
+    }
+    if container.host_pid && !p.host_pid {
+        out.push((
+            "spec.container.hostPid".to_owned(),
+            "the host's processes would be visible and signalable; the namespace's spec.policy.hostPid: true allows it".to_owned(),
+        ));
+    }
+    if container.host_ipc && !p.host_ipc {
+        out.push((
+            "spec.container.hostIpc".to_owned(),
+            "the host's IPC namespace; the namespace's spec.policy.hostIpc: true allows it"
+                .to_owned(),
+        ));
+    }
+    out
 }
 
 /// Lifecycle of a Namespace.
@@ -238,6 +308,46 @@ mod tests {
     }
 
     #[test]
+    fn dangerous_settings_should_be_refused_unless_allowed() {
+        let container = crate::cargo::v1::ContainerSpec {
+            privileged: true,
+            cap_add: vec!["cap_net_admin".into(), "SYS_TIME".into()],
+            devices: vec!["/dev/fuse".into()],
+            host_pid: true,
+            host_ipc: true,
+            ..Default::default()
+        };
+        let fields: Vec<String> = setting_refusals(None, &container)
+            .into_iter()
+            .map(|(f, _)| f)
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "spec.container.privileged",
+                "spec.container.capAdd[0]",
+                "spec.container.capAdd[1]",
+                "spec.container.devices[0]",
+                "spec.container.hostPid",
+                "spec.container.hostIpc"
+            ]
+        );
+        let policy = ContainerPolicy {
+            privileged: true,
+            capabilities: vec!["NET_ADMIN".into()],
+            devices: vec!["/dev/fuse".into()],
+            host_pid: true,
+            host_ipc: true,
+            ..ContainerPolicy::default()
+        };
+        let left: Vec<String> = setting_refusals(Some(&policy), &container)
+            .into_iter()
+            .map(|(f, _)| f)
+            .collect();
+        assert_eq!(left, ["spec.container.capAdd[1]"], "SYS_TIME is not listed");
+    }
+
+    #[test]
     fn access_should_restrict_only_what_it_lists() {
         let open = Access::default();
         assert!(open.allows("anyone", Verb::Write) && open.allows("anyone", Verb::Read));
@@ -262,6 +372,7 @@ mod tests {
     fn a_listed_policy_should_allow_only_what_it_lists() {
         let policy = ContainerPolicy {
             host_paths: Some(vec!["/srv".into(), "/var/run/docker.sock".into()]),
+            ..ContainerPolicy::default()
         };
         assert_eq!(host_path_refusal(Some(&policy), "/srv/www"), None);
         assert_eq!(

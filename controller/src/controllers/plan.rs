@@ -152,6 +152,12 @@ pub fn canonical(t: &ContainerSpec) -> String {
         ("nanoCpus", json!(t.nano_cpus)),
         ("memory", json!(t.memory)),
         ("healthcheck", healthcheck.unwrap_or(Value::Null)),
+        // Only when set: the hash of every container without them stays what it was.
+        ("privileged", json!(t.privileged.then_some(true))),
+        ("capAdd", json!(t.cap_add)),
+        ("devices", json!(t.devices)),
+        ("pidMode", json!(t.pid_mode)),
+        ("ipcMode", json!(t.ipc_mode)),
     ])
     .to_string()
 }
@@ -399,6 +405,15 @@ pub fn render_template(
             retries: h.retries.map(i64::from),
             start_period_ns: duration_ns(&h.start_period),
         }),
+        privileged: c.privileged,
+        cap_add: c
+            .cap_add
+            .iter()
+            .map(|cap| nanocl_api_types::cargo::v1::capability_name(cap))
+            .collect(),
+        devices: c.devices.clone(),
+        pid_mode: c.host_pid.then(|| "host".to_owned()),
+        ipc_mode: c.host_ipc.then(|| "host".to_owned()),
     };
     // The hash covers everything that makes a container differ, and nothing per slot.
     let hash = spec_hash(&template);

@@ -4,8 +4,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use ::bollard::errors::Error as BollardError;
 use ::bollard::models::{
-    ContainerCreateBody, EndpointSettings, HealthConfig, HostConfig, Ipam, IpamConfig,
-    NetworkConnectRequest, NetworkCreateRequest, NetworkingConfig, PortBinding as BollardPort,
+    ContainerCreateBody, DeviceMapping, EndpointSettings, HealthConfig, HostConfig, Ipam,
+    IpamConfig, NetworkConnectRequest, NetworkCreateRequest, NetworkingConfig,
+    PortBinding as BollardPort,
 };
 use ::bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, EventsOptions, InspectContainerOptions,
@@ -395,6 +396,26 @@ impl Docker for Engine {
                 nano_cpus: spec.nano_cpus,
                 memory: spec.memory,
                 network_mode: spec.networks.first().cloned(),
+                privileged: spec.privileged.then_some(true),
+                cap_add: (!spec.cap_add.is_empty()).then(|| spec.cap_add.clone()),
+                devices: (!spec.devices.is_empty()).then(|| {
+                    spec.devices
+                        .iter()
+                        .map(|d| {
+                            let mut parts = d.splitn(3, ':');
+                            let host = parts.next().unwrap_or_default().to_owned();
+                            let inside = parts.next().map_or_else(|| host.clone(), str::to_owned);
+                            let permissions = parts.next().unwrap_or("rwm").to_owned();
+                            DeviceMapping {
+                                path_on_host: Some(host),
+                                path_in_container: Some(inside),
+                                cgroup_permissions: Some(permissions),
+                            }
+                        })
+                        .collect()
+                }),
+                pid_mode: spec.pid_mode.clone(),
+                ipc_mode: spec.ipc_mode.clone(),
                 ..Default::default()
             }),
             networking_config,

@@ -75,6 +75,16 @@ pub struct ContainerSpec {
     pub memory: Option<i64>,
     /// Health check.
     pub healthcheck: Option<Healthcheck>,
+    /// Docker's `--privileged`.
+    pub privileged: bool,
+    /// Capabilities added to Docker's default set.
+    pub cap_add: Vec<String>,
+    /// `HOST[:CONTAINER[:PERMISSIONS]]` device mappings.
+    pub devices: Vec<String>,
+    /// `host` to share the host's pid namespace.
+    pub pid_mode: Option<String>,
+    /// `host` to share the host's ipc namespace.
+    pub ipc_mode: Option<String>,
 }
 
 /// The lifecycle state of a container.

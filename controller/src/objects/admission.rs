@@ -148,16 +148,17 @@ pub async fn check_policy<S: Store>(store: &S, object: &AnyObject) -> Result<(),
     let AnyObject::Cargo(cargo) = object else {
         return Ok(());
     };
-    let sources: Vec<(usize, &str)> = cargo
-        .spec
-        .container
+    let c = &cargo.spec.container;
+    let sources: Vec<(usize, &str)> = c
         .volumes
         .iter()
         .enumerate()
         .map(|(i, v)| (i, v.source.as_str()))
         .filter(|(_, s)| s.starts_with('/'))
         .collect();
-    if sources.is_empty() {
+    let dangerous =
+        c.privileged || !c.cap_add.is_empty() || !c.devices.is_empty() || c.host_pid || c.host_ipc;
+    if sources.is_empty() && !dangerous {
         return Ok(());
     }
     let namespace = cargo
@@ -177,6 +178,14 @@ pub async fn check_policy<S: Store>(store: &S, object: &AnyObject) -> Result<(),
         },
         None => None,
     };
+    let settings = nanocl_api_types::namespace::v1::setting_refusals(policy.as_ref(), c);
+    if let Some((field, message)) = settings.into_iter().next() {
+        return Err(Refusal::PolicyViolation {
+            field,
+            message: format!("{message} (namespace {namespace:?})"),
+        }
+        .into());
+    }
     for (i, source) in sources {
         if let Some(message) = host_path_refusal(policy.as_ref(), source) {
             return Err(Refusal::PolicyViolation {
