@@ -441,6 +441,24 @@ fn a_namespace_should_let_only_its_users_in_and_the_audit_log_should_say_who_did
     );
     ok(pki.cli(&["--context", "alice", "get", "cargoes", "-A"]));
 
+    // Creating namespaces is global's to allow: once global lists its writers, bob cannot.
+    let global = write(
+        "global.yaml",
+        "apiVersion: nanocl.io/v1\nkind: Namespace\nmetadata: {name: global}\nspec: {access: {write: [alice]}}\n".to_owned(),
+    );
+    ok(pki.cli(&["--context", "alice", "apply", "-f", &global]));
+    let other = write(
+        "other.yaml",
+        format!("apiVersion: nanocl.io/v1\nkind: Namespace\nmetadata: {{name: {ns}-b}}\n"),
+    );
+    let out = pki.cli(&["--context", "bob", "apply", "-f", &other]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("user \"bob\" may not write namespace \"global\""),
+        "{}",
+        stderr(&out)
+    );
+
     // The host's own socket is not restricted, and is audited as such.
     ok(d.nanocl(&["-n", &ns, "delete", "cargo", "web"]));
 

@@ -2,7 +2,8 @@
 //!
 //! The namespace whose access decides:
 //! - an object in a namespace, its logs, exec and events: that namespace;
-//! - a Namespace object: itself; creating one (and writing Nodes): `global`;
+//! - a Namespace object: itself; creating one (by POST or by a server-side apply) and
+//!   writing Nodes: `global`;
 //! - lists and watches across all namespaces: every namespace that restricts reading (a user
 //!   left out of one lists per namespace, with `-n`).
 //!
@@ -127,12 +128,32 @@ pub async fn check<S: Store>(store: &S, peer: &Peer, ask: Ask<'_>) -> Result<(),
             return Ok(());
         }
     };
+    // A namespace written that does not exist yet is being created (a server-side apply):
+    // that is `global`'s to allow.
+    let namespace = if ask.kind == Kind::Namespace
+        && ask.verb == Verb::Write
+        && !exists(store, namespace).await?
+    {
+        DEFAULT_NAMESPACE
+    } else {
+        namespace
+    };
     match access_of(store, namespace).await? {
         Some(access) if !access.allows(user, ask.verb) => {
             Err(refusal(user, ask.verb, namespace, &access))
         }
         _ => Ok(()),
     }
+}
+
+/// Whether namespace `name` is stored (readable or not).
+async fn exists<S: Store>(store: &S, name: &str) -> Result<bool, ApiError> {
+    let key = ObjectKey {
+        kind: Kind::Namespace,
+        namespace: None,
+        name: name.to_owned(),
+    };
+    Ok(store.get(&keys::object_key(&key)).await?.is_some())
 }
 
 /// The audit log: one JSON line per write (POST, PUT, PATCH, DELETE), whoever sends it.

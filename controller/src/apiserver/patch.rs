@@ -498,6 +498,11 @@ async fn apply<S: Store>(
     };
     for _ in 0..ATTEMPTS {
         let Some(mut current) = live(app, target, name).await? else {
+            if target.kind == Kind::Replica {
+                return Err(ApiError::method_not_allowed(
+                    "Replicas are created by nanocl's scheduler, one per slot of a Cargo: change the Cargo's replicas or placement instead",
+                ));
+            }
             // Nothing yet: the configuration is created, owned by its manager.
             let mut object = config.clone();
             object["metadata"]["managedFields"] = json!([entry(&applied)]);
