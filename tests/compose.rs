@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use nanocl_e2e::docker::{docker, running, wait_until, Scope};
+use nanocl_e2e::hosts::free_port;
 use nanocl_e2e::{binary, http_get, stderr, stdout, test_image, Daemon, StoreKind};
 
 fn fixture(name: &str) -> PathBuf {
@@ -16,13 +17,6 @@ fn fixture(name: &str) -> PathBuf {
         .join("fixtures/compose")
         .join(name)
         .join("compose.yaml")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 fn nanocl(d: &Daemon, args: &[&str], envs: &[(&str, &str)]) -> Output {

@@ -10,15 +10,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nanocl_e2e::docker::{docker, running, Scope};
+use nanocl_e2e::hosts::free_port;
 use nanocl_e2e::{bin_dir, stderr, stdout, test_image, Daemon, StoreKind};
 use serde_json::{json, Value};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 /// One WebDriver request to chromedriver on `port`: the answer's JSON.
 fn webdriver(port: u16, method: &str, path: &str, body: Option<&Value>) -> Value {

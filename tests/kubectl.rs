@@ -10,14 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use nanocl_e2e::hosts::free_port;
 use nanocl_e2e::{stderr, stdout, Daemon, StoreKind};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 /// A kubeconfig for nanocld on `port`, and a home of its own (kubectl's discovery cache).
 struct Kube {

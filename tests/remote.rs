@@ -7,15 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use nanocl_e2e::hosts::free_port;
 use nanocl_e2e::{binary, stderr, stdout, Daemon, StoreKind};
-
-/// A port free on loopback now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 /// The CLI with its own configuration directory and no NANOCL_* from the test's
 /// environment.
