@@ -8,7 +8,8 @@
 //! writes, CPU).
 //!
 //! `cargo bench -p nanocl-controller --bench scale -- 2000` for a smaller run; `-- embedded`,
-//! `-- file` (the embedded store in a file, as nanocld runs it) or `-- etcd` for one store.
+//! `-- file` (the embedded store in a file, as nanocld runs it) or `-- etcd` for one store;
+//! `-- reasons` to count the writes by kind and `Ready` reason (slows the run down).
 
 use std::alloc::System;
 use std::time::{Duration, Instant};
@@ -72,7 +73,7 @@ async fn running(docker: &FakeDocker) -> usize {
     docker.count(&["io.nanocl.managed=true".to_owned()], State::Running)
 }
 
-async fn run<S: Store + Clone>(label: &str, store: S, cargoes: usize) {
+async fn run<S: Store + Clone>(label: &str, store: S, cargoes: usize, reasons: bool) {
     let namespaces = cargoes.div_ceil(10);
     let docker = FakeDocker::with_images(&[IMAGE]);
     let written = Instant::now();
@@ -100,7 +101,11 @@ async fn run<S: Store + Clone>(label: &str, store: S, cargoes: usize) {
     };
     let metrics = std::sync::Arc::new(nanocl_controller::metrics::Metrics::default());
     let first = store.current_revision().await.unwrap_or(0);
+    let counts = std::sync::Arc::new(std::sync::Mutex::new(Counts::new()));
+    // Decoding every write costs CPU the run needs: only with `-- reasons`.
+    let tally = tokio::spawn(count_writes(store.clone(), first, counts.clone(), reasons));
     let start = Instant::now();
+    let start_ticks = cpu_ticks();
     let run = tokio::spawn(controllers::run(
         store.clone(),
         docker.clone(),
@@ -114,9 +119,11 @@ async fn run<S: Store + Clone>(label: &str, store: S, cargoes: usize) {
     }
     let converged = start.elapsed();
     let up = running(&docker).await;
+    let busy = (cpu_ticks() - start_ticks) as f64 / 100.0;
     println!(
-        "  {up}/{cargoes} replicas running after {:.1} s",
-        converged.as_secs_f64()
+        "  {up}/{cargoes} replicas running after {:.1} s ({busy:.1} s of CPU: {:.0} % of the 2 cores)",
+        converged.as_secs_f64(),
+        busy / converged.as_secs_f64() / 2.0 * 100.0
     );
     // Statuses written, events settled.
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -127,6 +134,10 @@ async fn run<S: Store + Clone>(label: &str, store: S, cargoes: usize) {
         before - first,
         (before - first) as f64 / cargoes as f64
     );
+    tally.abort();
+    if let Some(counts) = counts.lock().ok().filter(|_| reasons) {
+        println!("    by kind of key and Ready reason: {counts:?}");
+    }
     let ticks = cpu_ticks();
     tokio::time::sleep(Duration::from_secs(45)).await;
     let after = store.current_revision().await.unwrap_or(0);
@@ -186,9 +197,58 @@ async fn run<S: Store + Clone>(label: &str, store: S, cargoes: usize) {
     );
 }
 
+type Counts = std::collections::BTreeMap<String, usize>;
+
+/// Counts what is written from `from` on into `counts`, by kind of key and, for an object
+/// with a `Ready` condition, its reason (runs until aborted).
+async fn count_writes<S: Store>(
+    store: S,
+    from: i64,
+    counts: std::sync::Arc<std::sync::Mutex<Counts>>,
+    enabled: bool,
+) {
+    use futures::StreamExt;
+    if !enabled {
+        return;
+    }
+    let Ok(mut events) = store.watch("", from).await else {
+        return;
+    };
+    while let Some(Ok(event)) = events.next().await {
+        let (key, value) = match &event {
+            nanocl_controller::store::WatchEvent::Put { kv, .. } => {
+                (kv.key.clone(), Some(&kv.value))
+            }
+            nanocl_controller::store::WatchEvent::Delete { key, .. } => (key.clone(), None),
+            _ => continue,
+        };
+        let prefix = key.split('/').next().unwrap_or("").to_owned();
+        let reason = value
+            .and_then(|v| serde_json::from_slice::<serde_json::Value>(v).ok())
+            .and_then(|v| {
+                v.pointer("/status/conditions")?
+                    .as_array()?
+                    .iter()
+                    .find(|c| c["type"] == "Ready")
+                    .and_then(|c| c["reason"].as_str().map(str::to_owned))
+            })
+            .unwrap_or_else(|| {
+                if value.is_some() {
+                    "-".into()
+                } else {
+                    "deleted".into()
+                }
+            });
+        if let Ok(mut counts) = counts.lock() {
+            *counts.entry(format!("{prefix} {reason}")).or_default() += 1;
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let cargoes: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(10_000);
+    let reasons = args.iter().any(|a| a == "reasons");
     let only = |name: &str| {
         let named = ["embedded", "file", "etcd"];
         !args.iter().any(|a| named.contains(&a.as_str())) || args.iter().any(|a| a == name)
@@ -198,7 +258,7 @@ fn main() {
         if only("embedded") {
             let store = EmbeddedStore::in_memory(EmbeddedOptions::default())
                 .unwrap_or_else(|e| panic!("store: {e}"));
-            run("embedded store in memory (goal < 10 s)", store, cargoes).await;
+            run("embedded store in memory (goal < 10 s)", store, cargoes, reasons).await;
         }
         if only("file") {
             let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
@@ -208,6 +268,7 @@ fn main() {
                 "embedded store in a redb file, as nanocld runs it (fsync per commit; no goal of its own)",
                 store,
                 cargoes,
+                reasons,
             )
             .await;
         }
@@ -224,6 +285,7 @@ fn main() {
                         &format!("etcd at {endpoint} (goal < 30 s)"),
                         store.clone(),
                         cargoes,
+                        reasons,
                     )
                     .await;
                     if let Ok(list) = store.list("").await {

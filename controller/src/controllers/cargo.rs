@@ -19,6 +19,7 @@ use nanocl_api_types::replica::v1::{
 };
 use nanocl_api_types::selector::Selector;
 
+use super::loads::Request;
 use super::plan::{self, Desired, NotReady};
 use super::replicas::AGENT_FINALIZER;
 use super::scheduler::{self, Candidate, Placement, Rules};
@@ -235,10 +236,10 @@ async fn reconcile_event<S: Store + Clone, D: Docker>(
     };
     // Every slot in place (the common case, a resync): the nodes' loads and free resources,
     // which cost a pass over every Replica, are not needed. Only a slot to place needs them.
-    let quick = candidates(shared, &cargo, cluster.as_deref(), &nodes, &replicas, false);
+    let quick = candidates(shared, &cargo, cluster.as_deref(), &nodes, false);
     let mut placement = scheduler::place(key, rules, &quick, &current);
     if !placement.moved.is_empty() || !placement.unplaced.is_empty() {
-        let full = candidates(shared, &cargo, cluster.as_deref(), &nodes, &replicas, true);
+        let full = candidates(shared, &cargo, cluster.as_deref(), &nodes, true);
         placement = scheduler::place(key, rules, &full, &current);
     }
     // New slots get the target, unless the update stopped: then the last good revision.
@@ -774,14 +775,13 @@ async fn apply_step<S: Store + Clone, D: Docker>(
 }
 
 /// What the scheduler knows of every node, for this cargo; with `loads`, also how many
-/// replicas each runs and how many more of this cargo its resources hold (a pass over
-/// every Replica), else none and no limit (enough to tell whether every slot stays put).
+/// replicas of other cargoes each runs and how many more of this cargo its resources hold
+/// (the hub's tally), else none and no limit (enough to tell whether every slot stays put).
 fn candidates<S: Store + Clone, D: Docker>(
     shared: &Shared<S, D>,
     cargo: &CargoObject,
     cluster: Option<&ClusterObject>,
     nodes: &[Arc<NodeObject>],
-    own: &[Arc<ReplicaObject>],
     loads: bool,
 ) -> Vec<Candidate> {
     // Validated at apply; a selector that does not parse selects nothing rather than all.
@@ -794,11 +794,14 @@ fn candidates<S: Store + Clone, D: Docker>(
         .as_ref()
         .map(|p| p.node_selector.clone())
         .unwrap_or_default();
-    let request = Request::of(cargo).filter(|_| loads);
-    let (used, load) = if loads {
-        usage(shared, own, request.is_some())
+    let request = Request::of(&cargo.spec.container).filter(|_| loads);
+    let others = if loads {
+        shared.hub.loads().others(
+            cargo.metadata.namespace.as_deref().unwrap_or_default(),
+            &cargo.metadata.name,
+        )
     } else {
-        Default::default()
+        HashMap::new()
     };
     nodes
         .iter()
@@ -816,10 +819,10 @@ fn candidates<S: Store + Clone, D: Docker>(
                 (None, _) => u32::MAX,
                 (Some(_), None) => 0,
                 (Some(r), Some(cap)) => {
-                    let (cpus, memory) = used.get(&n.metadata.name).copied().unwrap_or((0.0, 0));
+                    let used = others.get(&n.metadata.name).copied().unwrap_or_default();
                     r.fits(
-                        f64::from(cap.cpus) - cpus,
-                        cap.memory_bytes.saturating_sub(memory),
+                        f64::from(cap.cpus) - used.cpus(),
+                        cap.memory_bytes.saturating_sub(used.memory),
                     )
                 }
             };
@@ -829,85 +832,10 @@ fn candidates<S: Store + Clone, D: Docker>(
                 cordoned: n.spec.unschedulable,
                 selected,
                 room,
-                load: load.get(&n.metadata.name).copied().unwrap_or(0),
+                load: others.get(&n.metadata.name).map_or(0, |t| t.replicas),
             }
         })
         .collect()
-}
-
-/// The CPUs and memory one replica of a cargo asks for (`resources`).
-#[derive(Clone, Copy, Debug)]
-struct Request {
-    cpus: f64,
-    memory: u64,
-}
-
-impl Request {
-    fn of(cargo: &CargoObject) -> Option<Request> {
-        let r = cargo.spec.container.resources.as_ref()?;
-        let memory = r
-            .memory
-            .as_deref()
-            .and_then(|m| nanocl_api_types::quantity::parse_memory(m).ok())
-            .unwrap_or(0);
-        let cpus = r.cpus.unwrap_or(0.0);
-        (cpus > 0.0 || memory > 0).then_some(Request { cpus, memory })
-    }
-
-    /// How many replicas fit in `cpus` and `memory`.
-    fn fits(self, cpus: f64, memory: u64) -> u32 {
-        let by_cpu = if self.cpus > 0.0 {
-            (cpus / self.cpus + 1e-9).floor().max(0.0) as u32
-        } else {
-            u32::MAX
-        };
-        let by_memory = memory
-            .checked_div(self.memory)
-            .map_or(u32::MAX, |n| u32::try_from(n).unwrap_or(u32::MAX));
-        by_cpu.min(by_memory)
-    }
-}
-
-/// Per node, the replicas of other cargoes placed there, and (with `resources`) the CPUs
-/// and memory they ask for; those of `own` (the cargo being placed) left out.
-type Usage = (HashMap<String, (f64, u64)>, HashMap<String, u32>);
-
-fn usage<S: Store + Clone, D: Docker>(
-    shared: &Shared<S, D>,
-    own: &[Arc<ReplicaObject>],
-    resources: bool,
-) -> Usage {
-    let mut out: HashMap<String, (f64, u64)> = HashMap::new();
-    let mut load: HashMap<String, u32> = HashMap::new();
-    let mut requests: HashMap<(String, String), Option<Request>> = HashMap::new();
-    let (cargo, namespace) = own
-        .first()
-        .map(|r| (r.spec.cargo.as_str(), r.metadata.namespace.as_deref()))
-        .unwrap_or_default();
-    for r in shared.hub.cache::<ReplicaObject>().list() {
-        if r.spec.cargo == cargo && r.metadata.namespace.as_deref() == namespace {
-            continue;
-        }
-        *load.entry(r.spec.node.clone()).or_default() += 1;
-        if !resources {
-            continue;
-        }
-        let ns = r.metadata.namespace.clone().unwrap_or_default();
-        let request = *requests
-            .entry((ns.clone(), r.spec.cargo.clone()))
-            .or_insert_with(|| {
-                shared
-                    .hub
-                    .get(&ObjectRef::<CargoObject>::new(Some(&ns), &r.spec.cargo))
-                    .and_then(|c| Request::of(&c))
-            });
-        if let Some(req) = request {
-            let entry = out.entry(r.spec.node.clone()).or_default();
-            entry.0 += req.cpus;
-            entry.1 += req.memory;
-        }
-    }
-    (out, load)
 }
 
 /// Writes the placement as Replica objects: a new one per slot placed for the first time, a

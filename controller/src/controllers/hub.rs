@@ -19,6 +19,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 
 use super::deaths::Deaths;
 use super::drift::Drifts;
+use super::loads::NodeLoads;
 use super::plan::labels;
 use super::tasks::Tasks;
 use super::{events, OwnerFilter};
@@ -168,6 +169,7 @@ pub struct Hub {
     proxy_rules: Reader<ProxyRuleObject>,
     nodes: Reader<NodeObject>,
     replicas: Reader<ReplicaObject>,
+    loads: Arc<NodeLoads>,
     changes: broadcast::Sender<Change>,
     deaths: Deaths,
     drifts: Drifts,
@@ -209,12 +211,25 @@ struct Feed<S> {
 
 /// Starts the watcher and the cache of `K`, its task tracked in `tasks`.
 fn watch_kind<K: Cached, S: Store + Clone>(feed: &Feed<S>, tasks: &mut Tasks) -> Reader<K> {
+    watch_indexed(feed, tasks, None)
+}
+
+/// `watch_kind`, with `index` kept up to date by the cache's writer.
+fn watch_indexed<K: Cached, S: Store + Clone>(
+    feed: &Feed<S>,
+    tasks: &mut Tasks,
+    index: Option<Arc<dyn reflector::Index<K>>>,
+) -> Reader<K> {
     let kind = K::KIND;
     let decode: reflector::Decode<K> = Arc::new(|kv: &KeyValue| {
         let object = objects::decode(kv).map_err(|e| e.to_string())?.object;
         K::from_any(object).ok_or_else(|| format!("the stored object is not a {}", K::KIND))
     });
     let (reader, writer) = reflector::cache(decode);
+    let writer = match index {
+        Some(index) => writer.with_index(index),
+        None => writer,
+    };
     let Feed {
         store,
         metrics,
@@ -322,6 +337,7 @@ impl Hub {
             shutdown,
             changes: changes.clone(),
         };
+        let loads = Arc::new(NodeLoads::default());
         Hub {
             namespaces: watch_kind(&feed, tasks),
             clusters: watch_kind(&feed, tasks),
@@ -330,11 +346,17 @@ impl Hub {
             cargoes: watch_kind(&feed, tasks),
             proxy_rules: watch_kind(&feed, tasks),
             nodes: watch_kind(&feed, tasks),
-            replicas: watch_kind(&feed, tasks),
+            replicas: watch_indexed(&feed, tasks, Some(loads.clone())),
+            loads,
             changes,
             deaths: Deaths::default(),
             drifts: Drifts::default(),
         }
+    }
+
+    /// Per node, what the cached Replicas ask for (kept as they change).
+    pub fn loads(&self) -> &NodeLoads {
+        &self.loads
     }
 
     /// Every change the caches apply, from now on (the proxy rebuilds its routes on them).

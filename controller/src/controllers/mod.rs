@@ -13,6 +13,7 @@ pub mod deaths;
 pub mod drift;
 pub mod events;
 pub mod hub;
+pub mod loads;
 pub mod namespace;
 pub mod network;
 pub mod node;

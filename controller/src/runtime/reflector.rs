@@ -76,12 +76,24 @@ impl<T> std::fmt::Debug for Reader<T> {
     }
 }
 
+/// A tally the writer keeps as objects come and go, so that a reader needing a sum over the
+/// whole cache (the replicas on each node) does not scan it.
+pub trait Index<T>: Send + Sync {
+    /// `object` entered the cache.
+    fn add(&self, object: &T);
+    /// `object` left the cache (deleted, replaced by a newer version, or undecodable now).
+    fn remove(&self, object: &T);
+    /// The cache is rebuilt from scratch: forget everything.
+    fn clear(&self);
+}
+
 /// The single writer.
 pub struct Writer<T> {
     objects: Map<T>,
     undecodable: Arc<AtomicUsize>,
     ready: watch::Sender<bool>,
     decode: Decode<T>,
+    index: Option<Arc<dyn Index<T>>>,
 }
 
 impl<T> std::fmt::Debug for Writer<T> {
@@ -106,11 +118,29 @@ pub fn cache<T>(decode: Decode<T>) -> (Reader<T>, Writer<T>) {
             undecodable,
             ready: ready_tx,
             decode,
+            index: None,
         },
     )
 }
 
 impl<T> Writer<T> {
+    /// Keeps `index` up to date with every event this writer applies from now on (set it
+    /// before the first).
+    pub fn with_index(mut self, index: Arc<dyn Index<T>>) -> Self {
+        self.index = Some(index);
+        self
+    }
+
+    fn index_entry(&self, entry: Option<&Entry<T>>, added: bool) {
+        if let (Some(index), Some(Entry::Object(o))) = (&self.index, entry) {
+            if added {
+                index.add(o);
+            } else {
+                index.remove(o);
+            }
+        }
+    }
+
     fn entry(&self, kv: &KeyValue) -> Entry<T> {
         match (self.decode)(kv) {
             Ok(o) => Entry::Object(Arc::new(o)),
@@ -135,6 +165,12 @@ impl<T> Writer<T> {
                     .iter()
                     .map(|kv| (kv.key.clone(), self.entry(kv)))
                     .collect();
+                if let Some(index) = &self.index {
+                    index.clear();
+                    for entry in objects.values() {
+                        self.index_entry(Some(entry), true);
+                    }
+                }
                 let count = objects.values().map(bad).sum();
                 self.undecodable.store(count, Ordering::Relaxed);
                 let _ = self.ready.send(true);
@@ -142,15 +178,15 @@ impl<T> Writer<T> {
             Event::Applied(kv) => {
                 let entry = self.entry(kv);
                 let added = bad(&entry);
-                let removed = objects
-                    .insert(kv.key.clone(), entry)
-                    .as_ref()
-                    .map_or(0, bad);
-                self.adjust(added, removed);
+                self.index_entry(Some(&entry), true);
+                let old = objects.insert(kv.key.clone(), entry);
+                self.index_entry(old.as_ref(), false);
+                self.adjust(added, old.as_ref().map_or(0, bad));
             }
             Event::Deleted { key, .. } => {
-                let removed = objects.remove(key).as_ref().map_or(0, bad);
-                self.adjust(0, removed);
+                let old = objects.remove(key);
+                self.index_entry(old.as_ref(), false);
+                self.adjust(0, old.as_ref().map_or(0, bad));
             }
             Event::Failed(_) => {}
         }

@@ -84,7 +84,8 @@ struct Inner {
     /// Writes waiting for the next batch (group commit: every write waiting while one batch
     /// commits goes into the next, one transaction and one fsync for all of them).
     queue: Mutex<Vec<Pending>>,
-    events: broadcast::Sender<WatchEvent>,
+    /// Shared, not cloned per watcher: each watch clones only the events under its prefix.
+    events: broadcast::Sender<Arc<WatchEvent>>,
     /// The last revision whose event has been published.
     published: AtomicI64,
     /// The last write failed for want of space (until one succeeds).
@@ -844,7 +845,7 @@ impl Inner {
         for event in events {
             let revision = event.revision();
             // No receiver is fine: nobody is watching.
-            let _ = self.events.send(event);
+            let _ = self.events.send(Arc::new(event));
             self.published.store(revision, Ordering::SeqCst);
         }
     }
@@ -1120,7 +1121,9 @@ impl Store for EmbeddedStore {
                                 continue;
                             }
                             last = event.revision();
-                            if event_key(&event).is_some_and(|k| k.starts_with(prefix.as_str())) && tx.send(Ok(event)).await.is_err() {
+                            if event_key(&event).is_some_and(|k| k.starts_with(prefix.as_str()))
+                                && tx.send(Ok(WatchEvent::clone(&event))).await.is_err()
+                            {
                                 return;
                             }
                         }
