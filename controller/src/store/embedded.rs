@@ -78,12 +78,12 @@ pub struct EmbeddedStore {
 
 struct Inner {
     db: Database,
-    /// Held by the writer committing a batch, so that events are published in revision
-    /// order.
+    /// Held by the writer thread while it commits a batch (and by compaction), so that
+    /// events are published in revision order.
     writer: Mutex<()>,
-    /// Writes waiting for the next batch (group commit: every write waiting while one batch
-    /// commits goes into the next, one transaction and one fsync for all of them).
-    queue: Mutex<Vec<Pending>>,
+    /// Writes waiting for the writer thread's next batch (group commit: every write queued
+    /// while one batch commits goes into the next, one transaction and one fsync for all).
+    queue: Arc<WriteQueue>,
     /// Shared, not cloned per watcher: each watch clones only the events under its prefix.
     events: broadcast::Sender<Arc<WatchEvent>>,
     /// The last revision whose event has been published.
@@ -244,11 +244,12 @@ impl EmbeddedStore {
         txn.commit().map_err(db_error("open"))?;
         let any_lease = !leases.is_empty();
         let (events, _) = broadcast::channel(4096);
+        let queue = Arc::new(WriteQueue::default());
         let store = EmbeddedStore {
             inner: Arc::new(Inner {
                 db,
                 writer: Mutex::new(()),
-                queue: Mutex::new(Vec::new()),
+                queue: queue.clone(),
                 events,
                 published: AtomicI64::new(to_revision(revision)),
                 full: AtomicBool::new(false),
@@ -259,6 +260,18 @@ impl EmbeddedStore {
                 expiring: AtomicBool::new(false),
             }),
         };
+        let weak = Arc::downgrade(&store.inner);
+        std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || write_batches(&queue, &weak))
+            .map_err(|source| StoreError::StoreOpenFailed {
+                path: store
+                    .inner
+                    .path
+                    .as_ref()
+                    .map_or_else(|| "(in memory)".to_owned(), |p| p.display().to_string()),
+                source,
+            })?;
         if any_lease {
             store.start_expiry();
         }
@@ -285,10 +298,13 @@ impl EmbeddedStore {
     /// Runs one write (batched with whatever else is waiting: `Inner::write`).
     async fn submit(&self, op: Op) -> Result<Reply, StoreError> {
         let was_full = self.inner.full.load(Ordering::Relaxed);
-        let result = self
-            .blocking(op.name(), move |inner| inner.write(op))
-            .await
-            .map_err(|e| full_if_no_space(e, was_full));
+        let name = op.name();
+        let answer = self.inner.enqueue(op);
+        let result = with_deadline(name, self.inner.options.timeout, async move {
+            answer.await.unwrap_or_else(|_| Err(unanswered(name)))
+        })
+        .await
+        .map_err(|e| full_if_no_space(e, was_full));
         match &result {
             Err(StoreError::Full { .. }) => self.inner.full.store(true, Ordering::Relaxed),
             Ok(_) => self.inner.full.store(false, Ordering::Relaxed),
@@ -548,7 +564,59 @@ struct Tables<'t> {
 
 struct Pending {
     op: Op,
-    reply: std::sync::mpsc::SyncSender<Result<Reply, StoreError>>,
+    reply: tokio::sync::oneshot::Sender<Result<Reply, StoreError>>,
+}
+
+/// The writes waiting for the writer thread.
+#[derive(Default)]
+struct WriteQueue {
+    pending: Mutex<Vec<Pending>>,
+    /// Signalled when a write is queued or the store closes.
+    ready: std::sync::Condvar,
+    /// The store is gone: the thread ends.
+    closed: AtomicBool,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.queue.closed.store(true, Ordering::SeqCst);
+        self.queue.ready.notify_all();
+    }
+}
+
+/// The writer thread: takes every write queued, commits them as one batch, answers each,
+/// and again, until the store is dropped. One thread and no polling: a caller queues its
+/// write and waits for its answer, and the writes queued while a batch commits make the
+/// next one.
+fn write_batches(queue: &WriteQueue, store: &Weak<Inner>) {
+    loop {
+        let batch = {
+            let mut pending = lock(&queue.pending);
+            while pending.is_empty() {
+                if queue.closed.load(Ordering::SeqCst) {
+                    return;
+                }
+                pending = queue
+                    .ready
+                    .wait(pending)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+            }
+            std::mem::take(&mut *pending)
+        };
+        let Some(inner) = store.upgrade() else {
+            for p in batch {
+                let _ = p.reply.send(Err(StoreError::RecordCorrupt {
+                    what: format!("{}: the store was closed", p.op.name()),
+                }));
+            }
+            return;
+        };
+        {
+            let _writer = lock(&inner.writer);
+            inner.commit(batch);
+        }
+        drop(inner);
+    }
 }
 
 impl Reply {
@@ -581,6 +649,12 @@ impl Reply {
 fn mismatched() -> StoreError {
     StoreError::RecordCorrupt {
         what: "a write's answer was of another kind".into(),
+    }
+}
+
+fn unanswered(op: &str) -> StoreError {
+    StoreError::RecordCorrupt {
+        what: format!("{op}: its batch was dropped unanswered"),
     }
 }
 
@@ -765,44 +839,24 @@ fn remove_key(
 }
 
 impl Inner {
-    /// Runs one write, committed with whatever other writes are waiting at the same moment
-    /// (group commit). Each write is checked and applied in order, with its own revision, as
-    /// if alone; a precondition that fails (`AlreadyExists`, `NotFound`, `Conflict`) fails
-    /// that write only. Commits (fsync) before publishing the events.
+    /// Queues one write for the writer thread, which commits it with whatever other writes
+    /// are waiting at the same moment (group commit). Each write is checked and applied in
+    /// order, with its own revision, as if alone; a precondition that fails
+    /// (`AlreadyExists`, `NotFound`, `Conflict`) fails that write only. Its answer comes
+    /// after the commit (fsync), once its events are published.
+    fn enqueue(&self, op: Op) -> tokio::sync::oneshot::Receiver<Result<Reply, StoreError>> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        lock(&self.queue.pending).push(Pending { op, reply });
+        self.queue.ready.notify_one();
+        answer
+    }
+
+    /// `enqueue`, waiting for the answer on this thread (not in async code).
     fn write(&self, op: Op) -> Result<Reply, StoreError> {
-        let (reply, answer) = std::sync::mpsc::sync_channel(1);
-        lock(&self.queue).push(Pending { op, reply });
-        loop {
-            // Whoever gets the writer lock commits batches until nobody is waiting; the
-            // others wait for their answer, not for the lock (which would make each of them
-            // wait for one more commit after its own).
-            let writer = match self.writer.try_lock() {
-                Ok(guard) => Some(guard),
-                Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
-                Err(std::sync::TryLockError::WouldBlock) => None,
-            };
-            if writer.is_some() {
-                loop {
-                    let batch = std::mem::take(&mut *lock(&self.queue));
-                    if batch.is_empty() {
-                        break;
-                    }
-                    self.commit(batch);
-                }
-            }
-            drop(writer);
-            // A write queued just after the committer's last look is picked up on the next
-            // round (at most a millisecond later).
-            match answer.recv_timeout(std::time::Duration::from_millis(1)) {
-                Ok(answer) => return answer,
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                    return Err(StoreError::RecordCorrupt {
-                        what: "write: its batch was dropped unanswered".into(),
-                    })
-                }
-            }
-        }
+        let name = op.name();
+        self.enqueue(op)
+            .blocking_recv()
+            .unwrap_or_else(|_| Err(unanswered(name)))
     }
 
     /// Commits `batch` in one transaction. If the transaction itself fails, each write is
@@ -812,18 +866,22 @@ impl Inner {
             return;
         }
         let ops: Vec<&Op> = batch.iter().map(|p| &p.op).collect();
-        match self.transact(&ops) {
+        let result = self.transact(&ops);
+        drop(ops);
+        match result {
             Ok((answers, events)) => {
                 self.publish(events);
-                for (pending, answer) in batch.iter().zip(answers) {
+                for (pending, answer) in batch.into_iter().zip(answers) {
                     let _ = pending.reply.send(answer);
                 }
             }
             Err(e) if batch.len() == 1 => {
-                let _ = batch[0].reply.send(Err(e));
+                if let Some(pending) = batch.into_iter().next() {
+                    let _ = pending.reply.send(Err(e));
+                }
             }
             Err(_) => {
-                for pending in &batch {
+                for pending in batch {
                     let answer = match self.transact(&[&pending.op]) {
                         Ok((mut answers, events)) => {
                             self.publish(events);
