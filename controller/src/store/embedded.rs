@@ -567,6 +567,12 @@ struct Pending {
     reply: tokio::sync::oneshot::Sender<Result<Reply, StoreError>>,
 }
 
+/// A write's answer, with where to send it.
+type Answer = (
+    tokio::sync::oneshot::Sender<Result<Reply, StoreError>>,
+    Result<Reply, StoreError>,
+);
+
 /// The writes waiting for the writer thread.
 #[derive(Default)]
 struct WriteQueue {
@@ -611,11 +617,16 @@ fn write_batches(queue: &WriteQueue, store: &Weak<Inner>) {
             }
             return;
         };
-        {
+        let answers = {
             let _writer = lock(&inner.writer);
-            inner.commit(batch);
-        }
+            inner.commit(batch)
+        };
+        // The store let go before anyone hears back: a caller that drops it after its last
+        // write can open the file again at once.
         drop(inner);
+        for (reply, answer) in answers {
+            let _ = reply.send(answer);
+        }
     }
 }
 
@@ -859,29 +870,26 @@ impl Inner {
             .unwrap_or_else(|_| Err(unanswered(name)))
     }
 
-    /// Commits `batch` in one transaction. If the transaction itself fails, each write is
-    /// tried again alone, so that one write's storage error is not every write's.
-    fn commit(&self, batch: Vec<Pending>) {
-        if batch.is_empty() {
-            return;
-        }
+    /// Commits `batch` in one transaction and answers each write (to be sent by the caller).
+    /// If the transaction itself fails, each write is tried again alone, so that one write's
+    /// storage error is not every write's.
+    fn commit(&self, batch: Vec<Pending>) -> Vec<Answer> {
         let ops: Vec<&Op> = batch.iter().map(|p| &p.op).collect();
         let result = self.transact(&ops);
         drop(ops);
         match result {
             Ok((answers, events)) => {
                 self.publish(events);
-                for (pending, answer) in batch.into_iter().zip(answers) {
-                    let _ = pending.reply.send(answer);
-                }
+                batch.into_iter().map(|p| p.reply).zip(answers).collect()
             }
-            Err(e) if batch.len() == 1 => {
-                if let Some(pending) = batch.into_iter().next() {
-                    let _ = pending.reply.send(Err(e));
-                }
-            }
-            Err(_) => {
-                for pending in batch {
+            Err(e) if batch.len() == 1 => batch
+                .into_iter()
+                .map(|p| p.reply)
+                .zip(std::iter::once(Err(e)))
+                .collect(),
+            Err(_) => batch
+                .into_iter()
+                .map(|pending| {
                     let answer = match self.transact(&[&pending.op]) {
                         Ok((mut answers, events)) => {
                             self.publish(events);
@@ -893,9 +901,9 @@ impl Inner {
                         }
                         Err(e) => Err(e),
                     };
-                    let _ = pending.reply.send(answer);
-                }
-            }
+                    (pending.reply, answer)
+                })
+                .collect(),
         }
     }
 
