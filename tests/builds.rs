@@ -67,12 +67,35 @@ fn page(port: u16, path: &str) -> String {
         .unwrap_or_default()
 }
 
-fn wait(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+fn wait(what: &str, timeout: Duration, done: impl FnMut() -> bool) {
+    wait_explained(what, timeout, done, String::new);
+}
+
+/// `wait`, saying on a timeout what `explain` tells (the cargo's story, say).
+fn wait_explained(
+    what: &str,
+    timeout: Duration,
+    mut done: impl FnMut() -> bool,
+    explain: impl Fn() -> String,
+) {
     let deadline = Instant::now() + timeout;
     while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}\n{}",
+            explain()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// What `describe` and `events` say of cargo `name`, for a failure's message.
+fn story(d: &Daemon, ns: &str, name: &str) -> String {
+    format!(
+        "--- describe ---\n{}\n--- events ---\n{}",
+        stdout(&d.nanocl(&["-n", ns, "describe", "cargo", name])),
+        stdout(&d.nanocl(&["-n", ns, "events"]))
+    )
 }
 
 fn cargo_json(d: &Daemon, ns: &str, name: &str) -> serde_json::Value {
@@ -680,9 +703,12 @@ fn a_private_repository_should_be_read_with_the_credentials_of_a_secret() {
         &file,
         &format!("{}---\n{}---\n{cargo}", base(&ns), creds(PASSWORD)),
     );
-    wait("the private page", Duration::from_secs(120), || {
-        page(port, "/") == "private page"
-    });
+    wait_explained(
+        "the private page",
+        Duration::from_secs(120),
+        || page(port, "/") == "private page",
+        || story(&d, &ns, "private"),
+    );
 
     let everything = [
         stdout(&d.nanocl(&["-n", &ns, "get", "cargo", "private", "-o", "yaml"])),

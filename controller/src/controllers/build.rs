@@ -533,6 +533,21 @@ pub async fn reconcile<S: Store + Clone, D: Docker>(
                 ..carry(previous.as_ref())
             }
         }
+        Outcome::Unfetched { message } => {
+            super::events::record(&shared.store, &any, true, "BuildFailed", message.clone()).await;
+            // Written over the `Building` just saved: always.
+            let status = BuildStatus {
+                phase: phase::FAILED.into(),
+                key: settings_key,
+                message,
+                finished,
+                ..carry(previous.as_ref())
+            };
+            save(shared, &current, &status).await?;
+            return Ok(Action::Requeue(
+                poll.map_or(RETRY_RESOLVE, |p| p.min(RETRY_RESOLVE)),
+            ));
+        }
         Outcome::Transient(e) => {
             // Docker went away mid-build: the next attempt builds again.
             let status = BuildStatus {
@@ -789,6 +804,12 @@ enum Outcome {
         message: String,
         log: Vec<String>,
     },
+    /// The source could not be fetched (the server, the network, the credentials): like a
+    /// source that could not be resolved, tried again in a while or when its secret
+    /// changes, never settled as this commit's failure.
+    Unfetched {
+        message: String,
+    },
     /// Docker failed (unreachable...): retried.
     Transient(DockerError),
 }
@@ -827,9 +848,8 @@ async fn build<S: Store + Clone, D: Docker>(
             let fetched = git::fetch(&g.url, &resolved, &repo, credentials).await;
             tracing::debug!(%tag, elapsed_ms = fetching.elapsed().as_millis(), "fetched the commit");
             if let Err(e) = fetched {
-                return Outcome::Failed {
+                return Outcome::Unfetched {
                     message: format!("spec.container.build.git.url: {e}"),
-                    log: Vec::new(),
                 };
             }
             let dir = match &g.path {
