@@ -109,6 +109,55 @@ fn wait_running(label: &str, n: usize, limit: Duration) -> Option<Duration> {
     None
 }
 
+/// Time from `since` to the `n`th `start` event of a container labelled `label`, by
+/// Docker's own clock (`timeNano`; the same host clock as `since`): what every contender of
+/// the apply and scale benchmarks is timed by, so none pays for a poll's granularity or the
+/// `docker ps` it takes. The events since `since` are replayed, so nothing is missed
+/// however late this asks.
+fn started(
+    label: &str,
+    since: std::time::SystemTime,
+    n: usize,
+    limit: Duration,
+) -> Option<Duration> {
+    let (rt, client) = api();
+    rt.block_on(async {
+        tokio::time::timeout(limit, started_in(client, label, since, n))
+            .await
+            .ok()
+            .flatten()
+    })
+}
+
+/// `started`, on the caller's runtime.
+async fn started_in(
+    client: &bollard::Docker,
+    label: &str,
+    since: std::time::SystemTime,
+    n: usize,
+) -> Option<Duration> {
+    let from = since.duration_since(std::time::UNIX_EPOCH).ok()?;
+    let mut filters = HashMap::new();
+    filters.insert("type".to_owned(), vec!["container".to_owned()]);
+    filters.insert("event".to_owned(), vec!["start".to_owned()]);
+    filters.insert("label".to_owned(), vec![label.to_owned()]);
+    let options = EventsOptions {
+        since: Some(format!("{}.{:09}", from.as_secs(), from.subsec_nanos())),
+        filters: Some(filters),
+        ..Default::default()
+    };
+    let mut events = client.events(Some(options));
+    let mut seen = 0;
+    while let Some(Ok(event)) = events.next().await {
+        seen += 1;
+        if seen >= n {
+            let at = u64::try_from(event.time_nano?).ok()?;
+            return Some(Duration::from_nanos(at).saturating_sub(from));
+        }
+    }
+    None
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort_unstable();
     v.get(v.len() / 2).copied().unwrap_or_default()
@@ -141,14 +190,20 @@ fn cleanup_label(label: &str) {
 }
 
 fn nanocl_apply(d: &Daemon, yaml: &str) -> Instant {
+    nanocl_apply_at(d, yaml).0
+}
+
+/// `nanocl_apply`, with the wall-clock time it started too (for `started`).
+fn nanocl_apply_at(d: &Daemon, yaml: &str) -> (Instant, std::time::SystemTime) {
     let file = d.dir.path().join("bench.yaml");
     std::fs::write(&file, yaml).expect("write");
+    let since = std::time::SystemTime::now();
     let start = Instant::now();
     let out = d.nanocl(&["apply", "-f", &file.display().to_string()]);
     if !out.status.success() {
         println!("apply failed: {}", String::from_utf8_lossy(&out.stderr));
     }
-    start
+    (start, since)
 }
 
 /// `docker rm -f` through the API.
@@ -199,7 +254,7 @@ async fn raw_docker(n: usize, raw: Raw) -> Duration {
             })
             .await;
     }
-    let start = Instant::now();
+    let since = std::time::SystemTime::now();
     let calls = (0..n).map(|i| {
         let (client, label, network) = (client.clone(), label.clone(), network.clone());
         async move {
@@ -255,7 +310,15 @@ async fn raw_docker(n: usize, raw: Raw) -> Duration {
         .buffer_unordered(raw.window.max(1))
         .collect::<Vec<()>>()
         .await;
-    let elapsed = start.elapsed();
+    // Timed like the others: to the last start event.
+    let elapsed = tokio::time::timeout(
+        Duration::from_secs(30),
+        started_in(&client, &format!("io.nanocl.bench={label}"), since, n),
+    )
+    .await
+    .ok()
+    .flatten()
+    .unwrap_or_default();
     let ids = docker(&[
         "ps",
         "-aq",
@@ -276,7 +339,7 @@ async fn raw_docker(n: usize, raw: Raw) -> Duration {
 fn swarm_create(n: usize, round: usize, image_id: &str) -> Option<Duration> {
     // A fresh name per round: the tasks of a removed service linger for a moment.
     let name = format!("nanocl-bench-{}-{n}-{round}", std::process::id());
-    let start = Instant::now();
+    let since = std::time::SystemTime::now();
     let out = Command::new("docker")
         .args([
             "service",
@@ -298,12 +361,12 @@ fn swarm_create(n: usize, round: usize, image_id: &str) -> Option<Duration> {
         println!("  swarm: {}", String::from_utf8_lossy(&out.stderr).trim());
         return None;
     }
-    let ok = wait_running(
+    let elapsed = started(
         &format!("com.docker.swarm.service.name={name}"),
+        since,
         n,
         Duration::from_secs(120),
     );
-    let elapsed = start.elapsed();
     docker(&["service", "rm", &name]);
     // Swarm removes the tasks' containers in the background: wait, so the next measurement
     // does not share dockerd with that cleanup.
@@ -312,7 +375,7 @@ fn swarm_create(n: usize, round: usize, image_id: &str) -> Option<Duration> {
         0,
         Duration::from_secs(120),
     );
-    ok.map(|_| elapsed)
+    elapsed
 }
 
 /// How a replica is taken down for a heal sample.
@@ -509,9 +572,9 @@ fn bench_apply(rt: &tokio::runtime::Runtime, swarm: &Swarm) {
             let file = d.dir.path().join("base.yaml");
             std::fs::write(&file, &base).expect("write");
             d.nanocl(&["apply", "-f", &file.display().to_string(), "--wait"]);
-            let start = nanocl_apply(&d, &manifests(&ns, &[("app".into(), n as u32)]));
-            if wait_running(&label, n, Duration::from_secs(120)).is_some() {
-                ours.push(start.elapsed());
+            let (_, since) = nanocl_apply_at(&d, &manifests(&ns, &[("app".into(), n as u32)]));
+            if let Some(t) = started(&label, since, n, Duration::from_secs(120)) {
+                ours.push(t);
             }
             drop(d);
             cleanup_label(&label);
@@ -648,9 +711,11 @@ fn bench_scale(swarm: &Swarm) {
         let label = format!("io.nanocl.namespace={ns}");
         nanocl_apply(&d, &manifests(&ns, &[("app".into(), 10)]));
         if wait_running(&label, 10, Duration::from_secs(120)).is_some() {
-            let start = nanocl_apply(&d, &manifests(&ns, &[("app".into(), 50)]));
-            if wait_running(&label, 50, Duration::from_secs(180)).is_some() {
-                up.push(start.elapsed());
+            let (_, since) = nanocl_apply_at(&d, &manifests(&ns, &[("app".into(), 50)]));
+            // The 40 new replicas' starts, timed by Docker's events as Swarm's are.
+            if let Some(t) = started(&label, since, 40, Duration::from_secs(180)) {
+                up.push(t);
+                wait_running(&label, 50, Duration::from_secs(60));
                 let start = nanocl_apply(&d, &manifests(&ns, &[("app".into(), 10)]));
                 if wait_count(&label, 10, Duration::from_secs(120)).is_some() {
                     down.push(start.elapsed());
@@ -666,10 +731,11 @@ fn bench_scale(swarm: &Swarm) {
         if created.is_ok_and(|o| o.status.success())
             && wait_running(&service, 10, Duration::from_secs(120)).is_some()
         {
-            let start = Instant::now();
+            let since = std::time::SystemTime::now();
             docker(&["service", "scale", "--detach", &format!("{name}=50")]);
-            if wait_running(&service, 50, Duration::from_secs(180)).is_some() {
-                sw_up.push(start.elapsed());
+            if let Some(t) = started(&service, since, 40, Duration::from_secs(180)) {
+                sw_up.push(t);
+                wait_running(&service, 50, Duration::from_secs(60));
                 let start = Instant::now();
                 docker(&["service", "scale", "--detach", &format!("{name}=10")]);
                 // Swarm shuts surplus tasks down (their containers stay, exited, as history).
