@@ -227,6 +227,8 @@ struct Raw {
     /// On a user-defined bridge with an alias and nanocl's labels, as nanocl's replicas are
     /// (`false`: the default bridge).
     like_nanocl: bool,
+    /// Containers made (the same way, untimed) before the `n` timed ones: a scale-up.
+    before: usize,
 }
 
 /// Raw Docker create+start of `n` containers (connected, negotiated and the network made
@@ -254,62 +256,65 @@ async fn raw_docker(n: usize, raw: Raw) -> Duration {
             })
             .await;
     }
-    let since = std::time::SystemTime::now();
-    let calls = (0..n).map(|i| {
-        let (client, label, network) = (client.clone(), label.clone(), network.clone());
-        async move {
-            let mut labels = HashMap::from([("io.nanocl.bench".to_owned(), label)]);
-            let mut body = ContainerCreateBody {
-                image: Some(test_image()),
-                cmd: Some(vec!["sleep".into(), "3600".into()]),
-                ..Default::default()
-            };
-            if raw.like_nanocl {
-                for (k, v) in [
-                    ("io.nanocl.managed", "true"),
-                    ("io.nanocl.namespace", "bench"),
-                    ("io.nanocl.cargo", "app"),
-                    ("io.nanocl.cluster", "dev"),
-                    ("io.nanocl.slot", &i.to_string()),
-                    ("io.nanocl.spec-hash", "0123456789abcdef"),
-                ] {
-                    labels.insert(k.to_owned(), v.to_owned());
-                }
-                body.host_config = Some(bollard::models::HostConfig {
-                    network_mode: Some(network.clone()),
-                    port_bindings: Some(HashMap::new()),
+    let batch = |range: std::ops::Range<usize>| {
+        let calls = range.map(|i| {
+            let (client, label, network) = (client.clone(), label.clone(), network.clone());
+            async move {
+                let mut labels = HashMap::from([("io.nanocl.bench".to_owned(), label)]);
+                let mut body = ContainerCreateBody {
+                    image: Some(test_image()),
+                    cmd: Some(vec!["sleep".into(), "3600".into()]),
                     ..Default::default()
-                });
-                body.networking_config = Some(bollard::models::NetworkingConfig {
-                    endpoints_config: Some(HashMap::from([(
-                        network.clone(),
-                        bollard::models::EndpointSettings {
-                            aliases: Some(vec!["app".into()]),
-                            ..Default::default()
-                        },
-                    )])),
-                });
-                body.env = Some(Vec::new());
+                };
+                if raw.like_nanocl {
+                    for (k, v) in [
+                        ("io.nanocl.managed", "true"),
+                        ("io.nanocl.namespace", "bench"),
+                        ("io.nanocl.cargo", "app"),
+                        ("io.nanocl.cluster", "dev"),
+                        ("io.nanocl.slot", &i.to_string()),
+                        ("io.nanocl.spec-hash", "0123456789abcdef"),
+                    ] {
+                        labels.insert(k.to_owned(), v.to_owned());
+                    }
+                    body.host_config = Some(bollard::models::HostConfig {
+                        network_mode: Some(network.clone()),
+                        port_bindings: Some(HashMap::new()),
+                        ..Default::default()
+                    });
+                    body.networking_config = Some(bollard::models::NetworkingConfig {
+                        endpoints_config: Some(HashMap::from([(
+                            network.clone(),
+                            bollard::models::EndpointSettings {
+                                aliases: Some(vec!["app".into()]),
+                                ..Default::default()
+                            },
+                        )])),
+                    });
+                    body.env = Some(Vec::new());
+                }
+                body.labels = Some(labels);
+                let options = CreateContainerOptions {
+                    name: Some(format!("nanocl-bench-raw-{i}-{pid}")),
+                    ..Default::default()
+                };
+                if let Ok(created) = client.create_container(Some(options), body).await {
+                    let _ = client
+                        .start_container(
+                            &created.id,
+                            None::<bollard::query_parameters::StartContainerOptions>,
+                        )
+                        .await;
+                }
             }
-            body.labels = Some(labels);
-            let options = CreateContainerOptions {
-                name: Some(format!("nanocl-bench-raw-{i}-{pid}")),
-                ..Default::default()
-            };
-            if let Ok(created) = client.create_container(Some(options), body).await {
-                let _ = client
-                    .start_container(
-                        &created.id,
-                        None::<bollard::query_parameters::StartContainerOptions>,
-                    )
-                    .await;
-            }
-        }
-    });
-    futures::stream::iter(calls)
-        .buffer_unordered(raw.window.max(1))
-        .collect::<Vec<()>>()
-        .await;
+        });
+        futures::stream::iter(calls)
+            .buffer_unordered(raw.window.max(1))
+            .collect::<Vec<()>>()
+    };
+    batch(0..raw.before).await;
+    let since = std::time::SystemTime::now();
+    batch(raw.before..raw.before + n).await;
     // Timed like the others: to the last start event.
     let elapsed = tokio::time::timeout(
         Duration::from_secs(30),
@@ -562,6 +567,7 @@ fn bench_apply(rt: &tokio::runtime::Runtime, swarm: &Swarm) {
     for n in [1usize, 10, 50] {
         let (mut ours, mut raw, mut like8, mut like_all, mut sw) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut our_cpu, mut docker_cpu, mut writes) = (Vec::new(), Vec::new(), Vec::new());
         for round in 0..3 {
             let d = Daemon::start_with_controllers(StoreKind::Embedded);
             let ns = format!("bench{n}r{round}p{}", std::process::id() % 10000);
@@ -572,9 +578,24 @@ fn bench_apply(rt: &tokio::runtime::Runtime, swarm: &Swarm) {
             let file = d.dir.path().join("base.yaml");
             std::fs::write(&file, &base).expect("write");
             d.nanocl(&["apply", "-f", &file.display().to_string(), "--wait"]);
+            let pid = nanocld_pid(&d);
+            let cpu0 = pid.and_then(proc_stat).map(|(t, _)| t);
+            let docker0 = dockerd_ticks();
+            let rev0 = d.store_revision();
             let (_, since) = nanocl_apply_at(&d, &manifests(&ns, &[("app".into(), n as u32)]));
             if let Some(t) = started(&label, since, n, Duration::from_secs(120)) {
                 ours.push(t);
+                // What nanocld and dockerd spent up to the last start (ticks of 10 ms), and
+                // the store writes: the cost nanocld adds on a host whose dockerd is CPU-bound.
+                if let (Some(c0), Some(c1)) = (cpu0, pid.and_then(proc_stat).map(|(t, _)| t)) {
+                    our_cpu.push(Duration::from_millis((c1 - c0) * 10));
+                }
+                if let (Some(t0), Some(t1)) = (docker0, dockerd_ticks()) {
+                    docker_cpu.push(Duration::from_millis((t1 - t0) * 10));
+                }
+                if let (Some(r0), Some(r1)) = (rev0, d.store_revision()) {
+                    writes.push(r1 - r0);
+                }
             }
             drop(d);
             cleanup_label(&label);
@@ -583,6 +604,7 @@ fn bench_apply(rt: &tokio::runtime::Runtime, swarm: &Swarm) {
                 Raw {
                     window: n,
                     like_nanocl: false,
+                    before: 0,
                 },
             )));
             like8.push(rt.block_on(raw_docker(
@@ -590,6 +612,7 @@ fn bench_apply(rt: &tokio::runtime::Runtime, swarm: &Swarm) {
                 Raw {
                     window: 8,
                     like_nanocl: true,
+                    before: 0,
                 },
             )));
             like_all.push(rt.block_on(raw_docker(
@@ -597,6 +620,7 @@ fn bench_apply(rt: &tokio::runtime::Runtime, swarm: &Swarm) {
                 Raw {
                     window: n,
                     like_nanocl: true,
+                    before: 0,
                 },
             )));
             if let Some(t) = swarm_create(n, round, &swarm.image_id) {
@@ -621,7 +645,20 @@ fn bench_apply(rt: &tokio::runtime::Runtime, swarm: &Swarm) {
             },
             ratio(&ours, best_like)
         );
+        writes.sort_unstable();
+        println!(
+            "       nanocl's run: nanocld CPU {}, dockerd CPU {}, store writes {}",
+            ms(median(our_cpu)),
+            ms(median(docker_cpu)),
+            writes.get(writes.len() / 2).copied().unwrap_or_default()
+        );
     }
+}
+
+/// CPU ticks (10 ms) of the host's dockerd so far.
+fn dockerd_ticks() -> Option<u64> {
+    let pid = std::fs::read_to_string("/var/run/docker.pid").ok()?;
+    proc_stat(pid.trim().parse().ok()?).map(|(t, _)| t)
 }
 
 /// Creates and starts `n` labelled containers (untimed), then force-removes them all side by
@@ -701,11 +738,19 @@ fn bench_remove(rt: &tokio::runtime::Runtime) {
     println!("  ratio                {}", ratio(&ours, &raw));
 }
 
-fn bench_scale(swarm: &Swarm) {
-    println!("\n== scale 10 → 50 and 50 → 10 (median of 3), against Swarm's service scale");
-    let (mut up, mut down, mut sw_up, mut sw_down) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+fn bench_scale(rt: &tokio::runtime::Runtime, swarm: &Swarm) {
+    println!("\n== scale 10 → 50 and 50 → 10 (median of 3), against Swarm's service scale, and 10 → 50 against raw Docker with nanocl's exact config (its bridge, alias and labels; window 8)");
+    let (mut up, mut down, mut sw_up, mut sw_down, mut raw_up) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for round in 0..3 {
+        raw_up.push(rt.block_on(raw_docker(
+            40,
+            Raw {
+                window: 8,
+                like_nanocl: true,
+                before: 10,
+            },
+        )));
         let d = Daemon::start_with_controllers(StoreKind::Embedded);
         let ns = format!("sc{round}p{}", std::process::id() % 10000);
         let label = format!("io.nanocl.namespace={ns}");
@@ -756,6 +801,11 @@ fn bench_scale(swarm: &Swarm) {
         spread(&up),
         spread(&sw_up),
         ratio(&up, &sw_up)
+    );
+    println!(
+        "  10 → 50: raw Docker like nanocl {}  nanocl's ratio to it {}",
+        spread(&raw_up),
+        ratio(&up, &raw_up)
     );
     println!(
         "  50 → 10: nanocl {}  swarm {}  ratio {}",
@@ -1628,7 +1678,7 @@ fn main() {
         bench_remove(&rt);
     }
     if run("scale") {
-        bench_scale(&swarm);
+        bench_scale(&rt, &swarm);
     }
     if run("heal") {
         bench_heal(&rt, &swarm);

@@ -838,6 +838,9 @@ fn candidates<S: Store + Clone, D: Docker>(
         .collect()
 }
 
+/// New Replicas written at once.
+const PLACEMENT_WRITES: usize = 32;
+
 /// Writes the placement as Replica objects: a new one per slot placed for the first time, a
 /// moved one where its node changed, and the surplus deleted (its node's runner removes the
 /// container, then lets it go). Answers whether anything was written.
@@ -854,6 +857,7 @@ async fn apply_placement<S: Store + Clone, D: Docker>(
     let object = CargoObject::clone(cargo).into_any();
     let mut wrote = false;
     let mut moves = Vec::new();
+    let mut new_replicas = Vec::new();
     for (slot, node) in &placement.nodes {
         let existing = replicas.iter().find(|r| r.spec.slot == *slot);
         match existing {
@@ -873,37 +877,49 @@ async fn apply_placement<S: Store + Clone, D: Docker>(
             }
             // Recreate: not before every old replica is gone.
             None if !writes.create_allowed => {}
-            None => {
-                let new = ReplicaObject {
-                    api_version: nanocl_api_types::V1.to_owned(),
-                    kind: "Replica".to_owned(),
-                    metadata: ObjectMeta {
-                        name: replica::name(&cargo.metadata.name, *slot),
-                        namespace: Some(namespace.clone()),
-                        finalizers: vec![AGENT_FINALIZER.to_owned()],
-                        ..ObjectMeta::default()
-                    },
-                    spec: ReplicaSpec {
-                        cargo: cargo.metadata.name.clone(),
-                        slot: *slot,
-                        node: node.clone(),
-                        revision: writes.create.revision,
-                        hash: Some(writes.create.hash.clone()),
-                        template: Some(writes.create.template.clone()),
-                        min_ready_seconds: Some(writes.min_ready_seconds).filter(|s| *s > 0),
-                    },
-                    status: None,
-                };
-                match api.create(&new).await {
-                    Ok(stored) => {
-                        shared.expected.created(&stored);
-                        wrote = true;
-                    }
-                    // Written meanwhile (by an earlier leader, say): the next reconcile reads it.
-                    Err(ObjectError::Store(StoreError::AlreadyExists { .. })) => wrote = true,
-                    Err(e) => return Err(e.into()),
-                }
+            None => new_replicas.push(ReplicaObject {
+                api_version: nanocl_api_types::V1.to_owned(),
+                kind: "Replica".to_owned(),
+                metadata: ObjectMeta {
+                    name: replica::name(&cargo.metadata.name, *slot),
+                    namespace: Some(namespace.clone()),
+                    finalizers: vec![AGENT_FINALIZER.to_owned()],
+                    ..ObjectMeta::default()
+                },
+                spec: ReplicaSpec {
+                    cargo: cargo.metadata.name.clone(),
+                    slot: *slot,
+                    node: node.clone(),
+                    revision: writes.create.revision,
+                    hash: Some(writes.create.hash.clone()),
+                    template: Some(writes.create.template.clone()),
+                    min_ready_seconds: Some(writes.min_ready_seconds).filter(|s| *s > 0),
+                },
+                status: None,
+            }),
+        }
+    }
+    // The new ones side by side: the store commits them together (the embedded store's
+    // writer takes a batch, etcd pipelines), so a node's runner, woken by the first, finds
+    // the others in its cache too and starts them in one window rather than in two rounds.
+    use futures::StreamExt as _;
+    let created: Vec<Result<ReplicaObject, ObjectError>> = futures::stream::iter(new_replicas)
+        .map(|new| {
+            let api: Api<ReplicaObject, S> = Api::new(shared.store.clone());
+            async move { api.create(&new).await }
+        })
+        .buffer_unordered(PLACEMENT_WRITES)
+        .collect()
+        .await;
+    for result in created {
+        match result {
+            Ok(stored) => {
+                shared.expected.created(&stored);
+                wrote = true;
             }
+            // Written meanwhile (by an earlier leader, say): the next reconcile reads it.
+            Err(ObjectError::Store(StoreError::AlreadyExists { .. })) => wrote = true,
+            Err(e) => return Err(e.into()),
         }
     }
     if !moves.is_empty() {
