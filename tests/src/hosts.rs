@@ -212,7 +212,43 @@ impl EtcdCluster {
     }
 
     /// As `start`, every member with the `extra` flags (e.g. `--quota-backend-bytes`).
+    ///
+    /// The ports are chosen free, then let go for etcd to take: something else may take one
+    /// in between (another test, a connection's source port). A member that exits before
+    /// the cluster is healthy is that race: every member starts again on new ports, up to
+    /// three times, and the failure quotes the members' logs.
     pub fn start_with(size: usize, extra: &[&str]) -> EtcdCluster {
+        for attempt in 1..=3 {
+            let mut cluster = EtcdCluster::spawn_all(size, extra);
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                if cluster.healthy_members() == size {
+                    return cluster;
+                }
+                let exited = cluster.members.iter_mut().any(|m| {
+                    m.child
+                        .as_mut()
+                        .is_some_and(|c| !matches!(c.try_wait(), Ok(None)))
+                });
+                if exited && attempt < 3 {
+                    eprintln!(
+                        "an etcd member exited at start (a port taken meanwhile?); new ports:\n{}",
+                        cluster.logs()
+                    );
+                    break;
+                }
+                assert!(
+                    !exited && Instant::now() < deadline,
+                    "timed out waiting for a healthy etcd cluster (a member exited: {exited}):\n{}",
+                    cluster.logs()
+                );
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+        unreachable!("the third attempt returns or panics")
+    }
+
+    fn spawn_all(size: usize, extra: &[&str]) -> EtcdCluster {
         let dir = tempfile::tempdir().expect("tempdir");
         // Held until every port is chosen, so no two are the same.
         let listeners: Vec<std::net::TcpListener> = (0..size * 2)
@@ -239,10 +275,22 @@ impl EtcdCluster {
         for i in 0..size {
             cluster.spawn(i);
         }
-        wait_until("a healthy etcd cluster", Duration::from_secs(60), || {
-            cluster.healthy_members() == size
-        });
         cluster
+    }
+
+    /// The last lines of every member's log.
+    fn logs(&self) -> String {
+        self.members
+            .iter()
+            .map(|m| {
+                let log = std::fs::read_to_string(self.dir.path().join(format!("{}.log", m.name)))
+                    .unwrap_or_default();
+                let lines: Vec<&str> = log.lines().collect();
+                let tail = lines[lines.len().saturating_sub(8)..].join("\n");
+                format!("--- {} ---\n{tail}", m.name)
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     fn initial_cluster(&self) -> String {

@@ -814,6 +814,18 @@ enum Outcome {
     Transient(DockerError),
 }
 
+/// Builds tried when Docker loses a cached layer mid-build.
+const BUILD_ATTEMPTS: u32 = 3;
+
+/// Whether Docker's build error says a layer taken from its cache vanished before the
+/// image was committed: another image's removal (this store's collector, a user's `docker
+/// rmi`) deleted an intermediate image this build was using. The classic builder says
+/// `failed to export image: failed to set parent sha256:…: unknown parent image ID …`.
+fn lost_a_cached_layer(message: &str) -> bool {
+    message.contains("unknown parent image ID")
+        || (message.contains("failed to export image") && message.contains("No such image"))
+}
+
 /// Fetches (git), packs and builds.
 async fn build<S: Store + Clone, D: Docker>(
     shared: &Shared<S, D>,
@@ -928,7 +940,8 @@ async fn build<S: Store + Clone, D: Docker>(
     write_log(shared, &log_key, &log).await;
     let mut flushed = tokio::time::Instant::now();
     let building = std::time::Instant::now();
-    let mut events = shared.docker.build_image(request);
+    let mut attempts = 0;
+    let mut events = shared.docker.build_image(request.clone());
     let mut partial = String::new();
     let outcome = loop {
         let Some(event) = events.next().await else {
@@ -963,6 +976,15 @@ async fn build<S: Store + Clone, D: Docker>(
                     log.push(partial.trim_end().to_owned());
                 }
                 log.push(format!("error: {message}"));
+                attempts += 1;
+                if lost_a_cached_layer(&message) && attempts < BUILD_ATTEMPTS {
+                    // Not the source's fault: an image removed meanwhile took a layer this
+                    // build had taken from the cache. The next attempt makes it anew.
+                    log.push("a cached layer was removed during the build; building again".into());
+                    partial.clear();
+                    events = shared.docker.build_image(request.clone());
+                    continue;
+                }
                 break Outcome::Failed {
                     message: format!("building {tag} failed: {message}"),
                     log: Vec::new(),
@@ -1047,5 +1069,23 @@ pub async fn collect_logs<S: Store + Clone, D: Docker>(shared: &Shared<S, D>) {
         {
             let _ = shared.store.delete(&kv.key, Some(kv.mod_revision)).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cached_layer_lost_mid_build_should_be_told_from_a_failing_dockerfile() {
+        assert!(lost_a_cached_layer(
+            "failed to export image: failed to set parent sha256:45a4caa3996e: unknown parent image ID sha256:45a4caa3996e"
+        ));
+        assert!(!lost_a_cached_layer(
+            "The command '/bin/sh -c exit 3' returned a non-zero code: 3"
+        ));
+        assert!(!lost_a_cached_layer(
+            "COPY failed: file not found in build context"
+        ));
     }
 }
