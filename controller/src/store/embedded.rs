@@ -573,6 +573,9 @@ type Answer = (
     Result<Reply, StoreError>,
 );
 
+/// A commit this long is logged.
+const SLOW_COMMIT: Duration = Duration::from_secs(1);
+
 /// The writes waiting for the writer thread.
 #[derive(Default)]
 struct WriteQueue {
@@ -617,10 +620,22 @@ fn write_batches(queue: &WriteQueue, store: &Weak<Inner>) {
             }
             return;
         };
+        let writes = batch.len();
+        let committing = std::time::Instant::now();
         let answers = {
             let _writer = lock(&inner.writer);
             inner.commit(batch)
         };
+        let took = committing.elapsed();
+        if took >= SLOW_COMMIT {
+            // Every write queued meanwhile waited as long: say it, so a client's timeout
+            // ("the store is not answering") can be told from a lost write.
+            tracing::warn!(
+                writes,
+                elapsed_ms = took.as_millis(),
+                "a store commit took over a second (the disk's fsync, or a compaction holding the writer)"
+            );
+        }
         // The store let go before anyone hears back: a caller that drops it after its last
         // write can open the file again at once.
         drop(inner);
