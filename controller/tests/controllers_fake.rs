@@ -681,3 +681,120 @@ async fn replicas_should_spread_follow_their_selector_and_move_off_a_lost_node()
     let _ = tokio::time::timeout(Duration::from_secs(10), leader).await;
     let _ = tokio::time::timeout(Duration::from_secs(10), node_b).await;
 }
+
+/// The calls listing cargo `cargo`'s containers (those of the node's runner, and of the
+/// scheduler's placement when it looks).
+fn listings_of(docker: &FakeDocker, cargo: &str) -> usize {
+    let label = format!("io.nanocl.cargo={cargo}");
+    docker
+        .calls()
+        .iter()
+        .filter(|c| c.starts_with("list_containers ") && c.contains(&label))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_cargo_should_wake_the_node_runner_only_once_its_replicas_are_placed() {
+    let store = EmbeddedStore::in_memory(EmbeddedOptions::default()).expect("store");
+    let docker = FakeDocker::with_images(&[IMAGE]);
+    let (stop, run) = start_on(&store, &docker, 1).await;
+    eventually("the first cargo's replica", || async {
+        running(&docker).await.len() == 1
+    })
+    .await;
+    // A cargo of no replica: its creation and its finalizer's write are changes of the
+    // cargo, and nothing of it is placed on the node.
+    put(&store, &cargo(0, IMAGE).replace("name: web", "name: idle")).await;
+    let finalized = || async {
+        let kv = store.get("cargoes/global/idle").await.expect("get");
+        kv.and_then(|kv| serde_json::from_slice::<serde_json::Value>(&kv.value).ok())
+            .is_some_and(|c| {
+                c["metadata"]["finalizers"]
+                    .as_array()
+                    .is_some_and(|f| !f.is_empty())
+            })
+    };
+    eventually("the idle cargo's finalizer", finalized).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        listings_of(&docker, "idle"),
+        0,
+        "the node's runner listed a cargo with nothing placed on it: {:?}",
+        docker.calls()
+    );
+    // Placed once it has a replica: the Replica's creation wakes the runner.
+    put(&store, &cargo(2, IMAGE).replace("name: web", "name: idle")).await;
+    eventually("the idle cargo's 2 replicas", || async {
+        docker
+            .list_containers(&["io.nanocl.cargo=idle".to_owned()])
+            .await
+            .expect("list")
+            .len()
+            == 2
+    })
+    .await;
+    // Its deletion goes through as before: the containers go.
+    store
+        .delete("cargoes/global/idle", None)
+        .await
+        .expect("delete");
+    eventually("the idle cargo's containers gone", || async {
+        docker
+            .list_containers(&["io.nanocl.cargo=idle".to_owned()])
+            .await
+            .expect("list")
+            .is_empty()
+    })
+    .await;
+    let _ = stop.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(10), run).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_placed_during_a_window_of_creations_should_join_it() {
+    let store = EmbeddedStore::in_memory(EmbeddedOptions::default()).expect("store");
+    let docker = FakeDocker::with_images(&[IMAGE]);
+    let (stop, run) = start_on(&store, &docker, 1).await;
+    eventually("the first replica", || async {
+        running(&docker).await.len() == 1
+    })
+    .await;
+    let creations = |docker: &FakeDocker| {
+        docker
+            .calls()
+            .iter()
+            .filter(|c| c.starts_with("create_container web-"))
+            .count()
+    };
+    // A first scale-up whose starts dockerd holds: its window stays open...
+    docker.hold_starts();
+    put(&store, &cargo(5, IMAGE)).await;
+    eventually("the 4 new creations in flight", || async {
+        creations(&docker) == 5
+    })
+    .await;
+    // ...and a second one placed meanwhile joins it instead of waiting for it to drain.
+    put(&store, &cargo(9, IMAGE)).await;
+    eventually("the 8 new creations in flight", || async {
+        creations(&docker) == 9
+    })
+    .await;
+    docker.release_starts();
+    eventually("9 replicas", || async { running(&docker).await.len() == 9 }).await;
+    let created: Vec<String> = store
+        .list("events/global/")
+        .await
+        .expect("events")
+        .items
+        .iter()
+        .filter_map(|kv| serde_json::from_slice::<serde_json::Value>(&kv.value).ok())
+        .filter(|e| e["reason"] == "ReplicasCreated")
+        .map(|e| e["message"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        created.contains(&"created replica(s) 1, 2, 3, 4, 5, 6, 7, 8".to_owned()),
+        "one window for both scale-ups: {created:?}"
+    );
+    let _ = stop.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(10), run).await;
+}

@@ -2,10 +2,12 @@
 //! default; name some to run only those: `cargo bench --bench controllers -- heal remove`):
 //! - `apply`: time from `nanocl apply` to N replicas running, N = 1, 10, 50, against raw
 //!   parallel Docker create+start of N containers (the physical limit) and `docker service
-//!   create --replicas N` in Docker Swarm;
+//!   create --replicas N` in Docker Swarm (on the default bridge, and on an overlay network
+//!   of its own: Swarm's way to give a service what nanocl's cluster network gives a cargo);
 //! - `remove`: deleting a cargo of 50 replicas until none is left, against raw parallel
 //!   force-remove of 50 containers;
-//! - `scale`: 10 → 50 → 10 replicas, against Swarm's `service scale`;
+//! - `scale`: 10 → 50 → 10 replicas, against Swarm's `service scale` (default bridge, its
+//!   own overlay, its own bridge);
 //! - `heal`: self-heal time after `docker kill` and after `docker rm -f` (median of 10),
 //!   against Docker's own restart policy restarting a crashed process, and Swarm
 //!   (`--restart-delay 0`) replacing a killed task;
@@ -341,27 +343,18 @@ async fn raw_docker(n: usize, raw: Raw) -> Duration {
     elapsed
 }
 
-fn swarm_create(n: usize, round: usize, image_id: &str) -> Option<Duration> {
+/// `docker service create` of `n` replicas until the Nth task's start; on Docker's default
+/// bridge, or on `network` (one of `Swarm`'s).
+fn swarm_create(n: usize, round: usize, image_id: &str, network: Option<&str>) -> Option<Duration> {
     // A fresh name per round: the tasks of a removed service linger for a moment.
-    let name = format!("nanocl-bench-{}-{n}-{round}", std::process::id());
+    let name = format!(
+        "nanocl-bench-{}-{n}-{round}{}",
+        std::process::id(),
+        if network.is_some() { "-net" } else { "" }
+    );
     let since = std::time::SystemTime::now();
-    let out = Command::new("docker")
-        .args([
-            "service",
-            "create",
-            "--detach",
-            "--name",
-            &name,
-            "--replicas",
-            &n.to_string(),
-            "--label",
-            "nanocl-bench=1",
-            image_id,
-            "sleep",
-            "3600",
-        ])
-        .output()
-        .ok()?;
+    let extra: Vec<&str> = network.map_or_else(Vec::new, |net| vec!["--network", net]);
+    let out = swarm_service(&name, n, &extra, image_id).ok()?;
     if !out.status.success() {
         println!("  swarm: {}", String::from_utf8_lossy(&out.stderr).trim());
         return None;
@@ -528,10 +521,19 @@ fn ratio(ours: &[Duration], peer: &[Duration]) -> String {
     format!("{:.2}×", a.as_secs_f64() / b.as_secs_f64())
 }
 
-/// Swarm on loopback for the comparisons, left again afterwards if we started it.
+/// Swarm on loopback for the comparisons, left again afterwards if we started it; with two
+/// networks of its own for the peers that do what nanocl's cluster network does.
 struct Swarm {
     we_started: bool,
     image_id: String,
+    /// An overlay network: Swarm's own way to give a service's tasks a network of their own
+    /// where the service's name resolves (nanocl's replicas resolve by alias on their
+    /// cluster's bridge).
+    overlay: String,
+    /// A user-defined bridge network of Swarm scope: the same Docker network work per task as
+    /// nanocl's bridge, without Swarm's name resolution (Swarm resolves names on overlays
+    /// only).
+    bridge: String,
 }
 
 impl Swarm {
@@ -541,15 +543,25 @@ impl Swarm {
         if we_started {
             docker(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
         }
+        let overlay = format!("nanocl-bench-overlay-{}", std::process::id());
+        let bridge = format!("nanocl-bench-bridge-{}", std::process::id());
+        docker(&["network", "create", "--driver", "overlay", &overlay]);
+        docker(&[
+            "network", "create", "--driver", "bridge", "--scope", "swarm", &bridge,
+        ]);
         Swarm {
             we_started,
             image_id,
+            overlay,
+            bridge,
         }
     }
 }
 
 impl Drop for Swarm {
     fn drop(&mut self) {
+        docker(&["network", "rm", &self.overlay]);
+        docker(&["network", "rm", &self.bridge]);
         if self.we_started {
             docker(&["swarm", "leave", "--force"]);
             // Swarm leaves its gateway bridge behind; it was made for this benchmark.
@@ -559,14 +571,28 @@ impl Drop for Swarm {
 }
 
 fn bench_apply(rt: &tokio::runtime::Runtime, swarm: &Swarm) {
-    println!("\n== apply of a cargo → N replicas running, its cluster already there (median of 3), against raw Docker (default bridge, all at once; nanocl's exact config: its bridge, alias and labels, at window 8 and all at once) and Swarm");
+    println!("\n== apply of a cargo → N replicas running, its cluster already there (median of 7 rounds for 1 replica, whose few hundred ms are the noisiest, of 3 for 10 and 50), against raw Docker (default bridge, all at once; nanocl's exact config: its bridge, alias and labels, at window 8 and all at once) and Swarm (default bridge; an overlay network of its own)");
     println!(
-        "  {:>3}  {:>12}  {:>12}  {:>12}  {:>12}  {:>12}  {:>9}",
-        "N", "nanocl", "raw default", "raw like/8", "raw like/all", "swarm", "vs like"
+        "  {:>3}  {:>12}  {:>12}  {:>12}  {:>12}  {:>12}  {:>13}  {:>9}  {:>10}",
+        "N",
+        "nanocl",
+        "raw default",
+        "raw like/8",
+        "raw like/all",
+        "swarm",
+        "swarm overlay",
+        "vs like",
+        "vs overlay"
     );
     for n in [1usize, 10, 50] {
-        let (mut ours, mut raw, mut like8, mut like_all, mut sw) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut ours, mut raw, mut like8, mut like_all, mut sw, mut sw_overlay) = (
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        );
         let (mut our_cpu, mut docker_cpu, mut writes) = (Vec::new(), Vec::new(), Vec::new());
         let like8_run = || {
             rt.block_on(raw_docker(
@@ -578,7 +604,8 @@ fn bench_apply(rt: &tokio::runtime::Runtime, swarm: &Swarm) {
                 },
             ))
         };
-        for round in 0..3 {
+        let rounds = if n == 1 { 7 } else { 3 };
+        for round in 0..rounds {
             // The closest peer goes first every other round: what runs first after a
             // cleanup does not always favour the same contender.
             if round % 2 == 1 {
@@ -635,8 +662,11 @@ fn bench_apply(rt: &tokio::runtime::Runtime, swarm: &Swarm) {
                     before: 0,
                 },
             )));
-            if let Some(t) = swarm_create(n, round, &swarm.image_id) {
+            if let Some(t) = swarm_create(n, round, &swarm.image_id, None) {
                 sw.push(t);
+            }
+            if let Some(t) = swarm_create(n, round, &swarm.image_id, Some(&swarm.overlay)) {
+                sw_overlay.push(t);
             }
         }
         let best_like = if median(like8.clone()) <= median(like_all.clone()) {
@@ -644,18 +674,23 @@ fn bench_apply(rt: &tokio::runtime::Runtime, swarm: &Swarm) {
         } else {
             &like_all
         };
+        let or_na = |v: &[Duration]| {
+            if v.is_empty() {
+                "n/a".to_owned()
+            } else {
+                ms(median(v.to_vec()))
+            }
+        };
         println!(
-            "  {n:>3}  {:>12}  {:>12}  {:>12}  {:>12}  {:>12}  {:>9}",
+            "  {n:>3}  {:>12}  {:>12}  {:>12}  {:>12}  {:>12}  {:>13}  {:>9}  {:>10}",
             ms(median(ours.clone())),
             ms(median(raw)),
             ms(median(like8.clone())),
             ms(median(like_all.clone())),
-            if sw.is_empty() {
-                "n/a".into()
-            } else {
-                ms(median(sw))
-            },
-            ratio(&ours, best_like)
+            or_na(&sw),
+            or_na(&sw_overlay),
+            ratio(&ours, best_like),
+            ratio(&ours, &sw_overlay)
         );
         writes.sort_unstable();
         println!(
@@ -756,9 +791,10 @@ fn bench_remove(rt: &tokio::runtime::Runtime) {
 }
 
 fn bench_scale(rt: &tokio::runtime::Runtime, swarm: &Swarm) {
-    println!("\n== scale 10 → 50 and 50 → 10 (median of 3), against Swarm's service scale, and 10 → 50 against raw Docker with nanocl's exact config (its bridge, alias and labels; window 8)");
-    let (mut up, mut down, mut sw_up, mut sw_down, mut raw_up) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    println!("\n== scale 10 → 50 and 50 → 10 (median of 3), against Swarm's service scale (its tasks on the default bridge, on an overlay of the service's own where its name resolves as nanocl's replicas' alias does, on a bridge of its own), and 10 → 50 against raw Docker with nanocl's exact config (its bridge, alias and labels; window 8)");
+    let (mut up, mut down, mut raw_up) = (Vec::new(), Vec::new(), Vec::new());
+    // Swarm on the default bridge, on an overlay of its own, on a bridge of its own.
+    let (mut sw_up, mut sw_down): ([Vec<Duration>; 3], [Vec<Duration>; 3]) = Default::default();
     for round in 0..3 {
         raw_up.push(rt.block_on(raw_docker(
             40,
@@ -787,49 +823,71 @@ fn bench_scale(rt: &tokio::runtime::Runtime, swarm: &Swarm) {
         drop(d);
         cleanup_label(&label);
 
-        let name = format!("nanocl-bench-scale-{}-{round}", std::process::id());
-        let created = swarm_service(&name, 10, &[], &swarm.image_id);
-        let service = format!("com.docker.swarm.service.name={name}");
-        if created.is_ok_and(|o| o.status.success())
-            && wait_running(&service, 10, Duration::from_secs(120)).is_some()
+        for (i, network) in [None, Some(&swarm.overlay), Some(&swarm.bridge)]
+            .into_iter()
+            .enumerate()
         {
-            let since = std::time::SystemTime::now();
-            docker(&["service", "scale", "--detach", &format!("{name}=50")]);
-            if let Some(t) = started(&service, since, 40, Duration::from_secs(180)) {
-                sw_up.push(t);
-                wait_running(&service, 50, Duration::from_secs(60));
-                let start = Instant::now();
-                docker(&["service", "scale", "--detach", &format!("{name}=10")]);
-                // Swarm shuts surplus tasks down (their containers stay, exited, as history).
-                let limit = Instant::now() + Duration::from_secs(120);
-                while running_count(&service) != 10 && Instant::now() < limit {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                if running_count(&service) == 10 {
-                    sw_down.push(start.elapsed());
-                }
-            }
+            let name = format!("nanocl-bench-scale-{}-{round}-{i}", std::process::id());
+            let (up, down) = swarm_scale(&name, network.map(String::as_str), &swarm.image_id);
+            sw_up[i].extend(up);
+            sw_down[i].extend(down);
         }
-        docker(&["service", "rm", &name]);
-        wait_count(&service, 0, Duration::from_secs(60));
     }
-    println!(
-        "  10 → 50: nanocl {}  swarm {}  ratio {}",
-        spread(&up),
-        spread(&sw_up),
-        ratio(&up, &sw_up)
-    );
+    println!("  10 → 50: nanocl {}", spread(&up));
     println!(
         "  10 → 50: raw Docker like nanocl {}  nanocl's ratio to it {}",
         spread(&raw_up),
         ratio(&up, &raw_up)
     );
-    println!(
-        "  50 → 10: nanocl {}  swarm {}  ratio {}",
-        spread(&down),
-        spread(&sw_down),
-        ratio(&down, &sw_down)
-    );
+    println!("  50 → 10: nanocl {}", spread(&down));
+    for (i, what) in ["default bridge", "own overlay", "own bridge"]
+        .iter()
+        .enumerate()
+    {
+        println!(
+            "  swarm on its {what:<14}  10 → 50 {}  ratio {}   50 → 10 {}  ratio {}",
+            spread(&sw_up[i]),
+            ratio(&up, &sw_up[i]),
+            spread(&sw_down[i]),
+            ratio(&down, &sw_down[i])
+        );
+    }
+}
+
+/// A Swarm service of 10 scaled to 50 (until the 40 new tasks' starts) and back to 10
+/// (until 10 run); on Docker's default bridge, or on `network`.
+fn swarm_scale(
+    name: &str,
+    network: Option<&str>,
+    image_id: &str,
+) -> (Option<Duration>, Option<Duration>) {
+    let extra: Vec<&str> = network.map_or_else(Vec::new, |net| vec!["--network", net]);
+    let created = swarm_service(name, 10, &extra, image_id);
+    let service = format!("com.docker.swarm.service.name={name}");
+    let (mut up, mut down) = (None, None);
+    if created.is_ok_and(|o| o.status.success())
+        && wait_running(&service, 10, Duration::from_secs(120)).is_some()
+    {
+        let since = std::time::SystemTime::now();
+        docker(&["service", "scale", "--detach", &format!("{name}=50")]);
+        up = started(&service, since, 40, Duration::from_secs(180));
+        if up.is_some() {
+            wait_running(&service, 50, Duration::from_secs(60));
+            let start = Instant::now();
+            docker(&["service", "scale", "--detach", &format!("{name}=10")]);
+            // Swarm shuts surplus tasks down (their containers stay, exited, as history).
+            let limit = Instant::now() + Duration::from_secs(120);
+            while running_count(&service) != 10 && Instant::now() < limit {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if running_count(&service) == 10 {
+                down = Some(start.elapsed());
+            }
+        }
+    }
+    docker(&["service", "rm", name]);
+    wait_count(&service, 0, Duration::from_secs(60));
+    (up, down)
 }
 
 /// Docker's restart policy restarting a crashed process: a fresh container each sample (so

@@ -451,7 +451,7 @@ impl Hub {
 
     /// The keys `kind`'s controller should reconcile, as changes happen.
     pub fn triggers(&self, kind: Kind) -> BoxStream<'static, String> {
-        self.triggers_with(kind, None::<(crate::docker::FakeDocker, String)>)
+        self.triggers_with(kind, None::<(crate::docker::FakeDocker, String, String)>)
     }
 
     /// The Cargo keys a node's replica runner should reconcile: changes of the objects, and
@@ -460,15 +460,17 @@ impl Hub {
         &self,
         docker: D,
         instance: String,
+        node: String,
     ) -> BoxStream<'static, String> {
-        self.triggers_with(Kind::Cargo, Some((docker, instance)))
+        self.triggers_with(Kind::Cargo, Some((docker, instance, node)))
     }
 
     fn triggers_with<D: Docker>(
         &self,
         kind: Kind,
-        docker_events: Option<(D, String)>,
+        docker_events: Option<(D, String, String)>,
     ) -> BoxStream<'static, String> {
+        let node = docker_events.as_ref().map(|(_, _, node)| node.clone());
         let (tx, mut rx) = mpsc::unbounded_channel::<String>();
         let mut feed = self.changes.subscribe();
         // Everything that exists now, first: a controller that starts after its objects (a
@@ -498,13 +500,19 @@ impl Hub {
                     Err(broadcast::error::RecvError::Closed) => return,
                 };
                 for key in hub.related(kind, &change) {
+                    if node
+                        .as_deref()
+                        .is_some_and(|node| !hub.concerns_node(&change, &key, node))
+                    {
+                        continue;
+                    }
                     if sender.send(key).is_err() {
                         return;
                     }
                 }
             }
         });
-        if let Some((docker, instance)) = docker_events {
+        if let Some((docker, instance, _)) = docker_events {
             let hub = self.clone();
             let (unlabelled, owner, to) = (docker.clone(), instance.clone(), tx.clone());
             let images = hub.clone();
@@ -512,6 +520,32 @@ impl Hub {
             tokio::spawn(async move { forward_unlabelled(images, unlabelled, owner, to).await });
         }
         futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
+    }
+
+    /// Whether `change` (which concerns cargo `key`) can ask anything of node `node`'s
+    /// runner. A change of the cargo itself, or of its cluster, network or secret, cannot
+    /// while none of the cargo's Replicas is placed on the node: the Replicas' own changes
+    /// (placed, moved, deleted) trigger it. This spares a new cargo's runner the reconciles
+    /// its creation and finalizer writes would start before its Replicas exist, each a
+    /// container list that the real one would wait for. A deletion, a cargo being deleted
+    /// or one this nanocld cannot decode always goes through.
+    fn concerns_node(&self, change: &Change, key: &str, node: &str) -> bool {
+        if change.kind == Kind::Replica || !change.exists {
+            return true;
+        }
+        let Some(at) = ObjectRef::<CargoObject>::parse(key) else {
+            return true;
+        };
+        let Some(cargo) = self.get(&at) else {
+            return true;
+        };
+        if cargo.metadata.deletion_timestamp.is_some() {
+            return true;
+        }
+        let namespace = cargo.metadata.namespace.as_deref().unwrap_or_default();
+        self.replicas_of(namespace, &cargo.metadata.name)
+            .iter()
+            .any(|r| r.spec.node == node)
     }
 
     /// Which keys of `kind` a change concerns.

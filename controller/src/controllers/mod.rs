@@ -564,9 +564,11 @@ fn spawn_node_tasks<S: Store + Clone, D: Docker>(
     {
         let (shared, node, done) = (shared.clone(), node.to_owned(), stop());
         tasks.spawn("replica runner", async move {
-            let triggers = shared
-                .hub
-                .node_triggers(shared.docker.clone(), shared.instance.clone());
+            let triggers = shared.hub.node_triggers(
+                shared.docker.clone(),
+                shared.instance.clone(),
+                node.clone(),
+            );
             let keys = {
                 let shared = shared.clone();
                 move || shared.hub.keys(Kind::Cargo)

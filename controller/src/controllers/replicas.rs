@@ -264,19 +264,34 @@ impl Prepared {
     }
 }
 
+/// How long pre-flight may take (a pull, a fetch) before the listing taken beside it is
+/// taken again.
+const STALE_LISTING: Duration = Duration::from_millis(500);
+
 /// Converges this node's containers of the cargo in named phases: `prepare` (render,
 /// networks, image), `observe` and `plan::plan_slots`, `execute`, `report`.
 async fn run<S: Store + Clone, D: Docker>(ctx: &Ctx<'_, S, D>) -> Result<Action, ReconcileError> {
-    let prepared = if ctx.slots.is_empty() {
+    let (prepared, listed) = if ctx.slots.is_empty() {
         // Nothing placed here: only removals, whatever the spec says.
-        None
+        (None, list(ctx).await?)
     } else {
-        match prepare(ctx).await? {
-            Ok(prepared) => Some(prepared),
+        // The pre-flight calls and the listing side by side: each is a Docker round trip
+        // that the first create would otherwise wait for in turn.
+        let began = std::time::Instant::now();
+        let (prepared, listed) = tokio::join!(prepare(ctx), list(ctx));
+        let prepared = match prepared? {
+            Ok(prepared) => prepared,
             Err(action) => return Ok(action),
-        }
+        };
+        // A pull or a fetch took a while: what the listing said may be stale by now.
+        let listed = if began.elapsed() > STALE_LISTING {
+            list(ctx).await?
+        } else {
+            listed?
+        };
+        (Some(prepared), listed)
     };
-    let observed = observe(ctx, prepared.as_ref()).await?;
+    let observed = observed(ctx, prepared.as_ref(), listed).await?;
     let observed = repair_drift(ctx, prepared.as_ref(), observed).await?;
     if let Some(p) = &prepared {
         roll_a_rebuilt_image(ctx, p, &observed).await?;
@@ -535,10 +550,27 @@ async fn observe<S: Store + Clone, D: Docker>(
     ctx: &Ctx<'_, S, D>,
     prepared: Option<&Prepared>,
 ) -> Result<Vec<Container>, ReconcileError> {
-    let listed = ours(
+    let listed = list(ctx).await?;
+    observed(ctx, prepared, listed).await
+}
+
+/// This node's containers of the cargo, as Docker lists them.
+async fn list<S: Store + Clone, D: Docker>(
+    ctx: &Ctx<'_, S, D>,
+) -> Result<Vec<Container>, ReconcileError> {
+    Ok(ours(
         ctx.shared.docker.list_containers(&ctx.filter).await?,
         ctx.node,
-    );
+    ))
+}
+
+/// What `listed` is: corrected by the Docker events the listing may lag behind, and
+/// inspected when readiness needs it.
+async fn observed<S: Store + Clone, D: Docker>(
+    ctx: &Ctx<'_, S, D>,
+    prepared: Option<&Prepared>,
+    listed: Vec<Container>,
+) -> Result<Vec<Container>, ReconcileError> {
     let observed = ctx.shared.hub.deaths().overlay(listed);
     match prepared {
         Some(p) if p.needs_inspect() => inspected(ctx.shared, observed).await,
@@ -755,7 +787,12 @@ async fn prepare<S: Store + Clone, D: Docker>(
         );
     }
     for (desired, (policy, networks)) in prepared.desired.iter().zip(&needs) {
-        if let Some(why) = ensure_networks(ctx, desired, networks).await? {
+        // Side by side; a missing network is said first, as when they ran in turn.
+        let (networks, image) = tokio::join!(
+            ensure_networks(ctx, desired, networks),
+            ensure_image(shared, ctx.cargo, *policy, desired)
+        );
+        if let Some(why) = networks? {
             write_status(
                 ctx,
                 &[],
@@ -769,7 +806,7 @@ async fn prepare<S: Store + Clone, D: Docker>(
             // fallback.
             return Ok(Err(Action::Requeue(Duration::from_millis(500))));
         }
-        if let Err(problem) = ensure_image(shared, ctx.cargo, *policy, desired).await {
+        if let Err(problem) = image {
             events::record(
                 &shared.store,
                 &ctx.object,
@@ -974,7 +1011,7 @@ async fn execute<S: Store + Clone, D: Docker>(
                 if let Some(prepared) = prepared {
                     applied
                         .problems
-                        .extend(create_replicas(ctx, prepared, &slots).await?);
+                        .extend(create_replicas(ctx, prepared, observed, &slots).await?);
                 }
             }
             Op::Remove { .. } => {
@@ -1007,39 +1044,73 @@ async fn execute<S: Store + Clone, D: Docker>(
     Ok(applied)
 }
 
-/// Creates and starts the replicas of `slots` at once; what went wrong, per replica.
+/// The desired container of a slot: its revision's, labelled with the revision's number
+/// (not part of the hash: a revision renumbered by an undo keeps its containers).
+fn labelled(desired: &Desired, revision: Option<u32>) -> Desired {
+    let mut desired = desired.clone();
+    if let Some(revision) = revision {
+        desired
+            .template
+            .labels
+            .insert(labels::REVISION.into(), revision.to_string());
+    }
+    desired
+}
+
+/// Creates and starts the replicas of `slots` in a window of `DOCKER_WINDOW`, and those
+/// placed on this node meanwhile (see `placed_since`); what went wrong, per replica.
 async fn create_replicas<S: Store + Clone, D: Docker>(
     ctx: &Ctx<'_, S, D>,
     prepared: &Prepared,
+    observed: &[Container],
     slots: &[u32],
 ) -> Result<Vec<Problem>, ReconcileError> {
     let work: Vec<(u32, Desired)> = slots
         .iter()
         .filter_map(|slot| {
-            let mut desired = prepared.of(*slot)?.clone();
-            // Not part of the hash: a revision renumbered by an undo keeps its containers.
-            if let Some(Some(revision)) = prepared.slots.get(slot).map(|(_, _, r)| *r) {
-                desired
-                    .template
-                    .labels
-                    .insert(labels::REVISION.into(), revision.to_string());
-            }
-            Some((*slot, desired))
+            let revision = prepared.slots.get(slot).and_then(|(_, _, r)| *r);
+            Some((*slot, labelled(prepared.of(*slot)?, revision)))
         })
         .collect();
     let (shared, node, cargo) = (ctx.shared, ctx.node, ctx.cargo);
-    let results: Vec<Result<Option<Problem>, ReconcileError>> = futures::stream::iter(work)
-        .map(|(slot, desired)| async move {
-            create_and_start(shared, node, cargo, &desired, slot).await
-        })
-        .buffer_unordered(DOCKER_WINDOW)
-        .collect()
-        .await;
+    let mut queue: std::collections::VecDeque<(u32, Desired)> = work.into();
+    let mut created: BTreeSet<u32> = queue.iter().map(|(slot, _)| *slot).collect();
+    let mut in_flight = futures::stream::FuturesUnordered::new();
+    let mut results = Vec::new();
+    // Subscribed before the first look, so no placement falls between.
+    let mut changes = shared.hub.subscribe();
+    let mut listening = true;
+    loop {
+        if queue.is_empty() && in_flight.len() < DOCKER_WINDOW {
+            // A window slot is free and the plan is done: Replicas placed here since the
+            // listing (the scheduler writes a scale-up's side by side, and the runner woke
+            // on the first) join this window rather than wait for it to drain.
+            queue.extend(placed_since(ctx, prepared, observed, &created));
+            created.extend(queue.iter().map(|(slot, _)| *slot));
+        }
+        while in_flight.len() < DOCKER_WINDOW {
+            let Some((slot, desired)) = queue.pop_front() else {
+                break;
+            };
+            in_flight
+                .push(async move { create_and_start(shared, node, cargo, &desired, slot).await });
+        }
+        if in_flight.is_empty() {
+            break;
+        }
+        tokio::select! {
+            Some(result) = in_flight.next() => results.push(result),
+            // Room in the window: a Replica placed now starts at once.
+            change = changes.recv(), if listening && in_flight.len() < DOCKER_WINDOW => {
+                listening = !matches!(change, Err(tokio::sync::broadcast::error::RecvError::Closed));
+            }
+        }
+    }
     let mut problems = Vec::new();
     for result in results {
         problems.extend(result?);
     }
-    let list = slots
+    let list = created
         .iter()
         .map(ToString::to_string)
         .collect::<Vec<_>>()
@@ -1053,6 +1124,55 @@ async fn create_replicas<S: Store + Clone, D: Docker>(
     )
     .await;
     Ok(problems)
+}
+
+/// Replicas placed on this node since the reconcile listed its containers, that it can
+/// create in the window it has open: of a revision it prepared (networks and image
+/// checked), in a slot the cargo still wants, with no container yet, and not `taken`.
+/// Anything else waits for the next reconcile, which their own creation triggered.
+fn placed_since<S: Store + Clone, D: Docker>(
+    ctx: &Ctx<'_, S, D>,
+    prepared: &Prepared,
+    observed: &[Container],
+    taken: &BTreeSet<u32>,
+) -> Vec<(u32, Desired)> {
+    let shared = ctx.shared;
+    let name = &ctx.cargo.metadata.name;
+    let Some(cargo) = shared
+        .hub
+        .get(&ObjectRef::<CargoObject>::new(Some(&ctx.namespace), name))
+        .filter(|c| c.metadata.deletion_timestamp.is_none())
+    else {
+        return Vec::new();
+    };
+    let wanted = plan::replicas_wanted(&cargo);
+    let source = plan::Source {
+        namespace: &ctx.namespace,
+        cargo: name,
+        cluster: &cargo.spec.cluster,
+        instance: &shared.instance,
+    };
+    let has_container: BTreeSet<u32> = observed.iter().filter_map(slot_of).collect();
+    shared
+        .hub
+        .replicas_of(&ctx.namespace, name)
+        .into_iter()
+        .filter(|r| r.spec.node == ctx.node && r.metadata.deletion_timestamp.is_none())
+        .filter(|r| r.spec.slot < wanted)
+        .filter(|r| !taken.contains(&r.spec.slot) && !has_container.contains(&r.spec.slot))
+        .filter_map(|r| {
+            let t = r.spec.template.as_ref()?;
+            let rendered = plan::render_template(
+                &source,
+                &t.container,
+                &t.networks,
+                t.restarted_at.as_deref(),
+                0,
+            );
+            let desired = prepared.desired.iter().find(|d| d.hash == rendered.hash)?;
+            Some((r.spec.slot, labelled(desired, r.spec.revision)))
+        })
+        .collect()
 }
 
 /// Starts a stopped replica again, unless it is crash-looping and must wait.

@@ -826,17 +826,25 @@ impl Docker for Engine {
             let mut upstream =
                 docker.build_image(options, None, Some(::bollard::body_try_stream(body)));
             let mut id = None;
+            let mut steps = Steps::default();
             loop {
                 let item = tokio::select! {
                     item = upstream.next() => item,
                     // The caller went away: dropping the request cancels the build.
-                    () = tx.closed() => return,
+                    () = tx.closed() => {
+                        drop(upstream);
+                        steps.remove(&docker).await;
+                        return;
+                    }
                 };
                 let event = match item {
                     None => break,
                     Some(Ok(info)) => {
                         if let Some(aux) = info.aux.and_then(|a| a.id) {
                             id = Some(aux);
+                        }
+                        if let Some(text) = &info.stream {
+                            steps.read(text);
                         }
                         match info.stream.or(info.status) {
                             Some(text) if !text.is_empty() => Ok(BuildEvent::Output(text)),
@@ -853,6 +861,9 @@ impl Docker for Engine {
                     Some(Err(e)) => Err(failed("build image")(e)),
                 };
                 let end = event.is_err();
+                if end {
+                    steps.remove(&docker).await;
+                }
                 if tx.send(event).await.is_err() || end {
                     return;
                 }
@@ -1082,4 +1093,86 @@ pub fn cgroup_stats(id: &str) -> Option<super::Stats> {
         }
     }
     None
+}
+
+/// The layers a classic-builder build committed, read from its output: a step's
+/// ` ---> ID` line names the image it made, unless the step came from the cache (` --->
+/// Using cache` before it) or is a `FROM` (its base image).
+#[derive(Default, Debug)]
+struct Steps {
+    /// Whether the current step's image is not this build's own (cached, or a base).
+    borrowed: bool,
+    committed: Vec<String>,
+}
+
+impl Steps {
+    /// Removes the layers of a build that failed or was cancelled: nobody's (no image has
+    /// them as parent, no label says they are nanocl's), nothing would ever remove them.
+    /// Newest first: a layer goes once its child has. One another build has taken as its
+    /// cache meanwhile has a child or a container, and stays.
+    async fn remove(&self, docker: &::bollard::Docker) {
+        for layer in self.committed.iter().rev() {
+            let removed = docker
+                .remove_image(
+                    layer,
+                    None::<::bollard::query_parameters::RemoveImageOptions>,
+                    None,
+                )
+                .await;
+            if let Err(e) = removed {
+                tracing::debug!(%layer, error = %e, "a failed build's layer stays");
+            }
+        }
+    }
+
+    fn read(&mut self, text: &str) {
+        for line in text.lines() {
+            if let Some(step) = line.strip_prefix("Step ") {
+                let instruction = step.split_once(" : ").map_or("", |(_, i)| i);
+                self.borrowed = instruction
+                    .get(..5)
+                    .is_some_and(|i| i.eq_ignore_ascii_case("FROM "));
+            } else if let Some(rest) = line.trim_start().strip_prefix("---> ") {
+                let rest = rest.trim();
+                if rest == "Using cache" {
+                    self.borrowed = true;
+                } else if !self.borrowed
+                    && !rest.is_empty()
+                    && rest.len() <= 64
+                    && rest.bytes().all(|b| b.is_ascii_hexdigit())
+                {
+                    self.committed.push(rest.to_owned());
+                    // One image per step: a later ` ---> ` of the same step is not another.
+                    self.borrowed = true;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Steps;
+
+    #[test]
+    fn a_builds_own_layers_should_be_told_from_its_base_and_its_cache() {
+        let mut steps = Steps::default();
+        for chunk in [
+            "Step 1/5 : FROM busybox:stable\n",
+            " ---> 911491110855\n",
+            "Step 2/5 : ARG GREETING=hello\n ---> Using cache\n ---> 0123456789ab\n",
+            "Step 3/5 : COPY index.html /www/index.html\n",
+            " ---> b43df65039e0\n",
+            "Step 4/5 : RUN echo about to fail && exit 3\n",
+            " ---> Running in 5f1e2d3c4b5a\n",
+            "about to fail\n",
+            "Removing intermediate container 5f1e2d3c4b5a\n",
+            "Step 5/5 : from builder AS final\n ---> aaaaaaaaaaaa\n",
+            "Step 6/6 : LABEL a=b\n ---> Running in 111111111111\n",
+            "Removing intermediate container 111111111111\n ---> cccccccccccc\n",
+        ] {
+            steps.read(chunk);
+        }
+        assert_eq!(steps.committed, ["b43df65039e0", "cccccccccccc"]);
+    }
 }

@@ -52,6 +52,8 @@ struct World {
 pub struct FakeDocker {
     world: Arc<Mutex<World>>,
     events: broadcast::Sender<Event>,
+    /// While true, container starts wait (see `hold_starts`).
+    starts_held: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Default for FakeDocker {
@@ -59,6 +61,7 @@ impl Default for FakeDocker {
         FakeDocker {
             world: Arc::default(),
             events: broadcast::channel(1024).0,
+            starts_held: Arc::new(tokio::sync::watch::channel(false).0),
         }
     }
 }
@@ -239,6 +242,17 @@ impl FakeDocker {
     /// Every call so far, as `op name`.
     pub fn calls(&self) -> Vec<String> {
         self.world().calls.clone()
+    }
+
+    /// Makes container starts wait until `release_starts` (their creation has happened and
+    /// is recorded): what a slow dockerd does to a window of creations, made deterministic.
+    pub fn hold_starts(&self) {
+        self.starts_held.send_replace(true);
+    }
+
+    /// Lets held and later container starts go.
+    pub fn release_starts(&self) {
+        self.starts_held.send_replace(false);
     }
 
     /// Makes the next call of `op` (e.g. `"create_container"`) fail with `message`.
@@ -460,6 +474,8 @@ impl Docker for FakeDocker {
     }
 
     async fn start_container(&self, id: &str) -> Result<(), DockerError> {
+        let mut held = self.starts_held.subscribe();
+        let _ = held.wait_for(|held| !held).await;
         let mut world = self.enter("start_container", id)?;
         let (spec, c) = world
             .find(id)
