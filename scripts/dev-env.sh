@@ -19,7 +19,7 @@ readonly ENV_FILE="$STATE_DIR/env"
 # python3-kubernetes: the kubectl test also lists and watches with the Python client.
 readonly PACKAGES=(docker.io etcd-server etcd-client protobuf-compiler libprotobuf-dev busybox-static time git pebble chromium chromium-driver python3-kubernetes)
 # The peers `make bench` measures the proxy against, and its load generator.
-readonly BENCH_PACKAGES=(wrk nginx haproxy curl)
+readonly BENCH_PACKAGES=(wrk nginx haproxy curl docker-compose)
 
 readonly DOCKER_SOCK=/var/run/docker.sock
 readonly DOCKER_HOST_URL="unix://$DOCKER_SOCK"
@@ -545,14 +545,14 @@ cmd_up() {
 cmd_bench_tools() {
   ensure_packages "${BENCH_PACKAGES[@]}"
   local tool failed=0
-  for tool in wrk nginx haproxy curl; do
+  for tool in wrk nginx haproxy curl docker-compose; do
     if ! command -v "$tool" >/dev/null 2>&1; then
       warn "check: $tool not found after installing ${BENCH_PACKAGES[*]}"
       failed=$((failed + 1))
     fi
   done
   ((failed == 0)) || die "$failed benchmark tool(s) missing"
-  say "bench tools ready: wrk, nginx, haproxy, curl (none of them is started here)"
+  say "bench tools ready: wrk, nginx, haproxy, curl, docker-compose (none of them is started here)"
 }
 
 cmd_down() {
