@@ -636,7 +636,10 @@ impl Drop for Swarm {
             // Swarm leaves its gateway bridge behind; it was made for this benchmark. Its
             // last endpoint (the ingress sandbox's) goes a moment after the leave.
             let limit = Instant::now() + Duration::from_secs(15);
-            while !docker(&["network", "ls", "-q", "--filter", "name=^docker_gwbridge$"]).is_empty()
+            while Command::new("docker")
+                .args(["network", "inspect", "docker_gwbridge"])
+                .output()
+                .is_ok_and(|o| o.status.success())
             {
                 docker(&["network", "rm", "docker_gwbridge"]);
                 if Instant::now() > limit {
