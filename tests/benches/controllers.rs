@@ -46,6 +46,8 @@ use std::time::{Duration, Instant};
 use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{CreateContainerOptions, EventsOptions, RemoveContainerOptions};
 use futures::StreamExt;
+use hyper::Method;
+use nanocl_client::http::{Client, Host};
 use nanocl_e2e::{test_image, Daemon, StoreKind};
 
 fn docker(args: &[&str]) -> String {
@@ -743,6 +745,7 @@ fn bench_apply(rt: &tokio::runtime::Runtime, swarm: &Swarm) {
         );
         let (mut our_cpu, mut docker_cpu, mut writes) = (Vec::new(), Vec::new(), Vec::new());
         let mut cli_run = Vec::new();
+        let mut ours_api = Vec::new();
         let like8_run = || {
             rt.block_on(raw_docker(
                 n,
@@ -798,6 +801,14 @@ fn bench_apply(rt: &tokio::runtime::Runtime, swarm: &Swarm) {
                 if let (Some(r0), Some(r1)) = (rev0, d.store_revision()) {
                     writes.push(r1 - r0);
                 }
+            }
+            // The same apply through the API from a program (one POST on a fresh
+            // connection, as a client library does), without the CLI process: the
+            // like-for-like peer of the raw Docker API contenders.
+            d.nanocl(&["delete", "cargo", "app", "-n", &ns, "--wait"]);
+            std::thread::sleep(Duration::from_secs(1));
+            if let Some(since) = rt.block_on(api_apply(&d, &ns, n)) {
+                ours_api.extend(started(&label, since, n, Duration::from_secs(120)));
             }
             drop(d);
             cleanup_label(&label);
@@ -872,6 +883,11 @@ fn bench_apply(rt: &tokio::runtime::Runtime, swarm: &Swarm) {
             ms(median(docker_cpu)),
             writes.get(writes.len() / 2).copied().unwrap_or_default()
         );
+        println!(
+            "       nanocl through the API (a POST from a program, no CLI process): {}  ratio to raw like {}",
+            spread(&ours_api),
+            ratio(&ours_api, best_like)
+        );
         if !cli_run.is_empty() {
             println!(
                 "       docker run -d from the CLI, nanocl's config: {}  nanocl apply's ratio to it {}",
@@ -880,6 +896,36 @@ fn bench_apply(rt: &tokio::runtime::Runtime, swarm: &Swarm) {
             );
         }
     }
+}
+
+/// Time from one POST of a cargo of `n` replicas (a fresh client, as a program calling the
+/// API): when it was sent, for `started`.
+async fn api_apply(d: &Daemon, ns: &str, n: usize) -> Option<std::time::SystemTime> {
+    let cargo = serde_json::json!({
+        "apiVersion": "nanocl.io/v1",
+        "kind": "Cargo",
+        "metadata": {"name": "api", "namespace": ns},
+        "spec": {
+            "cluster": "dev",
+            "replicas": n,
+            "container": {"image": test_image(), "command": ["sleep", "3600"]},
+        },
+    });
+    let path = format!("/apis/nanocl.io/v1/namespaces/{ns}/cargoes");
+    let since = std::time::SystemTime::now();
+    let client = Client::new(Host::parse(Some(&d.host)).ok()?);
+    match client.request(Method::POST, &path, Some(&cargo)).await {
+        Ok(answer) if answer.status.is_success() => {}
+        Ok(answer) => {
+            println!("  API apply failed: {}", answer.error_message());
+            return None;
+        }
+        Err(e) => {
+            println!("  API apply failed: {e}");
+            return None;
+        }
+    }
+    Some(since)
 }
 
 /// CPU ticks (10 ms) of the host's dockerd so far.
