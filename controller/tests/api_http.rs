@@ -176,6 +176,7 @@ on_both_stores!(
     shutdown_ends_watches,
     bad_input_corpus,
     events_api,
+    status_races,
 );
 
 /// An Event as the controllers store it, under `events/{ns}/{name}`.
@@ -1259,6 +1260,157 @@ async fn finalizers(ctx: Ctx) {
     ctx.delete(&format!("{V1}/namespaces/fin"))
         .await
         .expect(200, "DELETE empty namespace");
+}
+
+/// A PUT's resourceVersion guards the spec and the metadata, not the status: a controller's
+/// status written since the caller's read is no conflict (the PUT keeps the stored status),
+/// while any other change since is one. `nanocl apply` to a cargo that is scaling lost every
+/// attempt to its progress reports before.
+async fn status_races(ctx: Ctx) {
+    ctx.namespace("races").await;
+    let path = cargo_path("races", "web");
+    let read = ctx.create(&cargoes("races"), &cargo("races", "web")).await;
+    let status_of = |object: &Value, replicas: u32| {
+        let mut o = object.clone();
+        o["status"] =
+            json!({"replicas": replicas, "readyReplicas": replicas, "updatedReplicas": replicas});
+        o
+    };
+
+    // Statuses written after the read: the PUT made against the read goes through, keeps
+    // the latest status and bumps the generation once.
+    let first = ctx
+        .replace(&format!("{path}/status"), &status_of(&read, 1))
+        .await;
+    let second = ctx
+        .replace(&format!("{path}/status"), &status_of(&first, 2))
+        .await;
+    let mut change = read.clone();
+    change["spec"]["replicas"] = json!(3);
+    let changed = ctx.replace(&path, &change).await;
+    assert_eq!(changed["spec"]["replicas"], 3);
+    assert_eq!(changed["status"], second["status"]);
+    assert_eq!(changed["metadata"]["generation"], 2);
+    assert!(rv(&changed) > rv(&second));
+
+    // A spec changed since the read is a conflict, and nothing is written.
+    let mut other = changed.clone();
+    other["spec"]["replicas"] = json!(4);
+    let by_other = ctx.replace(&path, &other).await;
+    let mut stale = changed.clone();
+    stale["spec"]["replicas"] = json!(5);
+    assert_failure(
+        &ctx.put(&path, &stale).await,
+        409,
+        "Conflict",
+        None,
+        "has been modified",
+        "PUT against a read older than another spec change",
+    );
+    assert_eq!(ctx.read(&path).await, by_other);
+
+    // So is a label or a finalizer changed since the read, even with statuses around it.
+    let status_then = ctx
+        .replace(&format!("{path}/status"), &status_of(&by_other, 5))
+        .await;
+    let mut labelled = status_then.clone();
+    labelled["metadata"]["labels"]["tier"] = json!("front");
+    let labelled = ctx.replace(&path, &labelled).await;
+    let after = ctx
+        .replace(&format!("{path}/status"), &status_of(&labelled, 6))
+        .await;
+    let mut stale = status_then.clone();
+    stale["spec"]["replicas"] = json!(6);
+    assert_failure(
+        &ctx.put(&path, &stale).await,
+        409,
+        "Conflict",
+        None,
+        "has been modified",
+        "PUT against a read older than a label change",
+    );
+    assert_eq!(ctx.read(&path).await, after);
+    let mut finalized = after.clone();
+    finalized["metadata"]["finalizers"] = json!(["example.com/keep"]);
+    let finalized = ctx.replace(&path, &finalized).await;
+    let mut stale = after.clone();
+    stale["spec"]["replicas"] = json!(7);
+    assert_failure(
+        &ctx.put(&path, &stale).await,
+        409,
+        "Conflict",
+        None,
+        "has been modified",
+        "PUT against a read older than a finalizer change",
+    );
+    assert_eq!(ctx.read(&path).await, finalized);
+
+    // A resourceVersion from before the object existed, or from the future, is a conflict.
+    for bogus in [rv(&read) - 1, rv(&finalized) + 1000] {
+        let mut wrong = finalized.clone();
+        wrong["metadata"]["resourceVersion"] = json!(bogus.to_string());
+        wrong["spec"]["replicas"] = json!(8);
+        assert_failure(
+            &ctx.put(&path, &wrong).await,
+            409,
+            "Conflict",
+            None,
+            "has been modified",
+            "PUT with a resourceVersion the object never had",
+        );
+    }
+    assert_eq!(ctx.read(&path).await, finalized);
+
+    // A controller reporting without pause (a status write as soon as the last one is
+    // stored) while a client changes the spec 20 times, each from a fresh read: every
+    // change goes through.
+    let writing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let reporter = {
+        let (ctx, path, writing) = (ctx.clone(), path.clone(), writing.clone());
+        tokio::spawn(async move {
+            let mut n = 0u32;
+            while writing.load(std::sync::atomic::Ordering::Relaxed) {
+                let mut report = json!({
+                    "apiVersion": "nanocl.io/v1",
+                    "kind": "Cargo",
+                    "metadata": {"name": "web", "namespace": "races"},
+                    "spec": {"cluster": "dev", "container": {"image": IMAGE}},
+                });
+                n += 1;
+                report["status"] = json!({"replicas": n});
+                ctx.put(&format!("{path}/status"), &report)
+                    .await
+                    .expect(200, "PUT /status by the reporter");
+            }
+            n
+        })
+    };
+    for replicas in 10..30 {
+        let mut fresh = ctx.read(&path).await;
+        fresh["spec"]["replicas"] = json!(replicas);
+        fresh.as_object_mut().expect("object").remove("status");
+        let changed = ctx.replace(&path, &fresh).await;
+        assert_eq!(changed["spec"]["replicas"], replicas);
+    }
+    writing.store(false, std::sync::atomic::Ordering::Relaxed);
+    let reports = within("the reporter stops", reporter)
+        .await
+        .expect("the reporter");
+    assert!(
+        reports > 20,
+        "only {reports} status writes raced the changes"
+    );
+    let last = ctx.read(&path).await;
+    assert_eq!(last["spec"]["replicas"], 29);
+    assert_eq!(last["status"]["replicas"], reports);
+
+    let mut release = last.clone();
+    release["metadata"]["finalizers"] = json!([]);
+    ctx.replace(&path, &release).await;
+    ctx.delete(&path).await.expect(200, "DELETE cargo");
+    ctx.delete(&format!("{V1}/namespaces/races"))
+        .await
+        .expect(200, "DELETE namespace");
 }
 
 async fn namespace_finalizer(ctx: Ctx) {

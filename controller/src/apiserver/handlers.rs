@@ -543,40 +543,146 @@ pub async fn replace_decoded<S: Store>(
     }
     let expected = required_revision(&object)?;
     let key = object_key(target, name);
-    let current = objects::read(&app.store, &key)
+    let mut current = objects::read(&app.store, &key)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("{} not found", described(target, name))))?;
-    if current.revision != expected {
-        return Err(ApiError::conflict(format!(
+    let stale = || {
+        ApiError::conflict(format!(
             "{} has been modified (resourceVersion {} is current, the request had {expected}); read it again and retry",
             described(target, name),
             current.revision
-        )));
-    }
-    immutable(target, name, &object, &current.object)?;
-    let next = match lifecycle::replaced(&object, &current.object, current.revision)? {
-        Replacement::Unchanged => {
-            return object_response(StatusCode::OK, &current.object, target.version)
-        }
-        Replacement::Remove(last) => {
-            // The last finalizer is gone: the object goes now.
-            if !query.dry_run {
-                app.store
-                    .delete(&keys::object_key(&key), Some(expected))
-                    .await?;
-            }
-            return object_response(StatusCode::OK, &last, target.version);
-        }
-        Replacement::Store(next) => next,
+        ))
     };
-    // A change is checked like a creation: a rule's claims, a cargo's container policy (an
-    // unchanged object, answered above, is not).
-    crate::objects::admission::check_proxy_rule(&app.store, &next).await?;
-    crate::objects::admission::check_policy(&app.store, &next).await?;
-    if query.dry_run {
-        return object_response(StatusCode::OK, &next, target.version);
+    // The precondition guards what a PUT writes: the spec and the metadata. A status written
+    // since the caller's read (a controller reporting, several times a second while a cargo
+    // scales) is no conflict: a PUT keeps the stored status anyway. Without this, `apply`
+    // could lose every attempt to a cargo's own progress reports.
+    if current.revision != expected
+        && !only_status_changed(&app.store, &key, expected, &current.object).await
+    {
+        return Err(stale());
     }
-    write_and_respond(app, target, &key, &next, expected).await
+    // The same holds for a status written between this read and the write.
+    let mut attempts = 0;
+    loop {
+        immutable(target, name, &object, &current.object)?;
+        let next = match lifecycle::replaced(&object, &current.object, current.revision)? {
+            Replacement::Unchanged => {
+                return object_response(StatusCode::OK, &current.object, target.version)
+            }
+            Replacement::Remove(last) => {
+                // The last finalizer is gone: the object goes now.
+                if !query.dry_run {
+                    app.store
+                        .delete(&keys::object_key(&key), Some(current.revision))
+                        .await?;
+                }
+                return object_response(StatusCode::OK, &last, target.version);
+            }
+            Replacement::Store(next) => next,
+        };
+        // A change is checked like a creation: a rule's claims, a cargo's container policy
+        // (an unchanged object, answered above, is not).
+        crate::objects::admission::check_proxy_rule(&app.store, &next).await?;
+        crate::objects::admission::check_policy(&app.store, &next).await?;
+        if query.dry_run {
+            return object_response(StatusCode::OK, &next, target.version);
+        }
+        let written = app
+            .store
+            .update(
+                &keys::object_key(&key),
+                objects::encode(&next)?,
+                current.revision,
+            )
+            .await;
+        match written {
+            Ok(kv) => {
+                return object_response(
+                    StatusCode::OK,
+                    &objects::decode(&kv)?.object,
+                    target.version,
+                )
+            }
+            Err(StoreError::Conflict {
+                current: Some(fresh),
+                ..
+            }) if attempts < STATUS_RACES => {
+                let fresh = objects::decode(&fresh)?;
+                if !same_but_status(&current.object, &fresh.object) {
+                    return Err(ApiError::conflict(format!(
+                        "{} has been modified (resourceVersion {} is current, the request had {expected}); read it again and retry",
+                        described(target, name),
+                        fresh.revision
+                    )));
+                }
+                attempts += 1;
+                current = fresh;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// How many status writes landing between a PUT's read and its write are taken in stride
+/// before it is answered with a conflict.
+const STATUS_RACES: usize = 16;
+
+/// Whether the object at `key` differs from what it was at `revision` in its status only
+/// (then a PUT made against `revision` is as good as one made against `current`). Read from
+/// the store's history: a revision compacted away, or any doubt, answers false (a conflict,
+/// as the strict precondition would).
+async fn only_status_changed<S: Store>(
+    store: &S,
+    key: &ObjectKey,
+    revision: i64,
+    current: &AnyObject,
+) -> bool {
+    use futures::StreamExt;
+    let stored_key = keys::object_key(key);
+    let current_revision = current
+        .metadata()
+        .resource_version
+        .as_deref()
+        .and_then(|rv| rv.parse::<i64>().ok())
+        .unwrap_or(0);
+    if revision <= 0 || revision >= current_revision {
+        return false;
+    }
+    let Ok(mut events) = store.watch(&stored_key, revision).await else {
+        return false;
+    };
+    // The first change of this key after `revision` carries the value it replaced: the
+    // one the caller read. (The watch is by prefix: other keys that start with this one are
+    // passed over.) It is in the history already, so this waits for nothing new.
+    let at_revision = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        while let Some(Ok(event)) = events.next().await {
+            match event {
+                crate::store::WatchEvent::Put { kv, prev } if kv.key == stored_key => {
+                    return prev.filter(|p| p.mod_revision == revision);
+                }
+                crate::store::WatchEvent::Delete { key, .. } if key == stored_key => return None,
+                _ => {}
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten();
+    let Some(read) = at_revision.and_then(|kv| objects::decode(&kv).ok()) else {
+        return false;
+    };
+    same_but_status(&read.object, current)
+}
+
+/// Whether `a` and `b` are the same object but for their status (and `resourceVersion`).
+fn same_but_status(a: &AnyObject, b: &AnyObject) -> bool {
+    let Ok(mut a) = lifecycle::with_status_of(a, b) else {
+        return false;
+    };
+    a.metadata_mut().resource_version = b.metadata().resource_version.clone();
+    &a == b
 }
 
 /// Refuses a change Docker cannot make to what exists: a Network's cluster, driver,
@@ -647,25 +753,38 @@ pub async fn replace_status<S: Store>(
 ) -> Result<Response, ApiError> {
     let object = decode_named_body(target, name, headers, body).await?;
     let key = object_key(target, name);
-    let current = objects::read(&app.store, &key)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("{} not found", described(target, name))))?;
-    let expected = match &object.metadata().resource_version {
-        Some(_) => required_revision(&object)?,
-        None => current.revision,
+    let given = match &object.metadata().resource_version {
+        Some(_) => Some(required_revision(&object)?),
+        None => None,
     };
-    if current.revision != expected {
-        return Err(ApiError::conflict(format!(
-            "{} has been modified (resourceVersion {} is current, the request had {expected})",
-            described(target, name),
-            current.revision
-        )));
+    let mut attempts = 0;
+    loop {
+        let current = objects::read(&app.store, &key)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("{} not found", described(target, name))))?;
+        let expected = given.unwrap_or(current.revision);
+        if current.revision != expected {
+            return Err(ApiError::conflict(format!(
+                "{} has been modified (resourceVersion {} is current, the request had {expected})",
+                described(target, name),
+                current.revision
+            )));
+        }
+        let next = lifecycle::with_status_of(&current.object, &object)?;
+        if next == current.object || query.dry_run {
+            return object_response(StatusCode::OK, &next, target.version);
+        }
+        match write_and_respond(app, target, &key, &next, expected).await {
+            // Without a resourceVersion the status replaces whatever is current: a write
+            // that landed between the read and this one is read again, not a conflict.
+            Err(e)
+                if given.is_none() && e.code == StatusCode::CONFLICT && attempts < STATUS_RACES =>
+            {
+                attempts += 1;
+            }
+            answer => return answer,
+        }
     }
-    let next = lifecycle::with_status_of(&current.object, &object)?;
-    if next == current.object || query.dry_run {
-        return object_response(StatusCode::OK, &next, target.version);
-    }
-    write_and_respond(app, target, &key, &next, expected).await
 }
 
 /// DELETE: with finalizers, marks the object (`deletionTimestamp`) and leaves it to its
