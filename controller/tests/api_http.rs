@@ -1297,17 +1297,14 @@ async fn status_races(ctx: Ctx) {
     let mut other = changed.clone();
     other["spec"]["replicas"] = json!(4);
     let by_other = ctx.replace(&path, &other).await;
-    let mut stale = changed.clone();
-    stale["spec"]["replicas"] = json!(5);
-    assert_failure(
-        &ctx.put(&path, &stale).await,
-        409,
-        "Conflict",
-        None,
-        "has been modified",
+    refused_from(
+        &ctx,
+        &path,
+        &changed,
+        &by_other,
         "PUT against a read older than another spec change",
-    );
-    assert_eq!(ctx.read(&path).await, by_other);
+    )
+    .await;
 
     // So is a label or a finalizer changed since the read, even with statuses around it.
     let status_then = ctx
@@ -1319,31 +1316,25 @@ async fn status_races(ctx: Ctx) {
     let after = ctx
         .replace(&format!("{path}/status"), &status_of(&labelled, 6))
         .await;
-    let mut stale = status_then.clone();
-    stale["spec"]["replicas"] = json!(6);
-    assert_failure(
-        &ctx.put(&path, &stale).await,
-        409,
-        "Conflict",
-        None,
-        "has been modified",
+    refused_from(
+        &ctx,
+        &path,
+        &status_then,
+        &after,
         "PUT against a read older than a label change",
-    );
-    assert_eq!(ctx.read(&path).await, after);
+    )
+    .await;
     let mut finalized = after.clone();
     finalized["metadata"]["finalizers"] = json!(["example.com/keep"]);
     let finalized = ctx.replace(&path, &finalized).await;
-    let mut stale = after.clone();
-    stale["spec"]["replicas"] = json!(7);
-    assert_failure(
-        &ctx.put(&path, &stale).await,
-        409,
-        "Conflict",
-        None,
-        "has been modified",
+    refused_from(
+        &ctx,
+        &path,
+        &after,
+        &finalized,
         "PUT against a read older than a finalizer change",
-    );
-    assert_eq!(ctx.read(&path).await, finalized);
+    )
+    .await;
 
     // A resourceVersion from before the object existed, or from the future, is a conflict.
     for bogus in [rv(&read) - 1, rv(&finalized) + 1000] {
@@ -1411,6 +1402,21 @@ async fn status_races(ctx: Ctx) {
     ctx.delete(&format!("{V1}/namespaces/races"))
         .await
         .expect(200, "DELETE namespace");
+}
+
+/// A PUT made from `read` (5 replicas) is a 409 and leaves the object as `now`.
+async fn refused_from(ctx: &Ctx, path: &str, read: &Value, now: &Value, what: &str) {
+    let mut stale = read.clone();
+    stale["spec"]["replicas"] = json!(5);
+    assert_failure(
+        &ctx.put(path, &stale).await,
+        409,
+        "Conflict",
+        None,
+        "has been modified",
+        what,
+    );
+    assert_eq!(&ctx.read(path).await, now);
 }
 
 async fn namespace_finalizer(ctx: Ctx) {

@@ -546,21 +546,20 @@ pub async fn replace_decoded<S: Store>(
     let mut current = objects::read(&app.store, &key)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("{} not found", described(target, name))))?;
-    let stale = || {
-        ApiError::conflict(format!(
-            "{} has been modified (resourceVersion {} is current, the request had {expected}); read it again and retry",
-            described(target, name),
-            current.revision
-        ))
-    };
     // The precondition guards what a PUT writes: the spec and the metadata. A status written
     // since the caller's read (a controller reporting, several times a second while a cargo
     // scales) is no conflict: a PUT keeps the stored status anyway. Without this, `apply`
     // could lose every attempt to a cargo's own progress reports.
+    let modified = |current: i64| {
+        ApiError::conflict(format!(
+            "{} has been modified (resourceVersion {current} is current, the request had {expected}); read it again and retry",
+            described(target, name),
+        ))
+    };
     if current.revision != expected
-        && !only_status_changed(&app.store, &key, expected, &current.object).await
+        && !only_status_changed(&app.store, &key, expected, &current).await
     {
-        return Err(stale());
+        return Err(modified(current.revision));
     }
     // The same holds for a status written between this read and the write.
     let mut attempts = 0;
@@ -610,11 +609,7 @@ pub async fn replace_decoded<S: Store>(
             }) if attempts < STATUS_RACES => {
                 let fresh = objects::decode(&fresh)?;
                 if !same_but_status(&current.object, &fresh.object) {
-                    return Err(ApiError::conflict(format!(
-                        "{} has been modified (resourceVersion {} is current, the request had {expected}); read it again and retry",
-                        described(target, name),
-                        fresh.revision
-                    )));
+                    return Err(modified(fresh.revision));
                 }
                 attempts += 1;
                 current = fresh;
@@ -636,17 +631,11 @@ async fn only_status_changed<S: Store>(
     store: &S,
     key: &ObjectKey,
     revision: i64,
-    current: &AnyObject,
+    current: &Stored,
 ) -> bool {
     use futures::StreamExt;
     let stored_key = keys::object_key(key);
-    let current_revision = current
-        .metadata()
-        .resource_version
-        .as_deref()
-        .and_then(|rv| rv.parse::<i64>().ok())
-        .unwrap_or(0);
-    if revision <= 0 || revision >= current_revision {
+    if revision <= 0 || revision >= current.revision {
         return false;
     }
     let Ok(mut events) = store.watch(&stored_key, revision).await else {
@@ -673,7 +662,7 @@ async fn only_status_changed<S: Store>(
     let Some(read) = at_revision.and_then(|kv| objects::decode(&kv).ok()) else {
         return false;
     };
-    same_but_status(&read.object, current)
+    same_but_status(&read.object, &current.object)
 }
 
 /// Whether `a` and `b` are the same object but for their status (and `resourceVersion`).
