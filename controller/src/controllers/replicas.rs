@@ -1081,10 +1081,13 @@ async fn create_replicas<S: Store + Clone, D: Docker>(
     let mut changes = shared.hub.subscribe();
     let mut listening = true;
     loop {
-        if queue.is_empty() && in_flight.len() < DOCKER_WINDOW {
-            // A window slot is free and the plan is done: Replicas placed here since the
-            // listing (the scheduler writes a scale-up's side by side, and the runner woke
-            // on the first) join this window rather than wait for it to drain.
+        if queue.len() + in_flight.len() < DOCKER_WINDOW {
+            // The window has room beyond the plan: Replicas placed here since the listing
+            // (the scheduler writes a scale-up's side by side, and the runner woke on the
+            // first) join this window rather than wait for it to drain. Looked for at once
+            // too, not only once the plan is under way: those placed between the listing
+            // and the subscription above send no change to wake this loop (traced: an
+            // apply of 10 created 1, and the other 9 only once that one had started).
             queue.extend(placed_since(ctx, prepared, observed, &created));
             created.extend(queue.iter().map(|(slot, _)| *slot));
         }
