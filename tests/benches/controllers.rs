@@ -898,8 +898,8 @@ fn bench_apply(rt: &tokio::runtime::Runtime, swarm: &Swarm) {
     }
 }
 
-/// Time from one POST of a cargo of `n` replicas (a fresh client, as a program calling the
-/// API): when it was sent, for `started`.
+/// POSTs a cargo of `n` replicas (a fresh client, as a program calling the API) and answers
+/// when it was sent, for `started`; `None` if the POST failed (said on stdout).
 async fn api_apply(d: &Daemon, ns: &str, n: usize) -> Option<std::time::SystemTime> {
     let cargo = serde_json::json!({
         "apiVersion": "nanocl.io/v1",
