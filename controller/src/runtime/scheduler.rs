@@ -59,12 +59,15 @@ impl<K: Clone + Eq + Hash + Ord> Scheduler<K> {
     /// next to the sources that add keys).
     pub async fn next(&mut self) -> K {
         loop {
+            // A key already due leaves at once: the timer would round its deadline up to the
+            // next millisecond tick of the time driver, and every hop of a change through a
+            // controller (a key scheduled for `now`) would wait for it.
+            if let Some(key) = self.pop_due(Instant::now()) {
+                return key;
+            }
             match self.next_due() {
                 None => std::future::pending::<()>().await,
                 Some(when) => tokio::time::sleep_until(when).await,
-            }
-            if let Some(key) = self.pop_due(Instant::now()) {
-                return key;
             }
         }
     }
@@ -98,6 +101,18 @@ mod tests {
         assert_eq!(s.next().await, "a");
         assert_eq!(Instant::now(), now + Duration::from_secs(5));
         assert!(s.is_empty());
+    }
+
+    /// A key due now leaves at once, not at the time driver's next millisecond tick (the
+    /// clock is paused: it moves only if `next` waits on the timer).
+    #[tokio::test(start_paused = true)]
+    async fn a_key_due_now_should_leave_without_waiting_for_the_timer() {
+        let mut s = Scheduler::default();
+        tokio::time::advance(Duration::from_micros(500)).await;
+        let now = Instant::now();
+        s.schedule("due", now);
+        assert_eq!(s.next().await, "due");
+        assert_eq!(Instant::now(), now, "next() waited for a timer tick");
     }
 
     #[tokio::test(start_paused = true)]
