@@ -324,6 +324,11 @@ async fn raw_docker(n: usize, raw: Raw) -> Duration {
         remove_labelled(&client, &label).await;
     }
     batch(0..raw.before).await;
+    // dockerd idle for a moment first, as before every contender: a container made right
+    // after another on the same network starts 15–20 ms sooner (measured: 222 ms against
+    // 236 ms after 0.5 s, 245 ms after 1.5 s), which nanocl's apply, coming after a pause,
+    // never gets.
+    tokio::time::sleep(SETTLE).await;
     let since = std::time::SystemTime::now();
     batch(raw.before..raw.before + n).await;
     // Timed like the others: to the last start event.
@@ -366,6 +371,8 @@ fn docker_run_cli(round: usize) -> Option<Duration> {
     };
     let warm = run(&format!("{tag}-warm"));
     docker(&["rm", "-f", &format!("{tag}-warm")]);
+    // Idle for a moment first, as before every contender (see `raw_docker`).
+    std::thread::sleep(SETTLE);
     let since = std::time::SystemTime::now();
     let took = match (warm, run(&tag)) {
         (Some(_), Some(_)) => started(&label, since, 1, Duration::from_secs(30)),
@@ -375,6 +382,10 @@ fn docker_run_cli(round: usize) -> Option<Duration> {
     docker(&["network", "rm", &tag]);
     took
 }
+
+/// How long dockerd is left idle before a timed operation (the raw peers' after their
+/// warm-up too): every contender starts from the same state.
+const SETTLE: Duration = Duration::from_millis(500);
 
 /// The index of the raw peers' warm-up container.
 const WARM: usize = 1_000_000;
@@ -717,8 +728,22 @@ impl Drop for Swarm {
     }
 }
 
+/// The contenders of the apply benchmark, run in a rotating order within each round.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ApplyContender {
+    NanoclCli,
+    NanoclApi,
+    RawDefault,
+    RawLike8,
+    RawLikeAll,
+    Swarm,
+    SwarmOverlay,
+    Compose,
+    DockerRunCli,
+}
+
 fn bench_apply(rt: &tokio::runtime::Runtime, swarm: &Swarm) {
-    println!("\n== apply of a cargo → N replicas running, its cluster already there (median of 7 rounds for 1 replica, whose few hundred ms are the noisiest, of 3 for 10 and 50), against raw Docker (default bridge, all at once; nanocl's exact config: its bridge, alias and labels, at window 8 and all at once), Swarm (default bridge; an overlay network of its own) and Compose (`up --scale`, its project network)");
+    println!("\n== apply of a cargo → N replicas running, its cluster already there (median of 15 rounds for 1 replica, whose few hundred ms are the noisiest, of 5 for 10 and 3 for 50; one nanocld per N, long-running as in use, the contenders interleaved in an order rotating every round), against raw Docker (default bridge, all at once; nanocl's exact config: its bridge, alias and labels, at window 8 and all at once), Swarm (default bridge; an overlay network of its own) and Compose (`up --scale`, its project network)");
     println!(
         "  {:>3}  {:>12}  {:>12}  {:>12}  {:>12}  {:>12}  {:>13}  {:>12}  {:>9}  {:>10}  {:>10}",
         "N",
@@ -734,6 +759,7 @@ fn bench_apply(rt: &tokio::runtime::Runtime, swarm: &Swarm) {
         "vs compose"
     );
     for n in [1usize, 10, 50] {
+        use ApplyContender as C;
         let (mut ours, mut raw, mut like8, mut like_all, mut sw, mut sw_overlay, mut compose) = (
             Vec::new(),
             Vec::new(),
@@ -746,107 +772,125 @@ fn bench_apply(rt: &tokio::runtime::Runtime, swarm: &Swarm) {
         let (mut our_cpu, mut docker_cpu, mut writes) = (Vec::new(), Vec::new(), Vec::new());
         let mut cli_run = Vec::new();
         let mut ours_api = Vec::new();
-        let like8_run = || {
+        // One nanocld for every round of this size, as a nanocld runs in use: a fresh one per
+        // sample measured its first seconds too. The namespace and cluster (its network)
+        // first, as the raw peers make their network before the clock starts: only the cargo
+        // is timed.
+        let d = Daemon::start_with_controllers(StoreKind::Embedded);
+        let ns = format!("bench{n}p{}", std::process::id() % 10000);
+        let base = d.dir.path().join("base.yaml");
+        std::fs::write(&base, manifests(&ns, &[])).expect("write");
+        d.nanocl(&["apply", "-f", &base.display().to_string(), "--wait"]);
+        // A warm-up cargo of one replica (run, then deleted), as the raw peers make and
+        // remove one container first: the first apply to a new nanocld pays its one-off start
+        // (first connections, first passes of every code path), 10–20 ms traced.
+        let warm = d.dir.path().join("warm.yaml");
+        std::fs::write(&warm, manifests(&ns, &[("warm".into(), 1)])).expect("write");
+        d.nanocl(&["apply", "-f", &warm.display().to_string(), "--wait"]);
+        d.nanocl(&["delete", "cargo", "warm", "-n", &ns, "--wait"]);
+        let pid = nanocld_pid(&d);
+        let mut order = vec![
+            C::NanoclCli,
+            C::NanoclApi,
+            C::RawDefault,
+            C::RawLike8,
+            C::RawLikeAll,
+            C::Swarm,
+            C::SwarmOverlay,
+            C::Compose,
+        ];
+        if n == 1 {
+            order.push(C::DockerRunCli);
+        }
+        let rounds = match n {
+            1 => 15,
+            10 => 5,
+            _ => 3,
+        };
+        let raw_run = |window: usize, like_nanocl: bool| {
             rt.block_on(raw_docker(
                 n,
                 Raw {
-                    window: 8,
-                    like_nanocl: true,
+                    window,
+                    like_nanocl,
                     before: 0,
                     warm: true,
                 },
             ))
         };
-        let rounds = if n == 1 { 7 } else { 3 };
         for round in 0..rounds {
-            // The closest peer goes first every other round: what runs first after a
-            // cleanup does not always favour the same contender.
-            if round % 2 == 1 {
-                like8.push(like8_run());
-            }
-            let d = Daemon::start_with_controllers(StoreKind::Embedded);
-            let ns = format!("bench{n}r{round}p{}", std::process::id() % 10000);
-            let label = format!("io.nanocl.namespace={ns}");
-            // The namespace and cluster (its network) first, as the raw peers make their
-            // network before the clock starts: only the cargo is timed.
-            let base = manifests(&ns, &[]);
-            let file = d.dir.path().join("base.yaml");
-            std::fs::write(&file, &base).expect("write");
-            d.nanocl(&["apply", "-f", &file.display().to_string(), "--wait"]);
-            // An apply to a running nanocld, not one still doing its start-up passes: a
-            // warm-up cargo of one replica first (run, then deleted), as the raw peers make
-            // and remove one container first. A fresh nanocld's first apply pays its
-            // one-off start (first connections, first passes of every code path): 10–20 ms
-            // traced, which a long-running nanocld never pays again.
-            let warm = d.dir.path().join("warm.yaml");
-            std::fs::write(&warm, manifests(&ns, &[("warm".into(), 1)])).expect("write");
-            d.nanocl(&["apply", "-f", &warm.display().to_string(), "--wait"]);
-            d.nanocl(&["delete", "cargo", "warm", "-n", &ns, "--wait"]);
-            std::thread::sleep(Duration::from_secs(1));
-            let pid = nanocld_pid(&d);
-            let cpu0 = pid.and_then(proc_stat).map(|(t, _)| t);
-            let docker0 = dockerd_ticks();
-            let rev0 = d.store_revision();
-            let (_, since) = nanocl_apply_at(&d, &manifests(&ns, &[("app".into(), n as u32)]));
-            if let Some(t) = started(&label, since, n, Duration::from_secs(120)) {
-                ours.push(t);
-                // What nanocld and dockerd spent up to the last start (ticks of 10 ms), and
-                // the store writes: the cost nanocld adds on a host whose dockerd is CPU-bound.
-                if let (Some(c0), Some(c1)) = (cpu0, pid.and_then(proc_stat).map(|(t, _)| t)) {
-                    our_cpu.push(Duration::from_millis((c1 - c0) * 10));
+            // Each contender takes its turn at every place of the order: what runs right
+            // after a cleanup, or after Swarm, is not always the same one.
+            order.rotate_left(if round == 0 { 0 } else { 1 });
+            for contender in order.clone() {
+                // Whatever the last contender left dockerd doing settles first.
+                std::thread::sleep(SETTLE);
+                match contender {
+                    C::NanoclCli => {
+                        let name = format!("app{round}");
+                        let label = format!("io.nanocl.cargo={name}");
+                        let cpu0 = pid.and_then(proc_stat).map(|(t, _)| t);
+                        let docker0 = dockerd_ticks();
+                        let rev0 = d.store_revision();
+                        let (_, since) =
+                            nanocl_apply_at(&d, &manifests(&ns, &[(name.clone(), n as u32)]));
+                        if let Some(t) = started(&label, since, n, Duration::from_secs(120)) {
+                            ours.push(t);
+                            // What nanocld and dockerd spent up to the last start (ticks of
+                            // 10 ms), and the store writes: the cost nanocld adds on a host
+                            // whose dockerd is CPU-bound.
+                            if let (Some(c0), Some(c1)) =
+                                (cpu0, pid.and_then(proc_stat).map(|(t, _)| t))
+                            {
+                                our_cpu.push(Duration::from_millis((c1 - c0) * 10));
+                            }
+                            if let (Some(t0), Some(t1)) = (docker0, dockerd_ticks()) {
+                                docker_cpu.push(Duration::from_millis((t1 - t0) * 10));
+                            }
+                            if let (Some(r0), Some(r1)) = (rev0, d.store_revision()) {
+                                writes.push(r1 - r0);
+                            }
+                        }
+                        d.nanocl(&["delete", "cargo", &name, "-n", &ns, "--wait"]);
+                    }
+                    C::NanoclApi => {
+                        // The same apply through the API from a program (one POST on a fresh
+                        // connection, as a client library does), without the CLI process:
+                        // the like-for-like peer of the raw Docker API contenders.
+                        let name = format!("api{round}");
+                        if let Some(since) = rt.block_on(api_apply(&d, &ns, &name, n)) {
+                            ours_api.extend(started(
+                                &format!("io.nanocl.cargo={name}"),
+                                since,
+                                n,
+                                Duration::from_secs(120),
+                            ));
+                        }
+                        d.nanocl(&["delete", "cargo", &name, "-n", &ns, "--wait"]);
+                    }
+                    C::RawDefault => raw.push(raw_run(n, false)),
+                    C::RawLike8 => like8.push(raw_run(8, true)),
+                    C::RawLikeAll => like_all.push(raw_run(n, true)),
+                    C::Swarm => sw.extend(swarm_create(n, round, &swarm.image_id, None)),
+                    C::SwarmOverlay => sw_overlay.extend(swarm_create(
+                        n,
+                        round,
+                        &swarm.image_id,
+                        Some(&swarm.overlay),
+                    )),
+                    C::Compose => compose.extend(compose_up(n, round)),
+                    C::DockerRunCli => cli_run.extend(docker_run_cli(round)),
                 }
-                if let (Some(t0), Some(t1)) = (docker0, dockerd_ticks()) {
-                    docker_cpu.push(Duration::from_millis((t1 - t0) * 10));
-                }
-                if let (Some(r0), Some(r1)) = (rev0, d.store_revision()) {
-                    writes.push(r1 - r0);
-                }
-            }
-            // The same apply through the API from a program (one POST on a fresh
-            // connection, as a client library does), without the CLI process: the
-            // like-for-like peer of the raw Docker API contenders.
-            d.nanocl(&["delete", "cargo", "app", "-n", &ns, "--wait"]);
-            std::thread::sleep(Duration::from_secs(1));
-            if let Some(since) = rt.block_on(api_apply(&d, &ns, n)) {
-                ours_api.extend(started(&label, since, n, Duration::from_secs(120)));
-            }
-            drop(d);
-            cleanup_label(&label);
-            raw.push(rt.block_on(raw_docker(
-                n,
-                Raw {
-                    window: n,
-                    like_nanocl: false,
-                    before: 0,
-                    warm: true,
-                },
-            )));
-            if round % 2 == 0 {
-                like8.push(like8_run());
-            }
-            like_all.push(rt.block_on(raw_docker(
-                n,
-                Raw {
-                    window: n,
-                    like_nanocl: true,
-                    before: 0,
-                    warm: true,
-                },
-            )));
-            if let Some(t) = swarm_create(n, round, &swarm.image_id, None) {
-                sw.push(t);
-            }
-            if let Some(t) = swarm_create(n, round, &swarm.image_id, Some(&swarm.overlay)) {
-                sw_overlay.push(t);
-            }
-            if let Some(t) = compose_up(n, round) {
-                compose.push(t);
-            }
-            if n == 1 {
-                cli_run.extend(docker_run_cli(round));
             }
         }
-        let best_like = if median(like8.clone()) <= median(like_all.clone()) {
+        drop(d);
+        cleanup_label(&format!("io.nanocl.namespace={ns}"));
+        // At 1 replica a window of 8 and all at once are the same calls: one peer, sampled
+        // twice as often.
+        let pooled: Vec<Duration> = like8.iter().chain(&like_all).copied().collect();
+        let best_like = if n == 1 {
+            &pooled
+        } else if median(like8.clone()) <= median(like_all.clone()) {
             &like8
         } else {
             &like_all
@@ -873,9 +917,10 @@ fn bench_apply(rt: &tokio::runtime::Runtime, swarm: &Swarm) {
         );
         writes.sort_unstable();
         println!(
-            "       spread: nanocl {}  raw like/8 {}",
+            "       spread: nanocl {}  raw like {}{}",
             spread(&ours),
-            spread(&like8)
+            spread(best_like),
+            if n == 1 { " (/8 and /all pooled)" } else { "" }
         );
         println!(
             "       nanocl's run: nanocld CPU {}, dockerd CPU {}, store writes {}",
@@ -900,11 +945,11 @@ fn bench_apply(rt: &tokio::runtime::Runtime, swarm: &Swarm) {
 
 /// POSTs a cargo of `n` replicas (a fresh client, as a program calling the API) and answers
 /// when it was sent, for `started`; `None` if the POST failed (said on stdout).
-async fn api_apply(d: &Daemon, ns: &str, n: usize) -> Option<std::time::SystemTime> {
+async fn api_apply(d: &Daemon, ns: &str, name: &str, n: usize) -> Option<std::time::SystemTime> {
     let cargo = serde_json::json!({
         "apiVersion": "nanocl.io/v1",
         "kind": "Cargo",
-        "metadata": {"name": "api", "namespace": ns},
+        "metadata": {"name": name, "namespace": ns},
         "spec": {
             "cluster": "dev",
             "replicas": n,
