@@ -1395,10 +1395,51 @@ async fn status_races(ctx: Ctx) {
     assert_eq!(last["spec"]["replicas"], 29);
     assert_eq!(last["status"]["replicas"], reports);
 
+    // A DELETE has no precondition: reports around it, from several writers at once, are
+    // no reason to refuse it (it has a finalizer, so it is marked and stays). The remove
+    // benchmark's `nanocl delete` of a cargo whose 50 replicas were reporting failed with
+    // "keeps changing" before.
+    let storm = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let reporters: Vec<_> = (0..6u32)
+        .map(|k| {
+            let (ctx, path, storm) = (ctx.clone(), path.clone(), storm.clone());
+            tokio::spawn(async move {
+                let mut n = 0u32;
+                while storm.load(std::sync::atomic::Ordering::Relaxed) {
+                    n += 1;
+                    let mut report = json!({
+                        "apiVersion": "nanocl.io/v1",
+                        "kind": "Cargo",
+                        "metadata": {"name": "web", "namespace": "races"},
+                        "spec": {"cluster": "dev", "container": {"image": IMAGE}},
+                    });
+                    report["status"] = json!({"replicas": 1000 * k + n});
+                    ctx.put(&format!("{path}/status"), &report)
+                        .await
+                        .expect(200, "PUT /status by a reporter");
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    ctx.delete(&path)
+        .await
+        .expect(200, "DELETE while 6 reporters write");
+    storm.store(false, std::sync::atomic::Ordering::Relaxed);
+    for r in reporters {
+        within("a reporter stops", r).await.expect("a reporter");
+    }
+    let last = ctx.read(&path).await;
+    assert!(
+        last["metadata"]["deletionTimestamp"].is_string(),
+        "the DELETE did not mark the cargo"
+    );
+
+    // Its last finalizer released, the marked cargo goes.
     let mut release = last.clone();
     release["metadata"]["finalizers"] = json!([]);
     ctx.replace(&path, &release).await;
-    ctx.delete(&path).await.expect(200, "DELETE cargo");
+    ctx.get(&path).await.expect(404, "the released cargo");
     ctx.delete(&format!("{V1}/namespaces/races"))
         .await
         .expect(200, "DELETE namespace");
