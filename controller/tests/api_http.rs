@@ -1361,15 +1361,8 @@ async fn status_races(ctx: Ctx) {
         tokio::spawn(async move {
             let mut n = 0u32;
             while writing.load(std::sync::atomic::Ordering::Relaxed) {
-                let mut report = json!({
-                    "apiVersion": "nanocl.io/v1",
-                    "kind": "Cargo",
-                    "metadata": {"name": "web", "namespace": "races"},
-                    "spec": {"cluster": "dev", "container": {"image": IMAGE}},
-                });
                 n += 1;
-                report["status"] = json!({"replicas": n});
-                ctx.put(&format!("{path}/status"), &report)
+                ctx.put(&format!("{path}/status"), &race_report(n))
                     .await
                     .expect(200, "PUT /status by the reporter");
             }
@@ -1407,14 +1400,7 @@ async fn status_races(ctx: Ctx) {
                 let mut n = 0u32;
                 while storm.load(std::sync::atomic::Ordering::Relaxed) {
                     n += 1;
-                    let mut report = json!({
-                        "apiVersion": "nanocl.io/v1",
-                        "kind": "Cargo",
-                        "metadata": {"name": "web", "namespace": "races"},
-                        "spec": {"cluster": "dev", "container": {"image": IMAGE}},
-                    });
-                    report["status"] = json!({"replicas": 1000 * k + n});
-                    ctx.put(&format!("{path}/status"), &report)
+                    ctx.put(&format!("{path}/status"), &race_report(1000 * k + n))
                         .await
                         .expect(200, "PUT /status by a reporter");
                 }
@@ -1443,6 +1429,17 @@ async fn status_races(ctx: Ctx) {
     ctx.delete(&format!("{V1}/namespaces/races"))
         .await
         .expect(200, "DELETE namespace");
+}
+
+/// A reporter's PUT /status of cargo races/web (no resourceVersion) saying `replicas`.
+fn race_report(replicas: u32) -> Value {
+    json!({
+        "apiVersion": "nanocl.io/v1",
+        "kind": "Cargo",
+        "metadata": {"name": "web", "namespace": "races"},
+        "spec": {"cluster": "dev", "container": {"image": IMAGE}},
+        "status": {"replicas": replicas},
+    })
 }
 
 /// A PUT made from `read` (5 replicas) is a 409 and leaves the object as `now`.
